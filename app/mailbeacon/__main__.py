@@ -1,0 +1,7 @@
+"""``python -m mailbeacon``."""
+
+import sys
+
+from mailbeacon.cli import main
+
+sys.exit(main())

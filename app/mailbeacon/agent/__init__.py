@@ -1,0 +1,1 @@
+"""The desktop-side engine (asyncio, no Qt): relay, outbox, stream, records, notifications."""

@@ -1,0 +1,76 @@
+"""Event records shared by the server, the stream and the agent (DESIGN 3.4)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class EventType(StrEnum):
+    """What happened."""
+
+    OPEN = "open"
+    CLICK = "click"
+
+
+class Verdict(StrEnum):
+    """Who the server believes made a hit (DESIGN rule 5)."""
+
+    HUMAN = "human"
+    BOT = "bot"
+    PROXY = "proxy"
+    SELF = "self"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerEvent:
+    """One stored hit as the stream carries it."""
+
+    id: int
+    type: str
+    message: str
+    recipient: str | None
+    at: str
+    ip: str
+    user_agent: str
+    verdict: str
+    reason: str
+    inferred: bool = False
+    link: int | None = None
+    url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The stream message for this event."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ServerEvent:
+        """Parse a stream message (unknown fields are ignored)."""
+        return cls(
+            id=int(data["id"]),
+            type=str(data["type"]),
+            message=str(data["message"]),
+            recipient=data.get("recipient"),
+            at=str(data["at"]),
+            ip=str(data.get("ip", "")),
+            user_agent=str(data.get("user_agent", "")),
+            verdict=str(data["verdict"]),
+            reason=str(data.get("reason", "")),
+            inferred=bool(data.get("inferred", False)),
+            link=data.get("link"),
+            url=data.get("url"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """A changed verdict for an event already sent (the stream's ``revise`` message)."""
+
+    id: int
+    verdict: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The stream message."""
+        return {"type": "revise", "id": self.id, "verdict": self.verdict, "reason": self.reason}

@@ -1,0 +1,205 @@
+"""Tracking tokens: minted by the agent, verified by the server.
+
+A token is ``base64url(body || mac)`` where ``body`` packs the user, a random
+message key, the recipient key, the mint time and, for links, the link index and
+target. ``mac`` is HMAC-SHA256 (truncated to 128 bits) under the user's signing
+key, which the server derives from its own secret, so the agent can mint while
+the server is down and no user can mint another user's tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import secrets
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+VERSION = 1
+MAC_BYTES = 16
+MESSAGE_KEY_BYTES = 12
+RECIPIENT_KEY_BYTES = 8
+MAX_TARGET_BYTES = 8192
+SIGNING_KEY_BYTES = 32
+
+_HEADER = struct.Struct(">BBIQ")  # version, kind, user id, mint time (unix seconds)
+_LINK = struct.Struct(">H")
+_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
+# Shortest possible token: header, message key, recipient-length byte, MAC.
+_MIN_RAW = _HEADER.size + MESSAGE_KEY_BYTES + 1 + MAC_BYTES
+_MAX_TOKEN_CHARS = ((_MIN_RAW + 255 + _LINK.size + MAX_TARGET_BYTES) * 4) // 3 + 4
+
+
+class Kind(IntEnum):
+    """What a token opens: the pixel or a link."""
+
+    OPEN = 0
+    CLICK = 1
+    CLAIM = 2
+
+
+# The link index of the hidden honeypot link: people never see it, scanners follow it.
+HONEYPOT_LINK = 0xFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """What a verified token says."""
+
+    kind: Kind
+    user_id: int
+    message_key: str
+    recipient_key: str | None
+    minted_at: int
+    link_index: int | None = None
+    target: str | None = None
+
+
+def derive_signing_key(server_secret: bytes, user_id: int) -> bytes:
+    """The per-user signing key, derived from the server's secret."""
+    return hmac.new(server_secret, b"mailbeacon-user-key:%d" % user_id, hashlib.sha256).digest()
+
+
+def new_message_key() -> str:
+    """A fresh random message key (96 bits, hex)."""
+    return secrets.token_hex(MESSAGE_KEY_BYTES)
+
+
+def new_recipient_key() -> str:
+    """A fresh random recipient key (64 bits, hex)."""
+    return secrets.token_hex(RECIPIENT_KEY_BYTES)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes | None:
+    if not _ALPHABET.fullmatch(text):
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    # Only the canonical encoding is accepted, so no two strings name one token.
+    return raw if _b64(raw) == text else None
+
+
+def _body(
+    kind: Kind,
+    user_id: int,
+    message_key: str,
+    recipient_key: str | None,
+    minted_at: int,
+) -> bytes:
+    mkey = bytes.fromhex(message_key)
+    rkey = bytes.fromhex(recipient_key) if recipient_key else b""
+    if len(mkey) != MESSAGE_KEY_BYTES or len(rkey) > 255:
+        raise ValueError("bad message or recipient key")
+    return _HEADER.pack(VERSION, kind, user_id, minted_at) + mkey + bytes([len(rkey)]) + rkey
+
+
+def _seal(key: bytes, body: bytes) -> str:
+    mac = hmac.new(key, body, hashlib.sha256).digest()[:MAC_BYTES]
+    return _b64(body + mac)
+
+
+def mint_open(
+    key: bytes, user_id: int, message_key: str, recipient_key: str | None, minted_at: int
+) -> str:
+    """A pixel token."""
+    return _seal(key, _body(Kind.OPEN, user_id, message_key, recipient_key, minted_at))
+
+
+def mint_click(
+    key: bytes,
+    user_id: int,
+    message_key: str,
+    recipient_key: str | None,
+    minted_at: int,
+    link_index: int,
+    target: str,
+) -> str:
+    """A link token that redirects to exactly ``target``."""
+    encoded = target.encode("utf-8")
+    if len(encoded) > MAX_TARGET_BYTES:
+        raise ValueError("link target too long to track")
+    body = _body(Kind.CLICK, user_id, message_key, recipient_key, minted_at)
+    return _seal(key, body + _LINK.pack(link_index) + encoded)
+
+
+def mint_claim(key: bytes, user_id: int, minted_at: int) -> str:
+    """A browser-claim token: opening it marks that browser as the rep's own."""
+    return _seal(key, _body(Kind.CLAIM, user_id, new_message_key(), None, minted_at))
+
+
+def parse_unverified(token: str) -> Claims | None:
+    """What a token claims, without checking its signature (to spot stale tokens
+    from any user or server in outgoing mail). Never trust it for anything else."""
+    raw = _decode(token)
+    if raw is None:
+        return None
+    try:
+        return _parse(raw[:-MAC_BYTES])
+    except (ValueError, struct.error, UnicodeDecodeError):
+        return None
+
+
+def peek_user(token: str) -> int | None:
+    """The user id a token claims, before verification (to pick the key)."""
+    raw = _decode(token)
+    if raw is None:
+        return None
+    return int(_HEADER.unpack_from(raw)[2])
+
+
+def _decode(token: str) -> bytes | None:
+    if not isinstance(token, str) or not (0 < len(token) <= _MAX_TOKEN_CHARS):
+        return None
+    raw = _unb64(token)
+    if raw is None or len(raw) < _MIN_RAW or raw[0] != VERSION:
+        return None
+    return raw
+
+
+def verify(token: str, key: bytes) -> Claims | None:
+    """The token's claims if ``key`` signed it, else None. Never raises."""
+    raw = _decode(token)
+    if raw is None:
+        return None
+    body, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
+    expected = hmac.new(key, body, hashlib.sha256).digest()[:MAC_BYTES]
+    if not hmac.compare_digest(mac, expected):
+        return None
+    try:
+        return _parse(body)
+    except (ValueError, struct.error, UnicodeDecodeError):
+        return None
+
+
+def _parse(body: bytes) -> Claims | None:
+    _version, kind_byte, user_id, minted_at = _HEADER.unpack_from(body)
+    pos = _HEADER.size
+    mkey = body[pos : pos + MESSAGE_KEY_BYTES]
+    pos += MESSAGE_KEY_BYTES
+    rlen = body[pos]
+    pos += 1
+    rkey = body[pos : pos + rlen]
+    if len(rkey) != rlen:
+        return None
+    pos += rlen
+    kind = Kind(kind_byte)
+    recipient = rkey.hex() if rkey else None
+    if kind is not Kind.CLICK:
+        if pos != len(body):
+            return None
+        return Claims(kind, user_id, mkey.hex(), recipient, minted_at)
+    (index,) = _LINK.unpack_from(body, pos)
+    target = body[pos + _LINK.size :].decode("utf-8")
+    if not target:
+        return None
+    return Claims(kind, user_id, mkey.hex(), recipient, minted_at, index, target)

@@ -1,0 +1,1 @@
+"""The tracking server: pixel, click redirect, browser claim, event stream."""

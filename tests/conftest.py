@@ -1,0 +1,32 @@
+"""Shared fixtures. Qt must be told to run offscreen before any QApplication exists."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import keyring
+import pytest
+from keyring.backend import KeyringBackend
+
+from mailbeacon.core.profile import Profile
+from tests.fakes import MemoryKeyring
+
+
+@pytest.fixture(autouse=True)
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    """Every test gets an empty in-memory keyring, never the rep's real one."""
+    previous: KeyringBackend = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def profile(tmp_path: Path) -> Profile:
+    """A fresh profile folder for one test."""
+    return Profile.at(tmp_path / "profile")
