@@ -1,0 +1,126 @@
+"""The event stream subscriber: resumes from the last handled id, reconnects with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus, WebSocketException
+
+from mailbeacon.core.events import Revision, ServerEvent
+
+log = logging.getLogger(__name__)
+
+Message = ServerEvent | Revision
+Handler = Callable[[Message], Awaitable[None]]
+
+
+class StreamState(StrEnum):
+    """What the rep's tray shows about the connection to the tracking server."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    OFFLINE = "offline"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Reconnect delays: exponential with jitter, capped."""
+
+    first: float = 0.2
+    factor: float = 2.0
+    cap: float = 30.0
+
+    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+        """The wait before reconnect ``attempt`` (0-based)."""
+        base = min(self.cap, self.first * self.factor**attempt)
+        return base * (0.5 + rand() / 2)
+
+
+def stream_url(server_url: str, after: int) -> str:
+    """The WebSocket URL of the stream, from the server's HTTP base URL."""
+    parts = urlsplit(server_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    path = parts.path.rstrip("/") + "/v1/stream"
+    return urlunsplit((scheme, parts.netloc, path, f"after={after}", ""))
+
+
+def parse_message(raw: str | bytes) -> Message | None:
+    """A stream message, or None for one this agent does not understand."""
+    try:
+        data: dict[str, Any] = json.loads(raw)
+        if data.get("type") == "revise":
+            return Revision(int(data["id"]), str(data["verdict"]), str(data.get("reason", "")))
+        return ServerEvent.from_json(data)
+    except (ValueError, KeyError, TypeError):
+        log.warning("ignoring a stream message this agent cannot read: %.200r", raw)
+        return None
+
+
+class StreamSubscriber:
+    """Follows one user's stream; every event reaches ``handler`` once, in id order.
+
+    ``last_id`` is read at every (re)connect, so the caller's durable store decides
+    where to resume; the handler must have made an event durable before returning.
+    """
+
+    def __init__(
+        self,
+        server_url: str,
+        api_token: str,
+        last_id: Callable[[], int],
+        handler: Handler,
+        on_state: Callable[[StreamState, str], None] = lambda _s, _d: None,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._server_url = server_url
+        self._token = api_token
+        self._last_id = last_id
+        self._handler = handler
+        self._on_state = on_state
+        self._backoff = backoff or Backoff()
+        self._sleep = sleep
+
+    async def run(self) -> None:
+        """Subscribe until cancelled."""
+        attempt = 0
+        while True:
+            self._on_state(StreamState.CONNECTING, self._server_url)
+            try:
+                received = await self._session()
+            except InvalidStatus as exc:
+                code = exc.response.status_code
+                detail = f"the server refused the API token (HTTP {code}): enroll again"
+                self._on_state(StreamState.REFUSED, detail)
+                log.error("stream refused by %s: HTTP %s", self._server_url, code)
+                received = 0
+            except (OSError, WebSocketException, TimeoutError) as exc:
+                self._on_state(StreamState.OFFLINE, f"cannot reach {self._server_url}: {exc}")
+                log.info("stream to %s lost: %s", self._server_url, exc)
+                received = 0
+            attempt = 0 if received else attempt + 1
+            await self._sleep(self._backoff.delay(attempt))
+
+    async def _session(self) -> int:
+        url = stream_url(self._server_url, self._last_id())
+        headers = {"Authorization": f"Bearer {self._token}"}
+        received = 0
+        async with connect(url, additional_headers=headers, open_timeout=10,
+                           max_size=2**20, proxy=None) as ws:
+            self._on_state(StreamState.CONNECTED, self._server_url)
+            async for raw in ws:
+                message = parse_message(raw)
+                if message is not None:
+                    await self._handler(message)
+                    received += 1
+        return received
