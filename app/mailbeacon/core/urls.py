@@ -46,4 +46,5 @@ class TrackingUrls:
     def claim(self) -> str:
         """The URL that marks the browser opening it as the rep's own."""
         e = self.enrollment
-        return f"{self._base}{CLAIM_PREFIX}{tokens.mint_claim(e.signing_key, e.user_id, self._now())}"
+        token = tokens.mint_claim(e.signing_key, e.user_id, self._now())
+        return f"{self._base}{CLAIM_PREFIX}{token}"
