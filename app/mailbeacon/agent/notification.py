@@ -1,0 +1,75 @@
+"""What the agent tells the rep: notification records (DESIGN 3.4) and agent status."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class NotificationType(StrEnum):
+    """Kinds of notification; each can be switched off in settings."""
+
+    OPEN = "open"
+    CLICK = "click"
+    REPLY = "reply"
+    DELIVERY_FAILED = "delivery_failed"
+    SUMMARY = "summary"
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One notification as the rep sees it; ``--notify jsonl`` prints ``to_json()``."""
+
+    event: int | None
+    type: str
+    message_id: str | None
+    subject: str
+    recipient: str | None
+    anonymous: bool
+    title: str
+    body: str
+    at: str
+    url: str | None = None
+    inferred: bool = False
+    possibly_forwarded: bool = False
+    email_id: int | None = None
+    events: tuple[int, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of one notification line."""
+        data = asdict(self)
+        data["events"] = list(self.events)
+        return data
+
+
+class ConnectionState(StrEnum):
+    """The tray icon's state."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    OFFLINE = "offline"
+    PAUSED = "paused"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStatus:
+    """Where the agent stands, for the tray icon, tooltip and first-run dialog."""
+
+    connection: ConnectionState
+    detail: str = ""
+    server_url: str = ""
+    relay_host: str = ""
+    relay_port: int = 0
+    relay_user: str = "mailbeacon"
+    problems: tuple[str, ...] = field(default=())
+
+
+class AgentListener(Protocol):
+    """Receives what the agent decided; called on the agent's own thread/loop."""
+
+    def notification(self, notification: Notification) -> None:
+        """A notification to show."""
+
+    def status(self, status: AgentStatus) -> None:
+        """The agent's state changed."""
