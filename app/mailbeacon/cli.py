@@ -16,6 +16,7 @@ from mailbeacon.core.profile import Profile
 _COMMAND_MODULES: tuple[str, ...] = (
     "mailbeacon.server.commands",
     "mailbeacon.agent.commands",
+    "mailbeacon.agent.records_commands",
     "mailbeacon.tray.commands",
 )
 
