@@ -39,6 +39,15 @@ class ServerEvent:
     inferred: bool = False
     link: int | None = None
     url: str | None = None
+    # A proxy fetch that still means a person opened it (Gmail's image proxy) counts;
+    # None means "as the verdict says" (only human counts).
+    counts: bool | None = None
+    via: str | None = None
+
+    @property
+    def counts_as_human(self) -> bool:
+        """Whether this event notifies and counts in reports (DESIGN rule 5)."""
+        return self.counts if self.counts is not None else self.verdict == Verdict.HUMAN
 
     def to_json(self) -> dict[str, Any]:
         """The stream message for this event."""
@@ -60,6 +69,8 @@ class ServerEvent:
             inferred=bool(data.get("inferred", False)),
             link=data.get("link"),
             url=data.get("url"),
+            counts=data.get("counts"),
+            via=data.get("via"),
         )
 
 
