@@ -1,11 +1,57 @@
-"""Verdicts: who made a hit (DESIGN rule 5). Pure; the server supplies the context."""
+"""Verdicts: who made a hit (DESIGN rule 5). Pure; the server supplies the context.
+
+Rules, first match wins (the tunables and lists, with their sources, are in
+:mod:`mailbeacon.core.botlists`; address ranges in :mod:`mailbeacon.core.ipranges`):
+
+1. ``bot`` — the hidden honeypot link was followed; every other hit from that
+   address on that message within ``honeypot_window_s`` is revised to bot.
+2. ``bot`` — a ``HEAD`` request.
+3. ``self`` — a browser claimed with ``/claim``; or an address the rep's agent
+   connects from. The rep's own mail client opening the message it just sent
+   (from the Sent folder) comes from that same address on the desktop, so it is
+   covered by this rule; the rep's phone is not (claim its browser instead).
+4. ``bot`` — the same address followed the honeypot link on this message.
+5. The user agent: over-long, empty or binary agents are bots; then the curated
+   lists and CrawlerDetect (:mod:`mailbeacon.core.agents`). Image proxies give
+   ``proxy`` (Gmail and Yahoo count as human opens, Apple Mail Privacy
+   Protection and Gmail's prefetch do not); on a click a proxy agent is a bot.
+6. The address: Microsoft's mail networks (Safe Links detonation) and Google's
+   (Gmail prefetch, link scanning) are never a person.
+7. ``bot`` — faster after sending than a person can act (``min_open_s``,
+   ``min_click_s``); a hit apparently before its send time by more than
+   ``clock_skew_tolerance_s`` is put down to clock skew, and timing is not judged.
+8. ``bot`` — ``burst_links`` different links of one message clicked within
+   ``burst_window_s`` from one address (an IPv6 /64 counts as one address); the
+   earlier hits of the burst are revised to bot.
+9. Otherwise ``human``.
+
+A decision never raises: missing, empty, huge or binary user agents and
+malformed addresses all get a verdict and a reason.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
+from mailbeacon.core.agents import AgentMatcher, default_matcher
+from mailbeacon.core.botlists import AgentKind, Thresholds
 from mailbeacon.core.events import EventType, Verdict
+from mailbeacon.core.ipranges import (
+    IPAddress,
+    KnownRanges,
+    bundled_ranges,
+    normalize_ip,
+    same_host,
+)
+
+# Control characters and U+FFFD (what undecodable bytes become) never appear in
+# a real agent string.
+_UNREADABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\ufffd]")
+_NOT_JUDGED = (Verdict.BOT, Verdict.SELF)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +73,7 @@ class Hit:
 
 @dataclass(frozen=True, slots=True)
 class PriorHit:
-    """A recent, already stored hit on the same message (for bursts)."""
+    """A recent, already stored hit on the same message (for bursts), with its current verdict."""
 
     id: int
     hit: Hit
@@ -36,10 +82,17 @@ class PriorHit:
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What the server knows beyond the hit itself."""
+    """What the server knows beyond the hit itself.
+
+    ``thresholds``, ``ranges`` and ``agents`` default to the shipped ones; the
+    server can inject configured thresholds, refreshed ranges or its own matcher.
+    """
 
     agent_addresses: frozenset[str] = frozenset()
     recent: Sequence[PriorHit] = ()
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    ranges: KnownRanges = field(default_factory=bundled_ranges)
+    agents: AgentMatcher = field(default_factory=default_matcher)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,19 +106,263 @@ class Revision:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The verdict for a hit, and any earlier verdicts it changes."""
+    """The verdict for a hit, and any earlier verdicts it changes.
+
+    ``via`` names the proxy or relay the hit came through ("Gmail", "Yahoo Mail",
+    "Apple Mail Privacy Protection", "iCloud Private Relay", "Microsoft 365");
+    ``proxied_human`` marks a proxy fetch that a person's open caused (Gmail,
+    Yahoo); ``rule`` is a short stable code of the rule that decided;
+    ``family`` the recognised agent family, if any.
+    """
 
     verdict: Verdict
     reason: str
     revisions: tuple[Revision, ...] = field(default=())
+    via: str | None = None
+    proxied_human: bool = False
+    rule: str = ""
+    family: str | None = None
+
+    @property
+    def counts_as_human(self) -> bool:
+        """Whether this hit is a person's open or click (notifies and counts)."""
+        return self.verdict is Verdict.HUMAN or (
+            self.verdict is Verdict.PROXY and self.proxied_human
+        )
 
 
 def classify(hit: Hit, context: Context) -> Decision:
     """The verdict for ``hit``."""
-    if hit.method.upper() == "HEAD":
-        return Decision(Verdict.BOT, "HEAD request (link checkers, never a person)")
+    thresholds = context.thresholds
+    ip = normalize_ip(hit.ip if isinstance(hit.ip, str) else None)
+    neighbours = _same_host_hits(hit, ip, context.recent)
+    if hit.honeypot:
+        window = _within(neighbours, hit, thresholds.honeypot_window_s)
+        revisions = _revise(window, "the same address followed the hidden honeypot link")
+        return Decision(
+            Verdict.BOT, "followed the hidden honeypot link", revisions, rule="honeypot"
+        )
+    if str(hit.method or "").upper() == "HEAD":
+        return Decision(Verdict.BOT, "HEAD request (link checkers, never a person)", rule="head")
     if hit.claimed_browser:
-        return Decision(Verdict.SELF, "browser claimed by the rep")
-    if hit.ip in context.agent_addresses:
-        return Decision(Verdict.SELF, "from the address of the rep's own agent")
-    return Decision(Verdict.HUMAN, "no sign of automation")
+        return Decision(Verdict.SELF, "browser claimed by the rep", rule="self-claimed")
+    if ip is not None and _is_agent_address(ip, context.agent_addresses):
+        return Decision(
+            Verdict.SELF,
+            "from the address of the rep's own agent (the rep's own machine)",
+            rule="self-agent",
+        )
+    return _with_burst(_judge(hit, ip, neighbours, context), hit, neighbours, thresholds)
+
+
+def _judge(
+    hit: Hit, ip: IPAddress | None, neighbours: Sequence[PriorHit], context: Context
+) -> Decision:
+    proxy = _after_honeypot(hit, neighbours, context.thresholds) or _by_user_agent(hit, ip, context)
+    if proxy is not None and not proxy.counts_as_human:
+        return proxy
+    if proxy is None:
+        by_network = _by_network(hit, ip, context.ranges)
+        if by_network is not None:
+            return by_network
+    too_fast, note = _timing(hit, context.thresholds)
+    if proxy is not None:  # a proxy fetch that counts as a person's open
+        if too_fast is not None:
+            reason = f"{too_fast} (through {proxy.via}'s proxy): not a real open"
+            return replace(proxy, reason=reason, proxied_human=False)
+        return replace(proxy, reason=f"{proxy.reason} ({note})") if note else proxy
+    if too_fast is not None:
+        return Decision(Verdict.BOT, too_fast, rule="timing")
+    via = "iCloud Private Relay" if ip is not None and ip in context.ranges.apple_relay else None
+    notes = [f"via {via}"] if via else []
+    notes += [note] if note else []
+    reason = "no sign of automation" + (f" ({'; '.join(notes)})" if notes else "")
+    return Decision(Verdict.HUMAN, reason, via=via, rule="human")
+
+
+def _after_honeypot(
+    hit: Hit, neighbours: Sequence[PriorHit], thresholds: Thresholds
+) -> Decision | None:
+    for prior in _within(neighbours, hit, thresholds.honeypot_window_s):
+        if prior.hit.honeypot:
+            gap = _seconds(abs(hit.at - prior.hit.at))
+            return Decision(
+                Verdict.BOT,
+                f"the same address followed the hidden honeypot link ({gap} apart)",
+                rule="honeypot-address",
+            )
+    return None
+
+
+def _malformed_agent(agent: str, limit: int) -> Decision | None:
+    if len(agent) > limit:
+        return Decision(
+            Verdict.BOT,
+            f"user agent of {len(agent):,} characters: no mail client sends one that long",
+            rule="ua-length",
+        )
+    if not agent.strip():
+        return Decision(
+            Verdict.BOT,
+            "no user agent: mail clients and browsers always send one",
+            rule="ua-empty",
+        )
+    if _UNREADABLE.search(agent):
+        return Decision(
+            Verdict.BOT, "unreadable user agent (binary data): not a mail client", rule="ua-binary"
+        )
+    return None
+
+
+def _by_user_agent(hit: Hit, ip: IPAddress | None, context: Context) -> Decision | None:
+    agent = hit.user_agent if isinstance(hit.user_agent, str) else ""
+    malformed = _malformed_agent(agent, context.thresholds.max_user_agent_chars)
+    if malformed is not None:
+        return malformed
+    found = context.agents.match(agent)
+    if found.kind is None or found.kind is AgentKind.CLIENT:
+        return None
+    if found.kind is AgentKind.BOT:
+        return Decision(Verdict.BOT, found.reason, rule="ua-bot", family=found.family)
+    if hit.type == EventType.CLICK:
+        return Decision(
+            Verdict.BOT,
+            f"{found.family} agent on a link: proxies fetch images, people click in a browser",
+            rule="ua-proxy-click",
+            family=found.family,
+        )
+    reason = found.reason
+    if ip is not None and found.via == "Apple Mail Privacy Protection":
+        if ip in context.ranges.apple_relay:
+            reason += " (from Apple's relay network)"
+    elif ip is not None and found.via == "Gmail" and ip in context.ranges.google_mail:
+        reason += " (from Google's network)"
+    return Decision(
+        Verdict.PROXY,
+        reason,
+        via=found.via,
+        proxied_human=found.kind is AgentKind.HUMAN_PROXY,
+        rule="ua-proxy",
+        family=found.family,
+    )
+
+
+def _by_network(hit: Hit, ip: IPAddress | None, ranges: KnownRanges) -> Decision | None:
+    if ip is None:
+        return None
+    if ip in ranges.microsoft_mail:
+        if hit.type == EventType.CLICK:
+            return Decision(
+                Verdict.BOT,
+                "Microsoft Defender Safe Links scanner (link fetched from Microsoft's mail "
+                "servers)",
+                rule="net-microsoft",
+                family="Microsoft Defender Safe Links",
+            )
+        return Decision(
+            Verdict.PROXY,
+            "fetched by Microsoft's mail servers (Exchange Online scanning): "
+            "may not be a real open",
+            via="Microsoft 365",
+            rule="net-microsoft",
+        )
+    if ip in ranges.google_mail:
+        if hit.type == EventType.CLICK:
+            return Decision(
+                Verdict.BOT,
+                "Google link scan (link fetched from Google's mail servers)",
+                rule="net-google",
+            )
+        return Decision(
+            Verdict.PROXY,
+            "Gmail prefetch (fetched from Google's servers without Gmail's image proxy): "
+            "not an open",
+            via="Gmail",
+            rule="net-google",
+        )
+    return None
+
+
+def _timing(hit: Hit, thresholds: Thresholds) -> tuple[str | None, str]:
+    """(the too-fast reason or None, a note to add to the reason)."""
+    try:
+        age = float(hit.at) - float(hit.minted_at)
+    except (TypeError, ValueError, OverflowError):
+        return None, "no usable time: timing not judged"
+    if not math.isfinite(age):
+        return None, "no usable time: timing not judged"
+    if age < -thresholds.clock_skew_tolerance_s:
+        return None, (
+            f"clock skew: the hit came {_seconds(-age)} before the send time, timing not judged"
+        )
+    age = max(age, 0.0)
+    is_open = hit.type == EventType.OPEN
+    limit = thresholds.min_open_s if is_open else thresholds.min_click_s
+    if age < limit:
+        verb = "opened" if is_open else "clicked"
+        return f"{verb} {_seconds(age)} after sending: faster than a person", ""
+    return None, ""
+
+
+def _with_burst(
+    decision: Decision, hit: Hit, neighbours: Sequence[PriorHit], thresholds: Thresholds
+) -> Decision:
+    if hit.type != EventType.CLICK or hit.link is None:
+        return decision
+    window = _within(neighbours, hit, thresholds.burst_window_s)
+    clicks = [p.hit for p in window if p.hit.type == EventType.CLICK and p.hit.link is not None]
+    links = {c.link for c in clicks if not c.honeypot} | {hit.link}
+    if len(links) < thresholds.burst_links:
+        return decision
+    times = [c.at for c in clicks] + [hit.at]
+    reason = (
+        f"{len(links)} links clicked within {_seconds(max(times) - min(times))} from one address"
+    )
+    revisions = decision.revisions + _revise(window, reason)
+    if decision.verdict is Verdict.BOT:
+        return replace(decision, revisions=revisions)
+    return Decision(
+        Verdict.BOT, reason, revisions, via=decision.via, rule="burst", family=decision.family
+    )
+
+
+def _same_host_hits(hit: Hit, ip: IPAddress | None, recent: Iterable[PriorHit]) -> list[PriorHit]:
+    """Earlier hits on this message from the same client address."""
+    if ip is None:
+        return []
+    found: list[PriorHit] = []
+    for prior in recent:
+        if prior.hit.message != hit.message:
+            continue
+        other = normalize_ip(prior.hit.ip if isinstance(prior.hit.ip, str) else None)
+        if other is not None and same_host(ip, other):
+            found.append(prior)
+    return found
+
+
+def _within(priors: Iterable[PriorHit], hit: Hit, seconds: float) -> list[PriorHit]:
+    out: list[PriorHit] = []
+    for prior in priors:
+        gap = abs(prior.hit.at - hit.at)
+        if gap <= seconds:  # NaN times compare False and are left out
+            out.append(prior)
+    return out
+
+
+def _revise(priors: Iterable[PriorHit], reason: str) -> tuple[Revision, ...]:
+    return tuple(
+        Revision(p.id, Verdict.BOT, reason) for p in priors if p.verdict not in _NOT_JUDGED
+    )
+
+
+def _is_agent_address(ip: IPAddress, addresses: Iterable[str]) -> bool:
+    return any(same_host(ip, own) for own in _normalized(frozenset(addresses)))
+
+
+@lru_cache(maxsize=256)
+def _normalized(addresses: frozenset[str]) -> tuple[IPAddress, ...]:
+    return tuple(a for a in map(normalize_ip, addresses) if a is not None)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
