@@ -1,0 +1,298 @@
+"""The desktop shell: tray icon, menu, notifications, pause, first-run dialog, and ``main``.
+
+It holds no business rules: the agent decides what to notify; this shows it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QCursor
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+
+from mailbeacon.agent.notification import AgentStatus, ConnectionState, Notification
+from mailbeacon.core.profile import Profile
+from mailbeacon.tray.assets import IconSet, detect_panel_theme
+from mailbeacon.tray.bridge import AgentBridge, AgentMain, AgentThread
+from mailbeacon.tray.first_run import FirstRunDialog, MailClientSettings
+from mailbeacon.tray.menu import TrayMenu, Windows
+from mailbeacon.tray.notifier import DesktopNotifier, choose_notifier
+from mailbeacon.tray.pause import HOUR, PauseState
+from mailbeacon.tray.quit_signals import quit_on_signals
+from mailbeacon.tray.single_instance import SingleInstance, instance_name
+from mailbeacon.tray.tray_icon import TrayIcon
+
+log = logging.getLogger(__name__)
+
+OpenRecord = Callable[[Notification], None]
+PasswordSource = Callable[[], str | None]
+
+_MAX_TIMER_MS = 2**31 - 1
+
+
+class TrayApp(QObject):
+    """Wires the tray icon, its menu, the notifier and the pause together."""
+
+    quitRequested = Signal()
+
+    def __init__(
+        self,
+        icons: IconSet,
+        *,
+        windows: Windows | None = None,
+        open_record: OpenRecord | None = None,
+        relay_password: PasswordSource | None = None,
+        first_run: bool = False,
+        pause: PauseState | None = None,
+        platform: str | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.icons = icons
+        self.windows = windows or Windows()
+        self.menu = TrayMenu(self.windows)
+        self.tray = TrayIcon(icons, self.menu, platform, self)
+        self.pause = pause or PauseState()
+        self.notifier: DesktopNotifier | None = None
+        self.setup_dialog: FirstRunDialog | None = None
+        self.quitting = False
+        self._open_record = open_record
+        self._relay_password = relay_password or (lambda: None)
+        self._first_run = first_run
+        self._held: list[tuple[str, str, Callable[[], None] | None]] = []
+        self._pause_timer = QTimer(self)
+        self._pause_timer.setSingleShot(True)
+        self._pause_timer.timeout.connect(self.refresh_pause)
+
+        self.menu.pauseForHourRequested.connect(self.pause_for_hour)
+        self.menu.pauseUntilTomorrowRequested.connect(self.pause_until_tomorrow)
+        self.menu.resumeRequested.connect(self.resume)
+        self.menu.setupRequested.connect(self.show_setup)
+        self.menu.quitRequested.connect(self.quitRequested)
+        self.tray.activated.connect(self._activated)
+
+    # What the agent says -------------------------------------------------------------
+
+    def set_notifier(self, notifier: DesktopNotifier) -> None:
+        """The backend to show notifications with; shows any that came before it."""
+        self.notifier = notifier
+        held, self._held = self._held, []
+        for title, body, on_click in held:
+            notifier.show(title, body, on_click)
+
+    def on_notification(self, notification: Notification) -> None:
+        """Show ``notification`` unless notifications are paused."""
+        self.tray.note_event(_event_line(notification))
+        if self.pause.is_paused():
+            log.info("notification %s held back: paused", notification.event)
+            return
+        on_click = (
+            functools.partial(self._open_record, notification)
+            if self._open_record is not None
+            else None
+        )
+        self._notify(notification.title, notification.body, on_click)
+
+    def on_status(self, status: AgentStatus) -> None:
+        """The agent's state: icon, tooltip, and the first-run dialog once the relay runs."""
+        self.tray.show_status(status)
+        has_relay = status.relay_port > 0
+        self.menu.set_setup_available(has_relay)
+        if self._first_run and has_relay:
+            self._first_run = False
+            self.show_setup()
+
+    def on_agent_exited(self, error: BaseException | None) -> None:
+        """The agent ended; unless we are quitting, the rep must know tracking stopped."""
+        if self.quitting:
+            return
+        reason = str(error) or type(error).__name__ if error is not None else "it stopped"
+        detail = f"MailBeacon is not tracking: {reason}"
+        self.tray.show_status(AgentStatus(ConnectionState.OFFLINE, detail=detail))
+        self._notify("MailBeacon stopped tracking", detail, None)
+
+    # Pause ---------------------------------------------------------------------------
+
+    def pause_for_hour(self) -> None:
+        """Pause notifications for one hour."""
+        self.pause.pause_for(HOUR)
+        self.refresh_pause()
+
+    def pause_until_tomorrow(self) -> None:
+        """Pause notifications until tomorrow morning."""
+        self.pause.pause_until_tomorrow()
+        self.refresh_pause()
+
+    def resume(self) -> None:
+        """Notify again."""
+        self.pause.resume()
+        self.refresh_pause()
+
+    def refresh_pause(self) -> None:
+        """Show the pause state and wake up when it ends (one timer, no polling)."""
+        until = self.pause.describe_end()
+        self.tray.set_paused(until)
+        self.menu.set_paused(until)
+        if until:
+            self._pause_timer.start(min(_MAX_TIMER_MS, math.ceil(self.pause.seconds_left() * 1000)))
+        else:
+            self._pause_timer.stop()
+
+    # Windows -------------------------------------------------------------------------
+
+    def show_setup(self) -> None:
+        """Show what to type into the mail client (needs the relay's address)."""
+        status = self.tray.status
+        if status.relay_port <= 0:
+            return
+        if self.setup_dialog is not None and self.setup_dialog.isVisible():
+            self.setup_dialog.raise_()
+            self.setup_dialog.activateWindow()
+            return
+        if self.setup_dialog is not None:
+            self.setup_dialog.deleteLater()
+        settings = MailClientSettings.from_status(status, self._relay_password())
+        self.setup_dialog = FirstRunDialog(settings)
+        self.setup_dialog.setWindowIcon(self.tray.icon())
+        self.setup_dialog.show()
+        self.setup_dialog.raise_()
+        self.setup_dialog.activateWindow()
+
+    def show_requested(self) -> None:
+        """Another launch on this profile asked us to show ourselves."""
+        if self.windows.activity is not None:
+            self.windows.activity()
+        elif self.tray.status.relay_port > 0:
+            self.show_setup()
+        else:
+            self._notify("MailBeacon is already running", self.tray.tooltip_text(), None)
+
+    def set_theme(self, app: QApplication) -> None:
+        """Follow the desktop's light or dark scheme."""
+        self.icons = IconSet(detect_panel_theme(app))
+        self.tray.set_icons(self.icons)
+
+    def close(self) -> None:
+        """Hide the icon and let go of the notifier and dialogs."""
+        self._pause_timer.stop()
+        self.tray.hide()
+        if self.setup_dialog is not None:
+            self.setup_dialog.close()
+        if self.notifier is not None:
+            self.notifier.close()
+            self.notifier = None
+
+    def _notify(self, title: str, body: str, on_click: Callable[[], None] | None) -> None:
+        if self.notifier is None:
+            self._held.append((title, body, on_click))
+        else:
+            self.notifier.show(title, body, on_click)
+
+    def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason != QSystemTrayIcon.ActivationReason.Trigger:
+            return
+        if self.windows.activity is not None:
+            self.windows.activity()
+        else:
+            self.menu.popup(QCursor.pos())
+
+
+def _event_line(notification: Notification) -> str:
+    """``title (HH:MM)`` in local time, for the tooltip."""
+    try:
+        at = datetime.fromisoformat(notification.at).astimezone()
+    except ValueError:
+        return notification.title
+    return f"{notification.title} ({at:%H:%M})"
+
+
+def main(
+    args: argparse.Namespace,
+    profile: Profile,
+    agent_main: AgentMain,
+    *,
+    open_record: OpenRecord | None = None,
+    windows: Windows | None = None,
+    relay_password: PasswordSource | None = None,
+    first_run: bool = False,
+    clock: Callable[[], float] = time.time,
+    notifier_factory: Callable[[TrayApp], DesktopNotifier] | None = None,
+    ready: Callable[[TrayApp], None] | None = None,
+    stop_timeout: float = 3.0,
+) -> int:
+    """Run the desktop app for ``profile`` until Quit; the agent is ``agent_main``.
+
+    ``agent_main(listener, stop_event)`` runs on its own thread and loop; a second
+    launch on the same profile asks the running one to show itself and returns 0.
+    ``open_record(notification)`` runs when the rep clicks a notification; ``windows``
+    holds the openers of the other windows; ``ready(tray_app)`` runs once the icon is
+    up (tests, benchmarks). Returns the process exit code.
+    """
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
+    app.setApplicationName("MailBeacon")
+    app.setDesktopFileName("mailbeacon")
+    app.setQuitOnLastWindowClosed(False)
+
+    guard = SingleInstance(instance_name(profile))
+    if not guard.acquire():
+        print("MailBeacon is already running for this profile; showing it.", file=sys.stderr)
+        return 0
+
+    icons = IconSet(detect_panel_theme(app))
+    app.setWindowIcon(icons.app())
+    if relay_password is None:
+        given: str | None = getattr(args, "relay_password", None)
+        relay_password = lambda: given  # noqa: E731 - the password the command line gave
+    tray_app = TrayApp(
+        icons,
+        windows=windows,
+        open_record=open_record,
+        relay_password=relay_password,
+        first_run=first_run,
+        pause=PauseState(clock),
+    )
+    tray_app.tray.show()
+
+    bridge = AgentBridge(tray_app)
+    bridge.notificationReceived.connect(tray_app.on_notification)
+    bridge.statusChanged.connect(tray_app.on_status)
+    bridge.agentExited.connect(tray_app.on_agent_exited)
+    agent = AgentThread(agent_main, bridge, on_exit=bridge.agent_exited)
+    agent.start()
+
+    tray_app.set_notifier((notifier_factory or _default_notifier)(tray_app))
+    if not QSystemTrayIcon.isSystemTrayAvailable():
+        log.warning("no system tray on this desktop; notifications still show")
+    app.styleHints().colorSchemeChanged.connect(lambda _scheme: tray_app.set_theme(app))
+    guard.showRequested.connect(tray_app.show_requested)
+    tray_app.quitRequested.connect(app.quit)
+    restore_signals = quit_on_signals(app)
+
+    if ready is not None:
+        ready(tray_app)
+    try:
+        code = app.exec()
+    finally:
+        tray_app.quitting = True
+        if not agent.stop(stop_timeout):
+            log.error("the agent did not stop within %.1f s", stop_timeout)
+        tray_app.close()
+        guard.close()
+        restore_signals()
+        bridge.disconnect(tray_app)
+        tray_app.deleteLater()
+    return code
+
+
+def _default_notifier(tray_app: TrayApp) -> DesktopNotifier:
+    icons = tray_app.icons
+    return choose_notifier(tray_app.tray, icons.app(), icons.app_icon_path())

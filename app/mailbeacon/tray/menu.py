@@ -1,0 +1,84 @@
+"""The tray icon's menu. Windows built elsewhere come in as openers; an absent opener
+means no menu item, so the menu never offers something that does nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMenu, QWidget
+
+Opener = Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Windows:
+    """Openers of the app's windows (each shows or raises its window)."""
+
+    compose: Opener | None = None
+    activity: Opener | None = None
+    contacts: Opener | None = None
+    reports: Opener | None = None
+    settings: Opener | None = None
+
+
+class TrayMenu(QMenu):
+    """Compose, Activity, Contacts, Reports, Pause notifications, Mail client setup,
+    Settings, Quit. ``actions_by_key`` names each item for wiring and tests."""
+
+    pauseForHourRequested = Signal()
+    pauseUntilTomorrowRequested = Signal()
+    resumeRequested = Signal()
+    setupRequested = Signal()
+    quitRequested = Signal()
+
+    def __init__(self, windows: Windows, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.actions_by_key: dict[str, QAction] = {}
+        self._add_opener("compose", "&Compose…", windows.compose)
+        self._add_opener("activity", "&Activity", windows.activity)
+        self._add_opener("contacts", "C&ontacts", windows.contacts)
+        self._add_opener("reports", "&Reports", windows.reports)
+        if self.actions_by_key:
+            self.addSeparator()
+
+        self.pause_menu = self.addMenu("&Pause notifications")
+        self._add("pause_hour", "For 1 &hour", self.pauseForHourRequested.emit, self.pause_menu)
+        self._add(
+            "pause_tomorrow",
+            "Until &tomorrow",
+            self.pauseUntilTomorrowRequested.emit,
+            self.pause_menu,
+        )
+        self.pause_menu.addSeparator()
+        self._add("resume", "&Resume", self.resumeRequested.emit, self.pause_menu)
+        self.set_paused("")
+
+        self._add("setup", "&Mail client setup…", self.setupRequested.emit)
+        self.set_setup_available(False)
+        self._add_opener("settings", "&Settings…", windows.settings)
+        self.addSeparator()
+        self._add("quit", "&Quit MailBeacon", self.quitRequested.emit)
+
+    def set_paused(self, until: str) -> None:
+        """Show the pause's end (e.g. ``15:30``), or that nothing is paused (empty)."""
+        if until:
+            self.pause_menu.setTitle(f"&Paused until {until}")
+        else:
+            self.pause_menu.setTitle("&Pause notifications")
+        self.actions_by_key["resume"].setEnabled(bool(until))
+
+    def set_setup_available(self, available: bool) -> None:
+        """Mail client setup needs the relay's address, known once the agent runs."""
+        self.actions_by_key["setup"].setEnabled(available)
+
+    def _add_opener(self, key: str, text: str, opener: Opener | None) -> None:
+        if opener is not None:
+            self._add(key, text, opener)
+
+    def _add(self, key: str, text: str, slot: Opener, menu: QMenu | None = None) -> None:
+        action = (menu or self).addAction(text)
+        action.triggered.connect(slot)
+        self.actions_by_key[key] = action
