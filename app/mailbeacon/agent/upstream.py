@@ -1,0 +1,339 @@
+"""The upstream SMTP server the outbox delivers to (the rep's real mail provider).
+
+``--upstream`` URLs:
+
+* ``smtps://host[:465]`` — TLS from the first byte;
+* ``smtp+starttls://host[:587]`` — plain connect, then STARTTLS (required);
+* ``smtp://host[:25]`` — no TLS at all: only to this machine (loopback), unless
+  the rep explicitly allowed it (``upstream.allow_plain``), because the
+  password and every message would cross the network in the clear.
+
+User and password come from an injected credentials source (the agent passes
+the keyring or ``MAILBEACON_UPSTREAM_USER``/``_PASSWORD``); a user name in the
+URL is used when the source has none. Passwords never go in URLs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+
+from mailbeacon.agent.outbox import DeliveryError, SendResult
+from mailbeacon.agent.relay import is_loopback
+
+log = logging.getLogger(__name__)
+
+Security = Literal["tls", "starttls", "plain"]
+_SCHEMES: dict[str, tuple[Security, int]] = {
+    "smtps": ("tls", 465),
+    "smtp+starttls": ("starttls", 587),
+    "smtp": ("plain", 25),
+}
+_AUTH_CODES = frozenset({530, 534, 535, 538})
+
+
+class UpstreamConfigError(ValueError):
+    """The upstream URL or settings are unusable; the message says how to fix them."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamURL:
+    """A parsed ``--upstream`` URL."""
+
+    security: Security
+    host: str
+    port: int
+    user: str | None = None
+
+    def __str__(self) -> str:
+        scheme = {"tls": "smtps", "starttls": "smtp+starttls", "plain": "smtp"}[self.security]
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Upstream login; the password never shows in repr or logs."""
+
+    user: str
+    password: str = field(repr=False)
+
+
+CredentialsSource = Callable[[], Credentials | None]
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamCheck:
+    """Result of "Test upstream": ok, and a sentence for the rep."""
+
+    ok: bool
+    message: str
+
+
+def parse_upstream(url: str, *, allow_plain: bool = False) -> UpstreamURL:
+    """Parse and check an ``--upstream`` URL; UpstreamConfigError with a clear message."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as error:
+        raise UpstreamConfigError(f"The upstream URL {url!r} is not valid: {error}.") from error
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEMES:
+        raise UpstreamConfigError(
+            f"The upstream URL {url!r} must start with smtps://, smtp+starttls:// or smtp://."
+        )
+    if not parts.hostname:
+        raise UpstreamConfigError(f"The upstream URL {url!r} names no server.")
+    if parts.password is not None:
+        raise UpstreamConfigError(
+            "Do not put the upstream password in the URL: it would end up in settings and "
+            "logs. Store it in the keyring (settings dialog) or MAILBEACON_UPSTREAM_PASSWORD."
+        )
+    if (parts.path not in ("", "/")) or parts.query or parts.fragment:
+        raise UpstreamConfigError(f"The upstream URL {url!r} has extra parts after host:port.")
+    security, default_port = _SCHEMES[scheme]
+    host = parts.hostname
+    if security == "plain" and not allow_plain and not is_loopback(host):
+        raise UpstreamConfigError(
+            f"smtp://{host} would send your password and mail unencrypted over the network. "
+            f"Use smtps://{host} or smtp+starttls://{host}, or, if this server really is "
+            "on a trusted local network, allow it with "
+            "`mailbeacon config set upstream.allow_plain true`."
+        )
+    user = unquote(parts.username) if parts.username else None
+    return UpstreamURL(security, host, port or default_port, user)
+
+
+class Upstream:
+    """Sends to the upstream server over one reused, authenticated connection."""
+
+    def __init__(
+        self,
+        url: UpstreamURL,
+        credentials: CredentialsSource,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        timeout: float = 60.0,
+        local_hostname: str | None = None,
+        idle_close: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._url = url
+        self._credentials = credentials
+        self._tls_context = tls_context
+        self._timeout = timeout
+        self._local_hostname = local_hostname or socket.gethostname() or "localhost"
+        self._idle_close = idle_close
+        self._clock = clock
+        self._client: aiosmtplib.SMTP | None = None
+        self._last_used = 0.0
+        self._lock = asyncio.Lock()
+
+    @property
+    def url(self) -> UpstreamURL:
+        """Where this sends to."""
+        return self._url
+
+    async def test_connection(self) -> UpstreamCheck:
+        """Connect and log in once, for the settings dialog's "Test upstream"."""
+        try:
+            client = await self._connect()
+        except DeliveryError as error:
+            return UpstreamCheck(False, error.reply)
+        try:
+            await client.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            client.close()
+        return UpstreamCheck(True, f"Connected to {self._url} and logged in.")
+
+    async def send(self, mail_from: str, recipients: Sequence[str], data: bytes) -> SendResult:
+        """Send one message; DeliveryError when no recipient took it."""
+        async with self._lock:
+            reused = self._client is not None and self._fresh()
+            client = await self._client_for_send()
+            try:
+                return await self._sendmail(client, mail_from, recipients, data)
+            except aiosmtplib.SMTPServerDisconnected:
+                self._drop()
+                if not reused:
+                    raise DeliveryError(
+                        f"{self._url} closed the connection", connection=True
+                    ) from None
+            # A reused connection the server had closed while idle: once more, fresh.
+            client = await self._client_for_send()
+            try:
+                return await self._sendmail(client, mail_from, recipients, data)
+            except aiosmtplib.SMTPServerDisconnected:
+                self._drop()
+                raise DeliveryError(
+                    f"{self._url} closed the connection", connection=True
+                ) from None
+
+    async def close(self) -> None:
+        """Say goodbye to the upstream, if connected."""
+        async with self._lock:
+            client, self._client = self._client, None
+            if client is None:
+                return
+            try:
+                await client.quit(timeout=5)
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
+
+    def _fresh(self) -> bool:
+        return self._clock() - self._last_used < self._idle_close
+
+    async def _client_for_send(self) -> aiosmtplib.SMTP:
+        if self._client is not None and not (self._client.is_connected and self._fresh()):
+            self._drop()
+        if self._client is None:
+            self._client = await self._connect()
+        return self._client
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def _sendmail(
+        self, client: aiosmtplib.SMTP, mail_from: str, recipients: Sequence[str], data: bytes
+    ) -> SendResult:
+        options = []
+        if not all(a.isascii() for a in (mail_from, *recipients)):
+            options.append("SMTPUTF8")
+        if not data.isascii() and client.supports_extension("8bitmime"):
+            options.append("BODY=8BITMIME")
+        try:
+            refused, reply = await client.sendmail(
+                mail_from, list(recipients), data, mail_options=options
+            )
+        except aiosmtplib.SMTPRecipientsRefused as error:
+            self._last_used = self._clock()
+            return SendResult({e.recipient: (e.code, e.message) for e in error.recipients}, "")
+        except aiosmtplib.SMTPServerDisconnected:
+            raise
+        except aiosmtplib.SMTPResponseException as error:
+            if error.code == 421:
+                self._drop()
+            else:
+                self._last_used = self._clock()
+            raise DeliveryError(
+                f"{error.code} {error.message}",
+                code=error.code,
+                permanent=error.code >= 500,
+                connection=error.code == 421,
+            ) from error
+        except aiosmtplib.SMTPNotSupported as error:
+            raise DeliveryError(
+                f"{self._url} cannot take this message: {error}", permanent=True
+            ) from error
+        except (aiosmtplib.SMTPException, OSError) as error:
+            self._drop()
+            raise DeliveryError(
+                f"sending to {self._url} failed: {error}", connection=True
+            ) from error
+        self._last_used = self._clock()
+        return SendResult(
+            {rcpt: (resp.code, resp.message) for rcpt, resp in refused.items()}, reply
+        )
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        """An open, authenticated connection; DeliveryError(connection=True) if not."""
+        url = self._url
+        where = f"{url.host}:{url.port}"
+        client = aiosmtplib.SMTP(
+            hostname=url.host,
+            port=url.port,
+            use_tls=url.security == "tls",
+            start_tls=url.security == "starttls",
+            tls_context=self._tls_context if url.security != "plain" else None,
+            timeout=self._timeout,
+            local_hostname=self._local_hostname,
+        )
+        try:
+            await client.connect()
+            await self._login(client)
+        except DeliveryError:
+            client.close()
+            raise
+        except aiosmtplib.SMTPAuthenticationError as error:
+            client.close()
+            raise DeliveryError(
+                f"{where} refused the user name or password ({error.code} {error.message}). "
+                "Check the upstream user and password in the settings.",
+                code=error.code,
+                connection=True,
+            ) from error
+        except (ssl.SSLError, ssl.CertificateError) as error:
+            client.close()
+            raise DeliveryError(_tls_problem(where, error), connection=True) from error
+        except aiosmtplib.SMTPConnectError as error:
+            client.close()
+            raise DeliveryError(_connect_problem(where, error), connection=True) from error
+        except aiosmtplib.SMTPTimeoutError as error:
+            client.close()
+            raise DeliveryError(
+                f"{where} did not answer within {self._timeout:g}s.", connection=True
+            ) from error
+        except aiosmtplib.SMTPResponseException as error:
+            client.close()
+            raise DeliveryError(
+                f"{where} refused the session: {error.code} {error.message}",
+                code=error.code,
+                connection=True,
+            ) from error
+        except (aiosmtplib.SMTPException, OSError) as error:
+            client.close()
+            raise DeliveryError(_connect_problem(where, error), connection=True) from error
+        self._last_used = self._clock()
+        return client
+
+    async def _login(self, client: aiosmtplib.SMTP) -> None:
+        creds = self._credentials()
+        user = creds.user if creds and creds.user else self._url.user
+        if creds is None or not creds.password:
+            if user:
+                raise DeliveryError(
+                    f"No upstream password for {user!r}: set it in the settings "
+                    "(it is kept in the keyring) or MAILBEACON_UPSTREAM_PASSWORD.",
+                    connection=True,
+                )
+            return
+        if not client.supports_extension("auth"):
+            raise DeliveryError(
+                f"{self._url.host}:{self._url.port} does not offer a login (SMTP AUTH)"
+                + (" before STARTTLS; use smtp+starttls:// or smtps://."
+                   if self._url.security == "plain" else "."),
+                connection=True,
+            )
+        await client.login(user or "", creds.password)
+
+
+def _tls_problem(where: str, error: Exception) -> str:
+    reason = getattr(error, "verify_message", None) or getattr(error, "reason", None) or error
+    return (
+        f"TLS with {where} failed ({reason}). Check the port and scheme (smtps:// for 465, "
+        "smtp+starttls:// for 587) and that the server's certificate is valid for this name."
+    )
+
+
+def _connect_problem(where: str, error: Exception) -> str:
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, socket.gaierror):
+            return f"The upstream server name in {where} cannot be found (DNS)."
+        if isinstance(cause, ConnectionRefusedError):
+            return f"Cannot reach {where}: connection refused (nothing listens on that port)."
+        if isinstance(cause, ssl.SSLError | ssl.CertificateError):
+            return _tls_problem(where, cause)
+        cause = cause.__cause__ or cause.__context__
+    return f"Cannot reach {where}: {error}."
