@@ -2,7 +2,7 @@
 
     with SmtpSink() as sink:                       # or sink.start() / sink.stop()
         ... deliver to 127.0.0.1:sink.port ...
-        got = sink.wait_for(3, timeout=10)         # blocks; `await sink.until(3, within=10)` in async tests
+        got = sink.wait_for(3, timeout=10)   # blocks; async: await sink.until(3, within=10)
         got[0].mail_from, got[0].rcpt_tos, got[0].data, got[0].message_id
 
     sink.fail("451 4.3.0 Try later", times=2)      # next 2 DATA answered 451, then OK again

@@ -13,7 +13,7 @@ import shutil
 import smtplib
 import socket
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -79,13 +79,6 @@ def send(port: int, sender: str, rcpts: list[str], data: bytes, password: str = 
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
         client.login("mailbeacon", password)
         client.sendmail(sender, rcpts, data)
-
-
-async def wait_until(predicate: Callable[[], bool], within: float = 5.0) -> None:
-    """Wait for a condition the relay has no event for (bounded; never a fixed wait)."""
-    async with asyncio.timeout(within):
-        while not predicate():
-            await asyncio.sleep(0.005)
 
 
 RAW = (
@@ -286,7 +279,8 @@ async def test_client_disconnecting_mid_data_queues_nothing(chain: Chain) -> Non
             stream.flush()
 
     await asyncio.to_thread(half_message)
-    await wait_until(lambda: not chain.relay.active_sessions)
+    async with asyncio.timeout(5):
+        await chain.relay.wait_no_sessions()
     assert not chain.accepted and not chain.queued_files()
     await asyncio.to_thread(send, chain.relay.port, "rep@x.example", ["b@y.example"], RAW)
     assert len(await chain.sink.until(1)) == 1

@@ -104,6 +104,7 @@ class Relay:
         self._timeout = timeout
         self._server: asyncio.AbstractServer | None = None
         self._sessions: set[_RelaySMTP] = set()
+        self._closed_waiters: list[asyncio.Future[None]] = []
 
     @property
     def host(self) -> str:
@@ -119,6 +120,20 @@ class Relay:
     def active_sessions(self) -> int:
         """Client connections open right now."""
         return len(self._sessions)
+
+    async def wait_no_sessions(self) -> None:
+        """Wait until no client is connected (pair with asyncio.timeout)."""
+        while self._sessions:
+            waiter = asyncio.get_running_loop().create_future()
+            self._closed_waiters.append(waiter)
+            await waiter
+
+    def _session_closed(self, session: _RelaySMTP) -> None:
+        self._sessions.discard(session)
+        waiters, self._closed_waiters = self._closed_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     @property
     def running(self) -> bool:
@@ -182,7 +197,7 @@ class Relay:
             authenticator=self._handler.authenticate,
             loop=asyncio.get_running_loop(),
         )
-        session.sessions = self._sessions
+        session.on_closed = self._session_closed
         self._sessions.add(session)
         return session
 
@@ -302,15 +317,15 @@ class _QuietSession(Session):
 class _RelaySMTP(SMTP):
     """aiosmtpd's SMTP session with a DATA reader that buffers the message only once."""
 
-    sessions: set[_RelaySMTP] | None = None
+    on_closed: Callable[[_RelaySMTP], None] | None = None
 
     def _create_session(self) -> Session:
         return _QuietSession(self.loop)
 
     def connection_lost(self, error: Exception | None) -> None:
-        if self.sessions is not None:
-            self.sessions.discard(self)
         super().connection_lost(error)
+        if self.on_closed is not None:
+            self.on_closed(self)
 
     def close(self) -> None:
         """Close the connection (used when the relay stops)."""
