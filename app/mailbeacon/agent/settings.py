@@ -23,6 +23,7 @@ Port 0 is accepted (pick a free port for this run) for tests and experiments.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import ipaddress
 import json
@@ -618,6 +619,10 @@ class Settings:
     app: AppSettings = field(default_factory=AppSettings)
 
     # ------------------------------------------------------------ by key
+
+    def copy(self) -> Settings:
+        """An independent copy (e.g. to apply one run's command-line overrides)."""
+        return copy.deepcopy(self)
 
     def value(self, key: str) -> Any:
         """The typed value of ``key`` (bool, int, float or str)."""
