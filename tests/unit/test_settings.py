@@ -68,6 +68,8 @@ def test_keys_table_lists_every_key_for_the_readme() -> None:
     table = keys_table()
     for key in [*KEYS, *SECRET_KEYS]:
         assert f"`{key}`" in table
+    for row in table.splitlines():
+        assert row.replace("\\|", "").count("|") == 5, row
 
 
 def test_typed_access_follows_set() -> None:

@@ -25,17 +25,50 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import ipaddress
 import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from typing import Any
 
 from mailbeacon.agent.atomic_write import atomic_write
+from mailbeacon.agent.settings_kinds import (
+    BoolKind,
+    ChoiceKind,
+    FloatKind,
+    HostKind,
+    HostPortKind,
+    HttpUrlKind,
+    IntKind,
+    Kind,
+    MailServerUrl,
+    MailUrlKind,
+    NameKind,
+    SettingError,
+    TimestampKind,
+    is_loopback,
+    parse_host_port,
+    parse_mail_url,
+    protocol_key,
+)
+
+__all__ = [
+    "KEYS",
+    "SECRET_KEYS",
+    "ConfigError",
+    "MailServerUrl",
+    "SettingError",
+    "SettingSpec",
+    "Settings",
+    "is_loopback",
+    "keys_table",
+    "parse_host_port",
+    "parse_mail_url",
+    "spec",
+    "unknown_key_message",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +84,6 @@ SECRET_KEYS: dict[str, str] = {
 }
 
 
-class SettingError(ValueError):
-    """A key or value the settings do not accept; the message says why."""
-
-
 class ConfigError(Exception):
     """The settings file cannot be read; the message names the file and the way out."""
 
@@ -64,374 +93,6 @@ class ConfigError(Exception):
             "(MailBeacon then starts from the default settings)."
         )
         self.path = path
-
-
-# ---------------------------------------------------------------- value kinds
-
-
-class Kind:
-    """How one setting is parsed from text, checked and shown."""
-
-    label: ClassVar[str] = "text"
-
-    def parse(self, text: str) -> Any:
-        """The value for ``text`` as typed by the rep; raises SettingError."""
-        return self.check(text.strip())
-
-    def from_json(self, raw: object) -> Any:
-        """The value stored in the file; raises SettingError."""
-        if not isinstance(raw, str):
-            raise SettingError(f"expected {self.describe()}, found {raw!r}")
-        return self.check(raw)
-
-    def check(self, value: Any) -> Any:
-        """Validate an already typed value; returns it (maybe normalised)."""
-        return value
-
-    def render(self, value: Any) -> str:
-        """The text `config get` prints."""
-        return str(value)
-
-    def describe(self) -> str:
-        """The accepted values, for messages and the README."""
-        return self.label
-
-
-class BoolKind(Kind):
-    """true/false; also yes/no, on/off, 1/0."""
-
-    _TRUE = frozenset({"true", "yes", "on", "1"})
-    _FALSE = frozenset({"false", "no", "off", "0"})
-
-    def parse(self, text: str) -> bool:
-        word = text.strip().lower()
-        if word in self._TRUE:
-            return True
-        if word in self._FALSE:
-            return False
-        raise SettingError(f"expected true or false (or yes/no, 1/0), not {text!r}")
-
-    def from_json(self, raw: object) -> bool:
-        if isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str):
-            return self.parse(raw)
-        raise SettingError(f"expected true or false, found {raw!r}")
-
-    def check(self, value: Any) -> bool:
-        if not isinstance(value, bool):
-            raise SettingError(f"expected true or false, found {value!r}")
-        return value
-
-    def render(self, value: Any) -> str:
-        return "true" if value else "false"
-
-    def describe(self) -> str:
-        return "true | false"
-
-
-@dataclass(frozen=True)
-class IntKind(Kind):
-    """A whole number in [low, high]."""
-
-    low: int
-    high: int
-
-    def parse(self, text: str) -> int:
-        try:
-            value = int(text.strip().replace("_", ""))
-        except ValueError:
-            raise SettingError(f"expected a whole number, not {text!r}") from None
-        return self.check(value)
-
-    def from_json(self, raw: object) -> int:
-        if isinstance(raw, bool) or not isinstance(raw, int):
-            raise SettingError(f"expected a whole number, found {raw!r}")
-        return self.check(raw)
-
-    def check(self, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SettingError(f"expected a whole number, found {value!r}")
-        if not self.low <= value <= self.high:
-            raise SettingError(f"must be between {self.low} and {self.high}, not {value}")
-        return value
-
-    def describe(self) -> str:
-        return f"whole number {self.low}..{self.high}"
-
-
-@dataclass(frozen=True)
-class FloatKind(Kind):
-    """A number in [low, high]."""
-
-    low: float
-    high: float
-
-    def parse(self, text: str) -> float:
-        try:
-            value = float(text.strip())
-        except ValueError:
-            raise SettingError(f"expected a number, not {text!r}") from None
-        return self.check(value)
-
-    def from_json(self, raw: object) -> float:
-        if isinstance(raw, bool) or not isinstance(raw, int | float):
-            raise SettingError(f"expected a number, found {raw!r}")
-        return self.check(float(raw))
-
-    def check(self, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise SettingError(f"expected a number, found {value!r}")
-        number = float(value)
-        # NaN fails both comparisons, so it is refused here too.
-        if not self.low <= number <= self.high:
-            raise SettingError(f"must be between {self.low:g} and {self.high:g}, not {value}")
-        return number
-
-    def render(self, value: Any) -> str:
-        return f"{value:g}"
-
-    def describe(self) -> str:
-        return f"number {self.low:g}..{self.high:g}"
-
-
-@dataclass(frozen=True)
-class ChoiceKind(Kind):
-    """One word of a fixed list."""
-
-    options: tuple[str, ...]
-
-    def parse(self, text: str) -> str:
-        return self.check(text.strip().lower())
-
-    def check(self, value: Any) -> str:
-        if value not in self.options:
-            raise SettingError(f"must be one of {', '.join(self.options)}, not {value!r}")
-        return str(value)
-
-    def describe(self) -> str:
-        return " | ".join(self.options)
-
-
-@dataclass(frozen=True)
-class NameKind(Kind):
-    """A short word without spaces (a login name); maybe empty."""
-
-    allow_empty: bool = True
-    max_length: int = 320
-
-    def check(self, value: Any) -> str:
-        text = str(value)
-        if not text and not self.allow_empty:
-            raise SettingError("must not be empty")
-        if len(text) > self.max_length:
-            raise SettingError(f"must be at most {self.max_length} characters")
-        if any(ch.isspace() or ord(ch) < 32 for ch in text):
-            raise SettingError("must not contain spaces or control characters")
-        return text
-
-    def describe(self) -> str:
-        return "text (no spaces)" + ("" if self.allow_empty else ", not empty")
-
-
-@dataclass(frozen=True)
-class HostKind(Kind):
-    """A host name or address; with ``loopback_only`` only this machine."""
-
-    loopback_only: bool = False
-
-    def check(self, value: Any) -> str:
-        host = str(value)
-        _check_host(host)
-        if self.loopback_only and not is_loopback(host):
-            raise SettingError(
-                f"must be a loopback address (127.0.0.1, ::1 or localhost), not {host!r}: "
-                "the relay accepts mail only from this machine"
-            )
-        return host
-
-    def describe(self) -> str:
-        return "loopback host" if self.loopback_only else "host"
-
-
-@dataclass(frozen=True)
-class HostPortKind(Kind):
-    """``host:port`` (``[::1]:port`` for IPv6); port 0 picks a free port."""
-
-    def check(self, value: Any) -> str:
-        parse_host_port(str(value), allow_zero=True)
-        return str(value)
-
-    def describe(self) -> str:
-        return "host:port"
-
-
-@dataclass(frozen=True)
-class HttpUrlKind(Kind):
-    """An ``http(s)://`` URL without query or fragment; maybe empty."""
-
-    def check(self, value: Any) -> str:
-        text = str(value).rstrip("/")
-        if not text:
-            return ""
-        parts = urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise SettingError(f"expected an http:// or https:// URL, not {value!r}")
-        if parts.query or parts.fragment or parts.username or parts.password:
-            raise SettingError("the URL must have no user, query or fragment")
-        return text
-
-    def describe(self) -> str:
-        return "http(s) URL or empty"
-
-
-@dataclass(frozen=True)
-class MailUrlKind(Kind):
-    """An SMTP or IMAP server URL; maybe empty."""
-
-    protocol: str  # "smtp" or "imap"
-
-    def check(self, value: Any) -> str:
-        text = str(value).strip()
-        if text:
-            parse_mail_url(text, self.protocol)
-        return text
-
-    def describe(self) -> str:
-        if self.protocol == "smtp":
-            return "smtp+starttls://host:587 | smtps://host:465 | smtp://host:25 or empty"
-        return "imaps://user@host | imap+starttls://user@host | imap://user@host or empty"
-
-
-class TimestampKind(Kind):
-    """A UTC moment in ISO 8601 with a zone (``2030-01-01T17:00:00Z``), or empty."""
-
-    def check(self, value: Any) -> str:
-        text = str(value).strip()
-        if not text:
-            return ""
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            raise SettingError(
-                f"expected a time like 2030-01-31T17:00:00Z, or empty, not {text!r}"
-            ) from None
-        if moment.tzinfo is None:
-            raise SettingError("the time needs a zone: end it with Z or an offset like +01:00")
-        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-    def describe(self) -> str:
-        return "ISO 8601 time with zone, or empty"
-
-
-# ---------------------------------------------------------------- parsing helpers
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses of this machine only (127.0.0.0/8, ::1, localhost)."""
-    name = host.strip("[]").rstrip(".").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_host(host: str) -> None:
-    if not host:
-        raise SettingError("the host must not be empty")
-    bare = host.strip("[]")
-    try:
-        ipaddress.ip_address(bare)
-        return
-    except ValueError:
-        pass
-    labels = bare.rstrip(".").split(".")
-    if len(bare) > 253 or not all(
-        label and len(label) <= 63 and all(ch.isalnum() or ch == "-" for ch in label)
-        for label in labels
-    ):
-        raise SettingError(f"{host!r} is not a valid host name or address")
-
-
-def parse_host_port(text: str, allow_zero: bool = False) -> tuple[str, int]:
-    """``host:port`` or ``[v6]:port`` into (host, port); raises SettingError."""
-    host, sep, port_text = text.strip().rpartition(":")
-    if not sep or not host:
-        raise SettingError(f"expected host:port (e.g. 127.0.0.1:2525), not {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise SettingError(f"write an IPv6 address in brackets, like [::1]:2525, not {text!r}")
-    _check_host(host)
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise SettingError(f"the port in {text!r} is not a number") from None
-    low = 0 if allow_zero else 1
-    if not low <= port <= 65535:
-        raise SettingError(f"the port must be between {low} and 65535, not {port}")
-    return host, port
-
-
-@dataclass(frozen=True, slots=True)
-class MailServerUrl:
-    """A parsed upstream SMTP or IMAP URL."""
-
-    scheme: str
-    host: str
-    port: int
-    user: str
-    security: str  # "tls" (implicit), "starttls" or "none"
-
-    @property
-    def plain(self) -> bool:
-        """True if nothing on the connection is encrypted."""
-        return self.security == "none"
-
-
-_MAIL_SCHEMES: dict[str, dict[str, tuple[str, int]]] = {
-    "smtp": {"smtp": ("none", 25), "smtp+starttls": ("starttls", 587), "smtps": ("tls", 465)},
-    "imap": {"imap": ("none", 143), "imap+starttls": ("starttls", 143), "imaps": ("tls", 993)},
-}
-
-
-def parse_mail_url(text: str, protocol: str) -> MailServerUrl:
-    """Parse an ``smtp``/``imap`` server URL; raises SettingError saying what is wrong.
-
-    A password in the URL is refused: passwords belong in the keyring.
-    """
-    schemes = _MAIL_SCHEMES[protocol]
-    parts = urlsplit(text.strip())
-    if parts.scheme not in schemes:
-        raise SettingError(
-            f"the URL must start with {', '.join(s + '://' for s in schemes)}, not {text!r}"
-        )
-    if parts.password is not None:
-        raise SettingError(
-            f"do not put a password in the URL; set {protocol_key(protocol)}.password "
-            "instead (it goes to the keyring)"
-        )
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise SettingError(f"the URL must be just scheme://host:port, not {text!r}")
-    host = parts.hostname or ""
-    _check_host(host)
-    try:
-        port = parts.port
-    except ValueError:
-        raise SettingError(f"the port in {text!r} must be between 1 and 65535") from None
-    security, default_port = schemes[parts.scheme]
-    if port == 0:
-        raise SettingError("the port must be between 1 and 65535, not 0")
-    return MailServerUrl(
-        parts.scheme, host, port or default_port, parts.username or "", security
-    )
-
-
-def protocol_key(protocol: str) -> str:
-    """The settings section of a mail protocol."""
-    return "upstream" if protocol == "smtp" else "imap"
 
 
 # ---------------------------------------------------------------- the settings tree
@@ -810,7 +471,8 @@ def keys_table() -> str:
     lines = ["| key | values | default | meaning |", "|---|---|---|---|"]
     for entry in KEYS.values():
         default = entry.default_text() or "(empty)"
-        lines.append(f"| `{entry.key}` | {entry.kind.describe()} | `{default}` | {entry.doc} |")
+        values = entry.kind.describe().replace("|", "\\|")  # a bar would split the cell
+        lines.append(f"| `{entry.key}` | {values} | `{default}` | {entry.doc} |")
     for key, name in SECRET_KEYS.items():
         lines.append(f"| `{key}` | secret | (unset) | stored in the OS keyring as `{name}` |")
     return "\n".join(lines)
