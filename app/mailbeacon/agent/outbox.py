@@ -210,9 +210,11 @@ class Outbox:
         on_failed: OnFailed | None = None,
         policy: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         stop_timeout: float = 30.0,
     ) -> None:
+        """``clock`` and ``sleep`` are injectable so tests can run retries in virtual time."""
         self._root = spool_dir
         self._tmp = spool_dir / "tmp"
         self._queue = spool_dir / "queue"
@@ -223,6 +225,7 @@ class Outbox:
         self._on_failed = on_failed
         self._policy = policy or RetryPolicy()
         self._clock = clock
+        self._sleeper = sleep
         self._rng = rng or random.Random()
         self._stop_timeout = stop_timeout
         self._items: dict[str, QueuedItem] = {}
@@ -233,6 +236,7 @@ class Outbox:
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
+        self._drained = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -244,10 +248,16 @@ class Outbox:
             return
         self._stopping = False
         loaded = await asyncio.to_thread(self._recover)
+        # The folder is the truth: what was enqueued before start() is on disk too.
+        self._items.clear()
+        self._ready.clear()
+        self._waiting.clear()
         for item in loaded:
             self._items[item.id] = item
             self._schedule(item)
         log.info("outbox: %d message(s) waiting", len(self._items))
+        if not self._items:
+            self._drained.set()
         self._worker = asyncio.create_task(self._run(), name="outbox-delivery")
 
     async def stop(self) -> None:
@@ -289,6 +299,7 @@ class Outbox:
             self._schedule(queued)
             ids.append(item_id)
         self._idle.clear()
+        self._drained.clear()
         self._wake.set()
         return ids
 
@@ -327,9 +338,15 @@ class Outbox:
         await asyncio.to_thread(self._requeue, item, state, target)
         queued = replace(item, path=target, state=state)
         self._items[item_id] = queued
+        self._drained.clear()
         self._schedule(queued)
         self._idle.clear()
         self._wake.set()
+
+    async def wait_drained(self, within: float) -> None:
+        """Wait until every queued item was delivered or failed; TimeoutError after ``within``."""
+        async with asyncio.timeout(within):
+            await self._drained.wait()
 
     async def wait_idle(self, within: float) -> None:
         """Wait until the worker has nothing due right now; TimeoutError after ``within``."""
@@ -339,7 +356,10 @@ class Outbox:
     # -- worker -------------------------------------------------------------------
 
     async def _run(self) -> None:
-        await self._notify_recovered()
+        try:
+            await self._notify_recovered()
+        except Exception:
+            log.exception("outbox: could not finish callbacks left from the last run")
         while not self._stopping:
             self._wake.clear()
             item = self._next_due()
@@ -358,11 +378,20 @@ class Outbox:
                     item, state=replace(item.state, next_attempt=later)
                 )
                 self._schedule(self._items[item.id])
+                self._drained.clear()
         self._idle.set()
 
     async def _sleep(self, seconds: float | None) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+        """Until ``seconds`` passed (by the injected sleep) or something woke the worker."""
+        tasks: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._wake.wait())}
+        if seconds is not None:
+            tasks.add(asyncio.ensure_future(self._sleeper(seconds)))
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _schedule(self, item: QueuedItem, at: float | None = None) -> None:
         when = item.state.next_attempt if at is None else at
@@ -483,6 +512,13 @@ class Outbox:
     async def _finish(self, item: QueuedItem) -> None:
         """Every recipient either has the message or failed for good."""
         self._items.pop(item.id, None)
+        try:
+            await self._settle(item)
+        finally:
+            if not self._items:
+                self._drained.set()
+
+    async def _settle(self, item: QueuedItem) -> None:
         if not item.state.failures:
             sent = self._sent / item.path.name
             await asyncio.to_thread(self._move, item.path, sent, remove_state=True)
