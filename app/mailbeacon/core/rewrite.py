@@ -1,0 +1,325 @@
+"""The rewrite engine: what to send for one outgoing email (DESIGN rules 1-4).
+
+:func:`rewrite_message` takes the raw bytes a mail client handed the relay and
+returns the copies to send. It is pure: URLs come from the injected
+:class:`UrlMinter`, keys from the injected key factories.
+
+Decisions:
+
+* HTML bodies get one pixel (the same URL in every text/html part that is the
+  body) and, with click tracking on, rewritten links plus one hidden honeypot
+  link. Plain-text-only email is sent untouched (rule 1).
+* Stale pixels and tracked links from earlier emails are removed or unwrapped
+  (rule 4) whenever the message can be taken apart safely, tracked or not: one
+  message, one live pixel, and no stale pixel in an untracked email either.
+  Plain-text alternatives get their stale tracked URLs unwrapped as well.
+* All or nothing: when an HTML body cannot be decoded and re-encoded exactly
+  (unknown charset or transfer encoding, broken base64), when the MIME
+  structure cannot be split safely, or when the body is signed or encrypted,
+  the message goes out byte-for-byte unmodified with ``tracked=False`` and a
+  reason for the rep. Nothing here raises.
+* Only the bodies of changed text parts are re-encoded, in their own charset
+  and transfer encoding. The one header ever changed is the
+  Content-Transfer-Encoding of a 7bit/8bit part whose lines the new URLs push
+  past 998 octets (it becomes quoted-printable).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from mailbeacon.core import tokens
+from mailbeacon.core.html_links import HtmlPlan, TrackedLink, plan_html, render
+from mailbeacon.core.mime import (
+    MAX_LINE,
+    MimeError,
+    Part,
+    codec_for,
+    decode_body,
+    encode_base64,
+    encode_qp,
+    layout,
+    line_ending,
+    longest_line,
+    parse_message,
+    set_cte,
+    splice,
+)
+from mailbeacon.core.stale import unwrap_text
+
+__all__ = [
+    "REASON_INTERNAL",
+    "REASON_NO_HTML",
+    "REASON_OFF",
+    "REASON_PLAIN_TEXT",
+    "REASON_SEALED",
+    "REASON_UNDECODABLE",
+    "REASON_UNPARSABLE",
+    "Copy",
+    "Plan",
+    "RewriteResult",
+    "TrackedLink",
+    "UrlMinter",
+    "rewrite_message",
+]
+
+log = logging.getLogger(__name__)
+
+REASON_OFF = "tracking is off for this email"
+REASON_PLAIN_TEXT = "plain-text email: no pixel can work there"
+REASON_NO_HTML = "no HTML body: no pixel can work there"
+REASON_UNPARSABLE = "could not parse MIME safely: sent unmodified"
+REASON_UNDECODABLE = "could not decode the HTML body safely: sent unmodified"
+REASON_SEALED = "signed or encrypted email: tracking would break it, sent unmodified"
+REASON_INTERNAL = "could not add tracking (internal error): sent unmodified"
+
+HONEYPOT_FALLBACK_TARGET = "https://example.invalid/"
+_ORIGIN = re.compile(r"(?i:https?)://[^/?#\s]+")
+_PGP_MARK = "-----BEGIN PGP "
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do with one message."""
+
+    track: bool  # add pixel (+ links if clicks)
+    clicks: bool  # rewrite links (rule 2)
+    per_recipient: bool  # one copy per recipient, each with own pixel (rule 3)
+
+
+class UrlMinter(Protocol):
+    """Mints the tracking URLs put into a message."""
+
+    def pixel(self, message_key: str, recipient_key: str | None) -> str: ...
+
+    def click(
+        self, message_key: str, recipient_key: str | None, index: int, target: str
+    ) -> str: ...
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One message to send, and to whom."""
+
+    recipients: tuple[str, ...]  # envelope recipients this copy goes to
+    recipient_key: str | None  # None for a shared pixel (several recipients) or no pixel
+    data: bytes  # the full message to send
+
+
+@dataclass(frozen=True)
+class RewriteResult:
+    """What to send for one outgoing message, and what tracking it carries."""
+
+    message_key: str
+    copies: tuple[Copy, ...]
+    tracked: bool  # a pixel went in
+    untracked_reason: str | None  # why not, for the rep
+    links: tuple[TrackedLink, ...]
+    stale_removed: int  # stale pixels removed + stale links unwrapped
+
+
+def rewrite_message(
+    raw: bytes,
+    recipients: Sequence[str],
+    plan: Plan,
+    minter: UrlMinter,
+    new_message_key: Callable[[], str] = tokens.new_message_key,
+    new_recipient_key: Callable[[], str] = tokens.new_recipient_key,
+) -> RewriteResult:
+    """The copies to send for ``raw``: pixel, links and stale removal per ``plan``. Never raises."""
+    message_key = new_message_key()
+    rcpts = tuple(recipients)
+    try:
+        return _Rewrite(raw, rcpts, plan, minter, message_key, new_recipient_key).run()
+    except _Unmodified as why:
+        log.info("message %s sent unmodified: %s", message_key, why.detail)
+        return _unmodified(raw, rcpts, message_key, why.reason)
+    except MimeError as exc:
+        log.info("message %s sent unmodified: %s", message_key, exc)
+        return _unmodified(raw, rcpts, message_key, REASON_UNPARSABLE)
+    except Exception:  # the mail must go out whatever happened here
+        log.exception("message %s: rewriting failed, sending it unmodified", message_key)
+        return _unmodified(raw, rcpts, message_key, REASON_INTERNAL)
+
+
+class _Unmodified(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def _unmodified(raw: bytes, rcpts: tuple[str, ...], key: str, reason: str) -> RewriteResult:
+    return RewriteResult(key, (Copy(rcpts, None, raw),), False, reason, (), 0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Html:
+    part: Part
+    text: str
+    codec: str
+    plan: HtmlPlan
+
+
+class _Rewrite:
+    def __init__(
+        self,
+        raw: bytes,
+        rcpts: tuple[str, ...],
+        plan: Plan,
+        minter: UrlMinter,
+        message_key: str,
+        new_recipient_key: Callable[[], str],
+    ) -> None:
+        self.raw = raw
+        self.rcpts = rcpts
+        self.plan = plan
+        self.minter = minter
+        self.message_key = message_key
+        self.new_recipient_key = new_recipient_key
+
+    def run(self) -> RewriteResult:
+        parts = layout(parse_message(self.raw))
+        if parts.sealed:
+            raise _Unmodified(REASON_SEALED, "signed or encrypted body")
+        decoded = [(part, *self._decode_html(part)) for part in parts.html]
+        track = self.plan.track and bool(decoded)
+        bodies: list[_Html] = []
+        next_link = 0
+        for part, text, codec in decoded:
+            html_plan = plan_html(text, track=track, clicks=self.plan.clicks, first_link=next_link)
+            next_link += len(html_plan.links)
+            bodies.append(_Html(part, text, codec, html_plan))
+        edits, stale = self._unwrap_plain(parts.text)
+        stale += sum(b.plan.stale for b in bodies)
+        links = tuple(link for b in bodies for link in b.plan.links)
+        if not track:
+            for b in bodies:
+                if b.plan.changed:
+                    html_out = render(b.text, b.plan, None, None, _no_click)
+                    edits.extend(self._encode(b.part, html_out, b.codec))
+            reason = self._untracked_reason(parts.text)
+            copy = Copy(self.rcpts, None, splice(self.raw, edits))
+            return RewriteResult(self.message_key, (copy,), False, reason, (), stale)
+        copies = tuple(self._copy(group, key, bodies, edits) for group, key in self._audiences())
+        return RewriteResult(self.message_key, copies, True, None, links, stale)
+
+    def _untracked_reason(self, text_parts: list[Part]) -> str:
+        if not self.plan.track:
+            return REASON_OFF
+        return REASON_PLAIN_TEXT if text_parts else REASON_NO_HTML
+
+    def _decode_html(self, part: Part) -> tuple[str, str]:
+        try:
+            text, codec = _decode_text(self.raw, part)
+        except MimeError as exc:
+            raise _Unmodified(REASON_UNDECODABLE, f"HTML body: {exc}") from None
+        if _PGP_MARK in text:
+            raise _Unmodified(REASON_SEALED, "inline PGP in the HTML body")
+        return text, codec
+
+    def _unwrap_plain(self, parts: list[Part]) -> tuple[list[tuple[int, int, bytes]], int]:
+        edits: list[tuple[int, int, bytes]] = []
+        count = 0
+        for part in parts:
+            try:
+                text, codec = _decode_text(self.raw, part)
+            except MimeError as exc:
+                log.info("plain-text part left as is: %s", exc)
+                continue
+            if _PGP_MARK in text:
+                continue
+            new_text, n = unwrap_text(text)
+            if n:
+                edits.extend(self._encode(part, new_text, codec))
+                count += n
+        return edits, count
+
+    def _audiences(self) -> list[tuple[tuple[str, ...], str | None]]:
+        unique = _unique(self.rcpts)
+        if self.plan.per_recipient and len(unique) >= 2:
+            return [((r,), self.new_recipient_key()) for r in unique]
+        if len(self.rcpts) == 1:
+            return [(self.rcpts, self.new_recipient_key())]
+        return [(self.rcpts, None)]
+
+    def _copy(
+        self,
+        group: tuple[str, ...],
+        recipient_key: str | None,
+        bodies: list[_Html],
+        static: list[tuple[int, int, bytes]],
+    ) -> Copy:
+        mkey = self.message_key
+        minter = self.minter
+        pixel = minter.pixel(mkey, recipient_key)
+        honeypot = None
+        if self.plan.clicks:
+            honeypot = minter.click(mkey, recipient_key, tokens.HONEYPOT_LINK, _origin(pixel))
+
+        def click(index: int, target: str) -> str:
+            return minter.click(mkey, recipient_key, index, target)
+
+        edits = list(static)
+        for b in bodies:
+            html_out = render(b.text, b.plan, pixel, honeypot, click)
+            edits.extend(self._encode(b.part, html_out, b.codec))
+        return Copy(group, recipient_key, splice(self.raw, edits))
+
+    def _encode(self, part: Part, text: str, codec: str) -> list[tuple[int, int, bytes]]:
+        """Edits that put ``text`` in as the part's body, in its charset and encoding."""
+        raw = self.raw
+        data = text.encode(codec, "surrogateescape")
+        cte = part.cte
+        eol = line_ending(raw, part.body_start if part.end > part.body_start else part.start)
+        if cte == "quoted-printable":
+            return [(part.body_start, part.end, encode_qp(data, eol))]
+        if cte == "base64":
+            final_break = raw[part.end - 1 : part.end] == b"\n"
+            return [(part.body_start, part.end, encode_base64(data, eol, final_break=final_break))]
+        body_edit = (part.body_start, part.end, data)
+        if cte != "binary" and longest_line(data) > MAX_LINE:
+            original = raw[part.body_start : part.end]
+            if longest_line(original) <= MAX_LINE:
+                # New URLs made a line too long for SMTP: quoted-printable wraps it.
+                wrapped = (part.body_start, part.end, encode_qp(data, eol))
+                return [wrapped, set_cte(raw, part, "quoted-printable")]
+        return [body_edit]
+
+
+def _decode_text(raw: bytes, part: Part) -> tuple[str, str]:
+    """The text of a part and its codec; MimeError unless it re-encodes to the same bytes."""
+    data = decode_body(raw, part)
+    codec = codec_for(part)
+    try:
+        text = data.decode(codec, "surrogateescape")
+        same = text.encode(codec, "surrogateescape") == data
+    except (UnicodeError, LookupError) as exc:
+        raise MimeError(f"charset {codec}: {exc}") from None
+    if not same:
+        raise MimeError(f"charset {codec} does not round-trip")
+    return text, codec
+
+
+def _no_click(index: int, target: str) -> str:
+    raise AssertionError("an untracked body has no tracked links")
+
+
+def _origin(url: str) -> str:
+    """The harmless honeypot target: the tracking server's own root."""
+    m = _ORIGIN.match(url)
+    return m.group(0) + "/" if m else HONEYPOT_FALLBACK_TARGET
+
+
+def _unique(rcpts: tuple[str, ...]) -> list[str]:
+    seen: set[str] = set()
+    out: list[str] = []
+    for r in rcpts:
+        if r.lower() not in seen:
+            seen.add(r.lower())
+            out.append(r)
+    return out
