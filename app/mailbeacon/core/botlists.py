@@ -183,10 +183,10 @@ SCANNER_RULES: tuple[AgentRule, ...] = (
     ),
     _bot(
         "Microsoft Defender Safe Links",
-        r"BingPreview|MicrosoftPreview|Safe ?Links|Microsoft[ -]?Defender|ATP[ -]?Safe",
+        r"Safe ?Links|Microsoft[ -]?Defender|ATP[ -]?Safe",
         Category.SCANNER,
         "Microsoft Defender Safe Links scanner",
-        "Bing crawler documentation (BingPreview, MicrosoftPreview); " + _NAME,
+        _NAME + " (Safe Links mostly uses a plain Chrome agent: see microsoft_ranges.txt)",
     ),
     _bot("Mimecast", r"Mimecast", Category.SCANNER, "Mimecast URL Protect scanner", _NAME),
     _bot(
@@ -313,6 +313,13 @@ UNFURLER_RULES: tuple[AgentRule, ...] = (
         Category.UNFURLER,
         "Microsoft Teams / Skype link preview",
         "observed 'SkypeUriPreview Preview/0.5 skype-url-preview@microsoft.com'",
+    ),
+    _bot(
+        "Microsoft preview",
+        r"BingPreview|MicrosoftPreview",
+        Category.UNFURLER,
+        "Microsoft link preview (Outlook, Teams, Bing)",
+        _DOC + " Bing crawlers (BingPreview, MicrosoftPreview)",
     ),
     _bot(
         "LinkedIn",
