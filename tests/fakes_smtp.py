@@ -63,6 +63,7 @@ class SinkHandler:
     received: list[ReceivedEnvelope] = field(default_factory=list)
     auth_failures: int = 0
     transactions: int = 0
+    ehlos: int = 0  # one per plain session (two with STARTTLS)
     failures: list[_Failure] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
     cond: threading.Condition = field(default_factory=threading.Condition)
@@ -91,6 +92,15 @@ class SinkHandler:
             with self.cond:
                 self.auth_failures += 1
         return AuthResult(success=ok)
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        with self.cond:
+            self.ehlos += 1
+        return responses
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
