@@ -21,7 +21,7 @@ from mailbeacon.core.botlists import (
 )
 from mailbeacon.core.classify import Context, Hit, classify
 from mailbeacon.core.events import EventType, Verdict
-from tests.unit.user_agent_table import AgentCase, load_cases
+from tests.fakes_classify import AgentCase, load_cases
 
 CASES = load_cases()
 SENT = 1_800_000_000

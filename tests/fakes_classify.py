@@ -1,4 +1,4 @@
-"""The table of real user agents and their expected verdicts (tests/data/user_agents.csv)."""
+"""Test data for the verdict rules: the table of real user agents (tests/data/user_agents.csv)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-TABLE = Path(__file__).resolve().parent.parent / "data" / "user_agents.csv"
+TABLE = Path(__file__).resolve().parent / "data" / "user_agents.csv"
 DEFAULT_IP = "203.0.113.7"  # documentation range: in no list
 
 
