@@ -422,6 +422,14 @@ def test_bad_user_agents_get_a_verdict_and_a_reason(
     assert reason in decision.reason
 
 
+def test_a_missing_user_agent_is_a_bot_not_an_error(sender: Sender, clock: FakeClock) -> None:
+    clock.advance(3600)
+    hit = dataclasses.replace(sender.open(), user_agent=None)  # type: ignore[arg-type]
+    decision = classify(hit, Context())
+    assert decision.verdict is Verdict.BOT
+    assert "no user agent" in decision.reason
+
+
 @pytest.mark.parametrize(
     "ip", ["", "unknown", "999.1.1.1", "::ffff:999.1.1.1", "1.2.3.4/24", "x" * 5000]
 )

@@ -111,8 +111,11 @@ class Decision:
     ``via`` names the proxy or relay the hit came through ("Gmail", "Yahoo Mail",
     "Apple Mail Privacy Protection", "iCloud Private Relay", "Microsoft 365");
     ``proxied_human`` marks a proxy fetch that a person's open caused (Gmail,
-    Yahoo); ``rule`` is a short stable code of the rule that decided;
-    ``family`` the recognised agent family, if any.
+    Yahoo); ``family`` the recognised agent family, if any; ``rule`` a short
+    stable code of the rule that decided: ``honeypot``, ``honeypot-address``,
+    ``head``, ``self-claimed``, ``self-agent``, ``ua-length``, ``ua-empty``,
+    ``ua-binary``, ``ua-bot``, ``ua-proxy``, ``ua-proxy-click``, ``net-microsoft``,
+    ``net-google``, ``timing``, ``burst`` or ``human``.
     """
 
     verdict: Verdict
