@@ -61,7 +61,7 @@ class SinkHandler:
     user: str | None = None
     password: str | None = None
     received: list[ReceivedEnvelope] = field(default_factory=list)
-    auth_failures: int = 0
+    failed_logins: int = 0
     transactions: int = 0
     ehlos: int = 0  # one per plain session (two with STARTTLS)
     failures: list[_Failure] = field(default_factory=list)
@@ -90,8 +90,8 @@ class SinkHandler:
         )
         if not ok:
             with self.cond:
-                self.auth_failures += 1
-        return AuthResult(success=ok)
+                self.failed_logins += 1
+        return AuthResult(success=ok, handled=False)
 
     async def handle_EHLO(
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
@@ -247,7 +247,7 @@ class SmtpSink:
             self.handler, hostname=host, port=port, ssl_context=ssl_context, **kwargs
         )
         self.host = host
-        self._tls = tls
+        self._running = False
 
     @property
     def port(self) -> int:
@@ -257,11 +257,14 @@ class SmtpSink:
     def start(self) -> SmtpSink:
         """Start the sink thread; returns self."""
         self._controller.start()
+        self._running = True
         return self
 
     def stop(self) -> None:
-        """Stop the sink and free its port."""
-        self._controller.stop()
+        """Stop the sink and free its port (again: no-op)."""
+        if self._running:
+            self._running = False
+            self._controller.stop()
 
     def __enter__(self) -> SmtpSink:
         return self.start()

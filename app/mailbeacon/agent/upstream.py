@@ -226,11 +226,14 @@ class Upstream:
                 self._drop()
             else:
                 self._last_used = self._clock()
+            # "Log in first" is our configuration, not the message: keep it and retry.
+            login_problem = error.code in _AUTH_CODES
             raise DeliveryError(
-                f"{error.code} {error.message}",
+                f"{error.code} {error.message}"
+                + (" (check the upstream user and password)" if login_problem else ""),
                 code=error.code,
-                permanent=error.code >= 500,
-                connection=error.code == 421,
+                permanent=error.code >= 500 and not login_problem,
+                connection=error.code == 421 or login_problem,
             ) from error
         except aiosmtplib.SMTPNotSupported as error:
             raise DeliveryError(
@@ -291,11 +294,22 @@ class Upstream:
                 code=error.code,
                 connection=True,
             ) from error
-        except (aiosmtplib.SMTPException, OSError) as error:
+        except OSError as error:
             client.close()
             raise DeliveryError(_connect_problem(where, error), connection=True) from error
+        except aiosmtplib.SMTPException as error:
+            client.close()
+            raise DeliveryError(self._session_problem(where, error), connection=True) from error
         self._last_used = self._clock()
         return client
+
+    def _session_problem(self, where: str, error: aiosmtplib.SMTPException) -> str:
+        if self._url.security == "starttls" and "starttls" in str(error).lower():
+            return (
+                f"{where} does not offer STARTTLS. Check the port, or use smtps:// if the "
+                "server expects TLS from the start (usually port 465)."
+            )
+        return f"The session with {where} failed: {error}"
 
     async def _login(self, client: aiosmtplib.SMTP) -> None:
         creds = self._credentials()
@@ -308,6 +322,8 @@ class Upstream:
                     connection=True,
                 )
             return
+        if client.is_ehlo_or_helo_needed:
+            await client.ehlo()
         if not client.supports_extension("auth"):
             raise DeliveryError(
                 f"{self._url.host}:{self._url.port} does not offer a login (SMTP AUTH)"
