@@ -96,7 +96,8 @@ async def test_unreachable_host_says_connection_refused() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    check = await Upstream(parse_upstream(f"smtp://127.0.0.1:{port}"), lambda: None).test_connection()
+    upstream = Upstream(parse_upstream(f"smtp://127.0.0.1:{port}"), lambda: None)
+    check = await upstream.test_connection()
     assert not check.ok
     assert "connection refused" in check.message and f"127.0.0.1:{port}" in check.message
 
