@@ -8,6 +8,7 @@
     sink.fail("451 4.3.0 Try later", times=2)      # next 2 DATA answered 451, then OK again
     sink.fail("421 4.3.2 Shutting down", stage="MAIL")   # every MAIL until sink.fail_clear()
     sink.refuse("bad@y.example", "550 5.1.1 No such user")
+    sink.handler.data_delay = 0.02                 # a slow upstream
     SmtpSink(user="u", password="p")               # requires AUTH (PLAIN/LOGIN, no TLS needed)
     SmtpSink(tls=TestTLS.make(tmp_path), starttls=True | implicit_tls=True)
 
@@ -64,6 +65,7 @@ class SinkHandler:
     failed_logins: int = 0
     transactions: int = 0
     ehlos: int = 0  # one per plain session (two with STARTTLS)
+    data_delay: float = 0.0  # a slow server: seconds before answering each DATA
     failures: list[_Failure] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
     cond: threading.Condition = field(default_factory=threading.Condition)
@@ -133,6 +135,8 @@ class SinkHandler:
         failing = self._failing("DATA")
         if failing:
             return failing
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)  # simulated slowness, not synchronisation
         assert envelope.mail_from is not None
         content = envelope.original_content
         assert isinstance(content, bytes)
