@@ -1,0 +1,513 @@
+"""A small asyncio IMAP4rev1 client: just what watching one mailbox needs.
+
+Connect (implicit TLS, STARTTLS or plain), log in, EXAMINE a mailbox, UID
+SEARCH, UID FETCH with literals, IDLE and LOGOUT. Commands run one at a time;
+responses are read in full (literals included) into :class:`Response` values.
+Untagged ``EXISTS`` responses that arrive with any command are remembered in
+``new_mail`` so a caller never misses mail that arrived between commands.
+
+Why not a library: ``imaplib`` has no IDLE before Python 3.14 and blocks a
+thread, and ``aioimaplib`` has no STARTTLS and no type hints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import re
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+LINE_LIMIT = 8 * 1024 * 1024  # a SEARCH answer for a large mailbox is one long line
+MAX_LITERAL = 80 * 1024 * 1024
+COMMAND_TIMEOUT = 60.0
+
+_LITERAL = re.compile(rb"\{(\d{1,10})\+?\}\r?\n$")
+_TAGGED = re.compile(rb"^(\S+) (OK|NO|BAD)(?: \[([^\]]*)\])? ?(.*)$", re.IGNORECASE | re.S)
+_UNTAGGED_NUM = re.compile(rb"^\* (\d+) (\w+)", re.IGNORECASE)
+_CODE = re.compile(rb"^\* (?:OK|NO|BAD|PREAUTH|BYE) \[([^\]]*)\]", re.IGNORECASE)
+
+Value = bytes | int | None | list[Any]
+
+
+class ImapError(Exception):
+    """The server refused a command or broke the protocol."""
+
+
+class AuthenticationFailed(ImapError):
+    """The server refused the user name or password."""
+
+
+class ConnectionClosed(ImapError):
+    """The server closed the connection (or sent BYE)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """One response: untagged (``tag`` None), tagged, or a continuation (``tag`` "+")."""
+
+    tag: str | None
+    data: bytes  # the whole response, literals inline, without the final CRLF
+
+    @property
+    def text(self) -> str:
+        """The response as text (for messages and logs)."""
+        return self.data.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    """What EXAMINE says about a mailbox."""
+
+    name: str
+    uidvalidity: int
+    uidnext: int | None
+    exists: int
+
+
+@dataclass(slots=True)
+class ClientStats:
+    """Counts for the operator and for tests (what did we ask the server for)."""
+
+    commands: dict[str, int] = field(default_factory=dict)
+    fetched_messages: int = 0
+    fetched_bytes: int = 0
+
+
+class ImapClient:
+    """One IMAP connection. Create with :meth:`connect`; always :meth:`close`."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._host = host
+        self._tag = 0
+        self.capabilities: frozenset[str] = frozenset()
+        self.new_mail = False  # set by any untagged EXISTS; the caller clears it
+        self.stats = ClientStats()
+
+    # ------------------------------------------------------------ connecting
+
+    @classmethod
+    async def connect(
+        cls,
+        host: str,
+        port: int,
+        security: str,
+        ssl_context: ssl.SSLContext | None = None,
+        time_limit: float = 30.0,
+    ) -> ImapClient:
+        """Connect and read the greeting; ``security`` is "tls", "starttls" or "none"."""
+        context = ssl_context or ssl.create_default_context()
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(
+                host,
+                port,
+                ssl=context if security == "tls" else None,
+                server_hostname=host if security == "tls" else None,
+                limit=LINE_LIMIT,
+            ),
+            time_limit,
+        )
+        client = cls(reader, writer, host)
+        try:
+            await asyncio.wait_for(client._greeting(), time_limit)
+            if security == "starttls":
+                await client._starttls(context, time_limit)
+        except BaseException:
+            await client.close()
+            raise
+        return client
+
+    async def _greeting(self) -> None:
+        greeting = await self._read_response()
+        if greeting.data.upper().startswith(b"* BYE"):
+            raise ConnectionClosed(f"the server refused the connection: {greeting.text}")
+        self._capabilities_from(greeting.data)
+        if not self.capabilities:
+            await self.capability()
+
+    async def _starttls(self, context: ssl.SSLContext, time_limit: float) -> None:
+        if "STARTTLS" not in self.capabilities:
+            raise ImapError("the server does not offer STARTTLS; use imaps:// instead")
+        await self.command("STARTTLS", time_limit=time_limit)
+        await asyncio.wait_for(
+            self._writer.start_tls(context, server_hostname=self._host), time_limit
+        )
+        self.capabilities = frozenset()  # must not be trusted from before TLS
+        await self.capability()
+
+    async def capability(self) -> frozenset[str]:
+        """Ask for the server's capabilities."""
+        responses = await self.command("CAPABILITY")
+        for response in responses:
+            if response.data.upper().startswith(b"* CAPABILITY "):
+                self.capabilities = frozenset(response.text.upper().split()[2:])
+        return self.capabilities
+
+    def _capabilities_from(self, data: bytes) -> None:
+        match = re.search(rb"\[CAPABILITY ([^\]]*)\]", data, re.IGNORECASE)
+        if match:
+            self.capabilities = frozenset(match.group(1).decode("ascii", "replace").upper().split())
+
+    async def login(self, user: str, password: str) -> None:
+        """Log in (AUTHENTICATE PLAIN where offered, else LOGIN); raises AuthenticationFailed."""
+        if "LOGINDISABLED" in self.capabilities and "AUTH=PLAIN" not in self.capabilities:
+            raise ImapError("the server does not allow logging in over this connection")
+        try:
+            if "AUTH=PLAIN" in self.capabilities:
+                token = base64.b64encode(f"\0{user}\0{password}".encode()).decode("ascii")
+                if "SASL-IR" in self.capabilities:
+                    responses = await self.command("AUTHENTICATE", "PLAIN", token, secret=True)
+                else:
+                    responses = await self.command(
+                        "AUTHENTICATE", "PLAIN", continuation=token.encode(), secret=True
+                    )
+            else:
+                responses = await self.command(
+                    "LOGIN", quote(user), quote(password), secret=True
+                )
+        except ImapError as exc:
+            text = str(exc)
+            if "[UNAVAILABLE]" in text.upper() or "[SERVERBUG]" in text.upper():
+                raise
+            raise AuthenticationFailed(text) from None
+        self._capabilities_from(responses[-1].data)
+        if not any(c.startswith("IMAP4") for c in self.capabilities):
+            await self.capability()
+
+    # ------------------------------------------------------------ mailbox
+
+    async def examine(self, mailbox: str = "INBOX") -> Mailbox:
+        """Select ``mailbox`` read-only; the watcher never changes mail or flags."""
+        responses = await self.command("EXAMINE", quote(mailbox))
+        uidvalidity: int | None = None
+        uidnext: int | None = None
+        exists = 0
+        for response in responses:
+            code = _CODE.match(response.data)
+            if code:
+                words = code.group(1).split()
+                if len(words) == 2 and words[1].isdigit():
+                    if words[0].upper() == b"UIDVALIDITY":
+                        uidvalidity = int(words[1])
+                    elif words[0].upper() == b"UIDNEXT":
+                        uidnext = int(words[1])
+            number = _UNTAGGED_NUM.match(response.data)
+            if number and number.group(2).upper() == b"EXISTS":
+                exists = int(number.group(1))
+        if uidvalidity is None:
+            raise ImapError(f"the server did not say the UIDVALIDITY of {mailbox}")
+        self.new_mail = False
+        return Mailbox(mailbox, uidvalidity, uidnext, exists)
+
+    async def uid_search(self, criteria: str) -> list[int]:
+        """UIDs matching ``criteria`` (e.g. ``UID 100:*``), ascending."""
+        responses = await self.command("UID", "SEARCH", criteria)
+        uids: list[int] = []
+        for response in responses:
+            if response.data.upper().startswith(b"* SEARCH"):
+                uids.extend(int(w) for w in response.data.split()[2:] if w.isdigit())
+        return sorted(set(uids))
+
+    async def uid_fetch(
+        self, uids: Sequence[int], items: str, time_limit: float = COMMAND_TIMEOUT
+    ) -> dict[int, dict[str, Value]]:
+        """FETCH ``items`` for ``uids``; the answer per UID, keyed by item name (upper case)."""
+        if not uids:
+            return {}
+        uid_set = ",".join(str(u) for u in uids)
+        responses = await self.command("UID", "FETCH", uid_set, items, time_limit=time_limit)
+        wanted = set(uids)
+        found: dict[int, dict[str, Value]] = {}
+        for response in responses:
+            number = _UNTAGGED_NUM.match(response.data)
+            if not number or number.group(2).upper() != b"FETCH":
+                continue
+            attributes = parse_fetch(response.data, number.end())
+            uid = attributes.get("UID")
+            if isinstance(uid, int) and uid in wanted:
+                found.setdefault(uid, {}).update(attributes)
+        self.stats.fetched_messages += len(found)
+        return found
+
+    async def uid_fetch_last(self) -> int:
+        """The highest UID in the mailbox (0 when it is empty)."""
+        try:
+            responses = await self.command("UID", "FETCH", "*", "(UID)")
+        except ImapError:
+            return 0
+        highest = 0
+        for response in responses:
+            number = _UNTAGGED_NUM.match(response.data)
+            if number and number.group(2).upper() == b"FETCH":
+                uid = parse_fetch(response.data, number.end()).get("UID")
+                if isinstance(uid, int):
+                    highest = max(highest, uid)
+        return highest
+
+    async def noop(self) -> None:
+        """NOOP (keeps the connection alive; the server reports news with it)."""
+        await self.command("NOOP")
+
+    async def idle(self, time_limit: float) -> bool:
+        """IDLE until new mail (True) or ``time_limit`` seconds (False); then DONE."""
+        if self.new_mail:
+            return True
+        tag = self._next_tag()
+        self._count("IDLE")
+        await self._send(f"{tag} IDLE\r\n".encode())
+        async with asyncio.timeout(COMMAND_TIMEOUT):
+            while True:  # untagged news may come before the server's "+"
+                first = await self._read_response()
+                if first.tag == tag:
+                    raise ImapError(f"the server refused IDLE: {first.text[:200]}")
+                if first.tag == "+":
+                    break
+                self._note(first)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + time_limit
+        while not self.new_mail:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                response = await asyncio.wait_for(self._read_response(), remaining)
+            except TimeoutError:
+                break
+            if response.tag == tag:  # the server ended IDLE itself
+                return self.new_mail
+            self._note(response)
+        await self._send(b"DONE\r\n")
+        await self._until_tagged(tag, "IDLE", COMMAND_TIMEOUT)
+        return self.new_mail
+
+    async def logout(self) -> None:
+        """Say goodbye (best effort) and close."""
+        with contextlib.suppress(ImapError, OSError, TimeoutError):
+            await self.command("LOGOUT", time_limit=5.0)
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connection."""
+        self._writer.close()
+        with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
+            await asyncio.wait_for(self._writer.wait_closed(), 5.0)
+
+    # ------------------------------------------------------------ protocol
+
+    def _next_tag(self) -> str:
+        self._tag += 1
+        return f"M{self._tag}"
+
+    def _count(self, name: str) -> None:
+        self.stats.commands[name] = self.stats.commands.get(name, 0) + 1
+
+    async def command(
+        self,
+        *words: str,
+        continuation: bytes | None = None,
+        secret: bool = False,
+        time_limit: float = COMMAND_TIMEOUT,
+    ) -> list[Response]:
+        """Run one command; the untagged responses and the tagged OK, last.
+
+        ``continuation`` is sent when the server asks for more (``+``);
+        ``secret`` keeps the arguments out of logs. Raises ImapError on NO/BAD.
+        """
+        tag = self._next_tag()
+        name = " ".join(words[:2]) if words[0] == "UID" else words[0]
+        self._count(name)
+        line = f"{tag} {' '.join(words)}\r\n".encode()
+        log.debug("imap > %s", f"{tag} {name} ..." if secret else line.decode().rstrip())
+        await self._send(line)
+        return await self._until_tagged(tag, name, time_limit, continuation)
+
+    async def _until_tagged(
+        self, tag: str, name: str, time_limit: float, continuation: bytes | None = None
+    ) -> list[Response]:
+        responses: list[Response] = []
+        async with asyncio.timeout(time_limit):
+            while True:
+                response = await self._read_response()
+                if response.tag == "+":
+                    # Answer once; asked again, cancel (an empty line ends a SASL exchange).
+                    await self._send((continuation or b"*") + b"\r\n")
+                    continuation = None
+                    continue
+                if response.tag == tag:
+                    responses.append(response)
+                    return self._finish(name, response, responses)
+                if response.tag is not None:
+                    continue  # a stray tagged response (e.g. an IDLE we abandoned)
+                self._note(response)
+                responses.append(response)
+
+    def _finish(self, name: str, tagged: Response, responses: list[Response]) -> list[Response]:
+        match = _TAGGED.match(tagged.data)
+        status = match.group(2).upper() if match else b""
+        if status != b"OK":
+            raise ImapError(f"{name} failed: {tagged.text.partition(' ')[2][:300]}")
+        return responses
+
+    def _note(self, response: Response) -> None:
+        upper = response.data[:64].upper()
+        if upper.startswith(b"* BYE"):
+            raise ConnectionClosed(f"the server closed the connection: {response.text[:200]}")
+        number = _UNTAGGED_NUM.match(response.data)
+        if number and number.group(2).upper() in (b"EXISTS", b"RECENT"):
+            self.new_mail = True
+
+    async def _send(self, data: bytes) -> None:
+        try:
+            self._writer.write(data)
+            await self._writer.drain()
+        except (ConnectionError, OSError) as exc:
+            raise ConnectionClosed(f"the connection was lost: {exc}") from exc
+
+    async def _read_line(self) -> bytes:
+        try:
+            line = await self._reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            raise ConnectionClosed("the server closed the connection") from exc
+        except asyncio.LimitOverrunError as exc:
+            raise ImapError("the server sent an over-long line") from exc
+        except (ConnectionError, OSError) as exc:
+            raise ConnectionClosed(f"the connection was lost: {exc}") from exc
+        return line
+
+    async def _read_response(self) -> Response:
+        """One response, with its literals read into it."""
+        chunks: list[bytes] = []
+        while True:
+            line = await self._read_line()
+            chunks.append(line)
+            literal = _LITERAL.search(line)
+            if literal is None:
+                break
+            size = int(literal.group(1))
+            if size > MAX_LITERAL:
+                raise ImapError(f"the server sent a literal of {size} bytes")
+            try:
+                data = await self._reader.readexactly(size)
+            except asyncio.IncompleteReadError as exc:
+                raise ConnectionClosed("the server closed the connection") from exc
+            self.stats.fetched_bytes += size
+            chunks.append(data)
+        data = b"".join(chunks)
+        if data.endswith(b"\r\n"):
+            data = data[:-2]
+        elif data.endswith(b"\n"):
+            data = data[:-1]
+        head = data[:2]
+        if head == b"* ":
+            return Response(None, data)
+        if head.startswith(b"+"):
+            return Response("+", data)
+        return Response(data.split(b" ", 1)[0].decode("ascii", "replace"), data)
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def quote(text: str) -> str:
+    """An IMAP quoted string (CR and LF cannot be quoted and are refused)."""
+    if "\r" in text or "\n" in text:
+        raise ValueError("CR and LF cannot be sent in an IMAP quoted string")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def parse_fetch(data: bytes, pos: int) -> dict[str, Value]:
+    """The attributes of a ``* n FETCH (...)`` response; ``pos`` is after "FETCH"."""
+    value, _ = _value(data, pos)
+    items: dict[str, Value] = {}
+    if not isinstance(value, list):
+        return items
+    for index in range(0, len(value) - 1, 2):
+        key = value[index]
+        if isinstance(key, bytes):
+            items[key.decode("ascii", "replace").upper()] = value[index + 1]
+    return items
+
+
+def _value(data: bytes, pos: int) -> tuple[Value, int]:
+    """One value at ``pos``: list, quoted string, literal, number, NIL or atom."""
+    end = len(data)
+    while pos < end and data[pos] == 0x20:
+        pos += 1
+    if pos >= end:
+        return None, pos
+    char = data[pos : pos + 1]
+    if char == b"(":
+        return _list(data, pos + 1)
+    if char == b'"':
+        return _quoted(data, pos + 1)
+    if char == b"{":
+        match = re.compile(rb"\{(\d+)\+?\}\r?\n").match(data, pos)
+        if match:
+            size = int(match.group(1))
+            return data[match.end() : match.end() + size], match.end() + size
+    return _atom(data, pos)
+
+
+def _list(data: bytes, pos: int) -> tuple[list[Any], int]:
+    items: list[Any] = []
+    end = len(data)
+    while pos < end:
+        while pos < end and data[pos] == 0x20:
+            pos += 1
+        if pos >= end:
+            break
+        if data[pos : pos + 1] == b")":
+            return items, pos + 1
+        value, new_pos = _value(data, pos)
+        if new_pos <= pos:  # nothing readable here: stop rather than loop
+            break
+        items.append(value)
+        pos = new_pos
+    return items, pos
+
+
+def _quoted(data: bytes, pos: int) -> tuple[bytes, int]:
+    out = bytearray()
+    end = len(data)
+    while pos < end:
+        char = data[pos]
+        if char == 0x5C and pos + 1 < end:  # backslash
+            out.append(data[pos + 1])
+            pos += 2
+            continue
+        if char == 0x22:  # closing quote
+            return bytes(out), pos + 1
+        out.append(char)
+        pos += 1
+    return bytes(out), pos
+
+
+def _atom(data: bytes, pos: int) -> tuple[Value, int]:
+    start = pos
+    end = len(data)
+    depth = 0
+    while pos < end:
+        char = data[pos : pos + 1]
+        if char == b"[":
+            depth += 1
+        elif char == b"]":
+            depth = max(0, depth - 1)
+        elif depth == 0 and char in (b" ", b"(", b")"):
+            break
+        pos += 1
+    atom = data[start:pos]
+    if atom.isdigit():
+        return int(atom), pos
+    if atom.upper() == b"NIL":
+        return None, pos
+    return atom, pos
