@@ -1,10 +1,198 @@
-"""Command-line entry points of the server package."""
+"""``mailbeacon server serve`` and ``mailbeacon server add-user``."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
+
+from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.core.profile import Profile
+from mailbeacon.core.tokens import derive_signing_key
+from mailbeacon.server import meta
+from mailbeacon.server.config import (
+    DEFAULT_LISTEN,
+    DEFAULT_PUBLIC_URL,
+    ConfigError,
+    ServerConfig,
+    load_secret,
+    parse_db_url,
+    parse_listen,
+    parse_networks,
+)
+from mailbeacon.server.sqlite_store import SqliteStore
+from mailbeacon.server.tracker import iso_utc
+from mailbeacon.server.users import create_user
+
+log = logging.getLogger(__name__)
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add this package's sub-commands."""
+    server = sub.add_parser("server", help="the tracking server")
+    commands = server.add_subparsers(dest="server_command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser("serve", help="run the tracking server")
+    serve.add_argument(
+        "--listen",
+        default=f"{DEFAULT_LISTEN[0]}:{DEFAULT_LISTEN[1]}",
+        metavar="HOST:PORT",
+        help="address to listen on (default %(default)s)",
+    )
+    _db_options(serve)
+    serve.add_argument(
+        "--trusted-proxy",
+        action="append",
+        metavar="CIDR",
+        help="a reverse proxy whose X-Forwarded-For is believed (repeatable)",
+    )
+    serve.set_defaults(func=_serve)
+
+    add_user = commands.add_parser("add-user", help="create a user; prints the enrollment key")
+    add_user.add_argument("name", metavar="NAME", help="the rep's name")
+    _db_options(add_user)
+    add_user.add_argument(
+        "--json", action="store_true", help="print enrollment_key, user_id, api_token as JSON"
+    )
+    add_user.set_defaults(func=_add_user)
+
+
+def _db_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", metavar="URL", help="SQLite path or sqlite:///PATH (default: in the data dir)"
+    )
+    parser.add_argument(
+        "--public-url", metavar="URL", help="base URL put into emails (the tracking domain)"
+    )
+    parser.add_argument(
+        "--secret-file",
+        type=Path,
+        metavar="PATH",
+        help="file holding the server secret (else MAILBEACON_SERVER_SECRET, else one kept "
+        "in the database)",
+    )
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> int:
+    print(f"mailbeacon server: {message}", file=sys.stderr)
+    return code
+
+
+def _checked_public_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(f"--public-url {value!r}: expected http://... or https://...")
+    return value.rstrip("/")
+
+
+def _serve(args: argparse.Namespace, profile: Profile) -> int:
+    try:
+        host, port = parse_listen(args.listen)
+        config = ServerConfig(
+            db_path=parse_db_url(args.db, profile.data_dir / "server.db"),
+            host=host,
+            port=port,
+            public_url=_checked_public_url(args.public_url),
+            trusted_proxies=parse_networks(args.trusted_proxy),
+            secret=load_secret(args.secret_file),
+        )
+    except ConfigError as exc:
+        return _fail(str(exc))
+    return _run(lambda: _serve_until_signalled(config))
+
+
+def _run(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    try:
+        # A faster event loop: measured ~25% more pixel hits/s (see tests/bench).
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:  # pragma: no cover - a declared dependency
+        return asyncio.run(main())
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main())
+
+
+async def _serve_until_signalled(config: ServerConfig) -> int:
+    # Imported here: uvicorn and Starlette are not needed by every mailbeacon command.
+    from mailbeacon.server.tracking_server import (  # noqa: PLC0415
+        ServerStartError,
+        TrackingServer,
+    )
+
+    server = TrackingServer(config)
+    try:
+        await server.start()
+    except (ServerStartError, ConfigError) as exc:
+        return _fail(str(exc), EXIT_FAILURE)
+    except OSError as exc:
+        log.exception("could not start the tracking server")
+        return _fail(f"could not open the database {config.db_path}: {exc}", EXIT_FAILURE)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(
+        f"MailBeacon tracking server listening on {server.url} (public URL {server.public_url})",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await server.stop()
+    return 0
+
+
+def _add_user(args: argparse.Namespace, profile: Profile) -> int:
+    name = str(args.name).strip()
+    if not name:
+        return _fail("NAME must not be empty")
+    try:
+        db_path = parse_db_url(args.db, profile.data_dir / "server.db")
+        given_url = _checked_public_url(args.public_url)
+        external = load_secret(args.secret_file)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    try:
+        store = SqliteStore(db_path)
+    except Exception as exc:
+        log.exception("could not open %s", db_path)
+        return _fail(f"could not open the database {db_path}: {exc}", EXIT_FAILURE)
+    try:
+        with store.transaction():
+            secret = meta.enrollment_secret(store, external)
+            url, source = meta.public_url(store, given_url)
+            new = create_user(store, name, iso_utc(time.time()))
+    except ConfigError as exc:
+        return _fail(str(exc))
+    finally:
+        store.close()
+    if url is None:
+        url = DEFAULT_PUBLIC_URL
+        print(
+            f"mailbeacon server: note: no --public-url given and the server was never served "
+            f"from this database; the key points at {url}",
+            file=sys.stderr,
+        )
+    else:
+        log.info("public URL from %s: %s", source, url)
+    enrollment = Enrollment(url, new.id, new.api_token, derive_signing_key(secret, new.id))
+    key = enrollment.encode()
+    if args.json:
+        print(json.dumps({"enrollment_key": key, "user_id": new.id, "api_token": new.api_token}))
+    else:
+        print(key)
+    return 0

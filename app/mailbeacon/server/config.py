@@ -1,0 +1,134 @@
+"""Tracking server settings, and parsing of the operator's options into them."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+SECRET_ENV = "MAILBEACON_SERVER_SECRET"  # noqa: S105 - a variable name, not a secret
+MIN_SECRET_BYTES = 16
+DEFAULT_LISTEN = ("127.0.0.1", 8025)
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8025"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(ValueError):
+    """An option the operator has to fix; the message says how."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything a TrackingServer needs. Limits have sensible defaults."""
+
+    db_path: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    public_url: str | None = None
+    trusted_proxies: tuple[Network, ...] = ()
+    secret: bytes | None = None  # None: generated once and kept in the database
+    # Stream: per-subscriber queue bound (events); on overflow the subscriber is dropped
+    # (close 1013) and resumes with ``after=``.
+    stream_queue_limit: int = 1024
+    stream_page_size: int = 500
+    # Recent hits per message kept for burst detection, and the bound on all of them.
+    recent_per_message: int = 64
+    recent_seconds: float = 600.0
+    recent_total: int = 100_000
+    # How long an address an agent streamed from still counts as the rep's own.
+    agent_address_ttl: float = 30 * 86400.0
+    agent_addresses_per_user: int = 64
+    user_agent_limit: int = 1024
+    max_url_bytes: int = 16 * 1024
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 100
+    ws_ping_interval: float = 20.0
+    graceful_timeout: float = 10.0
+
+
+def parse_db_url(value: str | None, default: Path) -> Path:
+    """The SQLite file a ``--db`` value names (a path or ``sqlite:///...``)."""
+    if value is None or value == "":
+        return default
+    lowered = value.lower()
+    if lowered.startswith(("postgresql:", "postgres:", "postgresql+")):
+        raise ConfigError(
+            "PostgreSQL is not supported yet (it is planned); use a SQLite file for now, "
+            "e.g. --db sqlite:///var/lib/mailbeacon/server.db or --db /path/to/server.db"
+        )
+    if lowered.startswith("sqlite:"):
+        parts = urlsplit(value)
+        if parts.netloc not in ("", "localhost"):
+            raise ConfigError(f"--db {value!r}: write sqlite:///PATH (three slashes)")
+        # sqlite:///relative.db and sqlite:////absolute.db, as in SQLAlchemy.
+        path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+        if not path or path == ":memory:":
+            raise ConfigError(f"--db {value!r}: name a database file")
+        return Path(path).expanduser()
+    if "://" in value:
+        scheme = value.split("://", 1)[0]
+        raise ConfigError(f"--db: unsupported database {scheme!r}; give a SQLite file path")
+    return Path(value).expanduser()
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) into its parts."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(f"--listen {value!r}: expected HOST:PORT, e.g. 127.0.0.1:8025")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host or "0.0.0.0", int(port_text)
+
+
+def parse_networks(values: list[str] | None) -> tuple[Network, ...]:
+    """``--trusted-proxy`` values (addresses or CIDR blocks)."""
+    networks: list[Network] = []
+    for value in values or []:
+        try:
+            networks.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError as exc:
+            raise ConfigError(
+                f"--trusted-proxy {value!r}: expected an address or CIDR block, "
+                "e.g. 10.0.0.0/8"
+            ) from exc
+    return tuple(networks)
+
+
+def load_secret(secret_file: Path | None, environ: Mapping[str, str] | None = None) -> bytes | None:
+    """The server secret from ``--secret-file``, else the environment, else None."""
+    if secret_file is not None:
+        try:
+            text = secret_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(f"cannot read the secret file {secret_file}: {reason}") from exc
+        return _checked_secret(text, f"the secret file {secret_file}")
+    env = os.environ if environ is None else environ
+    text = env.get(SECRET_ENV, "").strip()
+    if text:
+        return _checked_secret(text, SECRET_ENV)
+    return None
+
+
+def _checked_secret(text: str, source: str) -> bytes:
+    raw = text.encode("utf-8")
+    if len(raw) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"{source} holds a secret shorter than {MIN_SECRET_BYTES} bytes; use a long random "
+            "value, e.g. `openssl rand -hex 32`"
+        )
+    return raw
+
+
+def base_url(host: str, port: int) -> str:
+    """``http://HOST:PORT``, with brackets around an IPv6 host."""
+    # A wildcard address is no URL anyone can use; the operator should pass --public-url.
+    shown = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}"

@@ -1,0 +1,107 @@
+"""Live fan-out of committed events to each user's stream subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from mailbeacon.server.recorder import Recorded
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One stream message, serialized once for every subscriber.
+
+    ``seq`` is the id of the event it carries or, for a revision, of the event that
+    caused it (see store.StreamItem).
+    """
+
+    seq: int
+    text: str
+
+
+def encode(payload: dict[str, object]) -> str:
+    """The JSON text of a stream message."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(eq=False, slots=True)
+class Subscription:
+    """One subscriber's bounded queue. Overflow drops the subscriber, never grows."""
+
+    user_id: int
+    limit: int
+    queue: asyncio.Queue[Message] = field(init=False)
+    overflowed: asyncio.Event = field(default_factory=asyncio.Event)
+    high_water: int = 0
+
+    def __post_init__(self) -> None:
+        self.queue = asyncio.Queue(maxsize=self.limit)
+
+    def offer(self, message: Message) -> bool:
+        """Queue a message; False (and flagged) when the subscriber has fallen behind."""
+        if self.overflowed.is_set():
+            return False
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.overflowed.set()
+            return False
+        self.high_water = max(self.high_water, self.queue.qsize())
+        return True
+
+
+class Fanout:
+    """Subscribers per user; publishes committed events in commit order."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[int, set[Subscription]] = {}
+        self.dropped = 0
+
+    def subscribe(self, user_id: int, limit: int) -> Subscription:
+        """A new subscription; from now on it receives every event of ``user_id``."""
+        subscription = Subscription(user_id, limit)
+        self._subscribers.setdefault(user_id, set()).add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Stop delivering to a subscription."""
+        subscribers = self._subscribers.get(subscription.user_id)
+        if subscribers is None:
+            return
+        subscribers.discard(subscription)
+        if not subscribers:
+            del self._subscribers[subscription.user_id]
+
+    def count(self, user_id: int | None = None) -> int:
+        """Open subscriptions (of one user, or all)."""
+        if user_id is not None:
+            return len(self._subscribers.get(user_id, ()))
+        return sum(len(s) for s in self._subscribers.values())
+
+    def subscriptions(self) -> Iterable[Subscription]:
+        """Every open subscription."""
+        for subscribers in self._subscribers.values():
+            yield from subscribers
+
+    def publish(self, recorded: list[Recorded]) -> None:
+        """Deliver stored events (and the revisions they caused) to their users."""
+        for item in recorded:
+            subscribers = self._subscribers.get(item.user_id)
+            if not subscribers:
+                continue  # nobody listening: skip the serialization
+            messages = [Message(item.event.id, encode(item.event.to_json()))]
+            messages.extend(Message(item.event.id, encode(r.to_json())) for r in item.revisions)
+            for subscription in list(subscribers):
+                for message in messages:
+                    if not subscription.offer(message):
+                        self.dropped += 1
+                        log.info("stream subscriber of user %d fell behind; dropping it",
+                                 item.user_id)
+                        self.unsubscribe(subscription)
+                        break

@@ -1,0 +1,75 @@
+"""A bounded in-memory window of recent hits per message (context for classify)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Iterable
+
+from mailbeacon.core.classify import PriorHit
+from mailbeacon.core.events import Verdict
+
+MessageRef = tuple[int, str]  # (user id, message key): one user cannot touch another's
+
+
+class RecentHits:
+    """The last hits of each message, bounded per message, in age and in total.
+
+    Memory stays bounded: at most ``per_message`` hits of one message, none older than
+    ``max_age`` seconds when read, and at most ``total`` hits overall (the messages
+    hit longest ago are forgotten first).
+    """
+
+    def __init__(self, per_message: int = 64, max_age: float = 600.0, total: int = 100_000) -> None:
+        self._per_message = per_message
+        self._max_age = max_age
+        self._total_limit = total
+        self._total = 0
+        self._messages: OrderedDict[MessageRef, deque[PriorHit]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return self._total
+
+    def get(self, ref: MessageRef, now: float) -> tuple[PriorHit, ...]:
+        """The recent hits of a message, oldest first."""
+        window = self._messages.get(ref)
+        if window is None:
+            return ()
+        while window and now - window[0].hit.at > self._max_age:
+            window.popleft()
+            self._total -= 1
+        if not window:
+            del self._messages[ref]
+            return ()
+        return tuple(window)
+
+    def add(self, ref: MessageRef, prior: PriorHit) -> None:
+        """Remember a stored hit."""
+        window = self._messages.get(ref)
+        if window is None:
+            window = self._messages[ref] = deque(maxlen=self._per_message)
+        else:
+            self._messages.move_to_end(ref)
+        if len(window) == self._per_message:
+            self._total -= 1  # the deque drops its oldest
+        window.append(prior)
+        self._total += 1
+        while self._total > self._total_limit:
+            _, oldest = self._messages.popitem(last=False)
+            self._total -= len(oldest)
+
+    def revise(self, ref: MessageRef, event_id: int, verdict: Verdict) -> None:
+        """Record a changed verdict of a remembered hit."""
+        window = self._messages.get(ref)
+        if window is None:
+            return
+        for i, prior in enumerate(window):
+            if prior.id == event_id:
+                window[i] = PriorHit(prior.id, prior.hit, verdict)
+                return
+
+    def forget(self, refs: Iterable[MessageRef]) -> None:
+        """Drop whole messages (after a failed commit their window is unreliable)."""
+        for ref in refs:
+            window = self._messages.pop(ref, None)
+            if window is not None:
+                self._total -= len(window)

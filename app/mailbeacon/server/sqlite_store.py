@@ -1,0 +1,280 @@
+"""The SQLite store (the default): one file, WAL mode, every commit fsync'd."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from mailbeacon.core.events import Revision, ServerEvent
+from mailbeacon.server.store import NewEvent, StreamItem, UserRecord
+
+SCHEMA_VERSION = "1"
+BUSY_TIMEOUT_MS = 10_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+-- AUTOINCREMENT: an id is never handed out twice, even if rows are ever deleted.
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    message TEXT NOT NULL,
+    recipient TEXT,
+    at TEXT NOT NULL,
+    ip TEXT NOT NULL,
+    user_agent TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    inferred INTEGER NOT NULL DEFAULT 0,
+    link INTEGER,
+    url TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, id);
+-- A revision belongs to the event that caused it (cause_id), so a subscriber that
+-- resumes after an event gets exactly the revisions that came later.
+CREATE TABLE IF NOT EXISTS revisions (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL,
+    cause_id INTEGER NOT NULL,
+    event_id INTEGER NOT NULL,
+    verdict TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS revisions_by_cause ON revisions (user_id, cause_id);
+CREATE TABLE IF NOT EXISTS agent_addresses (
+    user_id INTEGER NOT NULL,
+    ip TEXT NOT NULL,
+    last_seen REAL NOT NULL,
+    PRIMARY KEY (user_id, ip)
+);
+"""
+
+_EVENT_COLUMNS = (
+    "id, type, message, recipient, at, ip, user_agent, verdict, reason, inferred, link, url"
+)
+
+
+class SqliteStore:
+    """The store in one SQLite file. One connection; one thread at a time."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a batch is exactly
+        # one transaction and one fsync.
+        self._db = sqlite3.connect(
+            str(path),
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+        )
+        self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        # Durability. In WAL mode a commit appends to the WAL file. With
+        # synchronous=NORMAL that append is not fsync'd (only checkpoints are): a commit
+        # survives kill -9 (the bytes are in the OS page cache) but the last commits can
+        # vanish on power loss or a kernel crash. With FULL the WAL is fsync'd before
+        # COMMIT returns, so "the hit was answered" implies "the hit is on disk" for both
+        # kinds of crash. Group commit pays that fsync once per batch, not per hit.
+        self._db.execute("PRAGMA synchronous = FULL")
+        # macOS: a real flush to the medium, not just to the drive's cache.
+        self._db.execute("PRAGMA fullfsync = ON")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction: BEGIN IMMEDIATE ... COMMIT (rolled back on error)."""
+        self.begin()
+        try:
+            yield
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
+
+    def begin(self) -> None:
+        """BEGIN IMMEDIATE: take the write lock now, not at the first write."""
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        """COMMIT (with synchronous=FULL it returns after the WAL is fsync'd)."""
+        self._db.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """ROLLBACK, if a transaction is open."""
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read transaction: every query inside sees the same committed state."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
+
+    def get_meta(self, key: str) -> str | None:
+        """A server setting, or None."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a server setting."""
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def setdefault_meta(self, key: str, value: str) -> str:
+        """The stored value, storing ``value`` first when there is none."""
+        self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        stored = self.get_meta(key)
+        assert stored is not None  # just inserted or already there
+        return stored
+
+    def add_user(self, name: str, token_hash: str, created_at: str) -> int:
+        """Create a user; returns its id."""
+        cursor = self._db.execute(
+            "INSERT INTO users (name, token_hash, created_at) VALUES (?, ?, ?)",
+            (name, token_hash, created_at),
+        )
+        assert cursor.lastrowid is not None
+        return int(cursor.lastrowid)
+
+    def get_user(self, user_id: int) -> UserRecord | None:
+        """The user with this id, or None."""
+        row = self._db.execute("SELECT id, name FROM users WHERE id = ?", (user_id,)).fetchone()
+        return None if row is None else UserRecord(int(row[0]), str(row[1]))
+
+    def user_by_token_hash(self, token_hash: str) -> UserRecord | None:
+        """The user whose API token hashes to ``token_hash``."""
+        row = self._db.execute(
+            "SELECT id, name FROM users WHERE token_hash = ?", (token_hash,)
+        ).fetchone()
+        return None if row is None else UserRecord(int(row[0]), str(row[1]))
+
+    def insert_event(self, event: NewEvent) -> int:
+        """Store an event; returns its id."""
+        cursor = self._db.execute(
+            "INSERT INTO events (user_id, type, message, recipient, at, ip, user_agent, "
+            "verdict, reason, inferred, link, url) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.user_id,
+                event.type,
+                event.message,
+                event.recipient,
+                event.at,
+                event.ip,
+                event.user_agent,
+                event.verdict,
+                event.reason,
+                int(event.inferred),
+                event.link,
+                event.url,
+            ),
+        )
+        assert cursor.lastrowid is not None
+        return int(cursor.lastrowid)
+
+    def revise(self, user_id: int, cause_id: int, revision: Revision) -> bool:
+        """Change an earlier event's verdict; False when it is not this user's event."""
+        cursor = self._db.execute(
+            "UPDATE events SET verdict = ?, reason = ? WHERE id = ? AND user_id = ?",
+            (revision.verdict, revision.reason, revision.id, user_id),
+        )
+        if cursor.rowcount != 1:
+            return False
+        self._db.execute(
+            "INSERT INTO revisions (user_id, cause_id, event_id, verdict, reason) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (user_id, cause_id, revision.id, revision.verdict, revision.reason),
+        )
+        return True
+
+    def stream_page(self, user_id: int, after: int, limit: int) -> list[StreamItem]:
+        """Up to ``limit`` events with id > ``after``, each followed by its revisions."""
+        with self.snapshot():
+            rows = self._db.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE user_id = ? AND id > ? "  # noqa: S608
+                "ORDER BY id LIMIT ?",
+                (user_id, after, limit),
+            ).fetchall()
+            if not rows:
+                return []
+            revisions = self._db.execute(
+                "SELECT cause_id, event_id, verdict, reason FROM revisions "
+                "WHERE user_id = ? AND cause_id > ? AND cause_id <= ? ORDER BY cause_id, id",
+                (user_id, after, int(rows[-1][0])),
+            ).fetchall()
+        by_cause: dict[int, list[Revision]] = {}
+        for cause_id, event_id, verdict, reason in revisions:
+            by_cause.setdefault(int(cause_id), []).append(
+                Revision(int(event_id), str(verdict), str(reason))
+            )
+        items: list[StreamItem] = []
+        for row in rows:
+            event = _event_from_row(row)
+            items.append(StreamItem(event.id, event=event))
+            items.extend(StreamItem(event.id, revision=r) for r in by_cause.get(event.id, ()))
+        return items
+
+    def touch_agent_address(self, user_id: int, ip: str, seen_at: float) -> None:
+        """Remember that an agent of this user connected from ``ip``."""
+        self._db.execute(
+            "INSERT INTO agent_addresses (user_id, ip, last_seen) VALUES (?, ?, ?) "
+            "ON CONFLICT (user_id, ip) DO UPDATE SET last_seen = "
+            "max(last_seen, excluded.last_seen)",
+            (user_id, ip, seen_at),
+        )
+
+    def agent_addresses(self, since: float) -> Iterator[tuple[int, str, float]]:
+        """(user id, address, last seen) seen at or after ``since``."""
+        rows = self._db.execute(
+            "SELECT user_id, ip, last_seen FROM agent_addresses WHERE last_seen >= ?", (since,)
+        ).fetchall()
+        for user_id, ip, last_seen in rows:
+            yield int(user_id), str(ip), float(last_seen)
+
+    def max_event_id(self) -> int:
+        """The highest event id so far (0 for none)."""
+        row = self._db.execute("SELECT max(id) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def close(self) -> None:
+        """Release the connection."""
+        self._db.close()
+
+
+def _event_from_row(row: tuple[object, ...]) -> ServerEvent:
+    (event_id, type_, message, recipient, at, ip, user_agent, verdict, reason, inferred,
+     link, url) = row
+    return ServerEvent(
+        id=int(str(event_id)),
+        type=str(type_),
+        message=str(message),
+        recipient=None if recipient is None else str(recipient),
+        at=str(at),
+        ip=str(ip),
+        user_agent=str(user_agent),
+        verdict=str(verdict),
+        reason=str(reason),
+        inferred=bool(inferred),
+        link=None if link is None else int(str(link)),
+        url=None if url is None else str(url),
+    )

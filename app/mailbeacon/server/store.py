@@ -1,0 +1,142 @@
+"""What the tracking server keeps, behind one small interface (SQLite now, PostgreSQL later).
+
+A store is one connection: not thread-safe, used by one thread at a time. The server
+opens one for its single writer thread and one (behind a lock) for reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from mailbeacon.core.events import Revision, ServerEvent
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A rep enrolled on this server."""
+
+    id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event about to be stored: everything but the id the store assigns."""
+
+    user_id: int
+    type: str
+    message: str
+    recipient: str | None
+    at: str
+    ip: str
+    user_agent: str
+    verdict: str
+    reason: str
+    inferred: bool = False
+    link: int | None = None
+    url: str | None = None
+
+    def with_id(self, event_id: int) -> ServerEvent:
+        """The stored event as the stream carries it."""
+        return ServerEvent(
+            id=event_id,
+            type=self.type,
+            message=self.message,
+            recipient=self.recipient,
+            at=self.at,
+            ip=self.ip,
+            user_agent=self.user_agent,
+            verdict=self.verdict,
+            reason=self.reason,
+            inferred=self.inferred,
+            link=self.link,
+            url=self.url,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StreamItem:
+    """One stream message in store order: an event, or a revision an event caused.
+
+    ``seq`` is the id of the event (for a revision: the event that caused it), so a
+    subscriber that has sent everything up to ``seq`` has sent this item too.
+    """
+
+    seq: int
+    event: ServerEvent | None = None
+    revision: Revision | None = None
+
+
+class Store(Protocol):
+    """Storage of users, server metadata, agent addresses and events."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group writes; committed durably on a clean exit, rolled back on an error."""
+        ...
+
+    def begin(self) -> None:
+        """Start a write transaction (waits for another process's write to finish)."""
+        ...
+
+    def commit(self) -> None:
+        """Commit the write transaction durably (returns once it is on disk)."""
+        ...
+
+    def rollback(self) -> None:
+        """Abandon the write transaction, if one is open."""
+        ...
+
+    def get_meta(self, key: str) -> str | None:
+        """A server setting (secret, public URL, ...), or None."""
+        ...
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a server setting."""
+        ...
+
+    def setdefault_meta(self, key: str, value: str) -> str:
+        """The stored value, storing ``value`` first if there is none (race-free)."""
+        ...
+
+    def add_user(self, name: str, token_hash: str, created_at: str) -> int:
+        """Create a user; returns its id."""
+        ...
+
+    def get_user(self, user_id: int) -> UserRecord | None:
+        """The user with this id, or None."""
+        ...
+
+    def user_by_token_hash(self, token_hash: str) -> UserRecord | None:
+        """The user whose API token hashes to ``token_hash``, or None."""
+        ...
+
+    def insert_event(self, event: NewEvent) -> int:
+        """Store an event; returns its id (ids only ever increase)."""
+        ...
+
+    def revise(self, user_id: int, cause_id: int, revision: Revision) -> bool:
+        """Change an earlier event's verdict because of event ``cause_id``.
+
+        Returns False (and changes nothing) when that event is not this user's.
+        """
+        ...
+
+    def stream_page(self, user_id: int, after: int, limit: int) -> list[StreamItem]:
+        """Up to ``limit`` of the user's events with id > ``after``, oldest first, each
+        followed by the revisions it caused."""
+        ...
+
+    def touch_agent_address(self, user_id: int, ip: str, seen_at: float) -> None:
+        """Remember that an agent of this user connected from ``ip``."""
+        ...
+
+    def agent_addresses(self, since: float) -> Iterator[tuple[int, str, float]]:
+        """(user id, address, last seen) of agent addresses seen at or after ``since``."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...

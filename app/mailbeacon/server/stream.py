@@ -1,0 +1,161 @@
+"""``GET /v1/stream?after=ID``: a user's events over WebSocket, backlog then live.
+
+Order of work for one subscriber, so that nothing is missed or sent twice:
+subscribe to the live fan-out first, then send the backlog (id > after) page by page,
+then forward live messages whose id is beyond the last backlog one. Every event
+committed before the subscription is in the backlog; every one committed after is in
+the queue; the overlap is skipped by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from urllib.parse import parse_qs
+
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from mailbeacon.server.addresses import AgentAddresses
+from mailbeacon.server.fanout import Fanout, Subscription, encode
+from mailbeacon.server.reader import Reader
+from mailbeacon.server.recorder import Recorder, RecorderStopped
+from mailbeacon.server.store import StreamItem
+from mailbeacon.server.tracker import Tracker
+from mailbeacon.server.users import hash_token
+
+log = logging.getLogger(__name__)
+
+CLOSE_POLICY = 1008  # used before accept: uvicorn answers 403
+CLOSE_TRY_AGAIN = 1013  # "try again later": the subscriber fell behind; resume with after=
+_MAX_TOKEN_CHARS = 512
+_MAX_ID = 2**63 - 1  # SQLite's largest integer
+
+
+class StreamEndpoint:
+    """The ASGI WebSocket endpoint of the event stream."""
+
+    def __init__(
+        self,
+        reader: Reader,
+        fanout: Fanout,
+        addresses: AgentAddresses,
+        recorder: Recorder,
+        tracker: Tracker,
+        queue_limit: int,
+        page_size: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._reader = reader
+        self._fanout = fanout
+        self._addresses = addresses
+        self._recorder = recorder
+        self._tracker = tracker
+        self._queue_limit = queue_limit
+        self._page_size = page_size
+        self._clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
+        user_id = await self._authenticate(websocket)
+        after = _after(websocket)
+        if user_id is None or after is None:
+            await websocket.close(code=CLOSE_POLICY)
+            return
+        client = websocket.client
+        ip = self._tracker.client_ip(client.host if client else "", websocket.scope["headers"])
+        # Subscribe before reading the backlog (see the module docstring), and count the
+        # address as the rep's own before the client can send a single hit.
+        subscription = self._fanout.subscribe(user_id, self._queue_limit)
+        self._addresses.connected(user_id, ip, self._clock())
+        try:
+            await self._remember_address(user_id, ip)
+            await websocket.accept()
+            await self._run(websocket, subscription, after)
+        finally:
+            self._fanout.unsubscribe(subscription)
+            self._addresses.disconnected(user_id, ip, self._clock())
+            await self._remember_address(user_id, ip)
+
+    async def _authenticate(self, websocket: WebSocket) -> int | None:
+        header = websocket.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or len(token) > _MAX_TOKEN_CHARS:
+            return None
+        user = await self._reader.user_by_token_hash(hash_token(token))
+        return None if user is None else user.id
+
+    async def _remember_address(self, user_id: int, ip: str) -> None:
+        now = self._clock()
+        try:
+            await self._recorder.run(lambda store: store.touch_agent_address(user_id, ip, now))
+        except RecorderStopped:
+            pass
+        except Exception:
+            log.warning("could not store the agent address of user %d", user_id, exc_info=True)
+
+    async def _run(self, websocket: WebSocket, subscription: Subscription, after: int) -> None:
+        sender = asyncio.create_task(self._send(websocket, subscription, after))
+        listener = asyncio.create_task(_until_disconnect(websocket))
+        try:
+            await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sender, listener):
+                task.cancel()
+            for task in (sender, listener):
+                with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, OSError):
+                    await task
+
+    async def _send(self, websocket: WebSocket, subscription: Subscription, after: int) -> None:
+        try:
+            last = await self._backlog(websocket, subscription, after)
+            while not subscription.overflowed.is_set():
+                message = await subscription.queue.get()
+                if message.seq > last:
+                    await websocket.send_text(message.text)
+            await websocket.close(
+                code=CLOSE_TRY_AGAIN, reason="subscriber fell behind; reconnect with after="
+            )
+        except (WebSocketDisconnect, OSError, RuntimeError):
+            return  # the client went away; nothing to clean up here
+
+    async def _backlog(self, websocket: WebSocket, subscription: Subscription, after: int) -> int:
+        last = after
+        while not subscription.overflowed.is_set():
+            page = await self._reader.stream_page(subscription.user_id, last, self._page_size)
+            for item in page:
+                await websocket.send_text(_text(item))
+            events = [item.seq for item in page if item.event is not None]
+            if events:
+                last = events[-1]
+            if len(events) < self._page_size:
+                break
+        return last
+
+
+def _text(item: StreamItem) -> str:
+    if item.event is not None:
+        return encode(item.event.to_json())
+    assert item.revision is not None
+    return encode(item.revision.to_json())
+
+
+def _after(websocket: WebSocket) -> int | None:
+    query = parse_qs(websocket.scope.get("query_string", b"").decode("latin-1"))
+    values = query.get("after", ["0"])
+    try:
+        after = int(values[-1])
+    except ValueError:
+        return None
+    return min(max(after, 0), _MAX_ID)
+
+
+async def _until_disconnect(websocket: WebSocket) -> None:
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return

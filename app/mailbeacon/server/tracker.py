@@ -1,0 +1,166 @@
+"""Tracking hits: verify the token, build the Hit, have it classified and stored."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from mailbeacon.core import tokens
+from mailbeacon.core.classify import Hit
+from mailbeacon.core.events import EventType
+from mailbeacon.core.tokens import Claims, Kind
+from mailbeacon.server import claim
+from mailbeacon.server.proxies import TrustedProxies
+from mailbeacon.server.reader import Reader
+from mailbeacon.server.recorder import HitRequest, Recorder, RecorderStopped
+from mailbeacon.server.users import UserKeys
+
+log = logging.getLogger(__name__)
+
+Headers = Iterable[tuple[bytes, bytes]]
+# Every printable ASCII character stays as it is; anything else (controls, spaces,
+# non-ASCII) is percent-encoded, so a Location header can never be split or rejected.
+_LOCATION_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
+# Verified tokens remembered (bounded: pixel tokens are ~70 characters).
+_CACHED_TOKENS = 4096
+_CACHED_TOKEN_CHARS = 256
+
+
+def iso_utc(at: float) -> str:
+    """UTC ISO 8601 with milliseconds, e.g. ``2026-01-02T03:04:05.678Z``."""
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def location_for(target: str) -> bytes | None:
+    """The Location header for a click target, or None when it is no http(s) URL."""
+    if not target[:8].lower().startswith(("http://", "https://")):
+        return None
+    return quote(target, safe=_LOCATION_SAFE).encode("ascii")
+
+
+class Tracker:
+    """Turns pixel and link requests into stored events."""
+
+    def __init__(
+        self,
+        secret: bytes,
+        users: UserKeys,
+        reader: Reader,
+        recorder: Recorder,
+        proxies: TrustedProxies,
+        clock: Callable[[], float] = time.time,
+        user_agent_limit: int = 1024,
+    ) -> None:
+        self._secret = secret
+        self._users = users
+        self._reader = reader
+        self._recorder = recorder
+        self._proxies = proxies
+        self._clock = clock
+        self._ua_limit = user_agent_limit
+        self._verified: dict[str, Claims] = {}  # insertion-ordered: oldest dropped first
+
+    async def verified(self, token: str, kind: Kind) -> Claims | None:
+        """The token's claims if it is genuine, of ``kind``, and its user exists."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            return cached if cached.kind is kind else None
+        claims = await self._verify(token, kind)
+        if claims is not None and len(token) <= _CACHED_TOKEN_CHARS:
+            # Opens repeat (preview panes, proxies, reloads): skip the HMAC next time.
+            self._verified[token] = claims
+            if len(self._verified) > _CACHED_TOKENS:
+                del self._verified[next(iter(self._verified))]
+        return claims
+
+    async def _verify(self, token: str, kind: Kind) -> Claims | None:
+        user_id = tokens.peek_user(token)
+        if user_id is None:
+            return None
+        key = self._users.known(user_id)
+        if key is None:
+            key = await self._lookup(user_id)
+            if key is None:
+                return None
+        claims = tokens.verify(token, key)
+        if claims is None or claims.kind is not kind or claims.user_id != user_id:
+            return None
+        return claims
+
+    async def _lookup(self, user_id: int) -> bytes | None:
+        if self._users.recently_missing(user_id):
+            return None
+        if await self._reader.get_user(user_id) is None:
+            self._users.add_missing(user_id)
+            return None
+        return self._users.add(user_id)
+
+    def client_ip(self, peer: str, headers: Headers) -> str:
+        """The client's address (X-Forwarded-For only from trusted proxies)."""
+        if not self._proxies:
+            return peer
+        forwarded = [v for k, v in headers if k == b"x-forwarded-for"]
+        return self._proxies.client_ip(peer, forwarded)
+
+    async def open(self, token: str, method: str, peer: str, headers: Headers) -> None:
+        """A pixel request: record an open if the token is genuine."""
+        claims = await self.verified(token, Kind.OPEN)
+        if claims is not None:
+            await self._record(claims, EventType.OPEN, method, peer, headers)
+
+    async def click(self, token: str, method: str, peer: str, headers: Headers) -> bytes | None:
+        """A link request: record a click and return the Location, or None (404)."""
+        claims = await self.verified(token, Kind.CLICK)
+        if claims is None or claims.target is None:
+            return None
+        location = location_for(claims.target)
+        if location is None:
+            return None
+        await self._record(claims, EventType.CLICK, method, peer, headers)
+        return location
+
+    async def claim(self, token: str) -> int | None:
+        """A browser-claim request: the user to set the cookie for, or None."""
+        claims = await self.verified(token, Kind.CLAIM)
+        return None if claims is None else claims.user_id
+
+    async def _record(
+        self, claims: Claims, type_: EventType, method: str, peer: str, headers: Headers
+    ) -> None:
+        user_agent = b""
+        cookie: bytes | None = None
+        forwarded: list[bytes] = []
+        for name, value in headers:
+            if name == b"user-agent":
+                user_agent = value[: self._ua_limit * 4]
+            elif name == b"cookie":
+                cookie = value if cookie is None else cookie + b"; " + value
+            elif name == b"x-forwarded-for":
+                forwarded.append(value)
+        ip = self._proxies.client_ip(peer, forwarded) if self._proxies else peer
+        ua = user_agent.decode("utf-8", "replace")[: self._ua_limit]
+        at = self._clock()
+        hit = Hit(
+            type=type_,
+            method=method,
+            ip=ip,
+            user_agent=ua,
+            at=at,
+            minted_at=claims.minted_at,
+            message=claims.message_key,
+            recipient=claims.recipient_key,
+            link=claims.link_index,
+            honeypot=claims.link_index == tokens.HONEYPOT_LINK,
+            claimed_browser=claim.is_claimed(self._secret, claims.user_id, cookie),
+        )
+        request = HitRequest(claims.user_id, hit, iso_utc(at), ua, claims.target)
+        try:
+            await self._recorder.record(request)
+        except RecorderStopped:
+            log.warning("hit arrived while stopping; not recorded")
+        except Exception:
+            # Already logged by the recorder; the visitor still gets the pixel/redirect.
+            log.debug("hit not recorded", exc_info=True)

@@ -1,0 +1,273 @@
+"""The tracking server as an object: start it in any asyncio program, stop it cleanly.
+
+``mailbeacon server serve`` is a thin wrapper over this; the agent uses it for the
+embedded default, and tests start it on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+import uvicorn
+
+from mailbeacon.core.classify import classify
+from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.server.addresses import AgentAddresses
+from mailbeacon.server.app import ASGIApp, TrackingApp
+from mailbeacon.server.config import ServerConfig, base_url
+from mailbeacon.server.fanout import Fanout
+from mailbeacon.server.http_limits import bounded_protocol
+from mailbeacon.server.meta import PUBLIC_URL_KEY, serving_secret
+from mailbeacon.server.proxies import TrustedProxies
+from mailbeacon.server.reader import Reader
+from mailbeacon.server.recent import RecentHits
+from mailbeacon.server.recorder import Classifier, Recorder
+from mailbeacon.server.sqlite_store import SqliteStore
+from mailbeacon.server.store import Store
+from mailbeacon.server.stream import StreamEndpoint
+from mailbeacon.server.tracker import Tracker, iso_utc
+from mailbeacon.server.users import UserKeys, create_user
+
+log = logging.getLogger(__name__)
+
+
+class ServerStartError(RuntimeError):
+    """The server could not start; the message says why, for the operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStats:
+    """Event stream figures (for tests and the operator)."""
+
+    subscribers: int
+    dropped: int
+    largest_queue: int
+
+
+@dataclass(slots=True)
+class _Running:
+    uvicorn: uvicorn.Server
+    main_loop: asyncio.Task[None]
+    sockets: list[socket.socket]
+    store: Store
+    reader: Reader
+    recorder: Recorder
+    fanout: Fanout
+    users: UserKeys
+    addresses: AgentAddresses
+    app: TrackingApp
+    port: int
+    public_url: str
+
+
+class TrackingServer:
+    """Pixel, click redirect, browser claim and event stream, on one port.
+
+    ``clock`` (wall time, seconds) and ``classifier`` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        clock: Callable[[], float] = time.time,
+        classifier: Classifier = classify,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._classifier = classifier
+        self._running: _Running | None = None
+        self._users = UserKeys(b"")
+        self._largest_queue = 0
+
+    async def __aenter__(self) -> TrackingServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def _state(self) -> _Running:
+        if self._running is None:
+            raise RuntimeError("the tracking server is not running")
+        return self._running
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (the one picked when the config said 0)."""
+        return self._state.port
+
+    @property
+    def url(self) -> str:
+        """Where it listens, e.g. ``http://127.0.0.1:8025``."""
+        return base_url(self.config.host, self.port)
+
+    @property
+    def public_url(self) -> str:
+        """The base URL put into enrollment keys and emails."""
+        return self._state.public_url
+
+    @property
+    def app(self) -> ASGIApp:
+        """The ASGI application (e.g. for httpx.ASGITransport in tests)."""
+        return self._state.app
+
+    def stream_stats(self) -> StreamStats:
+        """Subscribers now, subscribers dropped for falling behind, deepest queue seen."""
+        fanout = self._state.fanout
+        for subscription in fanout.subscriptions():
+            self._largest_queue = max(self._largest_queue, subscription.high_water)
+        return StreamStats(fanout.count(), fanout.dropped, self._largest_queue)
+
+    def subscribers(self, user_id: int) -> int:
+        """Open stream subscriptions of one user."""
+        return self._state.fanout.count(user_id)
+
+    async def start(self) -> None:
+        """Open the store, bind the socket and start serving."""
+        if self._running is not None:
+            return
+        config = self.config
+        async with contextlib.AsyncExitStack() as cleanup:  # undone if any step fails
+            store = await asyncio.to_thread(SqliteStore, config.db_path)
+            cleanup.callback(store.close)
+            reader = Reader(await asyncio.to_thread(SqliteStore, config.db_path))
+            cleanup.callback(reader.close)
+            secret = serving_secret(store, config.secret)
+            addresses = AgentAddresses(config.agent_address_ttl, config.agent_addresses_per_user)
+            addresses.load(store.agent_addresses(self._clock() - config.agent_address_ttl))
+            fanout = Fanout()
+            recent = RecentHits(
+                config.recent_per_message, config.recent_seconds, config.recent_total
+            )
+            recorder = Recorder(store, addresses, recent, fanout.publish, self._classifier)
+            recorder.start()
+            cleanup.push_async_callback(recorder.stop)
+            sock = _bind(config.host, config.port)
+            cleanup.callback(sock.close)
+            app, public = await self._prepare(
+                sock, reader, recorder, fanout, addresses, secret
+            )
+            server = uvicorn.Server(self._uvicorn_config(app))
+            server.lifespan = server.config.lifespan_class(server.config)
+            await server.startup(sockets=[sock])
+            cleanup.pop_all()
+        main_loop = asyncio.create_task(server.main_loop(), name="mailbeacon-server")
+        self._running = _Running(
+            server, main_loop, [sock], store, reader, recorder, fanout, self._users, addresses,
+            app, int(sock.getsockname()[1]), public,
+        )
+        log.info("tracking server on %s (public URL %s)", self.url, public)
+
+    async def _prepare(
+        self,
+        sock: socket.socket,
+        reader: Reader,
+        recorder: Recorder,
+        fanout: Fanout,
+        addresses: AgentAddresses,
+        secret: bytes,
+    ) -> tuple[TrackingApp, str]:
+        config = self.config
+        port = int(sock.getsockname()[1])
+        public = (config.public_url or base_url(config.host, port)).rstrip("/")
+        await recorder.run(lambda s: s.set_meta(PUBLIC_URL_KEY, public))
+        self._users = UserKeys(secret)
+        tracker = Tracker(
+            secret,
+            self._users,
+            reader,
+            recorder,
+            TrustedProxies(config.trusted_proxies),
+            clock=self._clock,
+            user_agent_limit=config.user_agent_limit,
+        )
+        stream = StreamEndpoint(
+            reader,
+            fanout,
+            addresses,
+            recorder,
+            tracker,
+            queue_limit=config.stream_queue_limit,
+            page_size=config.stream_page_size,
+            clock=self._clock,
+        )
+        app = TrackingApp(tracker, secret, stream, secure_cookies=public.startswith("https:"))
+        return app, public
+
+    def _uvicorn_config(self, app: TrackingApp) -> uvicorn.Config:
+        config = self.config
+        uv = uvicorn.Config(
+            app,
+            http=bounded_protocol(config.max_url_bytes, config.max_header_bytes,
+                                  config.max_headers),
+            ws="websockets-sansio",
+            lifespan="off",
+            # Never trust X-Forwarded-For on uvicorn's say-so (by default it trusts
+            # 127.0.0.1, so any local process could claim any address): the app
+            # honours it only from the operator's --trusted-proxy networks.
+            proxy_headers=False,
+            forwarded_allow_ips="",
+            server_header=False,
+            access_log=False,
+            log_config=None,
+            ws_max_size=64 * 1024,
+            ws_per_message_deflate=False,
+            ws_ping_interval=config.ws_ping_interval,
+            ws_ping_timeout=config.ws_ping_interval,
+            timeout_graceful_shutdown=max(1, int(config.graceful_timeout)),
+        )
+        uv.load()
+        return uv
+
+    async def stop(self) -> None:
+        """Stop accepting, finish in-flight requests, commit every hit, close the store."""
+        running = self._running
+        if running is None:
+            return
+        self._running = None
+        running.uvicorn.should_exit = True
+        await running.main_loop
+        await running.uvicorn.shutdown(sockets=running.sockets)
+        await running.recorder.stop()
+        running.reader.close()
+        running.store.close()
+
+    async def add_user(self, name: str) -> Enrollment:
+        """Create a user; returns the enrollment (its ``encode()`` is the key to hand out)."""
+        state = self._state
+        created = iso_utc(self._clock())
+        new = await state.recorder.run(lambda s: create_user(s, name, created))
+        key = state.users.add(new.id)
+        return Enrollment(state.public_url, new.id, new.api_token, key)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say
+    # they are TCP, and without it every keep-alive response stalls ~40 ms (Nagle
+    # waiting for a delayed ACK between the header and body writes).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ServerStartError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+            "(is another server already using that port?)"
+        ) from exc
+    return sock
