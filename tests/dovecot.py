@@ -24,7 +24,7 @@ from pathlib import Path
 
 DOVECOT = "/usr/sbin/dovecot"
 USER = "rep@example.net"
-PASSWORD = "secret"  # noqa: S105 - a test account's password
+PASSWORD = "secret"
 
 _CONFIG = """\
 protocols = imap
@@ -121,7 +121,7 @@ class Dovecot:
             )
         )
         # It daemonizes; its output goes to log_path, so nothing is piped.
-        subprocess.run(  # noqa: S603 - fixed program, our own arguments
+        subprocess.run(
             [DOVECOT, "-c", str(self.root / "dovecot.conf")],
             check=True,
             stdin=subprocess.DEVNULL,
@@ -190,7 +190,7 @@ class Dovecot:
     def command(self, name: str, *args: str, user: str = USER) -> None:
         """Run one simple IMAP command (``CREATE``, ``DELETE``...) as ``user``."""
         with self.client(user, self.users[user]) as imap:
-            typ, data = imap._simple_command(name, *args)  # noqa: SLF001
+            typ, data = imap._simple_command(name, *args)
             if typ != "OK":
                 raise RuntimeError(f"{name} failed: {data!r}")
 

@@ -181,8 +181,9 @@ def _first_id(value: str) -> str | None:
     return ids[0] if ids else None
 
 
-def message_ids(value: str, limit: int = MAX_REFERENCES) -> tuple[str, ...]:
-    """The Message-IDs in a header value, in order, each ``<like@this>``.
+def message_ids(value: str, limit: int = MAX_REFERENCES, last: bool = False) -> tuple[str, ...]:
+    """The first (or ``last``) ``limit`` Message-IDs in a header value, in order,
+    each ``<like@this>``.
 
     Clients that forget the angle brackets are forgiven: without any brackets,
     every word with an ``@`` counts.
@@ -191,13 +192,13 @@ def message_ids(value: str, limit: int = MAX_REFERENCES) -> tuple[str, ...]:
     if not found:
         found = [w.strip("<>,;") for w in value.split() if "@" in w]
     ids = [f"<{i}>" for i in found if 0 < len(i) <= MAX_ID_LENGTH]
-    return tuple(ids[:limit])
+    return tuple(ids[-limit:] if last else ids[:limit])
 
 
 def _referenced(in_reply_to: str, references: str) -> tuple[str, ...]:
     """In-Reply-To first, then References nearest first, without repeats."""
     # References can be absurdly long; its end (the nearest messages) matters most.
-    nearest = list(reversed(message_ids(references[-64_000:], 10 * MAX_REFERENCES)))
+    nearest = list(reversed(message_ids(references[-64_000:], MAX_REFERENCES, last=True)))
     ordered: list[str] = []
     for mid in [*message_ids(in_reply_to, 5), *nearest]:
         if mid not in ordered:
