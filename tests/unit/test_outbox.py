@@ -20,6 +20,7 @@ from mailbeacon.agent.outbox import (
     DeliveryError,
     DeliveryFailure,
     ItemState,
+    MessageSource,
     Outbox,
     OutboxItem,
     QueuedItem,
@@ -48,7 +49,10 @@ class ScriptedTransport:
     calls: list[Call] = field(default_factory=list)
     closed: bool = False
 
-    async def send(self, mail_from: str, recipients: Sequence[str], data: bytes) -> SendResult:
+    async def send(
+        self, mail_from: str, recipients: Sequence[str], message: MessageSource
+    ) -> SendResult:
+        data = await message.read()
         self.calls.append(Call(self.clock(), mail_from, tuple(recipients), data))
         outcome = self.script.pop(0) if self.script else SendResult({}, "250 OK")
         if isinstance(outcome, DeliveryError):
@@ -327,11 +331,13 @@ async def test_meta_that_is_not_json_is_refused_before_anything_is_written(rig: 
 
 async def test_a_transport_bug_does_not_stop_the_worker(rig: Rig) -> None:
     class Broken(ScriptedTransport):
-        async def send(self, mail_from: str, recipients: Sequence[str], data: bytes) -> SendResult:
+        async def send(
+            self, mail_from: str, recipients: Sequence[str], message: MessageSource
+        ) -> SendResult:
             if not self.calls:
-                self.calls.append(Call(self.clock(), mail_from, tuple(recipients), data))
+                self.calls.append(Call(self.clock(), mail_from, (), b""))
                 raise RuntimeError("bug")
-            return await super().send(mail_from, recipients, data)
+            return await super().send(mail_from, recipients, message)
 
     rig.transport = Broken(rig.clock)
     outbox = rig.restart()

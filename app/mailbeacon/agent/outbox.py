@@ -41,7 +41,15 @@ import os
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -50,6 +58,7 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"MBQ1 "
 MAX_HEADER_BYTES = 16 * 1024 * 1024
+CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +115,78 @@ class ItemState:
         )
 
 
+class MessageSource(Protocol):
+    """The bytes of one message, readable in pieces (a queued message is never loaded whole)."""
+
+    @property
+    def size(self) -> int:
+        """Length in bytes."""
+        ...
+
+    @property
+    def eight_bit(self) -> bool:
+        """True if any byte is outside ASCII (the upstream then wants BODY=8BITMIME)."""
+        ...
+
+    def chunks(self, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
+        """The message in order, ``chunk_size`` bytes at a time."""
+        ...
+
+    async def read(self) -> bytes:
+        """The whole message at once."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class MessageBytes:
+    """A message held in memory."""
+
+    data: bytes
+
+    @property
+    def size(self) -> int:
+        """Length in bytes."""
+        return len(self.data)
+
+    @property
+    def eight_bit(self) -> bool:
+        """True if any byte is outside ASCII."""
+        return not self.data.isascii()
+
+    async def chunks(self, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
+        """The message ``chunk_size`` bytes at a time."""
+        for start in range(0, len(self.data), chunk_size):
+            yield self.data[start : start + chunk_size]
+
+    async def read(self) -> bytes:
+        """The whole message."""
+        return self.data
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFile:
+    """A queued message in its spool file, after the header line."""
+
+    path: Path
+    offset: int
+    size: int
+    eight_bit: bool = True
+
+    async def chunks(self, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
+        """The message ``chunk_size`` bytes at a time (file reads in a worker thread)."""
+        for start in range(0, self.size, chunk_size):
+            yield await asyncio.to_thread(self._read, start, min(chunk_size, self.size - start))
+
+    async def read(self) -> bytes:
+        """The whole message."""
+        return await asyncio.to_thread(self._read, 0, self.size)
+
+    def _read(self, start: int, length: int) -> bytes:
+        with self.path.open("rb") as stream:
+            stream.seek(self.offset + start)
+            return stream.read(length)
+
+
 @dataclass(frozen=True, slots=True)
 class QueuedItem:
     """An item in the spool, as callbacks and status views see it (message on disk)."""
@@ -118,6 +199,7 @@ class QueuedItem:
     size: int
     path: Path
     state: ItemState = ItemState()
+    eight_bit: bool = True
 
     @property
     def pending(self) -> tuple[str, ...]:
@@ -126,6 +208,12 @@ class QueuedItem:
         for failure in self.state.failures:
             done.update(failure.recipients)
         return tuple(r for r in self.recipients if r not in done)
+
+    @property
+    def message(self) -> MessageFile:
+        """The message bytes, to read in chunks."""
+        offset = self.path.stat().st_size - self.size
+        return MessageFile(self.path, offset, self.size, self.eight_bit)
 
     def read_data(self) -> bytes:
         """The message bytes (blocking file read)."""
@@ -168,7 +256,9 @@ class DeliveryError(Exception):
 class Transport(Protocol):
     """Where the outbox sends to (the upstream SMTP server)."""
 
-    async def send(self, mail_from: str, recipients: Sequence[str], data: bytes) -> SendResult:
+    async def send(
+        self, mail_from: str, recipients: Sequence[str], message: MessageSource
+    ) -> SendResult:
         """Send one message; raise DeliveryError when no recipient took it."""
         ...
 
@@ -283,9 +373,10 @@ class Outbox:
         """Write several items (e.g. per-recipient copies) durably, in one fsync batch."""
         now = self._clock()
         prepared = [(self._new_id(), self._header(item, now), item) for item in items]
+        eight_bit = [not item.data.isascii() for item in items]
         await asyncio.to_thread(self._write_new, prepared)
         ids = []
-        for item_id, _, item in prepared:
+        for (item_id, _, item), wide in zip(prepared, eight_bit, strict=True):
             queued = QueuedItem(
                 id=item_id,
                 mail_from=item.mail_from,
@@ -294,6 +385,7 @@ class Outbox:
                 created=now,
                 size=len(item.data),
                 path=self._queue / f"{item_id}.eml",
+                eight_bit=wide,
             )
             self._items[item_id] = queued
             self._schedule(queued)
@@ -427,14 +519,11 @@ class Outbox:
         if not recipients:
             await self._finish(item)
             return
-        data = await asyncio.to_thread(item.read_data)
         try:
-            result = await self._transport.send(item.mail_from, recipients, data)
+            result = await self._transport.send(item.mail_from, recipients, item.message)
         except DeliveryError as error:
-            del data
             await self._after_error(item, recipients, error)
             return
-        del data
         self._connection_failures = 0
         await self._after_result(item, recipients, result)
 
@@ -587,6 +676,7 @@ class Outbox:
             "recipients": list(item.recipients),
             "meta": dict(item.meta),
             "created": now,
+            "eight_bit": not item.data.isascii(),
         }
         line = json.dumps(header, ensure_ascii=True, separators=(",", ":"))
         return MAGIC + line.encode("ascii") + b"\n"
@@ -672,6 +762,7 @@ class Outbox:
                 size=size,
                 path=path,
                 state=state,
+                eight_bit=bool(header.get("eight_bit", True)),
             )
         except (OSError, ValueError, KeyError, TypeError) as error:
             log.error("outbox: cannot read queued item %s: %s", path.name, error)

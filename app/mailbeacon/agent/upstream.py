@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import ssl
 import time
@@ -27,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
-from mailbeacon.agent.outbox import DeliveryError, SendResult
+from mailbeacon.agent.outbox import DeliveryError, MessageBytes, MessageSource, SendResult
 from mailbeacon.agent.relay import is_loopback
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ _SCHEMES: dict[str, tuple[Security, int]] = {
     "smtp": ("plain", 25),
 }
 _AUTH_CODES = frozenset({530, 534, 535, 538})
+_LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
 
 
 class UpstreamConfigError(ValueError):
@@ -155,13 +157,16 @@ class Upstream:
             client.close()
         return UpstreamCheck(True, f"Connected to {self._url} and logged in.")
 
-    async def send(self, mail_from: str, recipients: Sequence[str], data: bytes) -> SendResult:
+    async def send(
+        self, mail_from: str, recipients: Sequence[str], message: MessageSource | bytes
+    ) -> SendResult:
         """Send one message; DeliveryError when no recipient took it."""
+        source = MessageBytes(message) if isinstance(message, bytes) else message
         async with self._lock:
             reused = self._client is not None and self._fresh()
             client = await self._client_for_send()
             try:
-                return await self._sendmail(client, mail_from, recipients, data)
+                return await self._transaction(client, mail_from, recipients, source)
             except aiosmtplib.SMTPServerDisconnected:
                 self._drop()
                 if not reused:
@@ -171,7 +176,7 @@ class Upstream:
             # A reused connection the server had closed while idle: once more, fresh.
             client = await self._client_for_send()
             try:
-                return await self._sendmail(client, mail_from, recipients, data)
+                return await self._transaction(client, mail_from, recipients, source)
             except aiosmtplib.SMTPServerDisconnected:
                 self._drop()
                 raise DeliveryError(
@@ -204,28 +209,20 @@ class Upstream:
         if client is not None:
             client.close()
 
-    async def _sendmail(
-        self, client: aiosmtplib.SMTP, mail_from: str, recipients: Sequence[str], data: bytes
+    async def _transaction(
+        self,
+        client: aiosmtplib.SMTP,
+        mail_from: str,
+        recipients: Sequence[str],
+        message: MessageSource,
     ) -> SendResult:
-        options = []
-        if not all(a.isascii() for a in (mail_from, *recipients)):
-            options.append("SMTPUTF8")
-        if not data.isascii() and client.supports_extension("8bitmime"):
-            options.append("BODY=8BITMIME")
+        """MAIL, RCPT, DATA; maps the upstream's answers to SendResult or DeliveryError."""
         try:
-            refused, reply = await client.sendmail(
-                mail_from, list(recipients), data, mail_options=options
-            )
-        except aiosmtplib.SMTPRecipientsRefused as error:
-            self._last_used = self._clock()
-            return SendResult({e.recipient: (e.code, e.message) for e in error.recipients}, "")
+            result = await self._envelope_and_data(client, mail_from, recipients, message)
         except aiosmtplib.SMTPServerDisconnected:
             raise
         except aiosmtplib.SMTPResponseException as error:
-            if error.code == 421:
-                self._drop()
-            else:
-                self._last_used = self._clock()
+            await self._reset(client, error.code)
             # "Log in first" is our configuration, not the message: keep it and retry.
             login_problem = error.code in _AUTH_CODES
             raise DeliveryError(
@@ -236,18 +233,84 @@ class Upstream:
                 connection=error.code == 421 or login_problem,
             ) from error
         except aiosmtplib.SMTPNotSupported as error:
+            await self._reset(client, None)
             raise DeliveryError(
                 f"{self._url} cannot take this message: {error}", permanent=True
             ) from error
-        except (aiosmtplib.SMTPException, OSError) as error:
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
             self._drop()
             raise DeliveryError(
-                f"sending to {self._url} failed: {error}", connection=True
+                f"sending to {self._url} failed: {error or type(error).__name__}",
+                connection=True,
             ) from error
         self._last_used = self._clock()
-        return SendResult(
-            {rcpt: (resp.code, resp.message) for rcpt, resp in refused.items()}, reply
-        )
+        return result
+
+    async def _envelope_and_data(
+        self,
+        client: aiosmtplib.SMTP,
+        mail_from: str,
+        recipients: Sequence[str],
+        message: MessageSource,
+    ) -> SendResult:
+        utf8 = not all(a.isascii() for a in (mail_from, *recipients))
+        encoding = "utf-8" if utf8 else "ascii"
+        if utf8 and not client.supports_extension("smtputf8"):
+            raise aiosmtplib.SMTPNotSupported(
+                "the server does not accept non-ASCII addresses (SMTPUTF8)"
+            )
+        options = ["SMTPUTF8"] if utf8 else []
+        if client.supports_extension("size"):
+            options.append(f"SIZE={message.size}")
+        if message.eight_bit and client.supports_extension("8bitmime"):
+            options.append("BODY=8BITMIME")
+        await client.mail(mail_from, options=options, encoding=encoding)
+        refused: dict[str, tuple[int, str]] = {}
+        for recipient in recipients:
+            try:
+                await client.rcpt(recipient, encoding=encoding)
+            except aiosmtplib.SMTPRecipientRefused as error:
+                refused[recipient] = (error.code, error.message)
+        if len(refused) == len(recipients):
+            await self._reset(client, None)
+            return SendResult(refused, "")
+        return SendResult(refused, await self._data(client, message))
+
+    async def _data(self, client: aiosmtplib.SMTP, message: MessageSource) -> str:
+        """DATA, streamed from the message source: memory stays at one chunk.
+
+        aiosmtplib's own data() wants the whole message and copies it several
+        times (line endings, dot-stuffing, terminator, transport buffer); for a
+        25 MB attachment that is ~200 MB. We use its session for everything
+        else and write the body ourselves with its flow control.
+        """
+        protocol = client.protocol
+        drain = getattr(protocol, "_drain_helper", None)
+        if protocol is None or drain is None:
+            return (await client.data(await message.read())).message  # older aiosmtplib
+        start = await client.execute_command(b"DATA")
+        if start.code != 354:
+            raise aiosmtplib.SMTPDataError(start.code, start.message)
+        stuffer = DotStuffer()
+        async for chunk in message.chunks():
+            protocol.write(stuffer.feed(chunk))
+            async with asyncio.timeout(self._timeout):
+                await drain()
+        protocol.write(stuffer.finish())
+        end = await client.execute_command(b".")
+        if end.code != 250:
+            raise aiosmtplib.SMTPDataError(end.code, end.message)
+        return end.message
+
+    async def _reset(self, client: aiosmtplib.SMTP, code: int | None) -> None:
+        """Clear the half-done transaction so the connection can be reused."""
+        if code == 421 or not client.is_connected:
+            self._drop()
+            return
+        try:
+            await client.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            self._drop()
 
     async def _connect(self) -> aiosmtplib.SMTP:
         """An open, authenticated connection; DeliveryError(connection=True) if not."""
@@ -353,3 +416,40 @@ def _connect_problem(where: str, error: Exception) -> str:
             return _tls_problem(where, cause)
         cause = cause.__cause__ or cause.__context__
     return f"Cannot reach {where}: {error}."
+
+
+class DotStuffer:
+    """Turns message bytes into DATA content, piece by piece (RFC 5321 4.5.2).
+
+    Bare CR and LF become CRLF, a dot starting a line is doubled, and
+    ``finish()`` ends the content with CRLF (the caller then sends the lone
+    dot). Pieces may split a CRLF or a line anywhere.
+    """
+
+    def __init__(self) -> None:
+        self._line_start = True
+        self._held_cr = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        """DATA bytes for the next piece of the message."""
+        if self._held_cr:
+            chunk = b"\r" + chunk
+        # A trailing CR may be the first half of a CRLF: wait for the next piece.
+        self._held_cr = chunk.endswith(b"\r")
+        if self._held_cr:
+            chunk = chunk[:-1]
+        if not chunk:
+            return b""
+        out = _LINE_ENDINGS.sub(b"\r\n", chunk).replace(b"\n.", b"\n..")
+        if self._line_start and out.startswith(b"."):
+            out = b"." + out
+        self._line_start = out.endswith(b"\n")
+        return out
+
+    def finish(self) -> bytes:
+        """The end of the content: a held CR as a line end, and a final CRLF if missing."""
+        if self._held_cr:
+            self._held_cr = False
+            self._line_start = True
+            return b"\r\n"
+        return b"" if self._line_start else b"\r\n"
