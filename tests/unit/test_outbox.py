@@ -48,11 +48,14 @@ class ScriptedTransport:
     script: list[Outcome] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     closed: bool = False
+    observe: Callable[[], None] | None = None
 
     async def send(
         self, mail_from: str, recipients: Sequence[str], message: MessageSource
     ) -> SendResult:
         data = await message.read()
+        if self.observe is not None:
+            self.observe()
         self.calls.append(Call(self.clock(), mail_from, tuple(recipients), data))
         outcome = self.script.pop(0) if self.script else SendResult({}, "250 OK")
         if isinstance(outcome, DeliveryError):
@@ -345,3 +348,26 @@ async def test_a_transport_bug_does_not_stop_the_worker(rig: Rig) -> None:
     await outbox.enqueue(item(1))
     await outbox.wait_drained(5)
     assert len(rig.transport.calls) == 2 and len(rig.seen.delivered) == 1
+
+
+async def test_unreachable_upstream_never_bounces_mail_and_says_why(rig: Rig) -> None:
+    down = "Cannot reach smtp.example.com:465: connection refused"
+    rig.transport.script = [DeliveryError(down, connection=True) for _ in range(60)]
+    reasons: list[str | None] = []
+    rig.transport.observe = lambda: reasons.append(rig.outbox.blocked_reason)
+    await rig.outbox.enqueue(item(1))
+    await rig.outbox.start()
+    await rig.outbox.wait_drained(5)
+    assert rig.clock() - rig.transport.calls[0].at > POLICY.give_up_after * 2
+    assert not rig.seen.failed and len(rig.seen.delivered) == 1
+    assert reasons[0] is None and set(reasons[1:]) == {down}  # what the tray shows
+    assert rig.outbox.blocked_reason is None
+
+
+async def test_mail_queued_long_ago_is_not_bounced_on_its_first_refusal(rig: Rig) -> None:
+    await rig.outbox.enqueue(item(1))  # e.g. written on a laptop that then stayed offline
+    rig.clock.advance(POLICY.give_up_after * 3)
+    rig.transport.script = [temporary()]
+    await rig.outbox.start()
+    await rig.outbox.wait_drained(5)
+    assert not rig.seen.failed and len(rig.transport.calls) == 2

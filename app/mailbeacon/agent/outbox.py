@@ -22,8 +22,9 @@ restart if the process died before they returned.
 
 Items are delivered oldest first, one at a time over a reused upstream
 connection. Temporary failures (4xx, connection errors) are retried with
-capped exponential backoff and jitter; a message still undeliverable
-``give_up_after`` after it was queued fails permanently. Permanent failures
+capped exponential backoff and jitter. A message the upstream keeps answering
+4xx for ``give_up_after`` (from its first 4xx) fails permanently; while the
+upstream is merely unreachable (the rep is offline) mail waits indefinitely. Permanent failures
 (5xx) keep the message in ``failed/`` and call ``on_failed``. When only some
 recipients are refused, the others get the message and the refused ones get a
 failure record (or a retry, for 4xx).
@@ -88,6 +89,7 @@ class ItemState:
     attempts: int = 0
     next_attempt: float = 0.0
     last_error: str = ""
+    first_refusal: float | None = None  # first temporary (4xx) answer, for giving up
     delivered_to: tuple[str, ...] = ()
     failures: tuple[DeliveryFailure, ...] = ()
     delivered_notified: bool = False
@@ -108,6 +110,9 @@ class ItemState:
             attempts=int(raw.get("attempts", 0)),
             next_attempt=float(raw.get("next_attempt", 0.0)),
             last_error=str(raw.get("last_error", "")),
+            first_refusal=None if raw.get("first_refusal") is None else float(
+                raw["first_refusal"]
+            ),
             delivered_to=tuple(raw.get("delivered_to", ())),
             failures=failures,
             delivered_notified=bool(raw.get("delivered_notified", False)),
@@ -323,6 +328,7 @@ class Outbox:
         self._waiting: list[tuple[float, str]] = []  # heap of (next attempt, id)
         self._paused_until = 0.0
         self._connection_failures = 0
+        self._blocked: str | None = None
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -372,8 +378,11 @@ class Outbox:
     async def enqueue_many(self, items: Sequence[OutboxItem]) -> list[str]:
         """Write several items (e.g. per-recipient copies) durably, in one fsync batch."""
         now = self._clock()
-        prepared = [(self._new_id(), self._header(item, now), item) for item in items]
         eight_bit = [not item.data.isascii() for item in items]
+        prepared = [
+            (self._new_id(), self._header(item, now, wide), item)
+            for item, wide in zip(items, eight_bit, strict=True)
+        ]
         await asyncio.to_thread(self._write_new, prepared)
         ids = []
         for (item_id, _, item), wide in zip(prepared, eight_bit, strict=True):
@@ -398,6 +407,11 @@ class Outbox:
     def pending(self) -> list[QueuedItem]:
         """Items still to deliver, oldest first."""
         return [self._items[i] for i in sorted(self._items)]
+
+    @property
+    def blocked_reason(self) -> str | None:
+        """Why nothing is going out (the upstream is unreachable or refused our login)."""
+        return self._blocked
 
     def failed(self) -> list[QueuedItem]:
         """Items kept after a permanent failure, oldest first (reads the folder)."""
@@ -525,6 +539,7 @@ class Outbox:
             await self._after_error(item, recipients, error)
             return
         self._connection_failures = 0
+        self._blocked = None
         await self._after_result(item, recipients, result)
 
     async def _after_result(
@@ -534,7 +549,10 @@ class Outbox:
         accepted = tuple(r for r in recipients if r not in result.refused)
         temporary = {r: v for r, v in result.refused.items() if 400 <= v[0] < 500}
         permanent = {r: v for r, v in result.refused.items() if r not in temporary}
-        if temporary and now - item.created >= self._policy.give_up_after:
+        first_refusal = item.state.first_refusal if temporary else None
+        if first_refusal is None and temporary:
+            first_refusal = now
+        if temporary and now - (first_refusal or now) >= self._policy.give_up_after:
             permanent.update(_gave_up(temporary))
             temporary = {}
         failures = item.state.failures + _group_failures(permanent, now)
@@ -551,6 +569,7 @@ class Outbox:
             attempts=attempts,
             next_attempt=now + self._policy.delay(attempts, self._rng),
             last_error=f"{code} {text}",
+            first_refusal=first_refusal,
         )
         log.info("outbox: %s: %d recipient(s) deferred (%s %s)", item.id, len(temporary),
                  code, text)
@@ -560,7 +579,15 @@ class Outbox:
         self, item: QueuedItem, recipients: tuple[str, ...], error: DeliveryError
     ) -> None:
         now = self._clock()
-        if not error.permanent and now - item.created >= self._policy.give_up_after:
+        first_refusal = item.state.first_refusal
+        if not error.permanent and not error.connection and first_refusal is None:
+            first_refusal = now
+        if (
+            not error.permanent
+            and not error.connection
+            and first_refusal is not None
+            and now - first_refusal >= self._policy.give_up_after
+        ):
             days = self._policy.give_up_after / 86400
             error = DeliveryError(
                 f"gave up after {days:g} days of temporary failures: {error.reply}",
@@ -581,12 +608,17 @@ class Outbox:
             self._connection_failures += 1
             delay = self._policy.delay(self._connection_failures, self._rng)
             self._paused_until = now + delay
+            self._blocked = error.reply
             next_attempt = now
         else:
             next_attempt = now + delay
         log.info("outbox: %s deferred for %.0fs: %s", item.id, delay, error.reply)
         state = replace(
-            item.state, attempts=attempts, next_attempt=next_attempt, last_error=error.reply
+            item.state,
+            attempts=attempts,
+            next_attempt=next_attempt,
+            last_error=error.reply,
+            first_refusal=first_refusal,
         )
         await self._save_state(item, state)
 
@@ -670,13 +702,13 @@ class Outbox:
         return f"{time.time_ns():019d}-{next(self._seq) % 1000000:06d}-{secrets.token_hex(3)}"
 
     @staticmethod
-    def _header(item: OutboxItem, now: float) -> bytes:
+    def _header(item: OutboxItem, now: float, eight_bit: bool) -> bytes:
         header = {
             "mail_from": item.mail_from,
             "recipients": list(item.recipients),
             "meta": dict(item.meta),
             "created": now,
-            "eight_bit": not item.data.isascii(),
+            "eight_bit": eight_bit,
         }
         line = json.dumps(header, ensure_ascii=True, separators=(",", ":"))
         return MAGIC + line.encode("ascii") + b"\n"
