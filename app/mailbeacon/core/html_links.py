@@ -17,6 +17,7 @@ import html.entities
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from mailbeacon.core import tokens
 from mailbeacon.core.stale import click_claims, find_stale_clicks, is_stale_pixel, tracking_claims
@@ -32,14 +33,50 @@ _ATTR_NC = (
 )
 _TAG_BODY = r"(?:[\t\n\f\r /]++|" + _ATTR_NC + r")*+"
 _RAW_TEXT = ("script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes")
-_INTERESTING = (
-    r"(?:a|img|plaintext|" + "|".join(_RAW_TEXT) + r")[\t\n\f\r />]|/(?:a|body)[\t\n\f\r />]"
-)
-# Text, stray "<", and complete tags that are neither links, images nor raw text.
-_SKIP = re.compile(
-    r"(?:[^<]++|<(?![A-Za-z/!?])|<(?!" + _INTERESTING + r")/?[A-Za-z][^\t\n\f\r />]*+"
-    + _TAG_BODY + r">)*+",
-    re.IGNORECASE | re.ASCII,
+
+
+def _ci(word: str) -> str:
+    """A case-insensitive pattern for an ASCII word (cheaper than re.IGNORECASE)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" for c in word)
+
+
+def _skipper(names: tuple[str, ...], tag_body: str) -> re.Pattern[str]:
+    """Text, stray "<", and complete tags other than ``names`` and ``</a>``, ``</body>``."""
+    ends = ("a", "body") if "a" in names else ("body",)
+    interesting = (
+        r"(?:" + "|".join(map(_ci, names)) + r")[\t\n\f\r />]|/(?:"
+        + "|".join(map(_ci, ends)) + r")[\t\n\f\r />]"
+    )
+    return re.compile(
+        r"(?:[^<]++|<(?![A-Za-z/!?])|<(?!" + interesting + r")/?[A-Za-z][^\t\n\f\r />]*+"
+        + tag_body
+        + r">)*+"
+    )
+
+
+_RAW_NAMES = ("plaintext", *_RAW_TEXT)
+# Without "/o/" in the document no <img> can be a stale pixel, so images are skipped too.
+# Without a quoted attribute value holding ">" every tag ends at its first ">": the
+# simple skippers then agree with the exact ones, and are several times faster.
+_QUOTED_GT = re.compile(r"=[\t\n\f\r ]*+(?:\"[^\">]*+>|'[^'>]*+>)")
+_SKIPPERS = {
+    (anchors, images, exact): _skipper(
+        (("a",) if anchors else ()) + (("img",) if images else ()) + _RAW_NAMES,
+        _TAG_BODY if exact else "[^>]*+",
+    )
+    for anchors in (True, False)
+    for images in (True, False)
+    for exact in (True, False)
+}
+# An <a> start tag with its first href attribute captured (one match per link).
+_A_START = re.compile(
+    r"<[aA](?=[\t\n\f\r />])(?:[\t\n\f\r /]++|(?!" + _ci("href") + r"(?![^\t\n\f\r />=]))"
+    + _ATTR_NC
+    + r")*+(?:" + _ci("href")
+    + r"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:\"(?P<dq>[^\"]*+)(?:\"|\Z)|'(?P<sq>[^']*+)(?:'|\Z)"
+    r"|(?P<uq>[^\t\n\f\r >]*+)))?+)?+"
+    + _TAG_BODY
+    + r">"
 )
 _TAG = re.compile(r"<(/?)([A-Za-z][^\t\n\f\r />]*+)(" + _TAG_BODY + r")>", re.ASCII)
 _ANY_TAG = re.compile(r"</?[A-Za-z][^\t\n\f\r />]*+" + _TAG_BODY + r">", re.ASCII)
@@ -75,6 +112,7 @@ _FILE_EXTENSIONS = frozenset(
         "exe", "dmg", "msi", "eml", "ics", "vcf", "key", "pages", "numbers",
     }
 )
+_SPACE = re.compile(r"\s")
 _URL_PUNCTUATION = "<>()[]{}\"'.,;:!"
 
 PIXEL_STYLE = "display:block;width:1px;height:1px;border:0;margin:0;padding:0"
@@ -93,8 +131,7 @@ class TrackedLink:
     text: str  # visible text, whitespace-collapsed
 
 
-@dataclass(frozen=True, slots=True)
-class Edit:
+class Edit(NamedTuple):
     """One change to the HTML: ``text[start:end]`` is replaced when rendering.
 
     Exactly one of: ``static`` text; a tracked link (``link`` index, ``target``,
@@ -194,6 +231,8 @@ def unescape_attr(value: str) -> str:
     """
     if "&" not in value:
         return value
+    if "&" not in value.replace("&amp;", ""):  # the usual case, fast
+        return value.replace("&amp;", "&")
 
     def one(m: re.Match[str]) -> str:
         name, semicolon = m.group(1), m.group(2)
@@ -219,7 +258,7 @@ def clean_url(value: str) -> str:
 def looks_like_url(text: str) -> bool:
     """Whether link text is itself a URL ("www.example.com", "https://x.y/z", "x.com")."""
     candidate = text.strip().strip(_URL_PUNCTUATION)
-    if not candidate or any(c.isspace() for c in candidate):
+    if not candidate or _SPACE.search(candidate):
         return False
     m = _URLISH.fullmatch(candidate)
     if m is None:
@@ -230,7 +269,9 @@ def looks_like_url(text: str) -> bool:
 
 def trackable_target(url: str) -> bool:
     """Whether a link target may be tracked: http(s), not already tracked, fits a token."""
-    if not _HTTP.match(url) or tracking_claims(url) is not None:
+    if not _HTTP.match(url):
+        return False
+    if ("/o/" in url or "/c/" in url) and tracking_claims(url) is not None:
         return False
     try:
         return len(url.encode("utf-8")) <= tokens.MAX_TARGET_BYTES
@@ -258,6 +299,9 @@ class _Scanner:
 
     def __init__(self, text: str, *, clicks: bool, first_link: int) -> None:
         self.text = text
+        # Links only matter when tracking clicks or unwrapping stale ones.
+        anchors = clicks or "/c/" in text
+        self.skip = _SKIPPERS[anchors, "/o/" in text, _QUOTED_GT.search(text) is not None]
         self.clicks = clicks
         self.next_link = first_link
         self.edits: list[Edit] = []
@@ -265,6 +309,7 @@ class _Scanner:
         self.stale = 0
         self.body_close: int | None = None
         self.stop_at: int | None = None
+        self.in_comment = False
 
     def pixel_position(self) -> int:
         """Just before the last ``</body>``; else before anything unterminated; else the end."""
@@ -280,7 +325,7 @@ class _Scanner:
         anchor: _Anchor | None = None
         pos = start
         while True:
-            skipped = _SKIP.match(text, pos, end)
+            skipped = self.skip.match(text, pos, end)
             nxt = skipped.end() if skipped is not None else pos
             if anchor is not None and nxt > pos and anchor.size < _MAX_TEXT_SCAN:
                 anchor.runs.append((pos, nxt))
@@ -288,6 +333,11 @@ class _Scanner:
             pos = nxt
             if pos >= end:
                 break
+            if anchor is not None and text.startswith("</a>", pos):  # the common case, fast
+                self._finish(anchor, pos, (pos, pos + 4))
+                anchor = None
+                pos += 4
+                continue
             after, anchor = self._markup(pos, end, fresh, anchor)
             if after < 0:  # runs to the end: nothing after it is markup
                 if fresh:
@@ -306,6 +356,8 @@ class _Scanner:
         nxt = text[pos + 1 : pos + 2]
         if nxt in ("!", "?") or (nxt == "/" and not _is_letter(text[pos + 2 : pos + 3])):
             return self._declaration(pos, end, fresh), anchor
+        if nxt in ("a", "A") and text[pos + 2 : pos + 3] in _A_FOLLOW:
+            return self._open_anchor(pos, end, fresh, anchor)
         m = _TAG.match(text, pos, end)
         if m is None:
             return -1, anchor
@@ -321,6 +373,16 @@ class _Scanner:
                 self._finish(anchor, pos, None)
             return m.end(), _Anchor(pos, m.end(), _attribute(m, "href"), fresh)
         return self._start_tag(m, name, end), anchor
+
+    def _open_anchor(
+        self, pos: int, end: int, fresh: bool, anchor: _Anchor | None
+    ) -> tuple[int, _Anchor | None]:
+        m = _A_START.match(self.text, pos, end)
+        if m is None:
+            return -1, anchor
+        if anchor is not None:  # an <a> closes the one still open
+            self._finish(anchor, pos, None)
+        return m.end(), _Anchor(pos, m.end(), _href(m), fresh)
 
     def _declaration(self, pos: int, end: int, fresh: bool) -> int:
         """Comments, CDATA, doctype, processing instructions and bogus comments."""
@@ -342,7 +404,10 @@ class _Scanner:
             return m.end()
         if name == "plaintext":
             return -1
-        close_tag = _RAW_END[name].search(self.text, m.end(), end)
+        raw_end = _RAW_END.get(name)
+        if raw_end is None:  # any other tag (the skipper only stops at these)
+            return m.end()
+        close_tag = raw_end.search(self.text, m.end(), end)
         return -1 if close_tag is None else close_tag.start()
 
     def _comment(self, pos: int, end: int, fresh: bool) -> int:
@@ -354,9 +419,11 @@ class _Scanner:
             return body + 2
         close = _COMMENT_END.search(text, body, end)
         stop = end if close is None else close.start()
-        if fresh:
+        if not self.in_comment:
             # Outlook renders conditional comments: no stale pixel may hide there either.
+            self.in_comment = True
             self.run(body, stop, fresh=False)
+            self.in_comment = False
         return -1 if close is None else close.end()
 
     def _finish(self, a: _Anchor, content_end: int, close: tuple[int, int] | None) -> None:
@@ -364,7 +431,7 @@ class _Scanner:
             return
         vstart, vend, raw, quoted = a.href
         url = clean_url(unescape_attr(raw))
-        claims = click_claims(url)
+        claims = click_claims(url) if "/c/" in url else None
         if claims is not None:
             self.stale += 1
             if claims.link_index == tokens.HONEYPOT_LINK:
@@ -373,7 +440,8 @@ class _Scanner:
                     self.edits.append(Edit(close[0], close[1]))
                 return
             url = claims.target or url
-        if a.fresh and self.clicks and trackable_target(url):
+        room = self.next_link < tokens.HONEYPOT_LINK  # link indexes are 16-bit in tokens
+        if a.fresh and self.clicks and room and trackable_target(url):
             text = visible_text("".join(self.text[s:e] for s, e in a.runs))
             if not looks_like_url(text):
                 index = self.next_link
@@ -389,6 +457,17 @@ class _Scanner:
 
 def _is_letter(char: str) -> bool:
     return char.isascii() and char.isalpha()
+
+
+_A_FOLLOW = frozenset("\t\n\f\r />")
+
+
+def _href(m: re.Match[str]) -> tuple[int, int, str, bool] | None:
+    for group, quoted in (("dq", True), ("sq", True), ("uq", False)):
+        value = m.group(group)
+        if value is not None:
+            return m.start(group), m.end(group), value, quoted
+    return None
 
 
 def _attribute(tag: re.Match[str], wanted: str) -> tuple[int, int, str, bool] | None:

@@ -290,8 +290,14 @@ def _salvage_base64(data: bytes) -> bytes:
 def encode_qp(data: bytes, eol: bytes) -> bytes:
     """Quoted-printable text, lines of at most 76 characters, ending in ``eol``."""
     encoded = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
-    encoded = encoded.replace(b"\r\n", b"\n")
-    return encoded.replace(b"\n", eol) if eol != b"\n" else encoded
+    # b2a_qp writes every line break as the first one in ``data`` is written (LF if none).
+    first = data.find(b"\n")
+    crlf = first > 0 and data[first - 1] == 0x0D
+    if eol == b"\r\n" and not crlf:
+        return encoded.replace(b"\n", b"\r\n")
+    if eol == b"\n" and crlf:
+        return encoded.replace(b"\r\n", b"\n")
+    return encoded
 
 
 def encode_base64(data: bytes, eol: bytes, *, final_break: bool) -> bytes:
