@@ -80,16 +80,19 @@ class Job(QObject, Generic[T]):
         worker = self._worker
         if not isValid(worker):
             return
-        worker._finished(self)
-        if self.cancelled:
-            return
-        if ok:
-            self._on_done(cast(T, value))
-        elif isinstance(value, BaseException):
-            if self._on_error is not None:
-                self._on_error(value)
-            else:
-                log.error("background call failed and nobody handles it: %s", value)
+        try:
+            if self.cancelled:
+                return
+            if ok:
+                self._on_done(cast(T, value))
+            elif isinstance(value, BaseException):
+                if self._on_error is not None:
+                    self._on_error(value)
+                else:
+                    log.error("background call failed and nobody handles it: %s", value)
+        finally:
+            # After the callback: a call it submits keeps the worker busy without a gap.
+            worker._finished(self)
 
 
 class _Runnable(QRunnable):
