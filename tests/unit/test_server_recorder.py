@@ -1,0 +1,209 @@
+"""The group-committing writer: answered only once committed, one commit per group."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from mailbeacon.core.classify import Context, Decision, Hit, Revision
+from mailbeacon.core.events import EventType, Verdict
+from mailbeacon.server.addresses import AgentAddresses
+from mailbeacon.server.recent import RecentHits
+from mailbeacon.server.recorder import (
+    Classifier,
+    HitRequest,
+    Recorded,
+    Recorder,
+    RecorderStopped,
+)
+from mailbeacon.server.sqlite_store import SqliteStore
+
+WAIT = 5.0
+
+
+class GatedStore(SqliteStore):
+    """A real SQLite store whose COMMIT waits until the test lets it through."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.committing = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
+        self.fail_next_commit = False
+
+    def commit(self) -> None:
+        self.committing.set()
+        assert self.release.wait(WAIT)
+        if self.fail_next_commit:
+            self.fail_next_commit = False
+            raise sqlite3.OperationalError("disk I/O error")
+        super().commit()
+
+
+def _hit(message: str = "ab" * 12, method: str = "GET", at: float | None = None) -> Hit:
+    now = time.time() if at is None else at
+    return Hit(
+        EventType.OPEN, method, "192.0.2.9", "Mozilla/5.0", now, int(now) - 3600, message, None
+    )
+
+
+def _request(user_id: int = 1, hit: Hit | None = None) -> HitRequest:
+    return HitRequest(user_id, hit or _hit(), "2026-01-01T00:00:00.000Z", "Mozilla/5.0")
+
+
+def _stored(path: Path) -> list[tuple[int, str, str]]:
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT id, verdict, reason FROM events ORDER BY id").fetchall()
+    return [(int(i), str(v), str(r)) for i, v, r in rows]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[GatedStore]:
+    gated = GatedStore(tmp_path / "server.db")
+    yield gated
+    gated.close()
+
+
+class Published:
+    def __init__(self) -> None:
+        self.batches: list[list[Recorded]] = []
+
+    def __call__(self, recorded: list[Recorded]) -> None:
+        self.batches.append(recorded)
+
+
+def _person(hit: Hit, context: Context) -> Decision:
+    return Decision(Verdict.BOT if hit.method == "HEAD" else Verdict.HUMAN, "test rule")
+
+
+async def _recorder(
+    store: GatedStore, published: Published, classifier: Classifier = _person
+) -> Recorder:
+    recorder = Recorder(store, AgentAddresses(ttl=60), RecentHits(), published, classifier)
+    recorder.start()
+    return recorder
+
+
+@pytest.fixture
+async def published() -> AsyncIterator[Published]:
+    yield Published()
+
+
+async def test_a_hit_is_answered_only_after_its_commit(
+    store: GatedStore, published: Published
+) -> None:
+    recorder = await _recorder(store, published)
+    store.release.clear()
+    task = asyncio.create_task(recorder.record(_request()))
+    assert await asyncio.to_thread(store.committing.wait, WAIT)
+    await asyncio.sleep(0)  # let anything that could wrongly complete the task run
+    assert not task.done()
+    assert published.batches == []  # nothing fanned out before it is durable
+    assert _stored(store.path) == []  # not visible yet: not committed
+    store.release.set()
+    async with asyncio.timeout(WAIT):
+        recorded = await task
+    assert _stored(store.path) == [(recorded.event.id, "human", recorded.event.reason)]
+    assert published.batches == [[recorded]]
+    await recorder.stop()
+
+
+async def test_hits_that_arrive_during_a_commit_share_the_next_one(
+    store: GatedStore, published: Published
+) -> None:
+    recorder = await _recorder(store, published)
+    store.release.clear()
+    first = asyncio.create_task(recorder.record(_request(hit=_hit("01" * 12))))
+    assert await asyncio.to_thread(store.committing.wait, WAIT)
+    rest = [
+        asyncio.create_task(recorder.record(_request(hit=_hit(f"{i:02x}" * 12))))
+        for i in range(2, 51)
+    ]
+    await asyncio.sleep(0)
+    store.release.set()
+    async with asyncio.timeout(WAIT):
+        results = await asyncio.gather(first, *rest)
+    assert recorder.batches == 2
+    assert recorder.largest_batch == 49
+    ids = [r.event.id for r in results]
+    assert ids == sorted(ids) and len(set(ids)) == 50  # ids in arrival order
+    assert [len(batch) for batch in published.batches] == [1, 49]
+    await recorder.stop()
+
+
+async def test_revisions_are_stored_and_reported_for_the_same_users_events_only(
+    store: GatedStore, published: Published
+) -> None:
+    def classifier(hit: Hit, context: Context) -> Decision:
+        if hit.method == "SCAN":
+            revise = tuple(Revision(p.id, Verdict.BOT, "burst") for p in context.recent)
+            return Decision(Verdict.BOT, "scanner", (*revise, Revision(999, Verdict.BOT, "x")))
+        return Decision(Verdict.HUMAN, "person")
+
+    recorder = await _recorder(store, published, classifier)
+    first = await recorder.record(_request())
+    other_user = await recorder.record(_request(user_id=2))
+    scan = await recorder.record(_request(hit=_hit(method="SCAN")))
+    assert [r.id for r in scan.revisions] == [first.event.id]  # not user 2's, not unknown 999
+    assert scan.revisions[0].verdict == "bot"
+    stored = {i: v for i, v, _ in _stored(store.path)}
+    assert stored == {first.event.id: "bot", other_user.event.id: "human", scan.event.id: "bot"}
+    await recorder.stop()
+
+
+async def test_a_failing_classifier_still_stores_the_hit(
+    store: GatedStore, published: Published, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(hit: Hit, context: Context) -> Decision:
+        raise RuntimeError("bug")
+
+    recorder = await _recorder(store, published, broken)
+    get = await recorder.record(_request())
+    head = await recorder.record(_request(hit=_hit(method="HEAD")))
+    assert (get.event.verdict, head.event.verdict) == ("human", "bot")
+    assert "classification failed" in caplog.text
+    await recorder.stop()
+
+
+async def test_a_failed_commit_fails_its_group_and_the_writer_goes_on(
+    store: GatedStore, published: Published, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = await _recorder(store, published)
+    store.fail_next_commit = True
+    with pytest.raises(sqlite3.OperationalError):
+        await recorder.record(_request())
+    assert _stored(store.path) == []
+    assert published.batches == []
+    later = await recorder.record(_request())
+    assert [i for i, _, _ in _stored(store.path)] == [later.event.id]
+    await recorder.stop()
+
+
+async def test_stop_commits_what_was_submitted_then_refuses_more(
+    store: GatedStore, published: Published
+) -> None:
+    recorder = await _recorder(store, published)
+    tasks = [asyncio.create_task(recorder.record(_request())) for _ in range(10)]
+    await asyncio.sleep(0)
+    await recorder.stop()
+    assert all(task.done() and not task.exception() for task in tasks)
+    assert len(_stored(store.path)) == 10
+    with pytest.raises(RecorderStopped):
+        await recorder.record(_request())
+
+
+async def test_writes_share_the_transaction_and_report_their_result(
+    store: GatedStore, published: Published
+) -> None:
+    recorder = await _recorder(store, published)
+    user_id = await recorder.run(lambda s: s.add_user("alice", "hash", "now"))
+    assert store.get_user(user_id) is not None
+    with pytest.raises(sqlite3.IntegrityError):
+        await recorder.run(lambda s: s.add_user("again", "hash", "now"))  # token hash unique
+    await recorder.stop()
