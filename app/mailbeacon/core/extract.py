@@ -182,6 +182,8 @@ def _from_email_package(raw: bytes, subject: str, message_id: str | None) -> Log
         ctype = part.get_content_type()
         payload = _payload(part)
         named = part.get_filename() is not None or part.get_content_disposition() == "attachment"
+        if ctype.startswith("multipart/"):  # a multipart it could not split: keep it as text
+            ctype = "text/plain"
         if not named and ctype in ("text/html", "text/plain"):
             body = _decode_text(payload, part.get_content_charset() or "us-ascii")
             (html if ctype == "text/html" else text).append(body)

@@ -31,6 +31,7 @@ _CTE_HEADER = re.compile(
     rb"^(content-transfer-encoding[ \t]*:)[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*", re.IGNORECASE | re.M
 )
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
 
 
 class MimeError(ValueError):
@@ -279,7 +280,8 @@ def decode_body(raw: bytes, part: Part, *, strict: bool = True) -> bytes:
 
 
 def _salvage_base64(data: bytes) -> bytes:
-    usable = data.split(b"=", 1)[0]
+    """What can be read of broken base64: the alphabet's characters up to the padding."""
+    usable = _NOT_BASE64.sub(b"", data.split(b"=", 1)[0])
     usable = usable[: len(usable) - len(usable) % 4]
     try:
         return binascii.a2b_base64(usable)
