@@ -260,23 +260,26 @@ def codec_for(part: Part) -> str:
 def decode_body(raw: bytes, part: Part, *, strict: bool = True) -> bytes:
     """The body with its transfer encoding undone; MimeError if that cannot be done
     exactly (unknown encoding, broken base64). ``strict=False`` salvages what it can."""
-    body = raw[part.body_start : part.end]
     cte = part.cte
     if cte in _IDENTITY_CTES:
-        return body
+        return raw[part.body_start : part.end]
+    # A view, not a copy: attachments can be large.
+    body = memoryview(raw)[part.body_start : part.end]
     if cte == "quoted-printable":
         return binascii.a2b_qp(body)
     if cte == "base64":
-        compact = body.translate(None, _WHITESPACE)
         try:
-            return binascii.a2b_base64(compact, strict_mode=strict)
+            if strict:
+                compact = bytes(body).translate(None, _WHITESPACE)
+                return binascii.a2b_base64(compact, strict_mode=True)
+            return binascii.a2b_base64(body)  # skips line breaks and stray characters
         except binascii.Error as exc:
             if strict:
                 raise MimeError(f"broken base64 ({exc})") from None
-            return _salvage_base64(compact)
+            return _salvage_base64(bytes(body))
     if strict:
         raise MimeError(f"unknown transfer encoding {cte!r}")
-    return body
+    return raw[part.body_start : part.end]
 
 
 def _salvage_base64(data: bytes) -> bytes:
