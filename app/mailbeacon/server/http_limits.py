@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+LINGER_SECONDS = 2.0
 _REASONS = {414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
 
 
@@ -40,9 +41,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if not self._mb_in_body:
             self._mb_head_bytes += len(data)
             if self._mb_head_bytes > self.max_head:
-                self._reject(431)
+                self._reject(414 if self._url_too_long(data) else 431)
                 return
         super().data_received(data)
+
+    def _url_too_long(self, data: bytes) -> bool:
+        """Whether it is the request line (not the headers) that is oversized."""
+        if self._mb_header_count:
+            return False
+        end = data.find(b"\n")
+        return end == -1 or end > self.max_url
 
     def on_message_begin(self) -> None:
         self._mb_header_count = 0
@@ -84,7 +92,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             b"content-length: %d\r\nconnection: close\r\n\r\n%s"
             % (status, _REASONS[status], len(body), body)
         )
-        self.transport.close()
+        # Lingering close: closing with unread input would send a TCP reset, and the
+        # client could lose the answer. Finish our side, discard what still arrives
+        # (data_received ignores it now), and close after a grace period.
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        asyncio.get_running_loop().call_later(LINGER_SECONDS, self.transport.close)
 
 
 def bounded_protocol(max_url: int, max_head: int, max_headers: int) -> type[HttpToolsProtocol]:
