@@ -204,13 +204,13 @@ class Notifier:
             ),
         )
         seen = [row.event for row in earlier if not row.event.inferred]
-        if not seen:
+        family = self._family(event.user_agent)
+        # A proxy hides the device, and an unknown agent proves nothing.
+        if not seen or family == "unknown" or family.startswith("via"):
             return False
         families = {self._family(e.user_agent) for e in seen}
         networks = {network_of(e.ip) for e in seen}
-        return self._family(event.user_agent) not in families or (
-            network_of(event.ip) not in networks
-        )
+        return family not in families or network_of(event.ip) not in networks
 
     def _candidate(
         self,
@@ -344,3 +344,41 @@ class Notifier:
                 timer.cancel()
             self._deliver(candidate, config)
         self.flush_summary()
+
+    # ------------------------------------------------------------ local events
+
+    def delivery_failed(
+        self, key: str, email_id: int | None, recipients: tuple[str, ...], reply: str
+    ) -> None:
+        """The upstream refused an email for good: record it and tell the rep (once)."""
+        email = self._store.email(email_id) if email_id is not None else None
+        at = normalize_at(datetime.fromtimestamp(self._clock(), UTC))
+        local_id = self._store.add_event(
+            EventRecord(
+                type="delivery_failed",
+                at=at,
+                email_id=email.id if email else None,
+                contact=recipients[0] if len(recipients) == 1 else None,
+                local_key=f"delivery_failed:{key}",
+                reason=reply[:500],
+                details={"recipients": list(recipients)},
+            )
+        )
+        if local_id is None or "delivery_failed" not in self._config().kinds:
+            return
+        subject = email.subject if email else ""
+        self._send(
+            Notification(
+                event=None,
+                type=NotificationType.DELIVERY_FAILED,
+                message_id=email.message_id if email else None,
+                subject=subject,
+                recipient=recipients[0] if len(recipients) == 1 else None,
+                anonymous=False,
+                title=f"Could not deliver {wording.quoted(subject)} to {', '.join(recipients)}",
+                body=f"The mail server refused it: {reply[:200]}. The message is kept.",
+                at=at,
+                email_id=email.id if email else None,
+            ),
+            [local_id],
+        )

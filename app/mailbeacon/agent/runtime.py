@@ -1,0 +1,311 @@
+"""The agent assembled: settings, secrets, server link, relay, outbox, stream, notifier.
+
+``run_agent`` is what ``mailbeacon agent`` runs headless and what the tray runs on
+its own thread; both hear the agent only through an ``AgentListener``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import TextIO
+
+from mailbeacon.agent.geo import CountryLookup
+from mailbeacon.agent.notification import (
+    AgentListener,
+    AgentStatus,
+    ConnectionState,
+    Notification,
+)
+from mailbeacon.agent.notify import Notifier, PolicyConfig
+from mailbeacon.agent.outbox import DeliveryFailure, Outbox, QueuedItem
+from mailbeacon.agent.records import RecordsStore
+from mailbeacon.agent.relay import Relay
+from mailbeacon.agent.secrets import Secret, SecretStore, SecretStoreUnavailable
+from mailbeacon.agent.sending import Sender
+from mailbeacon.agent.settings import Settings, parse_host_port
+from mailbeacon.agent.stream import StreamState, StreamSubscriber
+from mailbeacon.agent.upstream import Credentials, Upstream, parse_upstream
+from mailbeacon.core import uainfo
+from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.core.profile import Profile
+from mailbeacon.core.urls import TrackingUrls
+
+log = logging.getLogger(__name__)
+
+ENV_UPSTREAM_USER = "MAILBEACON_UPSTREAM_USER"
+
+
+class AgentStartError(RuntimeError):
+    """The agent cannot start; the message says what to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentOptions:
+    """Command-line options that override the settings for one run."""
+
+    enroll: str | None = None
+    smtp_listen: str | None = None
+    upstream: str | None = None
+    relay_password: str | None = None
+
+
+class JsonLinesListener:
+    """``--notify jsonl``: each notification as one JSON object per line."""
+
+    def __init__(self, out: TextIO = sys.stdout) -> None:
+        self._out = out
+
+    def notification(self, notification: Notification) -> None:
+        """Print one line and flush, so a reader sees it at once."""
+        self._out.write(json.dumps(notification.to_json(), ensure_ascii=False) + "\n")
+        self._out.flush()
+
+    def status(self, status: AgentStatus) -> None:
+        """Status changes go to the operator's log only."""
+        log.info("agent status: %s %s", status.connection, status.detail)
+
+
+def apply_options(settings: Settings, options: AgentOptions) -> Settings:
+    """The settings with this run's command-line overrides."""
+    relay, upstream = settings.relay, settings.upstream
+    if options.smtp_listen:
+        host, port = parse_host_port(options.smtp_listen, allow_zero=True)
+        relay = replace(relay, host=host, port=port)
+    if options.upstream:
+        upstream = replace(upstream, url=options.upstream)
+    return replace(settings, relay=relay, upstream=upstream)
+
+
+class AgentRuntime:
+    """All the agent's parts, started and stopped together."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        options: AgentOptions,
+        listener: AgentListener,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._profile = profile
+        self._options = options
+        self._listener = listener
+        self._environ = dict(os.environ if environ is None else environ)
+        self._clock = clock
+        self.settings = apply_options(Settings.load_or_default(profile.config_file), options)
+        self.secrets = SecretStore(profile.keyring_service, self._environ)
+        self._server: object | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.relay: Relay | None = None
+        self.outbox: Outbox | None = None
+        self.records: RecordsStore | None = None
+        self.notifier: Notifier | None = None
+        self.enrollment: Enrollment | None = None
+        self._connection = ConnectionState.CONNECTING
+        self._detail = ""
+        self._problems: list[str] = []
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start everything; raises AgentStartError with a message for the rep."""
+        self._profile.data_dir.mkdir(parents=True, exist_ok=True)
+        self.enrollment = await self._enrollment()
+        self.records = RecordsStore.for_profile(
+            self._profile, stream_source=self.enrollment.server_url
+        )
+        self.notifier = Notifier(
+            self.records,
+            lambda: PolicyConfig.from_settings(self.settings),
+            self._listener.notification,
+            clock=self._clock,
+            describe_client=lambda ua: uainfo.describe(ua).label,
+            device_family=uainfo.device_family,
+            country_of=CountryLookup().country_of,
+        )
+        self.outbox = Outbox(
+            self._profile.data_dir / "outbox", self._upstream(), on_failed=self._on_failed
+        )
+        await self.outbox.start()
+        sender = Sender(
+            self.records, self.outbox, TrackingUrls(self.enrollment, self._clock),
+            lambda: self.settings, self._clock,
+        )
+        relay = self.settings.relay
+        self.relay = Relay(
+            sender.accept,
+            self._relay_password(),
+            user=relay.user,
+            host=relay.host,
+            port=relay.port,
+            max_message_bytes=relay.max_message_bytes,
+        )
+        await self.relay.start()
+        stream = StreamSubscriber(
+            self.enrollment.server_url,
+            self.enrollment.api_token,
+            self.records.last_stream_id,
+            self.notifier.handle,
+            on_state=self._on_stream_state,
+        )
+        self._tasks.append(asyncio.create_task(stream.run(), name="stream"))
+        self._publish()
+
+    async def stop(self) -> None:
+        """Stop the relay first (no new mail), then the stream, outbox and server."""
+        if self.relay is not None:
+            await self.relay.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.notifier is not None:
+            self.notifier.flush_pending()
+        if self.outbox is not None:
+            await self.outbox.stop()
+        if self._server is not None:
+            await self._server.stop()  # type: ignore[attr-defined]
+        if self.records is not None:
+            self.records.close()
+
+    # ------------------------------------------------------------ parts
+
+    async def _enrollment(self) -> Enrollment:
+        if self._options.enroll:
+            enrollment = Enrollment.decode(self._options.enroll)
+            self._remember(enrollment)
+            return enrollment
+        if self.settings.server.mode == "remote":
+            stored = self._stored_enrollment()
+            if stored is None:
+                raise AgentStartError(
+                    "No enrollment key is stored for the remote tracking server: paste the "
+                    "key from `mailbeacon server add-user` into Settings, or pass --enroll."
+                )
+            return stored
+        return await self._embedded()
+
+    async def _embedded(self) -> Enrollment:
+        # Imported here: only the embedded default runs the server in this process.
+        from mailbeacon.server.config import ServerConfig  # noqa: PLC0415
+        from mailbeacon.server.tracking_server import TrackingServer  # noqa: PLC0415
+
+        host, port = parse_host_port(self.settings.server.listen, allow_zero=True)
+        server = TrackingServer(
+            ServerConfig(
+                db_path=self._profile.data_dir / "server.db",
+                host=host,
+                port=port,
+                public_url=self.settings.server.public_url or None,
+            )
+        )
+        await server.start()
+        self._server = server
+        stored = self._stored_enrollment()
+        if stored is not None and stored.server_url == server.public_url:
+            return stored
+        enrollment = await server.add_user("rep")
+        self._remember(enrollment)
+        return enrollment
+
+    def _stored_enrollment(self) -> Enrollment | None:
+        try:
+            return self.secrets.enrollment()
+        except SecretStoreUnavailable as exc:
+            self._problem(str(exc))
+            return None
+
+    def _remember(self, enrollment: Enrollment) -> None:
+        try:
+            self.secrets.set_enrollment(enrollment)
+        except SecretStoreUnavailable as exc:
+            self._problem(f"The enrollment is used for this run only: {exc}")
+
+    def _relay_password(self) -> str:
+        if self._options.relay_password:
+            return self._options.relay_password
+        try:
+            return self.secrets.ensure_relay_password()
+        except SecretStoreUnavailable as exc:
+            raise AgentStartError(f"{exc} (or pass --relay-password)") from exc
+
+    def _upstream(self) -> Upstream:
+        upstream = self.settings.upstream
+        url = parse_upstream(upstream.url, allow_plain=upstream.allow_plain)
+
+        def credentials() -> Credentials | None:
+            user = url.user or upstream.user or self._environ.get(ENV_UPSTREAM_USER, "")
+            if not user:
+                return None
+            try:
+                password = self.secrets.get(Secret.UPSTREAM_PASSWORD)
+            except SecretStoreUnavailable as exc:
+                self._problem(str(exc))
+                return None
+            return Credentials(user, password or "")
+
+        return Upstream(url, credentials)
+
+    async def _on_failed(self, item: QueuedItem, failure: DeliveryFailure) -> None:
+        if self.notifier is None:
+            return
+        email_id = item.meta.get("email_id")
+        self.notifier.delivery_failed(
+            f"{item.id}:{','.join(failure.recipients)}",
+            int(email_id) if email_id is not None else None,
+            failure.recipients,
+            failure.reply,
+        )
+
+    # ------------------------------------------------------------ status
+
+    def _on_stream_state(self, state: StreamState, detail: str) -> None:
+        self._connection = {
+            StreamState.CONNECTED: ConnectionState.CONNECTED,
+            StreamState.CONNECTING: ConnectionState.CONNECTING,
+        }.get(state, ConnectionState.OFFLINE)
+        self._detail = detail
+        self._publish()
+
+    def _problem(self, text: str) -> None:
+        log.warning("%s", text)
+        if text not in self._problems:
+            self._problems.append(text)
+
+    def status(self) -> AgentStatus:
+        """Where the agent stands now."""
+        return AgentStatus(
+            connection=self._connection,
+            detail=self._detail,
+            server_url=self.enrollment.server_url if self.enrollment else "",
+            relay_host=self.relay.host if self.relay else "",
+            relay_port=self.relay.port if self.relay else 0,
+            relay_user=self.settings.relay.user,
+            problems=tuple(self._problems),
+        )
+
+    def _publish(self) -> None:
+        self._listener.status(self.status())
+
+
+async def run_agent(
+    profile: Profile,
+    options: AgentOptions,
+    listener: AgentListener,
+    stop: asyncio.Event,
+    environ: Mapping[str, str] | None = None,
+) -> None:
+    """Run the agent until ``stop`` is set."""
+    runtime = AgentRuntime(profile, options, listener, environ)
+    try:
+        await runtime.start()
+        await stop.wait()
+    finally:
+        await runtime.stop()

@@ -1,0 +1,155 @@
+"""From "the client handed us a message" to "it is durably queued": decide, rewrite,
+record, queue. The relay answers 250 only after ``Sender.accept`` returns."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import getaddresses
+
+from mailbeacon.agent.outbox import Outbox, OutboxItem
+from mailbeacon.agent.records import RecordsStore
+from mailbeacon.agent.records_model import Attachment, LoggedCopy, Recipient, SentEmail
+from mailbeacon.agent.relay import IncomingMessage
+from mailbeacon.agent.settings import Settings
+from mailbeacon.core.extract import extract_for_log, header_value
+from mailbeacon.core.rewrite import Plan, RewriteResult, UrlMinter, rewrite_message
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Track and Log for one message: the message's own say, else the rep's defaults."""
+
+    track: bool
+    log: bool
+
+
+def decide(message: IncomingMessage, settings: Settings) -> Decision:
+    """Per-message overrides (DESIGN 3.2) over the defaults from settings."""
+    track = settings.defaults.track if message.track_override is None else message.track_override
+    log_ = settings.defaults.log if message.log_override is None else message.log_override
+    return Decision(track, log_)
+
+
+def ensure_message_id(raw: bytes, domain: str) -> tuple[bytes, str]:
+    """The message with a Message-ID (added when the client gave none) and that id.
+
+    Replies and the Sent-folder cleanup find an email by its Message-ID, so one the
+    upstream would invent later is no use to us.
+    """
+    existing = header_value(raw, "Message-ID")
+    if existing:
+        return raw, existing.strip()
+    message_id = f"<{uuid.uuid4().hex}@{domain}>"
+    newline = b"\r\n" if b"\r\n" in raw[:4096] else b"\n"
+    return b"Message-ID: " + message_id.encode("ascii") + newline + raw, message_id
+
+
+def recipient_fields(raw: bytes, envelope: tuple[str, ...]) -> dict[str, str]:
+    """Which header (to, cc) names each envelope recipient; the rest were Bcc."""
+    fields: dict[str, str] = {}
+    for name in ("cc", "to"):  # To wins when an address is in both
+        value = header_value(raw, name) or ""
+        for _display, address in getaddresses([value]):
+            if address:
+                fields[address.lower()] = name
+    return {rcpt: fields.get(rcpt.lower(), "bcc") for rcpt in envelope}
+
+
+class Sender:
+    """The relay's and the compose window's way into the outbox."""
+
+    def __init__(
+        self,
+        store: RecordsStore,
+        outbox: Outbox,
+        minter: UrlMinter,
+        settings: Callable[[], Settings],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._outbox = outbox
+        self._minter = minter
+        self._settings = settings
+        self._clock = clock
+
+    async def accept(self, message: IncomingMessage) -> str:
+        """Rewrite, record and durably queue ``message``; returns the first queue id."""
+        settings = self._settings()
+        decision = decide(message, settings)
+        domain = message.mail_from.rpartition("@")[2] or "mailbeacon.localhost"
+        raw, message_id = ensure_message_id(message.data, domain)
+        plan = Plan(
+            track=decision.track,
+            clicks=settings.tracking.clicks,
+            per_recipient=settings.tracking.per_recipient,
+        )
+        # Rewriting a large message is CPU work: keep the event loop answering.
+        result = await asyncio.to_thread(
+            rewrite_message, raw, message.recipients, plan, self._minter
+        )
+        if decision.track and not result.tracked:
+            log.info("sending %s untracked: %s", message_id, result.untracked_reason)
+        email_id = await asyncio.to_thread(
+            self._record, message, raw, message_id, decision, result
+        )
+        items = [
+            OutboxItem(
+                mail_from=message.mail_from,
+                recipients=copy.recipients,
+                data=copy.data,
+                meta={"email_id": email_id, "message_id": message_id},
+            )
+            for copy in result.copies
+        ]
+        ids = await self._outbox.enqueue_many(items)
+        return ids[0]
+
+    def _record(
+        self,
+        message: IncomingMessage,
+        raw: bytes,
+        message_id: str,
+        decision: Decision,
+        result: RewriteResult,
+    ) -> int:
+        fields = recipient_fields(raw, message.recipients)
+        keys = {rcpt: copy.recipient_key for copy in result.copies for rcpt in copy.recipients}
+        copy = extract_for_log(raw)
+        email_id = self._store.record_sent(
+            SentEmail(
+                message_id=message_id,
+                message_key=result.message_key,
+                subject=copy.subject,
+                sender=message.mail_from,
+                sent_at=datetime.fromtimestamp(self._clock(), UTC).isoformat(),
+                recipients=tuple(
+                    Recipient(rcpt, fields[rcpt], "", keys.get(rcpt))
+                    for rcpt in message.recipients
+                ),
+                track=decision.track,
+                log=decision.log,
+                per_recipient=len(result.copies) > 1,
+                tracked=result.tracked,
+                untracked_reason=result.untracked_reason or "",
+            )
+        )
+        if decision.log:
+            self._store.log_copy(
+                email_id,
+                LoggedCopy(
+                    html=copy.html,
+                    text=copy.text,
+                    attachments=tuple(
+                        Attachment(a.filename, a.content_type, a.data) for a in copy.attachments
+                    ),
+                ),
+            )
+        return email_id
