@@ -157,6 +157,7 @@ async def test_large_message_is_delivered_byte_for_byte(
     await box.enqueue(big)
     [got] = await sink.until(1)
     assert got.data == big.data
+    assert f"SIZE={len(big.data)}" in got.mail_options  # declared up front
 
 
 async def test_many_messages_reuse_one_upstream_connection(

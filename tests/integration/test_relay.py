@@ -13,7 +13,7 @@ import shutil
 import smtplib
 import socket
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -303,3 +303,110 @@ def test_relay_refuses_to_listen_beyond_loopback_without_tls() -> None:
 
     with pytest.raises(RelayStartError, match="loopback"):
         Relay(accept, PASSWORD, host="0.0.0.0")
+
+
+def raw_session(port: int) -> tuple[socket.socket, Callable[[str], bytes]]:
+    """A hand-driven SMTP session; ``say`` sends one line and returns the whole reply."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    stream = sock.makefile("rwb")
+
+    def say(line: str) -> bytes:
+        if line:
+            stream.write(line.encode() + b"\r\n")
+            stream.flush()
+        line_in = stream.readline()
+        reply = line_in
+        while line_in[3:4] == b"-":
+            line_in = stream.readline()
+            reply += line_in
+        return reply
+
+    assert say("").startswith(b"220")
+    return sock, say
+
+
+async def test_client_hanging_up_while_its_message_is_queued_leaves_one_whole_item(
+    tmp_path: Path, sink: SmtpSink
+) -> None:
+    spool = tmp_path / "outbox"
+    upstream = Upstream(parse_upstream(f"smtp://127.0.0.1:{sink.port}"), lambda: None)
+    outbox = Outbox(spool, upstream, policy=FAST)
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_accept(message: IncomingMessage) -> str:
+        arrived.set()
+        await release.wait()
+        copies = [OutboxItem(message.mail_from, (r,), message.data) for r in message.recipients]
+        return (await outbox.enqueue_many(copies))[0]
+
+    relay = Relay(slow_accept, PASSWORD)
+    await outbox.start()
+    await relay.start()
+    try:
+        def send_and_hang_up() -> None:
+            sock, say = raw_session(relay.port)
+            plain = base64.b64encode(f"\0mailbeacon\0{PASSWORD}".encode()).decode()
+            assert say("EHLO c").startswith(b"250")
+            assert say(f"AUTH PLAIN {plain}").startswith(b"235")
+            assert say("MAIL FROM:<rep@x.example>").startswith(b"250")
+            assert say("RCPT TO:<a@y.example>").startswith(b"250")
+            assert say("RCPT TO:<b@y.example>").startswith(b"250")
+            assert say("DATA").startswith(b"354")
+            sock.sendall(b"Message-ID: <hang@x.example>\r\n\r\nbody\r\n.\r\n")
+            sock.close()  # gone before the relay could answer
+
+        await asyncio.to_thread(send_and_hang_up)
+        async with asyncio.timeout(5):
+            await arrived.wait()
+            await relay.wait_no_sessions()
+        release.set()
+        got = await sink.until(2)
+        await outbox.wait_drained(5)
+        assert sorted(g.rcpt_tos for g in got) == [("a@y.example",), ("b@y.example",)]
+    finally:
+        await relay.stop()
+        await outbox.stop()
+
+
+async def test_international_addresses_pass_with_smtputf8(chain: Chain) -> None:
+    def send_utf8() -> None:
+        with smtplib.SMTP("127.0.0.1", chain.relay.port, timeout=10) as client:
+            client.login("mailbeacon", PASSWORD)
+            client.sendmail(
+                "rep@x.example", ["zoë@exämple.de"], b"Subject: s\r\n\r\nx\r\n",
+                mail_options=["SMTPUTF8"],
+            )  # fmt: skip
+
+    await asyncio.to_thread(send_utf8)
+    [got] = await chain.sink.until(1)
+    assert got.rcpt_tos == ("zoë@exämple.de",) and "SMTPUTF8" in got.mail_options
+
+
+async def test_bad_input_gets_clear_answers_and_the_session_goes_on(chain: Chain) -> None:
+    def misbehave() -> dict[str, bytes]:
+        sock, say = raw_session(chain.relay.port)
+        plain = base64.b64encode(f"\0mailbeacon\0{PASSWORD}".encode()).decode()
+        with sock:
+            replies = {
+                "ehlo": say("EHLO c"),
+                "garbage auth": say("AUTH PLAIN !!!notbase64!!!"),
+                "auth": say(f"AUTH PLAIN {plain}"),
+                "absurd size": say("MAIL FROM:<rep@x.example> SIZE=999999999999"),
+                "bad sender": say("MAIL FROM:<a@b@c>"),
+                "mail": say("MAIL FROM:<rep@x.example>"),
+            }
+            for n in range(1000):
+                assert say(f"RCPT TO:<r{n}@y.example>").startswith(b"250")
+            replies["rcpt 1001"] = say("RCPT TO:<one-too-many@y.example>")
+            replies["quit"] = say("QUIT")
+        return replies
+
+    replies = await asyncio.to_thread(misbehave)
+    assert replies["garbage auth"].startswith(b"501")
+    assert replies["auth"].startswith(b"235")
+    assert replies["absurd size"].startswith(b"552")
+    assert replies["bad sender"].startswith(b"553")
+    assert replies["mail"].startswith(b"250")
+    assert replies["rcpt 1001"].startswith(b"452")
+    assert replies["quit"].startswith(b"221")
+    assert not chain.accepted and not chain.queued_files()

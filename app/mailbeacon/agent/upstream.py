@@ -327,6 +327,9 @@ class Upstream:
         )
         try:
             await client.connect()
+            # Extensions (SIZE, 8BITMIME, SMTPUTF8, AUTH) are known only after EHLO.
+            if client.is_ehlo_or_helo_needed:
+                await client.ehlo()
             await self._login(client)
         except DeliveryError:
             client.close()
@@ -385,8 +388,6 @@ class Upstream:
                     connection=True,
                 )
             return
-        if client.is_ehlo_or_helo_needed:
-            await client.ehlo()
         if not client.supports_extension("auth"):
             raise DeliveryError(
                 f"{self._url.host}:{self._url.port} does not offer a login (SMTP AUTH)"
