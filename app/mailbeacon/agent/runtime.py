@@ -155,6 +155,8 @@ class AgentRuntime:
             self.notifier.handle,
             on_state=self._on_stream_state,
         )
+        # The user-agent parser compiles its rules on first use (~0.1 s): not on a hit.
+        await asyncio.to_thread(uainfo.describe, "Mozilla/5.0 (warm-up)")
         self._tasks.append(asyncio.create_task(stream.run(), name="stream"))
         self._publish()
 
