@@ -96,7 +96,11 @@ class SinkHandler:
         return AuthResult(success=ok, handled=False)
 
     async def handle_EHLO(
-        self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
         responses: list[str],
     ) -> list[str]:
         session.host_name = hostname
@@ -153,9 +157,9 @@ class _FreePortController(Controller):
     """aiosmtpd's Controller, allowed to bind port 0 and report the port it got."""
 
     def _trigger_server(self) -> None:
-        assert self.server is not None
+        assert isinstance(self.server, asyncio.Server)
         self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()
+        super()._trigger_server()  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True)
@@ -323,4 +327,3 @@ class SmtpSink:
         for got in self.received:
             grouped.setdefault(got.message_id or "", []).append(got)
         return grouped
-

@@ -36,9 +36,7 @@ async def main(args: argparse.Namespace) -> None:
     outbox = Outbox(Path(args.spool), upstream, on_delivered=delivered, policy=policy)
 
     async def accept(message: IncomingMessage) -> str:
-        return await outbox.enqueue(
-            OutboxItem(message.mail_from, message.recipients, message.data)
-        )
+        return await outbox.enqueue(OutboxItem(message.mail_from, message.recipients, message.data))
 
     relay = Relay(accept, args.password, port=args.port)
     await outbox.start()

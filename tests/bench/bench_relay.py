@@ -158,9 +158,7 @@ async def _throughput(rewrite: bool, folder: Path) -> tuple[float, float] | None
     outbox = Outbox(folder / f"spool-{rewrite}", upstream)
 
     async def passthrough(message: IncomingMessage) -> str:
-        return await outbox.enqueue(
-            OutboxItem(message.mail_from, message.recipients, message.data)
-        )
+        return await outbox.enqueue(OutboxItem(message.mail_from, message.recipients, message.data))
 
     accept = _rewrite_accept(outbox) if rewrite else passthrough
     if accept is None:
@@ -207,9 +205,7 @@ async def _memory_child(path: Path, trace: bool) -> dict[str, float]:
     outbox = Outbox(folder / "spool", upstream)
 
     async def accept(message: IncomingMessage) -> str:
-        return await outbox.enqueue(
-            OutboxItem(message.mail_from, message.recipients, message.data)
-        )
+        return await outbox.enqueue(OutboxItem(message.mail_from, message.recipients, message.data))
 
     relay = Relay(accept, PASSWORD)
     await relay.start()

@@ -39,9 +39,7 @@ class Chain:
     fail_accept: Exception | None = None
 
     def queued_files(self) -> list[Path]:
-        return sorted((self.spool / "queue").glob("*.eml")) + sorted(
-            (self.spool / "tmp").glob("*")
-        )
+        return sorted((self.spool / "queue").glob("*.eml")) + sorted((self.spool / "tmp").glob("*"))
 
 
 @pytest.fixture
@@ -62,9 +60,7 @@ async def chain(tmp_path: Path, sink: SmtpSink) -> AsyncIterator[Chain]:
         if chain.fail_accept is not None:
             raise chain.fail_accept
         chain.accepted.append(message)
-        return await outbox.enqueue(
-            OutboxItem(message.mail_from, message.recipients, message.data)
-        )
+        return await outbox.enqueue(OutboxItem(message.mail_from, message.recipients, message.data))
 
     relay = Relay(accept, PASSWORD, max_message_bytes=200_000)
     holder.append(Chain(relay, outbox, sink, spool))
@@ -343,6 +339,7 @@ async def test_client_hanging_up_while_its_message_is_queued_leaves_one_whole_it
     await outbox.start()
     await relay.start()
     try:
+
         def send_and_hang_up() -> None:
             sock, say = raw_session(relay.port)
             plain = base64.b64encode(f"\0mailbeacon\0{PASSWORD}".encode()).decode()

@@ -61,9 +61,7 @@ def test_headers_set_switches_and_are_removed_with_their_folded_lines() -> None:
 
 def test_no_wins_over_yes_whatever_the_channel() -> None:
     raw = msg("X-MailBeacon-Track: yes", "X-MailBeacon-Log: no", "To: b@y.example")
-    decision = decide(
-        ["b@y.example", "notrack@mailbeacon.invalid", "log@mailbeacon.invalid"], raw
-    )
+    decision = decide(["b@y.example", "notrack@mailbeacon.invalid", "log@mailbeacon.invalid"], raw)
     assert (decision.track, decision.log) == (False, False)
 
 
@@ -150,9 +148,9 @@ def test_address_helpers() -> None:
 
 _local = st.text(alphabet="abcdefghij.-+", min_size=1, max_size=8)
 _rcpt = st.builds(lambda a, d: f"{a}@{d}.example", _local, st.sampled_from(["y", "z", "q"]))
-_control = st.sampled_from(
-    ["track", "notrack", "log", "nolog", "other"]
-).map(lambda local: f"{local}@mailbeacon.invalid")
+_control = st.sampled_from(["track", "notrack", "log", "nolog", "other"]).map(
+    lambda local: f"{local}@mailbeacon.invalid"
+)
 
 
 @given(

@@ -110,9 +110,7 @@ class ItemState:
             attempts=int(raw.get("attempts", 0)),
             next_attempt=float(raw.get("next_attempt", 0.0)),
             last_error=str(raw.get("last_error", "")),
-            first_refusal=None if raw.get("first_refusal") is None else float(
-                raw["first_refusal"]
-            ),
+            first_refusal=None if raw.get("first_refusal") is None else float(raw["first_refusal"]),
             delivered_to=tuple(raw.get("delivered_to", ())),
             failures=failures,
             delivered_notified=bool(raw.get("delivered_notified", False)),
@@ -480,9 +478,7 @@ class Outbox:
                 # A bug or a disk problem must not stop the worker: keep the item, retry later.
                 log.exception("outbox: could not process item %s", item.id)
                 later = self._clock() + self._policy.delay(1, self._rng)
-                self._items[item.id] = replace(
-                    item, state=replace(item.state, next_attempt=later)
-                )
+                self._items[item.id] = replace(item, state=replace(item.state, next_attempt=later))
                 self._schedule(self._items[item.id])
                 self._drained.clear()
         self._idle.set()
@@ -571,8 +567,9 @@ class Outbox:
             last_error=f"{code} {text}",
             first_refusal=first_refusal,
         )
-        log.info("outbox: %s: %d recipient(s) deferred (%s %s)", item.id, len(temporary),
-                 code, text)
+        log.info(
+            "outbox: %s: %d recipient(s) deferred (%s %s)", item.id, len(temporary), code, text
+        )
         await self._save_state(item, state)
 
     async def _after_error(
@@ -624,9 +621,7 @@ class Outbox:
 
     async def _save_state(self, item: QueuedItem, state: ItemState) -> None:
         updated = replace(item, state=state)
-        await asyncio.to_thread(
-            self._write_json, self._queue / f"{item.id}.json", state.to_json()
-        )
+        await asyncio.to_thread(self._write_json, self._queue / f"{item.id}.json", state.to_json())
         self._items[item.id] = updated
         self._schedule(updated)
 
@@ -675,9 +670,10 @@ class Outbox:
                 await self._call_delivered(item)
             await asyncio.to_thread(_unlink, path)
         for item in await asyncio.to_thread(self.failed):
-            if not (item.state.failed_notified and (
-                item.state.delivered_notified or not item.state.delivered_to
-            )):
+            if not (
+                item.state.failed_notified
+                and (item.state.delivered_notified or not item.state.delivered_to)
+            ):
                 await self._notify_failed(item)
 
     async def _call_delivered(self, item: QueuedItem) -> None:

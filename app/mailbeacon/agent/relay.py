@@ -221,8 +221,9 @@ class _RelayHandler:
         """Check user and password in constant time; log refusals without the password."""
         expected = self._current_password()
         if not isinstance(auth_data, LoginPassword) or not expected:
-            log.warning("relay: refused %s login from %s (no relay password set)",
-                        mechanism, session.peer)
+            log.warning(
+                "relay: refused %s login from %s (no relay password set)", mechanism, session.peer
+            )
             return AuthResult(success=False, handled=False)
         user_ok = hmac.compare_digest(auth_data.login, self._user)
         password_ok = hmac.compare_digest(auth_data.password, expected)
@@ -293,8 +294,10 @@ class _RelayHandler:
     def _finished(self, task: asyncio.Task[str]) -> None:
         self._in_flight.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("relay: could not queue a message; the client was told to retry",
-                      exc_info=task.exception())
+            log.error(
+                "relay: could not queue a message; the client was told to retry",
+                exc_info=task.exception(),
+            )
 
     async def drain(self) -> None:
         """Wait for messages being queued right now."""

@@ -179,9 +179,7 @@ class Upstream:
                 return await self._transaction(client, mail_from, recipients, source)
             except aiosmtplib.SMTPServerDisconnected:
                 self._drop()
-                raise DeliveryError(
-                    f"{self._url} closed the connection", connection=True
-                ) from None
+                raise DeliveryError(f"{self._url} closed the connection", connection=True) from None
 
     async def close(self) -> None:
         """Say goodbye to the upstream, if connected."""
@@ -391,8 +389,11 @@ class Upstream:
         if not client.supports_extension("auth"):
             raise DeliveryError(
                 f"{self._url.host}:{self._url.port} does not offer a login (SMTP AUTH)"
-                + (" before STARTTLS; use smtp+starttls:// or smtps://."
-                   if self._url.security == "plain" else "."),
+                + (
+                    " before STARTTLS; use smtp+starttls:// or smtps://."
+                    if self._url.security == "plain"
+                    else "."
+                ),
                 connection=True,
             )
         await client.login(user or "", creds.password)
