@@ -40,14 +40,14 @@ def _ci(word: str) -> str:
     return "".join(f"[{c.lower()}{c.upper()}]" for c in word)
 
 
-def _skipper(names: tuple[str, ...], tag_body: str) -> re.Pattern[str]:
+def _skip_source(names: tuple[str, ...], tag_body: str) -> str:
     """Text, stray "<", and complete tags other than ``names`` and ``</a>``, ``</body>``."""
     ends = ("a", "body") if "a" in names else ("body",)
     interesting = (
         r"(?:" + "|".join(map(_ci, names)) + r")[\t\n\f\r />]|/(?:"
         + "|".join(map(_ci, ends)) + r")[\t\n\f\r />]"
     )
-    return re.compile(
+    return (
         r"(?:[^<]++|<(?![A-Za-z/!?])|<(?!" + interesting + r")/?[A-Za-z][^\t\n\f\r />]*+"
         + tag_body
         + r">)*+"
@@ -57,10 +57,10 @@ def _skipper(names: tuple[str, ...], tag_body: str) -> re.Pattern[str]:
 _RAW_NAMES = ("plaintext", *_RAW_TEXT)
 # Without "/o/" in the document no <img> can be a stale pixel, so images are skipped too.
 # Without a quoted attribute value holding ">" every tag ends at its first ">": the
-# simple skippers then agree with the exact ones, and are several times faster.
+# simple skippers then agree with the exact ones, and are faster.
 _QUOTED_GT = re.compile(r"=[\t\n\f\r ]*+(?:\"[^\">]*+>|'[^'>]*+>)")
-_SKIPPERS = {
-    (anchors, images, exact): _skipper(
+_SKIP_SOURCES = {
+    (anchors, images, exact): _skip_source(
         (("a",) if anchors else ()) + (("img",) if images else ()) + _RAW_NAMES,
         _TAG_BODY if exact else "[^>]*+",
     )
@@ -68,8 +68,8 @@ _SKIPPERS = {
     for images in (True, False)
     for exact in (True, False)
 }
-# An <a> start tag with its first href attribute captured (one match per link).
-_A_START = re.compile(
+# An <a> start tag with its first href attribute's value captured (dq, sq or uq).
+_A_START_SOURCE = (
     r"<[aA](?=[\t\n\f\r />])(?:[\t\n\f\r /]++|(?!" + _ci("href") + r"(?![^\t\n\f\r />=]))"
     + _ATTR_NC
     + r")*+(?:" + _ci("href")
@@ -78,6 +78,20 @@ _A_START = re.compile(
     + _TAG_BODY
     + r">"
 )
+_A_START = re.compile(_A_START_SOURCE)
+# One step of the scan: a skipped run, then, in the usual case, a whole link (start tag,
+# content of text and uninteresting tags, "</a>") in the same match.
+_STEPS = {
+    key: re.compile(
+        source
+        + (
+            r"(?:(?P<a>" + _A_START_SOURCE + r")(?P<content>" + source + r")</[aA]>)?+"
+            if key[0]
+            else ""
+        )
+    )
+    for key, source in _SKIP_SOURCES.items()
+}
 _TAG = re.compile(r"<(/?)([A-Za-z][^\t\n\f\r />]*+)(" + _TAG_BODY + r")>", re.ASCII)
 _ANY_TAG = re.compile(r"</?[A-Za-z][^\t\n\f\r />]*+" + _TAG_BODY + r">", re.ASCII)
 _ATTR = re.compile(
@@ -257,6 +271,8 @@ def clean_url(value: str) -> str:
 
 def looks_like_url(text: str) -> bool:
     """Whether link text is itself a URL ("www.example.com", "https://x.y/z", "x.com")."""
+    if "." not in text and ":" not in text:  # every URL has one
+        return False
     candidate = text.strip().strip(_URL_PUNCTUATION)
     if not candidate or _SPACE.search(candidate):
         return False
@@ -273,6 +289,8 @@ def trackable_target(url: str) -> bool:
         return False
     if ("/o/" in url or "/c/" in url) and tracking_claims(url) is not None:
         return False
+    if url.isascii():
+        return len(url) <= tokens.MAX_TARGET_BYTES
     try:
         return len(url.encode("utf-8")) <= tokens.MAX_TARGET_BYTES
     except UnicodeEncodeError:  # undecodable bytes in the part: leave the link alone
@@ -281,7 +299,11 @@ def trackable_target(url: str) -> bool:
 
 def visible_text(fragment: str) -> str:
     """Text of an HTML fragment (tags dropped, entities decoded), whitespace collapsed."""
-    return " ".join(html.unescape(_ANY_TAG.sub("", fragment)).split())
+    if "<" in fragment:
+        fragment = _ANY_TAG.sub("", fragment)
+    if "&" in fragment:
+        fragment = html.unescape(fragment)
+    return " ".join(fragment.split())
 
 
 @dataclass(slots=True)
@@ -301,7 +323,11 @@ class _Scanner:
         self.text = text
         # Links only matter when tracking clicks or unwrapping stale ones.
         anchors = clicks or "/c/" in text
-        self.skip = _SKIPPERS[anchors, "/o/" in text, _QUOTED_GT.search(text) is not None]
+        # With links to visit the exact skipper is as fast as checking for the simple one.
+        exact = anchors or _QUOTED_GT.search(text) is not None
+        key = (anchors, "/o/" in text, exact)
+        self.step = _STEPS[key]
+        self.whole_links = anchors
         self.clicks = clicks
         self.next_link = first_link
         self.edits: list[Edit] = []
@@ -325,8 +351,17 @@ class _Scanner:
         anchor: _Anchor | None = None
         pos = start
         while True:
-            skipped = self.skip.match(text, pos, end)
-            nxt = skipped.end() if skipped is not None else pos
+            step = self.step.match(text, pos, end)
+            nxt = step.end() if step is not None else pos
+            if step is not None and self.whole_links and step.start("a") >= 0:
+                link_at = step.start("a")
+                if anchor is not None:  # the new <a> closes the one still open
+                    anchor.runs.append((pos, link_at))
+                    self._finish(anchor, link_at, None)
+                    anchor = None
+                self._whole_link(step, fresh)
+                pos = nxt
+                continue
             if anchor is not None and nxt > pos and anchor.size < _MAX_TEXT_SCAN:
                 anchor.runs.append((pos, nxt))
                 anchor.size += nxt - pos
@@ -383,6 +418,13 @@ class _Scanner:
         if anchor is not None:  # an <a> closes the one still open
             self._finish(anchor, pos, None)
         return m.end(), _Anchor(pos, m.end(), _href(m), fresh)
+
+    def _whole_link(self, step: re.Match[str], fresh: bool) -> None:
+        """A link the step matched whole: ``<a ...>`` content ``</a>``."""
+        close = step.end() - 4
+        link = _Anchor(step.start("a"), step.end("a"), _href(step), fresh)
+        link.runs.append((step.start("content"), close))
+        self._finish(link, close, (close, step.end()))
 
     def _declaration(self, pos: int, end: int, fresh: bool) -> int:
         """Comments, CDATA, doctype, processing instructions and bogus comments."""
@@ -446,9 +488,11 @@ class _Scanner:
             if not looks_like_url(text):
                 index = self.next_link
                 self.next_link += 1
-                shown = text[:MAX_LINK_TEXT].encode("utf-8", "replace").decode("utf-8")
+                shown = text[:MAX_LINK_TEXT]
+                if not shown.isascii():  # undecodable bytes of the part must not leak out
+                    shown = shown.encode("utf-8", "replace").decode("utf-8")
                 self.links.append(TrackedLink(index, url, shown))
-                self.edits.append(Edit(vstart, vend, link=index, target=url, quote=not quoted))
+                self.edits.append(Edit(vstart, vend, "", index, url, not quoted))
                 return
         if claims is not None:
             value = attr_encode(url)
@@ -464,9 +508,9 @@ _A_FOLLOW = frozenset("\t\n\f\r />")
 
 def _href(m: re.Match[str]) -> tuple[int, int, str, bool] | None:
     for group, quoted in (("dq", True), ("sq", True), ("uq", False)):
-        value = m.group(group)
-        if value is not None:
-            return m.start(group), m.end(group), value, quoted
+        start = m.start(group)
+        if start >= 0:
+            return start, m.end(group), m.group(group), quoted
     return None
 
 

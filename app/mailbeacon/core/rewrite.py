@@ -80,6 +80,13 @@ REASON_INTERNAL = "could not add tracking (internal error): sent unmodified"
 HONEYPOT_FALLBACK_TARGET = "https://example.invalid/"
 _ORIGIN = re.compile(r"(?i:https?)://[^/?#\s]+")
 _PGP_MARK = "-----BEGIN PGP "
+# Codecs where decoding with surrogateescape and encoding back always gives the same bytes
+# (stateless, one byte or UTF-8); others (ISO-2022, UTF-16, ...) are checked each time.
+_ROUND_TRIP_CODECS = frozenset(
+    {"utf-8", "ascii"}
+    | {f"iso8859-{n}" for n in range(1, 17)}
+    | {f"cp{n}" for n in range(1250, 1259)}
+)
 
 
 @dataclass(frozen=True)
@@ -297,7 +304,7 @@ def _decode_text(raw: bytes, part: Part) -> tuple[str, str]:
     codec = codec_for(part)
     try:
         text = data.decode(codec, "surrogateescape")
-        same = text.encode(codec, "surrogateescape") == data
+        same = codec in _ROUND_TRIP_CODECS or text.encode(codec, "surrogateescape") == data
     except (UnicodeError, LookupError) as exc:
         raise MimeError(f"charset {codec}: {exc}") from None
     if not same:
