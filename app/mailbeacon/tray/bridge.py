@@ -124,7 +124,8 @@ class AgentThread:
         except asyncio.CancelledError:
             pass  # stop() cancelled a coroutine that ignored its stop event
         except Exception as exc:  # the agent's failure is reported, never raised into Qt
-            log.exception("the agent stopped with an error")
+            # Its message says what to fix; the traceback is for debugging only.
+            log.error("the agent stopped: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
             error = exc
         finally:
             _close_loop(loop)

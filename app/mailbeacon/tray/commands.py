@@ -1,4 +1,8 @@
-"""Command-line entry points of the tray package: ``mailbeacon tray`` (also bare ``mailbeacon``)."""
+"""Command-line entry points of the tray package: ``mailbeacon tray`` (also bare ``mailbeacon``).
+
+Qt and the agent's runtime are imported only when the desktop app starts, so the other
+commands stay quick and work without PySide6.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,11 @@ import argparse
 import importlib
 import logging
 import sys
+from types import ModuleType
 from typing import Any
 
+from mailbeacon.agent.commands import add_agent_options
+from mailbeacon.agent.notification import AgentListener, AgentStatus, Notification
 from mailbeacon.core.profile import Profile
 
 log = logging.getLogger(__name__)
@@ -26,35 +33,31 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     tray.set_defaults(func=run_tray)
 
 
-def add_agent_options(parser: argparse.ArgumentParser) -> None:
-    """The agent's options (DESIGN 3.1), shared by ``tray``."""
-    parser.add_argument("--enroll", metavar="KEY", help="enrollment key from the server")
-    parser.add_argument(
-        "--smtp-listen", metavar="HOST:PORT", help="where the relay listens for the mail client"
-    )
-    parser.add_argument(
-        "--upstream",
-        metavar="URL",
-        help="the real outgoing server: smtp://, smtp+starttls:// or smtps://host:port",
-    )
-    parser.add_argument(
-        "--relay-password", metavar="P", help="password mail clients log in to the relay with"
-    )
-    parser.add_argument(
-        "--imap", metavar="URL", help="watch this inbox for replies (imap://, imaps://, …)"
-    )
-    parser.add_argument(
-        "--notify", choices=["jsonl"], help="also print every notification to stdout as JSON"
-    )
+class TeeListener:
+    """Hands everything the agent says to several listeners (``--notify jsonl`` in the tray)."""
+
+    def __init__(self, *listeners: AgentListener) -> None:
+        self._listeners = listeners
+
+    def notification(self, notification: Notification) -> None:
+        """To every listener."""
+        for listener in self._listeners:
+            listener.notification(notification)
+
+    def status(self, status: AgentStatus) -> None:
+        """To every listener."""
+        for listener in self._listeners:
+            listener.status(status)
 
 
 def run_tray(args: argparse.Namespace, profile: Profile) -> int:
     """``mailbeacon tray``: the desktop app over the real agent."""
-    run_agent = _load_run_agent()
-    if run_agent is None:
+    runtime = _load_runtime()
+    if runtime is None:
         return 1
     try:
         tray_app = importlib.import_module("mailbeacon.tray.app")
+        wiring = importlib.import_module("mailbeacon.tray.wiring")
     except ImportError as exc:
         log.error("cannot load the desktop app: %s", exc)
         print(
@@ -62,17 +65,38 @@ def run_tray(args: argparse.Namespace, profile: Profile) -> int:
             file=sys.stderr,
         )
         return 1
+    if getattr(args, "imap", None):
+        log.warning("--imap: reply detection is not available yet; ignoring %s", args.imap)
+    options = runtime.AgentOptions(
+        enroll=getattr(args, "enroll", None),
+        smtp_listen=getattr(args, "smtp_listen", None),
+        upstream=getattr(args, "upstream", None),
+        relay_password=getattr(args, "relay_password", None),
+    )
+    print_jsonl = getattr(args, "notify", None) == "jsonl"
 
-    # Assumed entry point: run_agent(args, profile, listener, stop_event) -> coroutine.
-    def agent_main(listener: Any, stop_event: Any) -> Any:
-        return run_agent(args, profile, listener, stop_event)
+    def agent_main(listener: AgentListener, stop_event: Any) -> Any:
+        if print_jsonl:
+            listener = TeeListener(listener, runtime.JsonLinesListener())
+        return runtime.run_agent(profile, options, listener, stop_event)
 
-    code: int = tray_app.main(args, profile, agent_main)
+    # Read before the agent starts: it may write the settings file on its first run.
+    first_run = not profile.config_file.exists()
+    windows, open_record = wiring.profile_windows(profile)
+    code: int = tray_app.main(
+        args,
+        profile,
+        agent_main,
+        windows=windows,
+        open_record=open_record,
+        relay_password=wiring.relay_password_source(options.relay_password, profile),
+        first_run=first_run,
+    )
     return code
 
 
-def _load_run_agent() -> Any:
-    """``mailbeacon.agent.runtime.run_agent``, or None with a message saying why not."""
+def _load_runtime() -> ModuleType | None:
+    """``mailbeacon.agent.runtime``, or None with a message saying why not."""
     try:
         runtime = importlib.import_module(RUNTIME_MODULE)
     except ModuleNotFoundError as exc:
@@ -85,12 +109,12 @@ def _load_run_agent() -> Any:
             file=sys.stderr,
         )
         return None
-    run_agent = getattr(runtime, "run_agent", None)
-    if run_agent is None:
+    if not hasattr(runtime, "run_agent"):
         log.error("%s has no run_agent", RUNTIME_MODULE)
         print(
             "mailbeacon: the agent runtime has no run_agent entry point; "
             "the desktop app cannot start.",
             file=sys.stderr,
         )
-    return run_agent
+        return None
+    return runtime

@@ -66,14 +66,14 @@ def choose_notifier(
     app_icon_path: Path | None,
     *,
     freedesktop: Callable[[DesktopNotifier], DesktopNotifier | None] | None = None,
-    tray_available: Callable[[], bool] = QSystemTrayIcon.isSystemTrayAvailable,
+    balloon_possible: Callable[[], bool] | None = None,
 ) -> DesktopNotifier:
     """Freedesktop if the session bus offers the service, else the balloon, else the toast.
 
     The local backend (balloon or toast) also catches what a failing service drops.
     """
     local: DesktopNotifier
-    if tray_available() and QSystemTrayIcon.supportsMessages():
+    if (balloon_possible or _balloon_possible)():
         local = BalloonNotifier(tray, app_icon)
     else:
         local = ToastNotifier(app_icon)
@@ -86,3 +86,7 @@ def choose_notifier(
         chosen = local
     log.info("desktop notifications: %s", chosen.kind)
     return chosen
+
+
+def _balloon_possible() -> bool:
+    return QSystemTrayIcon.isSystemTrayAvailable() and QSystemTrayIcon.supportsMessages()

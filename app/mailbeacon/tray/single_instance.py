@@ -33,6 +33,7 @@ class SingleInstance(QObject):
         super().__init__(parent)
         self.name = name
         self._server: QLocalServer | None = None
+        self._clients: list[QLocalSocket] = []
 
     def acquire(self, timeout_ms: int = 500) -> bool:
         """True if this process is now the profile's tray; False if one already runs
@@ -55,6 +56,8 @@ class SingleInstance(QObject):
 
     def close(self) -> None:
         """Give the name up."""
+        for socket in list(self._clients):
+            self._drop(socket)
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -74,12 +77,22 @@ class SingleInstance(QObject):
     def _accept(self) -> None:
         server = self._server
         while server is not None and (socket := server.nextPendingConnection()) is not None:
-            socket.readyRead.connect(lambda s=socket: self._read(s))
-            socket.disconnected.connect(socket.deleteLater)
-            if socket.bytesAvailable():
-                self._read(socket)
+            self._clients.append(socket)
+            socket.readyRead.connect(self._read)
+            socket.disconnected.connect(self._read)
+        self._read()
 
-    def _read(self, socket: QLocalSocket) -> None:
-        while socket.canReadLine():
-            if bytes(socket.readLine().data()) == SHOW:
-                self.showRequested.emit()
+    def _read(self) -> None:
+        for socket in list(self._clients):
+            while socket.canReadLine():
+                if bytes(socket.readLine().data()) == SHOW:
+                    self.showRequested.emit()
+            if socket.state() == QLocalSocket.LocalSocketState.UnconnectedState:
+                self._drop(socket)
+
+    def _drop(self, socket: QLocalSocket) -> None:
+        self._clients.remove(socket)
+        socket.readyRead.disconnect(self._read)
+        socket.disconnected.disconnect(self._read)
+        socket.abort()
+        socket.deleteLater()
