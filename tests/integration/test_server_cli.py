@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -104,6 +105,34 @@ def test_an_unreadable_secret_file_is_a_clear_error(
     assert code != 0
     assert f"cannot read the secret file {path}" in err
     assert "Traceback" not in err
+
+
+def test_a_port_in_use_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = _cli(
+            capsys, tmp_path, "serve", "--listen", f"127.0.0.1:{port}", "--db",
+            str(tmp_path / "s.db"),
+        )
+    assert code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in err
+    assert "Traceback" not in err
+
+
+def test_an_unusable_database_path_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    for command in (["add-user", "alice"], ["serve", "--listen", "127.0.0.1:0"]):
+        code, _, err = _cli(capsys, tmp_path, *command, "--db", str(blocker / "server.db"))
+        assert code == 1, command
+        assert "could not open the database" in err
+        assert "Traceback" not in err
 
 
 def test_a_bad_listen_address_is_a_clear_error(

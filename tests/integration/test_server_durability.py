@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import socket
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +18,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.server.config import ServerConfig
+from mailbeacon.server.tracking_server import TrackingServer
 from tests.fakes_server import WAIT, new_mail, recipient
 
 WORKERS = 32
@@ -140,3 +143,28 @@ async def test_every_answered_hit_survives_kill_9_and_ids_continue(tmp_path: Pat
     ids = [event["id"] for event in after_restart]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert ids[-1] > max(event["id"] for event in after_restart[:-1])
+
+
+async def test_stop_finishes_and_commits_the_hits_in_flight(tmp_path: Path) -> None:
+    db = tmp_path / "server.db"
+    server = TrackingServer(ServerConfig(db_path=db, host="127.0.0.1", port=0))
+    await server.start()
+    alice = await server.add_user("alice")
+    mails = [new_mail(alice) for _ in range(64)]
+    async with recipient(limits=httpx.Limits(max_connections=64)) as client:
+        requests = [asyncio.create_task(client.get(mail.pixel())) for mail in mails]
+        async with asyncio.timeout(WAIT):
+            await asyncio.wait(requests, return_when=asyncio.FIRST_COMPLETED)
+        await server.stop()  # while the rest are in flight
+        outcomes = await asyncio.gather(*requests, return_exceptions=True)
+    answered = {
+        mail.message
+        for mail, outcome in zip(mails, outcomes, strict=True)
+        if isinstance(outcome, httpx.Response) and outcome.status_code == 200
+    }
+    for outcome in outcomes:
+        assert isinstance(outcome, httpx.Response | httpx.TransportError), outcome
+        assert not isinstance(outcome, httpx.Response) or outcome.status_code == 200
+    with sqlite3.connect(db) as check:
+        stored = {row[0] for row in check.execute("SELECT message FROM events")}
+    assert answered and answered <= stored

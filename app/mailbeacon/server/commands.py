@@ -8,6 +8,7 @@ import importlib
 import json
 import logging
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -135,8 +136,8 @@ async def _serve_until_signalled(config: ServerConfig) -> int:
         await server.start()
     except (ServerStartError, ConfigError) as exc:
         return _fail(str(exc), EXIT_FAILURE)
-    except OSError as exc:
-        log.exception("could not start the tracking server")
+    except (OSError, sqlite3.Error) as exc:
+        log.debug("could not start the tracking server", exc_info=True)
         return _fail(f"could not open the database {config.db_path}: {exc}", EXIT_FAILURE)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -168,8 +169,8 @@ def _add_user(args: argparse.Namespace, profile: Profile) -> int:
         return _fail(str(exc))
     try:
         store = SqliteStore(db_path)
-    except Exception as exc:
-        log.exception("could not open %s", db_path)
+    except (OSError, sqlite3.Error) as exc:
+        log.debug("could not open %s", db_path, exc_info=True)
         return _fail(f"could not open the database {db_path}: {exc}", EXIT_FAILURE)
     try:
         with store.transaction():
@@ -178,6 +179,8 @@ def _add_user(args: argparse.Namespace, profile: Profile) -> int:
             new = create_user(store, name, iso_utc(time.time()))
     except ConfigError as exc:
         return _fail(str(exc))
+    except sqlite3.Error as exc:
+        return _fail(f"could not add the user to {db_path}: {exc}", EXIT_FAILURE)
     finally:
         store.close()
     if url is None:

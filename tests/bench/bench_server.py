@@ -1,0 +1,336 @@
+"""Tracking server benchmarks (DESIGN 6): pixel throughput against nginx, hit-to-stream latency.
+
+Run: ``.venv/bin/python -m tests.bench.bench_server``. ``run()`` returns rows of
+(metric, value, unit/baseline note) for an aggregator.
+
+* Throughput: ``mailbeacon server serve`` as a subprocess with a temp SQLite db
+  (every hit committed, fsync'd, before it is answered), ``wrk -t2 -c64 -d5s`` on a
+  valid pixel URL: once on one email (every hit lands in one message's window) and
+  once rotating over 20,000 emails (closer to real traffic). nginx serving the same
+  43-byte GIF is measured in the same run when installed.
+* Latency: a paced sender (1,000 hits/s, from 127.0.0.9) and a subscriber in another
+  process timestamping arrivals on the same monotonic clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from mailbeacon.core import tokens
+from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.core.pixel import GIF
+
+Row = tuple[str, float, str]
+
+WRK_ARGS = ["-t2", "-c64", "-d5s"]
+ROTATING_EMAILS = 20_000
+RATE = 1000  # hits per second for the latency run
+LATENCY_HITS = 3000
+WARMUP_HITS = 300
+SENDER_CONNECTIONS = 16
+RECIPIENT = "127.0.0.9"
+CHROME = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _mailbeacon(profile: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "mailbeacon", "--profile", str(profile), *args]
+
+
+@contextmanager
+def _server(root: Path, db: Path) -> Iterator[int]:
+    """``mailbeacon server serve`` on a free port, until the block ends."""
+    port = _free_port()
+    process = subprocess.Popen(
+        _mailbeacon(root / "profile", "server", "serve", "--listen", f"127.0.0.1:{port}",
+                    "--db", str(db)),
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()  # the server says when it listens
+        if b"listening on" not in line:
+            raise RuntimeError(f"server did not start: {line!r}")
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _enroll(root: Path, db: Path) -> Enrollment:
+    out = subprocess.run(
+        _mailbeacon(root / "profile", "server", "add-user", "bench", "--db", str(db), "--json"),
+        check=True, capture_output=True,
+    ).stdout
+    return Enrollment.decode(json.loads(out)["enrollment_key"])
+
+
+def _pixel_path(enrollment: Enrollment) -> str:
+    token = tokens.mint_open(
+        enrollment.signing_key,
+        enrollment.user_id,
+        tokens.new_message_key(),
+        tokens.new_recipient_key(),
+        int(time.time()) - 3600,
+    )
+    return f"/o/{token}.gif"
+
+
+def _wrk(url: str, script: Path | None = None) -> tuple[float, int]:
+    """Requests/s and completed requests reported by wrk."""
+    args = ["wrk", *WRK_ARGS, "-H", f"User-Agent: {CHROME}"]
+    if script is not None:
+        args += ["-s", str(script)]
+    out = subprocess.run([*args, url], check=True, capture_output=True, text=True).stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if rate is None or total is None or errors is not None:
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    return float(rate.group(1)), int(total.group(1))
+
+
+def _rotation_script(path: Path, paths: list[str]) -> Path:
+    listing = ",".join(f'"{p}"' for p in paths)
+    path.write_text(
+        f"paths = {{{listing}}}\n"
+        "i = math.random(#paths)\n"
+        "request = function()\n  i = i % #paths + 1\n  return wrk.format(nil, paths[i])\nend\n"
+    )
+    return path
+
+
+def _stored(db: Path) -> int:
+    with sqlite3.connect(db) as connection:
+        return int(connection.execute("SELECT count(*) FROM events").fetchone()[0])
+
+
+def throughput(root: Path) -> list[Row]:
+    """Pixel requests/s with every hit committed; nginx in the same run."""
+    if shutil.which("wrk") is None:
+        return [("pixel throughput", float("nan"), "wrk not installed")]
+    db = root / "throughput.db"
+    enrollment = _enroll(root, db)
+    one = _pixel_path(enrollment)
+    script = _rotation_script(
+        root / "rotate.lua", [_pixel_path(enrollment) for _ in range(ROTATING_EMAILS)]
+    )
+    with _server(root, db) as port:
+        base = f"http://127.0.0.1:{port}"
+        single, single_done = _wrk(base + one)
+        rotating, rotating_done = _wrk(base + one, script)
+    stored = _stored(db)
+    rows: list[Row] = [
+        ("pixel req/s, one email, every hit committed", single, "req/s (wrk -t2 -c64 -d5s)"),
+        ("pixel req/s, 20k emails rotating", rotating, "req/s (wrk -t2 -c64 -d5s)"),
+        ("hits stored / answered", stored / (single_done + rotating_done),
+         f"{stored} stored, {single_done + rotating_done} answered (>= 1: none lost)"),
+    ]
+    nginx = _nginx_rate(root, one)
+    if nginx is None:
+        rows.append(("nginx static GIF req/s", float("nan"), "nginx not installed"))
+    else:
+        rows.append(("nginx static GIF req/s", nginx, "req/s, same run (baseline)"))
+        rows.append(("pixel / nginx", single / nginx, "ratio (one email)"))
+    return rows
+
+
+def _nginx_rate(root: Path, path: str) -> float | None:
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if nginx is None:
+        return None
+    work = root / "nginx"
+    (work / "logs").mkdir(parents=True)
+    (work / "pixel.gif").write_bytes(GIF)
+    port = _free_port()
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    conf = work / "nginx.conf"
+    conf.write_text(
+        f"{user}daemon off;\nworker_processes 1;\npid {work}/nginx.pid;\n"
+        f"error_log {work}/logs/error.log;\nevents {{ worker_connections 1024; }}\n"
+        "http {\n  access_log off;\n"
+        f"  client_body_temp_path {work}/body; proxy_temp_path {work}/proxy;\n"
+        f"  fastcgi_temp_path {work}/fastcgi; uwsgi_temp_path {work}/uwsgi;\n"
+        f"  scgi_temp_path {work}/scgi;\n"
+        f"  server {{\n    listen 127.0.0.1:{port};\n"
+        f"    location ~ ^/o/ {{ alias {work}/pixel.gif; default_type image/gif;\n"
+        '      add_header Cache-Control "no-store, no-cache, must-revalidate, max-age=0"; }\n'
+        "  }\n}\n"
+    )
+    process = subprocess.Popen([nginx, "-c", str(conf), "-p", str(work)],
+                               stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_port(port)
+        rate, _ = _wrk(f"http://127.0.0.1:{port}{path}")
+        return rate
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def _wait_for_port(port: int, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+# -- latency -------------------------------------------------------------------------
+
+
+def latency(root: Path) -> list[Row]:
+    """Pixel hit to stream subscriber, p50/p99, at RATE hits/s."""
+    db = root / "latency.db"
+    enrollment = _enroll(root, db)
+    with _server(root, db) as port:
+        subscriber = subprocess.Popen(
+            [sys.executable, "-m", "tests.bench.bench_server", "--subscribe", str(port),
+             enrollment.api_token],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert subscriber.stdout is not None
+            if subscriber.stdout.readline().strip() != "ready":
+                raise RuntimeError("subscriber did not connect")
+            sent = asyncio.run(_paced_hits(port, enrollment, WARMUP_HITS + LATENCY_HITS))
+            arrived: dict[str, int] = {}
+            expected = set(list(sent)[WARMUP_HITS:])
+            for line in subscriber.stdout:  # bounded: the subscriber stops by itself
+                message, _, at = line.strip().partition(" ")
+                arrived[message] = int(at)
+                if expected <= arrived.keys():
+                    break
+        finally:
+            subscriber.terminate()
+            subscriber.wait(timeout=15)
+    delays = sorted((arrived[m] - sent[m]) / 1e6 for m in expected if m in arrived)
+    missing = len(expected) - len(delays)
+    p50 = statistics.median(delays)
+    p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+    note = f"{len(delays)} hits at {RATE}/s" + (f", {missing} MISSING" if missing else "")
+    return [
+        ("hit -> stream p50", p50, f"ms (target < 5; {note})"),
+        ("hit -> stream p99", p99, f"ms (target < 25; {note})"),
+    ]
+
+
+async def _paced_hits(port: int, enrollment: Enrollment, count: int) -> dict[str, int]:
+    """Send ``count`` pixel hits at RATE/s; returns message key -> send time (ns)."""
+    mails = [tokens.new_message_key() for _ in range(count)]
+    now = int(time.time()) - 3600
+    requests = [
+        (
+            f"GET /o/{tokens.mint_open(enrollment.signing_key, enrollment.user_id, m, None, now)}"
+            f".gif HTTP/1.1\r\nHost: t\r\nUser-Agent: {CHROME}\r\n\r\n"
+        ).encode()
+        for m in mails
+    ]
+    sent: dict[str, int] = {}
+    queue: asyncio.Queue[int] = asyncio.Queue()
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, local_addr=(RECIPIENT, 0)
+        )
+        try:
+            while True:
+                i = await queue.get()
+                if i < 0:
+                    return
+                sent[mails[i]] = time.monotonic_ns()
+                writer.write(requests[i])
+                await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(len(GIF))
+        finally:
+            writer.close()
+
+    workers = [asyncio.create_task(connection()) for _ in range(SENDER_CONNECTIONS)]
+    start = time.monotonic()
+    for i in range(count):
+        delay = start + i / RATE - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait(i)
+    for _ in workers:
+        queue.put_nowait(-1)
+    await asyncio.gather(*workers)
+    return sent
+
+
+async def _subscribe(port: int, api_token: str) -> None:
+    """Timestamp every event; when the stream is quiet for 3 s print ``message ns`` lines.
+
+    Arrivals are kept in memory and printed only at the end: printing as they come
+    would stall this process once the parent's pipe is full, and measure that.
+    """
+    from websockets.asyncio.client import connect  # noqa: PLC0415 - subscriber process only
+
+    arrivals: list[tuple[str, int]] = []
+    async with connect(
+        f"ws://127.0.0.1:{port}/v1/stream?after=0",
+        additional_headers={"Authorization": f"Bearer {api_token}"},
+    ) as websocket:
+        print("ready", flush=True)
+        while True:
+            try:
+                raw = await asyncio.wait_for(websocket.recv(), timeout=3)
+            except TimeoutError:
+                break
+            at = time.monotonic_ns()
+            event = json.loads(raw)
+            if event.get("type") != "revise":
+                arrivals.append((event["message"], at))
+    print("\n".join(f"{message} {at}" for message, at in arrivals), flush=True)
+
+
+def run() -> list[Row]:
+    """Every benchmark row."""
+    with tempfile.TemporaryDirectory(prefix="mb-bench-server-") as tmp:
+        root = Path(tmp)
+        return throughput(root) + latency(root)
+
+
+def main() -> None:
+    """Print the table (or, with --subscribe PORT TOKEN, be the latency subscriber)."""
+    if len(sys.argv) == 4 and sys.argv[1] == "--subscribe":
+        asyncio.run(_subscribe(int(sys.argv[2]), sys.argv[3]))
+        return
+    rows = run()
+    width = max(len(name) for name, _, _ in rows)
+    for name, value, note in rows:
+        print(f"{name:<{width}}  {value:>12.2f}  {note}")
+
+
+if __name__ == "__main__":
+    main()
