@@ -427,3 +427,33 @@ def test_without_tracking_or_stale_tokens_nothing_changes(html: str) -> None:
     assert render(html, plan, None, None, _click) == html
     out, _ = rewrite(html, clicks=False)
     assert out.replace(pixel_block(PIXEL, None), "", 1) == html
+
+
+_STALE_FRAGMENTS = st.sampled_from(
+    [
+        f'<img src="{stale_pixel_url()}">',
+        f"<IMG SRC={stale_pixel_url()} />",
+        f'<a href="{stale_click_url("https://example.com/a?b=1&c=2")}">',
+        f'<a href="{stale_click_url("https://example.com/", index=tokens.HONEYPOT_LINK)}">',
+        stale_click_url('https://example.com/"quoted" <b>'),
+        stale_pixel_url(),
+        "</a>",
+        "<!--[if mso]>",
+        "<![endif]-->",
+        "<p>",
+        "text",
+        '"',
+        "<",
+        ">",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_STALE_FRAGMENTS, _FRAGMENTS), max_size=30).map("".join))
+def test_after_stale_removal_nothing_stale_is_left(html: str) -> None:
+    plan = plan_html(html, track=False, clicks=True)
+    out = render(html, plan, None, None, _click)
+    again = plan_html(out, track=False, clicks=True)
+    assert (again.stale, again.edits) == (0, ())
+    assert out.count("/o/") <= html.count("/o/")

@@ -390,7 +390,7 @@ class _Scanner:
         text = self.text
         nxt = text[pos + 1 : pos + 2]
         if nxt in ("!", "?") or (nxt == "/" and not _is_letter(text[pos + 2 : pos + 3])):
-            return self._declaration(pos, end, fresh), anchor
+            return self._declaration(pos, end), anchor
         if nxt in ("a", "A") and text[pos + 2 : pos + 3] in _A_FOLLOW:
             return self._open_anchor(pos, end, fresh, anchor)
         m = _TAG.match(text, pos, end)
@@ -426,11 +426,11 @@ class _Scanner:
         link.runs.append((step.start("content"), close))
         self._finish(link, close, (close, step.end()))
 
-    def _declaration(self, pos: int, end: int, fresh: bool) -> int:
+    def _declaration(self, pos: int, end: int) -> int:
         """Comments, CDATA, doctype, processing instructions and bogus comments."""
         text = self.text
         if text.startswith("<!--", pos):
-            return self._comment(pos, end, fresh)
+            return self._comment(pos, end)
         cdata = text.startswith("<![CDATA[", pos)
         close_with, after = ("]]>", pos + 9) if cdata else (">", pos + 2)
         close = text.find(close_with, after, end)
@@ -452,7 +452,8 @@ class _Scanner:
         close_tag = raw_end.search(self.text, m.end(), end)
         return -1 if close_tag is None else close_tag.start()
 
-    def _comment(self, pos: int, end: int, fresh: bool) -> int:
+    def _comment(self, pos: int, end: int) -> int:
+        """A comment; its content is scanned once for stale tracking (not for links)."""
         text = self.text
         body = pos + 4
         if text.startswith(">", body, end):
