@@ -202,6 +202,17 @@ def test_ok_saves_the_settings_and_puts_secrets_only_in_the_keyring(
     assert "password" not in json.loads(text)["upstream"]
 
 
+def test_after_ok_the_secret_fields_say_the_secrets_are_stored(
+    qtbot: QtBot, saver: Saver
+) -> None:
+    dialog = make_dialog(qtbot, saver)
+    assert line(dialog, "imap.password").placeholderText() == "not set"
+    line(dialog, "imap.password").setText("imap-pw")
+    dialog.accept()
+    assert line(dialog, "imap.password").text() == ""
+    assert "stored in the keyring" in line(dialog, "imap.password").placeholderText()
+
+
 def test_an_untouched_dialog_saves_the_same_settings(qtbot: QtBot, saver: Saver) -> None:
     settings = Settings()
     settings.set("tracking.settle_seconds", "1.234")  # more decimals than the spin box shows
@@ -471,6 +482,22 @@ def test_test_upstream_logs_in_to_a_real_smtp_server(qtbot: QtBot, saver: Saver)
             dialog.run_upstream_test()
         assert result.args is not None and result.args[0] is False
         assert sink.handler.failed_logins >= 1
+
+
+def test_closing_during_a_test_leaves_the_dialog_usable(qtbot: QtBot, saver: Saver) -> None:
+    release = threading.Event()
+
+    def slow_check(_probe: UpstreamProbe) -> tuple[bool, str]:
+        release.wait(WAIT_MS / 1000)
+        raise AssertionError("a closed dialog must not get this")
+
+    dialog = make_dialog(qtbot, saver, test_upstream=slow_check)
+    dialog.run_upstream_test()
+    assert not dialog.test_upstream_button.isEnabled()
+    dialog.reject()
+    release.set()
+    assert dialog.test_upstream_button.isEnabled()
+    assert dialog.upstream_result.text() == ""
 
 
 def test_test_upstream_reports_a_closed_port(qtbot: QtBot, saver: Saver) -> None:

@@ -403,17 +403,21 @@ class SecretField(Field):
     def __init__(self, key: str, stored: bool | None) -> None:
         self.edit = QLineEdit()
         self.edit.setEchoMode(QLineEdit.EchoMode.Password)
-        self.edit.setPlaceholderText(
-            "(keyring unavailable)" if stored is None
-            else "stored in the keyring: leave empty to keep it" if stored
-            else "not set"
-        )
         self.show_box = QCheckBox("Show")
         self.show_box.toggled.connect(self._show)
         super().__init__(
             key, self.edit, "kept in the OS keyring, never in the settings file"
         )
         self.line.addWidget(self.show_box)
+        self.set_stored(stored)
+
+    def set_stored(self, stored: bool | None) -> None:
+        """Say whether the keyring holds this secret (None: it cannot be read)."""
+        self.edit.setPlaceholderText(
+            "(keyring unavailable)" if stored is None
+            else "stored in the keyring: leave empty to keep it" if stored
+            else "not set"
+        )
 
     def text(self) -> str:
         return self.edit.text()
@@ -638,14 +642,24 @@ class SettingsDialog(QDialog):
             self._show_message(str(exc), error=True)
             return
         self.settings = trial
-        for field in self.secret_fields.values():
+        for key, field in self.secret_fields.items():
             field.edit.clear()
+            field.show_box.setChecked(False)
+            if Secret(SECRET_KEYS[key]) in secrets:
+                field.set_stored(True)
         self.settingsSaved.emit(trial)
         super().accept()
 
     def done(self, result: int) -> None:
-        """Close; a test still running reports to nobody."""
+        """Close; a test still running reports to nobody, and the dialog can open again."""
         self._worker.cancel_all()
+        for button, label in (
+            (self.test_upstream_button, self.upstream_result),
+            (self.test_tracking_button, self.tracking_result),
+        ):
+            if not button.isEnabled():
+                button.setEnabled(True)
+                _show_result(label, None, "")
         super().done(result)
 
     def _checked_settings(self) -> tuple[Settings, dict[str, str]]:
