@@ -430,3 +430,16 @@ def test_header_parsing_helpers() -> None:
     assert re.fullmatch(
         rb"[A-Za-z0-9+/=\r\n]*", mime.encode_base64(b"\xff" * 100, b"\r\n", final_break=False)
     )
+
+
+def test_the_root_of_multipart_related_is_the_start_part_when_named() -> None:
+    raw = (
+        b'Content-Type: multipart/related; boundary="r"; start="<root@x>"\r\n\r\n'
+        b"--r\r\nContent-Type: text/html\r\nContent-ID: <fragment@x>\r\n\r\n<p>fragment</p>\r\n"
+        b"--r\r\nContent-Type: text/html\r\nContent-ID: <root@x>\r\n\r\n<p>root</p>\r\n"
+        b"--r--\r\n"
+    )
+    layout = mime.layout(mime.parse_message(raw))
+    assert [raw[p.body_start : p.end] for p in layout.html] == [b"<p>root</p>"]
+    out = rewrite(raw).copies[0].data
+    assert out == raw.replace(b"<p>root</p>", b"<p>root</p>" + PIXEL_BLOCK.encode())
