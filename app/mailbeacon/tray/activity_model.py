@@ -394,7 +394,6 @@ class ActivityModel(QAbstractTableModel):
             self._offset,
             self._page_size,
             lambda: state.value == generation,
-            reset and not self._feed.needle(),
         )
         self._set_loading(True)
         self._worker.submit(
@@ -402,6 +401,22 @@ class ActivityModel(QAbstractTableModel):
             functools.partial(self._page_read, generation),
             functools.partial(self._page_failed, generation),
         )
+        if reset and not self._feed.needle():
+            # A call of its own, after the page: counting may read every row.
+            filters = self._feed.activity_filter()
+            self._worker.submit(
+                functools.partial(self._query.count_events, filters),
+                functools.partial(self._counted, generation),
+                functools.partial(self._count_failed, generation),
+            )
+
+    def _counted(self, generation: int, total: int) -> None:
+        if generation == self._generation.value:
+            self._set_total(total)
+
+    def _count_failed(self, generation: int, error: BaseException) -> None:
+        if generation == self._generation.value:
+            log.error("counting the activity feed failed: %s", error)
 
     def _page_read(self, generation: int, page: Page) -> None:
         if generation != self._generation.value:
