@@ -6,8 +6,11 @@ target or note. Minting is real (HMAC tokens through ``core.urls.TrackingUrls``)
 
 from __future__ import annotations
 
+import base64
+import os
 import statistics
 import time
+import tracemalloc
 from collections.abc import Callable
 
 from mailbeacon.core.enrollment import Enrollment
@@ -106,6 +109,25 @@ def run() -> list[tuple[str, float, str]]:
     ms, result = _time(lambda: rewrite_message(big, ["ann@example.org"], PLAN, MINTER), 3)
     rows.append(
         ("2 MB single-line HTML: median ms", ms, f"orientation ({len(result.links)} links)")
+    )
+
+    attachment = base64.encodebytes(os.urandom(25_000_000)).replace(b"\n", b"\r\n")
+    with_file = (
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="m"\r\n\r\n--m\r\n'
+        + _message(html).split(b"MIME-Version: 1.0\r\n", 1)[1]
+        + b"\r\n--m\r\nContent-Type: application/octet-stream\r\n"
+        b"Content-Disposition: attachment; filename=big.bin\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + attachment + b"--m--\r\n"
+    )
+    ms, result = _time(lambda: rewrite_message(with_file, ["ann@example.org"], PLAN, MINTER), 5)
+    assert result.tracked
+    rows.append(("25 MB attachment + the 100 KB HTML: median ms", ms, "orientation"))
+    tracemalloc.start()
+    rewrite_message(with_file, ["ann@example.org"], PLAN, MINTER)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    rows.append(
+        ("  its peak memory growth / message size", peak / len(with_file), "DESIGN: under 2")
     )
 
     many = "".join(f'<a href="https://e.example/{i}">link {i}</a>\n' for i in range(100_000))
