@@ -323,10 +323,6 @@ def _origin(url: str) -> str:
 
 
 def _unique(rcpts: tuple[str, ...]) -> list[str]:
-    seen: set[str] = set()
-    out: list[str] = []
-    for r in rcpts:
-        if r.lower() not in seen:
-            seen.add(r.lower())
-            out.append(r)
-    return out
+    """Recipients in order, each once. Only exact repeats go: a local part may be
+    case-sensitive, and a mail not delivered is worse than one delivered twice."""
+    return list(dict.fromkeys(rcpts))
