@@ -7,7 +7,8 @@ spans to change; :func:`render` splices replacements into the original string,
 so every byte outside those spans stays as written. Runs of text and of tags
 that cannot matter are skipped by one regular expression (possessive
 quantifiers: linear, no backtracking), so Python only looks at ``<a>``,
-``<img>``, ``</a>``, ``</body>``, comments and raw-text elements.
+``<img>``, ``</a>``, ``</body>``, comments and raw-text elements; an ordinary
+link (start tag, plain content, ``</a>``) is taken in the same match.
 """
 
 from __future__ import annotations

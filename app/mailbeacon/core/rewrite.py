@@ -12,7 +12,10 @@ Decisions:
 * Stale pixels and tracked links from earlier emails are removed or unwrapped
   (rule 4) whenever the message can be taken apart safely, tracked or not: one
   message, one live pixel, and no stale pixel in an untracked email either.
-  Plain-text alternatives get their stale tracked URLs unwrapped as well.
+  Plain-text alternatives get their stale tracked URLs unwrapped as well. An
+  old honeypot link is removed, not turned into a visible tracked link.
+* Links are numbered 0.. across all HTML bodies; tokens carry a 16-bit index,
+  so links past the 65,535th stay as they are (the email is still tracked).
 * All or nothing: when an HTML body cannot be decoded and re-encoded exactly
   (unknown charset or transfer encoding, broken base64), when the MIME
   structure cannot be split safely, or when the body is signed or encrypted,
