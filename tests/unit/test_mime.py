@@ -345,6 +345,12 @@ def test_absurd_nesting_is_sent_unmodified() -> None:
             b"Content-Type: text/html; charset=x-martian\r\n\r\n<p>x</p>",
             REASON_UNDECODABLE,
         ),
+        (b"Content-Type: text/html\r\n", REASON_UNDECODABLE),
+        (
+            b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+            b"Content-Type: text/html\r\n--b--\r\n",
+            REASON_UNDECODABLE,
+        ),
         (
             b"Content-Type: text/html\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n<p>x</p>",
             REASON_UNDECODABLE,

@@ -303,6 +303,8 @@ class _Rewrite:
 
 def _decode_text(raw: bytes, part: Part) -> tuple[str, str]:
     """The text of a part and its codec; MimeError unless it re-encodes to the same bytes."""
+    if part.body_start == part.header_end:  # no blank line: a body put here would be a header
+        raise MimeError("a text part has no body")
     data = decode_body(raw, part)
     codec = codec_for(part)
     try:
