@@ -449,3 +449,7 @@ def test_rewrite_never_raises_and_unrewritable_input_goes_out_unmodified(raw: by
             assert result.untracked_reason
             assert result.copies[0].data == raw
         assert result.untracked_reason != REASON_INTERNAL
+        if result.tracked or result.stale_removed:  # same parts, same header blocks
+            heads = [(t, h) for t, h, _ in _parts(raw)]
+            for copy in result.copies:
+                assert [(t, h) for t, h, _ in _parts(copy.data)] == heads
