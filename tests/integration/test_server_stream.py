@@ -15,7 +15,6 @@ from mailbeacon.core import tokens
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.server.tracking_server import TrackingServer
 from tests.fakes_server import (
-    CHROME,
     WAIT,
     new_mail,
     next_event,
@@ -189,7 +188,7 @@ async def test_ids_keep_increasing_across_restarts(tmp_path: Path) -> None:
 async def test_a_subscriber_that_never_reads_is_dropped_and_memory_stays_bounded(
     tmp_path: Path,
 ) -> None:
-    limit = 8
+    limit = 16
     async with running_server(tmp_path / "server.db", stream_queue_limit=limit) as server:
         alice = await server.add_user("alice")
         # A tiny receive buffer and no reading: the server's writes back up quickly.
@@ -202,18 +201,37 @@ async def test_a_subscriber_that_never_reads_is_dropped_and_memory_stays_bounded
             additional_headers={"Authorization": f"Bearer {alice.api_token}"},
             max_queue=1,
             open_timeout=WAIT,
-        ) as stalled:
-            agent = {"User-Agent": CHROME + " padding" * 120}  # ~1 KB per event
+        ) as stalled, subscribed(server, alice.api_token) as healthy:
+            received = 0
+            progress = asyncio.Condition()
+
+            async def read_along() -> None:
+                nonlocal received
+                async for _ in healthy:
+                    async with progress:
+                        received += 1
+                        progress.notify_all()
+
+            reader = asyncio.create_task(read_along())
+            target = "https://example.com/" + "long-path/" * 800  # ~8 KB per event
             sent = 0
-            async with recipient(headers=agent) as client:
-                while server.stream_stats().dropped == 0 and sent < 5000:
-                    await asyncio.gather(*(client.get(new_mail(alice).pixel()) for _ in range(20)))
-                    sent += 20
+            async with recipient() as client:
+                # Groups of half the bound: a reader that keeps up never overflows; this
+                # one fills the socket buffers first, and only then its queue.
+                while server.stream_stats().dropped == 0 and sent < 4000:
+                    group = [client.get(new_mail(alice).click(target)) for _ in range(limit // 2)]
+                    await asyncio.gather(*group)
+                    sent += len(group)
             stats = server.stream_stats()
             assert stats.dropped == 1, f"still subscribed after {sent} events"
-            assert stats.largest_queue <= limit
-            assert server.subscribers(alice.user_id) == 0
+            assert sent > 4 * limit  # the stalled reader overflowed it, not one burst
+            assert stats.largest_queue == limit  # filled to its bound, never beyond
+            assert server.subscribers(alice.user_id) == 1  # the reader is still served
+            async with asyncio.timeout(WAIT), progress:
+                await progress.wait_for(lambda: received >= sent)
+            reader.cancel()
             # Once it reads again it finds the buffered events, then "try again later".
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # read them fast
             with pytest.raises(ConnectionClosed) as closed:
                 async with asyncio.timeout(3 * WAIT):
                     for _ in range(sent + 1):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from mailbeacon.server.recorder import Recorded
@@ -38,7 +37,6 @@ class Subscription:
     limit: int
     queue: asyncio.Queue[Message] = field(init=False)
     overflowed: asyncio.Event = field(default_factory=asyncio.Event)
-    high_water: int = 0
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(maxsize=self.limit)
@@ -52,7 +50,6 @@ class Subscription:
         except asyncio.QueueFull:
             self.overflowed.set()
             return False
-        self.high_water = max(self.high_water, self.queue.qsize())
         return True
 
 
@@ -61,7 +58,8 @@ class Fanout:
 
     def __init__(self) -> None:
         self._subscribers: dict[int, set[Subscription]] = {}
-        self.dropped = 0
+        self.dropped = 0  # subscribers dropped for falling behind
+        self.largest_queue = 0  # the deepest any subscriber queue has been
 
     def subscribe(self, user_id: int, limit: int) -> Subscription:
         """A new subscription; from now on it receives every event of ``user_id``."""
@@ -84,11 +82,6 @@ class Fanout:
             return len(self._subscribers.get(user_id, ()))
         return sum(len(s) for s in self._subscribers.values())
 
-    def subscriptions(self) -> Iterable[Subscription]:
-        """Every open subscription."""
-        for subscribers in self._subscribers.values():
-            yield from subscribers
-
     def publish(self, recorded: list[Recorded]) -> None:
         """Deliver stored events (and the revisions they caused) to their users."""
         for item in recorded:
@@ -99,7 +92,9 @@ class Fanout:
             messages.extend(Message(item.event.id, encode(r.to_json())) for r in item.revisions)
             for subscription in list(subscribers):
                 for message in messages:
-                    if not subscription.offer(message):
+                    accepted = subscription.offer(message)
+                    self.largest_queue = max(self.largest_queue, subscription.queue.qsize())
+                    if not accepted:
                         self.dropped += 1
                         log.info("stream subscriber of user %d fell behind; dropping it",
                                  item.user_id)

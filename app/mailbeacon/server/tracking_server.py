@@ -84,7 +84,6 @@ class TrackingServer:
         self._classifier = classifier
         self._running: _Running | None = None
         self._users = UserKeys(b"")
-        self._largest_queue = 0
 
     async def __aenter__(self) -> TrackingServer:
         await self.start()
@@ -127,9 +126,7 @@ class TrackingServer:
     def stream_stats(self) -> StreamStats:
         """Subscribers now, subscribers dropped for falling behind, deepest queue seen."""
         fanout = self._state.fanout
-        for subscription in fanout.subscriptions():
-            self._largest_queue = max(self._largest_queue, subscription.high_water)
-        return StreamStats(fanout.count(), fanout.dropped, self._largest_queue)
+        return StreamStats(fanout.count(), fanout.dropped, fanout.largest_queue)
 
     def subscribers(self, user_id: int) -> int:
         """Open stream subscriptions of one user."""
