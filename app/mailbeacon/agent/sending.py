@@ -10,6 +10,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from email.utils import getaddresses
 
 from mailbeacon.agent.outbox import Outbox, OutboxItem
@@ -54,10 +56,11 @@ def ensure_message_id(raw: bytes, domain: str) -> tuple[bytes, str]:
 
 def recipient_fields(raw: bytes, envelope: tuple[str, ...]) -> dict[str, str]:
     """Which header (to, cc) names each envelope recipient; the rest were Bcc."""
+    # Raw header values: a comma inside an encoded display name is not a separator.
+    headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
     fields: dict[str, str] = {}
     for name in ("cc", "to"):  # To wins when an address is in both
-        value = header_value(raw, name) or ""
-        for _display, address in getaddresses([value]):
+        for _display, address in getaddresses([str(v) for v in headers.get_all(name, [])]):
             if address:
                 fields[address.lower()] = name
     return {rcpt: fields.get(rcpt.lower(), "bcc") for rcpt in envelope}

@@ -1,0 +1,42 @@
+"""The sending pipeline's own rules: Track/Log decision, Message-ID, To/Cc/Bcc."""
+
+from __future__ import annotations
+
+from mailbeacon.agent.relay import IncomingMessage
+from mailbeacon.agent.sending import Decision, decide, ensure_message_id, recipient_fields
+from mailbeacon.agent.settings import Settings
+
+
+def incoming(track: bool | None, log: bool | None) -> IncomingMessage:
+    return IncomingMessage("rep@x.example", ("a@y.example",), b"Subject: s\r\n\r\nbody", track, log)
+
+
+def test_message_overrides_win_over_defaults() -> None:
+    settings = Settings()
+    settings.set("defaults.track", "true")
+    settings.set("defaults.log", "false")
+    assert decide(incoming(None, None), settings) == Decision(track=True, log=False)
+    assert decide(incoming(False, True), settings) == Decision(track=False, log=True)
+
+
+def test_a_message_id_is_added_only_when_missing() -> None:
+    raw, mid = ensure_message_id(b"Subject: s\r\n\r\nbody", "rep.example")
+    assert raw.startswith(b"Message-ID: <") and mid.endswith("@rep.example>")
+    assert raw.endswith(b"Subject: s\r\n\r\nbody")
+    kept, same = ensure_message_id(b"Message-ID: <a@b>\r\nSubject: s\r\n\r\nx", "rep.example")
+    assert same == "<a@b>" and kept.startswith(b"Message-ID: <a@b>")
+
+
+def test_recipients_not_in_to_or_cc_were_bcc() -> None:
+    raw = (
+        b"To: =?utf-8?q?Nowak=2C_Alicja?= <alicja@client.example>, jan@client.example\r\n"
+        b"Cc: Ewa <EWA@client.example>\r\n\r\nbody"
+    )
+    envelope = ("alicja@client.example", "jan@client.example", "ewa@client.example",
+                "boss@rep.example")
+    assert recipient_fields(raw, envelope) == {
+        "alicja@client.example": "to",
+        "jan@client.example": "to",
+        "ewa@client.example": "cc",
+        "boss@rep.example": "bcc",
+    }
