@@ -6,9 +6,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from pytestqt.qtbot import QtBot
 
+from mailbeacon.core.profile import Profile
 from mailbeacon.tray.app import TrayApp
 from mailbeacon.tray.assets import IconSet
 from mailbeacon.tray.first_run import FirstRunDialog, MailClientSettings
+from mailbeacon.tray.wiring import first_run_state
 from tests.fakes_tray import relay_status
 
 EXPECTED = {
@@ -48,7 +50,13 @@ def test_without_a_known_password_the_dialog_says_where_it_is(qtbot: QtBot) -> N
 
 
 def test_first_run_shows_the_dialog_once_the_relay_runs(qtbot: QtBot, icons: IconSet) -> None:
-    app = TrayApp(icons, first_run=True, relay_password=lambda: "s3cret-relay")
+    recorded: list[str] = []
+    app = TrayApp(
+        icons,
+        first_run=True,
+        first_run_shown=lambda: recorded.append("shown"),
+        relay_password=lambda: "s3cret-relay",
+    )
     app.on_status(relay_status().__class__(relay_status().connection))  # relay not up yet
     assert app.setup_dialog is None
     app.on_status(relay_status())
@@ -56,9 +64,20 @@ def test_first_run_shows_the_dialog_once_the_relay_runs(qtbot: QtBot, icons: Ico
     assert dialog is not None and dialog.isVisible()
     qtbot.addWidget(dialog)
     assert dialog.fields["Password"].text() == "s3cret-relay"
+    assert recorded == ["shown"]
     dialog.close()
     app.on_status(relay_status())
     assert not dialog.isVisible()  # first run only once
+    assert recorded == ["shown"]
+
+
+def test_first_run_is_over_for_a_profile_once_the_dialog_was_shown(profile: Profile) -> None:
+    first_run, shown = first_run_state(profile)
+    assert first_run
+    assert first_run_state(profile)[0]  # asking does not end it
+    shown()
+    assert not first_run_state(profile)[0]
+    assert first_run_state(Profile.at(profile.config_dir.parent / "other"))[0]
 
 
 def test_menu_item_brings_the_settings_back(qtbot: QtBot, icons: IconSet) -> None:

@@ -185,7 +185,7 @@ def test_tray_command_runs_the_agent_runtime_with_the_command_line_options(
     )
     assert run_tray(args, profile) == 0
     assert (seen["args"], seen["profile"], seen["result"]) == (args, profile, "coroutine")
-    assert seen["kw"]["first_run"] is True  # no settings file yet
+    assert seen["kw"]["first_run"] is True  # a new profile
     assert "activity" in {k for k, v in vars_of(seen["kw"]["windows"]).items() if v}
     [(prof, options, listener, stop)] = calls
     assert (prof, stop) == (profile, "stop")
@@ -194,6 +194,10 @@ def test_tray_command_runs_the_agent_runtime_with_the_command_line_options(
     listener.notification(sample_notification())  # --notify jsonl: the tray and stdout
     assert seen["bridge"].notifications == [sample_notification()]
     assert json.loads(capsys.readouterr().out)["title"] == sample_notification().title
+
+    seen["kw"]["first_run_shown"]()
+    assert run_tray(args, profile) == 0
+    assert seen["kw"]["first_run"] is False  # shown once: not again
 
 
 class RecordingListener:

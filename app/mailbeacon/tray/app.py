@@ -51,6 +51,7 @@ class TrayApp(QObject):
         open_record: OpenRecord | None = None,
         relay_password: PasswordSource | None = None,
         first_run: bool = False,
+        first_run_shown: Callable[[], None] | None = None,
         pause: PauseState | None = None,
         platform: str | None = None,
         parent: QObject | None = None,
@@ -67,6 +68,7 @@ class TrayApp(QObject):
         self._open_record = open_record
         self._relay_password = relay_password or (lambda: None)
         self._first_run = first_run
+        self._first_run_shown = first_run_shown
         self._held: list[tuple[str, str, Callable[[], None] | None]] = []
         self._pause_timer = QTimer(self)
         self._pause_timer.setSingleShot(True)
@@ -109,6 +111,8 @@ class TrayApp(QObject):
         if self._first_run and has_relay:
             self._first_run = False
             self.show_setup()
+            if self._first_run_shown is not None:
+                self._first_run_shown()
 
     def on_agent_exited(self, error: BaseException | None) -> None:
         """The agent ended; unless we are quitting, the rep must know tracking stopped."""
@@ -223,6 +227,7 @@ def main(
     windows: Windows | None = None,
     relay_password: PasswordSource | None = None,
     first_run: bool = False,
+    first_run_shown: Callable[[], None] | None = None,
     clock: Callable[[], float] = time.time,
     notifier_factory: Callable[[TrayApp], DesktopNotifier] | None = None,
     ready: Callable[[TrayApp], None] | None = None,
@@ -233,8 +238,9 @@ def main(
     ``agent_main(listener, stop_event)`` runs on its own thread and loop; a second
     launch on the same profile asks the running one to show itself and returns 0.
     ``open_record(notification)`` runs when the rep clicks a notification; ``windows``
-    holds the openers of the other windows; ``ready(tray_app)`` runs once the icon is
-    up (tests, benchmarks). Returns the process exit code.
+    holds the openers of the other windows. With ``first_run`` the mail-client dialog
+    shows once the relay runs, then ``first_run_shown()`` records that. ``ready(tray_app)``
+    runs once the icon is up (tests, benchmarks). Returns the process exit code.
     """
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
@@ -258,6 +264,7 @@ def main(
         open_record=open_record,
         relay_password=relay_password,
         first_run=first_run,
+        first_run_shown=first_run_shown,
         pause=PauseState(clock),
     )
     tray_app.tray.show()

@@ -80,8 +80,7 @@ def run_tray(args: argparse.Namespace, profile: Profile) -> int:
             listener = TeeListener(listener, runtime.JsonLinesListener())
         return runtime.run_agent(profile, options, listener, stop_event)
 
-    # Read before the agent starts: it may write the settings file on its first run.
-    first_run = not profile.config_file.exists()
+    first_run, first_run_shown = wiring.first_run_state(profile)
     windows, open_record = wiring.profile_windows(profile)
     code: int = tray_app.main(
         args,
@@ -91,6 +90,7 @@ def run_tray(args: argparse.Namespace, profile: Profile) -> int:
         open_record=open_record,
         relay_password=wiring.relay_password_source(options.relay_password, profile),
         first_run=first_run,
+        first_run_shown=first_run_shown,
     )
     return code
 

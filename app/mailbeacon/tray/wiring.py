@@ -17,6 +17,8 @@ from mailbeacon.tray.menu import Windows
 
 log = logging.getLogger(__name__)
 
+FIRST_RUN_MARKER = "first-run-shown"
+
 
 class LazyWindow:
     """A window made on first use, then shown and raised on each ``open``."""
@@ -69,3 +71,18 @@ def relay_password_source(given: str | None, profile: Profile) -> Callable[[], s
             return None
 
     return read
+
+
+def first_run_state(profile: Profile) -> tuple[bool, Callable[[], None]]:
+    """Whether the mail-client dialog is still to be shown for ``profile``, and what
+    records that it was (an empty marker file in the profile's config folder)."""
+    marker = profile.config_dir / FIRST_RUN_MARKER
+
+    def shown() -> None:
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+        except OSError as exc:
+            log.warning("cannot record that the first-run dialog was shown: %s", exc)
+
+    return not marker.exists(), shown
