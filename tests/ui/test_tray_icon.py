@@ -4,13 +4,14 @@ what works."""
 from __future__ import annotations
 
 import pytest
-from PySide6.QtGui import QImage
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QImage, QPalette
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from mailbeacon.agent.notification import AgentStatus, ConnectionState
 from mailbeacon.tray.app import TrayApp
-from mailbeacon.tray.assets import IconSet, PanelTheme, find_resource
+from mailbeacon.tray.assets import IconSet, PanelTheme, detect_panel_theme, find_resource
 from mailbeacon.tray.menu import TrayMenu, Windows
 from mailbeacon.tray.tray_icon import tooltip_markup
 from tests.fakes_tray import RecordingNotifier, relay_status, sample_notification
@@ -139,3 +140,20 @@ def test_agent_stopping_by_itself_turns_icon_offline_and_tells_rep(
     assert shows(app, icons, ConnectionState.OFFLINE)
     assert [s.title for s in notifier.shown] == ["MailBeacon stopped tracking"]
     assert "records store is locked" in notifier.shown[0].body
+
+
+def test_icons_follow_a_dark_desktop(qtbot: QtBot, qapp: QApplication, icons: IconSet) -> None:
+    app = TrayApp(icons)
+    app.on_status(relay_status())
+    previous = qapp.palette()
+    dark = QPalette(previous)
+    dark.setColor(QPalette.ColorRole.Window, QColor("#202326"))
+    qapp.setPalette(dark)
+    try:
+        assert detect_panel_theme(qapp) == PanelTheme.DARK
+        app.follow_color_scheme(Qt.ColorScheme.Dark)
+        assert app.icons.theme == PanelTheme.DARK
+        assert shows(app, app.icons, ConnectionState.CONNECTED)
+    finally:
+        qapp.setPalette(previous)
+    assert detect_panel_theme(qapp) == PanelTheme.LIGHT

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
@@ -118,7 +118,7 @@ class TrayApp(QObject):
         """The agent ended; unless we are quitting, the rep must know tracking stopped."""
         if self.quitting:
             return
-        reason = str(error) or type(error).__name__ if error is not None else "it stopped"
+        reason = (str(error) or type(error).__name__) if error is not None else "it stopped"
         detail = f"MailBeacon is not tracking: {reason}"
         self.tray.show_status(AgentStatus(ConnectionState.OFFLINE, detail=detail))
         self._notify("MailBeacon stopped tracking", detail, None)
@@ -179,10 +179,12 @@ class TrayApp(QObject):
         else:
             self._notify("MailBeacon is already running", self.tray.tooltip_text(), None)
 
-    def set_theme(self, app: QApplication) -> None:
-        """Follow the desktop's light or dark scheme."""
-        self.icons = IconSet(detect_panel_theme(app))
-        self.tray.set_icons(self.icons)
+    def follow_color_scheme(self, _scheme: Qt.ColorScheme) -> None:
+        """The desktop switched between light and dark: icons for the new panel."""
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            self.icons = IconSet(detect_panel_theme(app))
+            self.tray.set_icons(self.icons)
 
     def close(self) -> None:
         """Hide the icon and let go of the notifier and dialogs."""
@@ -279,7 +281,7 @@ def main(
     tray_app.set_notifier((notifier_factory or _default_notifier)(tray_app))
     if not QSystemTrayIcon.isSystemTrayAvailable():
         log.warning("no system tray on this desktop; notifications still show")
-    app.styleHints().colorSchemeChanged.connect(lambda _scheme: tray_app.set_theme(app))
+    app.styleHints().colorSchemeChanged.connect(tray_app.follow_color_scheme)
     guard.showRequested.connect(tray_app.show_requested)
     tray_app.quitRequested.connect(app.quit)
     restore_signals = quit_on_signals(app)
