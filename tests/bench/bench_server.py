@@ -163,7 +163,7 @@ def throughput(root: Path) -> list[Row]:
 
 
 def _nginx_rate(root: Path, path: str) -> float | None:
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    nginx = shutil.which("nginx", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     if nginx is None:
         return None
     work = root / "nginx"
@@ -294,7 +294,7 @@ async def _subscribe(port: int, api_token: str) -> None:
     Arrivals are kept in memory and printed only at the end: printing as they come
     would stall this process once the parent's pipe is full, and measure that.
     """
-    from websockets.asyncio.client import connect  # noqa: PLC0415 - subscriber process only
+    from websockets.asyncio.client import connect  # only the subscriber process needs it
 
     arrivals: list[tuple[str, int]] = []
     async with connect(
