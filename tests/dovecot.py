@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -98,10 +99,7 @@ class Dovecot:
 
     def start(self, timeout: float = 10.0) -> None:
         """Write the config and start Dovecot; returns once it accepts connections."""
-        os.chmod(self.root, 0o755)
-        for parent in self.root.parents:  # the auth process (user dovecot) must reach D
-            if parent != Path("/"):
-                os.chmod(parent, os.stat(parent).st_mode | 0o111)
+        os.chmod(self.root, 0o755)  # the auth process (user dovecot) must reach it
         (self.root / "run").mkdir(exist_ok=True)
         mail = self.root / "mail"
         mail.mkdir(exist_ok=True)
@@ -197,9 +195,16 @@ class Dovecot:
 
 @contextlib.contextmanager
 def running_dovecot(
-    root: Path, users: Mapping[str, str] | None = None, tls: tuple[Path, Path] | None = None
+    users: Mapping[str, str] | None = None, tls: tuple[Path, Path] | None = None
 ) -> Iterator[Dovecot]:
-    """Start a Dovecot in ``root`` for the duration of the block."""
+    """Start a Dovecot in a fresh folder for the duration of the block, then remove it.
+
+    The folder is made directly in the system temp folder, not in pytest's
+    ``tmp_path``: Dovecot's processes run as other users and need every parent
+    searchable, and pytest resets its own base folder to 0700 whenever a
+    session starts (another test run on the same machine included).
+    """
+    root = Path(tempfile.mkdtemp(prefix="mailbeacon-dovecot-"))
     server = Dovecot(
         root,
         free_port(),
@@ -208,8 +213,9 @@ def running_dovecot(
         cert=tls[0] if tls else None,
         key=tls[1] if tls else None,
     )
-    server.start()
     try:
+        server.start()
         yield server
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -215,3 +215,10 @@ def test_any_bytes_classify_without_raising(raw: bytes) -> None:
 def test_any_header_text_classifies_without_raising(text: str) -> None:
     safe = text.replace("\r", " ").replace("\n", " ")
     classify(header(f"From: {safe}", f"Subject: {safe}", f"References: {safe}"))
+
+
+def test_a_damaged_display_name_still_gives_the_address() -> None:
+    raw = b"From: \xc3\x28 <Alicja@Example.com>\r\nSubject: Re: x\r\n\r\n"
+    assert classify(raw).sender == "alicja@example.com"
+    assert classify(header('From: "Bob (Sales <bob@example.com>')).sender == "bob@example.com"
+    assert classify(header("From: undisclosed")).sender is None

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import re
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +92,7 @@ class ImapClient:
         self._tag = 0
         self.capabilities: frozenset[str] = frozenset()
         self.new_mail = False  # set by any untagged EXISTS; the caller clears it
+        self.alert = False  # set by an untagged NO or BAD (a server-side problem)
         self.stats = ClientStats()
 
     # ------------------------------------------------------------ connecting
@@ -258,8 +259,13 @@ class ImapClient:
         """NOOP (keeps the connection alive; the server reports news with it)."""
         await self.command("NOOP")
 
-    async def idle(self, time_limit: float) -> bool:
-        """IDLE until new mail (True) or ``time_limit`` seconds (False); then DONE."""
+    async def idle(
+        self, time_limit: float, on_idle: Callable[[], None] = lambda: None
+    ) -> bool:
+        """IDLE until new mail (True) or ``time_limit`` seconds (False); then DONE.
+
+        ``on_idle`` is called once the server has accepted IDLE.
+        """
         if self.new_mail:
             return True
         tag = self._next_tag()
@@ -273,9 +279,10 @@ class ImapClient:
                 if first.tag == "+":
                     break
                 self._note(first)
+        on_idle()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + time_limit
-        while not self.new_mail:
+        while not (self.new_mail or self.alert):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
@@ -362,6 +369,10 @@ class ImapClient:
         upper = response.data[:64].upper()
         if upper.startswith(b"* BYE"):
             raise ConnectionClosed(f"the server closed the connection: {response.text[:200]}")
+        if upper.startswith((b"* NO", b"* BAD")):
+            log.info("the IMAP server warns: %s", response.text[:200])
+            self.alert = True
+            return
         number = _UNTAGGED_NUM.match(response.data)
         if number and number.group(2).upper() in (b"EXISTS", b"RECENT"):
             self.new_mail = True

@@ -168,6 +168,10 @@ class IncomingMessage:
 Handler = Callable[[IncomingMessage], Awaitable[None]]
 
 
+class _Stopping(Exception):
+    """stop() was called while a message was being handled; it is done now."""
+
+
 class PlainRefused(Exception):
     """Plain IMAP to another machine without the rep's explicit consent."""
 
@@ -200,12 +204,15 @@ class ImapWatcher:
         self._clock = clock
         self.status = ImapStatus(ImapState.STOPPED)
         self.stats = WatcherStats()
-        self.waiting = asyncio.Event()  # set while waiting for news (IDLE or poll)
+        # Set while waiting for news: the server has accepted IDLE, or between polls.
+        self.waiting = asyncio.Event()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._client: ImapClient | None = None
         self._attempts: dict[int, int] = {}
         self._state: WatchState | None = None
+        self._busy = False
+        self._stopping = False
 
     @property
     def account(self) -> str:
@@ -220,13 +227,22 @@ class ImapWatcher:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self.run(), name="imap-watch")
 
-    async def stop(self) -> None:
-        """Stop watching and close the connection."""
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Stop watching and close the connection.
+
+        A message being handled is finished and remembered first (up to
+        ``grace_seconds``), so a restart does not fetch it again.
+        """
         task, self._task = self._task, None
         if task is not None:
+            self._stopping = True
+            if self._busy:
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(task), grace_seconds)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            self._stopping = False
         self._set_status(ImapStatus(ImapState.STOPPED))
 
     def retry_now(self) -> None:
@@ -241,6 +257,8 @@ class ImapWatcher:
             reached = False
             try:
                 reached = await self._session()
+            except _Stopping:
+                return
             except AuthenticationFailed as exc:
                 self._set_status(ImapStatus(ImapState.WRONG_PASSWORD, _wrong_password(exc)))
                 await self._pause(self.config.auth_retry_seconds)
@@ -355,20 +373,33 @@ class ImapWatcher:
         await self._process(client, recent)
 
     async def _watch(self, client: ImapClient, push: bool) -> None:
+        loop = asyncio.get_running_loop()
+        verified = loop.time()
         while True:
             client.new_mail = False
             await self._catch_up(client)
             if client.new_mail:
                 continue  # mail arrived while we were fetching: look again first
-            self.waiting.set()
             try:
                 if push:
-                    await client.idle(self.config.idle_seconds)
+                    await client.idle(self.config.idle_seconds, self.waiting.set)
                 else:
+                    self.waiting.set()
                     await self._poll_wait()
                     await client.noop()
             finally:
                 self.waiting.clear()
+            if client.alert or loop.time() - verified >= self.config.idle_seconds:
+                # A server that keeps a deleted mailbox open only warns ("* NO") or
+                # says nothing at all: opening it afresh shows a new UIDVALIDITY.
+                client.alert = False
+                verified = loop.time()
+                await self._reopen(client)
+
+    async def _reopen(self, client: ImapClient) -> None:
+        mailbox = await client.examine(self.config.mailbox)
+        if self._state is None or mailbox.uidvalidity != self._state.uidvalidity:
+            await self._begin(client, mailbox)
 
     async def _poll_wait(self) -> None:
         with contextlib.suppress(TimeoutError):
@@ -397,12 +428,21 @@ class ImapWatcher:
             fetched = await client.uid_fetch(batch, HEADER_ITEMS)
             self.stats.headers_fetched += len(fetched)
             for uid in batch:
-                items = fetched.get(uid)
-                if items is not None:
-                    await self._handle(uid, items)
-            if advance and self._state is not None:
-                next_uid = max(self._state.next_uid, batch[-1] + 1)
-                await self._save(replace(self._state, next_uid=next_uid))
+                # Busy from handling a message until the state says so: stop() waits.
+                self._busy = True
+                try:
+                    items = fetched.get(uid)
+                    if items is not None:
+                        await self._handle(uid, items)
+                    if advance and self._state is not None and (
+                        self._stopping or uid == batch[-1]
+                    ):
+                        next_uid = max(self._state.next_uid, uid + 1)
+                        await self._save(replace(self._state, next_uid=next_uid))
+                finally:
+                    self._busy = False
+                if self._stopping:
+                    raise _Stopping
 
     async def _handle(self, uid: int, items: dict[str, Value]) -> None:
         header = items.get("BODY[HEADER]")

@@ -34,6 +34,8 @@ MAX_ID_LENGTH = 250
 MAX_FAILED = 50
 _HEADER_PARSER = HeaderParser(policy=compat32)
 _MSG_ID = re.compile(r"<([^<>\s]{1,250})>")
+_ANGLE_ADDRESS = re.compile(r"<([^<>\s@]{1,200}@[^<>\s@]{1,200})>")
+_BARE_ADDRESS = re.compile(r"([^<>\s@(),;:\"]{1,200}@[^<>\s@(),;:\"]{1,200})")
 
 # Out-of-office subject beginnings, case-folded (matched after brackets and spaces).
 AUTO_SUBJECTS: tuple[str, ...] = (
@@ -171,9 +173,22 @@ def _text(parsed: _Headers, name: str) -> str:
 def _address(value: str) -> tuple[str, str | None]:
     name, address = parseaddr(value)
     address = address.strip().lower()
-    if "@" not in address or len(address) > 320 or any(ch.isspace() for ch in address):
-        return name.strip(), None
+    if not _plausible(address):
+        # A damaged display name (an unclosed comment, stray quotes) defeats the
+        # parser; the address in angle brackets, or any word with an @, still counts.
+        found = _ANGLE_ADDRESS.search(value) or _BARE_ADDRESS.search(value)
+        address = found.group(1).lower() if found else ""
+        name = value[: found.start()].strip(" \t\"'") if found else ""
+    if not _plausible(address):
+        return name.strip()[:200], None
     return name.strip()[:200], address
+
+
+def _plausible(address: str) -> bool:
+    local, at, domain = address.rpartition("@")
+    return bool(local and at and domain) and len(address) <= 320 and not any(
+        ch.isspace() or ch in "<>()\"," for ch in address
+    )
 
 
 def _first_id(value: str) -> str | None:
