@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -111,3 +112,29 @@ def test_status_problems_are_sentences_for_the_rep() -> None:
     assert ImapStatus(ImapState.CONNECTED).problem is None
     wrong = ImapStatus(ImapState.WRONG_PASSWORD, "the mail server refused the password")
     assert wrong.problem == "Replies are not being watched: the mail server refused the password"
+
+
+async def test_a_password_that_cannot_be_read_is_reported_not_raised(tmp_path: Path) -> None:
+    errors: asyncio.Queue[ImapStatus] = asyncio.Queue()
+
+    def on_status(status: ImapStatus) -> None:
+        if status.state is ImapState.ERROR:
+            errors.put_nowait(status)
+
+    def locked_keyring() -> str:
+        raise RuntimeError("The OS keyring is unavailable; unlock it")
+
+    async def handler(_message: object) -> None:
+        return None
+
+    watcher = build_watcher(
+        "imap://rep@127.0.0.1:1", False, locked_keyring, tmp_path, handler, on_status
+    )
+    assert watcher is not None
+    watcher.start()
+    status = await asyncio.wait_for(errors.get(), 10)
+    await watcher.stop()
+    assert status.detail == (
+        "the IMAP password cannot be read: The OS keyring is unavailable; unlock it"
+    )
+    assert watcher.status.state is ImapState.STOPPED

@@ -172,8 +172,8 @@ class _Stopping(Exception):
     """stop() was called while a message was being handled; it is done now."""
 
 
-class PlainRefused(Exception):
-    """Plain IMAP to another machine without the rep's explicit consent."""
+class CannotLogIn(Exception):
+    """Not a server problem: plain IMAP refused, or the password cannot be read."""
 
 
 class ImapWatcher:
@@ -263,7 +263,7 @@ class ImapWatcher:
                 self._set_status(ImapStatus(ImapState.WRONG_PASSWORD, _wrong_password(exc)))
                 await self._pause(self.config.auth_retry_seconds)
                 continue
-            except PlainRefused as exc:
+            except CannotLogIn as exc:
                 self._set_status(ImapStatus(ImapState.ERROR, str(exc)))
                 await self._pause(self.config.auth_retry_seconds)
                 continue
@@ -291,7 +291,10 @@ class ImapWatcher:
         """One connection, until it fails; True if it got as far as the mailbox."""
         self._set_status(ImapStatus(ImapState.CONNECTING))
         self._check_plain()
-        password = await asyncio.to_thread(self._password)
+        try:
+            password = await asyncio.to_thread(self._password)
+        except Exception as exc:  # e.g. the keyring is locked; its message says what to do
+            raise CannotLogIn(f"the IMAP password cannot be read: {exc}") from exc
         if not password:
             raise AuthenticationFailed("no IMAP password is set")
         client = await ImapClient.connect(
@@ -323,7 +326,7 @@ class ImapWatcher:
         if self.url.security == "none" and not (
             self._allow_plain or is_loopback(self.url.host)
         ):
-            raise PlainRefused(
+            raise CannotLogIn(
                 f"{self.url.host} would receive your password unencrypted; use "
                 "imaps:// or imap+starttls://, or set imap.allow_plain"
             )
