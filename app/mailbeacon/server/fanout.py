@@ -88,8 +88,8 @@ class Fanout:
             subscribers = self._subscribers.get(item.user_id)
             if not subscribers:
                 continue  # nobody listening: skip the serialization
-            messages = [Message(item.event.id, encode(item.event.to_json()))]
-            messages.extend(Message(item.event.id, encode(r.to_json())) for r in item.revisions)
+            messages = [Message(item.id, encode(item.event.to_json()))]
+            messages.extend(Message(item.id, encode(r.to_json())) for r in item.revisions)
             for subscription in list(subscribers):
                 for message in messages:
                     accepted = subscription.offer(message)

@@ -52,11 +52,22 @@ class HitRequest:
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """A stored hit: the event and the verdicts it changed."""
+    """A stored hit: its id, what was stored, and the verdicts it changed."""
 
-    user_id: int
-    event: ServerEvent
+    id: int
+    stored: NewEvent
     revisions: tuple[Revision, ...] = ()
+
+    @property
+    def user_id(self) -> int:
+        """Whose event it is."""
+        return self.stored.user_id
+
+    @property
+    def event(self) -> ServerEvent:
+        """The event as the stream carries it (built on demand: most hits have no
+        subscriber listening at that moment)."""
+        return self.stored.with_id(self.id)
 
 
 class RecorderStopped(RuntimeError):
@@ -228,7 +239,7 @@ class Recorder:
                 applied.append(revision)
                 self._recent.revise(ref, change.id, change.verdict)
         self._recent.add(ref, PriorHit(event_id, hit, decision.verdict))
-        return Recorded(request.user_id, new.with_id(event_id), tuple(applied))
+        return Recorded(event_id, new, tuple(applied))
 
     def _decide(self, hit: Hit, context: Context) -> Decision:
         try:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from functools import lru_cache
 from urllib.parse import quote
 
 from mailbeacon.core import tokens
@@ -31,7 +33,21 @@ _CACHED_TOKEN_CHARS = 256
 
 def iso_utc(at: float) -> str:
     """UTC ISO 8601 with milliseconds, e.g. ``2026-01-02T03:04:05.678Z``."""
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    # Rounded to microseconds first, exactly as datetime.fromtimestamp does.
+    fraction, whole = math.modf(at)
+    micros = round(fraction * 1e6)
+    second = int(whole)
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    elif micros < 0:
+        second, micros = second - 1, micros + 1_000_000
+    return f"{_iso_second(second)}.{micros // 1000:03d}Z"
+
+
+@lru_cache(maxsize=8)
+def _iso_second(second: int) -> str:
+    # Hits arrive many to a second: format the date and time once per second.
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def location_for(target: str) -> bytes | None:
