@@ -41,10 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and ``python -m mailbeacon``."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(args_list)
-    if args.command is None:
-        # Bare ``mailbeacon`` (maybe with agent options) is the desktop app.
-        args = parser.parse_args([*_leading_globals(args_list), "tray", *_rest(args_list)])
+    args = parser.parse_args(with_default_command(args_list))
     logging.basicConfig(
         level=str(args.log_level).upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -53,6 +50,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     profile = Profile.resolve(args.profile)
     result: int = args.func(args, profile)
     return result
+
+
+_OWN_OPTIONS = ("-h", "--help", "--version")
+
+
+def with_default_command(argv: list[str]) -> list[str]:
+    """Bare ``mailbeacon`` (maybe with agent options) is the desktop app: ``tray``."""
+    rest = _rest(argv)
+    if not rest or (rest[0].startswith("-") and rest[0] not in _OWN_OPTIONS):
+        return [*_leading_globals(argv), "tray", *rest]
+    return argv
 
 
 def _leading_globals(argv: list[str]) -> list[str]:

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TextIO
 
@@ -24,7 +24,15 @@ from mailbeacon.agent.notification import (
     Notification,
 )
 from mailbeacon.agent.notify import Notifier, PolicyConfig
-from mailbeacon.agent.outbox import DeliveryFailure, Outbox, QueuedItem
+from mailbeacon.agent.outbox import (
+    DeliveryError,
+    DeliveryFailure,
+    MessageSource,
+    Outbox,
+    QueuedItem,
+    SendResult,
+    Transport,
+)
 from mailbeacon.agent.records import RecordsStore
 from mailbeacon.agent.relay import Relay
 from mailbeacon.agent.secrets import Secret, SecretStore, SecretStoreUnavailable
@@ -54,6 +62,26 @@ class AgentOptions:
     smtp_listen: str | None = None
     upstream: str | None = None
     relay_password: str | None = None
+
+
+NO_UPSTREAM = (
+    "No outgoing mail server is set up: mail is queued until you enter your provider's "
+    "SMTP server in Settings (Sending), or pass --upstream."
+)
+
+
+class UnconfiguredUpstream:
+    """The outbox's transport before the rep has named a mail server: nothing leaves,
+    everything waits in the queue (a temporary condition, not a bounce)."""
+
+    async def send(
+        self, mail_from: str, recipients: Sequence[str], message: MessageSource
+    ) -> SendResult:
+        """Always a temporary failure that holds the whole queue."""
+        raise DeliveryError(NO_UPSTREAM, connection=True)
+
+    async def close(self) -> None:
+        """Nothing to close."""
 
 
 class JsonLinesListener:
@@ -238,8 +266,11 @@ class AgentRuntime:
         except SecretStoreUnavailable as exc:
             raise AgentStartError(f"{exc} (or pass --relay-password)") from exc
 
-    def _upstream(self) -> Upstream:
+    def _upstream(self) -> Transport:
         upstream = self.settings.upstream
+        if not upstream.url:
+            self._problem(NO_UPSTREAM)
+            return UnconfiguredUpstream()
         url = parse_upstream(upstream.url, allow_plain=upstream.allow_plain)
 
         def credentials() -> Credentials | None:
