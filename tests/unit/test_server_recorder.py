@@ -207,3 +207,16 @@ async def test_writes_share_the_transaction_and_report_their_result(
     with pytest.raises(sqlite3.IntegrityError):
         await recorder.run(lambda s: s.add_user("again", "hash", "now"))  # token hash unique
     await recorder.stop()
+
+
+async def test_a_head_request_is_never_stored_as_human(
+    store: GatedStore, published: Published
+) -> None:
+    def naive(hit: Hit, context: Context) -> Decision:
+        return Decision(Verdict.HUMAN, "looks fine")
+
+    recorder = await _recorder(store, published, naive)
+    head = await recorder.record(_request(hit=_hit(method="HEAD")))
+    get = await recorder.record(_request())
+    assert (head.event.verdict, get.event.verdict) == ("bot", "human")
+    await recorder.stop()

@@ -243,13 +243,15 @@ class Recorder:
 
     def _decide(self, hit: Hit, context: Context) -> Decision:
         try:
-            return self._classify(hit, context)
+            decision = self._classify(hit, context)
         except Exception:
             # The hit is still stored (no event lost); the operator learns why.
             log.exception("classification failed; storing the hit unclassified")
-            if hit.method.upper() == "HEAD":
-                return Decision(Verdict.BOT, "HEAD request")
-            return Decision(Verdict.HUMAN, "unclassified (classifier error)")
+            decision = Decision(Verdict.HUMAN, "unclassified (classifier error)")
+        if decision.verdict is Verdict.HUMAN and hit.method.upper() == "HEAD":
+            # A HEAD request never counts as a person, whatever the rules say.
+            return Decision(Verdict.BOT, "HEAD request (never a person)", decision.revisions)
+        return decision
 
     def _fail(self, batch: list[_Job], error: Exception) -> None:
         # The window may hold ids that were rolled back: forget those messages.
