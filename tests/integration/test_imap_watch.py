@@ -366,6 +366,68 @@ async def test_broken_and_absurd_messages_are_handled(rig: Rig) -> None:
     assert note.type == "reply"
 
 
+class CuttableProxy:
+    """A loopback TCP proxy to the mail server whose connections can be cut (a network drop)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.writers += [writer, up_writer]
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def cut(self) -> None:
+        writers, self.writers = self.writers, []
+        for writer in writers:
+            writer.transport.abort()
+
+    async def stop(self) -> None:
+        await self.cut()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+async def test_a_dropped_connection_reconnects_and_misses_nothing(rig: Rig) -> None:
+    _, mid = rig.sent()
+    proxy = CuttableProxy(rig.server.port)
+    await proxy.start()
+    try:
+        watcher = await rig.started(rig.watcher(port=proxy.port))
+        await proxy.cut()
+        await rig.append(reply(mid, message_id="<during-the-drop@example.com>"))
+        note = await rig.next_note()
+        assert note.type == "reply"
+        assert watcher.stats.sessions == 2
+        states = []
+        while not rig.statuses.empty():
+            states.append(rig.statuses.get_nowait().state)
+        assert ImapState.UNREACHABLE not in states  # one drop, at once repaired
+        assert states.count(ImapState.CONNECTED) == 2
+        await watcher.stop()
+    finally:
+        await proxy.stop()
+
+
 async def test_polling_where_idle_is_not_used(rig: Rig) -> None:
     _, mid = rig.sent()
     config = replace(FAST, use_idle=False, poll_seconds=0.2)

@@ -213,6 +213,7 @@ class ImapWatcher:
         self._state: WatchState | None = None
         self._busy = False
         self._stopping = False
+        self._reached_at: float | None = None  # when the current session opened the mailbox
 
     @property
     def account(self) -> str:
@@ -251,12 +252,13 @@ class ImapWatcher:
 
     async def run(self) -> None:
         """Connect, catch up, wait for news; reconnect with backoff. Runs until cancelled."""
+        loop = asyncio.get_running_loop()
         delay = self.config.backoff_initial
         while True:
             self._wake.clear()
-            reached = False
+            self._reached_at = None
             try:
-                reached = await self._session()
+                await self._session()
             except _Stopping:
                 return
             except AuthenticationFailed as exc:
@@ -270,16 +272,30 @@ class ImapWatcher:
             except ssl.SSLError as exc:
                 self._set_status(ImapStatus(ImapState.ERROR, f"secure connection failed: {exc}"))
             except (OSError, TimeoutError, ConnectionClosed) as exc:
-                self._set_status(ImapStatus(ImapState.UNREACHABLE, _unreachable(self.url, exc)))
+                if self._opened() is not None:
+                    # A dropped connection is a problem only if connecting again fails.
+                    log.info("IMAP connection lost (%s); reconnecting", exc)
+                    self._set_status(ImapStatus(ImapState.CONNECTING, "reconnecting"))
+                else:
+                    self._set_status(
+                        ImapStatus(ImapState.UNREACHABLE, _unreachable(self.url, exc))
+                    )
             except ImapError as exc:
                 self._set_status(ImapStatus(ImapState.ERROR, str(exc)))
             except Exception as exc:  # a bug must not end reply watching for good
                 log.exception("the IMAP watcher failed")
                 self._set_status(ImapStatus(ImapState.ERROR, f"internal error: {exc}"))
-            if reached:
+            # A session that worked for a while starts the backoff afresh; one that
+            # fails right after logging in keeps backing off.
+            opened = self._opened()
+            if opened is not None and loop.time() - opened > 60:
                 delay = self.config.backoff_initial
             await self._pause(delay * (0.8 + 0.4 * random.random()))
             delay = min(self.config.backoff_max, delay * 2)
+
+    def _opened(self) -> float | None:
+        """When the current session opened the mailbox (None: it did not get so far)."""
+        return self._reached_at
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -287,8 +303,8 @@ class ImapWatcher:
 
     # ------------------------------------------------------------ one session
 
-    async def _session(self) -> bool:
-        """One connection, until it fails; True if it got as far as the mailbox."""
+    async def _session(self) -> None:
+        """One connection, until it fails (it always ends by raising)."""
         self._set_status(ImapStatus(ImapState.CONNECTING))
         self._check_plain()
         try:
@@ -308,6 +324,7 @@ class ImapWatcher:
         try:
             await client.login(self.url.user, password)
             mailbox = await client.examine(self.config.mailbox)
+            self._reached_at = asyncio.get_running_loop().time()
             self.stats.sessions += 1
             push = self.config.use_idle and "IDLE" in client.capabilities
             self._set_status(ImapStatus(ImapState.CONNECTED, push=push))
@@ -320,7 +337,6 @@ class ImapWatcher:
             self._client = None
             self.waiting.clear()
             await client.close()
-        return True  # pragma: no cover - _watch only ends by raising
 
     def _check_plain(self) -> None:
         if self.url.security == "none" and not (
