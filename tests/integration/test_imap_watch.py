@@ -22,7 +22,9 @@ from mailbeacon.agent.notification import Notification
 from mailbeacon.agent.notify import PolicyConfig
 from mailbeacon.agent.records import RecordsStore
 from mailbeacon.agent.records_model import ActivityFilter, LoggedCopy
-from mailbeacon.agent.replies import ReplyRecorder
+from mailbeacon.agent.replies import ReplyRecorder, build_reply_watcher
+from mailbeacon.agent.secrets import SecretStore
+from mailbeacon.agent.settings import Settings
 from tests import dovecot as dv
 from tests.fakes_records import sent_email
 from tests.fakes_replies import bounce, out_of_office, reply, reply_with_attachment, unrelated
@@ -426,6 +428,29 @@ async def test_a_dropped_connection_reconnects_and_misses_nothing(rig: Rig) -> N
         await watcher.stop()
     finally:
         await proxy.stop()
+
+
+async def test_the_watcher_built_from_settings_and_secrets_notifies(
+    rig: Rig, tmp_path: Path
+) -> None:
+    _, mid = rig.sent()
+    settings = Settings()
+    settings.set("imap.url", f"imap://{rig.user}@127.0.0.1:{rig.server.port}")
+    secrets = SecretStore("mailbeacon-test", {"MAILBEACON_IMAP_PASSWORD": dv.PASSWORD})
+    notes: asyncio.Queue[Notification] = asyncio.Queue()
+    watcher = build_reply_watcher(
+        lambda: settings, secrets, tmp_path / "data", rig.store, notes.put_nowait
+    )
+    assert watcher is not None
+    rig.watchers.append(watcher)
+    await rig.started(watcher)
+    await rig.append(reply(mid))
+    note = await asyncio.wait_for(notes.get(), WAIT)
+    assert note.title == "Alicja replied to “Oferta Q4”"
+    assert (tmp_path / "data" / "imap_state.json").exists()
+
+    settings.set("imap.url", "")
+    assert build_reply_watcher(lambda: settings, secrets, tmp_path, rig.store, print) is None
 
 
 async def test_polling_where_idle_is_not_used(rig: Rig) -> None:

@@ -19,6 +19,8 @@ the same message again (a restart, a renumbered mailbox) changes nothing.
 Privacy (rule 8): with privacy on, a replying contact without a lawful basis is
 anonymous: the notification says "Someone", the contact's properties stay, the
 event names no contact, and the reply's content is not logged.
+
+``build_reply_watcher`` puts it together with the IMAP watcher from settings.
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parseaddr
+from pathlib import Path
 from typing import Any, Protocol
 
 from mailbeacon.agent import wording
+from mailbeacon.agent.imap_watch import ImapStatus, ImapWatcher, build_watcher
 from mailbeacon.agent.notification import Notification, NotificationType
 from mailbeacon.agent.notify import PolicyConfig
 from mailbeacon.agent.records import RecordsStore
@@ -43,6 +47,8 @@ from mailbeacon.agent.records_model import (
     StoredEvent,
     normalize_at,
 )
+from mailbeacon.agent.secrets import Secret, SecretStore
+from mailbeacon.agent.settings import Settings
 from mailbeacon.core.extract import extract_for_log
 from mailbeacon.core.replies import (
     Bounce,
@@ -365,6 +371,34 @@ class ReplyRecorder:
             ),
             local_id,
         )
+
+
+def build_reply_watcher(
+    settings: Callable[[], Settings],
+    secrets: SecretStore,
+    data_dir: Path,
+    store: RecordsStore,
+    emit: Callable[[Notification], None],
+    on_status: Callable[[ImapStatus], None] = lambda _status: None,
+    clock: Callable[[], float] = time.time,
+) -> ImapWatcher | None:
+    """The inbox watcher the settings ask for (``imap.url``), recording replies into
+    ``store``; None when no IMAP URL is set. Raises SettingError for an unusable URL.
+
+    ``settings`` is read again for every message (privacy, notification switches).
+    """
+    current = settings()
+    recorder = ReplyRecorder(
+        store, lambda: PolicyConfig.from_settings(settings()), emit, clock=clock
+    )
+    return build_watcher(
+        current.imap.url,
+        current.imap.allow_plain,
+        lambda: secrets.get(Secret.IMAP_PASSWORD),
+        data_dir,
+        recorder.handle,
+        on_status,
+    )
 
 
 def _bare(address: str) -> str:
