@@ -213,3 +213,36 @@ class RecordingListener:
 
 def vars_of(windows: Any) -> dict[str, Any]:
     return {name: getattr(windows, name) for name in windows.__slots__}
+
+
+def test_saved_settings_restart_the_agent_without_crying_wolf(
+    qapp: QApplication, profile: Profile
+) -> None:
+    starts: list[int] = []
+    apps: list[TrayApp] = []
+
+    async def agent(listener: AgentListener, stop: asyncio.Event) -> None:
+        starts.append(len(starts))
+        if len(starts) == 2:
+            listener.notification(sample_notification())  # the restarted agent speaks
+        await stop.wait()
+
+    def restart_once(tray: TrayApp) -> None:
+        apps.append(tray)
+        QTimer.singleShot(0, tray.restartAgentRequested.emit)  # settings were saved
+
+    def quit_on_first(_shown: Shown) -> None:
+        QTimer.singleShot(0, apps[0].menu.actions_by_key["quit"].trigger)
+
+    notifier = RecordingNotifier(on_show=quit_on_first)
+    with give_up_after(qapp, 10_000):
+        code = main(
+            argparse.Namespace(relay_password="pw"),
+            profile,
+            agent,
+            notifier_factory=lambda _app: notifier,
+            ready=restart_once,
+        )
+    assert code == 0
+    assert starts == [0, 1]
+    assert [s.title for s in notifier.shown] == [sample_notification().title]

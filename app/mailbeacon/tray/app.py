@@ -42,6 +42,8 @@ class TrayApp(QObject):
     """Wires the tray icon, its menu, the notifier and the pause together."""
 
     quitRequested = Signal()
+    # New settings were saved: the agent restarts to take them up.
+    restartAgentRequested = Signal()
 
     def __init__(
         self,
@@ -220,6 +222,42 @@ def _event_line(notification: Notification) -> str:
     return f"{notification.title} ({at:%H:%M})"
 
 
+class AgentSupervisor:
+    """The agent's thread: started with the app, restarted when settings change."""
+
+    def __init__(self, agent_main: AgentMain, bridge: AgentBridge, timeout: float) -> None:
+        self._main = agent_main
+        self._bridge = bridge
+        self._timeout = timeout
+        self._thread: AgentThread | None = None
+        self._stopping: list[bool] = [False]
+
+    def start(self) -> None:
+        """Start the agent on its own thread and loop."""
+        stopping = self._stopping = [False]
+
+        def exited(error: BaseException | None) -> None:
+            # An exit we asked for (quit, restart) is not news to the rep.
+            if not stopping[0]:
+                self._bridge.agent_exited(error)
+
+        self._thread = AgentThread(self._main, self._bridge, on_exit=exited)
+        self._thread.start()
+
+    def stop(self) -> bool:
+        """Stop it (bounded by the timeout); False if it did not stop in time."""
+        self._stopping[0] = True
+        if self._thread is None or self._thread.stop(self._timeout):
+            return True
+        log.error("the agent did not stop within %.1f s", self._timeout)
+        return False
+
+    def restart(self) -> None:
+        """Stop and start again, taking up new settings."""
+        self.stop()
+        self.start()
+
+
 def main(
     args: argparse.Namespace,
     profile: Profile,
@@ -275,8 +313,9 @@ def main(
     bridge.notificationReceived.connect(tray_app.on_notification)
     bridge.statusChanged.connect(tray_app.on_status)
     bridge.agentExited.connect(tray_app.on_agent_exited)
-    agent = AgentThread(agent_main, bridge, on_exit=bridge.agent_exited)
+    agent = AgentSupervisor(agent_main, bridge, stop_timeout)
     agent.start()
+    tray_app.restartAgentRequested.connect(agent.restart)
 
     tray_app.set_notifier((notifier_factory or _default_notifier)(tray_app))
     if not QSystemTrayIcon.isSystemTrayAvailable():
@@ -292,8 +331,7 @@ def main(
         code = app.exec()
     finally:
         tray_app.quitting = True
-        if not agent.stop(stop_timeout):
-            log.error("the agent did not stop within %.1f s", stop_timeout)
+        agent.stop()
         tray_app.close()
         guard.close()
         restore_signals()

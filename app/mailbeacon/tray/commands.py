@@ -81,7 +81,13 @@ def run_tray(args: argparse.Namespace, profile: Profile) -> int:
         return runtime.run_agent(profile, options, listener, stop_event)
 
     first_run, first_run_shown = wiring.first_run_state(profile)
-    windows, open_record = wiring.profile_windows(profile)
+    started: list[Any] = []
+
+    def restart_agent() -> None:
+        if started:
+            started[0].restartAgentRequested.emit()
+
+    windows, open_record = wiring.profile_windows(profile, restart_agent)
     code: int = tray_app.main(
         args,
         profile,
@@ -91,6 +97,7 @@ def run_tray(args: argparse.Namespace, profile: Profile) -> int:
         relay_password=wiring.relay_password_source(options.relay_password, profile),
         first_run=first_run,
         first_run_shown=first_run_shown,
+        ready=started.append,
     )
     return code
 

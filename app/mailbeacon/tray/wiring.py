@@ -4,6 +4,7 @@ that exist. Imported by ``commands.py`` only when the desktop app starts."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 
 from PySide6.QtWidgets import QMessageBox, QWidget
@@ -11,9 +12,11 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 from mailbeacon.agent.notification import Notification
 from mailbeacon.agent.records import RecordsStore
 from mailbeacon.agent.secrets import Secret, SecretStore, SecretStoreUnavailable
+from mailbeacon.agent.settings import Settings
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray.activity_window import ActivityWindow
 from mailbeacon.tray.menu import Windows
+from mailbeacon.tray.settings_dialog import SettingsDialog
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +44,19 @@ class LazyWindow:
         self.window.raise_()
         self.window.activateWindow()
 
+    def forget(self) -> None:
+        """Make the window afresh next time (a dialog reads current settings on open)."""
+        if self.window is not None:
+            self.window.deleteLater()
+            self.window = None
 
-def profile_windows(profile: Profile) -> tuple[Windows, Callable[[Notification], None]]:
+
+def profile_windows(
+    profile: Profile, restart_agent: Callable[[], None] = lambda: None
+) -> tuple[Windows, Callable[[Notification], None]]:
     """The menu's window openers and what a notification click opens.
 
-    Only the Activity feed exists so far; a click on a notification opens it too.
+    ``restart_agent`` runs after the settings were saved, so the agent takes them up.
     """
 
     def make_activity() -> QWidget:
@@ -54,8 +65,22 @@ def profile_windows(profile: Profile) -> tuple[Windows, Callable[[Notification],
         window.destroyed.connect(store.close)
         return window
 
+    def make_settings() -> QWidget:
+        settings = Settings.load_or_default(profile.config_file)
+
+        def save(new: Settings) -> None:
+            new.save(profile.config_file)
+            restart_agent()
+
+        secrets = SecretStore(profile.keyring_service, dict(os.environ))
+        dialog = SettingsDialog(settings, secrets, save)
+        dialog.finished.connect(lambda _code: settings_window.forget())
+        return dialog
+
     activity = LazyWindow("the activity feed", make_activity)
-    return Windows(activity=activity.open), lambda _notification: activity.open()
+    settings_window = LazyWindow("the settings", make_settings)
+    windows = Windows(activity=activity.open, settings=settings_window.open)
+    return windows, lambda _notification: activity.open()
 
 
 def relay_password_source(given: str | None, profile: Profile) -> Callable[[], str | None]:
