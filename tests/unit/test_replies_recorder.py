@@ -283,6 +283,20 @@ async def test_a_reply_recorded_but_never_notified_is_notified_on_the_next_look(
     assert len(harness.notes) == 1
 
 
+async def test_an_old_reply_recorded_but_never_notified_stays_quiet(store: RecordsStore) -> None:
+    notes: list[Notification] = []
+    now = {"t": NOW}
+    config = {"c": PolicyConfig(paused_until=NOW + 60)}
+    recorder = ReplyRecorder(store, lambda: config["c"], notes.append, lambda: now["t"])
+    _, mid = send(store)
+    raw = reply(mid, message_id="<old@example.com>")
+    await recorder.handle(FakeIncoming(raw, arrived_at=ARRIVED))
+    config["c"] = PolicyConfig()
+    now["t"] = NOW + 3600  # seen again an hour later (a renumbered mailbox)
+    await recorder.handle(FakeIncoming(raw, arrived_at=ARRIVED))
+    assert notes == []
+
+
 async def test_per_recipient_copies_attribute_the_reply_to_the_copy_of_its_sender(
     harness: Harness,
 ) -> None:

@@ -149,7 +149,10 @@ class ReplyRecorder:
         key = f"reply:{incoming.identity}"
         existing = self._store.event_by_local_key(key)
         if existing is not None:
-            if existing.verdict == "human" and not existing.notified:
+            # Recorded before but never notified (a crash, a pause): tell the rep now,
+            # unless it is old news by now.
+            fresh = self._clock() - _timestamp(existing.at) <= self._config().backlog_age_seconds
+            if existing.verdict == "human" and not existing.notified and fresh:
                 self._notify_reply(existing, email, incoming, inferred=False)
             return
         contact = self._store.contact(sender)
@@ -412,6 +415,13 @@ def _for_address(emails: list[EmailRecord], address: str | None) -> EmailRecord:
         if any(r.email == address for r in email.recipients):
             return email
     return emails[0]
+
+
+def _timestamp(at: str) -> float:
+    try:
+        return datetime.fromisoformat(at).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def _paused(config: PolicyConfig, now: float) -> bool:
