@@ -21,7 +21,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -130,7 +129,7 @@ class ServerProcess:
     def start(self, within: float = 30.0) -> ServerProcess:
         """Start it and wait until it says it listens."""
         self._ready.clear()
-        self._proc = subprocess.Popen(  # noqa: S603 - our own command line
+        self._proc = subprocess.Popen(
             mailbeacon(
                 self.profile, "--log-level", "INFO", "server", "serve",
                 "--listen", f"{self.host}:{self.port}", "--db", str(self.db),
@@ -203,7 +202,7 @@ class ServerProcess:
 
     def add_user(self, name: str = "rep") -> dict[str, Any]:
         """``server add-user NAME --json``: enrollment_key, user_id, api_token."""
-        done = subprocess.run(  # noqa: S603 - our own command line
+        done = subprocess.run(
             mailbeacon(
                 self.profile, "server", "add-user", name, "--db", str(self.db),
                 "--public-url", self.public_url, "--json",
@@ -384,7 +383,7 @@ def recipient_client(ip: str = RECIPIENT_IP, user_agent: str = THUNDERBIRD_UA,
 def html_of(raw: bytes) -> str:
     """The text of a delivered message's HTML part."""
     message = email.message_from_bytes(raw, policy=email.policy.default)
-    body = message.get_body(("html",))  # type: ignore[attr-defined]
+    body = message.get_body(("html",))
     assert body is not None, "no HTML part reached the upstream"
     return str(body.get_content())
 
@@ -420,12 +419,12 @@ class Netns:
 
 
 def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)  # noqa: S603,S607
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
 
 
 def _taken_subnets() -> set[int]:
     out = subprocess.run(
-        ["ip", "-o", "-4", "addr"], capture_output=True, text=True, check=True, timeout=30  # noqa: S607
+        ["ip", "-o", "-4", "addr"], capture_output=True, text=True, check=True, timeout=30
     ).stdout
     return {int(part.split(".")[2]) for part in out.split() if part.startswith("10.231.")}
 
@@ -454,10 +453,10 @@ def recipient_namespace() -> Iterator[Netns]:
         yield ns
     finally:
         if created_link:
-            subprocess.run(["ip", "link", "del", ns.host_if], capture_output=True,  # noqa: S603,S607
+            subprocess.run(["ip", "link", "del", ns.host_if], capture_output=True,
                            timeout=30, check=False)
         if created_ns:
-            subprocess.run(["ip", "netns", "del", ns.name], capture_output=True,  # noqa: S603,S607
+            subprocess.run(["ip", "netns", "del", ns.name], capture_output=True,
                            timeout=30, check=False)
 
 

@@ -80,7 +80,7 @@ async def test_swaks_then_chromium_opens_and_clicks_from_another_host(tmp_path: 
             server.stop()
 
 
-async def _journey(  # noqa: PLR0915 - one story, told in order
+async def _journey(
     tmp_path: Path,
     rep: Rep,
     server: ServerProcess,
