@@ -47,10 +47,14 @@ async def run_cli(profile: Path, keyring_file: Path, *args: str) -> tuple[int, s
 class AgentProcess:
     """A running ``mailbeacon agent --notify jsonl``; reads its notifications."""
 
-    def __init__(self, profile: Path, keyring_file: Path, *args: str) -> None:
+    def __init__(
+        self, profile: Path, keyring_file: Path, *args: str, env: dict[str, str] | None = None
+    ) -> None:
         self.profile = profile
         self.keyring_file = keyring_file
         self.args = args
+        self.extra_env = env or {}
+        self._log_changed = asyncio.Event()
         self.proc: asyncio.subprocess.Process | None = None
         self.stderr_lines: list[str] = []
         self._stderr_task: asyncio.Task[None] | None = None
@@ -62,7 +66,7 @@ class AgentProcess:
             sys.executable, "-m", "mailbeacon", "--profile", str(self.profile),
             "--log-level", "INFO", "agent", "--notify", "jsonl", *self.args,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env=subprocess_env(self.keyring_file), cwd=REPO,
+            env={**subprocess_env(self.keyring_file), **self.extra_env}, cwd=REPO,
         )
         self._stderr_task = asyncio.create_task(self._read_stderr())
         try:
@@ -77,6 +81,7 @@ class AgentProcess:
         async for raw in self.proc.stderr:
             line = raw.decode(errors="replace")
             self.stderr_lines.append(line)
+            self._log_changed.set()
             if "mailbeacon agent: relay on" in line:
                 self._ready.set()
         self._ready.set()
@@ -94,6 +99,20 @@ class AgentProcess:
         assert line, "agent exited:\n" + "".join(self.stderr_lines)
         data: dict[str, Any] = json.loads(line)
         return data
+
+    async def wait_log(self, text: str, within: float = 10.0) -> str:
+        """The first log line containing ``text`` (waiting for it if need be)."""
+        try:
+            async with asyncio.timeout(within):
+                while True:
+                    self._log_changed.clear()
+                    for line in self.stderr_lines:
+                        if text in line:
+                            return line
+                    await self._log_changed.wait()
+        except TimeoutError:
+            log = "".join(self.stderr_lines)
+            raise AssertionError(f"no log line with {text!r}:\n{log}") from None
 
     async def kill(self) -> None:
         """SIGKILL: no chance to clean up."""

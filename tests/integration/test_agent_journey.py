@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from email.message import EmailMessage
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -25,6 +26,7 @@ from mailbeacon.core.classify import Context, Decision, Hit, classify
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.server.config import ServerConfig
 from mailbeacon.server.tracking_server import TrackingServer
+from tests import dovecot
 from tests.agent_process import AgentProcess, free_port, run_cli
 from tests.fakes_smtp import SmtpSink
 
@@ -216,3 +218,50 @@ async def test_accepted_mail_survives_sigkill_and_is_delivered_once(
         by_id = upstream.messages_by_id()
     assert sorted(by_id) == sorted(f"<m{n}@rep.example>" for n in range(50))
     assert all(len(copies) == 1 for copies in by_id.values())
+
+
+@pytest.mark.skipif(not dovecot.available(), reason="Dovecot and root are there in CI")
+async def test_a_reply_in_the_reps_inbox_notifies_through_the_agent(
+    tmp_path: Path, server: TrackingServer, sink: SmtpSink
+) -> None:
+    enrollment = await server.add_user("rep")
+    relay_port = free_port()
+    with dovecot.running_dovecot() as imap:
+        user = quote(dovecot.USER, safe="")
+        agent = await AgentProcess(
+            tmp_path / "agent", tmp_path / "keyring.json",
+            "--enroll", enrollment.encode(),
+            "--smtp-listen", f"127.0.0.1:{relay_port}",
+            "--upstream", f"smtp://127.0.0.1:{sink.port}",
+            "--relay-password", RELAY_PASSWORD,
+            "--imap", f"imap://{user}@127.0.0.1:{imap.port}",
+            env={"MAILBEACON_IMAP_PASSWORD": dovecot.PASSWORD},
+        ).start()
+        try:
+            message = EmailMessage()
+            message["From"] = "rep@example.net"
+            message["To"] = "Alicja Nowak <alicja@client.example>"
+            message["Subject"] = "Oferta Q4"
+            message["Message-ID"] = "<oferta-q4@example.net>"
+            message.add_alternative("<p>Our offer</p>", subtype="html")
+
+            def send() -> None:
+                with smtplib.SMTP("127.0.0.1", relay_port, timeout=30) as client:
+                    client.login("mailbeacon", RELAY_PASSWORD)
+                    client.send_message(message)
+
+            await asyncio.to_thread(send)
+            await sink.until(1)
+            await agent.wait_log("first look at", within=15)  # the watcher knows where to start
+            reply = (
+                b"From: Alicja Nowak <alicja@client.example>\r\nTo: rep@example.net\r\n"
+                b"Subject: Re: Oferta Q4\r\nMessage-ID: <re-1@client.example>\r\n"
+                b"In-Reply-To: <oferta-q4@example.net>\r\n\r\nSounds good.\r\n"
+            )
+            await asyncio.to_thread(imap.append, reply)
+            replied = await agent.notification(within=10)
+        finally:
+            await agent.stop()
+    assert replied["type"] == "reply"
+    assert replied["recipient"] == "alicja@client.example"
+    assert "replied" in replied["title"] and "Oferta Q4" in replied["title"]

@@ -285,3 +285,11 @@ def test_load_or_default_reads_a_good_file(tmp_path: Path) -> None:
     settings.set("app.autostart", "true")
     settings.save(path)
     assert Settings.load_or_default(path).app.autostart is True
+
+
+def test_a_percent_encoded_user_in_a_mail_url_is_decoded() -> None:
+    from mailbeacon.agent.settings import parse_mail_url
+
+    assert parse_mail_url("imap://rep%40example.net@127.0.0.1:143", "imap").user == (
+        "rep@example.net"
+    )

@@ -74,9 +74,8 @@ def run_agent_command(args: argparse.Namespace, profile: Profile) -> int:
         smtp_listen=args.smtp_listen,
         upstream=args.upstream,
         relay_password=args.relay_password,
+        imap=args.imap,
     )
-    if args.imap:
-        log.warning("--imap: reply detection is not available yet; ignoring %s", args.imap)
 
     async def main() -> None:
         stop = asyncio.Event()

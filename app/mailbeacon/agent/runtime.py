@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import TextIO
 
 from mailbeacon.agent.geo import CountryLookup
+from mailbeacon.agent.imap_watch import ImapStatus, ImapWatcher
 from mailbeacon.agent.notification import (
     AgentListener,
     AgentStatus,
@@ -35,9 +36,10 @@ from mailbeacon.agent.outbox import (
 )
 from mailbeacon.agent.records import RecordsStore
 from mailbeacon.agent.relay import Relay
+from mailbeacon.agent.replies import build_reply_watcher
 from mailbeacon.agent.secrets import Secret, SecretStore, SecretStoreUnavailable
 from mailbeacon.agent.sending import Sender
-from mailbeacon.agent.settings import Settings, parse_host_port
+from mailbeacon.agent.settings import SettingError, Settings, parse_host_port
 from mailbeacon.agent.stream import StreamState, StreamSubscriber
 from mailbeacon.agent.upstream import Credentials, Upstream, parse_upstream
 from mailbeacon.core import uainfo
@@ -62,6 +64,7 @@ class AgentOptions:
     smtp_listen: str | None = None
     upstream: str | None = None
     relay_password: str | None = None
+    imap: str | None = None
 
 
 NO_UPSTREAM = (
@@ -102,13 +105,15 @@ class JsonLinesListener:
 
 def apply_options(settings: Settings, options: AgentOptions) -> Settings:
     """The settings with this run's command-line overrides."""
-    relay, upstream = settings.relay, settings.upstream
+    relay, upstream, imap = settings.relay, settings.upstream, settings.imap
     if options.smtp_listen:
         host, port = parse_host_port(options.smtp_listen, allow_zero=True)
         relay = replace(relay, host=host, port=port)
     if options.upstream:
         upstream = replace(upstream, url=options.upstream)
-    return replace(settings, relay=relay, upstream=upstream)
+    if options.imap:
+        imap = replace(imap, url=options.imap)
+    return replace(settings, relay=relay, upstream=upstream, imap=imap)
 
 
 class AgentRuntime:
@@ -135,6 +140,7 @@ class AgentRuntime:
         self.outbox: Outbox | None = None
         self.records: RecordsStore | None = None
         self.notifier: Notifier | None = None
+        self.imap: ImapWatcher | None = None
         self.enrollment: Enrollment | None = None
         self._connection = ConnectionState.CONNECTING
         self._detail = ""
@@ -158,6 +164,7 @@ class AgentRuntime:
             device_family=uainfo.device_family,
             country_of=CountryLookup().country_of,
         )
+        self._start_reply_watcher()
         self.outbox = Outbox(
             self._profile.data_dir / "outbox", self._upstream(), on_failed=self._on_failed
         )
@@ -198,6 +205,8 @@ class AgentRuntime:
         self._tasks.clear()
         if self.notifier is not None:
             self.notifier.flush_pending()
+        if self.imap is not None:
+            await self.imap.stop()
         if self.outbox is not None:
             await self.outbox.stop()
         if self._server is not None:
@@ -285,6 +294,24 @@ class AgentRuntime:
             return Credentials(user, password or "")
 
         return Upstream(url, credentials)
+
+    def _start_reply_watcher(self) -> None:
+        assert self.records is not None
+        try:
+            self.imap = build_reply_watcher(
+                lambda: self.settings, self.secrets, self._profile.data_dir, self.records,
+                self._listener.notification, self._on_imap_status, clock=self._clock,
+            )
+        except SettingError as exc:
+            self._problem(f"Replies are not watched: {exc}")
+        if self.imap is not None:
+            self.imap.start()
+
+    def _on_imap_status(self, status: ImapStatus) -> None:
+        self._problems = [p for p in self._problems if not p.startswith("Replies are not")]
+        if status.problem is not None:
+            self._problem(status.problem)
+        self._publish()
 
     async def _on_failed(self, item: QueuedItem, failure: DeliveryFailure) -> None:
         if self.notifier is None:

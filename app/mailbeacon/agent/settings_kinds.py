@@ -7,7 +7,7 @@ import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 
 class SettingError(ValueError):
@@ -373,7 +373,7 @@ def parse_mail_url(text: str, protocol: str) -> MailServerUrl:
     if port == 0:
         raise SettingError("the port must be between 1 and 65535, not 0")
     return MailServerUrl(
-        parts.scheme, host, port or default_port, parts.username or "", security
+        parts.scheme, host, port or default_port, unquote(parts.username or ""), security
     )
 
 

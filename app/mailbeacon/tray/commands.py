@@ -65,13 +65,12 @@ def run_tray(args: argparse.Namespace, profile: Profile) -> int:
             file=sys.stderr,
         )
         return 1
-    if getattr(args, "imap", None):
-        log.warning("--imap: reply detection is not available yet; ignoring %s", args.imap)
     options = runtime.AgentOptions(
         enroll=getattr(args, "enroll", None),
         smtp_listen=getattr(args, "smtp_listen", None),
         upstream=getattr(args, "upstream", None),
         relay_password=getattr(args, "relay_password", None),
+        imap=getattr(args, "imap", None),
     )
     print_jsonl = getattr(args, "notify", None) == "jsonl"
 
