@@ -282,3 +282,18 @@ async def test_events_of_unknown_emails_are_recorded_without_notifying(
     await harness.notifier.handle(event("f0" * 12, None))
     assert harness.shown == []
     assert store.count_events() == 1
+
+
+async def test_agent_made_notifications_share_the_flood_guard(
+    store: RecordsStore, harness: Harness
+) -> None:
+    harness.config = replace(harness.config, flood_window_seconds=0.05, flood_count=2)
+    for n in range(5):
+        harness.notifier.deliver(
+            Notification(event=None, type="reply", message_id=f"<{n}@x>", subject="S",
+                         recipient=f"p{n}@client.example", anonymous=False,
+                         title=f"p{n} replied to “S”", body="", at=iso(NOW))
+        )
+    await harness.wait_for(3)
+    assert [n.type for n in harness.shown] == ["reply", "reply", "summary"]
+    assert harness.shown[-1].title == "3 replies in the last few seconds"

@@ -73,14 +73,14 @@ class PolicyConfig:
 @dataclass(slots=True)
 class _Candidate:
     notification: Notification
-    local_id: int
+    local_id: int | None
     kind: str
 
 
 @dataclass(slots=True)
 class _Summary:
     counts: dict[str, int] = field(default_factory=dict)
-    local_ids: list[int] = field(default_factory=list)
+    local_ids: list[int | None] = field(default_factory=list)
     server_ids: list[int] = field(default_factory=list)
     away: bool = False
     timer: asyncio.TimerHandle | None = None
@@ -294,12 +294,13 @@ class Notifier:
         self._delivered.append(now)
         self._send(candidate.notification, [candidate.local_id])
 
-    def _send(self, notification: Notification, local_ids: list[int]) -> None:
+    def _send(self, notification: Notification, local_ids: list[int | None]) -> None:
         try:
             self._emit(notification)
         finally:
             for local_id in local_ids:
-                self._store.mark_notified(local_id)
+                if local_id is not None:
+                    self._store.mark_notified(local_id)
 
     def _add_to_summary(self, candidate: _Candidate, config: PolicyConfig, away: bool) -> None:
         summary = self._summary
@@ -346,6 +347,13 @@ class Notifier:
         self.flush_summary()
 
     # ------------------------------------------------------------ local events
+
+    def deliver(self, notification: Notification, local_id: int | None = None) -> None:
+        """A notification the agent made itself (a reply): the same switches, pause,
+        backlog and flood rules as the stream's."""
+        config = self._config()
+        if notification.type in config.kinds:
+            self._deliver(_Candidate(notification, local_id, notification.type), config)
 
     def delivery_failed(
         self, key: str, email_id: int | None, recipients: tuple[str, ...], reply: str

@@ -300,12 +300,16 @@ class AgentRuntime:
         try:
             self.imap = build_reply_watcher(
                 lambda: self.settings, self.secrets, self._profile.data_dir, self.records,
-                self._listener.notification, self._on_imap_status, clock=self._clock,
+                self._notify_local, self._on_imap_status, clock=self._clock,
             )
         except SettingError as exc:
             self._problem(f"Replies are not watched: {exc}")
         if self.imap is not None:
             self.imap.start()
+
+    def _notify_local(self, notification: Notification) -> None:
+        if self.notifier is not None:
+            self.notifier.deliver(notification)
 
     def _on_imap_status(self, status: ImapStatus) -> None:
         self._problems = [p for p in self._problems if not p.startswith("Replies are not")]
