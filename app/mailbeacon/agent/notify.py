@@ -24,6 +24,7 @@ from mailbeacon.agent.notification import Notification, NotificationType
 from mailbeacon.agent.records import RecordsStore
 from mailbeacon.agent.records_model import (
     ActivityFilter,
+    Contact,
     EventRecord,
     Resolution,
     normalize_at,
@@ -48,6 +49,10 @@ class PolicyConfig:
     backlog_age_seconds: float = 300.0
     flood_count: int = 4
     flood_window_seconds: float = 10.0
+
+    def hides(self, contact: Contact | None) -> bool:
+        """Whether privacy makes an event of ``contact`` anonymous (DESIGN rule 8)."""
+        return self.privacy_enabled and not (contact and contact.lawful_basis)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PolicyConfig:
@@ -187,9 +192,10 @@ class Notifier:
 
     @staticmethod
     def _anonymous(resolution: Resolution | None, config: PolicyConfig) -> bool:
+        # Rule 9: no known recipient (a shared pixel) is "Someone" as well.
         if resolution is None or resolution.contact is None:
             return True
-        return config.privacy_enabled and not resolution.contact.lawful_basis
+        return config.hides(resolution.contact)
 
     def _possibly_forwarded(
         self, event: ServerEvent, resolution: Resolution | None, contact: object

@@ -138,7 +138,7 @@ class ReplyRecorder:
         return None
 
     def _anonymous(self, contact: Contact | None) -> bool:
-        return self._config().privacy_enabled and not (contact and contact.lawful_basis)
+        return self._config().hides(contact)
 
     # ------------------------------------------------------------ replies
 
