@@ -155,18 +155,20 @@ async def test_a_revision_is_delivered_again_on_resume(
         await scanner.get(mail.click("https://example.com/a", link=0))
         await scanner.get(mail.click("https://example.com/trap", link=tokens.HONEYPOT_LINK))
     async with subscribed(server, alice.api_token, after=0) as stream:
-        first, trap, revise = [await next_message(stream) for _ in range(3)]
-    # Stored verdicts are already revised; the revise message follows its cause.
-    assert first["verdict"] == "bot"
-    assert (trap["link"], revise["type"], revise["id"]) == (
-        tokens.HONEYPOT_LINK,
-        "revise",
-        first["id"],
-    )
-    async with subscribed(server, alice.api_token, after=first["id"]) as stream:
-        again = [await next_message(stream) for _ in range(2)]
-    assert [m["type"] for m in again] == ["click", "revise"]
-    assert again[1]["id"] == first["id"]
+        opened, click, trap, *revisions = [await next_message(stream) for _ in range(5)]
+    # The click implied an open (rule 6); the honeypot revised both, and the stored
+    # verdicts are already revised. Revise messages follow their cause.
+    assert (opened["type"], opened["inferred"], click["type"]) == ("open", True, "click")
+    assert opened["verdict"] == click["verdict"] == "bot"
+    assert trap["link"] == tokens.HONEYPOT_LINK
+    assert [(r["type"], r["id"], r["counts"]) for r in revisions] == [
+        ("revise", opened["id"], False),
+        ("revise", click["id"], False),
+    ]
+    async with subscribed(server, alice.api_token, after=click["id"]) as stream:
+        again = [await next_message(stream) for _ in range(3)]
+    assert [m["type"] for m in again] == ["click", "revise", "revise"]
+    assert [m["id"] for m in again[1:]] == [opened["id"], click["id"]]
 
 
 async def test_ids_keep_increasing_across_restarts(tmp_path: Path) -> None:
@@ -214,12 +216,13 @@ async def test_a_subscriber_that_never_reads_is_dropped_and_memory_stays_bounded
 
             reader = asyncio.create_task(read_along())
             target = "https://example.com/" + "long-path/" * 800  # ~8 KB per event
-            sent = 0
+            mail = new_mail(alice)
+            sent = 1  # the open the first click implies (rule 6)
             async with recipient() as client:
                 # Groups of half the bound: a reader that keeps up never overflows; this
                 # one fills the socket buffers first, and only then its queue.
                 while server.stream_stats().dropped == 0 and sent < 4000:
-                    group = [client.get(new_mail(alice).click(target)) for _ in range(limit // 2)]
+                    group = [client.get(mail.click(target)) for _ in range(limit // 2)]
                     await asyncio.gather(*group)
                     sent += len(group)
             stats = server.stream_stats()

@@ -109,7 +109,8 @@ async def test_click_redirects_to_exactly_its_target_and_is_recorded(
     mail = new_mail(alice)
     async with subscribed(server, alice.api_token) as stream, recipient() as client:
         response = await client.get(mail.click(TARGET, link=2))
-        event = await next_event(stream)
+        opened, event = await next_event(stream), await next_event(stream)
+    assert (opened["type"], opened["inferred"]) == ("open", True)  # rule 6
     assert response.status_code == 302
     assert response.headers["location"] == TARGET
     assert "no-store" in response.headers["cache-control"]
@@ -361,18 +362,21 @@ async def test_the_honeypot_link_is_a_bot_and_revises_that_address(
     mail = new_mail(alice)
     async with subscribed(server, alice.api_token) as stream, recipient() as scanner:
         await scanner.get(mail.click(TARGET, link=0))
-        first = await next_event(stream)
+        opened, first = await next_event(stream), await next_event(stream)
         await scanner.get(mail.click("https://example.com/hidden", link=tokens.HONEYPOT_LINK))
         honeypot = await next_message(stream)
-        revise = await next_message(stream)
-    assert first["verdict"] == "human"
+        revisions = [await next_message(stream) for _ in range(2)]
+    assert (opened["inferred"], first["type"], first["verdict"]) == (True, "click", "human")
     assert (honeypot["type"], honeypot["link"], honeypot["verdict"]) == (
         "click",
         tokens.HONEYPOT_LINK,
         "bot",
     )
-    assert revise["type"] == "revise"
-    assert (revise["id"], revise["verdict"]) == (first["id"], "bot")
+    # The click and the open it implied are both withdrawn.
+    assert [(r["type"], r["id"], r["verdict"]) for r in revisions] == [
+        ("revise", opened["id"], "bot"),
+        ("revise", first["id"], "bot"),
+    ]
 
 
 async def test_forwarded_for_from_an_untrusted_peer_is_ignored(

@@ -81,7 +81,14 @@ class Revision:
     id: int
     verdict: str
     reason: str
+    # Whether the event counts as a person's after the change (None: as the verdict says).
+    counts: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The stream message."""
-        return {"type": "revise", "id": self.id, "verdict": self.verdict, "reason": self.reason}
+        message: dict[str, Any] = {
+            "type": "revise", "id": self.id, "verdict": self.verdict, "reason": self.reason
+        }
+        if self.counts is not None:
+            message["counts"] = self.counts
+        return message

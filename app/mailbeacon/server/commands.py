@@ -29,6 +29,7 @@ from mailbeacon.server.config import (
     parse_listen,
     parse_networks,
 )
+from mailbeacon.server.sqlite_schema import SchemaTooNew
 from mailbeacon.server.sqlite_store import SqliteStore
 from mailbeacon.server.tracker import iso_utc
 from mailbeacon.server.users import create_user
@@ -90,6 +91,26 @@ def _fail(message: str, code: int = EXIT_USAGE) -> int:
     return code
 
 
+class CommandFailed(Exception):
+    """A command cannot go on; ``message`` tells the operator why."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def _open_store(db_path: Path) -> SqliteStore:
+    """The store, or CommandFailed with a message for the operator."""
+    try:
+        return SqliteStore(db_path)
+    except SchemaTooNew as exc:
+        raise CommandFailed(str(exc)) from exc
+    except (OSError, sqlite3.Error) as exc:
+        log.debug("could not open %s", db_path, exc_info=True)
+        raise CommandFailed(f"could not open the database {db_path}: {exc}") from exc
+
+
 def _checked_public_url(value: str | None) -> str | None:
     if value is None:
         return None
@@ -134,7 +155,7 @@ async def _serve_until_signalled(config: ServerConfig) -> int:
     server = TrackingServer(config)
     try:
         await server.start()
-    except (ServerStartError, ConfigError) as exc:
+    except (ServerStartError, ConfigError, SchemaTooNew) as exc:
         return _fail(str(exc), EXIT_FAILURE)
     except (OSError, sqlite3.Error) as exc:
         log.debug("could not start the tracking server", exc_info=True)
@@ -168,10 +189,9 @@ def _add_user(args: argparse.Namespace, profile: Profile) -> int:
     except ConfigError as exc:
         return _fail(str(exc))
     try:
-        store = SqliteStore(db_path)
-    except (OSError, sqlite3.Error) as exc:
-        log.debug("could not open %s", db_path, exc_info=True)
-        return _fail(f"could not open the database {db_path}: {exc}", EXIT_FAILURE)
+        store = _open_store(db_path)
+    except CommandFailed as exc:
+        return _fail(exc.message, exc.code)
     try:
         with store.transaction():
             secret = meta.enrollment_secret(store, external)

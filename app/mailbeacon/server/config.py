@@ -5,9 +5,11 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from mailbeacon.core.botlists import Thresholds
 
 SECRET_ENV = "MAILBEACON_SERVER_SECRET"  # noqa: S105 - a variable name, not a secret
 MIN_SECRET_BYTES = 16
@@ -15,6 +17,7 @@ DEFAULT_LISTEN = ("127.0.0.1", 8025)
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8025"
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_DEFAULT_THRESHOLDS = Thresholds()
 
 
 class ConfigError(ValueError):
@@ -48,6 +51,18 @@ class ServerConfig:
     max_headers: int = 100
     ws_ping_interval: float = 20.0
     graceful_timeout: float = 10.0
+    # Verdict timing: a hit sooner than this after sending is a machine's (rule 5).
+    min_open_seconds: float = _DEFAULT_THRESHOLDS.min_open_s
+    min_click_seconds: float = _DEFAULT_THRESHOLDS.min_click_s
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The verdict tunables with the operator's timing limits."""
+        return replace(
+            _DEFAULT_THRESHOLDS,
+            min_open_s=self.min_open_seconds,
+            min_click_s=self.min_click_seconds,
+        )
 
 
 def parse_db_url(value: str | None, default: Path) -> Path:

@@ -22,11 +22,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from mailbeacon.core.agents import AgentMatcher, default_matcher
+from mailbeacon.core.botlists import Thresholds
 from mailbeacon.core.classify import Context, Decision, Hit, PriorHit, classify
-from mailbeacon.core.events import Revision, ServerEvent, Verdict
+from mailbeacon.core.events import EventType, Revision, ServerEvent, Verdict
+from mailbeacon.core.ipranges import KnownRanges, bundled_ranges
 from mailbeacon.server.addresses import AgentAddresses
 from mailbeacon.server.recent import RecentHits
 from mailbeacon.server.store import NewEvent, Store
@@ -37,6 +40,7 @@ T = TypeVar("T")
 Classifier = Callable[[Hit, Context], Decision]
 # Bounds the time the loop spends inserting one group (and so the latency of others).
 MAX_BATCH = 512
+INFERRED_REASON = "inferred from a click"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,14 @@ class HitRequest:
     at: str  # UTC ISO 8601 of hit.at
     user_agent: str  # as stored (capped)
     url: str | None = None
+    # The address as stored, when it differs from hit.ip (the classifier sees the
+    # full address; the operator may store only its network, DESIGN rule 8).
+    store_ip: str | None = None
+
+    @property
+    def stored_ip(self) -> str:
+        """The address written to the store."""
+        return self.hit.ip if self.store_ip is None else self.store_ip
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +106,15 @@ class Recorder:
         recent: RecentHits,
         on_recorded: Callable[[list[Recorded]], None],
         classifier: Classifier = classify,
+        thresholds: Thresholds | None = None,
+        ranges: KnownRanges | None = None,
+        agents: AgentMatcher | None = None,
     ) -> None:
         self._store = store
+        # Built once here, not per hit (Context's defaults would look them up each time).
+        self._thresholds = thresholds if thresholds is not None else Thresholds()
+        self._ranges = ranges if ranges is not None else bundled_ranges()
+        self._agents = agents if agents is not None else default_matcher()
         self._addresses = addresses
         self._recent = recent
         self._on_recorded = on_recorded
@@ -198,8 +217,8 @@ class Recorder:
         for job in batch:
             if job.hit is not None:
                 done = self._record(job.hit)
-                recorded.append(done)
-                outcomes.append((job.future, done, None))
+                recorded.extend(done)
+                outcomes.append((job.future, done[-1], None))
                 continue
             assert job.call is not None
             try:
@@ -210,36 +229,80 @@ class Recorder:
         self.largest_batch = max(self.largest_batch, len(batch))
         return recorded, outcomes
 
-    def _record(self, request: HitRequest) -> Recorded:
+    def _record(self, request: HitRequest) -> list[Recorded]:
+        """Store one hit (after the open it implies, if any); the hit's record is last."""
         hit = request.hit
         ref = (request.user_id, hit.message)
         context = Context(
             agent_addresses=self._addresses.of(request.user_id, hit.at),
             recent=self._recent.get(ref, hit.at),
+            thresholds=self._thresholds,
+            ranges=self._ranges,
+            agents=self._agents,
         )
         decision = self._decide(hit, context)
+        counts = decision.counts_as_human
+        done: list[Recorded] = []
+        if counts and hit.type == EventType.CLICK:
+            inferred = self._infer_open(request, decision)
+            if inferred is not None:
+                done.append(inferred)
         new = NewEvent(
             user_id=request.user_id,
             type=str(hit.type),
             message=hit.message,
             recipient=hit.recipient,
             at=request.at,
-            ip=hit.ip,
+            ip=request.stored_ip,
             user_agent=request.user_agent,
             verdict=str(decision.verdict),
             reason=decision.reason,
             link=hit.link,
             url=request.url,
+            counts=counts,
+            via=decision.via,
         )
         event_id = self._store.insert_event(new)
         applied: list[Revision] = []
         for change in decision.revisions:
-            revision = Revision(change.id, str(change.verdict), change.reason)
+            revision = Revision(
+                change.id, str(change.verdict), change.reason, change.verdict is Verdict.HUMAN
+            )
             if change.id != event_id and self._store.revise(request.user_id, event_id, revision):
                 applied.append(revision)
                 self._recent.revise(ref, change.id, change.verdict)
         self._recent.add(ref, PriorHit(event_id, hit, decision.verdict))
-        return Recorded(event_id, new, tuple(applied))
+        done.append(Recorded(event_id, new, tuple(applied)))
+        return done
+
+    def _infer_open(self, request: HitRequest, decision: Decision) -> Recorded | None:
+        """DESIGN rule 6: a person's click on a message with no counting open implies one.
+
+        Stored just before the click, in the same transaction, so its id is smaller.
+        It joins the recent window too: a burst or honeypot that later revises the
+        click to bot revises this open with it.
+        """
+        hit = request.hit
+        if self._store.has_counting_open(request.user_id, hit.message, hit.recipient):
+            return None
+        new = NewEvent(
+            user_id=request.user_id,
+            type=str(EventType.OPEN),
+            message=hit.message,
+            recipient=hit.recipient,
+            at=request.at,
+            ip=request.stored_ip,
+            user_agent=request.user_agent,
+            verdict=str(Verdict.HUMAN),
+            reason=INFERRED_REASON,
+            inferred=True,
+            counts=True,
+            via=decision.via,
+        )
+        event_id = self._store.insert_event(new)
+        opened = replace(hit, type=EventType.OPEN, link=None, honeypot=False)
+        self._recent.add((request.user_id, hit.message), PriorHit(event_id, opened, Verdict.HUMAN))
+        return Recorded(event_id, new)
 
     def _decide(self, hit: Hit, context: Context) -> Decision:
         try:

@@ -7,61 +7,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mailbeacon.core.events import Revision, ServerEvent
+from mailbeacon.core.events import Revision, ServerEvent, Verdict
+from mailbeacon.server.sqlite_schema import migrate, refuse_if_newer
 from mailbeacon.server.store import NewEvent, StreamItem, UserRecord
 
-SCHEMA_VERSION = "1"
 BUSY_TIMEOUT_MS = 10_000
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS users (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    token_hash TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL
-);
--- AUTOINCREMENT: an id is never handed out twice, even if rows are ever deleted.
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    user_id INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    message TEXT NOT NULL,
-    recipient TEXT,
-    at TEXT NOT NULL,
-    ip TEXT NOT NULL,
-    user_agent TEXT NOT NULL,
-    verdict TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    inferred INTEGER NOT NULL DEFAULT 0,
-    link INTEGER,
-    url TEXT
-);
-CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, id);
--- A revision belongs to the event that caused it (cause_id), so a subscriber that
--- resumes after an event gets exactly the revisions that came later.
-CREATE TABLE IF NOT EXISTS revisions (
-    id INTEGER PRIMARY KEY,
-    user_id INTEGER NOT NULL,
-    cause_id INTEGER NOT NULL,
-    event_id INTEGER NOT NULL,
-    verdict TEXT NOT NULL,
-    reason TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS revisions_by_cause ON revisions (user_id, cause_id);
-CREATE TABLE IF NOT EXISTS agent_addresses (
-    user_id INTEGER NOT NULL,
-    ip TEXT NOT NULL,
-    last_seen REAL NOT NULL,
-    PRIMARY KEY (user_id, ip)
-);
-"""
-
 _EVENT_COLUMNS = (
-    "id, type, message, recipient, at, ip, user_agent, verdict, reason, inferred, link, url"
+    "id, type, message, recipient, at, ip, user_agent, verdict, reason, inferred, link, url, "
+    "counts, via"
+)
+_INSERT_EVENT = (
+    "INSERT INTO events (user_id, type, message, recipient, at, ip, user_agent, verdict, "
+    "reason, inferred, link, url, counts, via) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# NULL counts (rows from before schema 2) mean "as the verdict says".
+_COUNTING_OPEN = (
+    "SELECT 1 FROM events WHERE user_id = ? AND message = ? AND recipient IS ? "
+    "AND type = 'open' AND coalesce(counts, verdict = 'human') LIMIT 1"
 )
 
 
@@ -79,7 +42,17 @@ class SqliteStore:
             check_same_thread=False,
             timeout=BUSY_TIMEOUT_MS / 1000,
         )
-        self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # Before anything that writes: a newer release's file is left untouched.
+            refuse_if_newer(self._db, path)
+            self._configure()
+            migrate(self._db, path)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _configure(self) -> None:
         self._db.execute("PRAGMA journal_mode = WAL")
         # Durability. In WAL mode a commit appends to the WAL file. With
         # synchronous=NORMAL that append is not fsync'd (only checkpoints are): a commit
@@ -90,10 +63,6 @@ class SqliteStore:
         self._db.execute("PRAGMA synchronous = FULL")
         # macOS: a real flush to the medium, not just to the drive's cache.
         self._db.execute("PRAGMA fullfsync = ON")
-        self._db.executescript(_SCHEMA)
-        self._db.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
-        )
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -172,8 +141,7 @@ class SqliteStore:
     def insert_event(self, event: NewEvent) -> int:
         """Store an event; returns its id."""
         cursor = self._db.execute(
-            "INSERT INTO events (user_id, type, message, recipient, at, ip, user_agent, "
-            "verdict, reason, inferred, link, url) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _INSERT_EVENT,
             (
                 event.user_id,
                 event.type,
@@ -187,6 +155,8 @@ class SqliteStore:
                 int(event.inferred),
                 event.link,
                 event.url,
+                None if event.counts is None else int(event.counts),
+                event.via,
             ),
         )
         assert cursor.lastrowid is not None
@@ -194,18 +164,26 @@ class SqliteStore:
 
     def revise(self, user_id: int, cause_id: int, revision: Revision) -> bool:
         """Change an earlier event's verdict; False when it is not this user's event."""
+        counts = revision.counts
+        if counts is None:
+            counts = revision.verdict == Verdict.HUMAN
         cursor = self._db.execute(
-            "UPDATE events SET verdict = ?, reason = ? WHERE id = ? AND user_id = ?",
-            (revision.verdict, revision.reason, revision.id, user_id),
+            "UPDATE events SET verdict = ?, reason = ?, counts = ? WHERE id = ? AND user_id = ?",
+            (revision.verdict, revision.reason, int(counts), revision.id, user_id),
         )
         if cursor.rowcount != 1:
             return False
         self._db.execute(
-            "INSERT INTO revisions (user_id, cause_id, event_id, verdict, reason) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (user_id, cause_id, revision.id, revision.verdict, revision.reason),
+            "INSERT INTO revisions (user_id, cause_id, event_id, verdict, reason, counts) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (user_id, cause_id, revision.id, revision.verdict, revision.reason, int(counts)),
         )
         return True
+
+    def has_counting_open(self, user_id: int, message: str, recipient: str | None) -> bool:
+        """Whether this recipient (None: the shared pixel) has an open that counts."""
+        row = self._db.execute(_COUNTING_OPEN, (user_id, message, recipient)).fetchone()
+        return row is not None
 
     def stream_page(self, user_id: int, after: int, limit: int) -> list[StreamItem]:
         """Up to ``limit`` events with id > ``after``, each followed by its revisions."""
@@ -218,14 +196,17 @@ class SqliteStore:
             if not rows:
                 return []
             revisions = self._db.execute(
-                "SELECT cause_id, event_id, verdict, reason FROM revisions "
+                "SELECT cause_id, event_id, verdict, reason, counts FROM revisions "
                 "WHERE user_id = ? AND cause_id > ? AND cause_id <= ? ORDER BY cause_id, id",
                 (user_id, after, int(rows[-1][0])),
             ).fetchall()
         by_cause: dict[int, list[Revision]] = {}
-        for cause_id, event_id, verdict, reason in revisions:
+        for cause_id, event_id, verdict, reason, counts in revisions:
             by_cause.setdefault(int(cause_id), []).append(
-                Revision(int(event_id), str(verdict), str(reason))
+                Revision(
+                    int(event_id), str(verdict), str(reason),
+                    None if counts is None else bool(counts),
+                )
             )
         items: list[StreamItem] = []
         for row in rows:
@@ -263,7 +244,7 @@ class SqliteStore:
 
 def _event_from_row(row: tuple[object, ...]) -> ServerEvent:
     (event_id, type_, message, recipient, at, ip, user_agent, verdict, reason, inferred,
-     link, url) = row
+     link, url, counts, via) = row
     return ServerEvent(
         id=int(str(event_id)),
         type=str(type_),
@@ -277,4 +258,6 @@ def _event_from_row(row: tuple[object, ...]) -> ServerEvent:
         inferred=bool(inferred),
         link=None if link is None else int(str(link)),
         url=None if url is None else str(url),
+        counts=None if counts is None else bool(counts),
+        via=None if via is None else str(via),
     )

@@ -38,6 +38,8 @@ class NewEvent:
     inferred: bool = False
     link: int | None = None
     url: str | None = None
+    counts: bool | None = None  # a person's open or click (see ServerEvent.counts)
+    via: str | None = None  # the proxy or relay it came through
 
     def with_id(self, event_id: int) -> ServerEvent:
         """The stored event as the stream carries it."""
@@ -54,6 +56,8 @@ class NewEvent:
             inferred=self.inferred,
             link=self.link,
             url=self.url,
+            counts=self.counts,
+            via=self.via,
         )
 
 
@@ -122,6 +126,10 @@ class Store(Protocol):
 
         Returns False (and changes nothing) when that event is not this user's.
         """
+        ...
+
+    def has_counting_open(self, user_id: int, message: str, recipient: str | None) -> bool:
+        """Whether this recipient (None: the shared pixel) has an open that counts."""
         ...
 
     def stream_page(self, user_id: int, after: int, limit: int) -> list[StreamItem]:

@@ -17,7 +17,7 @@ from types import TracebackType
 
 import uvicorn
 
-from mailbeacon.core.classify import classify
+from mailbeacon.core.classify import classify, warm_up
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.server.addresses import AgentAddresses
 from mailbeacon.server.app import ASGIApp, TrackingApp
@@ -138,6 +138,8 @@ class TrackingServer:
             return
         config = self.config
         async with contextlib.AsyncExitStack() as cleanup:  # undone if any step fails
+            # Load the verdict lists now, not on the first hit.
+            await asyncio.to_thread(warm_up)
             store = await asyncio.to_thread(SqliteStore, config.db_path)
             cleanup.callback(store.close)
             reader = Reader(await asyncio.to_thread(SqliteStore, config.db_path))
@@ -149,7 +151,10 @@ class TrackingServer:
             recent = RecentHits(
                 config.recent_per_message, config.recent_seconds, config.recent_total
             )
-            recorder = Recorder(store, addresses, recent, fanout.publish, self._classifier)
+            recorder = Recorder(
+                store, addresses, recent, fanout.publish, self._classifier,
+                thresholds=config.thresholds,
+            )
             recorder.start()
             cleanup.push_async_callback(recorder.stop)
             sock = _bind(config.host, config.port)
