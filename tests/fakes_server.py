@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -37,6 +39,50 @@ async def running_server(db: Path, **options: Any) -> AsyncIterator[TrackingServ
         yield server
     finally:
         await server.stop()
+
+
+@asynccontextmanager
+async def serving_process(
+    profile: Path, db: Path, *options: str
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """``mailbeacon server serve`` as a child process on a free port: (process, base URL).
+
+    Killed afterwards if it is still running.
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mailbeacon", "--profile", str(profile),
+        "server", "serve", "--listen", "127.0.0.1:0", "--db", str(db), *options,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stderr is not None
+        async with asyncio.timeout(3 * WAIT):
+            line = (await process.stderr.readline()).decode()
+        assert "listening on " in line, line
+        yield process, line.split("listening on ", 1)[1].split(" ", 1)[0]
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
+async def add_user_process(profile: Path, db: Path, name: str = "alice") -> Enrollment:
+    """``mailbeacon server add-user NAME --json`` as a child process."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mailbeacon", "--profile", str(profile),
+        "server", "add-user", name, "--db", str(db), "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )
+    async with asyncio.timeout(3 * WAIT):
+        out, _ = await process.communicate()
+    assert process.returncode == 0
+    return Enrollment.decode(json.loads(out)["enrollment_key"])
+
+
+def served_at(enrollment: Enrollment, url: str) -> Enrollment:
+    """The same user, reached at ``url`` (a test server's real address)."""
+    return Enrollment(url, enrollment.user_id, enrollment.api_token, enrollment.signing_key)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import json
 import logging
+import math
 import signal
 import sqlite3
 import sys
@@ -15,6 +16,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from mailbeacon.core.botlists import Thresholds
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.profile import Profile
 from mailbeacon.core.tokens import derive_signing_key
@@ -59,6 +61,21 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="CIDR",
         help="a reverse proxy whose X-Forwarded-For is believed (repeatable)",
     )
+    defaults = Thresholds()
+    serve.add_argument(
+        "--min-open-seconds",
+        type=_seconds,
+        default=defaults.min_open_s,
+        metavar="S",
+        help="an open sooner than this after sending is a machine's (default %(default)s)",
+    )
+    serve.add_argument(
+        "--min-click-seconds",
+        type=_seconds,
+        default=defaults.min_click_s,
+        metavar="S",
+        help="a click sooner than this after sending is a machine's (default %(default)s)",
+    )
     serve.set_defaults(func=_serve)
 
     add_user = commands.add_parser("add-user", help="create a user; prints the enrollment key")
@@ -84,6 +101,17 @@ def _db_options(parser: argparse.ArgumentParser) -> None:
         help="file holding the server secret (else MAILBEACON_SERVER_SECRET, else one kept "
         "in the database)",
     )
+
+
+def _seconds(value: str) -> float:
+    """A duration option: a finite number of seconds, zero or more."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected seconds, e.g. 2 or 0.5")
+    return seconds
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> int:
@@ -129,6 +157,8 @@ def _serve(args: argparse.Namespace, profile: Profile) -> int:
             public_url=_checked_public_url(args.public_url),
             trusted_proxies=parse_networks(args.trusted_proxy),
             secret=load_secret(args.secret_file),
+            min_open_seconds=args.min_open_seconds,
+            min_click_seconds=args.min_click_seconds,
         )
     except ConfigError as exc:
         return _fail(str(exc))
