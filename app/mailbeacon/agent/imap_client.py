@@ -1,7 +1,9 @@
-"""A small asyncio IMAP4rev1 client: just what watching one mailbox needs.
+"""A small asyncio IMAP4rev1 client: what watching the inbox and tidying Sent need.
 
 Connect (implicit TLS, STARTTLS or plain), log in, EXAMINE a mailbox, UID
-SEARCH, UID FETCH with literals, IDLE and LOGOUT. Commands run one at a time;
+SEARCH, UID FETCH with literals, IDLE and LOGOUT; for changing mail: SELECT,
+LIST (with special-use attributes), UID STORE, EXPUNGE, UID EXPUNGE, APPEND,
+UID COPY and UID MOVE. Commands run one at a time;
 responses are read in full (literals included) into :class:`Response` values.
 Untagged ``EXISTS`` responses that arrive with any command are remembered in
 ``new_mail`` so a caller never misses mail that arrived between commands.
@@ -21,6 +23,7 @@ import socket
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,11 @@ _LITERAL = re.compile(rb"\{(\d{1,10})\+?\}\r?\n$")
 _TAGGED = re.compile(rb"^(\S+) (OK|NO|BAD)(?: \[([^\]]*)\])? ?(.*)$", re.IGNORECASE | re.S)
 _UNTAGGED_NUM = re.compile(rb"^\* (\d+) (\w+)", re.IGNORECASE)
 _CODE = re.compile(rb"^\* (?:OK|NO|BAD|PREAUTH|BYE) \[([^\]]*)\]", re.IGNORECASE)
+_ANY_CODE = re.compile(rb"^\S+ (?:OK|NO|BAD|PREAUTH|BYE) \[([^\]]*)\]", re.IGNORECASE)
+_LIST = re.compile(rb"^\* (?:LIST|XLIST) ", re.IGNORECASE)
+_UID_RANGE = re.compile(r"^(\d{1,10})(?::(\d{1,10}))?$")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+MAX_UID_SET = 100_000  # a COPYUID answer naming more UIDs than this is not believed
 
 Value = bytes | int | None | list[Any]
 
@@ -70,6 +78,21 @@ class Mailbox:
     uidvalidity: int
     uidnext: int | None
     exists: int
+    read_only: bool = False  # EXAMINE, or a SELECT the server answered [READ-ONLY]
+
+
+@dataclass(frozen=True, slots=True)
+class ListedMailbox:
+    """One mailbox a LIST answer names."""
+
+    name: str  # as the server spells it (modified UTF-7): pass it back unchanged
+    delimiter: str | None
+    flags: frozenset[str]  # upper case, e.g. "\\SENT", "\\NOSELECT"
+
+    @property
+    def selectable(self) -> bool:
+        """False for a mailbox that only holds other mailboxes (or no longer exists)."""
+        return not self.flags & {"\\NOSELECT", "\\NONEXISTENT"}
 
 
 @dataclass(slots=True)
@@ -191,7 +214,14 @@ class ImapClient:
 
     async def examine(self, mailbox: str = "INBOX") -> Mailbox:
         """Select ``mailbox`` read-only; the watcher never changes mail or flags."""
-        responses = await self.command("EXAMINE", quote(mailbox))
+        return await self._open("EXAMINE", mailbox)
+
+    async def select(self, mailbox: str) -> Mailbox:
+        """Select ``mailbox`` for changes; ``read_only`` says if the server refused that."""
+        return await self._open("SELECT", mailbox)
+
+    async def _open(self, verb: str, mailbox: str) -> Mailbox:
+        responses = await self.command(verb, quote(mailbox))
         uidvalidity: int | None = None
         uidnext: int | None = None
         exists = 0
@@ -210,7 +240,69 @@ class ImapClient:
         if uidvalidity is None:
             raise ImapError(f"the server did not say the UIDVALIDITY of {mailbox}")
         self.new_mail = False
-        return Mailbox(mailbox, uidvalidity, uidnext, exists)
+        read_only = verb == "EXAMINE" or b"READ-ONLY" in _codes(responses[-1:])
+        return Mailbox(mailbox, uidvalidity, uidnext, exists, read_only)
+
+    async def list_mailboxes(self, pattern: str = "*") -> list[ListedMailbox]:
+        """Every mailbox matching ``pattern``, with special-use attributes where offered."""
+        words = ["LIST", '""', quote(pattern)]
+        if {"LIST-EXTENDED", "SPECIAL-USE"} <= self.capabilities:
+            words += ["RETURN", "(SPECIAL-USE)"]
+        responses = await self.command(*words)
+        listed = (parse_list(r.data) for r in responses if _LIST.match(r.data))
+        return [entry for entry in listed if entry is not None]
+
+    async def uid_store(self, uids: Sequence[int], action: str, flags: str) -> None:
+        """``UID STORE`` (e.g. ``+FLAGS.SILENT``, ``(\\Deleted)``) on exactly ``uids``."""
+        if uids:
+            await self.command("UID", "STORE", uid_set(uids), action, flags)
+
+    async def expunge(self) -> None:
+        """Remove every message marked \\Deleted in the selected mailbox (all of them!)."""
+        await self.command("EXPUNGE")
+
+    async def uid_expunge(self, uids: Sequence[int]) -> None:
+        """Remove those of ``uids`` that are marked \\Deleted, nothing else (UIDPLUS)."""
+        if "UIDPLUS" not in self.capabilities:
+            raise ImapError("the server cannot expunge single messages (no UIDPLUS)")
+        if uids:
+            await self.command("UID", "EXPUNGE", uid_set(uids))
+
+    async def append(
+        self,
+        mailbox: str,
+        message: bytes,
+        flags: Sequence[str] = (),
+        when: datetime | None = None,
+        time_limit: float = 300.0,
+    ) -> int | None:
+        """Store ``message`` in ``mailbox``; its new UID when the server says it (UIDPLUS)."""
+        words = ["APPEND", quote(mailbox)]
+        if flags:
+            words.append("(" + " ".join(flags) + ")")
+        if when is not None:
+            words.append(quote(imap_date(when)))
+        words.append(f"{{{len(message)}}}")
+        responses = await self.command(*words, continuation=message, time_limit=time_limit)
+        for code in _codes(responses[-1:]):
+            parts = code.split()
+            if len(parts) == 3 and parts[0].upper() == b"APPENDUID" and parts[2].isdigit():
+                return int(parts[2])
+        return None
+
+    async def uid_copy(self, uids: Sequence[int], mailbox: str) -> dict[int, int]:
+        """Copy ``uids`` to ``mailbox``; old UID to new UID where the server says (COPYUID)."""
+        if not uids:
+            return {}
+        return copyuid(await self.command("UID", "COPY", uid_set(uids), quote(mailbox)))
+
+    async def uid_move(self, uids: Sequence[int], mailbox: str) -> dict[int, int]:
+        """Move ``uids`` to ``mailbox`` (needs MOVE); old UID to new UID where the server says."""
+        if "MOVE" not in self.capabilities:
+            raise ImapError("the server cannot move messages (no MOVE)")
+        if not uids:
+            return {}
+        return copyuid(await self.command("UID", "MOVE", uid_set(uids), quote(mailbox)))
 
     async def uid_search(self, criteria: str) -> list[int]:
         """UIDs matching ``criteria`` (e.g. ``UID 100:*``), ascending."""
@@ -449,6 +541,89 @@ def quote(text: str) -> str:
     if "\r" in text or "\n" in text:
         raise ValueError("CR and LF cannot be sent in an IMAP quoted string")
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def uid_set(uids: Sequence[int]) -> str:
+    """A compact IMAP sequence set (``1:3,7``) for ``uids``."""
+    ordered = sorted(set(uids))
+    if not ordered:
+        raise ValueError("an empty UID set")
+    ranges: list[str] = []
+    start = prev = ordered[0]
+    for uid in ordered[1:]:
+        if uid != prev + 1:
+            ranges.append(f"{start}:{prev}" if prev != start else str(start))
+            start = uid
+        prev = uid
+    ranges.append(f"{start}:{prev}" if prev != start else str(start))
+    return ",".join(ranges)
+
+
+def parse_uid_set(text: str, limit: int = MAX_UID_SET) -> list[int] | None:
+    """The UIDs of a set like ``4:6,9`` in the order written; None if unreadable or huge."""
+    uids: list[int] = []
+    for piece in text.split(","):
+        match = _UID_RANGE.match(piece.strip())
+        if match is None:
+            return None
+        first = int(match.group(1))
+        last = int(match.group(2) or first)
+        step = 1 if last >= first else -1
+        if len(uids) + abs(last - first) + 1 > limit:
+            return None
+        uids.extend(range(first, last + step, step))
+    return uids
+
+
+def copyuid(responses: Sequence[Response]) -> dict[int, int]:
+    """Old UID to new UID from a ``[COPYUID validity old-set new-set]`` answer (else {})."""
+    for code in _codes(responses):
+        parts = code.decode("ascii", "replace").split()
+        if len(parts) != 4 or parts[0].upper() != "COPYUID":
+            continue
+        old, new = parse_uid_set(parts[2]), parse_uid_set(parts[3])
+        if old is not None and new is not None and len(old) == len(new):
+            return dict(zip(old, new, strict=True))
+    return {}
+
+
+def imap_date(when: datetime) -> str:
+    """An IMAP date-time (``01-Jan-2030 10:00:00 +0000``) for APPEND."""
+    month = _MONTHS[when.month - 1]
+    offset = when.strftime("%z") or "+0000"
+    return f"{when.day:02d}-{month}-{when.year:04d} {when.strftime('%H:%M:%S')} {offset}"
+
+
+def parse_list(data: bytes) -> ListedMailbox | None:
+    """One ``* LIST (flags) delimiter name`` response; None if it cannot be read."""
+    match = _LIST.match(data)
+    if match is None:
+        return None
+    flags, pos = _value(data, match.end())
+    delimiter, pos = _value(data, pos)
+    name, _ = _value(data, pos)
+    if not isinstance(flags, list):
+        return None
+    if isinstance(name, int):  # an all-digit name reads as a number
+        name = str(name).encode()
+    if not isinstance(name, bytes) or not name:
+        return None
+    return ListedMailbox(
+        name=name.decode("utf-8", "replace"),
+        delimiter=delimiter.decode("ascii", "replace") if isinstance(delimiter, bytes) else None,
+        flags=frozenset(f.decode("ascii", "replace").upper() for f in flags
+                        if isinstance(f, bytes)),
+    )
+
+
+def _codes(responses: Sequence[Response]) -> list[bytes]:
+    """The response codes (``[...]``) of untagged and tagged status responses."""
+    found = []
+    for response in responses:
+        match = _ANY_CODE.match(response.data)
+        if match:
+            found.append(match.group(1))
+    return found
 
 
 def parse_fetch(data: bytes, pos: int) -> dict[str, Value]:
