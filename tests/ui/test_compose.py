@@ -348,6 +348,9 @@ def test_addresses_complete_from_the_contacts(qtbot: QtBot, tmp_path: Path) -> N
         qtbot.waitUntil(lambda: completer.popup().isVisible(), timeout=WAIT_MS)
         assert completer.completionCount() == 1
         assert completer.currentCompletion() == '"Nowak, Alicja" <alice@example.com>'
+        popup = completer.popup()
+        assert popup.model().index(0, 0).data() == '"Nowak, Alicja" <alice@example.com>'
+        window.grab().save(str(tmp_path / "compose_completion.png"))
         completer.activated.emit(completer.currentCompletion())
         assert window.to_edit.text() == 'bob@example.com, "Nowak, Alicja" <alice@example.com>, '
         assert window.to_edit.addresses() == [

@@ -26,8 +26,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import QAbstractItemModel, QMimeData, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QIdentityProxyModel,
+    QMimeData,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    QUrl,
+    Signal,
+)
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -254,6 +265,16 @@ def _size_text(size: int) -> str:
 # ---------------------------------------------------------------- widgets
 
 
+class CompletionNames(QIdentityProxyModel):
+    """The contacts as the completion popup lists them: ``Name <address>`` per row."""
+
+    def data(self, index: QModelIndex | QPersistentModelIndex,
+             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
+            role = COMPLETION_ROLE
+        return super().data(index, role)
+
+
 class AddressField(QLineEdit):
     """Addresses separated by commas; the one being typed completes from the contacts."""
 
@@ -262,9 +283,11 @@ class AddressField(QLineEdit):
         self.setPlaceholderText("name@example.com, …")
         self.completer_: QCompleter | None = None
         if contacts is not None:
-            completer = QCompleter(contacts, self)
+            names = CompletionNames(self)
+            names.setSourceModel(contacts)
+            completer = QCompleter(names, self)
             completer.setWidget(self)
-            completer.setCompletionRole(COMPLETION_ROLE)
+            completer.setCompletionColumn(0)
             completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
             completer.setFilterMode(Qt.MatchFlag.MatchContains)
             completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
