@@ -148,20 +148,23 @@ class CleanupConfig:
 
 @dataclass(slots=True)
 class CleanupStats:
-    """What the cleanup asked of the server (for the operator and for tests)."""
+    """What the cleanup did and asked of the server (for the operator and for tests)."""
 
     sessions: int = 0
     passes: int = 0
     removed: int = 0
     appended: int = 0
-    fetched_messages: int = 0
-    commands: dict[str, int] = field(default_factory=dict)
+    imap: ClientStats = field(default_factory=ClientStats)  # shared by every connection
 
-    def add(self, client: ClientStats) -> None:
-        """Count one connection's commands."""
-        for name, count in client.commands.items():
-            self.commands[name] = self.commands.get(name, 0) + count
-        self.fetched_messages += client.fetched_messages
+    @property
+    def commands(self) -> dict[str, int]:
+        """IMAP commands sent, by name (``UID SEARCH``, ``UID FETCH``...)."""
+        return self.imap.commands
+
+    @property
+    def fetched_messages(self) -> int:
+        """Messages the server sent (headers or bodies), over all FETCH commands."""
+        return self.imap.fetched_messages
 
 
 # ---------------------------------------------------------------- kept originals
@@ -702,6 +705,7 @@ class SentCleanup:
             self.url.host, self.url.port, self.url.security, self._ssl_context,
             self.config.connect_seconds,
         )
+        client.stats = self.stats.imap  # counted as they happen, over all connections
         self.stats.sessions += 1
         try:
             await client.login(self.url.user, password)
@@ -722,7 +726,6 @@ class SentCleanup:
                     self._busy = False
             await client.logout()
         finally:
-            self.stats.add(client.stats)
             await client.close()
 
     def _use_trash(self, client: ImapClient) -> bool:
