@@ -12,11 +12,17 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 from mailbeacon.agent.notification import Notification
 from mailbeacon.agent.records import RecordsStore
 from mailbeacon.agent.secrets import Secret, SecretStore, SecretStoreUnavailable
-from mailbeacon.agent.settings import Settings
+from mailbeacon.agent.settings import Settings, parse_host_port
+from mailbeacon.agent.submit import RelaySubmitter
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray.activity_window import ActivityWindow
+from mailbeacon.tray.compose import ComposeDefaults, ComposeOpener, ComposeWindow, Send
+from mailbeacon.tray.contacts_model import ContactsModel
+from mailbeacon.tray.contacts_window import ContactsWindow
 from mailbeacon.tray.menu import Windows
+from mailbeacon.tray.reports_window import ReportsWindow
 from mailbeacon.tray.settings_dialog import SettingsDialog
+from mailbeacon.tray.templates import TemplateStore
 
 log = logging.getLogger(__name__)
 
@@ -51,36 +57,105 @@ class LazyWindow:
             self.window = None
 
 
-def profile_windows(
-    profile: Profile, restart_agent: Callable[[], None] = lambda: None
-) -> tuple[Windows, Callable[[Notification], None]]:
-    """The menu's window openers and what a notification click opens.
+class ProfileWindows:
+    """The windows of one profile, each over its own records store connection."""
 
-    ``restart_agent`` runs after the settings were saved, so the agent takes them up.
-    """
+    def __init__(
+        self, profile: Profile, restart_agent: Callable[[], None], submit: Send
+    ) -> None:
+        self._profile = profile
+        self._restart_agent = restart_agent
+        self._submit = submit
+        self._store: RecordsStore | None = None
+        self._contacts: ContactsWindow | None = None
+        self.activity = LazyWindow("the activity feed", self._make_activity)
+        self.contacts = LazyWindow("the contacts", self._make_contacts)
+        self.reports = LazyWindow("the reports", self._make_reports)
+        self.settings = LazyWindow("the settings", self._make_settings)
+        self._compose = ComposeOpener(self._make_compose)
 
-    def make_activity() -> QWidget:
-        store = RecordsStore.for_profile(profile)
-        window = ActivityWindow(store)
-        window.destroyed.connect(store.close)
+    def store(self) -> RecordsStore:
+        """The records store the windows read (opened on first use)."""
+        if self._store is None:
+            self._store = RecordsStore.for_profile(self._profile)
+        return self._store
+
+    def menu(self) -> Windows:
+        """The tray menu's openers."""
+        return Windows(
+            compose=self.compose,
+            activity=self.activity.open,
+            contacts=self.contacts.open,
+            reports=self.reports.open,
+            settings=self.settings.open,
+        )
+
+    def compose(self) -> None:
+        """A new compose window."""
+        self._compose()
+
+    def open_record(self, notification: Notification) -> None:
+        """A notification was clicked: its contact's record, else the activity feed."""
+        if notification.recipient:
+            self.open_contact(notification.recipient)
+        else:
+            self.activity.open()
+
+    def open_contact(self, email: str) -> None:
+        """One contact's record page."""
+        self.contacts.open()
+        if self._contacts is not None:
+            self._contacts.open_record(email)
+
+    def _settings(self) -> Settings:
+        return Settings.load_or_default(self._profile.config_file)
+
+    def _make_activity(self) -> QWidget:
+        window = ActivityWindow(self.store())
+        window.openRecord.connect(
+            lambda _email_id, contact: self.open_contact(contact) if contact else None
+        )
         return window
 
-    def make_settings() -> QWidget:
-        settings = Settings.load_or_default(profile.config_file)
+    def _make_contacts(self) -> QWidget:
+        self._contacts = ContactsWindow(self.store())
+        return self._contacts
 
+    def _make_reports(self) -> QWidget:
+        return ReportsWindow(self.store())
+
+    def _make_compose(self) -> ComposeWindow:
+        settings = self._settings()
+        store = self.store()
+        sender = settings.upstream.user if "@" in settings.upstream.user else ""
+        return ComposeWindow(
+            self._submit,
+            defaults=ComposeDefaults.from_settings(settings, sender),
+            contacts=ContactsModel(store),
+            lookup_contact=store.contact,
+            templates=TemplateStore.for_profile(self._profile),
+        )
+
+    def _make_settings(self) -> QWidget:
         def save(new: Settings) -> None:
-            new.save(profile.config_file)
-            restart_agent()
+            new.save(self._profile.config_file)
+            self._restart_agent()
 
-        secrets = SecretStore(profile.keyring_service, dict(os.environ))
-        dialog = SettingsDialog(settings, secrets, save)
-        dialog.finished.connect(lambda _code: settings_window.forget())
+        secrets = SecretStore(self._profile.keyring_service, dict(os.environ))
+        dialog = SettingsDialog(self._settings(), secrets, save)
+        dialog.finished.connect(lambda _code: self.settings.forget())
         return dialog
 
-    activity = LazyWindow("the activity feed", make_activity)
-    settings_window = LazyWindow("the settings", make_settings)
-    windows = Windows(activity=activity.open, settings=settings_window.open)
-    return windows, lambda _notification: activity.open()
+
+def relay_submitter(
+    profile: Profile, smtp_listen: str | None, password: Callable[[], str | None]
+) -> RelaySubmitter:
+    """How the compose window hands mail to the agent: through its relay."""
+    settings = Settings.load_or_default(profile.config_file)
+    host, port = settings.relay.host, settings.relay.port
+    if smtp_listen:
+        host, port = parse_host_port(smtp_listen, allow_zero=True)
+    return RelaySubmitter(host, port, settings.relay.user, password)
 
 
 def relay_password_source(given: str | None, profile: Profile) -> Callable[[], str | None]:

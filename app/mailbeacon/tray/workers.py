@@ -27,6 +27,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar, cast
 
+import shiboken6
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 log = logging.getLogger(__name__)
@@ -203,7 +204,8 @@ class Worker(QObject):
         finally:
             # After the callback: a call it submits keeps the worker busy without a gap.
             self._jobs.discard(job)
-            if not self._jobs:
+            # The callback may have closed the window that owns this worker.
+            if not self._jobs and shiboken6.isValid(self):
                 self.busyChanged.emit(False)
 
 

@@ -1,0 +1,65 @@
+"""What the tray's menu and notification clicks open for a profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytestqt.qtbot import QtBot
+
+from mailbeacon.agent.notification import Notification
+from mailbeacon.agent.records import RecordsStore
+from mailbeacon.core.profile import Profile
+from mailbeacon.tray.activity_window import ActivityWindow
+from mailbeacon.tray.compose import ComposeWindow
+from mailbeacon.tray.contacts_window import ContactsWindow
+from mailbeacon.tray.reports_window import ReportsWindow
+from mailbeacon.tray.settings_dialog import SettingsDialog
+from mailbeacon.tray.wiring import ProfileWindows
+from tests.fakes_contacts import fill_records
+
+
+def note(recipient: str | None) -> Notification:
+    return Notification(event=1, type="open", message_id="<m@x>", subject="S",
+                        recipient=recipient, anonymous=recipient is None,
+                        title="t", body="b", at="2030-01-01T00:00:00.000Z")
+
+
+def windows_for(profile: Profile) -> ProfileWindows:
+    profile.data_dir.mkdir(parents=True)
+    with RecordsStore.for_profile(profile) as store:
+        fill_records(store)
+    return ProfileWindows(profile, lambda: None, lambda _m: "250 queued")
+
+
+def test_every_menu_entry_opens_its_window(qtbot: QtBot, profile: Profile) -> None:
+    windows = windows_for(profile)
+    menu = windows.menu()
+    for opener in (menu.activity, menu.contacts, menu.reports, menu.settings):
+        assert opener is not None
+        opener()
+    assert isinstance(windows.activity.window, ActivityWindow)
+    assert isinstance(windows.contacts.window, ContactsWindow)
+    assert isinstance(windows.reports.window, ReportsWindow)
+    assert isinstance(windows.settings.window, SettingsDialog)
+    assert menu.compose is not None
+    menu.compose()
+    assert [type(w) for w in windows._compose.windows] == [ComposeWindow]
+    for lazy in (windows.activity, windows.contacts, windows.reports, windows.settings):
+        assert lazy.window is not None
+        qtbot.addWidget(lazy.window)
+    for window in windows._compose.windows:
+        qtbot.addWidget(window)
+
+
+def test_a_notification_click_opens_the_contacts_record(qtbot: QtBot, profile: Profile) -> None:
+    windows = windows_for(profile)
+    with RecordsStore.for_profile(profile) as store:
+        email = store.contacts()[0].email
+    windows.open_record(note(email))
+    contacts = windows.contacts.window
+    assert isinstance(contacts, ContactsWindow)
+    qtbot.addWidget(contacts)
+    assert list(contacts.record_views) == [email]
+    windows.open_record(note(None))  # "Someone": the activity feed
+    assert isinstance(windows.activity.window, ActivityWindow)
+    qtbot.addWidget(windows.activity.window)
