@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from PySide6.QtWidgets import QCheckBox
 from pytestqt.qtbot import QtBot
 
 from mailbeacon.agent.notification import Notification
@@ -61,3 +64,23 @@ def test_a_notification_click_opens_the_contacts_record(qtbot: QtBot, profile: P
     windows.open_record(note(None))  # "Someone": the activity feed
     assert isinstance(windows.activity.window, ActivityWindow)
     qtbot.addWidget(windows.activity.window)
+
+
+def test_saving_settings_with_start_at_login_writes_the_autostart_entry(
+    qtbot: QtBot, profile: Profile, tmp_path: Path
+) -> None:
+    restarts: list[int] = []
+    profile.data_dir.mkdir(parents=True)
+    windows = ProfileWindows(profile, lambda: restarts.append(1), lambda _m: "250",
+                             config_home=tmp_path / "xdg")
+    windows.settings.open()
+    dialog = windows.settings.window
+    assert isinstance(dialog, SettingsDialog)
+    qtbot.addWidget(dialog)
+    checkbox = dialog.fields["app.autostart"].widget
+    assert isinstance(checkbox, QCheckBox)
+    checkbox.setChecked(True)
+    dialog.accept()
+    entry = tmp_path / "xdg" / "autostart" / "mailbeacon.desktop"
+    assert "tray" in entry.read_text() and str(profile.config_dir.parent) in entry.read_text()
+    assert restarts == [1]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtWidgets import QMessageBox, QWidget
 
@@ -16,6 +17,12 @@ from mailbeacon.agent.settings import Settings, parse_host_port
 from mailbeacon.agent.submit import RelaySubmitter
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray.activity_window import ActivityWindow
+from mailbeacon.tray.autostart import (
+    AutostartError,
+    apply_autostart,
+    exec_command_for,
+    xdg_config_home,
+)
 from mailbeacon.tray.compose import ComposeDefaults, ComposeOpener, ComposeWindow, Send
 from mailbeacon.tray.contacts_model import ContactsModel
 from mailbeacon.tray.contacts_window import ContactsWindow
@@ -61,9 +68,14 @@ class ProfileWindows:
     """The windows of one profile, each over its own records store connection."""
 
     def __init__(
-        self, profile: Profile, restart_agent: Callable[[], None], submit: Send
+        self,
+        profile: Profile,
+        restart_agent: Callable[[], None],
+        submit: Send,
+        config_home: Path | None = None,
     ) -> None:
         self._profile = profile
+        self._config_home = config_home or xdg_config_home()
         self._restart_agent = restart_agent
         self._submit = submit
         self._store: RecordsStore | None = None
@@ -139,12 +151,22 @@ class ProfileWindows:
     def _make_settings(self) -> QWidget:
         def save(new: Settings) -> None:
             new.save(self._profile.config_file)
+            self._apply_autostart(new.app.autostart)
             self._restart_agent()
 
         secrets = SecretStore(self._profile.keyring_service, dict(os.environ))
         dialog = SettingsDialog(self._settings(), secrets, save)
         dialog.finished.connect(lambda _code: self.settings.forget())
         return dialog
+
+
+    def _apply_autostart(self, enabled: bool) -> None:
+        own = None if self._profile == Profile.default() else self._profile.config_dir.parent
+        try:
+            apply_autostart(enabled, self._config_home, exec_command_for(own))
+        except AutostartError as exc:
+            log.warning("autostart: %s", exc)
+            QMessageBox.warning(None, "MailBeacon", f"Start at login could not be set: {exc}")
 
 
 def relay_submitter(
