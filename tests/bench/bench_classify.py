@@ -5,6 +5,7 @@ Run: ``.venv/bin/python -m tests.bench.bench_classify``. Prints one line per fig
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import string
 import time
@@ -87,6 +88,17 @@ def run() -> list[tuple[str, float, str]]:
     busy = Context(agents=matcher, ranges=bundled_ranges(), recent=window)
     per = _per_call(lambda: classify(browser, busy), 5000)
     figures.append(("classify a click with 50 recent hits on the message", per * 1e6, "us/call"))
+
+    opener = Hit(EventType.OPEN, "GET", "198.51.100.9", browser.user_agent, SENT + 3600.0,
+                 SENT, "m", "r")
+    repeats = tuple(
+        PriorHit(i, dataclasses.replace(opener, at=opener.at - i / 100), Verdict.HUMAN)
+        for i in range(64)
+    )
+    same = Context(agents=matcher, ranges=bundled_ranges(), recent=repeats)
+    per = _per_call(lambda: classify(opener, same), 5000)
+    figures.append(("classify an open with 64 recent opens from its address", per * 1e6,
+                    "us/call"))
 
     rng = random.Random(7)
     noise = ["".join(rng.choices(string.ascii_letters + " /;.()", k=1024)) for _ in range(20)]

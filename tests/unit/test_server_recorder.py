@@ -36,6 +36,11 @@ class GatedStore(SqliteStore):
         self.release = threading.Event()
         self.release.set()
         self.fail_next_commit = False
+        self.waiting_to_begin = threading.Event()
+
+    def begin(self) -> None:
+        self.waiting_to_begin.set()
+        super().begin()
 
     def commit(self) -> None:
         self.committing.set()
@@ -219,4 +224,34 @@ async def test_a_head_request_is_never_stored_as_human(
     head = await recorder.record(_request(hit=_hit(method="HEAD")))
     get = await recorder.record(_request())
     assert (head.event.verdict, get.event.verdict) == ("bot", "human")
+    await recorder.stop()
+
+
+async def test_a_write_lock_held_by_another_process_is_waited_for_off_the_loop(
+    store: GatedStore, published: Published
+) -> None:
+    recorder = await _recorder(store, published)
+    other = SqliteStore(store.path)  # e.g. `server add-user` writing meanwhile
+    other.begin()
+    try:
+        task = asyncio.create_task(recorder.record(_request()))
+        # The writer waits in its thread; the loop (running this test) goes on.
+        assert await asyncio.to_thread(store.waiting_to_begin.wait, WAIT)
+        assert not task.done()
+    finally:
+        other.commit()
+        other.close()
+    async with asyncio.timeout(WAIT):
+        recorded = await task
+    assert [i for i, _, _ in _stored(store.path)] == [recorded.id]
+    await recorder.stop()
+
+
+async def test_without_contention_no_thread_is_needed_to_begin(
+    store: GatedStore, published: Published
+) -> None:
+    recorder = await _recorder(store, published)
+    await recorder.record(_request())
+    await recorder.record(_request())
+    assert not store.waiting_to_begin.is_set()
     await recorder.stop()

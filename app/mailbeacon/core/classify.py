@@ -45,13 +45,13 @@ from mailbeacon.core.ipranges import (
     KnownRanges,
     bundled_ranges,
     normalize_ip,
-    same_host,
 )
 
 # Control characters and U+FFFD (what undecodable bytes become) never appear in
 # a real agent string.
 _UNREADABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\ufffd]")
 _NOT_JUDGED = (Verdict.BOT, Verdict.SELF)
+_V6_HOSTS = 1 << 32  # IPv6 host keys start past every IPv4 address
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +73,19 @@ class Hit:
 
 @dataclass(frozen=True, slots=True)
 class PriorHit:
-    """A recent, already stored hit on the same message (for bursts), with its current verdict."""
+    """A recent, already stored hit on the same message (for bursts), with its current verdict.
+
+    ``host`` is derived from the hit's address once, here: every later hit on the
+    message compares against it (see :func:`host_key`).
+    """
 
     id: int
     hit: Hit
     verdict: Verdict
+    host: int | None = field(init=False, default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "host", host_key(self.hit.ip))
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +157,7 @@ def classify(hit: Hit, context: Context) -> Decision:
         return Decision(Verdict.BOT, "HEAD request (link checkers, never a person)", rule="head")
     if hit.claimed_browser:
         return Decision(Verdict.SELF, "browser claimed by the rep", rule="self-claimed")
-    if ip is not None and _is_agent_address(ip, context.agent_addresses):
+    if ip is not None and _is_agent_address(hit, context.agent_addresses):
         return Decision(
             Verdict.SELF,
             "from the address of the rep's own agent (the rep's own machine)",
@@ -191,8 +199,10 @@ def _judge(
 def _after_honeypot(
     hit: Hit, neighbours: Sequence[PriorHit], thresholds: Thresholds
 ) -> Decision | None:
-    for prior in _within(neighbours, hit, thresholds.honeypot_window_s):
-        if prior.hit.honeypot:
+    window = thresholds.honeypot_window_s
+    for prior in neighbours:
+        # The cheap test first: almost no earlier hit is a honeypot one.
+        if prior.hit.honeypot and abs(prior.hit.at - hit.at) <= window:
             gap = _seconds(abs(hit.at - prior.hit.at))
             return Decision(
                 Verdict.BOT,
@@ -334,18 +344,31 @@ def _with_burst(
     )
 
 
+def host_key(text: object) -> int | None:
+    """One integer per client (see :func:`same_host`): the IPv4 address, or the IPv6
+    /64 offset past every IPv4 value; None when ``text`` is no address."""
+    return _host_key(text) if isinstance(text, str) else None
+
+
+@lru_cache(maxsize=4096)
+def _host_key(text: str) -> int | None:
+    ip = normalize_ip(text)
+    if ip is None:
+        return None
+    if ip.version == 4:
+        return int(ip)
+    return _V6_HOSTS + (int(ip) >> 64)
+
+
 def _same_host_hits(hit: Hit, ip: IPAddress | None, recent: Iterable[PriorHit]) -> list[PriorHit]:
     """Earlier hits on this message from the same client address."""
-    if ip is None:
+    # Every hit of a message is compared with all the recent ones: keep this loop
+    # to two attribute reads and two comparisons per earlier hit.
+    key = host_key(hit.ip)
+    if ip is None or key is None:
         return []
-    found: list[PriorHit] = []
-    for prior in recent:
-        if prior.hit.message != hit.message:
-            continue
-        other = normalize_ip(prior.hit.ip if isinstance(prior.hit.ip, str) else None)
-        if other is not None and same_host(ip, other):
-            found.append(prior)
-    return found
+    message = hit.message
+    return [p for p in recent if p.host == key and p.hit.message == message]
 
 
 def _within(priors: Iterable[PriorHit], hit: Hit, seconds: float) -> list[PriorHit]:
@@ -363,13 +386,16 @@ def _revise(priors: Iterable[PriorHit], reason: str) -> tuple[Revision, ...]:
     )
 
 
-def _is_agent_address(ip: IPAddress, addresses: Iterable[str]) -> bool:
-    return any(same_host(ip, own) for own in _normalized(frozenset(addresses)))
+def _is_agent_address(hit: Hit, addresses: Iterable[str]) -> bool:
+    if not addresses:
+        return False
+    key = host_key(hit.ip)
+    return key is not None and key in _host_keys(frozenset(addresses))
 
 
 @lru_cache(maxsize=256)
-def _normalized(addresses: frozenset[str]) -> tuple[IPAddress, ...]:
-    return tuple(a for a in map(normalize_ip, addresses) if a is not None)
+def _host_keys(addresses: frozenset[str]) -> frozenset[int]:
+    return frozenset(k for k in map(host_key, addresses) if k is not None)
 
 
 def _seconds(value: float) -> str:

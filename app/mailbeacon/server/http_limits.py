@@ -1,4 +1,4 @@
-"""uvicorn's httptools protocol with limits on request heads.
+"""uvicorn's httptools protocol with limits on request heads, and coalesced writes.
 
 httptools buffers a request line or header of any length before uvicorn sees it, so
 without a limit one connection could make the server hold gigabytes. This subclass
@@ -12,6 +12,8 @@ import asyncio
 from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from mailbeacon.server.coalesce import CoalescingTransport
 
 LINGER_SECONDS = 2.0
 _REASONS = {414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
@@ -33,7 +35,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._mb_in_body = False
         self._mb_status = 0
         self._mb_header_count = 0
-        super().connection_made(transport)
+        # One send per response instead of two (head and body): see coalesce.py.
+        super().connection_made(CoalescingTransport(transport, asyncio.get_running_loop()))
 
     def data_received(self, data: bytes) -> None:
         if self._mb_status:

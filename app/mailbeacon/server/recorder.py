@@ -178,7 +178,8 @@ class Recorder:
             batch = self._pending[:MAX_BATCH]
             del self._pending[:MAX_BATCH]
             try:
-                if not in_transaction:
+                if not in_transaction and not self._store.try_begin():
+                    # Another process (add-user, backup) is writing: wait off the loop.
                     await self._blocking(self._store.begin)
                 in_transaction = True
                 recorded, outcomes = self._apply(batch)

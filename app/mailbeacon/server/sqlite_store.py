@@ -79,6 +79,22 @@ class SqliteStore:
         """BEGIN IMMEDIATE: take the write lock now, not at the first write."""
         self._db.execute("BEGIN IMMEDIATE")
 
+    def try_begin(self) -> bool:
+        """BEGIN IMMEDIATE without waiting: False when another connection is writing.
+
+        Cheap enough for the event loop (no fsync, no wait); :meth:`begin` waits.
+        """
+        self._db.execute("PRAGMA busy_timeout = 0")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return False
+            raise
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return True
+
     def commit(self) -> None:
         """COMMIT (with synchronous=FULL it returns after the WAL is fsync'd)."""
         self._db.execute("COMMIT")

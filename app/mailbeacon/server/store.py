@@ -85,6 +85,10 @@ class Store(Protocol):
         """Start a write transaction (waits for another process's write to finish)."""
         ...
 
+    def try_begin(self) -> bool:
+        """Start a write transaction if that needs no waiting; False otherwise."""
+        ...
+
     def commit(self) -> None:
         """Commit the write transaction durably (returns once it is on disk)."""
         ...
