@@ -219,3 +219,71 @@ class SwitchableServer:
                     sink.close()
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+class ScriptedImap:
+    """A tiny IMAP server on loopback for protocol corners Dovecot never shows (no
+    UIDPLUS, odd answers). ``answers`` maps a command (``"UID SEARCH"``) to the
+    untagged lines sent before the tagged OK, ``codes`` to a code in that OK; every
+    command line is recorded, and the literal of an APPEND."""
+
+    def __init__(self, capabilities: str = "IMAP4rev1 AUTH=PLAIN SASL-IR",
+                 answers: dict[str, list[str]] | None = None,
+                 codes: dict[str, str] | None = None) -> None:
+        self.capabilities = capabilities
+        self.answers = answers or {}
+        self.codes = codes or {}  # a response code for the tagged OK, e.g. "[APPENDUID 1 9]"
+        self.lines: list[str] = []
+        self.literals: list[bytes] = []
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def commands(self) -> list[str]:
+        """The command names received (``UID SEARCH``, ``EXPUNGE``...)."""
+        names = []
+        for line in self.lines:
+            words = line.split()
+            if len(words) >= 2:
+                names.append(" ".join(words[1:3]).upper() if words[1].upper() == "UID"
+                             else words[1].upper())
+        return names
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(f"* OK [CAPABILITY {self.capabilities}] ready\r\n".encode())
+        try:
+            for _ in range(1000):  # bounded: a test sends a handful of commands
+                line = (await reader.readline()).decode().rstrip("\r\n")
+                if not line:
+                    break
+                self.lines.append(line)
+                literal = re.search(r"\{(\d+)\}$", line)
+                if literal:
+                    writer.write(b"+ go ahead\r\n")
+                    await writer.drain()
+                    self.literals.append(await reader.readexactly(int(literal.group(1))))
+                    await reader.readline()
+                tag, _, rest = line.partition(" ")
+                words = rest.upper().split()
+                name = " ".join(words[:2]) if words[0] == "UID" else words[0]
+                for answer in self.answers.get(name, []):
+                    writer.write(answer.encode() + b"\r\n")
+                if name == "LOGOUT":
+                    writer.write(b"* BYE\r\n")
+                code = self.codes.get(name, "")
+                writer.write(f"{tag} OK {code}{' ' if code else ''}{name} done\r\n".encode())
+                await writer.drain()
+                if name == "LOGOUT":
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()

@@ -948,14 +948,18 @@ class SentCleanup:
     async def _finish(self, entry: KeptOriginal, status: CleanupStatus) -> None:
         if status.state is CleanupState.DONE:
             log.info("sent cleanup: %s", status.detail)
-        await self._release(entry)
-        self._set_status(status)
+        await self._release(entry, status)
 
-    async def _release(self, entry: KeptOriginal) -> None:
+    async def _release(self, entry: KeptOriginal, status: CleanupStatus | None = None) -> None:
+        """Delete the kept original; then (at once, so watchers see both) forget it and
+        say how it ended."""
+        await asyncio.to_thread(self._spool.remove, entry)
         if self._entries.get(entry.email_id) is entry:
             del self._entries[entry.email_id]
-        await asyncio.to_thread(self._spool.remove, entry)
-        self._changed()
+        if status is not None:
+            self._set_status(status)
+        else:
+            self._changed()
 
     def _set_status(self, status: CleanupStatus) -> None:
         self.status = status
