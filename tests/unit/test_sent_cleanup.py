@@ -108,8 +108,6 @@ def test_a_base64_html_part_is_read_too() -> None:
     copy, key = tracked_copy(html_email(MID))
     head, _, rest = copy.partition(b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")
     html_qp, _, tail = rest.partition(b"\r\n--b1--")
-    import binascii
-
     html = binascii.a2b_qp(html_qp)
     b64 = base64.encodebytes(html).replace(b"\n", b"\r\n")
     reencoded = head + b"Content-Transfer-Encoding: base64\r\n\r\n" + b64 + b"--b1--" + tail
