@@ -16,7 +16,7 @@ qt_libs=(libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-ke
          libegl1 libgl1 libfontconfig1 libdbus-1-3 fonts-dejavu-core)
 # Real programs the tests drive (SMTP client, X server, tray, notification daemon, ...).
 test_tools=(swaks xvfb xauth trayer dunst dbus-x11 x11-utils imagemagick xdotool
-            nginx-light wrk iproute2 dovecot-imapd chromium)
+            nginx-light wrk iproute2 dovecot-imapd chromium desktop-file-utils caddy systemd)
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 
@@ -78,8 +78,10 @@ case "$mode" in
         ;;
     test)
         ensure_debs "${qt_libs[@]}" "${test_tools[@]}"
-        ensure_venv test
+        ensure_venv test,bundle
         export QT_QPA_PLATFORM=${QT_QPA_PLATFORM:-offscreen}
+        # The desktop bundle is built and started once per run (about 40 s).
+        export MAILBEACON_BUNDLE=${MAILBEACON_BUNDLE:-1}
         say "ruff"; .venv/bin/ruff check app tests
         say "mypy"; .venv/bin/mypy
         say "pytest"
