@@ -407,6 +407,38 @@ async def test_gmail_style_moves_tracked_copies_to_trash_and_purges_them(rig: Ri
     assert trash.message_id == "<binned@rep.example.net>"
 
 
+async def test_an_original_owed_when_the_agent_died_is_put_in_after_a_restart(
+    rig: Rig,
+) -> None:
+    # Gmail order: tracked copies out first, then the original in. The agent died in
+    # between: the tracked copy is gone, the original not yet in, and that is on disk.
+    slow = replace(FAST, first_delay=3600, trash="always", search_window=0.3)
+    await asyncio.to_thread(rig.server.command, "CREATE", "Trash", user=rig.user)
+    first = await rig.start(rig.make_cleanup(slow))
+    await rig.send("<owed@rep.example.net>")
+    assert await first.wait_until(lambda: first.pending()[0].due_at is not None, WAIT)
+    await rig.stop()
+    await asyncio.to_thread(_expunge_all, rig.server, rig.user, "Sent")
+    progress = rig.root / "data" / ORIGINALS_DIR / f"{first.pending()[0].email_id}.json"
+    progress.write_text(progress.read_text().replace('"append_owed": false',
+                                                     '"append_owed": true'))
+
+    second = await rig.start(rig.make_cleanup(slow))
+    second.retry_now()
+    status = await rig.finished("<owed@rep.example.net>")
+
+    assert status.state is CleanupState.DONE
+    [copy] = await rig.sent("<owed@rep.example.net>")
+    assert copy.data == rig.original and second.stats.appended == 1
+
+
+def _expunge_all(server: dv.Dovecot, user: str, name: str) -> None:
+    with server.client(user, server.users[user]) as imap:
+        imap.select(name)
+        imap.store("1:*", "+FLAGS", "(\\Deleted)")
+        imap.expunge()
+
+
 async def test_kept_originals_survive_a_restart(rig: Rig) -> None:
     slow = replace(FAST, first_delay=3600)
     first = await rig.start(rig.make_cleanup(slow))

@@ -505,3 +505,42 @@ async def test_no_message_is_deleted_on_a_server_without_a_sent_folder(
         await cleanup.stop()
     assert statuses[-1].state is CleanupState.NO_SENT_FOLDER
     assert not {"SELECT", "UID STORE", "EXPUNGE", "APPEND"} & set(server.commands())
+
+
+async def test_a_server_that_merges_copies_by_message_id_loses_nothing(
+    scripted: Callable[..., ScriptedImap], tmp_path: Path,
+) -> None:
+    original = html_email(MID)
+    copy, key = tracked_copy(original)
+    text = copy.decode()
+    head = f"Message-ID: {MID}\r\n\r\n"
+    fetch = (
+        f"* 1 FETCH (UID 5 FLAGS () RFC822.SIZE {len(copy)} "
+        f"BODY[HEADER.FIELDS (MESSAGE-ID)] {{{len(head)}}}\r\n{head} "
+        f"BODY[] {{{len(copy)}}}\r\n{text})"
+    )
+    server = scripted(
+        capabilities="IMAP4rev1 AUTH=PLAIN SASL-IR UIDPLUS MOVE",
+        answers={
+            "LIST": ['* LIST (\\Sent) "/" Sent'],
+            "SELECT": ["* OK [UIDVALIDITY 3] ok", "* 1 EXISTS"],
+            "UID SEARCH": ["* SEARCH 5"],
+            "UID FETCH": [fetch],
+        },
+        codes={"APPEND": "[APPENDUID 3 5]"},  # "stored" as the message already there
+    )
+    await server.start()
+    statuses: list[CleanupStatus] = []
+    cleanup = cleanup_at(tmp_path / ORIGINALS_DIR, config=CleanupConfig(first_delay=0),
+                         statuses=statuses, url=f"imap://rep@127.0.0.1:{server.port}")
+    await cleanup.start()
+    try:
+        await cleanup.keep(original, MID, key, 1, copies=1)
+        await cleanup.item_delivered(item("q1", 1))
+        assert await cleanup.wait_until(lambda: not cleanup.pending(), WAIT)
+    finally:
+        await cleanup.stop()
+    assert statuses[-1].state is CleanupState.INCOMPLETE
+    assert "one message per Message-ID" in (statuses[-1].problem or "")
+    assert "APPEND" in server.commands()
+    assert "UID STORE" not in server.commands()  # the only copy was not deleted

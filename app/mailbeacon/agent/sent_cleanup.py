@@ -16,7 +16,9 @@ are deleted (``UID EXPUNGE``; with Gmail moved to Trash and purged from there,
 so they leave All Mail too); nothing else in Sent, and no other folder, is ever
 changed. The original goes in (``APPEND``, ``\\Seen``) unless an untracked copy
 is there already (a mail client that saves its own), and it goes in *before*
-anything is deleted, so a crash never leaves Sent without the message.
+anything is deleted, so a crash never leaves Sent without the message. Gmail
+keeps one message per Message-ID, so there the tracked copies go first and the
+original is *owed* (remembered on disk) until it is in.
 
 Microsoft 365 saves its copy with a delay: the search repeats (``retry_delays``)
 until every delivered copy was found and removed, or ``search_window`` passed.
@@ -189,6 +191,7 @@ class KeptOriginal:
     removed: int = 0
     clean_seen: bool = False  # an untracked copy is (or was put) in Sent
     unproven: int = 0  # copies with this email's tracking that are not provably ours
+    append_owed: bool = False  # tracked copies deleted first (Gmail); original not yet in
     note: str = ""
     failures: int = 0  # failed attempts in a row (memory only)
 
@@ -229,6 +232,7 @@ class KeptOriginal:
             "removed": self.removed,
             "clean_seen": self.clean_seen,
             "unproven": self.unproven,
+            "append_owed": self.append_owed,
             "note": self.note,
         }
 
@@ -252,6 +256,7 @@ class KeptOriginal:
             removed=int(progress.get("removed", 0)),
             clean_seen=bool(progress.get("clean_seen", False)),
             unproven=int(progress.get("unproven", 0)),
+            append_owed=bool(progress.get("append_owed", False)),
             note=str(progress.get("note", "")),
         )
 
@@ -784,25 +789,50 @@ class SentCleanup:
         found = await self._look(client, entry)
         appended = False
         removed = 0
-        if found.tracked:
-            if mailbox.read_only:
+        if found.tracked and mailbox.read_only:
+            await self._finish(entry, CleanupStatus(
+                CleanupState.READ_ONLY,
+                f"your Sent folder is read-only, so the copy of {entry.label} with a pixel "
+                "stays there (opening it may count as an open); nothing was changed",
+                entry.message_id,
+            ))
+            return
+        needs_original = not found.clean and not found.unproven
+        if found.tracked and needs_original and trash is None:
+            # The original goes in first: a crash never leaves Sent without the email.
+            uid = await self._append(client, sent, entry)
+            appended = True
+            if uid in found.tracked:
+                # The server merged the two (one message per Message-ID): deleting the
+                # tracked copy would delete the original too. Nothing more can be done.
                 await self._finish(entry, CleanupStatus(
-                    CleanupState.READ_ONLY,
-                    f"your Sent folder is read-only, so the copy of {entry.label} with a pixel "
-                    "stays there (opening it may count as an open); nothing was changed",
+                    CleanupState.INCOMPLETE,
+                    f"the mail server keeps one message per Message-ID, so the copy of "
+                    f"{entry.label} with a pixel could not be replaced; it was left alone",
                     entry.message_id,
                 ))
                 return
-            if not found.clean and not found.unproven:
-                # The original goes in first: a crash never leaves Sent without the email.
-                original = await asyncio.to_thread(self._spool.read, entry)
-                when = datetime.fromtimestamp(entry.kept_at, UTC)
-                await client.append(sent.name, original, (SEEN,), when)
-                appended = True
-                self.stats.appended += 1
+        if found.tracked:
+            if needs_original and trash is not None:
+                # Gmail keeps one message per Message-ID: the tracked copy must be gone
+                # before the original can go in. Owed until appended, across a crash.
+                entry.append_owed = True
+                await asyncio.to_thread(self._spool.save, entry)
             removed = await self._remove(client, sent, trash, found.tracked, entry)
             self.stats.removed += removed
+        if entry.append_owed and not found.clean and not found.unproven:
+            await self._append(client, sent, entry)
+            appended = True
+            entry.append_owed = False
         await self._after_pass(entry, found, removed, appended)
+
+    async def _append(self, client: ImapClient, sent: ListedMailbox, entry: KeptOriginal) -> int:
+        """Put the original into Sent, read, dated when it was sent; its new UID (or 0)."""
+        original = await asyncio.to_thread(self._spool.read, entry)
+        when = datetime.fromtimestamp(entry.kept_at, UTC)
+        uid = await client.append(sent.name, original, (SEEN,), when)
+        self.stats.appended += 1
+        return uid or 0
 
     async def _look(self, client: ImapClient, entry: KeptOriginal) -> _Found:
         """Search by header, fetch the few found, say what each is."""
