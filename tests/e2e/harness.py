@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,8 +255,10 @@ async def read_stream(
                     if done(messages):
                         return messages
     except TimeoutError:
+        kinds = Counter(m.get("type") for m in messages)
         raise AssertionError(
-            f"stream gave {len(messages)} message(s) within {within}s, not what was expected"
+            f"stream gave {len(messages)} message(s) ({dict(kinds)}) within {within}s, "
+            f"not what was expected; the last: {messages[-3:]}"
         ) from None
     raise AssertionError(f"stream closed after {len(messages)} message(s)")
 
@@ -373,11 +376,11 @@ def notified_event_ids(lines: list[dict[str, Any]]) -> list[int]:
 
 
 def recipient_client(ip: str = RECIPIENT_IP, user_agent: str = THUNDERBIRD_UA,
-                     **kwargs: Any) -> httpx.AsyncClient:
+                     timeout: float = 30.0, **kwargs: Any) -> httpx.AsyncClient:
     """A recipient's viewer on another loopback address than the rep's."""
     transport = httpx.AsyncHTTPTransport(local_address=ip, retries=0)
     return httpx.AsyncClient(transport=transport, headers={"User-Agent": user_agent},
-                             timeout=30, **kwargs)
+                             timeout=timeout, **kwargs)
 
 
 def html_of(raw: bytes) -> str:
