@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from mailbeacon.core.classify import Hit, PriorHit
 from mailbeacon.core.events import EventType, Verdict
+from mailbeacon.core.ipranges import truncate_ip
 from mailbeacon.server import claim
 from mailbeacon.server.addresses import AgentAddresses
 from mailbeacon.server.config import ConfigError, parse_db_url, parse_listen, parse_networks
@@ -183,3 +184,29 @@ def test_agent_addresses_live_ones_and_recent_ones() -> None:
     assert addresses.of(1, 6000) == frozenset()
     assert addresses.of(2, 1000) == {"192.0.2.9"}
     assert addresses.of(3, 1000) == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("address", "truncated"),
+    [
+        ("203.0.113.77", "203.0.113.0"),
+        ("203.0.113.0", "203.0.113.0"),
+        ("::ffff:192.0.2.200", "192.0.2.0"),
+        ("2001:db8:1:2::5", "2001:db8:1::"),
+        ("[2001:db8:abcd:ffff:1:2:3:4]", "2001:db8:abcd::"),
+        ("fe80::1%eth0", "fe80::"),
+        ("unknown", ""),
+        ("", ""),
+    ],
+)
+def test_truncated_addresses_keep_the_24_or_48_only(address: str, truncated: str) -> None:
+    assert truncate_ip(address) == truncated
+
+
+@given(st.ip_addresses())
+def test_truncating_twice_changes_nothing_more(address: ipaddress._BaseAddress) -> None:
+    once = truncate_ip(str(address))
+    assert truncate_ip(once) == once
+    assert ipaddress.ip_address(once) in ipaddress.ip_network(
+        f"{once}/{24 if ipaddress.ip_address(once).version == 4 else 48}"
+    )

@@ -73,6 +73,26 @@ def same_host(a: IPAddress, b: IPAddress) -> bool:
     return (int(a) >> 64) == (int(b) >> 64)
 
 
+TRUNCATED_V4_PREFIX = 24
+TRUNCATED_V6_PREFIX = 48
+
+
+@lru_cache(maxsize=4096)
+def truncate_ip(text: str) -> str:
+    """The address with its host part zeroed: the /24 of IPv4, the /48 of IPv6.
+
+    ``203.0.113.77`` becomes ``203.0.113.0``, ``2001:db8:1:2::5`` becomes
+    ``2001:db8:1::`` (an address, not ``a/24``: whatever reads addresses still can).
+    IPv4-mapped IPv6 is truncated as IPv4. Text that is no address becomes ``""``:
+    nothing that might identify someone is kept by accident.
+    """
+    address = normalize_ip(text)
+    if address is None:
+        return ""
+    prefix = TRUNCATED_V4_PREFIX if address.version == 4 else TRUNCATED_V6_PREFIX
+    return str(ipaddress.ip_network((address, prefix), strict=False).network_address)
+
+
 def parse_network(text: str) -> IPNetwork | None:
     """A network from ``prefix/len`` or a bare address (host route); None if malformed."""
     try:

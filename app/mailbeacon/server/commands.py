@@ -1,4 +1,5 @@
-"""``mailbeacon server serve`` and ``mailbeacon server add-user``."""
+"""``mailbeacon server serve`` and ``mailbeacon server add-user`` (operator tasks: see
+operator_commands)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from mailbeacon.core.botlists import Thresholds
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.profile import Profile
 from mailbeacon.core.tokens import derive_signing_key
-from mailbeacon.server import meta
+from mailbeacon.server import meta, operator_commands
 from mailbeacon.server.config import (
     DEFAULT_LISTEN,
     DEFAULT_PUBLIC_URL,
@@ -76,6 +77,18 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="S",
         help="a click sooner than this after sending is a machine's (default %(default)s)",
     )
+    serve.add_argument(
+        "--truncate-ips",
+        action="store_true",
+        help="store only the /24 (IPv4) or /48 (IPv6) of each hit's address",
+    )
+    serve.add_argument(
+        "--proxy-ranges",
+        type=Path,
+        metavar="PATH",
+        help="Apple relay ranges from refresh-proxy-ranges (default: the file it writes in "
+        "the data dir; the shipped snapshot when there is none)",
+    )
     serve.set_defaults(func=_serve)
 
     add_user = commands.add_parser("add-user", help="create a user; prints the enrollment key")
@@ -85,6 +98,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--json", action="store_true", help="print enrollment_key, user_id, api_token as JSON"
     )
     add_user.set_defaults(func=_add_user)
+    operator_commands.register(commands)
 
 
 def _db_options(parser: argparse.ArgumentParser) -> None:
@@ -147,19 +161,26 @@ def _checked_public_url(value: str | None) -> str | None:
     return value.rstrip("/")
 
 
+def serve_config(args: argparse.Namespace, profile: Profile) -> ServerConfig:
+    """The server settings ``serve``'s options describe (ConfigError if they are wrong)."""
+    host, port = parse_listen(args.listen)
+    return ServerConfig(
+        db_path=parse_db_url(args.db, profile.data_dir / "server.db"),
+        host=host,
+        port=port,
+        public_url=_checked_public_url(args.public_url),
+        trusted_proxies=parse_networks(args.trusted_proxy),
+        secret=load_secret(args.secret_file),
+        min_open_seconds=args.min_open_seconds,
+        min_click_seconds=args.min_click_seconds,
+        truncate_ips=args.truncate_ips,
+        apple_ranges=args.proxy_ranges or operator_commands.default_apple_ranges(profile),
+    )
+
+
 def _serve(args: argparse.Namespace, profile: Profile) -> int:
     try:
-        host, port = parse_listen(args.listen)
-        config = ServerConfig(
-            db_path=parse_db_url(args.db, profile.data_dir / "server.db"),
-            host=host,
-            port=port,
-            public_url=_checked_public_url(args.public_url),
-            trusted_proxies=parse_networks(args.trusted_proxy),
-            secret=load_secret(args.secret_file),
-            min_open_seconds=args.min_open_seconds,
-            min_click_seconds=args.min_click_seconds,
-        )
+        config = serve_config(args, profile)
     except ConfigError as exc:
         return _fail(str(exc))
     return _run(lambda: _serve_until_signalled(config))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -247,6 +247,41 @@ class SqliteStore:
         ).fetchall()
         for user_id, ip, last_seen in rows:
             yield int(user_id), str(ip), float(last_seen)
+
+    def event_span(self, before: str) -> tuple[int, int] | None:
+        """(lowest, highest) id of the events stored before ``before`` (ISO 8601 UTC)."""
+        row = self._db.execute(
+            "SELECT min(id), max(id) FROM events WHERE at < ?", (before,)
+        ).fetchone()
+        return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
+
+    def delete_events(self, first: int, last: int, before: str) -> int:
+        """Delete the events with ids in [first, last] stored before ``before``."""
+        cursor = self._db.execute(
+            "DELETE FROM events WHERE id BETWEEN ? AND ? AND at < ?", (first, last, before)
+        )
+        return int(cursor.rowcount)
+
+    def delete_orphan_revisions(self) -> int:
+        """Delete revisions whose event or cause no longer exists."""
+        cursor = self._db.execute(
+            "DELETE FROM revisions WHERE event_id NOT IN (SELECT id FROM events) "
+            "OR cause_id NOT IN (SELECT id FROM events)"
+        )
+        return int(cursor.rowcount)
+
+    def truncate_ips(
+        self, first: int, last: int, before: str, truncate: Callable[[str], str]
+    ) -> int:
+        """Replace the address of events in [first, last] stored before ``before`` by
+        ``truncate(address)``; returns how many changed."""
+        self._db.create_function("mb_truncate_ip", 1, truncate, deterministic=True)
+        cursor = self._db.execute(
+            "UPDATE events SET ip = mb_truncate_ip(ip) WHERE id BETWEEN ? AND ? AND at < ? "
+            "AND ip != mb_truncate_ip(ip)",
+            (first, last, before),
+        )
+        return int(cursor.rowcount)
 
     def max_event_id(self) -> int:
         """The highest event id so far (0 for none)."""

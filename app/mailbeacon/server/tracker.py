@@ -13,6 +13,7 @@ from urllib.parse import quote
 from mailbeacon.core import tokens
 from mailbeacon.core.classify import Hit
 from mailbeacon.core.events import EventType
+from mailbeacon.core.ipranges import truncate_ip
 from mailbeacon.core.tokens import Claims, Kind
 from mailbeacon.server import claim
 from mailbeacon.server.proxies import TrustedProxies
@@ -69,6 +70,7 @@ class Tracker:
         proxies: TrustedProxies,
         clock: Callable[[], float] = time.time,
         user_agent_limit: int = 1024,
+        truncate_ips: bool = False,
     ) -> None:
         self._secret = secret
         self._users = users
@@ -77,6 +79,7 @@ class Tracker:
         self._proxies = proxies
         self._clock = clock
         self._ua_limit = user_agent_limit
+        self._truncate_ips = truncate_ips
         self._verified: dict[str, Claims] = {}  # insertion-ordered: oldest dropped first
 
     async def verified(self, token: str, kind: Kind) -> Claims | None:
@@ -172,7 +175,9 @@ class Tracker:
             honeypot=claims.link_index == tokens.HONEYPOT_LINK,
             claimed_browser=claim.is_claimed(self._secret, claims.user_id, cookie),
         )
-        request = HitRequest(claims.user_id, hit, iso_utc(at), ua, claims.target)
+        # Classified with the full address; only the truncated one is stored (rule 8).
+        stored_ip = truncate_ip(ip) if self._truncate_ips else None
+        request = HitRequest(claims.user_id, hit, iso_utc(at), ua, claims.target, stored_ip)
         try:
             await self._recorder.record(request)
         except RecorderStopped:

@@ -26,6 +26,7 @@ from mailbeacon.server.fanout import Fanout
 from mailbeacon.server.http_limits import bounded_protocol
 from mailbeacon.server.meta import PUBLIC_URL_KEY, serving_secret
 from mailbeacon.server.proxies import TrustedProxies
+from mailbeacon.server.proxy_ranges import load_ranges
 from mailbeacon.server.reader import Reader
 from mailbeacon.server.recent import RecentHits
 from mailbeacon.server.recorder import Classifier, Recorder
@@ -151,9 +152,11 @@ class TrackingServer:
             recent = RecentHits(
                 config.recent_per_message, config.recent_seconds, config.recent_total
             )
+            ranges = await asyncio.to_thread(load_ranges, config.apple_ranges)
             recorder = Recorder(
                 store, addresses, recent, fanout.publish, self._classifier,
                 thresholds=config.thresholds,
+                ranges=ranges,
             )
             recorder.start()
             cleanup.push_async_callback(recorder.stop)
@@ -195,6 +198,7 @@ class TrackingServer:
             TrustedProxies(config.trusted_proxies),
             clock=self._clock,
             user_agent_limit=config.user_agent_limit,
+            truncate_ips=config.truncate_ips,
         )
         stream = StreamEndpoint(
             reader,

@@ -1,0 +1,166 @@
+"""Operator tasks on a server database: online backup and retention.
+
+Both run safely next to a serving server: the backup reads one consistent snapshot
+(WAL readers never block the writer), and retention works in short transactions so
+hits keep being committed between them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from mailbeacon.core.ipranges import truncate_ip
+from mailbeacon.server.sqlite_schema import stored_version
+from mailbeacon.server.sqlite_store import BUSY_TIMEOUT_MS, SqliteStore
+
+log = logging.getLogger(__name__)
+
+# A change over the event ids [first, last]; returns how many rows it changed.
+_Step = Callable[[int, int], int]
+# Ids per retention transaction: small enough that the server's commits barely wait.
+RETENTION_CHUNK = 2000
+
+
+class MaintenanceError(RuntimeError):
+    """The task could not be done; the message says why, for the operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackupResult:
+    """What a backup wrote."""
+
+    path: Path
+    events: int
+    schema_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionResult:
+    """What retention changed."""
+
+    deleted_events: int
+    deleted_revisions: int
+    truncated_ips: int
+    deleted_before: str
+    truncated_before: str | None
+
+
+def iso_cutoff(now: datetime, days: float) -> str:
+    """The ``at`` value (UTC ISO 8601, as stored) ``days`` before ``now``."""
+    cutoff = now.astimezone(UTC) - timedelta(days=days)
+    return cutoff.strftime("%Y-%m-%dT%H:%M:%S.") + f"{cutoff.microsecond // 1000:03d}Z"
+
+
+def backup(source: Path, dest: Path) -> BackupResult:
+    """Copy the database at ``source`` to ``dest`` with SQLite's online backup.
+
+    The copy is one consistent snapshot even while the server writes; it is written
+    beside ``dest``, checked, synced, and only then renamed into place, so ``dest``
+    is never a partial file. ``dest`` must not exist.
+    """
+    if not source.is_file():
+        raise MaintenanceError(f"there is no database at {source}")
+    if dest.exists():
+        raise MaintenanceError(f"{dest} already exists; remove it or choose another name")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        result = _copy(source, tmp)
+        _fsync(tmp)
+        os.replace(tmp, dest)
+        _fsync(dest.parent)
+    except BaseException:
+        for leftover in (tmp, Path(f"{tmp}-journal")):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        raise
+    return BackupResult(dest, result.events, result.schema_version)
+
+
+def _copy(source: Path, dest: Path) -> BackupResult:
+    # mode=rw: never create an empty database where the operator mistyped a path.
+    src = sqlite3.connect(
+        f"file:{source}?mode=rw", uri=True, timeout=BUSY_TIMEOUT_MS / 1000
+    )
+    try:
+        dst = sqlite3.connect(dest)
+        try:
+            src.backup(dst)  # pages=-1: one step, one read snapshot of the source
+            # A self-contained file: no -wal/-shm beside it when it is opened later.
+            dst.execute("PRAGMA journal_mode = DELETE")
+            check = dst.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise MaintenanceError(f"the copy failed its integrity check: {check}")
+            version = stored_version(dst)
+            events = _count_events(dst)
+        finally:
+            dst.close()
+    except sqlite3.DatabaseError as exc:
+        raise MaintenanceError(f"could not back up {source}: {exc}") from exc
+    finally:
+        src.close()
+    return BackupResult(dest, events, version)
+
+
+def _count_events(db: sqlite3.Connection) -> int:
+    try:
+        return int(db.execute("SELECT count(*) FROM events").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0  # no events table: not a server database (reported as 0 events)
+
+
+def _fsync(path: Path) -> None:
+    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def apply_retention(
+    store: SqliteStore, now: datetime, days: float, truncate_days: float | None = None
+) -> RetentionResult:
+    """Delete events older than ``days``; truncate the addresses of those older than
+    ``truncate_days`` to their /24 or /48. Works in short transactions."""
+    deleted_before = iso_cutoff(now, days)
+    deleted = _in_chunks(
+        store, deleted_before, lambda a, b: store.delete_events(a, b, deleted_before)
+    )
+    with store.transaction():
+        revisions = store.delete_orphan_revisions()
+    truncated = 0
+    truncated_before = None
+    if truncate_days is not None:
+        truncated_before = iso_cutoff(now, truncate_days)
+        cutoff = truncated_before
+        truncated = _in_chunks(
+            store, cutoff, lambda a, b: store.truncate_ips(a, b, cutoff, truncate_ip)
+        )
+    log.info(
+        "retention: deleted %d events and %d revisions before %s; truncated %d addresses",
+        deleted, revisions, deleted_before, truncated,
+    )
+    return RetentionResult(deleted, revisions, truncated, deleted_before, truncated_before)
+
+
+def _in_chunks(store: SqliteStore, before: str, step: _Step) -> int:
+    span = store.event_span(before)
+    if span is None:
+        return 0
+    first, last = span
+    total = 0
+    for low in range(first, last + 1, RETENTION_CHUNK):
+        with store.transaction():
+            total += step(low, min(low + RETENTION_CHUNK - 1, last))
+    return total

@@ -1,0 +1,183 @@
+"""Operator commands: ``server backup``, ``server retention``, ``server refresh-proxy-ranges``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mailbeacon.core.profile import Profile
+from mailbeacon.server.config import ConfigError, parse_db_url
+from mailbeacon.server.maintenance import MaintenanceError, apply_retention, backup
+from mailbeacon.server.proxy_ranges import APPLE_EGRESS_URL, RangeRefreshError, refresh_apple_ranges
+from mailbeacon.server.sqlite_schema import SchemaTooNew
+from mailbeacon.server.sqlite_store import SqliteStore
+
+log = logging.getLogger(__name__)
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+APPLE_RANGES_FILE = "apple-egress-ip-ranges.csv"
+FETCH_TIMEOUT = 60.0
+MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024  # Apple's list is tens of MB; far more is no list
+
+Fetch = Callable[[str], bytes]
+
+
+def default_apple_ranges(profile: Profile) -> Path:
+    """Where ``refresh-proxy-ranges`` writes Apple's list and ``serve`` reads it."""
+    return profile.data_dir / APPLE_RANGES_FILE
+
+
+def register(commands: argparse._SubParsersAction[Any]) -> None:
+    """Add the operator sub-commands to ``mailbeacon server``."""
+    copy = commands.add_parser(
+        "backup", help="copy the database, consistently, while the server runs"
+    )
+    _db_option(copy)
+    copy.add_argument("dest", type=Path, metavar="DEST", help="the file to write (must not exist)")
+    copy.set_defaults(func=_backup)
+
+    retention = commands.add_parser(
+        "retention", help="delete old events; optionally truncate old IP addresses"
+    )
+    _db_option(retention)
+    retention.add_argument(
+        "--days", type=_positive_days, required=True, metavar="N",
+        help="delete events older than N days",
+    )
+    retention.add_argument(
+        "--truncate-ips-days", type=_days, metavar="M",
+        help="keep only the /24 (IPv4) or /48 (IPv6) of addresses of events older than M days",
+    )
+    retention.set_defaults(func=_retention)
+
+    refresh = commands.add_parser(
+        "refresh-proxy-ranges",
+        help="download Apple's privacy-relay address ranges (restart serve to use them)",
+    )
+    refresh.add_argument(
+        "--dest", type=Path, metavar="PATH",
+        help=f"where to write them (default: {APPLE_RANGES_FILE} in the data dir, "
+        "where serve looks)",
+    )
+    refresh.add_argument(
+        "--url", default=APPLE_EGRESS_URL, metavar="URL", help="the list (default: Apple's)"
+    )
+    refresh.set_defaults(func=_refresh)
+
+
+def _db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", metavar="URL", help="SQLite path or sqlite:///PATH (default: in the data dir)"
+    )
+
+
+def _days(value: str) -> float:
+    try:
+        days = float(value)
+    except ValueError:
+        days = -1.0
+    if not 0 <= days < 100_000:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a number of days, e.g. 30")
+    return days
+
+
+def _positive_days(value: str) -> float:
+    days = _days(value)
+    if days <= 0:
+        # 0 would delete every event at once: surely not what anyone meant.
+        raise argparse.ArgumentTypeError(f"{value!r}: expected more than 0 days")
+    return days
+
+
+def _fail(message: str, code: int = EXIT_FAILURE) -> int:
+    print(f"mailbeacon server: {message}", file=sys.stderr)
+    return code
+
+
+def _db_path(args: argparse.Namespace, profile: Profile) -> Path:
+    return parse_db_url(args.db, profile.data_dir / "server.db")
+
+
+def _backup(args: argparse.Namespace, profile: Profile) -> int:
+    try:
+        source = _db_path(args, profile)
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    try:
+        result = backup(source, Path(args.dest).expanduser())
+    except MaintenanceError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"could not write {args.dest}: {exc.strerror or exc}")
+    print(
+        f"backed up {source} to {result.path}: {result.events} events "
+        f"(schema version {result.schema_version})"
+    )
+    return 0
+
+
+def _retention(args: argparse.Namespace, profile: Profile, now: datetime | None = None) -> int:
+    try:
+        db_path = _db_path(args, profile)
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    if not db_path.is_file():
+        return _fail(f"there is no database at {db_path}")
+    try:
+        store = SqliteStore(db_path)
+    except SchemaTooNew as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"could not open the database {db_path}: {exc}")
+    try:
+        result = apply_retention(
+            store, now or datetime.now(UTC), args.days, args.truncate_ips_days
+        )
+    except Exception as exc:  # sqlite3 errors: locked for too long, disk full...
+        log.debug("retention failed", exc_info=True)
+        return _fail(f"retention on {db_path} stopped: {exc} (what was done so far is kept)")
+    finally:
+        store.close()
+    print(
+        f"deleted {result.deleted_events} events older than {args.days:g} days "
+        f"(before {result.deleted_before}) and {result.deleted_revisions} revisions"
+    )
+    if result.truncated_before is not None:
+        print(
+            f"truncated the IP addresses of {result.truncated_ips} events older than "
+            f"{args.truncate_ips_days:g} days (before {result.truncated_before})"
+        )
+    return 0
+
+
+def fetch_url(url: str) -> bytes:
+    """Download ``url`` (http, https or file), refusing absurd sizes."""
+    if not url.startswith(("https://", "http://", "file:")):
+        raise ValueError(f"{url!r}: expected an https:// URL")
+    with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT) as response:  # noqa: S310 - scheme checked
+        body: bytes = response.read(MAX_DOWNLOAD_BYTES + 1)
+    if len(body) > MAX_DOWNLOAD_BYTES:
+        raise ValueError(f"{url} sent more than {MAX_DOWNLOAD_BYTES} bytes")
+    return body
+
+
+def _refresh(args: argparse.Namespace, profile: Profile, fetch: Fetch = fetch_url) -> int:
+    dest = Path(args.dest).expanduser() if args.dest else default_apple_ranges(profile)
+    try:
+        count = refresh_apple_ranges(fetch, dest, url=args.url)
+    except RangeRefreshError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"could not write {dest}: {exc.strerror or exc}")
+    print(
+        f"wrote {count} Apple relay address ranges to {dest}; restart `mailbeacon server "
+        "serve` to use them"
+    )
+    return 0
