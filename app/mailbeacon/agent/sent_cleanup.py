@@ -133,7 +133,7 @@ class CleanupStatus:
 class CleanupConfig:
     """Knobs; the defaults are for real providers, tests shorten them."""
 
-    first_delay: float = 10.0  # after delivery: a mail client saves its own copy first
+    first_delay: float = 5.0  # after delivery: a mail client saves its own copy first
     retry_delays: tuple[float, ...] = (20.0, 30.0, 60.0, 120.0)  # looking again (M365)
     search_window: float = 600.0  # stop looking this long after the first search
     backoff_initial: float = 1.0  # server unreachable: first wait, doubling
