@@ -1,4 +1,5 @@
-"""kill -9 of ``mailbeacon server serve`` under load loses no answered hit (DESIGN 5)."""
+"""Neither kill -9 nor SIGTERM of ``mailbeacon server serve`` under load loses an answered
+hit (DESIGN 5)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
 import sqlite3
 import sys
@@ -20,7 +22,14 @@ from websockets.exceptions import ConnectionClosed
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.server.config import ServerConfig
 from mailbeacon.server.tracking_server import TrackingServer
-from tests.fakes_server import WAIT, new_mail, recipient
+from tests.fakes_server import (
+    WAIT,
+    add_user_process,
+    new_mail,
+    recipient,
+    served_at,
+    serving_process,
+)
 
 WORKERS = 32
 KILL_AFTER = 300  # answered hits before the kill
@@ -168,3 +177,49 @@ async def test_stop_finishes_and_commits_the_hits_in_flight(tmp_path: Path) -> N
     with sqlite3.connect(db) as check:
         stored = {row[0] for row in check.execute("SELECT message FROM events")}
     assert answered and answered <= stored
+
+
+async def test_sigterm_mid_traffic_stores_every_answered_hit_and_exits_cleanly(
+    tmp_path: Path,
+) -> None:
+    profile, db = tmp_path / "profile", tmp_path / "server.db"
+    user = await add_user_process(profile, db)
+    answered: list[str] = []
+    failures: list[BaseException] = []
+    enough = asyncio.Event()
+
+    async with serving_process(profile, db) as (process, url):
+        alice = served_at(user, url)
+
+        async def hit_until_refused() -> None:
+            async with recipient() as client:
+                for _ in range(MAX_PER_WORKER):
+                    mail = new_mail(alice)
+                    try:
+                        response = await client.get(mail.pixel())
+                    except httpx.TransportError:
+                        return  # the server has stopped taking requests
+                    if response.status_code != 200:
+                        failures.append(AssertionError(response.status_code))
+                        return
+                    answered.append(mail.message)
+                    if len(answered) >= KILL_AFTER:
+                        enough.set()
+
+        senders = [asyncio.create_task(hit_until_refused()) for _ in range(WORKERS)]
+        async with asyncio.timeout(6 * WAIT):
+            await enough.wait()
+        process.send_signal(signal.SIGTERM)  # with requests in flight
+        async with asyncio.timeout(3 * WAIT):
+            await asyncio.gather(*senders)
+            code = await process.wait()
+        assert process.stderr is not None
+        errors = (await process.stderr.read()).decode()
+
+    assert code == 0, errors
+    assert "Traceback" not in errors
+    assert failures == []
+    with sqlite3.connect(db) as check:
+        stored = [row[0] for row in check.execute("SELECT message FROM events")]
+    assert set(answered) <= set(stored), "an answered hit was lost"
+    assert len(stored) == len(set(stored)), "a hit was stored twice"
