@@ -330,6 +330,77 @@ class Rep:
         raise AssertionError(f"activity never got there within {within}s: {len(rows)} rows")
 
 
+class SyncAgent:
+    """``mailbeacon agent`` for synchronous tests (hypothesis): Popen, stderr read in a
+    thread, notifications (stdout) kept as raw lines."""
+
+    READY = "mailbeacon agent: relay on"
+
+    def __init__(self, rep: Rep, enrollment_key: str, upstream_port: int) -> None:
+        self.rep = rep
+        self.argv = mailbeacon(
+            rep.profile, "--log-level", "INFO", "agent", "--notify", "jsonl",
+            "--enroll", enrollment_key, "--smtp-listen", f"127.0.0.1:{rep.relay_port}",
+            "--upstream", f"smtp://127.0.0.1:{upstream_port}",
+            "--relay-password", rep.relay_password,
+        )
+        self.log: list[str] = []
+        self.stdout: list[str] = []
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._ready = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self, within: float = 30.0) -> SyncAgent:
+        """Start it and wait until its relay listens."""
+        self._proc = subprocess.Popen(
+            self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=subprocess_env(self.rep.keyring), cwd=REPO,
+        )
+        assert self._proc.stdout is not None and self._proc.stderr is not None
+        for stream, sink, ready in ((self._proc.stderr, self.log, True),
+                                    (self._proc.stdout, self.stdout, False)):
+            thread = threading.Thread(target=self._read, args=(stream, sink, ready), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        if not self._ready.wait(within) or self._proc.poll() is not None:
+            self.stop()
+            raise AssertionError("agent did not start:\n" + "".join(self.log))
+        return self
+
+    def _read(self, stream: Any, sink: list[str], ready: bool) -> None:
+        for raw in stream:
+            line = raw.decode(errors="replace")
+            sink.append(line)
+            if ready and self.READY in line:
+                self._ready.set()
+        if ready:
+            self._ready.set()
+
+    @property
+    def running(self) -> bool:
+        """True while the process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self) -> int:
+        """SIGTERM and a bounded wait; the exit code."""
+        proc = self._proc
+        if proc is None:
+            return 0
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=30)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+        return proc.returncode
+
+
 class NotificationLog:
     """Reads a running agent's ``--notify jsonl`` lines in the background."""
 
