@@ -1,72 +1,683 @@
-"""Renders the tray's windows offscreen to PNG files, to look at without a desktop.
+"""Renders every window of the tray app offscreen to PNG files, with sample data.
 
-Usage: ``.venv/bin/python packaging/screenshots.py OUTDIR``. Writes ``first_run.png``,
-``toast.png`` (a subject that looks like HTML shows literally), ``tray_menu.png``,
-``tray_menu_paused.png`` and ``icons.png`` (every icon at 16, 22, 24 and 48 px on a
-light and a dark panel).
+Usage: ``.venv/bin/python packaging/screenshots.py OUTDIR`` (the committed set lives
+in ``packaging/screenshots/``). A throw-away profile gets a records store with a few
+contacts (Polish and English names), sent emails (one logged, with a PDF), opens and
+clicks judged human, bot, proxy and self, an anonymous "Someone" open, replies and a
+delivery failure; each window is built over it as ``tray.wiring`` builds it, shown
+offscreen, grabbed once its background reads have delivered (waiting on the windows'
+own signals, bounded), and saved with the strongest PNG compression (then through
+``optipng`` when it is installed).
+
+Writes: ``first_run``, ``toast``, ``tray_menu``, ``tray_menu_paused``, ``icons``,
+``settings_<tab>`` (one per tab), ``activity``, ``activity_filtered``, ``compose``,
+``contacts``, ``record``, ``email_viewer``, ``reports`` and ``reports_chart``
+(``.png`` each). Times are shown in UTC unless ``TZ`` says otherwise.
 """
+
+# ruff: noqa: E402 - the imports follow the platform choice (offscreen) and TZ
+# ruff: noqa: RUF001 - the sample subjects are Polish text, en dashes included
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("TZ", "UTC")  # the same pictures wherever they are made
+time.tzset()
 
-from PySide6.QtGui import QColor, QImage, QPainter
-from PySide6.QtWidgets import QApplication, QWidget
+from keyring.backend import KeyringBackend
+from keyring.errors import PasswordDeleteError
+from PySide6.QtCore import (
+    QBuffer,
+    QCoreApplication,
+    QDeadlineTimer,
+    QEvent,
+    QEventLoop,
+    QIODevice,
+    QRect,
+    Qt,
+    QTimer,
+    SignalInstance,
+)
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QTextCursor
+from PySide6.QtWidgets import QAbstractItemView, QApplication, QWidget
 
+from mailbeacon.agent import wording
 from mailbeacon.agent.notification import AgentStatus, ConnectionState
+from mailbeacon.agent.records import RecordsStore
+from mailbeacon.agent.records_model import (
+    Attachment,
+    EventRecord,
+    LoggedCopy,
+    Recipient,
+    SentEmail,
+)
+from mailbeacon.agent.secrets import Secret, SecretStore
+from mailbeacon.agent.settings import Settings
+from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.core.profile import Profile
+from mailbeacon.core.tokens import new_message_key, new_recipient_key
+from mailbeacon.tray.activity_window import ActivityWindow
 from mailbeacon.tray.app import TrayApp
 from mailbeacon.tray.assets import IconSet, PanelTheme
+from mailbeacon.tray.compose import ComposeDefaults, ComposeWindow
+from mailbeacon.tray.contacts_model import ContactsModel
+from mailbeacon.tray.contacts_window import ContactsWindow
+from mailbeacon.tray.email_viewer import EmailViewer, load_viewer_data
 from mailbeacon.tray.first_run import FirstRunDialog, MailClientSettings
 from mailbeacon.tray.menu import Windows
+from mailbeacon.tray.pause import PauseState
+from mailbeacon.tray.record_view import RecordView
+from mailbeacon.tray.reports_window import ReportsWindow
+from mailbeacon.tray.settings_dialog import SettingsDialog
+from mailbeacon.tray.templates import Template, TemplateStore
 from mailbeacon.tray.toast import Toast
+from mailbeacon.tray.workers import Worker
 
 ICON_SIZES = (16, 22, 24, 48)
 PANELS = {PanelTheme.LIGHT: "#eceff1", PanelTheme.DARK: "#2e3440"}
+WAIT_MS = 15_000  # the longest any window may take to read its data
+NOW = datetime(2025, 6, 12, 14, 30, tzinfo=UTC)  # "now" for the sample data and reports
+REP = "anna.kowalska@mojafirma.pl"
+
+# --------------------------------------------------------------------- waiting and saving
 
 
-def _save(widget: QWidget, path: Path) -> None:
-    widget.ensurePolished()
-    widget.adjustSize()
-    if not widget.grab().save(str(path)):
+def wait_until(
+    done: Callable[[], bool], signals: tuple[SignalInstance, ...], what: str,
+    timeout_ms: int = WAIT_MS,
+) -> None:
+    """Run the event loop until ``done()``, waking on ``signals``; bounded by ``timeout_ms``."""
+    deadline = QDeadlineTimer(timeout_ms)
+    loop = QEventLoop()
+    timer = QTimer()
+    timer.setSingleShot(True)
+    timer.timeout.connect(loop.quit)
+    for signal in signals:
+        signal.connect(loop.quit)
+    QApplication.processEvents()
+    while not done():
+        remaining = deadline.remainingTime()
+        if remaining <= 0:
+            raise TimeoutError(f"{what} did not finish loading within {timeout_ms} ms")
+        timer.start(remaining)
+        loop.exec()
+    timer.stop()
+    for signal in signals:
+        signal.disconnect(loop.quit)
+
+
+def idle(*workers: Worker) -> Callable[[], bool]:
+    """True once none of ``workers`` has a call still to deliver."""
+    return lambda: not any(worker.busy for worker in workers)
+
+
+def _write_png(image: QImage, path: Path) -> None:
+    # quality 0: the strongest compression (the stub says bytes for the format; Qt wants str)
+    if not image.save(str(path), "PNG", 0):  # type: ignore[call-overload]
         raise OSError(f"cannot write {path}")
+    optipng = shutil.which("optipng")
+    if optipng:  # lossless, about a quarter smaller again
+        subprocess.run([optipng, "-quiet", "-o2", str(path)], check=True, timeout=120)  # noqa: S603
     print(path)
+
+
+def _save(widget: QWidget, path: Path, fit: bool = False) -> None:
+    """Show ``widget`` offscreen (shrunk to fit its contents if ``fit``, else at the size
+    it gives itself) and write what it draws."""
+    widget.ensurePolished()
+    if fit:
+        widget.adjustSize()
+    widget.show()
+    QApplication.processEvents()
+    _write_png(widget.grab().toImage(), path)
+
+
+def _dispose(widget: QWidget) -> None:
+    """Stop the window's background reads and delete it now, before the store closes
+    (left to the interpreter's exit, the Qt objects go in an order that crashes)."""
+    shutdown = getattr(widget, "shutdown", None)
+    if shutdown is not None:
+        shutdown()
+    widget.hide()
+    widget.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+# --------------------------------------------------------------------- sample data
+
+
+class MemoryKeyring(KeyringBackend):
+    """Secrets of the throw-away profile, never the real keyring."""
+
+    priority = 1
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.items: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.items.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.items[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        if self.items.pop((service, username), None) is None:
+            raise PasswordDeleteError(username)
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A sample contact."""
+
+    email: str
+    name: str
+    company: str
+    basis: str | None
+
+
+ALICJA = Person("alicja.nowak@przyklad.pl", "Alicja Nowak", "Nowak i Wspólnicy sp. z o.o.",
+                "consent")
+ZBIGNIEW = Person("z.lukasiewicz@budpol.com.pl", "Zbigniew Łukasiewicz", "Budpol S.A.",
+                  "legitimate-interest")
+MALGORZATA = Person("m.wojcik@kwiaciarnia-roza.pl", "Małgorzata Wójcik", "Kwiaciarnia Róża",
+                    "contract")
+JAMES = Person("james.whitfield@whitfield.co.uk", "James Whitfield", "Whitfield & Partners LLP",
+               "legitimate-interest")
+SARAH = Person("sarah.oconnor@brightlane.io", "Sarah O'Connor", "Brightlane", "consent")
+GRZEGORZ = Person("g.brzeczyszczykiewicz@chrzaszcz.pl", "Grzegorz Brzęczyszczykiewicz",
+                  "Chrząszcz Logistyka", None)  # no lawful basis: tracked as "Someone"
+READERS = (  # newsletter readers, so the contacts fill a window
+    Person("k.wisniewska@sklep-wisnia.pl", "Katarzyna Wiśniewska", "Sklep Wiśnia", "consent"),
+    Person("piotr.zielinski@zielinski-transport.pl", "Piotr Zieliński", "Zieliński Transport",
+           "consent"),
+    Person("joanna.kaminska@example.pl", "Joanna Kamińska", "", "consent"),
+    Person("tomasz.dabrowski@dabrowski-it.pl", "Tomasz Dąbrowski", "Dąbrowski IT", "consent"),
+    Person("oliver.bennett@northgate.co.uk", "Oliver Bennett", "Northgate Ltd", "consent"),
+    Person("charlotte.hughes@kestrel.com", "Charlotte Hughes", "Kestrel Analytics", "consent"),
+)
+PEOPLE = (ALICJA, ZBIGNIEW, MALGORZATA, JAMES, SARAH, GRZEGORZ, *READERS)
+
+OUTLOOK = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; Microsoft Outlook 16.0.17531; Pro)"
+CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+          "Chrome/124.0.0.0 Safari/537.36")
+IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+          "(KHTML, like Gecko) Mobile/15E148")
+THUNDERBIRD = "Mozilla/5.0 (X11; Linux x86_64; rv:115.0) Gecko/20100101 Thunderbird/115.10.1"
+ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+           "Chrome/124.0.6367.82 Mobile Safari/537.36")
+SAFARI = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
+          "(KHTML, like Gecko) Version/17.4 Safari/605.1.15")
+GMAIL_PROXY = ("Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 "
+               "(via ggpht.com GoogleImageProxy)")
+
+OFFER_HTML = """<html><body style="font-family: sans-serif">
+<p>Dzień dobry Pani Alicjo,</p>
+<p>w nawiązaniu do naszej rozmowy przesyłam <b>ofertę na wdrożenie w II kwartale</b>.
+Najważniejsze punkty:</p>
+<ul><li>wdrożenie w 6 tygodni, z dwoma warsztatami dla zespołu,</li>
+<li>wsparcie techniczne przez 12 miesięcy,</li>
+<li>rabat 10% przy podpisaniu umowy do końca czerwca.</li></ul>
+<p>Szczegóły i harmonogram są w załączonym PDF, a cennik online:
+<a href="https://mojafirma.pl/oferta/q2">mojafirma.pl/oferta/q2</a>.</p>
+<p>Z poważaniem,<br>Anna Kowalska<br><i>MojaFirma sp. z o.o.</i></p>
+<p><img src="cid:logo.png@mojafirma.pl" alt="MojaFirma"></p>
+<img src="https://t.newsletter.example/o/8f2c.gif" width="1" height="1" alt="">
+</body></html>"""
+OFFER_TEXT = "Dzień dobry Pani Alicjo, w nawiązaniu do naszej rozmowy przesyłam ofertę."
+
+
+def _pdf(pages: int = 3) -> bytes:
+    """A small, valid-looking PDF for the logged copy and the compose attachment."""
+    body = b"".join(b"%d 0 obj\n<< /Type /Page >>\nendobj\n" % (n + 3) for n in range(pages))
+    stream = b"stream\n" + bytes(range(256)) * 720 + b"\nendstream\n"  # about 180 KB
+    return b"%PDF-1.4\n" + body + stream + b"trailer\n<< >>\n%%EOF\n"
+
+
+def _logo() -> bytes:
+    """The signature logo: inline in the logged copy, so the viewer shows it."""
+    image = QImage(150, 36, QImage.Format.Format_ARGB32)
+    image.fill(QColor(0, 0, 0, 0))
+    painter = QPainter(image)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setBrush(QColor("#1f6fb4"))
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.drawRoundedRect(0, 4, 28, 28, 6, 6)
+    font = QFont(painter.font())
+    font.setPixelSize(18)
+    font.setBold(True)
+    painter.setFont(font)
+    painter.setPen(QColor("white"))
+    painter.drawText(QRect(0, 4, 28, 28), Qt.AlignmentFlag.AlignCenter, "M")
+    painter.setPen(QColor("#1f3b57"))
+    painter.drawText(QRect(36, 0, 114, 36), Qt.AlignmentFlag.AlignVCenter, "MojaFirma")
+    painter.end()
+    buffer = QBuffer()
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    image.save(buffer, "PNG")  # type: ignore[call-overload]  # the stub says bytes; Qt wants str
+    return bytes(buffer.data().data())
+
+
+def _at(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Sample:
+    """The filled store and what the windows need from it."""
+
+    profile: Profile
+    store: RecordsStore
+    offer_id: int
+    offer_pdf: Path
+
+
+DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
+
+
+class _Mail:
+    """Records sent emails and their events (increasing server ids), and moves the
+    contacts' engagement dates as the agent would for counted events."""
+
+    def __init__(self, store: RecordsStore) -> None:
+        self.store = store
+        self.server_id = 5000
+        self.sent_at: dict[int, datetime] = {}
+
+    def send(self, subject: str, at: datetime, to: tuple[Person, ...],
+             cc: tuple[Person, ...] = (), *, log: bool = False, per_recipient: bool = False,
+             extra_to: tuple[str, ...] = ()) -> int:
+        """A tracked email from the rep; returns its id."""
+        recipients = tuple(
+            Recipient(p.email, field, p.name, new_recipient_key())
+            for field, group in (("to", to), ("cc", cc)) for p in group
+        ) + tuple(Recipient(address, "to", "", new_recipient_key()) for address in extra_to)
+        email_id = self.store.record_sent(SentEmail(
+            message_id=f"<{new_message_key()}@mojafirma.pl>",
+            message_key=new_message_key(),
+            subject=subject,
+            sender=f"Anna Kowalska <{REP}>",
+            sent_at=_at(at),
+            recipients=recipients,
+            track=True,
+            log=log,
+            per_recipient=per_recipient,
+            tracked=True,
+        ))
+        self.sent_at[email_id] = at
+        return email_id
+
+    def event(self, type: str, email_id: int, after: timedelta, person: Person | None = None,
+              **extra: Any) -> None:
+        """An event ``after`` the email was sent; ``person`` None: anonymous ("Someone")."""
+        local = type in ("reply", "delivery_failed")
+        self.server_id += 1
+        at = _at(self.sent_at[email_id] + after)
+        values: dict[str, Any] = {
+            "server_id": None if local else self.server_id,
+            "local_key": f"{type}:{self.server_id}" if local else None,
+            "email_id": email_id,
+            "contact": person.email if person else None,
+            "anonymous": person is None and type in ("open", "click"),
+            "ip": "" if local else f"203.0.113.{self.server_id % 200 + 20}",
+        }
+        values.update(extra)
+        self.store.add_event(EventRecord(type=type, at=at, **values))
+        if person is not None and values.get("verdict", "human") == "human":
+            self.store.update_contact_engagement(person.email, type, at)
+
+
+def _older_mail(mail: _Mail) -> None:
+    """A newsletter and a few conversations from three to four weeks ago."""
+    news = mail.send("Nowości w ofercie – maj 2025", NOW - 27 * DAY - 6 * HOUR,
+                     (ALICJA, ZBIGNIEW, MALGORZATA, *READERS), per_recipient=True)
+    for after, person, agent in ((2 * HOUR, ALICJA, OUTLOOK), (DAY, MALGORZATA, ANDROID),
+                                 (DAY + 4 * HOUR, ZBIGNIEW, THUNDERBIRD),
+                                 (3 * DAY, ALICJA, IPHONE), (6 * DAY, MALGORZATA, ANDROID)):
+        mail.event("open", news, after, person, user_agent=agent)
+    mail.event("click", news, DAY + 5 * MINUTE, MALGORZATA, user_agent=ANDROID,
+               url="https://mojafirma.pl/nowosci/maj")
+    agents = (OUTLOOK, IPHONE, CHROME, ANDROID, SAFARI)
+    for number, (reader, agent) in enumerate(zip(READERS[:-1], agents, strict=True)):
+        mail.event("open", news, (number * 7 + 3) * HOUR, reader, user_agent=agent)
+    mail.event("click", news, 10 * HOUR + 2 * MINUTE, READERS[1], user_agent=IPHONE,
+               url="https://mojafirma.pl/nowosci/maj")
+
+    terms = mail.send("Re: partnership terms", NOW - 21 * DAY - 2 * HOUR, (JAMES,))
+    for after in (40 * MINUTE, 2 * DAY + 3 * HOUR, 5 * DAY + HOUR):
+        mail.event("open", terms, after, JAMES, user_agent=SAFARI)
+    mail.event("click", terms, 5 * DAY + HOUR + 6 * MINUTE, JAMES, user_agent=SAFARI,
+               url="https://mojafirma.pl/partnerzy/warunki")
+    mail.event("reply", terms, 5 * DAY + 2 * HOUR, JAMES)
+
+    thanks = mail.send("Podziękowanie za spotkanie", NOW - 16 * DAY - 5 * HOUR, (ZBIGNIEW,))
+    mail.event("open", thanks, HOUR, ZBIGNIEW, user_agent=THUNDERBIRD)
+    mail.event("open", thanks, DAY + 2 * HOUR, ZBIGNIEW, user_agent=ANDROID)
+
+    question = mail.send("Quick question about your Q3 plans", NOW - 14 * DAY - HOUR, (SARAH,))
+    mail.event("open", question, 3 * HOUR, SARAH, user_agent=CHROME)
+    mail.event("click", question, 3 * HOUR + MINUTE, SARAH, user_agent=CHROME,
+               url="https://mojafirma.pl/case-studies")
+    mail.event("open", question, 2 * DAY, None, user_agent=CHROME)  # forwarded, unknown reader
+
+    flowers = mail.send("Zamówienie kwiatów na konferencję 24.06", NOW - 12 * DAY - 4 * HOUR,
+                        (MALGORZATA,))
+    mail.event("open", flowers, 9 * MINUTE, MALGORZATA, verdict="proxy",
+               reason="Google image proxy: the reader is not known", user_agent=GMAIL_PROXY)
+    mail.event("open", flowers, 2 * DAY + 3 * HOUR, MALGORZATA, user_agent=ANDROID)
+    mail.event("click", flowers, 2 * DAY + 3 * HOUR + 2 * MINUTE, MALGORZATA,
+               user_agent=ANDROID, url="https://mojafirma.pl/konferencja/program")
+
+
+def _offer(mail: _Mail, pdf: bytes) -> int:
+    """The logged offer to Alicja: scanned by a bot, opened, clicked, answered."""
+    offer = mail.send("Oferta na II kwartał – wycena wdrożenia", NOW - 9 * DAY - 5 * HOUR,
+                      (ALICJA,), log=True)
+    mail.store.log_copy(offer, LoggedCopy(
+        html=OFFER_HTML, text=OFFER_TEXT,
+        attachments=(Attachment("Oferta_MojaFirma_Q2_2025.pdf", "application/pdf", pdf),
+                     Attachment("logo.png", "image/png", _logo())),
+    ))
+    mail.event("open", offer, timedelta(seconds=4), ALICJA, verdict="bot",
+               reason="known scanner: Barracuda", user_agent="Barracuda Sentinel (EE)")
+    mail.event("open", offer, 38 * MINUTE, ALICJA, user_agent=OUTLOOK)
+    mail.event("click", offer, 41 * MINUTE, ALICJA, user_agent=CHROME,
+               url="https://mojafirma.pl/oferta/q2")
+    mail.event("open", offer, DAY + 2 * HOUR, ALICJA, user_agent=IPHONE)
+    mail.event("reply", offer, DAY + 3 * HOUR, ALICJA)
+    mail.event("open", offer, 4 * DAY + HOUR, ALICJA, user_agent=OUTLOOK)
+    return offer
+
+
+def _recent_mail(mail: _Mail) -> None:
+    """The last week: a proxy open, a link scanner, the rep's own open, "Someone", a bounce."""
+    proposal = mail.send("Proposal: website redesign for Whitfield & Partners",
+                         NOW - 6 * DAY - 3 * HOUR, (JAMES,), (SARAH,), per_recipient=True)
+    mail.event("open", proposal, 2 * MINUTE, JAMES, verdict="proxy",
+               reason="Apple Mail Privacy Protection: opened by Apple, not the reader",
+               user_agent="Mozilla/5.0")
+    mail.event("open", proposal, 3 * HOUR, JAMES, user_agent=IPHONE)
+    mail.event("click", proposal, 3 * HOUR + 4 * MINUTE, JAMES, user_agent=SAFARI,
+               url="https://mojafirma.pl/portfolio")
+    mail.event("open", proposal, DAY + 5 * HOUR, SARAH, user_agent=CHROME)
+    mail.event("open", proposal, 2 * DAY, JAMES, user_agent=SAFARI)
+    mail.event("reply", proposal, 2 * DAY + 40 * MINUTE, JAMES)
+
+    meeting = mail.send("Spotkanie w przyszłym tygodniu", NOW - 4 * DAY - 6 * HOUR, (ZBIGNIEW,))
+    mail.event("click", meeting, timedelta(seconds=1.2), ZBIGNIEW, verdict="bot",
+               reason="clicked 1.2 s after sending (link scanner)", user_agent=CHROME,
+               url="https://mojafirma.pl/kalendarz")
+    mail.event("open", meeting, 5 * HOUR, ZBIGNIEW, user_agent=THUNDERBIRD)
+    mail.event("open", meeting, 5 * HOUR + 3 * MINUTE, ZBIGNIEW, verdict="self",
+               reason="your own machine", user_agent=THUNDERBIRD)
+    mail.event("reply", meeting, DAY, ZBIGNIEW)
+
+    call = mail.send("Follow-up: our call on Tuesday", NOW - 3 * DAY - 2 * HOUR, (GRZEGORZ,))
+    mail.event("open", call, 2 * HOUR, None, user_agent=OUTLOOK)
+    mail.event("click", call, 2 * HOUR + 3 * MINUTE, None, user_agent=CHROME,
+               url="https://mojafirma.pl/cennik")
+    mail.event("open", call, DAY + HOUR, None, user_agent=OUTLOOK)
+
+    prices = mail.send("Cennik 2025 (poprawiony)", NOW - 2 * DAY - HOUR, (ALICJA, ZBIGNIEW),
+                       per_recipient=True)
+    mail.event("open", prices, 25 * MINUTE, ZBIGNIEW, user_agent=THUNDERBIRD)
+    mail.event("open", prices, 3 * HOUR, ALICJA, user_agent=OUTLOOK)
+    mail.event("click", prices, 3 * HOUR + 2 * MINUTE, ALICJA, user_agent=CHROME,
+               url="https://mojafirma.pl/cennik/2025.pdf")
+
+    demo = mail.send("Invitation: product demo on Thursday", NOW - DAY - 5 * HOUR, (SARAH,),
+                     extra_to=("events@brigthlane.io",))
+    mail.event("delivery_failed", demo, timedelta(seconds=40), None,
+               reason="550 5.1.1 <events@brigthlane.io>: Recipient address rejected",
+               details={"recipients": ["events@brigthlane.io"]})
+    mail.event("open", demo, 50 * MINUTE, SARAH, user_agent=CHROME)
+    mail.event("open", demo, DAY + 3 * HOUR, SARAH, user_agent=IPHONE)
+
+
+def fill_sample(root: Path) -> Sample:
+    """A profile under ``root`` whose records hold a month of a rep's tracked mail."""
+    profile = Profile.at(root / "profile")
+    store = RecordsStore.for_profile(profile)
+    for person in PEOPLE:
+        store.upsert_contact(person.email, name=person.name, company=person.company)
+        if person.basis:
+            store.set_lawful_basis(person.email, person.basis)
+    mail = _Mail(store)
+    pdf = _pdf()
+    _older_mail(mail)
+    offer = _offer(mail, pdf)
+    _recent_mail(mail)
+    attachment = root / "Oferta_MojaFirma_Q2_2025.pdf"
+    attachment.write_bytes(pdf)
+    return Sample(profile, store, offer, attachment)
+
+
+def sample_settings() -> Settings:
+    """Settings a rep with a remote tracking server and an IMAP inbox might have."""
+    settings = Settings()
+    for key, value in (
+        ("server.mode", "remote"),
+        ("server.url", "https://track.mojafirma.pl"),
+        ("relay.user", "anna"),
+        ("upstream.url", "smtps://smtp.mojafirma.pl:465"),
+        ("upstream.user", REP),
+        ("defaults.log", "true"),
+        ("tracking.per_recipient", "true"),
+        ("privacy.enabled", "true"),
+        ("imap.url", "imaps://imap.mojafirma.pl"),
+        ("sent_cleanup.enabled", "true"),
+        ("app.autostart", "true"),
+    ):
+        settings.set(key, value)
+    return settings
+
+
+@contextmanager
+def sample(root: Path) -> Iterator[Sample]:
+    """The sample profile, its store closed afterwards."""
+    filled = fill_sample(root)
+    try:
+        yield filled
+    finally:
+        filled.store.close()
+
+
+# --------------------------------------------------------------------- windows
 
 
 def _relay_status() -> AgentStatus:
     return AgentStatus(
         ConnectionState.CONNECTED,
-        server_url="https://t.example.com",
+        server_url="https://track.mojafirma.pl",
         relay_host="127.0.0.1",
         relay_port=2525,
+        relay_user="anna",
     )
 
 
 def first_run(out: Path) -> None:
     """The mail-client settings dialog."""
     settings = MailClientSettings.from_status(_relay_status(), "k3V9-relay-Pw2x")
-    _save(FirstRunDialog(settings), out / "first_run.png")
+    dialog = FirstRunDialog(settings)
+    _save(dialog, out / "first_run.png", fit=True)
+    _dispose(dialog)
 
 
-def toast(out: Path, icons: IconSet) -> None:
-    """The in-app toast with a hostile-looking subject."""
+def toast(out: Path, icons: IconSet, data: Sample) -> None:
+    """The in-app toast, worded as the agent words an open of the logged offer."""
+    email = data.store.email(data.offer_id)
+    assert email is not None
+    opened = email.sent_at.replace("Z", "+00:00")
+    at = _at(datetime.fromisoformat(opened) + timedelta(minutes=38))
     widget = Toast(icons.app())
-    widget.title_label.setText("Alicja opened “<b>Oferta</b> Q4”")
-    widget.body_label.setText("alicja@example.pl · first open, 2 minutes after sending")
-    _save(widget, out / "toast.png")
+    widget.title_label.setText(wording.title_for("open", ALICJA.name, email, None, False))
+    widget.body_label.setText(wording.body_for([
+        wording.since_sending(email, at), "Outlook on Windows", "Poland",
+    ]))
+    _save(widget, out / "toast.png", fit=True)
+    _dispose(widget)
 
 
 def tray_menus(out: Path, icons: IconSet) -> None:
-    """The tray menu as the product builds it (Activity wired), running and paused."""
-    app = TrayApp(icons, windows=Windows(activity=lambda: None))
+    """The tray menu with every window wired, running and paused."""
+    def nothing() -> None:
+        return None
+
+    windows = Windows(compose=nothing, activity=nothing, contacts=nothing, reports=nothing,
+                      settings=nothing)
+    app = TrayApp(icons, windows=windows, pause=PauseState(clock=NOW.timestamp))
     app.on_status(_relay_status())
-    _save(app.menu, out / "tray_menu.png")
+    _save(app.menu, out / "tray_menu.png", fit=True)
     app.pause_for_hour()
-    _save(app.menu, out / "tray_menu_paused.png")
+    _save(app.menu, out / "tray_menu_paused.png", fit=True)
     app.close()
+
+
+def _slug(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", title.replace("&", "").lower()).strip("_")
+
+
+def settings_tabs(out: Path, data: Sample) -> None:
+    """The settings dialog, one picture per tab, with the secrets stored."""
+    keyring = MemoryKeyring()
+    secrets = SecretStore(data.profile.keyring_service, {}, backend=keyring)
+    for secret, value in ((Secret.RELAY_PASSWORD, "k3V9-relay-Pw2x"),
+                          (Secret.UPSTREAM_PASSWORD, "upstream"),
+                          (Secret.IMAP_PASSWORD, "imap")):
+        secrets.set(secret, value)
+    secrets.set_enrollment(Enrollment("https://track.mojafirma.pl", 7, "token", bytes(32)))
+    dialog = SettingsDialog(sample_settings(), secrets, lambda _settings: None)
+    for index in range(dialog.tabs.count()):
+        dialog.tabs.setCurrentIndex(index)
+        _save(dialog, out / f"settings_{_slug(dialog.tabs.tabText(index))}.png")
+    _dispose(dialog)
+
+
+def activity(out: Path, data: Sample) -> None:
+    """The feed as it opens (people only), then with the filtered events shown."""
+    window = ActivityWindow(data.store)
+    model = window.model
+    signals = (model.pageLoaded, model.totalChanged, model.loadingChanged)
+
+    def loaded() -> bool:
+        return not model.loading and model.total >= 0 and not model.worker.busy
+
+    window.show()
+    wait_until(loaded, signals, "the activity feed")
+    window.table.selectRow(1)
+    _save(window, out / "activity.png")
+    window.show_filtered.setChecked(True)
+    wait_until(loaded, signals, "the filtered activity feed")
+    for row in range(model.rowCount()):
+        found = model.row_at(model.index(row, 0))
+        if found is not None and found.event.verdict == "bot":
+            window.table.selectRow(row)  # its reason shows in full below the table
+            window.table.scrollTo(model.index(row, 0),
+                                  QAbstractItemView.ScrollHint.PositionAtCenter)
+            break
+    _save(window, out / "activity_filtered.png")
+    _dispose(window)
+
+
+def compose(out: Path, data: Sample) -> None:
+    """A new email with a template list, a drafted body with a link, and an attachment."""
+    templates = TemplateStore.for_profile(data.profile)
+    templates.save(Template("Follow-up po spotkaniu", "Dziękuję za spotkanie, {first_name}",
+                            "<p>Dzień dobry {first_name},</p><p>dziękuję za rozmowę.</p>"))
+    templates.save(Template("Oferta – pierwszy kontakt", "Oferta dla {company}", "<p>…</p>"))
+    worker = Worker(1)
+    known = ContactsModel(data.store)  # the To/Cc/Bcc completions
+    window = ComposeWindow(
+        lambda _message: "queued",
+        defaults=ComposeDefaults(f"Anna Kowalska <{REP}>", track=True, log=True, clicks=True),
+        contacts=known,
+        lookup_contact=data.store.contact,
+        templates=templates,
+        worker=worker,
+    )
+    worker.setParent(window)
+    known.setParent(window)
+    window.to_edit.setText(f"{ZBIGNIEW.name} <{ZBIGNIEW.email}>")
+    window.cc_edit.setText(MALGORZATA.email)
+    window.subject_edit.setText("Oferta na II kwartał – podsumowanie i następne kroki")
+    editor = window.editor
+    editor.setHtml(
+        "<p>Dzień dobry Panie Zbigniewie,</p>"
+        "<p>dziękuję za wczorajsze spotkanie. Zgodnie z ustaleniami w załączniku przesyłam "
+        "<b>ofertę na II kwartał</b>. Najważniejsze terminy:</p>"
+        "<ul><li>start wdrożenia: 1 lipca,</li><li>warsztaty dla zespołu: 8 i 15 lipca,</li>"
+        "<li>odbiór: koniec sierpnia.</li></ul>"
+        "<p>Szczegóły są też na naszej stronie: </p>"
+        "<p>Pozdrawiam serdecznie,<br>Anna Kowalska</p>"
+    )
+    link_paragraph = editor.document().find("Szczegóły")
+    cursor = editor.textCursor()
+    cursor.setPosition(link_paragraph.position())
+    cursor.movePosition(QTextCursor.MoveOperation.EndOfBlock)
+    editor.setTextCursor(cursor)
+    window.insert_link("https://mojafirma.pl/oferta/q2", "oferta i harmonogram online")
+    window.add_attachments([data.offer_pdf])
+    window.update_click_note()
+    wait_until(idle(worker, known.worker), (worker.busyChanged, known.worker.busyChanged),
+               "the compose window's templates and contacts")
+    _save(window, out / "compose.png")
+    _dispose(window)
+
+
+def contacts(out: Path, data: Sample) -> None:
+    """The contacts table."""
+    window = ContactsWindow(data.store)
+    model = window.model
+    window.show()
+    wait_until(lambda: not model.loading and model.rowCount() > 0 and not model.worker.busy,
+               (model.loaded, model.loadingChanged, model.loadFailed), "the contacts")
+    _save(window, out / "contacts.png")
+    _dispose(window)
+
+
+def record_and_viewer(out: Path, data: Sample) -> None:
+    """Alicja's record page (filtered events shown), then her logged offer in the viewer."""
+    view = RecordView(data.store, ALICJA.email)
+    view.show()
+    wait_until(lambda: view.contact is not None and not view.worker.busy,
+               (view.loaded, view.loadFailed, view.worker.busyChanged), "the record")
+    view.show_filtered.setChecked(True)
+    wait_until(idle(view.worker), (view.loaded, view.worker.busyChanged), "the filtered record")
+    _save(view, out / "record.png")
+    _dispose(view)
+
+    viewer = EmailViewer(load_viewer_data(data.store, data.offer_id), data.store.attachment_content)
+    viewer.show()
+    _save(viewer, out / "email_viewer.png")
+    _dispose(viewer)
+
+
+def reports(out: Path, data: Sample) -> None:
+    """The reports for the last 30 days: per email, and per day with the chart."""
+    window = ReportsWindow(data.store, now=lambda: NOW)
+    window.show()
+    wait_until(lambda: window.report is not None and not window.worker.busy,
+               (window.loaded, window.loadFailed, window.worker.busyChanged), "the reports")
+    _save(window, out / "reports.png")
+    window.tabs.setCurrentIndex(2)
+    _save(window, out / "reports_chart.png")
+    _dispose(window)
 
 
 def icon_sheet(out: Path) -> None:
@@ -86,10 +697,7 @@ def icon_sheet(out: Path) -> None:
                 y = 12 + row * cell + (cell - 12 - size) // 2
                 painter.drawPixmap(x, y, icon.pixmap(size, size))
     painter.end()
-    path = out / "icons.png"
-    if not image.save(str(path)):
-        raise OSError(f"cannot write {path}")
-    print(path)
+    _write_png(image, out / "icons.png")
 
 
 def main(argv: list[str]) -> int:
@@ -101,10 +709,18 @@ def main(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     icons = IconSet(PanelTheme.LIGHT)
-    first_run(out)
-    toast(out, icons)
-    tray_menus(out, icons)
-    icon_sheet(out)
+    with tempfile.TemporaryDirectory(prefix="mailbeacon-screenshots-") as root, \
+            sample(Path(root)) as data:
+        first_run(out)
+        toast(out, icons, data)
+        tray_menus(out, icons)
+        settings_tabs(out, data)
+        activity(out, data)
+        compose(out, data)
+        contacts(out, data)
+        record_and_viewer(out, data)
+        reports(out, data)
+        icon_sheet(out)
     del app
     return 0
 

@@ -427,10 +427,13 @@ class RecordView(QWidget):
         table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         table.setAlternatingRowColors(True)
         table.setWordWrap(False)
-        table.verticalHeader().setVisible(False)
+        vertical = table.verticalHeader()
+        vertical.setVisible(False)
+        vertical.setDefaultSectionSize(table.fontMetrics().height() + 8)  # as the other tables
         header = table.horizontalHeader()
         header.setStretchLastSection(True)
-        for column, width in ((0, 130), (1, 110), (2, 200), (3, 400)):
+        # Leaves the verdict (and its reason) room at the window's own width.
+        for column, width in ((0, 130), (1, 110), (2, 210), (3, 280)):
             table.setColumnWidth(column, width)
 
     def _loaded(self, generation: int, record: ContactRecord | None) -> None:

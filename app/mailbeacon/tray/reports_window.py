@@ -158,6 +158,7 @@ class _TableTab(QWidget):
         self.view.setAlternatingRowColors(True)
         self.view.setWordWrap(False)
         self.view.verticalHeader().setVisible(False)
+        self.view.verticalHeader().setDefaultSectionSize(self.view.fontMetrics().height() + 8)
         self.view.horizontalHeader().setStretchLastSection(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -327,7 +328,8 @@ class ReportsWindow(QWidget):
         self.emails_tab.model.set_table(emails_table(report, self._tz))
         self.contacts_tab.model.set_table(contacts_table(report, self._tz))
         self.days_tab.model.set_table(days_table(report))
-        for tab, widths in ((self.emails_tab, (120, 250, 75, 125, 75, 60, 60)),
+        # Clicks, like Opens, may read "3 (1 by Someone)".
+        for tab, widths in ((self.emails_tab, (120, 240, 75, 125, 75, 125, 60)),
                             (self.contacts_tab, (170, 210, 150, 60, 60, 60, 60)),
                             (self.days_tab, (110, 80, 130, 80))):
             for column, width in enumerate(widths):
