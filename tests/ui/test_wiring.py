@@ -84,3 +84,19 @@ def test_saving_settings_with_start_at_login_writes_the_autostart_entry(
     entry = tmp_path / "xdg" / "autostart" / "mailbeacon.desktop"
     assert "tray" in entry.read_text() and str(profile.config_dir.parent) in entry.read_text()
     assert restarts == [1]
+
+
+def test_closing_stops_every_window_then_closes_the_store(
+    qtbot: QtBot, profile: Profile
+) -> None:
+    windows = windows_for(profile)
+    menu = windows.menu()
+    for opener in (menu.activity, menu.contacts, menu.reports, menu.compose):
+        assert opener is not None
+        opener()
+    activity = windows.activity.window
+    assert isinstance(activity, ActivityWindow)
+    qtbot.waitUntil(lambda: activity.model.rowCount() > 0, timeout=10_000)
+    windows.close()
+    assert windows._store is None
+    assert windows.activity.window is None and windows._compose.windows == []

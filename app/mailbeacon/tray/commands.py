@@ -89,17 +89,20 @@ def run_tray(args: argparse.Namespace, profile: Profile) -> int:
     password = wiring.relay_password_source(options.relay_password, profile)
     submit = wiring.relay_submitter(profile, options.smtp_listen, password)
     windows = wiring.ProfileWindows(profile, restart_agent, submit)
-    code: int = tray_app.main(
-        args,
-        profile,
-        agent_main,
-        windows=windows.menu(),
-        open_record=windows.open_record,
-        relay_password=password,
-        first_run=first_run,
-        first_run_shown=first_run_shown,
-        ready=started.append,
-    )
+    try:
+        code: int = tray_app.main(
+            args,
+            profile,
+            agent_main,
+            windows=windows.menu(),
+            open_record=windows.open_record,
+            relay_password=password,
+            first_run=first_run,
+            first_run_shown=first_run_shown,
+            ready=started.append,
+        )
+    finally:
+        windows.close()
     return code
 
 

@@ -86,6 +86,22 @@ class ProfileWindows:
         self.settings = LazyWindow("the settings", self._make_settings)
         self._compose = ComposeOpener(self._make_compose)
 
+    def close(self) -> None:
+        """At quit: stop every window's background reads, then close the store."""
+        for lazy in (self.activity, self.contacts, self.reports):
+            window = lazy.window
+            shutdown = getattr(window, "shutdown", None)
+            if shutdown is not None:
+                shutdown(2000)
+            lazy.forget()
+        for compose in list(self._compose.windows):
+            compose.shutdown(2000)
+            compose.deleteLater()
+        self._compose.windows.clear()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
     def store(self) -> RecordsStore:
         """The records store the windows read (opened on first use)."""
         if self._store is None:
