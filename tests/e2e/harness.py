@@ -274,6 +274,9 @@ class Rep:
     relay_password: str = "relay-Pa55-e2e"
     relay_port: int = field(default_factory=free_port)
 
+    def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+
     @property
     def profile(self) -> Path:
         """The ``--profile`` folder."""
