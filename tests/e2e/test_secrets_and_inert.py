@@ -102,7 +102,8 @@ async def test_no_secret_in_profile_logs_outputs_or_command_lines(tmp_path: Path
             )
             async with stopped_at_end(agent):
                 assert agent.proc is not None
-                cmdline = Path(f"/proc/{agent.proc.pid}/cmdline").read_bytes()
+                proc_file = Path(f"/proc/{agent.proc.pid}/cmdline")
+                cmdline = await asyncio.to_thread(proc_file.read_bytes)
                 assert await asyncio.to_thread(_relay_replies, rep.relay_port) == [530, 535, 535]
 
                 await asyncio.to_thread(_send, rep.relay_port)
