@@ -87,7 +87,7 @@ def send(rep: Rep) -> float:
     return time.time()
 
 
-def run(out: Path, work: Path) -> dict[str, Any]:  # noqa: PLR0915 - one session, in order
+def run(out: Path, work: Path) -> dict[str, Any]:
     """The session; returns what it saw."""
     seen: dict[str, Any] = {}
     procs: list[subprocess.Popen[bytes]] = []
