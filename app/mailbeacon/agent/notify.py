@@ -149,7 +149,7 @@ class Notifier:
         stored = self._store.revise_event(revision.id, revision.verdict, revision.reason)
         if stored is None:
             return
-        if revision.verdict != "human" and revision.id in self._pending:
+        if not revision.counts_as_human and revision.id in self._pending:
             _candidate, timer = self._pending.pop(revision.id)
             if timer is not None:
                 timer.cancel()

@@ -243,6 +243,7 @@ class AgentRuntime:
                 host=host,
                 port=port,
                 public_url=self.settings.server.public_url or None,
+                truncate_ips=self.settings.privacy.truncate_ip,
             )
         )
         await server.start()

@@ -59,7 +59,13 @@ def parse_message(raw: str | bytes) -> Message | None:
     try:
         data: dict[str, Any] = json.loads(raw)
         if data.get("type") == "revise":
-            return Revision(int(data["id"]), str(data["verdict"]), str(data.get("reason", "")))
+            counts = data.get("counts")
+            return Revision(
+                int(data["id"]),
+                str(data["verdict"]),
+                str(data.get("reason", "")),
+                None if counts is None else bool(counts),
+            )
         return ServerEvent.from_json(data)
     except (ValueError, KeyError, TypeError):
         log.warning("ignoring a stream message this agent cannot read: %.200r", raw)

@@ -84,6 +84,11 @@ class Revision:
     # Whether the event counts as a person's after the change (None: as the verdict says).
     counts: bool | None = None
 
+    @property
+    def counts_as_human(self) -> bool:
+        """Whether the revised event still notifies and counts."""
+        return self.counts if self.counts is not None else self.verdict == Verdict.HUMAN
+
     def to_json(self) -> dict[str, Any]:
         """The stream message."""
         message: dict[str, Any] = {
