@@ -43,7 +43,6 @@ from tests.e2e.harness import (
     notified_event_ids,
     read_stream,
     skip_unless_soak,
-    soak,
 )
 from tests.fakes_smtp import SmtpSink
 
@@ -152,20 +151,16 @@ def no_event_notified_twice(lines: list[dict[str, Any]]) -> None:
 # ---------------------------------------------------------------- (a) server killed
 
 
-async def test_server_killed_during_pixel_hits_every_answered_hit_stored_once(
-    tmp_path: Path,
-) -> None:
-    """The tracking server is SIGKILLed twice during 2,000 pixel hits and restarted;
-    the recipients' clients retry what failed. Every answered hit is stored (the server
-    answers only after the commit), and the agent ends up with every stored event once."""
-    hits = 10_000 if soak() else 2_000
+async def _server_kills(tmp_path: Path, hits: int, kills: int, within: float) -> None:
+    """``hits`` pixel hits; the server is SIGKILLed and restarted ``kills`` times while
+    they run. Every answered hit is stored, the agent holds every event once."""
     async with running_stack(tmp_path) as stack:
         pixels = await tracked_pixels(stack)
         hammer = Hammer(lambda n: pixels[n % len(pixels)], hits)
-        async with asyncio.timeout(240 if soak() else 90):
+        async with asyncio.timeout(within):
             hammer.start()
-            for fraction in (0.25, 0.6):
-                await hammer.until_answered(int(hits * fraction))
+            for k in range(kills):
+                await hammer.until_answered(hits * (k + 1) // (kills + 1))
                 hammer.up.clear()
                 stack.server.kill()
                 await stack.server.astart()
@@ -186,6 +181,23 @@ async def test_server_killed_during_pixel_hits_every_answered_hit_stored_once(
 
         await agent_has_exactly(stack, set(ids))
         no_event_notified_twice(stack.notes.lines)
+
+
+async def test_server_killed_during_pixel_hits_every_answered_hit_stored_once(
+    tmp_path: Path,
+) -> None:
+    """The tracking server is SIGKILLed twice during 2,000 pixel hits and restarted;
+    the recipients' clients retry what failed. Every answered hit is stored (the server
+    answers only after the commit), and the agent ends up with every stored event once."""
+    await _server_kills(tmp_path, hits=2_000, kills=2, within=90)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+async def test_server_killed_during_pixel_hits_soak(tmp_path: Path) -> None:
+    """As above: 10,000 hits, 8 kills."""
+    skip_unless_soak()
+    await _server_kills(tmp_path, hits=10_000, kills=8, within=400)
 
 
 # ---------------------------------------------------------------- (b) stream cut
@@ -220,7 +232,7 @@ async def _stream_cuts(tmp_path: Path, hits: int, cuts: int, reconnect_within: f
                         f"cut {k + 1}: the agent was not back within {reconnect_within}s"
                     ) from None
             await hammer.release(hits)
-            async with asyncio.timeout(60):
+            async with asyncio.timeout(120):
                 await hammer.done()
             assert proxy.cuts == cuts
 
@@ -231,13 +243,19 @@ async def _stream_cuts(tmp_path: Path, hits: int, cuts: int, reconnect_within: f
 
 
 async def test_stream_cut_during_events_misses_and_doubles_nothing(tmp_path: Path) -> None:
-    """Four cuts during 2,000 events (20 during 5,000 with MAILBEACON_SOAK=1): nothing
-    missed, nothing doubled in ``activity``. The reconnect bound here is loose because
-    of the backoff bug shown by the next test."""
-    if soak():
-        await _stream_cuts(tmp_path, hits=5_000, cuts=20, reconnect_within=40)
-    else:
-        await _stream_cuts(tmp_path, hits=2_000, cuts=4, reconnect_within=10)
+    """Four cuts during 2,000 events: nothing missed, nothing doubled in ``activity``.
+    Only four, and a loose reconnect bound, because of the backoff bug shown by
+    test_stream_cut_twenty_times_agent_back_promptly_each_time (20 cuts)."""
+    await _stream_cuts(tmp_path, hits=2_000, cuts=4, reconnect_within=10)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+async def test_stream_cut_twenty_times_during_5000_events_soak(tmp_path: Path) -> None:
+    """20 cuts during 5,000 events (slow today: the backoff bug makes later reconnects
+    wait up to 30 s)."""
+    skip_unless_soak()
+    await _stream_cuts(tmp_path, hits=5_000, cuts=20, reconnect_within=40)
 
 
 @pytest.mark.xfail(
@@ -277,6 +295,7 @@ async def test_upstream_421_then_accepting_delivers_everything_once(tmp_path: Pa
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 async def test_upstream_421_for_a_while_soak(tmp_path: Path) -> None:
     """As above, with three 421s in a row (backoff ~30 + 60 + 120 s)."""
     skip_unless_soak()
