@@ -286,14 +286,6 @@ def test_valid_click_redirects_to_exactly_its_target_whatever_is_appended(
             assert "location" not in response.headers
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/app.py: the Starlette router keeps its default redirect_slashes=True, so "
-    "GET /healthz/ (or /healthz//) answers 307 with a Location built from the request's "
-    "Host header: Host: evil.example gets Location: http://evil.example/healthz. DESIGN 3.3 "
-    "says no request can make the server redirect anywhere but a minted target "
-    "(fix: Starlette(..., redirect_slashes=False))",
-)
 def test_no_redirect_built_from_the_host_header(target: Target) -> None:
     """Only /c/<token> redirects; nothing takes its target from the Host header."""
     for path in (b"/healthz/", b"/healthz//", b"/v1/stream/", b"/o/", b"/claim/"):

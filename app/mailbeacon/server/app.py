@@ -100,6 +100,9 @@ class TrackingApp:
                 WebSocketRoute("/v1/stream", stream),
             ]
         )
+        # Starlette would answer /healthz/ with a redirect built from the Host header:
+        # the server redirects nowhere but to minted targets (DESIGN 3.3).
+        self._rest.router.redirect_slashes = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
