@@ -258,14 +258,6 @@ async def test_stream_cut_twenty_times_during_5000_events_soak(tmp_path: Path) -
     await _stream_cuts(tmp_path, hits=5_000, cuts=20, reconnect_within=40)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="agent/stream.py: StreamSubscriber.run resets its backoff only when a session "
-    "ends without an exception; a dropped connection (reset, no close frame) raises, "
-    "sets received=0 and so attempt keeps growing across healthy sessions: after k drops "
-    "the reconnect waits min(30, 0.2*2^k)*[0.5..1] s, i.e. notifications ~30 s late "
-    "after the 8th network blip of the agent's life",
-)
 async def test_stream_cut_twenty_times_agent_back_promptly_each_time(tmp_path: Path) -> None:
     """20 cuts during 2,000 events; after each, the agent is back within 2 s."""
     await _stream_cuts(tmp_path, hits=2_000, cuts=20, reconnect_within=RECONNECT_S)
@@ -448,13 +440,6 @@ async def test_profile_disk_full_answers_451_and_corrupts_nothing(tmp_path: Path
     assert outcome.queued_left == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="agent/sending.py: Sender.accept records the email as sent (records store) "
-    "before it queues it in the outbox; when the outbox write fails (disk full) the "
-    "relay answers 451 but the 'sent' entry stays, so the contact's timeline shows an "
-    "email that was never accepted (and a second one when the client retries)",
-)
 async def test_profile_disk_full_refused_mail_leaves_no_sent_record(tmp_path: Path) -> None:
     """Mail answered 451 was not taken: no contact's timeline may say it was sent."""
     outcome = await _disk_full(tmp_path)

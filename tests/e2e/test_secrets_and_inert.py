@@ -180,13 +180,6 @@ async def test_relay_listens_on_loopback_only(tmp_path: Path) -> None:
     assert code != 0 and "loopback" in err.lower(), err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="agent/commands.py: run_agent_command catches AgentStartError, EnrollmentError, "
-    "UpstreamConfigError and OSError but not relay.RelayStartError (a RuntimeError), which "
-    "Relay raises for a non-loopback --smtp-listen and for a port already in use: the rep "
-    "gets a Python traceback instead of the message it carries",
-)
 async def test_relay_that_cannot_start_says_why_without_a_traceback(tmp_path: Path) -> None:
     """A second agent on a busy relay port, or a relay on 0.0.0.0: a message, exit 1."""
     rep = Rep(tmp_path / "rep")

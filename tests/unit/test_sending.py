@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from mailbeacon.agent.records import RecordsStore
 from mailbeacon.agent.relay import IncomingMessage
-from mailbeacon.agent.sending import Decision, decide, ensure_message_id, recipient_fields
+from mailbeacon.agent.sending import Decision, Sender, decide, ensure_message_id, recipient_fields
 from mailbeacon.agent.settings import Settings
+from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.core.urls import TrackingUrls
 
 
 def incoming(track: bool | None, log: bool | None) -> IncomingMessage:
@@ -40,3 +47,31 @@ def test_recipients_not_in_to_or_cc_were_bcc() -> None:
         "ewa@client.example": "cc",
         "boss@rep.example": "bcc",
     }
+
+
+class FullDisk:
+    """An outbox whose spool cannot be written (though it seemed to have room)."""
+
+    async def ensure_space(self, _size: int) -> None:
+        return None
+
+    async def enqueue_many(self, _items: object) -> list[str]:
+        raise OSError(28, "No space left on device")
+
+
+async def test_mail_that_cannot_be_queued_leaves_no_sent_record(tmp_path: Path) -> None:
+    store = RecordsStore(tmp_path / "records.db")
+    store.upsert_contact("known@client.example", name="Known")
+    enrollment = Enrollment("http://127.0.0.1:1", 1, "t", b"k" * 32)
+    sender = Sender(store, FullDisk(), TrackingUrls(enrollment), Settings)  # type: ignore[arg-type]
+    raw = (b"From: rep@rep.example\r\nTo: new@client.example, known@client.example\r\n"
+           b"Subject: S\r\nContent-Type: text/html\r\n\r\n<p>Hi</p>\r\n")
+    message = IncomingMessage("rep@rep.example", ("new@client.example", "known@client.example"),
+                              raw, None, True)
+    with pytest.raises(OSError, match="No space"):
+        await sender.accept(message)
+    assert store.activity() == []
+    assert store.contact("new@client.example") is None
+    assert store.contact("known@client.example") is not None  # it was there before
+    assert store.contact_record("known@client.example").timeline == ()  # type: ignore[union-attr]
+    store.close()

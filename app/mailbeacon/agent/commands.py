@@ -61,6 +61,7 @@ def run_mint(args: argparse.Namespace, _profile: Profile) -> int:
 def run_agent_command(args: argparse.Namespace, profile: Profile) -> int:
     """``mailbeacon agent``: run until SIGTERM or SIGINT."""
     # Imported here so that `mailbeacon mint` stays quick.
+    from mailbeacon.agent.relay import RelayStartError  # noqa: PLC0415
     from mailbeacon.agent.runtime import (  # noqa: PLC0415
         AgentOptions,
         AgentRuntime,
@@ -98,7 +99,8 @@ def run_agent_command(args: argparse.Namespace, profile: Profile) -> int:
 
     try:
         asyncio.run(main())
-    except (AgentStartError, EnrollmentError, UpstreamConfigError, OSError) as exc:
+    except (AgentStartError, EnrollmentError, UpstreamConfigError, RelayStartError,
+            OSError) as exc:
         print(f"mailbeacon agent: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import heapq
 import itertools
 import json
@@ -41,6 +42,7 @@ import logging
 import os
 import random
 import secrets
+import shutil
 import time
 from collections.abc import (
     AsyncIterator,
@@ -58,6 +60,8 @@ from typing import Any, BinaryIO, Protocol
 log = logging.getLogger(__name__)
 
 MAGIC = b"MBQ1 "
+# Room kept free beyond a message's own size (its header, state files, the records).
+SPACE_MARGIN = 1024 * 1024
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 CHUNK = 1024 * 1024
 
@@ -372,6 +376,19 @@ class Outbox:
     async def enqueue(self, item: OutboxItem) -> str:
         """Write one item durably; returns its id only once it is safe on disk."""
         return (await self.enqueue_many([item]))[0]
+
+    async def ensure_space(self, size: int) -> None:
+        """Raise OSError (ENOSPC) unless the spool's disk has room for ``size`` bytes and a
+        margin: checked before anything about a message is written, so a full disk
+        refuses it whole instead of half-recording it."""
+        self._ensure_dirs()
+        free = (await asyncio.to_thread(shutil.disk_usage, self._root)).free
+        if free < size + SPACE_MARGIN:
+            raise OSError(
+                errno.ENOSPC,
+                f"not enough free disk space for the outbox in {self._root} "
+                f"({free} bytes free, {size + SPACE_MARGIN} needed)",
+            )
 
     async def enqueue_many(self, items: Sequence[OutboxItem]) -> list[str]:
         """Write several items (e.g. per-recipient copies) durably, in one fsync batch."""

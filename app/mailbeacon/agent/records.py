@@ -320,6 +320,23 @@ class RecordsStore:
                 )
         return email_id
 
+    def forget_sent(self, email_id: int) -> None:
+        """Undo ``record_sent`` for an email that was not accepted after all (it could not
+        be queued): the email, its copy, and contacts it alone brought in go again."""
+        with self._write() as conn:
+            contacts = [row[0] for row in conn.execute(
+                "SELECT contact FROM email_recipients WHERE email_id = ?", (email_id,)
+            )]
+            conn.execute("DELETE FROM emails WHERE id = ?", (email_id,))
+            for contact in contacts:
+                conn.execute(
+                    "DELETE FROM contacts WHERE email = ? AND name = '' AND company = '' "
+                    "AND lawful_basis IS NULL "
+                    "AND NOT EXISTS (SELECT 1 FROM email_recipients WHERE contact = ?) "
+                    "AND NOT EXISTS (SELECT 1 FROM events WHERE contact = ?)",
+                    (contact, contact, contact),
+                )
+
     def email(self, email_id: int) -> EmailRecord | None:
         """A sent email by local id."""
         with self._read() as conn:

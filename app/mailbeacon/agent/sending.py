@@ -100,37 +100,54 @@ class Sender:
         )
         if decision.track and not result.tracked:
             log.info("sending %s untracked: %s", message_id, result.untracked_reason)
+        needed = sum(len(c.data) for c in result.copies) + (len(raw) if decision.log else 0)
+        await self._outbox.ensure_space(needed)
+        subject = header_value(raw, "Subject") or ""
         email_id = await asyncio.to_thread(
-            self._record, message, raw, message_id, decision, result
+            self._record, message, raw, subject, message_id, decision, result
         )
         items = [
             OutboxItem(
                 mail_from=message.mail_from,
-                recipients=copy.recipients,
-                data=copy.data,
+                recipients=c.recipients,
+                data=c.data,
                 meta={"email_id": email_id, "message_id": message_id},
             )
-            for copy in result.copies
+            for c in result.copies
         ]
-        ids = await self._outbox.enqueue_many(items)
+        try:
+            if decision.log:
+                await asyncio.to_thread(self._log, email_id, raw)
+            ids = await self._outbox.enqueue_many(items)
+        except BaseException:
+            # Not queued means not accepted (the relay answers 451): no "sent" entry may
+            # stay on any contact's timeline.
+            await self._forget(email_id)
+            raise
         return ids[0]
+
+    async def _forget(self, email_id: int) -> None:
+        try:
+            await asyncio.to_thread(self._store.forget_sent, email_id)
+        except Exception:
+            log.exception("could not remove the record of unqueued email %s", email_id)
 
     def _record(
         self,
         message: IncomingMessage,
         raw: bytes,
+        subject: str,
         message_id: str,
         decision: Decision,
         result: RewriteResult,
     ) -> int:
         fields = recipient_fields(raw, message.recipients)
-        keys = {rcpt: copy.recipient_key for copy in result.copies for rcpt in copy.recipients}
-        copy = extract_for_log(raw)
-        email_id = self._store.record_sent(
+        keys = {rcpt: c.recipient_key for c in result.copies for rcpt in c.recipients}
+        return self._store.record_sent(
             SentEmail(
                 message_id=message_id,
                 message_key=result.message_key,
-                subject=copy.subject,
+                subject=subject,
                 sender=message.mail_from,
                 sent_at=datetime.fromtimestamp(self._clock(), UTC).isoformat(),
                 recipients=tuple(
@@ -144,15 +161,16 @@ class Sender:
                 untracked_reason=result.untracked_reason or "",
             )
         )
-        if decision.log:
-            self._store.log_copy(
-                email_id,
-                LoggedCopy(
-                    html=copy.html,
-                    text=copy.text,
-                    attachments=tuple(
-                        Attachment(a.filename, a.content_type, a.data) for a in copy.attachments
-                    ),
+
+    def _log(self, email_id: int, raw: bytes) -> None:
+        copy = extract_for_log(raw)
+        self._store.log_copy(
+            email_id,
+            LoggedCopy(
+                html=copy.html,
+                text=copy.text,
+                attachments=tuple(
+                    Attachment(a.filename, a.content_type, a.data) for a in copy.attachments
                 ),
-            )
-        return email_id
+            ),
+        )

@@ -96,31 +96,32 @@ class StreamSubscriber:
         self._on_state = on_state
         self._backoff = backoff or Backoff()
         self._sleep = sleep
+        self._received = 0
 
     async def run(self) -> None:
         """Subscribe until cancelled."""
         attempt = 0
         while True:
             self._on_state(StreamState.CONNECTING, self._server_url)
+            self._received = 0
             try:
-                received = await self._session()
+                await self._session()
             except InvalidStatus as exc:
                 code = exc.response.status_code
                 detail = f"the server refused the API token (HTTP {code}): enroll again"
                 self._on_state(StreamState.REFUSED, detail)
                 log.error("stream refused by %s: HTTP %s", self._server_url, code)
-                received = 0
             except (OSError, WebSocketException, TimeoutError) as exc:
                 self._on_state(StreamState.OFFLINE, f"cannot reach {self._server_url}: {exc}")
                 log.info("stream to %s lost: %s", self._server_url, exc)
-                received = 0
-            attempt = 0 if received else attempt + 1
+            # A session that carried events was healthy, however it ended (a reset
+            # connection raises): the next reconnect is quick again.
+            attempt = 0 if self._received else attempt + 1
             await self._sleep(self._backoff.delay(attempt))
 
-    async def _session(self) -> int:
+    async def _session(self) -> None:
         url = stream_url(self._server_url, self._last_id())
         headers = {"Authorization": f"Bearer {self._token}"}
-        received = 0
         async with connect(url, additional_headers=headers, open_timeout=10,
                            max_size=2**20, proxy=None) as ws:
             self._on_state(StreamState.CONNECTED, self._server_url)
@@ -128,5 +129,4 @@ class StreamSubscriber:
                 message = parse_message(raw)
                 if message is not None:
                     await self._handler(message)
-                    received += 1
-        return received
+                    self._received += 1
