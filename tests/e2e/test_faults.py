@@ -242,25 +242,19 @@ async def _stream_cuts(tmp_path: Path, hits: int, cuts: int, reconnect_within: f
             no_event_notified_twice(stack.notes.lines)
 
 
-async def test_stream_cut_during_events_misses_and_doubles_nothing(tmp_path: Path) -> None:
-    """Four cuts during 2,000 events: nothing missed, nothing doubled in ``activity``.
-    Only four, and a loose reconnect bound, because of the backoff bug shown by
-    test_stream_cut_twenty_times_agent_back_promptly_each_time (20 cuts)."""
-    await _stream_cuts(tmp_path, hits=2_000, cuts=4, reconnect_within=10)
+async def test_stream_cut_twenty_times_misses_and_doubles_nothing(tmp_path: Path) -> None:
+    """20 cuts during 2,000 events: after each the agent is back within 2 s (a session
+    that carried events was healthy, so no growing backoff), and in the end ``activity``
+    holds every server event exactly once."""
+    await _stream_cuts(tmp_path, hits=2_000, cuts=20, reconnect_within=RECONNECT_S)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 async def test_stream_cut_twenty_times_during_5000_events_soak(tmp_path: Path) -> None:
-    """20 cuts during 5,000 events (slow today: the backoff bug makes later reconnects
-    wait up to 30 s)."""
+    """As above, during 5,000 events."""
     skip_unless_soak()
-    await _stream_cuts(tmp_path, hits=5_000, cuts=20, reconnect_within=40)
-
-
-async def test_stream_cut_twenty_times_agent_back_promptly_each_time(tmp_path: Path) -> None:
-    """20 cuts during 2,000 events; after each, the agent is back within 2 s."""
-    await _stream_cuts(tmp_path, hits=2_000, cuts=20, reconnect_within=RECONNECT_S)
+    await _stream_cuts(tmp_path, hits=5_000, cuts=20, reconnect_within=RECONNECT_S)
 
 
 # ---------------------------------------------------------------- (c) upstream 421
@@ -428,8 +422,9 @@ async def _disk_full(tmp_path: Path) -> DiskFull:
 
 async def test_profile_disk_full_answers_451_and_corrupts_nothing(tmp_path: Path) -> None:
     """The profile's data folder is a 2 MB tmpfs, filled up: the relay answers 451 (try
-    later), never 250, for mail it cannot queue; the agent keeps running; once space is
-    free a new message goes through and the earlier records still read fine."""
+    later), never 250, for mail it cannot queue, and keeps no trace of it (no contact's
+    timeline says it was sent); the agent keeps running; once space is free a new
+    message goes through and the earlier records still read fine."""
     outcome = await _disk_full(tmp_path)
     assert [code for code, _reply in outcome.replies_when_full] == [451, 451], outcome
     assert outcome.delivered == [("d1@client.example",), ("d4@client.example",)]
@@ -437,12 +432,7 @@ async def test_profile_disk_full_answers_451_and_corrupts_nothing(tmp_path: Path
         code, out = outcome.records[rcpt]
         assert code == 0, out
         assert [e["kind"] for e in json.loads(out)["timeline"]] == ["sent"]
-    assert outcome.queued_left == 0
-
-
-async def test_profile_disk_full_refused_mail_leaves_no_sent_record(tmp_path: Path) -> None:
-    """Mail answered 451 was not taken: no contact's timeline may say it was sent."""
-    outcome = await _disk_full(tmp_path)
     for rcpt in ("d2@client.example", "d3@client.example"):
         code, out = outcome.records[rcpt]
         assert code == 1, f"{rcpt} has a record of mail that was refused:\n{out[:600]}"
+    assert outcome.queued_left == 0

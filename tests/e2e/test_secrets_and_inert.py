@@ -20,8 +20,6 @@ import socket
 import time
 from pathlib import Path
 
-import pytest
-
 from mailbeacon.core.enrollment import Enrollment
 from tests.agent_process import AgentProcess, free_port
 from tests.e2e.faults import PIXEL
