@@ -160,6 +160,9 @@ async def _journey(
     # MailBeacon: the promise is measured from the moment the server saw the request.
     assert 0 <= open_latency < LATENCY_S, timings
     assert 0 <= click_latency < LATENCY_S, timings
+    # From launch it is usually under a second too (0.5-0.9 s seen), but that includes
+    # Chromium's start-up; only a gross regression is an error here.
+    assert opened_seen - viewer.launched < 5 and clicked_seen - browser.launched < 5, timings
 
     # The server saw the browser's address, not the rep's: a human, not "self".
     rows = await rep.activity()
