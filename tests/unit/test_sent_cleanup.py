@@ -183,6 +183,16 @@ async def test_kept_originals_and_progress_survive_a_restart(tmp_path: Path) -> 
     await second.stop()
 
 
+async def test_stopping_right_after_news_never_hangs(tmp_path: Path) -> None:
+    # The news wakes the worker; a cancel landing as that wait ends is lost by wait_for.
+    cleanup = cleanup_at(tmp_path / ORIGINALS_DIR)
+    await cleanup.start()
+    await cleanup.keep(html_email(MID), MID, "ab" * 12, 1, copies=2)
+    await cleanup.item_delivered(item("q1", 1))
+    async with asyncio.timeout(WAIT):
+        await cleanup.stop()
+
+
 async def test_each_copy_counts_once_and_the_last_makes_it_due(keeper: SentCleanup) -> None:
     await keeper.keep(html_email(MID), MID, "ab" * 12, 5, copies=3)
     [entry] = keeper.pending()

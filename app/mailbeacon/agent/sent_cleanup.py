@@ -194,6 +194,7 @@ class KeptOriginal:
     append_owed: bool = False  # tracked copies deleted first (Gmail); original not yet in
     note: str = ""
     failures: int = 0  # failed attempts in a row (memory only)
+    seen: dict[tuple[int, int], CopyKind] = field(default_factory=dict)  # (validity, uid)
 
     @property
     def key(self) -> str:
@@ -500,6 +501,7 @@ class SentCleanup:
         if task is None:
             return
         self._stopping = True
+        self._wake.set()  # a cancel that lands as a wait ends is lost (wait_for): wake too
         if self._busy:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(task), grace_seconds)
@@ -563,6 +565,7 @@ class SentCleanup:
             log.warning("sent cleanup: cannot keep the original of %s: %s", message_id, exc)
             return False
         self._entries[email_id] = entry
+        self._wake.set()  # the worker's next wake-up may now be this one's expiry
         self._changed()
         return True
 
@@ -601,15 +604,15 @@ class SentCleanup:
             now = self._clock()
             entry.due_at = now
             entry.next_attempt = now + self.config.first_delay
-            self._wake.set()
         await asyncio.to_thread(self._spool.save, entry)
+        self._wake.set()  # saved first: the worker's own saves come after this one
         self._changed()
 
     # ------------------------------------------------------------ the worker loop
 
     async def run(self) -> None:
-        """Work through due emails; reconnect with backoff. Runs until cancelled."""
-        while True:
+        """Work through due emails; reconnect with backoff. Runs until stopped."""
+        while not self._stopping:
             self._wake.clear()
             now = self._clock()
             await self._expire(now)
@@ -786,7 +789,7 @@ class SentCleanup:
             ))
             return
         self.stats.passes += 1
-        found = await self._look(client, entry)
+        found = await self._look(client, mailbox, entry)
         appended = False
         removed = 0
         if found.tracked and mailbox.read_only:
@@ -834,26 +837,46 @@ class SentCleanup:
         self.stats.appended += 1
         return uid or 0
 
-    async def _look(self, client: ImapClient, entry: KeptOriginal) -> _Found:
-        """Search by header, fetch the few found, say what each is."""
+    async def _look(self, client: ImapClient, mailbox: Mailbox, entry: KeptOriginal) -> _Found:
+        """Search by header and say what each message found is (each one read only once)."""
         uids = await client.uid_search(f"HEADER Message-ID {quote(entry.message_id)}")
         uids = uids[-max(1, self.config.max_candidates) :]
+        validity = mailbox.uidvalidity
+        known = {uid: entry.seen[(validity, uid)] for uid in uids if (validity, uid) in entry.seen}
+        fresh = [uid for uid in uids if uid not in known]
+        if fresh:
+            known.update(await self._classify(client, entry, fresh))
         found = _Found()
-        if not uids:
-            return found
+        for uid, kind in known.items():
+            entry.seen[(validity, uid)] = kind
+            if kind is CopyKind.TRACKED:
+                found.tracked.append(uid)
+            elif kind is CopyKind.CLEAN:
+                found.clean.append(uid)
+            elif kind is CopyKind.UNPROVEN:
+                found.unproven.append(uid)
+        return found
+
+    async def _classify(
+        self, client: ImapClient, entry: KeptOriginal, uids: list[int]
+    ) -> dict[int, CopyKind]:
+        """Fetch the Message-ID of ``uids``, then the bodies of those that match."""
         heads = await client.uid_fetch(uids, HEADER_ITEMS)
+        kinds: dict[int, CopyKind] = {}
         small: list[int] = []
         for uid in uids:
             items = heads.get(uid)
-            if items is None or not same_message_id(_message_id_of(items), entry.message_id):
+            if items is None:
                 continue
             size = items.get("RFC822.SIZE")
-            if isinstance(size, int) and size > self.config.max_message_bytes:
-                found.unproven.append(uid)  # too big to look at: never deleted
+            if not same_message_id(_message_id_of(items), entry.message_id):
+                kinds[uid] = CopyKind.OTHER
+            elif isinstance(size, int) and size > self.config.max_message_bytes:
+                kinds[uid] = CopyKind.UNPROVEN  # too big to look at: never deleted
             else:
                 small.append(uid)
         if not small:
-            return found
+            return kinds
         bodies = await client.uid_fetch(small, "(UID BODY.PEEK[])", time_limit=300.0)
         keys = {entry.message_key, *self._keys(entry.message_id)}
         for uid in small:
@@ -863,13 +886,10 @@ class SentCleanup:
             kind = await asyncio.to_thread(
                 classify_copy, raw, entry.message_id, keys, self._identity
             )
-            if kind is CopyKind.TRACKED:
-                found.tracked.append(uid)
-            elif kind is CopyKind.CLEAN and not _flagged_deleted(heads[uid]):
-                found.clean.append(uid)
-            elif kind is CopyKind.UNPROVEN:
-                found.unproven.append(uid)
-        return found
+            if kind is CopyKind.CLEAN and _flagged_deleted(heads[uid]):
+                continue  # marked deleted, on its way out: not the copy that stays
+            kinds[uid] = kind
+        return kinds
 
     def _keys(self, message_id: str) -> set[str]:
         try:
