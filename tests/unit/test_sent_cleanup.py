@@ -3,6 +3,7 @@ counting delivered copies, folder discovery, and IMAP protocol corners."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
