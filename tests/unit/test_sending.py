@@ -42,10 +42,10 @@ def test_recipients_not_in_to_or_cc_were_bcc() -> None:
     envelope = ("alicja@client.example", "jan@client.example", "ewa@client.example",
                 "boss@rep.example")
     assert recipient_fields(raw, envelope) == {
-        "alicja@client.example": "to",
-        "jan@client.example": "to",
-        "ewa@client.example": "cc",
-        "boss@rep.example": "bcc",
+        "alicja@client.example": ("to", "Nowak, Alicja"),
+        "jan@client.example": ("to", ""),
+        "ewa@client.example": ("cc", "Ewa"),
+        "boss@rep.example": ("bcc", ""),
     }
 
 

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
@@ -54,16 +55,23 @@ def ensure_message_id(raw: bytes, domain: str) -> tuple[bytes, str]:
     return b"Message-ID: " + message_id.encode("ascii") + newline + raw, message_id
 
 
-def recipient_fields(raw: bytes, envelope: tuple[str, ...]) -> dict[str, str]:
-    """Which header (to, cc) names each envelope recipient; the rest were Bcc."""
+def recipient_fields(raw: bytes, envelope: tuple[str, ...]) -> dict[str, tuple[str, str]]:
+    """Each envelope recipient's header (to, cc; the rest were Bcc) and display name."""
     # Raw header values: a comma inside an encoded display name is not a separator.
     headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
-    fields: dict[str, str] = {}
+    found: dict[str, tuple[str, str]] = {}
     for name in ("cc", "to"):  # To wins when an address is in both
-        for _display, address in getaddresses([str(v) for v in headers.get_all(name, [])]):
+        for display, address in getaddresses([str(v) for v in headers.get_all(name, [])]):
             if address:
-                fields[address.lower()] = name
-    return {rcpt: fields.get(rcpt.lower(), "bcc") for rcpt in envelope}
+                found[address.lower()] = (name, _decoded(display))
+    return {rcpt: found.get(rcpt.lower(), ("bcc", "")) for rcpt in envelope}
+
+
+def _decoded(display: str) -> str:
+    try:
+        return " ".join(str(make_header(decode_header(display))).split())
+    except (ValueError, LookupError, UnicodeError):
+        return display
 
 
 class Sender:
@@ -151,7 +159,7 @@ class Sender:
                 sender=message.mail_from,
                 sent_at=datetime.fromtimestamp(self._clock(), UTC).isoformat(),
                 recipients=tuple(
-                    Recipient(rcpt, fields[rcpt], "", keys.get(rcpt))
+                    Recipient(rcpt, fields[rcpt][0], fields[rcpt][1], keys.get(rcpt))
                     for rcpt in message.recipients
                 ),
                 track=decision.track,
