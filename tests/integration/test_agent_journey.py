@@ -86,6 +86,19 @@ def html_bytes(raw: bytes) -> bytes:
     return payload
 
 
+async def activity_once_it_has(
+    profile: Path, keyring_file: Path, count: int
+) -> list[dict[str, object]]:
+    """``activity --json`` once it lists ``count`` events (each read is a new process)."""
+    for _ in range(100):  # bounded: each try takes a fraction of a second
+        code, out, err = await run_cli(profile, keyring_file, "activity", "--json")
+        assert code == 0, err
+        events: list[dict[str, object]] = json.loads(out)
+        if len(events) >= count:
+            return events
+    raise AssertionError(f"activity never reached {count} events")
+
+
 def recipient_client() -> httpx.AsyncClient:
     """A recipient's mail viewer: another host than the rep's (127.0.0.9)."""
     transport = httpx.AsyncHTTPTransport(local_address="127.0.0.9")
@@ -265,3 +278,45 @@ async def test_a_reply_in_the_reps_inbox_notifies_through_the_agent(
     assert replied["type"] == "reply"
     assert replied["recipient"] == "alicja@client.example"
     assert "replied" in replied["title"] and "Oferta Q4" in replied["title"]
+
+
+async def test_a_pause_saved_in_the_settings_holds_notifications_at_once(
+    tmp_path: Path, server: TrackingServer, sink: SmtpSink
+) -> None:
+    enrollment = await server.add_user("rep")
+    relay_port = free_port()
+    profile, keyring_file = tmp_path / "agent", tmp_path / "keyring.json"
+    await run_cli(profile, keyring_file, "config", "set", "tracking.settle_seconds", "0")
+    agent = await start_agent(tmp_path, enrollment, sink.port, relay_port)
+    try:
+
+        def send(n: int) -> None:
+            message = EmailMessage()
+            message["From"] = "rep@rep.example"
+            message["To"] = f"p{n}@client.example"
+            message["Subject"] = f"Pause {n}"
+            message.add_alternative(f"<p>Hi {n}</p>", subtype="html")
+            with smtplib.SMTP("127.0.0.1", relay_port, timeout=30) as client:
+                client.login("mailbeacon", RELAY_PASSWORD)
+                client.send_message(message)
+
+        for n in (1, 2):
+            await asyncio.to_thread(send, n)
+        first, second = await sink.until(2)
+        code, _out, err = await run_cli(
+            profile, keyring_file, "config", "set", "notify.paused_until", "2999-01-01T00:00:00Z"
+        )
+        assert code == 0, err
+        async with recipient_client() as viewer:
+            [held] = PIXEL.findall(html_part(first.data))
+            await viewer.get(held)
+            [event] = await activity_once_it_has(profile, keyring_file, 1)
+            assert event["type"] == "open" and not event["notified"]  # recorded, held
+
+            await run_cli(profile, keyring_file, "config", "set", "notify.paused_until", "")
+            [shown] = PIXEL.findall(html_part(second.data))
+            await viewer.get(shown)
+            note = await agent.notification(within=5)
+        assert note["subject"] == "Pause 2"  # the paused open never notified
+    finally:
+        await agent.stop()

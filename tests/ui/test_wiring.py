@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtWidgets import QCheckBox
@@ -9,13 +10,14 @@ from pytestqt.qtbot import QtBot
 
 from mailbeacon.agent.notification import Notification
 from mailbeacon.agent.records import RecordsStore
+from mailbeacon.agent.settings import Settings
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray.activity_window import ActivityWindow
 from mailbeacon.tray.compose import ComposeWindow
 from mailbeacon.tray.contacts_window import ContactsWindow
 from mailbeacon.tray.reports_window import ReportsWindow
 from mailbeacon.tray.settings_dialog import SettingsDialog
-from mailbeacon.tray.wiring import ProfileWindows
+from mailbeacon.tray.wiring import ProfileWindows, saved_pause
 from tests.fakes_contacts import fill_records
 
 
@@ -100,3 +102,14 @@ def test_closing_stops_every_window_then_closes_the_store(
     windows.close()
     assert windows._store is None
     assert windows.activity.window is None and windows._compose.windows == []
+
+
+def test_the_pause_is_kept_in_the_settings_where_the_agent_reads_it(profile: Profile) -> None:
+    pause = saved_pause(profile)
+    assert not pause.is_paused()
+    until = pause.pause_for(3600)
+    saved = Settings.load(profile.config_file).notify.paused_until
+    assert abs(datetime.fromisoformat(saved).timestamp() - until) < 1
+    assert saved_pause(profile).is_paused()  # a restarted tray still knows
+    pause.resume()
+    assert Settings.load(profile.config_file).notify.paused_until == ""

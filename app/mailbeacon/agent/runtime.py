@@ -133,6 +133,7 @@ class AgentRuntime:
         self._environ = dict(os.environ if environ is None else environ)
         self._clock = clock
         self.settings = apply_options(Settings.load_or_default(profile.config_file), options)
+        self._settings_stamp = self._config_stamp()
         self.secrets = SecretStore(profile.keyring_service, self._environ)
         self._server: object | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -157,7 +158,7 @@ class AgentRuntime:
         )
         self.notifier = Notifier(
             self.records,
-            lambda: PolicyConfig.from_settings(self.settings),
+            lambda: PolicyConfig.from_settings(self.current_settings()),
             self._listener.notification,
             clock=self._clock,
             describe_client=lambda ua: uainfo.describe(ua).label,
@@ -171,7 +172,7 @@ class AgentRuntime:
         await self.outbox.start()
         sender = Sender(
             self.records, self.outbox, TrackingUrls(self.enrollment, self._clock),
-            lambda: self.settings, self._clock,
+            self.current_settings, self._clock,
         )
         relay = self.settings.relay
         self.relay = Relay(
@@ -213,6 +214,23 @@ class AgentRuntime:
             await self._server.stop()  # type: ignore[attr-defined]
         if self.records is not None:
             self.records.close()
+
+    def current_settings(self) -> Settings:
+        """The settings as saved now: notification switches, pause, privacy and the
+        Track/Log defaults apply at once; relay and server changes need a restart."""
+        stamp = self._config_stamp()
+        if stamp != self._settings_stamp:
+            self._settings_stamp = stamp
+            fresh = Settings.load_or_default(self._profile.config_file)
+            self.settings = apply_options(fresh, self._options)
+        return self.settings
+
+    def _config_stamp(self) -> tuple[int, int] | None:
+        try:
+            info = self._profile.config_file.stat()
+        except OSError:
+            return None
+        return info.st_mtime_ns, info.st_size
 
     # ------------------------------------------------------------ parts
 
@@ -300,7 +318,7 @@ class AgentRuntime:
         assert self.records is not None
         try:
             self.imap = build_reply_watcher(
-                lambda: self.settings, self.secrets, self._profile.data_dir, self.records,
+                self.current_settings, self.secrets, self._profile.data_dir, self.records,
                 self._notify_local, self._on_imap_status, clock=self._clock,
             )
         except SettingError as exc:

@@ -272,6 +272,7 @@ def main(
     notifier_factory: Callable[[TrayApp], DesktopNotifier] | None = None,
     ready: Callable[[TrayApp], None] | None = None,
     stop_timeout: float = 3.0,
+    pause: PauseState | None = None,
 ) -> int:
     """Run the desktop app for ``profile`` until Quit; the agent is ``agent_main``.
 
@@ -305,7 +306,7 @@ def main(
         relay_password=relay_password,
         first_run=first_run,
         first_run_shown=first_run_shown,
-        pause=PauseState(clock),
+        pause=pause or PauseState(clock),
     )
     tray_app.tray.show()
 

@@ -100,6 +100,7 @@ def run_tray(args: argparse.Namespace, profile: Profile) -> int:
             first_run=first_run,
             first_run_shown=first_run_shown,
             ready=started.append,
+            pause=wiring.saved_pause(profile),
         )
     finally:
         windows.close()

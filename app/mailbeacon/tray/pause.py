@@ -1,4 +1,5 @@
-"""Pausing notifications for a while; kept in the tray until settings hold it."""
+"""Pausing notifications for a while. The pause lives in the settings
+(``notify.paused_until``), where the agent reads it; this keeps the tray's view."""
 
 from __future__ import annotations
 
@@ -17,11 +18,14 @@ class PauseState:
         clock: Callable[[], float] = time.time,
         tz: tzinfo | None = None,
         morning_hour: int = 8,
+        until: float | None = None,
+        on_change: Callable[[float | None], None] | None = None,
     ) -> None:
         self._clock = clock
         self._tz = tz
         self._morning_hour = morning_hour
-        self._until: float | None = None
+        self._until = until
+        self._on_change = on_change
 
     def pause_for(self, seconds: float) -> float:
         """Pause from now for ``seconds``; returns the end time."""
@@ -39,11 +43,15 @@ class PauseState:
     def pause_until(self, until: float) -> float:
         """Pause until the POSIX time ``until``."""
         self._until = until
+        if self._on_change is not None:
+            self._on_change(until)
         return until
 
     def resume(self) -> None:
         """Notify again from now on."""
         self._until = None
+        if self._on_change is not None:
+            self._on_change(None)
 
     def paused_until(self) -> float | None:
         """The end of the current pause, or None when not paused (an expired pause ends)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from PySide6.QtWidgets import QMessageBox, QWidget
@@ -27,6 +28,7 @@ from mailbeacon.tray.compose import ComposeDefaults, ComposeOpener, ComposeWindo
 from mailbeacon.tray.contacts_model import ContactsModel
 from mailbeacon.tray.contacts_window import ContactsWindow
 from mailbeacon.tray.menu import Windows
+from mailbeacon.tray.pause import PauseState
 from mailbeacon.tray.reports_window import ReportsWindow
 from mailbeacon.tray.settings_dialog import SettingsDialog
 from mailbeacon.tray.templates import TemplateStore
@@ -183,6 +185,26 @@ class ProfileWindows:
         except AutostartError as exc:
             log.warning("autostart: %s", exc)
             QMessageBox.warning(None, "MailBeacon", f"Start at login could not be set: {exc}")
+
+
+def saved_pause(profile: Profile) -> PauseState:
+    """The pause as the settings hold it, saved back there whenever the rep changes it,
+    so the agent (which reads ``notify.paused_until``) holds notifications too."""
+    settings = Settings.load_or_default(profile.config_file)
+    until = None
+    if settings.notify.paused_until:
+        until = datetime.fromisoformat(settings.notify.paused_until).timestamp()
+
+    def save(new_until: float | None) -> None:
+        current = Settings.load_or_default(profile.config_file)
+        value = "" if new_until is None else datetime.fromtimestamp(new_until, UTC).isoformat()
+        try:
+            current.set("notify.paused_until", value)
+            current.save(profile.config_file)
+        except (OSError, ValueError) as exc:
+            log.warning("could not save the pause: %s", exc)
+
+    return PauseState(until=until, on_change=save)
 
 
 def relay_submitter(
