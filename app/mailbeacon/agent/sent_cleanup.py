@@ -72,6 +72,7 @@ from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.extract import header_value
 from mailbeacon.core.mime import MimeError, decode_body, parse_message, walk
 from mailbeacon.core.tokens import Kind
+from mailbeacon.core.urls import CLICK_PREFIX, PIXEL_PREFIX, PIXEL_SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +87,9 @@ DELETED = "(\\Deleted)"
 GMAIL = "X-GM-EXT-1"
 
 # Pixel and click tokens in a decoded body (the shortest token is 58 characters).
-_PIXEL = re.compile(rb"/o/([A-Za-z0-9_-]{58,})\.gif")
-_CLICK = re.compile(rb"/c/([A-Za-z0-9_-]{58,})")
+_TOKEN = rb"([A-Za-z0-9_-]{58,})"
+_PIXEL = re.compile(re.escape(PIXEL_PREFIX.encode()) + _TOKEN + re.escape(PIXEL_SUFFIX.encode()))
+_CLICK = re.compile(re.escape(CLICK_PREFIX.encode()) + _TOKEN)
 _SEARCHABLE = re.compile(r"^<?[\x21-\x7e]{1,990}>?$")
 
 
