@@ -16,6 +16,7 @@ URL is used when the source has none. Passwords never go in URLs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import socket
@@ -151,10 +152,7 @@ class Upstream:
             client = await self._connect()
         except DeliveryError as error:
             return UpstreamCheck(False, error.reply)
-        try:
-            await client.quit()
-        except (aiosmtplib.SMTPException, OSError):
-            client.close()
+        await _goodbye(client)
         return UpstreamCheck(True, f"Connected to {self._url} and logged in.")
 
     async def send(
@@ -168,7 +166,7 @@ class Upstream:
             try:
                 return await self._transaction(client, mail_from, recipients, source)
             except aiosmtplib.SMTPServerDisconnected:
-                self._drop()
+                await self._drop()
                 if not reused:
                     raise DeliveryError(
                         f"{self._url} closed the connection", connection=True
@@ -178,7 +176,7 @@ class Upstream:
             try:
                 return await self._transaction(client, mail_from, recipients, source)
             except aiosmtplib.SMTPServerDisconnected:
-                self._drop()
+                await self._drop()
                 raise DeliveryError(f"{self._url} closed the connection", connection=True) from None
 
     async def close(self) -> None:
@@ -187,25 +185,22 @@ class Upstream:
             client, self._client = self._client, None
             if client is None:
                 return
-            try:
-                await client.quit(timeout=5)
-            except (aiosmtplib.SMTPException, OSError):
-                client.close()
+            await _goodbye(client)
 
     def _fresh(self) -> bool:
         return self._clock() - self._last_used < self._idle_close
 
     async def _client_for_send(self) -> aiosmtplib.SMTP:
         if self._client is not None and not (self._client.is_connected and self._fresh()):
-            self._drop()
+            await self._drop()
         if self._client is None:
             self._client = await self._connect()
         return self._client
 
-    def _drop(self) -> None:
+    async def _drop(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            client.close()
+            await _discard(client)
 
     async def _transaction(
         self,
@@ -236,7 +231,7 @@ class Upstream:
                 f"{self._url} cannot take this message: {error}", permanent=True
             ) from error
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-            self._drop()
+            await self._drop()
             raise DeliveryError(
                 f"sending to {self._url} failed: {error or type(error).__name__}",
                 connection=True,
@@ -303,12 +298,12 @@ class Upstream:
     async def _reset(self, client: aiosmtplib.SMTP, code: int | None) -> None:
         """Clear the half-done transaction so the connection can be reused."""
         if code == 421 or not client.is_connected:
-            self._drop()
+            await self._drop()
             return
         try:
             await client.rset()
         except (aiosmtplib.SMTPException, OSError):
-            self._drop()
+            await self._drop()
 
     async def _connect(self) -> aiosmtplib.SMTP:
         """An open, authenticated connection; DeliveryError(connection=True) if not."""
@@ -329,45 +324,35 @@ class Upstream:
             if client.is_ehlo_or_helo_needed:
                 await client.ehlo()
             await self._login(client)
-        except DeliveryError:
-            client.close()
-            raise
-        except aiosmtplib.SMTPAuthenticationError as error:
-            client.close()
-            raise DeliveryError(
-                f"{where} refused the user name or password ({error.code} {error.message}). "
-                "Check the upstream user and password in the settings.",
-                code=error.code,
-                connection=True,
-            ) from error
-        except (ssl.SSLError, ssl.CertificateError) as error:
-            client.close()
-            raise DeliveryError(_tls_problem(where, error), connection=True) from error
-        except aiosmtplib.SMTPConnectError as error:
-            client.close()
-            raise DeliveryError(_connect_problem(where, error), connection=True) from error
-        except aiosmtplib.SMTPTimeoutError as error:
-            client.close()
-            raise DeliveryError(
-                f"{where} did not answer within {self._timeout:g}s.", connection=True
-            ) from error
-        except aiosmtplib.SMTPResponseException as error:
-            client.close()
-            raise DeliveryError(
-                f"{where} refused the session: {error.code} {error.message}",
-                code=error.code,
-                connection=True,
-            ) from error
-        except OSError as error:
-            client.close()
-            raise DeliveryError(_connect_problem(where, error), connection=True) from error
-        except aiosmtplib.SMTPException as error:
-            client.close()
-            raise DeliveryError(self._session_problem(where, error), connection=True) from error
+        except (aiosmtplib.SMTPException, OSError, DeliveryError) as error:
+            await _discard(client)
+            if isinstance(error, DeliveryError):
+                raise
+            raise self._explain(where, error) from error
         self._last_used = self._clock()
         return client
 
-    def _session_problem(self, where: str, error: aiosmtplib.SMTPException) -> str:
+    def _explain(self, where: str, error: Exception) -> DeliveryError:
+        """A failed connection or login, in words the rep can act on."""
+        code = error.code if isinstance(error, aiosmtplib.SMTPResponseException) else None
+        if isinstance(error, aiosmtplib.SMTPAuthenticationError):
+            message = (
+                f"{where} refused the user name or password ({error.code} {error.message}). "
+                "Check the upstream user and password in the settings."
+            )
+        elif isinstance(error, ssl.SSLError | ssl.CertificateError):
+            message = _tls_problem(where, error)
+        elif isinstance(error, aiosmtplib.SMTPReadTimeoutError):
+            message = f"{where} did not answer within {self._timeout:g}s."
+        elif isinstance(error, aiosmtplib.SMTPConnectError | OSError):
+            message = _connect_problem(where, error)
+        elif isinstance(error, aiosmtplib.SMTPResponseException):
+            message = f"{where} refused the session: {error.code} {error.message}"
+        else:
+            message = self._session_problem(where, error)
+        return DeliveryError(message, code=code, connection=True)
+
+    def _session_problem(self, where: str, error: Exception) -> str:
         if self._url.security == "starttls" and "starttls" in str(error).lower():
             return (
                 f"{where} does not offer STARTTLS. Check the port, or use smtps:// if the "
@@ -397,6 +382,33 @@ class Upstream:
                 connection=True,
             )
         await client.login(user or "", creds.password)
+
+
+async def _discard(client: aiosmtplib.SMTP) -> None:
+    """Drop a connection now, and let its socket really close.
+
+    abort(), not close(): a TLS close() first runs a shutdown exchange with the
+    server that can take many loop iterations (up to 30 s), and a socket whose
+    loop stopped meanwhile lingers until garbage collection. After QUIT or an
+    error there is nothing left to say. asyncio closes the socket on the next
+    loop iteration, hence the one yield.
+    """
+    transport = client.transport
+    client.close()
+    if isinstance(transport, asyncio.WriteTransport):
+        transport.abort()
+    await asyncio.sleep(0)
+
+
+async def _goodbye(client: aiosmtplib.SMTP) -> None:
+    """QUIT politely if the server still listens, then drop the connection."""
+    transport = client.transport
+    with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+        await client.quit(timeout=5)
+    client.close()
+    if isinstance(transport, asyncio.WriteTransport):
+        transport.abort()
+    await asyncio.sleep(0)
 
 
 def _tls_problem(where: str, error: Exception) -> str:
