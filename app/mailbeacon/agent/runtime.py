@@ -39,6 +39,12 @@ from mailbeacon.agent.relay import Relay
 from mailbeacon.agent.replies import build_reply_watcher
 from mailbeacon.agent.secrets import Secret, SecretStore, SecretStoreUnavailable
 from mailbeacon.agent.sending import Sender
+from mailbeacon.agent.sent_cleanup import (
+    PROBLEM_PREFIX,
+    CleanupStatus,
+    SentCleanup,
+    build_sent_cleanup,
+)
 from mailbeacon.agent.settings import SettingError, Settings, parse_host_port
 from mailbeacon.agent.stream import StreamState, StreamSubscriber
 from mailbeacon.agent.upstream import Credentials, Upstream, parse_upstream
@@ -142,6 +148,7 @@ class AgentRuntime:
         self.records: RecordsStore | None = None
         self.notifier: Notifier | None = None
         self.imap: ImapWatcher | None = None
+        self.sent_cleanup: SentCleanup | None = None
         self.enrollment: Enrollment | None = None
         self._connection = ConnectionState.CONNECTING
         self._detail = ""
@@ -166,13 +173,18 @@ class AgentRuntime:
             country_of=CountryLookup().country_of,
         )
         self._start_reply_watcher()
+        # Before the outbox: a restarted outbox reports deliveries the cleanup must count.
+        await self._start_sent_cleanup()
         self.outbox = Outbox(
-            self._profile.data_dir / "outbox", self._upstream(), on_failed=self._on_failed
+            self._profile.data_dir / "outbox",
+            self._upstream(),
+            on_delivered=self._on_delivered,
+            on_failed=self._on_failed,
         )
         await self.outbox.start()
         sender = Sender(
             self.records, self.outbox, TrackingUrls(self.enrollment, self._clock),
-            self.current_settings, self._clock,
+            self.current_settings, self._clock, keeper=self.sent_cleanup,
         )
         relay = self.settings.relay
         self.relay = Relay(
@@ -210,6 +222,8 @@ class AgentRuntime:
             await self.imap.stop()
         if self.outbox is not None:
             await self.outbox.stop()
+        if self.sent_cleanup is not None:
+            await self.sent_cleanup.stop()
         if self._server is not None:
             await self._server.stop()  # type: ignore[attr-defined]
         if self.records is not None:
@@ -326,6 +340,28 @@ class AgentRuntime:
         if self.imap is not None:
             self.imap.start()
 
+    async def _start_sent_cleanup(self) -> None:
+        assert self.records is not None and self.enrollment is not None
+        try:
+            self.sent_cleanup = build_sent_cleanup(
+                self.current_settings, self.secrets, self._profile.data_dir, self.records,
+                self.enrollment, self._on_cleanup_status, clock=self._clock,
+            )
+        except SettingError as exc:
+            self._problem(f"{PROBLEM_PREFIX}: {exc}")
+        if self.sent_cleanup is not None:
+            await self.sent_cleanup.start()
+
+    def _on_cleanup_status(self, status: CleanupStatus) -> None:
+        self._problems = [p for p in self._problems if not p.startswith(PROBLEM_PREFIX)]
+        if status.problem is not None:
+            self._problem(status.problem)
+        self._publish()
+
+    async def _on_delivered(self, item: QueuedItem) -> None:
+        if self.sent_cleanup is not None:
+            await self.sent_cleanup.item_delivered(item)
+
     def _notify_local(self, notification: Notification) -> None:
         if self.notifier is not None:
             self.notifier.deliver(notification)
@@ -337,6 +373,8 @@ class AgentRuntime:
         self._publish()
 
     async def _on_failed(self, item: QueuedItem, failure: DeliveryFailure) -> None:
+        if self.sent_cleanup is not None:
+            await self.sent_cleanup.item_failed(item, failure)
         if self.notifier is None:
             return
         email_id = item.meta.get("email_id")

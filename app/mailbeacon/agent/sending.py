@@ -14,6 +14,7 @@ from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
+from typing import Protocol
 
 from mailbeacon.agent.outbox import Outbox, OutboxItem
 from mailbeacon.agent.records import RecordsStore
@@ -74,6 +75,21 @@ def _decoded(display: str) -> str:
         return display
 
 
+class OriginalKeeper(Protocol):
+    """Keeps the untracked original of a tracked send until Sent is put right
+    (``sent_cleanup.SentCleanup`` is one)."""
+
+    async def keep(
+        self, original: bytes, message_id: str, message_key: str, email_id: int, copies: int
+    ) -> bool:
+        """Keep it durably; False when it was not kept (the mail goes out anyway)."""
+        ...
+
+    async def forget(self, email_id: int) -> None:
+        """Drop it again (the send was not queued)."""
+        ...
+
+
 class Sender:
     """The relay's and the compose window's way into the outbox."""
 
@@ -84,12 +100,14 @@ class Sender:
         minter: UrlMinter,
         settings: Callable[[], Settings],
         clock: Callable[[], float] = time.time,
+        keeper: OriginalKeeper | None = None,
     ) -> None:
         self._store = store
         self._outbox = outbox
         self._minter = minter
         self._settings = settings
         self._clock = clock
+        self._keeper = keeper
 
     async def accept(self, message: IncomingMessage) -> str:
         """Rewrite, record and durably queue ``message``; returns the first queue id."""
@@ -108,7 +126,10 @@ class Sender:
         )
         if decision.track and not result.tracked:
             log.info("sending %s untracked: %s", message_id, result.untracked_reason)
+        # Tracked: the untracked original is kept until the Sent folder is put right.
+        keeper = self._keeper if result.tracked else None
         needed = sum(len(c.data) for c in result.copies) + (len(raw) if decision.log else 0)
+        needed += len(raw) if keeper is not None else 0
         await self._outbox.ensure_space(needed)
         subject = header_value(raw, "Subject") or ""
         email_id = await asyncio.to_thread(
@@ -123,14 +144,21 @@ class Sender:
             )
             for c in result.copies
         ]
+        kept = False
         try:
             if decision.log:
                 await asyncio.to_thread(self._log, email_id, raw)
+            if keeper is not None:  # durably, before the relay answers 250
+                kept = await keeper.keep(
+                    raw, message_id, result.message_key, email_id, len(result.copies)
+                )
             ids = await self._outbox.enqueue_many(items)
         except BaseException:
             # Not queued means not accepted (the relay answers 451): no "sent" entry may
             # stay on any contact's timeline.
             await self._forget(email_id)
+            if keeper is not None and kept:
+                await keeper.forget(email_id)
             raise
         return ids[0]
 
