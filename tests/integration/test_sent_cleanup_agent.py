@@ -5,7 +5,6 @@ does), and the agent replaces it with the untracked original."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import smtplib
 from email.message import EmailMessage
 from pathlib import Path
@@ -13,7 +12,6 @@ from urllib.parse import quote
 
 import pytest
 
-from mailbeacon.agent.sending import Sender
 from mailbeacon.core.enrollment import Enrollment
 from tests import dovecot
 from tests.agent_process import AgentProcess, free_port
@@ -24,11 +22,6 @@ RELAY_PASSWORD = "relay-secret"
 pytestmark = [
     pytest.mark.needs_program("dovecot"),
     pytest.mark.skipif(not dovecot.available(), reason="needs root and /usr/sbin/dovecot"),
-    # Runs once the agent hands originals to the cleanup (Sender(keeper=...), runtime).
-    pytest.mark.skipif(
-        "keeper" not in inspect.signature(Sender).parameters,
-        reason="the Sender does not keep originals yet (issue 9 wiring pending)",
-    ),
 ]
 
 
