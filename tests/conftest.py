@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,3 +31,15 @@ def memory_keyring() -> Iterator[MemoryKeyring]:
 def profile(tmp_path: Path) -> Profile:
     """A fresh profile folder for one test."""
     return Profile.at(tmp_path / "profile")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``needs_program(name)``: skip where the program is missing, except in CI, where
+    .ci/run installs it and a missing one must fail loudly."""
+    if os.environ.get("CI") == "true":
+        return
+    for item in items:
+        for marker in item.iter_markers("needs_program"):
+            name = str(marker.args[0])
+            if shutil.which(name) is None and shutil.which(name, path="/usr/sbin") is None:
+                item.add_marker(pytest.mark.skip(reason=f"{name} is not installed"))
