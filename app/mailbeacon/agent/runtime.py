@@ -96,13 +96,14 @@ class UnconfiguredUpstream:
 class JsonLinesListener:
     """``--notify jsonl``: each notification as one JSON object per line."""
 
-    def __init__(self, out: TextIO = sys.stdout) -> None:
+    def __init__(self, out: TextIO | None = None) -> None:
         self._out = out
 
     def notification(self, notification: Notification) -> None:
         """Print one line and flush, so a reader sees it at once."""
-        self._out.write(json.dumps(notification.to_json(), ensure_ascii=False) + "\n")
-        self._out.flush()
+        out = self._out or sys.stdout  # looked up now: stdout may have been replaced
+        out.write(json.dumps(notification.to_json(), ensure_ascii=False) + "\n")
+        out.flush()
 
     def status(self, status: AgentStatus) -> None:
         """Status changes go to the operator's log only."""
