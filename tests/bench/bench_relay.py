@@ -196,7 +196,7 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-async def _memory_child(path: Path, trace: bool) -> dict[str, float]:
+async def _memory_child(path: Path, trace: bool, rewrite: bool) -> dict[str, float]:
     """Runs in a fresh process: one big message through relay, outbox and upstream."""
     folder = Path(tempfile.mkdtemp(prefix="mb-bench-"))
     sink = await _spawn(SINK, "1")
@@ -204,9 +204,11 @@ async def _memory_child(path: Path, trace: bool) -> dict[str, float]:
     upstream = Upstream(parse_upstream(f"smtp://127.0.0.1:{sink_port}"), lambda: None)
     outbox = Outbox(folder / "spool", upstream)
 
-    async def accept(message: IncomingMessage) -> str:
+    async def passthrough(message: IncomingMessage) -> str:
         return await outbox.enqueue(OutboxItem(message.mail_from, message.recipients, message.data))
 
+    accept = _rewrite_accept(outbox) if rewrite else passthrough
+    assert accept is not None
     relay = Relay(accept, PASSWORD)
     await relay.start()
     gc.collect()
@@ -237,10 +239,10 @@ async def _memory_child(path: Path, trace: bool) -> dict[str, float]:
     return figures
 
 
-def _memory(path: Path, trace: bool) -> dict[str, float]:
+def _memory(path: Path, trace: bool, rewrite: bool = False) -> dict[str, float]:
     done = subprocess.run(
         [sys.executable, "-m", "tests.bench.bench_relay", "--memory-child", str(path),
-         "trace" if trace else "rss"],
+         "trace" if trace else "rss", "rewrite" if rewrite else "pass-through"],
         cwd=ROOT, capture_output=True, text=True, timeout=900, check=True,
     )  # fmt: skip
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -265,6 +267,7 @@ def run() -> list[tuple[str, float, str]]:
         size = _big_message(big)
         timed = _memory(big, trace=False)
         traced = _memory(big, trace=True)
+        rewritten = _memory(big, trace=False, rewrite=True) if _rewrite_available() else None
     rows += [
         ("25 MiB attachment: message size on the wire (MB)", size / MB, "base64 + MIME"),
         ("25 MiB attachment: relay receive + queue (s)", timed["receive_s"], "-"),
@@ -279,12 +282,27 @@ def run() -> list[tuple[str, float, str]]:
         ("25 MiB attachment: peak RSS growth, whole pass (MB)", timed["total_rss"] / MB,
          f"{timed['total_rss'] / ATTACHMENT:.2f}x attachment"),
     ]  # fmt: skip
+    if rewritten is not None:
+        rows.append(
+            ("25 MiB attachment: peak RSS growth with core.rewrite in accept (MB)",
+             rewritten["total_rss"] / MB,
+             f"{rewritten['total_rss'] / ATTACHMENT:.2f}x attachment; rewrite's own share"),
+        )  # fmt: skip
     return rows
+
+
+def _rewrite_available() -> bool:
+    try:
+        import mailbeacon.core.rewrite  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--memory-child":
-        print(json.dumps(asyncio.run(_memory_child(Path(sys.argv[2]), sys.argv[3] == "trace"))))
+        child = _memory_child(Path(sys.argv[2]), sys.argv[3] == "trace", sys.argv[4] == "rewrite")
+        print(json.dumps(asyncio.run(child)))
     else:
         for metric, value, note in run():
             print(f"{metric:60s} {value:10.2f}   {note}")
