@@ -47,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # aiosmtpd logs every SMTP command with its addresses at INFO: not in our logs.
+    logging.getLogger("mail.log").setLevel(max(logging.WARNING, logging.getLogger().level))
     profile = Profile.resolve(args.profile)
     result: int = args.func(args, profile)
     return result
