@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import keyring
 import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
@@ -246,3 +247,39 @@ def test_saved_settings_restart_the_agent_without_crying_wolf(
     assert code == 0
     assert starts == [0, 1]
     assert [s.title for s in notifier.shown] == [sample_notification().title]
+
+
+def test_without_a_keyring_the_rep_chooses_a_session_only_password_or_quits(
+    monkeypatch: pytest.MonkeyPatch, profile: Profile
+) -> None:
+    from keyring.backends.fail import Keyring as NoKeyring
+
+    from mailbeacon.agent import runtime
+
+    keyring.set_keyring(NoKeyring())
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(runtime, "run_agent", lambda *a: calls.append(a) or "coroutine")
+    seen: dict[str, Any] = {}
+
+    def fake_main(args: Any, prof: Profile, agent_main: Callable[..., Any], **kw: Any) -> int:
+        agent_main(RecordingListener(), "stop")
+        seen.update(kw=kw)
+        return 0
+
+    monkeypatch.setattr(tray_app_module, "main", fake_main)
+    args = cli.build_parser().parse_args(["tray"])
+    asked: list[str] = []
+
+    def quit_(problem: str) -> bool:
+        asked.append(problem)
+        return False
+
+    assert run_tray(args, profile, choose_session_only=quit_) == 1
+    assert "keyring is unavailable" in asked[0] and calls == []
+
+    assert run_tray(args, profile, choose_session_only=lambda _p: True) == 0
+    [(_prof, options, _listener, _stop)] = calls
+    assert options.relay_password and len(options.relay_password) >= 16
+    assert seen["kw"]["relay_password"]() == options.relay_password  # shown to the rep
+    assert seen["kw"]["first_run"] is True
+    assert not any(profile.config_dir.parent.rglob("*keyring*"))  # nothing written aside

@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import secrets
 import sys
+from collections.abc import Callable
+from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
@@ -50,8 +53,15 @@ class TeeListener:
             listener.status(status)
 
 
-def run_tray(args: argparse.Namespace, profile: Profile) -> int:
-    """``mailbeacon tray``: the desktop app over the real agent."""
+def run_tray(
+    args: argparse.Namespace,
+    profile: Profile,
+    choose_session_only: Callable[[str], bool] | None = None,
+) -> int:
+    """``mailbeacon tray``: the desktop app over the real agent.
+
+    Without a usable keyring the rep chooses: run with secrets held in memory for this
+    session (``choose_session_only``, a dialog by default), or quit. Never a file."""
     runtime = _load_runtime()
     if runtime is None:
         return 1
@@ -73,6 +83,15 @@ def run_tray(args: argparse.Namespace, profile: Profile) -> int:
         imap=getattr(args, "imap", None),
     )
     print_jsonl = getattr(args, "notify", None) == "jsonl"
+    session_only = False
+    problem = wiring.keyring_problem(profile)
+    if problem is not None and options.relay_password is None:
+        log.warning("keyring unavailable: %s", problem)
+        _app = _application()  # held until the tray, which reuses it, has run
+        if not (choose_session_only or wiring.ask_session_only)(problem):
+            return 1
+        options = replace(options, relay_password=secrets.token_urlsafe(12))
+        session_only = True
 
     def agent_main(listener: AgentListener, stop_event: Any) -> Any:
         if print_jsonl:
@@ -80,6 +99,7 @@ def run_tray(args: argparse.Namespace, profile: Profile) -> int:
         return runtime.run_agent(profile, options, listener, stop_event)
 
     first_run, first_run_shown = wiring.first_run_state(profile)
+    first_run = first_run or session_only  # a new relay password: show it
     started: list[Any] = []
 
     def restart_agent() -> None:
@@ -105,6 +125,12 @@ def run_tray(args: argparse.Namespace, profile: Profile) -> int:
     finally:
         windows.close()
     return code
+
+
+def _application() -> Any:
+    """The QApplication, made early when a dialog must show before the tray."""
+    widgets = importlib.import_module("PySide6.QtWidgets")
+    return widgets.QApplication.instance() or widgets.QApplication(sys.argv[:1])
 
 
 def _load_runtime() -> ModuleType | None:

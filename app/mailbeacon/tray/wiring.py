@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from mailbeacon.agent.notification import Notification
@@ -185,6 +186,35 @@ class ProfileWindows:
         except AutostartError as exc:
             log.warning("autostart: %s", exc)
             QMessageBox.warning(None, "MailBeacon", f"Start at login could not be set: {exc}")
+
+
+def keyring_problem(profile: Profile) -> str | None:
+    """Why the OS keyring cannot hold this profile's secrets, or None when it can."""
+    try:
+        SecretStore(profile.keyring_service).get(Secret.RELAY_PASSWORD)
+    except SecretStoreUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def ask_session_only(problem: str) -> bool:
+    """Ask the rep whether to run with secrets kept in memory for this session only."""
+    box = QMessageBox(
+        QMessageBox.Icon.Warning,
+        "MailBeacon: no keyring",
+        problem,
+        QMessageBox.StandardButton.NoButton,
+    )
+    box.setTextFormat(Qt.TextFormat.PlainText)
+    box.setInformativeText(
+        "MailBeacon can run for this session with its passwords kept in memory only: "
+        "your mail client then needs the new relay password shown next. Nothing is "
+        "written to a file."
+    )
+    session = box.addButton("Run for this session", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Quit", QMessageBox.ButtonRole.RejectRole)
+    box.exec()
+    return box.clickedButton() is session
 
 
 def saved_pause(profile: Profile) -> PauseState:
