@@ -18,6 +18,7 @@ import secrets
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import lru_cache
 
 VERSION = 1
 MAC_BYTES = 16
@@ -103,9 +104,20 @@ def _body(
     return _HEADER.pack(VERSION, kind, user_id, minted_at) + mkey + bytes([len(rkey)]) + rkey
 
 
+@lru_cache(maxsize=256)
+def _keyed(key: bytes) -> hmac.HMAC:
+    # The key schedule is computed once per key; each MAC then copies it.
+    return hmac.new(key, digestmod=hashlib.sha256)
+
+
+def _mac(key: bytes, body: bytes) -> bytes:
+    mac = _keyed(key).copy()
+    mac.update(body)
+    return mac.digest()[:MAC_BYTES]
+
+
 def _seal(key: bytes, body: bytes) -> str:
-    mac = hmac.new(key, body, hashlib.sha256).digest()[:MAC_BYTES]
-    return _b64(body + mac)
+    return _b64(body + _mac(key, body))
 
 
 def mint_open(
@@ -172,8 +184,7 @@ def verify(token: str, key: bytes) -> Claims | None:
     if raw is None:
         return None
     body, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
-    expected = hmac.new(key, body, hashlib.sha256).digest()[:MAC_BYTES]
-    if not hmac.compare_digest(mac, expected):
+    if not hmac.compare_digest(mac, _mac(key, body)):
         return None
     try:
         return _parse(body)
