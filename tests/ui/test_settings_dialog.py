@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 from pytestqt.qtbot import QtBot
 
+from mailbeacon.agent.imap_check import ImapCheck
 from mailbeacon.agent.secrets import Secret, SecretStore
 from mailbeacon.agent.settings import KEYS, SECRET_KEYS, Settings
 from mailbeacon.agent.settings_kinds import BoolKind, ChoiceKind, FloatKind, IntKind
@@ -41,6 +42,7 @@ from mailbeacon.tray.settings_dialog import (
     UpstreamProbe,
     check_upstream,
 )
+from tests import dovecot as dv
 from tests.fakes import MemoryKeyring
 from tests.fakes_smtp import SmtpSink
 
@@ -507,6 +509,106 @@ def test_test_upstream_reports_a_closed_port(qtbot: QtBot, saver: Saver) -> None
         dialog.run_upstream_test()
     assert result.args is not None and result.args[0] is False
     assert dialog.upstream_result.text() == result.args[1]
+
+
+class ImapChecks:
+    """An injected IMAP check: remembers what it was asked and answers ``answer``."""
+
+    def __init__(self, answer: ImapCheck) -> None:
+        self.answer = answer
+        self.calls: list[tuple[str, str, bool]] = []
+
+    async def __call__(self, url: str, password: str, allow_plain: bool) -> ImapCheck:
+        self.calls.append((url, password, allow_plain))
+        return self.answer
+
+
+def test_test_connection_checks_the_typed_imap_values_and_shows_the_answer(
+    qtbot: QtBot, saver: Saver
+) -> None:
+    SecretStore(SERVICE).set(Secret.IMAP_PASSWORD, "stored-pw")  # typed wins over stored
+    checks = ImapChecks(ImapCheck(True, "Connected; it supports IDLE."))
+    dialog = make_dialog(qtbot, saver, test_imap=checks)
+    line(dialog, "imap.url").setText("  imap://rep@mail.lan.example.com  ")
+    line(dialog, "imap.password").setText("typed-pw")
+    allow = dialog.fields["imap.allow_plain"]
+    assert isinstance(allow, BoolField)
+    allow.box.setChecked(True)
+    dialog.show_field("imap.url")
+    assert dialog.test_imap_button.isVisible()
+    with qtbot.waitSignal(dialog.imapTested, timeout=WAIT_MS) as result:
+        qtbot.mouseClick(dialog.test_imap_button, Qt.MouseButton.LeftButton)
+    assert result.args == [True, "Connected; it supports IDLE."]
+    assert checks.calls == [("imap://rep@mail.lan.example.com", "typed-pw", True)]
+    assert dialog.imap_result.text() == "Connected; it supports IDLE."
+    assert dialog.test_imap_button.isEnabled()
+    assert saver.saved == []  # testing saves nothing
+
+
+def test_a_long_test_connection_answer_is_shown_whole(qtbot: QtBot, saver: Saver) -> None:
+    answer = "Connected to imap.example.com:993 as rep@example.com; " + "word " * 40
+    dialog = make_dialog(qtbot, saver, test_imap=ImapChecks(ImapCheck(True, answer)))
+    dialog.show_field("imap.url")
+    with qtbot.waitSignal(dialog.imapTested, timeout=WAIT_MS):
+        dialog.run_imap_test()
+    label = dialog.imap_result
+    qtbot.waitUntil(lambda: label.height() >= label.heightForWidth(label.width()),
+                    timeout=WAIT_MS)
+    assert label.width() > dialog.test_imap_button.width() * 2  # not a narrow column
+
+
+def test_test_connection_uses_the_stored_password_when_none_is_typed(
+    qtbot: QtBot, saver: Saver
+) -> None:
+    checks = ImapChecks(ImapCheck(False, "No IMAP password is set."))
+    dialog = make_dialog(qtbot, saver, test_imap=checks)
+    line(dialog, "imap.url").setText("imaps://rep@imap.example.com")
+    with qtbot.waitSignal(dialog.imapTested, timeout=WAIT_MS) as result:
+        dialog.run_imap_test()
+    assert result.args == [False, "No IMAP password is set."]
+    assert dialog.imap_result.text() == "No IMAP password is set."
+    SecretStore(SERVICE).set(Secret.IMAP_PASSWORD, "stored-pw")
+    with qtbot.waitSignal(dialog.imapTested, timeout=WAIT_MS):
+        dialog.run_imap_test()
+    assert checks.calls == [
+        ("imaps://rep@imap.example.com", "", False),
+        ("imaps://rep@imap.example.com", "stored-pw", False),
+    ]
+
+
+def test_a_test_connection_that_breaks_is_reported_in_words(
+    qtbot: QtBot, saver: Saver
+) -> None:
+    def broken(_url: str, _password: str, _allow_plain: bool) -> ImapCheck:
+        raise RuntimeError("the check broke")
+
+    dialog = make_dialog(qtbot, saver, test_imap=broken)
+    with qtbot.waitSignal(dialog.imapTested, timeout=WAIT_MS) as result:
+        dialog.run_imap_test()
+    assert result.args == [False, "The test could not run: the check broke"]
+    assert dialog.test_imap_button.isEnabled()
+
+
+@pytest.mark.needs_program("dovecot")
+@pytest.mark.skipif(not dv.available(), reason="needs root and /usr/sbin/dovecot")
+def test_test_connection_logs_in_to_a_real_dovecot(qtbot: QtBot, saver: Saver) -> None:
+    SecretStore(SERVICE).set(Secret.IMAP_PASSWORD, dv.PASSWORD)  # the stored one is used
+    with dv.running_dovecot() as server:
+        dialog = make_dialog(qtbot, saver)  # the real check, by default
+        line(dialog, "imap.url").setText(f"imap://rep%40example.net@127.0.0.1:{server.port}")
+        with qtbot.waitSignal(dialog.imapTested, timeout=WAIT_MS) as result:
+            dialog.run_imap_test()
+        assert result.args is not None
+        ok, message = result.args
+        assert ok is True, message
+        assert "IDLE" in message and '"Sent"' in message
+        assert dialog.imap_result.text() == message
+        line(dialog, "imap.password").setText("wrong-pw")
+        with qtbot.waitSignal(dialog.imapTested, timeout=WAIT_MS) as result:
+            dialog.run_imap_test()
+        assert result.args is not None and result.args[0] is False
+        assert "user name" in result.args[1] and "password" in result.args[1]
+        assert "wrong-pw" not in result.args[1]
 
 
 # ---------------------------------------------------------------- looks

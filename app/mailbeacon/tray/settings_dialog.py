@@ -14,7 +14,8 @@ secret. Secrets are written first and rolled back if saving the settings fails,
 so an OK never leaves half of a change behind. A keyring that cannot be used is
 reported in words, and nothing is written anywhere.
 
-"Test upstream" and "Test tracking" run off the UI thread (``workers.Worker``).
+"Test upstream", "Test tracking" and the IMAP "Test connection" run off the UI
+thread (``workers.Worker``).
 """
 
 from __future__ import annotations
@@ -42,12 +43,14 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from mailbeacon.agent.imap_check import ImapCheck, check_imap
 from mailbeacon.agent.secrets import Secret, SecretStore, SecretStoreUnavailable
 from mailbeacon.agent.settings import KEYS, SECRET_KEYS, SettingError, Settings, SettingSpec
 from mailbeacon.agent.settings_kinds import BoolKind, ChoiceKind, FloatKind, IntKind
@@ -210,6 +213,8 @@ class UpstreamProbe:
 
 TestUpstream = Callable[[UpstreamProbe], CheckResult | Awaitable[CheckResult]]
 TestTracking = Callable[[Enrollment], CheckResult | Awaitable[CheckResult]]
+# (imap.url, IMAP password or "" when none is typed or stored, imap.allow_plain)
+TestImap = Callable[[str, str, bool], CheckResult | Awaitable[CheckResult]]
 OpenUrl = Callable[[str], object]
 
 
@@ -459,18 +464,19 @@ class SettingsDialog(QDialog):
 
     ``save(settings)`` persists the settings (the caller's job, e.g.
     ``lambda s: s.save(profile.config_file)``); secrets go to ``secrets``.
-    ``test_upstream(UpstreamProbe)`` and ``test_tracking(Enrollment)`` may be
-    blocking or async and run off the UI thread; ``open_url(url)`` opens the
-    browser-claim page.
+    ``test_upstream(UpstreamProbe)``, ``test_tracking(Enrollment)`` and
+    ``test_imap(url, password, allow_plain)`` may be blocking or async and run off
+    the UI thread; ``open_url(url)`` opens the browser-claim page.
 
     Signals: ``settingsSaved(Settings)`` after a successful OK;
-    ``upstreamTested(ok, message)`` and ``trackingTested(ok, message)`` when a
-    test finished.
+    ``upstreamTested(ok, message)``, ``trackingTested(ok, message)`` and
+    ``imapTested(ok, message)`` when a test finished.
     """
 
     settingsSaved = Signal(object)
     upstreamTested = Signal(bool, str)
     trackingTested = Signal(bool, str)
+    imapTested = Signal(bool, str)
 
     def __init__(
         self,
@@ -480,6 +486,7 @@ class SettingsDialog(QDialog):
         *,
         test_upstream: TestUpstream | None = None,
         test_tracking: TestTracking | None = None,
+        test_imap: TestImap | None = None,
         open_url: OpenUrl | None = None,
         worker: Worker | None = None,
         parent: QWidget | None = None,
@@ -491,6 +498,7 @@ class SettingsDialog(QDialog):
         self._save = save
         self._test_upstream: TestUpstream = test_upstream or check_upstream
         self._test_tracking: TestTracking = test_tracking or check_tracking
+        self._test_imap: TestImap = test_imap or check_imap
         self._open_url: OpenUrl = open_url or open_in_browser
         self._worker = worker or Worker(2, self)
         self.fields: dict[str, Field] = {}
@@ -579,6 +587,20 @@ class SettingsDialog(QDialog):
             self.upstream_result = _plain_label()
             self.upstream_result.setObjectName("upstream_result")
             form.addRow(self.test_upstream_button, self.upstream_result)
+        elif key == "imap.allow_plain":
+            self.test_imap_button = QPushButton("Test co&nnection")
+            self.test_imap_button.setToolTip(
+                "Logs in to your inbox with the values above (not yet saved) and opens "
+                "INBOX read-only"
+            )
+            self.test_imap_button.clicked.connect(self.run_imap_test)
+            self.imap_result = _plain_label()
+            self.imap_result.setObjectName("imap_result")
+            # Preferred width would keep the long answer in a narrow, clipped column.
+            self.imap_result.setSizePolicy(
+                QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred
+            )
+            form.addRow(self.test_imap_button, self.imap_result)
         elif key == "tracking.per_recipient":
             self.per_recipient_note = _plain_label(PER_RECIPIENT_TRADE_OFF)
             self.per_recipient_note.setObjectName("per_recipient_note")
@@ -656,6 +678,7 @@ class SettingsDialog(QDialog):
         for button, label in (
             (self.test_upstream_button, self.upstream_result),
             (self.test_tracking_button, self.tracking_result),
+            (self.test_imap_button, self.imap_result),
         ):
             if not button.isEnabled():
                 button.setEnabled(True)
@@ -793,6 +816,22 @@ class SettingsDialog(QDialog):
         _show_result(self.upstream_result, None, "Testing…")
         self._worker.submit(call, self._upstream_done, self._upstream_failed)
 
+    def run_imap_test(self) -> None:
+        """Log in to the inbox with the values in the dialog (off the UI thread)."""
+        url = self.fields["imap.url"].text().strip()
+        typed = self.secret_fields["imap.password"].text()
+        allow_plain = self.fields["imap.allow_plain"].text() == "true"
+        secrets, test = self._secrets, self._test_imap
+
+        def call() -> CheckResult | Awaitable[CheckResult]:
+            # The stored password is read here, not on the UI thread: keyring calls may block.
+            password = typed or secrets.get(Secret.IMAP_PASSWORD) or ""
+            return test(url, password, allow_plain)
+
+        self.test_imap_button.setEnabled(False)
+        _show_result(self.imap_result, None, "Testing…")
+        self._worker.submit(call, self._imap_done, self._imap_failed)
+
     def run_tracking_test(self) -> None:
         """Fetch a test pixel from the tracking server (off the UI thread)."""
         enrollment = self._enrollment(self.tracking_result)
@@ -846,6 +885,14 @@ class SettingsDialog(QDialog):
 
     def _upstream_failed(self, error: BaseException) -> None:
         self._upstream_done(UpstreamCheck(False, f"The test could not run: {error}"))
+
+    def _imap_done(self, result: CheckResult) -> None:
+        self.test_imap_button.setEnabled(True)
+        _show_result(self.imap_result, result.ok, result.message)
+        self.imapTested.emit(result.ok, result.message)
+
+    def _imap_failed(self, error: BaseException) -> None:
+        self._imap_done(ImapCheck(False, f"The test could not run: {error}"))
 
     def _tracking_done(self, result: CheckResult) -> None:
         self.test_tracking_button.setEnabled(True)
