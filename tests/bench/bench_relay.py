@@ -143,7 +143,7 @@ def _rewrite_accept(outbox: Outbox) -> Accept | None:
         result = await asyncio.to_thread(
             rewrite_message, message.data, message.recipients, plan, minter
         )
-        items = [OutboxItem(message.mail_from, c.recipients, c.data) for c in result.copies]
+        items = [OutboxItem(message.mail_from, c.recipients, c.pieces) for c in result.copies]
         return (await outbox.enqueue_many(items))[0]
 
     return accept

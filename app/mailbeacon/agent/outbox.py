@@ -41,6 +41,7 @@ import json
 import logging
 import os
 import random
+import re
 import secrets
 import shutil
 import time
@@ -60,6 +61,7 @@ from typing import Any, BinaryIO, Protocol
 log = logging.getLogger(__name__)
 
 MAGIC = b"MBQ1 "
+_NON_ASCII = re.compile(rb"[\x80-\xff]")
 # Room kept free beyond a message's own size (its header, state files, the records).
 SPACE_MARGIN = 1024 * 1024
 MAX_HEADER_BYTES = 16 * 1024 * 1024
@@ -68,12 +70,31 @@ CHUNK = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
-    """A message to deliver: envelope, bytes and free JSON-serialisable ``meta``."""
+    """A message to deliver: envelope, bytes and free JSON-serialisable ``meta``.
+
+    ``data`` may be given as pieces in order (views of a larger buffer): they are
+    written one after another, never joined into a second copy in memory.
+    """
 
     mail_from: str
     recipients: tuple[str, ...]
-    data: bytes
+    data: bytes | tuple[bytes | memoryview, ...]
     meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def pieces(self) -> tuple[bytes | memoryview, ...]:
+        """The message as pieces in order."""
+        return (self.data,) if isinstance(self.data, bytes) else self.data
+
+    @property
+    def size(self) -> int:
+        """Its length in bytes."""
+        return sum(len(piece) for piece in self.pieces)
+
+    @property
+    def eight_bit(self) -> bool:
+        """True if any byte is outside ASCII."""
+        return any(_NON_ASCII.search(piece) for piece in self.pieces)
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,7 +414,8 @@ class Outbox:
     async def enqueue_many(self, items: Sequence[OutboxItem]) -> list[str]:
         """Write several items (e.g. per-recipient copies) durably, in one fsync batch."""
         now = self._clock()
-        eight_bit = [not item.data.isascii() for item in items]
+        # A scan of every byte: off the event loop for a large message.
+        eight_bit = await asyncio.to_thread(lambda: [item.eight_bit for item in items])
         prepared = [
             (self._new_id(), self._header(item, now, wide), item)
             for item, wide in zip(items, eight_bit, strict=True)
@@ -407,7 +429,7 @@ class Outbox:
                 recipients=tuple(item.recipients),
                 meta=dict(item.meta),
                 created=now,
-                size=len(item.data),
+                size=item.size,
                 path=self._queue / f"{item_id}.eml",
                 eight_bit=wide,
             )
@@ -737,7 +759,8 @@ class Outbox:
             tmp = self._tmp / f"{item_id}.eml"
             with _exclusive(tmp) as stream:
                 stream.write(header)
-                stream.write(item.data)
+                for piece in item.pieces:
+                    stream.write(piece)
                 stream.flush()
                 os.fsync(stream.fileno())
             written.append((tmp, self._queue / tmp.name))

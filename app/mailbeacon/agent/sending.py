@@ -128,7 +128,7 @@ class Sender:
             log.info("sending %s untracked: %s", message_id, result.untracked_reason)
         # Tracked: the untracked original is kept until the Sent folder is put right.
         keeper = self._keeper if result.tracked else None
-        needed = sum(len(c.data) for c in result.copies) + (len(raw) if decision.log else 0)
+        needed = sum(c.size for c in result.copies) + (len(raw) if decision.log else 0)
         needed += len(raw) if keeper is not None else 0
         await self._outbox.ensure_space(needed)
         subject = header_value(raw, "Subject") or ""
@@ -139,7 +139,7 @@ class Sender:
             OutboxItem(
                 mail_from=message.mail_from,
                 recipients=c.recipients,
-                data=c.data,
+                data=c.pieces,
                 meta={"email_id": email_id, "message_id": message_id},
             )
             for c in result.copies

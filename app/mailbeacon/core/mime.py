@@ -336,6 +336,16 @@ def splice(raw: bytes, edits: Sequence[tuple[int, int, bytes]]) -> bytes:
     """``raw`` with each ``(start, end, data)`` span replaced (edits must not overlap)."""
     if not edits:
         return raw
+    return b"".join(splice_pieces(raw, edits))
+
+
+def splice_pieces(
+    raw: bytes, edits: Sequence[tuple[int, int, bytes]]
+) -> tuple[bytes | memoryview, ...]:
+    """``splice`` as pieces: the unchanged spans are views of ``raw``, not copies, so a
+    large attachment is never held twice."""
+    if not edits:
+        return (raw,)
     view = memoryview(raw)
     pieces: list[bytes | memoryview] = []
     pos = 0
@@ -344,7 +354,7 @@ def splice(raw: bytes, edits: Sequence[tuple[int, int, bytes]]) -> bytes:
         pieces.append(data)
         pos = end
     pieces.append(view[pos:])
-    return b"".join(pieces)
+    return tuple(pieces)
 
 
 # Content that a signature or encryption covers: changing a byte breaks it.

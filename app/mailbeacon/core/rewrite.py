@@ -50,7 +50,7 @@ from mailbeacon.core.mime import (
     longest_line,
     parse_message,
     set_cte,
-    splice,
+    splice_pieces,
 )
 from mailbeacon.core.stale import unwrap_text
 
@@ -117,7 +117,21 @@ class Copy:
 
     recipients: tuple[str, ...]  # envelope recipients this copy goes to
     recipient_key: str | None  # None for a shared pixel (several recipients) or no pixel
-    data: bytes  # the full message to send
+    # The message in order: unchanged spans are views of the original, so the outbox
+    # writes a large attachment without a second copy of it in memory.
+    pieces: tuple[bytes | memoryview, ...]
+
+    @property
+    def data(self) -> bytes:
+        """The full message to send, joined."""
+        if len(self.pieces) == 1 and isinstance(self.pieces[0], bytes):
+            return self.pieces[0]
+        return b"".join(self.pieces)
+
+    @property
+    def size(self) -> int:
+        """Its length in bytes."""
+        return sum(len(p) for p in self.pieces)
 
 
 @dataclass(frozen=True)
@@ -164,7 +178,7 @@ class _Unmodified(Exception):
 
 
 def _unmodified(raw: bytes, rcpts: tuple[str, ...], key: str, reason: str) -> RewriteResult:
-    return RewriteResult(key, (Copy(rcpts, None, raw),), False, reason, (), 0)
+    return RewriteResult(key, (Copy(rcpts, None, (raw,)),), False, reason, (), 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +227,7 @@ class _Rewrite:
                     html_out = render(b.text, b.plan, None, None, _no_click)
                     edits.extend(self._encode(b.part, html_out, b.codec))
             reason = self._untracked_reason(parts.text)
-            copy = Copy(self.rcpts, None, splice(self.raw, edits))
+            copy = Copy(self.rcpts, None, splice_pieces(self.raw, edits))
             return RewriteResult(self.message_key, (copy,), False, reason, (), stale)
         copies = tuple(self._copy(group, key, bodies, edits) for group, key in self._audiences())
         return RewriteResult(self.message_key, copies, True, None, links, stale)
@@ -278,7 +292,7 @@ class _Rewrite:
         for b in bodies:
             html_out = render(b.text, b.plan, pixel, honeypot, click)
             edits.extend(self._encode(b.part, html_out, b.codec))
-        return Copy(group, recipient_key, splice(self.raw, edits))
+        return Copy(group, recipient_key, splice_pieces(self.raw, edits))
 
     def _encode(self, part: Part, text: str, codec: str) -> list[tuple[int, int, bytes]]:
         """Edits that put ``text`` in as the part's body, in its charset and encoding."""
