@@ -19,7 +19,6 @@ import asyncio
 import errno
 import hmac
 import io
-import ipaddress
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -28,6 +27,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
+from mailbeacon.agent.settings_kinds import is_loopback
 from mailbeacon.core.control import control_of, decide, is_control_address
 
 log = logging.getLogger(__name__)
@@ -62,16 +62,6 @@ Accept = Callable[[IncomingMessage], Awaitable[str]]
 
 class RelayStartError(RuntimeError):
     """The relay could not start listening; the message says what to change."""
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback IP addresses."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class Relay:

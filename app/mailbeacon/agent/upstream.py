@@ -30,7 +30,7 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 
 from mailbeacon.agent.outbox import DeliveryError, MessageBytes, MessageSource, SendResult
-from mailbeacon.agent.relay import is_loopback
+from mailbeacon.agent.settings_kinds import is_loopback
 
 log = logging.getLogger(__name__)
 
