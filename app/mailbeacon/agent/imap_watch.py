@@ -262,7 +262,7 @@ class ImapWatcher:
             except _Stopping:
                 return
             except AuthenticationFailed as exc:
-                self._set_status(ImapStatus(ImapState.WRONG_PASSWORD, _wrong_password(exc)))
+                self._set_status(ImapStatus(ImapState.WRONG_PASSWORD, wrong_password_message(exc)))
                 await self._pause(self.config.auth_retry_seconds)
                 continue
             except CannotLogIn as exc:
@@ -278,7 +278,7 @@ class ImapWatcher:
                     self._set_status(ImapStatus(ImapState.CONNECTING, "reconnecting"))
                 else:
                     self._set_status(
-                        ImapStatus(ImapState.UNREACHABLE, _unreachable(self.url, exc))
+                        ImapStatus(ImapState.UNREACHABLE, unreachable_message(self.url, exc))
                     )
             except ImapError as exc:
                 self._set_status(ImapStatus(ImapState.ERROR, str(exc)))
@@ -529,13 +529,15 @@ def _internaldate(value: Value) -> datetime | None:
         return None
 
 
-def _wrong_password(exc: Exception) -> str:
+def wrong_password_message(exc: Exception) -> str:
+    """What the rep reads when the IMAP login failed."""
     if "no IMAP password" in str(exc):
         return "no IMAP password is set; enter it in Settings (imap.password)"
     return f"the mail server refused the IMAP user name or password ({exc})"
 
 
-def _unreachable(url: MailServerUrl, exc: BaseException) -> str:
+def unreachable_message(url: MailServerUrl, exc: BaseException) -> str:
+    """What the rep reads when the IMAP server cannot be reached."""
     why = str(exc) or type(exc).__name__
     return f"cannot reach the mail server {url.host}:{url.port} ({why})"
 

@@ -62,6 +62,7 @@ from mailbeacon.agent.imap_client import (
     quote,
 )
 from mailbeacon.agent.imap_folders import find_folders
+from mailbeacon.agent.imap_watch import unreachable_message, wrong_password_message
 from mailbeacon.agent.outbox import DeliveryFailure, QueuedItem
 from mailbeacon.agent.records import RecordsStore
 from mailbeacon.agent.secrets import Secret, SecretStore
@@ -639,7 +640,7 @@ class SentCleanup:
             self._delay = self.config.backoff_initial
             return
         except AuthenticationFailed as exc:
-            status = CleanupStatus(CleanupState.WRONG_PASSWORD, _wrong_password(exc))
+            status = CleanupStatus(CleanupState.WRONG_PASSWORD, wrong_password_message(exc))
             await self._postpone(due, self.config.auth_retry_seconds, status)
             return
         except _CannotLogIn as exc:
@@ -1055,15 +1056,8 @@ async def _expunge(client: ImapClient, uids: list[int]) -> bool:
     return True
 
 
-def _wrong_password(exc: Exception) -> str:
-    if "no IMAP password" in str(exc):
-        return "no IMAP password is set; enter it in Settings (imap.password)"
-    return f"the mail server refused the IMAP user name or password ({exc})"
-
-
 def _unreachable(url: MailServerUrl, exc: BaseException) -> str:
-    why = str(exc) or type(exc).__name__
-    return f"cannot reach the mail server {url.host}:{url.port} ({why}); will try again"
+    return f"{unreachable_message(url, exc)}; will try again"
 
 
 def _unlink(path: Path) -> None:

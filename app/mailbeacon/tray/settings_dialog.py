@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import secrets as random_secrets
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -282,7 +283,7 @@ def open_in_browser(url: str) -> bool:
 # ---------------------------------------------------------------- fields
 
 
-class Field:
+class Field(ABC):
     """One key's input widget, its error line and the row that holds both."""
 
     def __init__(self, key: str, widget: QWidget, doc: str) -> None:
@@ -306,9 +307,9 @@ class Field:
         layout.addLayout(self.line)
         layout.addWidget(self.error)
 
+    @abstractmethod
     def text(self) -> str:
         """The value as ``Settings.set`` takes it."""
-        raise NotImplementedError
 
     def add_note(self, text: str) -> QLabel:
         """A line of explanation under the input."""
