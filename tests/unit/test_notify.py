@@ -297,3 +297,17 @@ async def test_agent_made_notifications_share_the_flood_guard(
     await harness.wait_for(3)
     assert [n.type for n in harness.shown] == ["reply", "reply", "summary"]
     assert harness.shown[-1].title == "3 replies in the last few seconds"
+
+
+async def test_several_clicks_by_one_person_within_the_window_notify_once(
+    store: RecordsStore, harness: Harness
+) -> None:
+    key = "e3" * 12
+    send(store, key, ("alicja@client.example", "r1"))
+    await harness.notifier.handle(event(key, "r1"))
+    for n, seconds in enumerate((5, 20, 40)):
+        await harness.notifier.handle(event(key, "r1", type="click", link=n,
+                                            url=f"https://shop.example/{n}",
+                                            at=NOW + timedelta(seconds=seconds)))
+    assert [n.type for n in harness.shown] == ["open", "click"]
+    assert store.count_events(ActivityFilter(types=("click",))) == 3

@@ -35,6 +35,7 @@ from mailbeacon.core.events import Revision, ServerEvent
 log = logging.getLogger(__name__)
 
 ALL_KINDS = frozenset(t.value for t in NotificationType)
+_MAX_REMEMBERED = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +132,9 @@ class Notifier:
         self._family = device_family
         self._country = country_of
         self._pending: dict[int, tuple[_Candidate, asyncio.TimerHandle | None]] = {}
-        self._last_open: dict[tuple[int, str | None], float] = {}
+        # Last notified-or-suppressed hit per (email, recipient, type): repeats within
+        # the window notify once (rule 7), clicks included (one person, many links).
+        self._last_seen: dict[tuple[int, str | None, str], float] = {}
         self._inferred: set[tuple[int, str | None]] = set()
         self._delivered: deque[float] = deque(maxlen=64)
         self._summary = _Summary()
@@ -228,16 +231,17 @@ class Notifier:
         config: PolicyConfig,
     ) -> _Candidate | None:
         key = (resolution.email.id, None if anonymous else event.recipient)
-        if event.type == "open":
-            if event.inferred:
-                # An inferred open is announced by the click that caused it.
-                self._inferred.add(key)
-                return None
-            last = self._last_open.get(key)
-            now = _ts(event.at)
-            self._last_open[key] = now
-            if last is not None and now - last < config.repeat_window_seconds:
-                return None
+        if event.type == "open" and event.inferred:
+            # An inferred open is announced by the click that caused it.
+            self._inferred.add(key)
+            return None
+        now = _ts(event.at)
+        last = self._last_seen.get((*key, event.type))
+        self._last_seen[(*key, event.type)] = now
+        if len(self._last_seen) > _MAX_REMEMBERED:
+            self._forget_before(now - config.repeat_window_seconds)
+        if last is not None and now - last < config.repeat_window_seconds:
+            return None
         inferred = event.type == "click" and key in self._inferred
         self._inferred.discard(key)
         if event.type not in config.kinds:
@@ -269,6 +273,12 @@ class Notifier:
             events=(event.id,),
         )
         return _Candidate(notification, local_id, event.type)
+
+    def _forget_before(self, moment: float) -> None:
+        """Bound the memory of an agent that runs for months: old hits can't repeat."""
+        self._last_seen = {k: t for k, t in self._last_seen.items() if t >= moment}
+        if len(self._inferred) > _MAX_REMEMBERED:
+            self._inferred.clear()
 
     # ------------------------------------------------------------ delivering
 
