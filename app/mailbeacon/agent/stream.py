@@ -114,6 +114,11 @@ class StreamSubscriber:
             except (OSError, WebSocketException, TimeoutError) as exc:
                 self._on_state(StreamState.OFFLINE, f"cannot reach {self._server_url}: {exc}")
                 log.info("stream to %s lost: %s", self._server_url, exc)
+            except Exception as exc:
+                # The handler could not store an event (disk full, database locked):
+                # reconnect and resume from the last stored id rather than stop for good.
+                self._on_state(StreamState.OFFLINE, f"events cannot be stored: {exc}")
+                log.exception("stream handler failed; resuming from the last stored event")
             # A session that carried events was healthy, however it ended (a reset
             # connection raises): the next reconnect is quick again.
             attempt = 0 if self._received else attempt + 1
