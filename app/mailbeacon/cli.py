@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from mailbeacon import __version__
 from mailbeacon.core.profile import Profile
+from mailbeacon.core.redact import RedactSecrets
 
 # Each module has ``register(subparsers)``, which adds its sub-commands and sets
 # ``func(args, profile) -> int`` on them. Packages own their commands.
@@ -47,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSecrets())
     # aiosmtpd logs every SMTP command with its addresses at INFO: not in our logs.
     logging.getLogger("mail.log").setLevel(max(logging.WARNING, logging.getLogger().level))
     profile = Profile.resolve(args.profile)
