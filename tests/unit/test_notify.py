@@ -311,3 +311,38 @@ async def test_several_clicks_by_one_person_within_the_window_notify_once(
                                             at=NOW + timedelta(seconds=seconds)))
     assert [n.type for n in harness.shown] == ["open", "click"]
     assert store.count_events(ActivityFilter(types=("click",))) == 3
+
+
+async def test_a_hit_withdrawn_in_the_settle_window_moves_no_property_and_hides_nothing(
+    store: RecordsStore,
+) -> None:
+    harness = Harness(store, PolicyConfig(settle_seconds=0.05))
+    key = "e4" * 12
+    send(store, key, ("alicja@client.example", "r1"))
+    scanner = event(key, "r1", type="click", url="https://shop.example/a", link=0)
+    await harness.notifier.handle(scanner)
+    await harness.notifier.handle(Revision(scanner.id, "bot", "3 links within 1 s"))
+    person = event(key, "r1", type="click", url="https://shop.example/a", link=0,
+                   at=NOW + timedelta(seconds=20))  # inside the 60 s repeat window
+    await harness.notifier.handle(person)
+    await harness.wait_for(1)
+    assert [n.event for n in harness.shown] == [person.id]
+    contact = store.contact("alicja@client.example")
+    assert contact is not None
+    assert contact.last_click is not None and contact.last_click.startswith("2030-01-01T12:05:20")
+
+
+async def test_a_click_revised_to_bot_never_becomes_the_contacts_last_click(
+    store: RecordsStore,
+) -> None:
+    harness = Harness(store, PolicyConfig(settle_seconds=0.05))
+    key = "e5" * 12
+    send(store, key, ("alicja@client.example", "r1"))
+    scanner = event(key, "r1", type="click", url="https://shop.example/a", link=0)
+    await harness.notifier.handle(scanner)
+    await harness.notifier.handle(Revision(scanner.id, "bot", "followed the honeypot"))
+    await harness.notifier.handle(event(key, "r1", at=NOW + timedelta(minutes=1)))
+    await harness.wait_for(1)  # the open's settle window has passed, and the click's
+    contact = store.contact("alicja@client.example")
+    assert contact is not None and contact.last_open is not None
+    assert contact.last_click is None

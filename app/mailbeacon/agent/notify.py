@@ -81,6 +81,11 @@ class _Candidate:
     notification: Notification
     local_id: int | None
     kind: str
+    # The repeat-window mark this candidate set, and the one it replaced (a
+    # withdrawn hit must not hide the real one that follows).
+    repeat_key: tuple[int, str | None, str] | None = None
+    seen_at: float = 0.0
+    previous: float | None = None
 
 
 @dataclass(slots=True)
@@ -136,6 +141,7 @@ class Notifier:
         # the window notify once (rule 7), clicks included (one person, many links).
         self._last_seen: dict[tuple[int, str | None, str], float] = {}
         self._inferred: set[tuple[int, str | None]] = set()
+        self._engagements: dict[int, tuple[asyncio.TimerHandle, tuple[str, str, str]]] = {}
         self._delivered: deque[float] = deque(maxlen=64)
         self._summary = _Summary()
 
@@ -152,11 +158,26 @@ class Notifier:
         stored = self._store.revise_event(revision.id, revision.verdict, revision.reason)
         if stored is None:
             return
-        if not revision.counts_as_human and revision.id in self._pending:
-            _candidate, timer = self._pending.pop(revision.id)
+        if revision.counts_as_human:
+            return
+        engagement = self._engagements.pop(revision.id, None)
+        if engagement is not None:
+            engagement[0].cancel()
+        if revision.id in self._pending:
+            candidate, timer = self._pending.pop(revision.id)
             if timer is not None:
                 timer.cancel()
+            self._unmark(candidate)
             log.info("withdrew notification for event %s: %s", revision.id, revision.reason)
+
+    def _unmark(self, candidate: _Candidate) -> None:
+        key = candidate.repeat_key
+        if key is None or self._last_seen.get(key) != candidate.seen_at:
+            return
+        if candidate.previous is None:
+            del self._last_seen[key]
+        else:
+            self._last_seen[key] = candidate.previous
 
     def _event(self, event: ServerEvent) -> None:
         config = self._config()
@@ -186,10 +207,25 @@ class Notifier:
         if local_id is None or resolution is None or not event.counts_as_human:
             return
         if contact is not None:
-            self._store.update_contact_engagement(contact.email, event.type, event.at)
+            self._engage_after_settling(event, contact.email, config)
         candidate = self._candidate(event, resolution, anonymous, forwarded, local_id, config)
         if candidate is not None:
             self._schedule(event.id, candidate, config)
+
+    def _engage_after_settling(self, event: ServerEvent, email: str, config: PolicyConfig) -> None:
+        """Contact properties move once the settle window is past: a hit revised to
+        bot within it never touches them (only human counts, rule 5)."""
+        if config.settle_seconds <= 0:
+            self._store.update_contact_engagement(email, event.type, event.at)
+            return
+        loop = asyncio.get_running_loop()
+        args = (email, event.type, event.at)
+        handle = loop.call_later(config.settle_seconds, self._engage, event.id, *args)
+        self._engagements[event.id] = (handle, args)
+
+    def _engage(self, event_id: int, email: str, kind: str, at: str) -> None:
+        self._engagements.pop(event_id, None)
+        self._store.update_contact_engagement(email, kind, at)
 
     # ------------------------------------------------------------ deciding
 
@@ -236,12 +272,13 @@ class Notifier:
             self._inferred.add(key)
             return None
         now = _ts(event.at)
-        last = self._last_seen.get((*key, event.type))
-        self._last_seen[(*key, event.type)] = now
-        if len(self._last_seen) > _MAX_REMEMBERED:
-            self._forget_before(now - config.repeat_window_seconds)
+        repeat_key = (*key, event.type)
+        last = self._last_seen.get(repeat_key)
         if last is not None and now - last < config.repeat_window_seconds:
             return None
+        self._last_seen[repeat_key] = now
+        if len(self._last_seen) > _MAX_REMEMBERED:
+            self._forget_before(now - config.repeat_window_seconds)
         inferred = event.type == "click" and key in self._inferred
         self._inferred.discard(key)
         if event.type not in config.kinds:
@@ -272,7 +309,7 @@ class Notifier:
             email_id=email.id,
             events=(event.id,),
         )
-        return _Candidate(notification, local_id, event.type)
+        return _Candidate(notification, local_id, event.type, repeat_key, now, last)
 
     def _forget_before(self, moment: float) -> None:
         """Bound the memory of an agent that runs for months: old hits can't repeat."""
@@ -355,6 +392,9 @@ class Notifier:
     def flush_pending(self) -> None:
         """Deliver every notification still in its settle window (at shutdown)."""
         config = self._config()
+        for event_id, (handle, args) in list(self._engagements.items()):
+            handle.cancel()
+            self._engage(event_id, *args)
         for server_id in list(self._pending):
             candidate, timer = self._pending.pop(server_id)
             if timer is not None:
