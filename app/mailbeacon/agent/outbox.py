@@ -764,9 +764,17 @@ class Outbox:
                 stream.flush()
                 os.fsync(stream.fileno())
             written.append((tmp, self._queue / tmp.name))
-        for tmp, final in written:
-            os.replace(tmp, final)
-        _fsync_dir(self._queue)
+        moved: list[Path] = []
+        try:
+            for tmp, final in written:
+                os.replace(tmp, final)
+                moved.append(final)
+            _fsync_dir(self._queue)
+        except BaseException:
+            # The caller answers 451: nothing of this batch may be sent later.
+            for path in moved + [tmp for tmp, _final in written]:
+                _unlink(path)
+            raise
 
     def _write_json(self, path: Path, content: Mapping[str, Any]) -> None:
         tmp = self._tmp / f"{path.name}.{secrets.token_hex(4)}"
