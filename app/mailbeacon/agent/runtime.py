@@ -282,8 +282,14 @@ class AgentRuntime:
         await server.start()
         self._server = server
         stored = self._stored_enrollment()
-        if stored is not None and stored.server_url == server.public_url:
-            return stored
+        if stored is not None:
+            # The same user across a new port or public URL: the tokens in mail already
+            # sent still name this user, so their opens still reach this rep.
+            kept = await server.reenroll(stored)
+            if kept is not None:
+                if kept != stored:
+                    self._remember(kept)
+                return kept
         enrollment = await server.add_user("rep")
         self._remember(enrollment)
         return enrollment

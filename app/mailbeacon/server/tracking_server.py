@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 
 import uvicorn
@@ -34,7 +35,7 @@ from mailbeacon.server.sqlite_store import SqliteStore
 from mailbeacon.server.store import Store
 from mailbeacon.server.stream import StreamEndpoint
 from mailbeacon.server.tracker import Tracker, iso_utc
-from mailbeacon.server.users import UserKeys, create_user
+from mailbeacon.server.users import UserKeys, create_user, hash_token
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +259,19 @@ class TrackingServer:
         new = await state.recorder.run(lambda s: create_user(s, name, created))
         key = state.users.add(new.id)
         return Enrollment(state.public_url, new.id, new.api_token, key)
+
+
+    async def reenroll(self, old: Enrollment) -> Enrollment | None:
+        """``old`` with this server's public URL, if its user, API token and signing key
+        are still valid here (the same user keeps the tokens of mail already sent);
+        None if not."""
+        state = self._state
+        user = await state.reader.user_by_token_hash(hash_token(old.api_token))
+        if user is None or user.id != old.user_id:
+            return None
+        if not hmac.compare_digest(state.users.add(user.id), old.signing_key):
+            return None
+        return replace(old, server_url=state.public_url)
 
 
 def _bind(host: str, port: int) -> socket.socket:
