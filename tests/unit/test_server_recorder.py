@@ -255,3 +255,38 @@ async def test_without_contention_no_thread_is_needed_to_begin(
     await recorder.record(_request())
     assert not store.waiting_to_begin.is_set()
     await recorder.stop()
+
+
+async def test_a_write_that_ends_the_transaction_fails_the_whole_group(
+    store: GatedStore, published: Published
+) -> None:
+    """SQLite rolls a transaction back itself on a full disk: the hits of that group
+    were not stored, so none of them may be answered as stored."""
+    recorder = await _recorder(store, published)
+    store.release.clear()
+    blocker = asyncio.create_task(recorder.record(_request(hit=_hit("0a" * 12))))
+    assert await asyncio.to_thread(store.committing.wait, WAIT)
+
+    def full_disk(s: SqliteStore) -> None:
+        s.rollback()  # what SQLite does by itself on SQLITE_FULL
+        raise sqlite3.OperationalError("database or disk is full")
+
+    hit = asyncio.create_task(recorder.record(_request(hit=_hit("0b" * 12))))
+    write = asyncio.create_task(recorder.run(full_disk))
+    later = asyncio.create_task(recorder.record(_request(hit=_hit("0c" * 12))))
+    await asyncio.sleep(0)
+    store.release.set()
+    async with asyncio.timeout(WAIT):
+        await blocker
+        results = await asyncio.gather(hit, write, later, return_exceptions=True)
+    assert all(isinstance(r, Exception) for r in results), results
+    assert [m for _i, m, _r in _stored_messages(store.path)] == ["0a" * 12]
+    again = await recorder.record(_request(hit=_hit("0d" * 12)))  # the writer goes on
+    assert again.event.message == "0d" * 12
+    await recorder.stop()
+
+
+def _stored_messages(path: Path) -> list[tuple[int, str, str]]:
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT id, message, verdict FROM events ORDER BY id").fetchall()
+    return [(int(i), str(m), str(v)) for i, m, v in rows]

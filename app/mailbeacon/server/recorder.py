@@ -225,6 +225,10 @@ class Recorder:
             try:
                 outcomes.append((job.future, job.call(self._store), None))
             except Exception as exc:  # reported to its caller; the group goes on
+                if not self._store.in_transaction:
+                    # SQLite rolled the whole group back (disk full, I/O error): the
+                    # hits before it are gone too, so the group fails as one.
+                    raise
                 outcomes.append((job.future, None, exc))
         self.batches += 1
         self.largest_batch = max(self.largest_batch, len(batch))

@@ -104,6 +104,11 @@ class SqliteStore:
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a write transaction is open (SQLite ends one itself on a full disk)."""
+        return self._db.in_transaction
+
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """A read transaction: every query inside sees the same committed state."""

@@ -97,6 +97,11 @@ class Store(Protocol):
         """Abandon the write transaction, if one is open."""
         ...
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a write transaction is open (the database may have ended it itself)."""
+        ...
+
     def get_meta(self, key: str) -> str | None:
         """A server setting (secret, public URL, ...), or None."""
         ...
