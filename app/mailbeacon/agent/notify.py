@@ -88,6 +88,14 @@ class _Candidate:
     previous: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    local_id: int
+    resolution: Resolution | None
+    anonymous: bool
+    forwarded: bool
+
+
 @dataclass(slots=True)
 class _Summary:
     counts: dict[str, int] = field(default_factory=dict)
@@ -148,16 +156,23 @@ class Notifier:
     # ------------------------------------------------------------ stream input
 
     async def handle(self, message: ServerEvent | Revision) -> None:
-        """The stream subscriber's handler: store, then maybe notify."""
+        """The stream subscriber's handler: store, then maybe notify.
+
+        The durable writes run in a worker thread: in the embedded default this loop
+        also answers pixels and SMTP, and a scanner's burst must not stall them."""
         if isinstance(message, Revision):
-            self._revise(message)
+            stored = await asyncio.to_thread(
+                self._store.revise_event, message.id, message.verdict, message.reason
+            )
+            if stored is not None:
+                self._revise(message)
         else:
-            self._event(message)
+            config = self._config()
+            stored_event = await asyncio.to_thread(self._store_event, message, config)
+            if stored_event is not None:
+                self._consider(message, stored_event, config)
 
     def _revise(self, revision: Revision) -> None:
-        stored = self._store.revise_event(revision.id, revision.verdict, revision.reason)
-        if stored is None:
-            return
         if revision.counts_as_human:
             return
         engagement = self._engagements.pop(revision.id, None)
@@ -179,8 +194,8 @@ class Notifier:
         else:
             self._last_seen[key] = candidate.previous
 
-    def _event(self, event: ServerEvent) -> None:
-        config = self._config()
+    def _store_event(self, event: ServerEvent, config: PolicyConfig) -> _Stored | None:
+        """Resolve and store one event (in a worker thread); None if already stored."""
         resolution = self._store.resolve(event.message, event.recipient)
         anonymous = self._anonymous(resolution, config)
         contact = None if resolution is None or anonymous else resolution.contact
@@ -204,11 +219,21 @@ class Notifier:
                 details={"via": event.via} if event.via else {},
             )
         )
-        if local_id is None or resolution is None or not event.counts_as_human:
+        if local_id is None:
+            return None
+        return _Stored(local_id, resolution, anonymous, forwarded)
+
+    def _consider(self, event: ServerEvent, stored: _Stored, config: PolicyConfig) -> None:
+        """On the loop: engagement and the notification, for events that count."""
+        resolution = stored.resolution
+        if resolution is None or not event.counts_as_human:
             return
+        contact = None if stored.anonymous else resolution.contact
         if contact is not None:
             self._engage_after_settling(event, contact.email, config)
-        candidate = self._candidate(event, resolution, anonymous, forwarded, local_id, config)
+        candidate = self._candidate(
+            event, resolution, stored.anonymous, stored.forwarded, stored.local_id, config
+        )
         if candidate is not None:
             self._schedule(event.id, candidate, config)
 
