@@ -283,3 +283,14 @@ def test_without_a_keyring_the_rep_chooses_a_session_only_password_or_quits(
     assert seen["kw"]["relay_password"]() == options.relay_password  # shown to the rep
     assert seen["kw"]["first_run"] is True
     assert not any(profile.config_dir.parent.rglob("*keyring*"))  # nothing written aside
+
+
+def test_without_a_display_the_tray_says_so_instead_of_aborting() -> None:
+    from mailbeacon.tray.commands import no_display_problem
+
+    problem = no_display_problem("linux", {})
+    assert problem is not None and "mailbeacon agent" in problem
+    assert no_display_problem("linux", {"DISPLAY": ":0"}) is None
+    assert no_display_problem("linux", {"WAYLAND_DISPLAY": "wayland-0"}) is None
+    assert no_display_problem("linux", {"QT_QPA_PLATFORM": "offscreen"}) is None
+    assert no_display_problem("darwin", {}) is None

@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from types import ModuleType
 from typing import Any
@@ -62,6 +63,10 @@ def run_tray(
 
     Without a usable keyring the rep chooses: run with secrets held in memory for this
     session (``choose_session_only``, a dialog by default), or quit. Never a file."""
+    problem = no_display_problem(sys.platform, os.environ)
+    if problem is not None:
+        print(f"mailbeacon: {problem}", file=sys.stderr)
+        return 1
     runtime = _load_runtime()
     if runtime is None:
         return 1
@@ -125,6 +130,17 @@ def run_tray(
     finally:
         windows.close()
     return code
+
+
+def no_display_problem(platform: str, environ: Mapping[str, str]) -> str | None:
+    """Why the desktop app cannot show a window here, or None (Qt would abort)."""
+    if not platform.startswith("linux") or environ.get("QT_QPA_PLATFORM"):
+        return None
+    if environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"):
+        return None
+    return ("there is no graphical display (neither DISPLAY nor WAYLAND_DISPLAY is set). "
+            "Start the desktop app from your desktop session, or run the headless engine "
+            "with `mailbeacon agent`.")
 
 
 def _application() -> Any:
