@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,18 @@ from PySide6.QtWidgets import QApplication
 
 from mailbeacon.tray.assets import IconSet, PanelTheme
 from tests.fakes_tray import FakeNotificationServer, private_session_bus
+
+
+@pytest.fixture(autouse=True)
+def collect_on_the_test_thread() -> Iterator[None]:
+    """As the app does (tray.gc_guard): no cycle collection on worker threads, where
+    freeing a Qt object crashes; collect here, on the test's (UI) thread."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    yield
+    gc.collect()
+    if was_enabled:
+        gc.enable()
 
 
 @pytest.fixture

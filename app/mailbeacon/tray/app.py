@@ -23,6 +23,7 @@ from mailbeacon.core.profile import Profile
 from mailbeacon.tray.assets import IconSet, detect_panel_theme
 from mailbeacon.tray.bridge import AgentBridge, AgentMain, AgentThread
 from mailbeacon.tray.first_run import FirstRunDialog, MailClientSettings
+from mailbeacon.tray.gc_guard import UiThreadCollector
 from mailbeacon.tray.menu import TrayMenu, Windows
 from mailbeacon.tray.notifier import DesktopNotifier, choose_notifier
 from mailbeacon.tray.pause import HOUR, PauseState
@@ -289,9 +290,11 @@ def main(
     app.setDesktopFileName("mailbeacon")
     app.setQuitOnLastWindowClosed(False)
 
+    collector = UiThreadCollector()
     guard = SingleInstance(instance_name(profile))
     if not guard.acquire():
         print("MailBeacon is already running for this profile; showing it.", file=sys.stderr)
+        collector.stop()
         return 0
 
     icons = IconSet(detect_panel_theme(app))
@@ -338,6 +341,7 @@ def main(
         restore_signals()
         bridge.disconnect(tray_app)
         tray_app.deleteLater()
+        collector.stop()
     return code
 
 
