@@ -48,6 +48,7 @@ from PySide6.QtGui import QBrush, QGuiApplication, QPalette
 
 from mailbeacon.agent.records_model import ActivityFilter, ActivityRow
 from mailbeacon.core.uainfo import describe
+from mailbeacon.tray.tables import header_text
 from mailbeacon.tray.workers import Worker
 
 log = logging.getLogger(__name__)
@@ -358,13 +359,7 @@ class ActivityModel(QAbstractTableModel):
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
-        if (
-            role == Qt.ItemDataRole.DisplayRole
-            and orientation == Qt.Orientation.Horizontal
-            and 0 <= section < len(HEADERS)
-        ):
-            return HEADERS[section]
-        return None
+        return header_text(HEADERS, section, orientation, role)
 
     def canFetchMore(self, parent: AnyIndex) -> bool:
         return not parent.isValid() and not self._exhausted and not self._loading

@@ -26,6 +26,7 @@ from PySide6.QtCore import (
 from mailbeacon.agent.compose_message import format_address
 from mailbeacon.agent.records_model import Contact
 from mailbeacon.agent.reports import format_when
+from mailbeacon.tray.tables import header_text
 from mailbeacon.tray.workers import Worker
 
 log = logging.getLogger(__name__)
@@ -187,13 +188,7 @@ class ContactsModel(QAbstractTableModel):
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
-        if (
-            role == Qt.ItemDataRole.DisplayRole
-            and orientation == Qt.Orientation.Horizontal
-            and 0 <= section < len(HEADERS)
-        ):
-            return HEADERS[section]
-        return None
+        return header_text(HEADERS, section, orientation, role)
 
     # ------------------------------------------------------------ loading
 

@@ -14,7 +14,6 @@ from PySide6.QtCore import (
     Signal,
 )
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -34,6 +33,7 @@ from mailbeacon.tray.contacts_model import (
     ContactsSource,
 )
 from mailbeacon.tray.record_view import RecordSource, RecordView
+from mailbeacon.tray.tables import setup_read_only_table
 from mailbeacon.tray.workers import Worker
 
 AnyIndex = QModelIndex | QPersistentModelIndex
@@ -152,22 +152,10 @@ class ContactsWindow(QWidget):
 
     def _setup_table(self) -> None:
         table = self.table
-        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        table.setAlternatingRowColors(True)
-        table.setWordWrap(False)
-        table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        setup_read_only_table(table, COLUMN_WIDTHS.items())
         table.setSortingEnabled(True)
         table.sortByColumn(Column.LAST_ENGAGEMENT, Qt.SortOrder.DescendingOrder)
-        vertical = table.verticalHeader()
-        vertical.setVisible(False)
-        vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        vertical.setDefaultSectionSize(table.fontMetrics().height() + 8)
-        header = table.horizontalHeader()
-        header.setStretchLastSection(True)
-        for column, width in COLUMN_WIDTHS.items():
-            table.setColumnWidth(column, width)
+        table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
 
     def _search_changed(self, text: str) -> None:
         self.proxy.set_text(text)

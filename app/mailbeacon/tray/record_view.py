@@ -28,7 +28,6 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QBrush, QGuiApplication, QPalette
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QFormLayout,
@@ -51,6 +50,7 @@ from mailbeacon.tray.email_viewer import (
     ViewerData,
     load_viewer_data,
 )
+from mailbeacon.tray.tables import header_text, setup_read_only_table
 from mailbeacon.tray.workers import Worker
 
 log = logging.getLogger(__name__)
@@ -222,13 +222,7 @@ class TimelineModel(QAbstractTableModel):
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
-        if (
-            role == Qt.ItemDataRole.DisplayRole
-            and orientation == Qt.Orientation.Horizontal
-            and 0 <= section < len(TIMELINE_HEADERS)
-        ):
-            return TIMELINE_HEADERS[section]
-        return None
+        return header_text(TIMELINE_HEADERS, section, orientation, role)
 
 
 def _plain_label(text: str = "") -> QLabel:
@@ -421,20 +415,8 @@ class RecordView(QWidget):
         return box
 
     def _setup_timeline(self) -> None:
-        table = self.timeline
-        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        table.setAlternatingRowColors(True)
-        table.setWordWrap(False)
-        vertical = table.verticalHeader()
-        vertical.setVisible(False)
-        vertical.setDefaultSectionSize(table.fontMetrics().height() + 8)  # as the other tables
-        header = table.horizontalHeader()
-        header.setStretchLastSection(True)
-        # Leaves the verdict (and its reason) room at the window's own width.
-        for column, width in ((0, 130), (1, 110), (2, 210), (3, 280)):
-            table.setColumnWidth(column, width)
+        # The widths leave the verdict (and its reason) room at the window's own width.
+        setup_read_only_table(self.timeline, ((0, 130), (1, 110), (2, 210), (3, 280)))
 
     def _loaded(self, generation: int, record: ContactRecord | None) -> None:
         if generation != self._generation:
