@@ -55,37 +55,37 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QTextCursor
 from PySide6.QtWidgets import QAbstractItemView, QApplication, QWidget
 
-from mailbeacon.agent import wording
-from mailbeacon.agent.notification import AgentStatus, ConnectionState
-from mailbeacon.agent.records import RecordsStore
-from mailbeacon.agent.records_model import (
+from mailbeacon.agent.notifications import wording
+from mailbeacon.agent.notifications.model import AgentStatus, ConnectionState
+from mailbeacon.agent.records.store import RecordsStore
+from mailbeacon.agent.records.model import (
     Attachment,
     EventRecord,
     LoggedCopy,
     Recipient,
     SentEmail,
 )
-from mailbeacon.agent.secrets import Secret, SecretStore
-from mailbeacon.agent.settings import Settings
+from mailbeacon.agent.settings.secrets import Secret, SecretStore
+from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.profile import Profile
 from mailbeacon.core.tokens import new_message_key, new_recipient_key
-from mailbeacon.tray.activity_window import ActivityWindow
+from mailbeacon.tray.views.activity.window import ActivityWindow
 from mailbeacon.tray.app import TrayApp
 from mailbeacon.tray.assets import IconSet, PanelTheme
-from mailbeacon.tray.compose import ComposeDefaults, ComposeWindow
-from mailbeacon.tray.contacts_model import ContactsModel
-from mailbeacon.tray.contacts_window import ContactsWindow
-from mailbeacon.tray.email_viewer import EmailViewer, load_viewer_data
-from mailbeacon.tray.first_run import FirstRunDialog, MailClientSettings
-from mailbeacon.tray.menu import Windows
-from mailbeacon.tray.pause import PauseState
-from mailbeacon.tray.record_view import RecordView
-from mailbeacon.tray.reports_window import ReportsWindow
-from mailbeacon.tray.settings_dialog import SettingsDialog
-from mailbeacon.tray.templates import Template, TemplateStore
-from mailbeacon.tray.toast import Toast
-from mailbeacon.tray.workers import Worker
+from mailbeacon.tray.views.compose.window import ComposeDefaults, ComposeWindow
+from mailbeacon.tray.views.contacts.model import ContactsModel
+from mailbeacon.tray.views.contacts.window import ContactsWindow
+from mailbeacon.tray.views.email_viewer import EmailViewer, load_viewer_data
+from mailbeacon.tray.views.first_run import FirstRunDialog, MailClientSettings
+from mailbeacon.tray.icon.menu import Windows
+from mailbeacon.tray.icon.pause import PauseState
+from mailbeacon.tray.views.contacts.record import RecordView
+from mailbeacon.tray.views.reports.window import ReportsWindow
+from mailbeacon.tray.views.settings.dialog import SettingsDialog
+from mailbeacon.tray.views.compose.templates import Template, TemplateStore
+from mailbeacon.tray.desktop.toast import Toast
+from mailbeacon.tray.threads.workers import Worker
 
 ICON_SIZES = (16, 22, 24, 48)
 PANELS = {PanelTheme.LIGHT: "#eceff1", PanelTheme.DARK: "#2e3440"}

@@ -14,7 +14,7 @@ import pytest
 from keyring.backend import KeyringBackend
 
 from mailbeacon.core.profile import Profile
-from tests.fakes import MemoryKeyring
+from tests.helpers.fakes import MemoryKeyring
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ from mailbeacon.core.redact import RedactSecrets
 _COMMAND_MODULES: tuple[str, ...] = (
     "mailbeacon.server.commands",
     "mailbeacon.agent.commands",
-    "mailbeacon.agent.records_commands",
+    "mailbeacon.agent.records.commands",
     "mailbeacon.tray.commands",
 )
 

@@ -22,10 +22,10 @@ from pathlib import Path
 from PySide6.QtCore import QEventLoop, QTimer, SignalInstance
 from PySide6.QtWidgets import QApplication
 
-from mailbeacon.agent.records import RecordsStore
-from mailbeacon.tray.activity_model import FeedFilter
-from mailbeacon.tray.activity_window import ActivityWindow
-from tests.fakes_activity import fill_events
+from mailbeacon.agent.records.store import RecordsStore
+from mailbeacon.tray.views.activity.model import FeedFilter
+from mailbeacon.tray.views.activity.window import ActivityWindow
+from tests.helpers.activity import fill_events
 
 EVENTS = 100_000
 TARGET_S = 0.5

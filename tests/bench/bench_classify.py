@@ -14,11 +14,11 @@ from collections.abc import Callable
 from crawlerdetect import CrawlerDetect
 
 from mailbeacon.core import uainfo
-from mailbeacon.core.agents import AgentMatcher
 from mailbeacon.core.classify import Context, Hit, PriorHit, classify
 from mailbeacon.core.events import EventType, Verdict
 from mailbeacon.core.ipranges import KnownRanges, bundled_ranges, normalize_ip
-from tests.fakes_classify import load_cases
+from mailbeacon.core.useragents import AgentMatcher
+from tests.helpers.classify import load_cases
 
 SENT = 1_800_000_000
 

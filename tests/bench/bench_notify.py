@@ -22,8 +22,8 @@ from mailbeacon.core.botlists import Thresholds
 from mailbeacon.core.classify import Context, Decision, Hit, classify
 from mailbeacon.server.config import ServerConfig
 from mailbeacon.server.tracking_server import TrackingServer
-from tests.agent_process import AgentProcess, free_port, run_cli
-from tests.fakes_smtp import SmtpSink
+from tests.helpers.agent_process import AgentProcess, free_port, run_cli
+from tests.helpers.smtp import SmtpSink
 
 SAMPLES = 10
 # The flood guard summarises more than 3 notifications in 10 s: stay under it.

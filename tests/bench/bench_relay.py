@@ -33,9 +33,9 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from mailbeacon.agent.outbox import Outbox, OutboxItem
-from mailbeacon.agent.relay import IncomingMessage, Relay
-from mailbeacon.agent.upstream import Upstream, parse_upstream
+from mailbeacon.agent.sending.outbox import Outbox, OutboxItem
+from mailbeacon.agent.sending.relay import IncomingMessage, Relay
+from mailbeacon.agent.sending.upstream import Upstream, parse_upstream
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "bench-Pw1"
@@ -46,7 +46,7 @@ MB = 1_000_000
 
 SINK = """
 import sys
-from tests.fakes_smtp import SmtpSink
+from tests.helpers.smtp import SmtpSink
 want = int(sys.argv[1])
 with SmtpSink(data_size_limit=64 * 1024 * 1024) as sink:
     print("READY", sink.port, flush=True)

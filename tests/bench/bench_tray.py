@@ -35,10 +35,10 @@ def _child(profile_dir: str) -> int:
 
     from PySide6.QtCore import QTimer
 
-    from mailbeacon.agent.notification import AgentListener
+    from mailbeacon.agent.notifications.model import AgentListener
     from mailbeacon.core.profile import Profile
-    from mailbeacon.tray import tray_icon
     from mailbeacon.tray.app import TrayApp, main
+    from mailbeacon.tray.icon import tray_icon
 
     marks = {"imported": time.monotonic()}
     show = tray_icon.TrayIcon.show

@@ -14,7 +14,7 @@ from email.message import EmailMessage
 import httpx
 
 from tests.e2e.harness import THUNDERBIRD_UA, Rep, html_of, recipient_client
-from tests.fakes_smtp import ReceivedEnvelope
+from tests.helpers.smtp import ReceivedEnvelope
 
 PIXEL = re.compile(r'src="(http://[0-9.]+:\d+/o/[A-Za-z0-9_-]+\.gif)"')
 TAG = re.compile(r" hit/(\d+)$")

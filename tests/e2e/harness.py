@@ -36,7 +36,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.agent_process import REPO, AgentProcess, free_port, run_cli, subprocess_env
+from tests.helpers.agent_process import REPO, AgentProcess, free_port, run_cli, subprocess_env
 
 OUT = REPO / "tests" / "e2e" / "out"
 SOAK_ENV = "MAILBEACON_SOAK"

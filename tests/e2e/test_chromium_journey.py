@@ -27,7 +27,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from tests.agent_process import AgentProcess
 from tests.e2e.harness import (
     CHROME_UA,
     OUT,
@@ -43,7 +42,8 @@ from tests.e2e.harness import (
     stopped_at_end,
     swaks,
 )
-from tests.fakes_smtp import SmtpSink
+from tests.helpers.agent_process import AgentProcess
+from tests.helpers.smtp import SmtpSink
 
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 64 + b"\n%%EOF\n"
 RECIPIENT = "alicja@client.example"

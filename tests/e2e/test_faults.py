@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 
-from tests.agent_process import AgentProcess
 from tests.e2e.faults import (
     CuttingProxy,
     Hammer,
@@ -44,7 +43,8 @@ from tests.e2e.harness import (
     read_stream,
     skip_unless_soak,
 )
-from tests.fakes_smtp import SmtpSink
+from tests.helpers.agent_process import AgentProcess
+from tests.helpers.smtp import SmtpSink
 
 RECIPIENTS = 10
 

@@ -45,7 +45,6 @@ from websockets.sync.client import connect
 
 from mailbeacon.core import tokens
 from mailbeacon.core.enrollment import Enrollment
-from tests.agent_process import REPO, subprocess_env
 from tests.e2e.harness import (
     RECIPIENT_IP,
     THUNDERBIRD_UA,
@@ -55,7 +54,8 @@ from tests.e2e.harness import (
     mailbeacon,
     ws_url,
 )
-from tests.fakes_smtp import ReceivedEnvelope, SmtpSink
+from tests.helpers.agent_process import REPO, subprocess_env
+from tests.helpers.smtp import ReceivedEnvelope, SmtpSink
 
 DATA = REPO / "tests" / "data"
 CORPUS = sorted((DATA / "mail").glob("*.eml")) + sorted((DATA / "fuzz").glob("*.eml"))

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 from mailbeacon.core.enrollment import Enrollment
-from tests.agent_process import AgentProcess, free_port
 from tests.e2e.faults import PIXEL
 from tests.e2e.harness import (
     Rep,
@@ -29,7 +28,8 @@ from tests.e2e.harness import (
     recipient_client,
     stopped_at_end,
 )
-from tests.fakes_smtp import SmtpSink
+from tests.helpers.agent_process import AgentProcess, free_port
+from tests.helpers.smtp import SmtpSink
 
 RELAY_PASSWORD = "Relay-5ecret-e2e-Zq81"
 UPSTREAM_USER = "rep-at-provider"

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.agent_process import REPO
 from tests.e2e.harness import OUT, need_programs
+from tests.helpers.agent_process import REPO
 
 PROGRAMS = ("xvfb-run", "dbus-run-session", "dbus-monitor", "trayer", "dunst", "xdotool",
             "import")

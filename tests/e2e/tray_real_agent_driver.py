@@ -27,9 +27,9 @@ from typing import IO, Any
 
 import httpx
 
-from tests.agent_process import REPO, subprocess_env
 from tests.e2e.harness import RECIPIENT_IP, THUNDERBIRD_UA, Rep, ServerProcess, mailbeacon
-from tests.fakes_smtp import SmtpSink
+from tests.helpers.agent_process import REPO, subprocess_env
+from tests.helpers.smtp import SmtpSink
 
 RECIPIENT = "alicja@client.example"
 SUBJECT = "Oferta Q4 (tray)"

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtWidgets import QApplication
 
 from mailbeacon.tray.assets import IconSet, PanelTheme
-from tests.fakes_tray import FakeNotificationServer, private_session_bus
+from tests.helpers.tray import FakeNotificationServer, private_session_bus
 
 
 @pytest.fixture(autouse=True)

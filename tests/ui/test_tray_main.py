@@ -20,13 +20,13 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from mailbeacon import cli
-from mailbeacon.agent.notification import AgentListener, Notification
+from mailbeacon.agent.notifications.model import AgentListener, Notification
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray import app as tray_app_module
 from mailbeacon.tray.app import TrayApp, main
 from mailbeacon.tray.commands import run_tray
-from mailbeacon.tray.single_instance import SingleInstance, instance_name
-from tests.fakes_tray import RecordingNotifier, Shown, relay_status, sample_notification
+from mailbeacon.tray.desktop.single_instance import SingleInstance, instance_name
+from tests.helpers.tray import RecordingNotifier, Shown, relay_status, sample_notification
 
 
 @contextmanager

@@ -16,7 +16,7 @@ import pytest
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QApplication
 
-from tests.fakes_tray import require_program
+from tests.helpers.tray import require_program
 from tests.ui.tray_xvfb_program import BODY, TITLE
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,17 +8,17 @@ from pathlib import Path
 from PySide6.QtWidgets import QCheckBox
 from pytestqt.qtbot import QtBot
 
-from mailbeacon.agent.notification import Notification
-from mailbeacon.agent.records import RecordsStore
-from mailbeacon.agent.settings import Settings
+from mailbeacon.agent.notifications.model import Notification
+from mailbeacon.agent.records.store import RecordsStore
+from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.profile import Profile
-from mailbeacon.tray.activity_window import ActivityWindow
-from mailbeacon.tray.compose import ComposeWindow
-from mailbeacon.tray.contacts_window import ContactsWindow
-from mailbeacon.tray.reports_window import ReportsWindow
-from mailbeacon.tray.settings_dialog import SettingsDialog
+from mailbeacon.tray.views.activity.window import ActivityWindow
+from mailbeacon.tray.views.compose.window import ComposeWindow
+from mailbeacon.tray.views.contacts.window import ContactsWindow
+from mailbeacon.tray.views.reports.window import ReportsWindow
+from mailbeacon.tray.views.settings.dialog import SettingsDialog
 from mailbeacon.tray.wiring import ProfileWindows, saved_pause
-from tests.fakes_contacts import fill_records
+from tests.helpers.contacts import fill_records
 
 
 def note(recipient: str | None) -> Notification:

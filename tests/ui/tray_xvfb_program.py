@@ -19,7 +19,7 @@ from typing import Any
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QSystemTrayIcon
 
-from mailbeacon.agent.notification import (
+from mailbeacon.agent.notifications.model import (
     AgentListener,
     AgentStatus,
     ConnectionState,

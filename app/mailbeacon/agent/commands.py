@@ -61,14 +61,14 @@ def run_mint(args: argparse.Namespace, _profile: Profile) -> int:
 def run_agent_command(args: argparse.Namespace, profile: Profile) -> int:
     """``mailbeacon agent``: run until SIGTERM or SIGINT."""
     # Imported here so that `mailbeacon mint` stays quick.
-    from mailbeacon.agent.relay import RelayStartError  # noqa: PLC0415
     from mailbeacon.agent.runtime import (  # noqa: PLC0415
         AgentOptions,
         AgentRuntime,
         AgentStartError,
         JsonLinesListener,
     )
-    from mailbeacon.agent.upstream import UpstreamConfigError  # noqa: PLC0415
+    from mailbeacon.agent.sending.relay import RelayStartError  # noqa: PLC0415
+    from mailbeacon.agent.sending.upstream import UpstreamConfigError  # noqa: PLC0415
 
     options = AgentOptions(
         enroll=args.enroll,

@@ -16,16 +16,25 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TextIO
 
-from mailbeacon.agent.geo import CountryLookup
-from mailbeacon.agent.imap_watch import ImapStatus, ImapWatcher
-from mailbeacon.agent.notification import (
+from mailbeacon.agent.mailbox.replies import build_reply_watcher
+from mailbeacon.agent.mailbox.sent_cleanup import (
+    PROBLEM_PREFIX,
+    CleanupStatus,
+    SentCleanup,
+    build_sent_cleanup,
+)
+from mailbeacon.agent.mailbox.watch import ImapStatus, ImapWatcher
+from mailbeacon.agent.notifications.geo import CountryLookup
+from mailbeacon.agent.notifications.model import (
     AgentListener,
     AgentStatus,
     ConnectionState,
     Notification,
 )
-from mailbeacon.agent.notify import Notifier, PolicyConfig
-from mailbeacon.agent.outbox import (
+from mailbeacon.agent.notifications.policy import Notifier, PolicyConfig
+from mailbeacon.agent.records.store import RecordsStore
+from mailbeacon.agent.sending.accept import Sender
+from mailbeacon.agent.sending.outbox import (
     DeliveryError,
     DeliveryFailure,
     MessageSource,
@@ -34,20 +43,11 @@ from mailbeacon.agent.outbox import (
     SendResult,
     Transport,
 )
-from mailbeacon.agent.records import RecordsStore
-from mailbeacon.agent.relay import Relay
-from mailbeacon.agent.replies import build_reply_watcher
-from mailbeacon.agent.secrets import Secret, SecretStore, SecretStoreUnavailable
-from mailbeacon.agent.sending import Sender
-from mailbeacon.agent.sent_cleanup import (
-    PROBLEM_PREFIX,
-    CleanupStatus,
-    SentCleanup,
-    build_sent_cleanup,
-)
-from mailbeacon.agent.settings import SettingError, Settings, parse_host_port
-from mailbeacon.agent.stream import StreamState, StreamSubscriber
-from mailbeacon.agent.upstream import Credentials, Upstream, parse_upstream
+from mailbeacon.agent.sending.relay import Relay
+from mailbeacon.agent.sending.upstream import Credentials, Upstream, parse_upstream
+from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
+from mailbeacon.agent.settings.store import SettingError, Settings, parse_host_port
+from mailbeacon.agent.tracking.stream import StreamState, StreamSubscriber
 from mailbeacon.core import uainfo
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.profile import Profile

@@ -12,7 +12,7 @@ Rules, first match wins (the tunables and lists, with their sources, are in
    covered by this rule; the rep's phone is not (claim its browser instead).
 4. ``bot`` — the same address followed the honeypot link on this message.
 5. The user agent: over-long, empty or binary agents are bots; then the curated
-   lists and CrawlerDetect (:mod:`mailbeacon.core.agents`). Image proxies give
+   lists and CrawlerDetect (:mod:`mailbeacon.core.useragents`). Image proxies give
    ``proxy`` (Gmail and Yahoo count as human opens, Apple Mail Privacy
    Protection and Gmail's prefetch do not); on a click a proxy agent is a bot.
 6. The address: Microsoft's mail networks (Safe Links detonation) and Google's
@@ -37,7 +37,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
-from mailbeacon.core.agents import AgentMatcher, default_matcher
 from mailbeacon.core.botlists import AgentKind, Thresholds
 from mailbeacon.core.events import EventType, Verdict
 from mailbeacon.core.ipranges import (
@@ -46,6 +45,7 @@ from mailbeacon.core.ipranges import (
     bundled_ranges,
     normalize_ip,
 )
+from mailbeacon.core.useragents import AgentMatcher, default_matcher
 
 # Control characters and U+FFFD (what undecodable bytes become) never appear in
 # a real agent string.

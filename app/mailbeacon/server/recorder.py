@@ -25,11 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from mailbeacon.core.agents import AgentMatcher, default_matcher
 from mailbeacon.core.botlists import Thresholds
 from mailbeacon.core.classify import Context, Decision, Hit, PriorHit, classify
 from mailbeacon.core.events import EventType, Revision, ServerEvent, Verdict
 from mailbeacon.core.ipranges import KnownRanges, bundled_ranges
+from mailbeacon.core.useragents import AgentMatcher, default_matcher
 from mailbeacon.server.addresses import AgentAddresses
 from mailbeacon.server.recent import RecentHits
 from mailbeacon.server.store import NewEvent, Store

@@ -18,18 +18,18 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
-from mailbeacon.agent.notification import AgentStatus, ConnectionState, Notification
+from mailbeacon.agent.notifications.model import AgentStatus, ConnectionState, Notification
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray.assets import IconSet, detect_panel_theme
-from mailbeacon.tray.bridge import AgentBridge, AgentMain, AgentThread
-from mailbeacon.tray.first_run import FirstRunDialog, MailClientSettings
-from mailbeacon.tray.gc_guard import UiThreadCollector
-from mailbeacon.tray.menu import TrayMenu, Windows
-from mailbeacon.tray.notifier import DesktopNotifier, choose_notifier
-from mailbeacon.tray.pause import HOUR, PauseState
-from mailbeacon.tray.quit_signals import quit_on_signals
-from mailbeacon.tray.single_instance import SingleInstance, instance_name
-from mailbeacon.tray.tray_icon import TrayIcon
+from mailbeacon.tray.desktop.notifiers import DesktopNotifier, choose_notifier
+from mailbeacon.tray.desktop.quit_signals import quit_on_signals
+from mailbeacon.tray.desktop.single_instance import SingleInstance, instance_name
+from mailbeacon.tray.icon.menu import TrayMenu, Windows
+from mailbeacon.tray.icon.pause import HOUR, PauseState
+from mailbeacon.tray.icon.tray_icon import TrayIcon
+from mailbeacon.tray.threads.bridge import AgentBridge, AgentMain, AgentThread
+from mailbeacon.tray.threads.gc_guard import UiThreadCollector
+from mailbeacon.tray.views.first_run import FirstRunDialog, MailClientSettings
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPalette, QPixmap
 
-from mailbeacon.agent.notification import ConnectionState
+from mailbeacon.agent.notifications.model import ConnectionState
 
 log = logging.getLogger(__name__)
 

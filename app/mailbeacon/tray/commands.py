@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from mailbeacon.agent.commands import add_agent_options
-from mailbeacon.agent.notification import AgentListener, AgentStatus, Notification
+from mailbeacon.agent.notifications.model import AgentListener, AgentStatus, Notification
 from mailbeacon.core.profile import Profile
 
 log = logging.getLogger(__name__)

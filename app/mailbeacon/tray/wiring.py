@@ -12,27 +12,27 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from mailbeacon.agent.notification import Notification
-from mailbeacon.agent.records import RecordsStore
-from mailbeacon.agent.secrets import Secret, SecretStore, SecretStoreUnavailable
-from mailbeacon.agent.settings import Settings, parse_host_port
-from mailbeacon.agent.submit import RelaySubmitter
+from mailbeacon.agent.notifications.model import Notification
+from mailbeacon.agent.records.store import RecordsStore
+from mailbeacon.agent.sending.submit import RelaySubmitter
+from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
+from mailbeacon.agent.settings.store import Settings, parse_host_port
 from mailbeacon.core.profile import Profile
-from mailbeacon.tray.activity_window import ActivityWindow
-from mailbeacon.tray.autostart import (
+from mailbeacon.tray.desktop.autostart import (
     AutostartError,
     apply_autostart,
     exec_command_for,
     xdg_config_home,
 )
-from mailbeacon.tray.compose import ComposeDefaults, ComposeOpener, ComposeWindow, Send
-from mailbeacon.tray.contacts_model import ContactsModel
-from mailbeacon.tray.contacts_window import ContactsWindow
-from mailbeacon.tray.menu import Windows
-from mailbeacon.tray.pause import PauseState
-from mailbeacon.tray.reports_window import ReportsWindow
-from mailbeacon.tray.settings_dialog import SettingsDialog
-from mailbeacon.tray.templates import TemplateStore
+from mailbeacon.tray.icon.menu import Windows
+from mailbeacon.tray.icon.pause import PauseState
+from mailbeacon.tray.views.activity.window import ActivityWindow
+from mailbeacon.tray.views.compose.templates import TemplateStore
+from mailbeacon.tray.views.compose.window import ComposeDefaults, ComposeOpener, ComposeWindow, Send
+from mailbeacon.tray.views.contacts.model import ContactsModel
+from mailbeacon.tray.views.contacts.window import ContactsWindow
+from mailbeacon.tray.views.reports.window import ReportsWindow
+from mailbeacon.tray.views.settings.dialog import SettingsDialog
 
 log = logging.getLogger(__name__)
 

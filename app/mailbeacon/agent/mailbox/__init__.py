@@ -1,0 +1,1 @@
+"""The rep's mailbox over IMAP: the client, the reply watcher, Sent cleanup, the check."""

@@ -1,0 +1,216 @@
+"""The settings dialog's IMAP "Test connection": try the inbox settings once, say what is wrong.
+
+One short session, the way the reply watcher would start: connect (implicit TLS,
+STARTTLS or plain), log in, EXAMINE INBOX (read-only, nothing is changed or
+marked read), then note whether the server offers IDLE and where Sent is. Every
+failure becomes one sentence the rep can act on (which host and port, and what
+to check); the details go to the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from dataclasses import dataclass
+
+from mailbeacon.agent.mailbox.folders import find_folders
+from mailbeacon.agent.mailbox.imap_client import (
+    AuthenticationFailed,
+    ConnectionClosed,
+    ImapClient,
+    ImapError,
+)
+from mailbeacon.agent.settings.kinds import MailServerUrl, SettingError, is_loopback, parse_mail_url
+
+log = logging.getLogger(__name__)
+
+MAILBOX = "INBOX"
+
+
+@dataclass(frozen=True, slots=True)
+class ImapCheck:
+    """Result of the IMAP "Test connection": ok, and a sentence for the rep."""
+
+    ok: bool
+    message: str
+    idle: bool = False  # the server offers IDLE (replies are pushed, not polled)
+    sent_folder: str | None = None  # the Sent folder found, as the server names it
+
+
+class _InboxUnavailable(Exception):
+    """Logged in, but INBOX could not be opened."""
+
+
+async def check_imap(
+    url: str,
+    password: str,
+    allow_plain: bool,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    timeout: float = 15,  # noqa: ASYNC109 - the dialog's callers pass seconds, not a scope
+) -> ImapCheck:
+    """Connect, log in and EXAMINE INBOX once with these (maybe unsaved) settings."""
+    server = _usable_url(url, password, allow_plain)
+    if isinstance(server, ImapCheck):
+        return server
+    where = f"{server.host}:{server.port}"
+    try:
+        async with asyncio.timeout(timeout):
+            return await _probe(server, password, ssl_context, timeout)
+    except Exception as exc:  # every failure becomes words for the rep
+        message = _explain(exc, server, timeout)
+        if _expected(exc):
+            log.info("IMAP test of %s failed: %s: %s", where, type(exc).__name__, exc)
+        else:
+            log.exception("IMAP test of %s failed unexpectedly", where)
+        return ImapCheck(False, message)
+
+
+def _usable_url(url: str, password: str, allow_plain: bool) -> MailServerUrl | ImapCheck:
+    """The parsed URL, or why it cannot be tried (nothing is sent anywhere then)."""
+    if not url.strip():
+        return ImapCheck(
+            False, "Enter the URL of your inbox first, like imaps://you@imap.example.com."
+        )
+    try:
+        server = parse_mail_url(url, "imap")
+    except SettingError as exc:
+        return ImapCheck(False, f"The inbox URL cannot be used: {exc}.")
+    if not server.user:
+        return ImapCheck(
+            False,
+            f"Put your IMAP user name in the URL, like {server.scheme}://you@{server.host}.",
+        )
+    if server.plain and not (allow_plain or is_loopback(server.host)):
+        return ImapCheck(
+            False,
+            f"{server.host} is not on this computer, so imap:// would send your password "
+            "unencrypted; use imaps:// or imap+starttls://, or allow unencrypted imap://.",
+        )
+    if not password:
+        return ImapCheck(False, "No IMAP password is set; type it into the Password field.")
+    return server
+
+
+async def _probe(
+    server: MailServerUrl, password: str, ssl_context: ssl.SSLContext | None, seconds: float
+) -> ImapCheck:
+    client = await ImapClient.connect(
+        server.host, server.port, server.security, ssl_context, seconds
+    )
+    try:
+        await client.login(server.user, password)
+        try:
+            mailbox = await client.examine(MAILBOX)
+        except ConnectionClosed:
+            raise
+        except ImapError as exc:
+            raise _InboxUnavailable(str(exc)) from exc
+        sent = await _sent_folder(client)
+        idle = "IDLE" in client.capabilities
+    except BaseException:
+        await client.close()
+        raise
+    await client.logout()
+    return ImapCheck(True, _success(server, mailbox.exists, idle, sent), idle, sent)
+
+
+async def _sent_folder(client: ImapClient) -> str | None:
+    """Sent's name, or None (a failing LIST only means it was not found)."""
+    try:
+        folders = await find_folders(client)
+    except ConnectionClosed:
+        raise
+    except ImapError as exc:
+        log.info("IMAP test: listing the folders failed: %s", exc)
+        return None
+    return folders.sent.name if folders.sent is not None else None
+
+
+def _success(server: MailServerUrl, exists: int, idle: bool, sent: str | None) -> str:
+    count = "1 message" if exists == 1 else f"{exists} messages"
+    waiting = (
+        "it supports IDLE, so replies are noticed as they arrive"
+        if idle
+        else "it does not support IDLE, so MailBeacon checks for replies every minute"
+    )
+    folder = (
+        f'Sent folder: "{sent}".'
+        if sent
+        else "No Sent folder was found, so the extra copies in Sent cannot be removed."
+    )
+    return (
+        f"Connected to {server.host}:{server.port} as {server.user}; INBOX holds {count}, "
+        f"and {waiting}. {folder}"
+    )
+
+
+def _expected(exc: BaseException) -> bool:
+    return isinstance(exc, OSError | TimeoutError | ImapError | _InboxUnavailable | ValueError)
+
+
+# The first entry whose type fits the failure words it (TLS failures come before these).
+_SENTENCES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
+    (AuthenticationFailed,
+     "{host} refused the user name {user!r} or its password ({detail}); check both."),
+    (_InboxUnavailable, "Logged in to {host}, but INBOX could not be opened ({detail})."),
+    (TimeoutError,
+     "{where} did not answer within {timeout:g} seconds; check the host and port, and that "
+     "no firewall blocks the way."),
+    (socket.gaierror,
+     "The mail server {host} was not found; check its name and that this computer is online."),
+    (ConnectionRefusedError,
+     "Nothing answers at {where} (connection refused); check the host and port."),
+    (ConnectionClosed,
+     "{where} closed the connection ({detail}); is it an IMAP server, and does the port fit "
+     "the URL?"),
+    (ImapError, "The mail server at {where} refused: {detail}."),
+    (OSError, "Cannot reach {where} ({detail}); check the host and port."),
+    (ValueError, "The test could not be sent to {where}: {detail}."),  # e.g. CR/LF typed
+)
+
+
+def _explain(exc: BaseException, server: MailServerUrl, timeout: float) -> str:
+    """One sentence for the rep: what went wrong and what to check."""
+    where = f"{server.host}:{server.port}"
+    tls = _tls_error(exc)
+    if tls is not None and not isinstance(exc, AuthenticationFailed | _InboxUnavailable):
+        return _tls_sentence(tls, where)
+    for kind, sentence in _SENTENCES:
+        if isinstance(exc, kind):
+            return sentence.format(
+                host=server.host, user=server.user, where=where, timeout=timeout,
+                detail=_detail(exc),
+            )  # fmt: skip
+    return f"The test of {where} failed unexpectedly ({type(exc).__name__}); see the log."
+
+
+def _tls_sentence(tls: ssl.SSLError, where: str) -> str:
+    if isinstance(tls, ssl.SSLCertVerificationError):
+        return (
+            f"The secure connection to {where} failed: its certificate is not trusted "
+            f"({tls.verify_message or tls.reason}); check the host name."
+        )
+    return (
+        f"The secure connection to {where} failed ({tls.reason or tls}); check that the "
+        "port fits the URL: imaps:// usually 993, imap+starttls:// usually 143."
+    )
+
+
+def _tls_error(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS failure behind ``exc`` (the client may wrap it as a lost connection)."""
+    seen: BaseException | None = exc
+    for _depth in range(5):  # bounded: a cause chain is short
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _detail(exc: BaseException) -> str:
+    text = str(exc).strip().rstrip(".")
+    return (text or type(exc).__name__)[:200]

@@ -1,0 +1,473 @@
+"""The notification policy: which stream events the rep hears about, and how.
+
+Every event is stored with its verdict; only events that count as a person's
+(DESIGN rule 5) may notify, each at most once, after a settle window in which a
+``revise`` can still withdraw it. Repeated opens within a window notify once
+(rule 7), inferred opens travel with their click (rule 6), anonymous events say
+"Someone" and leave contacts alone (rules 8, 9), and bursts or backlog become
+one summary instead of a flood.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from mailbeacon.agent.notifications import wording
+from mailbeacon.agent.notifications.model import Notification, NotificationType
+from mailbeacon.agent.records.model import (
+    ActivityFilter,
+    Contact,
+    EventRecord,
+    Resolution,
+    normalize_at,
+)
+from mailbeacon.agent.records.store import RecordsStore
+from mailbeacon.agent.settings.store import Settings
+from mailbeacon.core.events import Revision, ServerEvent
+
+log = logging.getLogger(__name__)
+
+ALL_KINDS = frozenset(t.value for t in NotificationType)
+_MAX_REMEMBERED = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    """The knobs of the policy (from settings)."""
+
+    settle_seconds: float = 1.5
+    repeat_window_seconds: float = 60.0
+    privacy_enabled: bool = False
+    kinds: frozenset[str] = ALL_KINDS
+    paused_until: float | None = None
+    backlog_age_seconds: float = 300.0
+    flood_count: int = 4
+    flood_window_seconds: float = 10.0
+
+    def hides(self, contact: Contact | None) -> bool:
+        """Whether privacy makes an event of ``contact`` anonymous (DESIGN rule 8)."""
+        return self.privacy_enabled and not (contact and contact.lawful_basis)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PolicyConfig:
+        """The policy the rep configured."""
+        n = settings.notify
+        kinds = {"summary"}
+        for kind, on in (("open", n.opens), ("click", n.clicks), ("reply", n.replies),
+                         ("delivery_failed", n.delivery_failures)):
+            if on:
+                kinds.add(kind)
+        paused = None
+        if n.paused_until:
+            paused = datetime.fromisoformat(n.paused_until).timestamp()
+        return cls(
+            settle_seconds=float(settings.tracking.settle_seconds),
+            repeat_window_seconds=float(settings.tracking.repeat_window_seconds),
+            privacy_enabled=bool(settings.privacy.enabled),
+            kinds=frozenset(kinds),
+            paused_until=paused,
+        )
+
+
+@dataclass(slots=True)
+class _Candidate:
+    notification: Notification
+    local_id: int | None
+    kind: str
+    # The repeat-window mark this candidate set, and the one it replaced (a
+    # withdrawn hit must not hide the real one that follows).
+    repeat_key: tuple[int, str | None, str] | None = None
+    seen_at: float = 0.0
+    previous: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    local_id: int
+    resolution: Resolution | None
+    anonymous: bool
+    forwarded: bool
+
+
+@dataclass(slots=True)
+class _Summary:
+    counts: dict[str, int] = field(default_factory=dict)
+    local_ids: list[int | None] = field(default_factory=list)
+    server_ids: list[int] = field(default_factory=list)
+    away: bool = False
+    timer: asyncio.TimerHandle | None = None
+
+
+def _ts(at: str) -> float:
+    try:
+        return datetime.fromisoformat(at).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def network_of(ip: str) -> str:
+    """The network an address belongs to (/24 or /48), for "possibly forwarded"."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+        addr = addr.ipv4_mapped
+    prefix = 24 if addr.version == 4 else 48
+    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
+
+
+class Notifier:
+    """Turns stream messages into stored events and, when they deserve it, notifications."""
+
+    def __init__(
+        self,
+        store: RecordsStore,
+        config: Callable[[], PolicyConfig],
+        emit: Callable[[Notification], None],
+        clock: Callable[[], float] = time.time,
+        describe_client: Callable[[str], str] = lambda _ua: "",
+        device_family: Callable[[str], str] = lambda ua: ua,
+        country_of: Callable[[str], str | None] = lambda _ip: None,
+    ) -> None:
+        self._store = store
+        self._config = config
+        self._emit = emit
+        self._clock = clock
+        self._describe = describe_client
+        self._family = device_family
+        self._country = country_of
+        self._pending: dict[int, tuple[_Candidate, asyncio.TimerHandle | None]] = {}
+        # Last notified-or-suppressed hit per (email, recipient, type): repeats within
+        # the window notify once (rule 7), clicks included (one person, many links).
+        self._last_seen: dict[tuple[int, str | None, str], float] = {}
+        self._inferred: set[tuple[int, str | None]] = set()
+        self._engagements: dict[int, tuple[asyncio.TimerHandle, tuple[str, str, str]]] = {}
+        self._delivered: deque[float] = deque(maxlen=64)
+        self._summary = _Summary()
+
+    # ------------------------------------------------------------ stream input
+
+    async def handle(self, message: ServerEvent | Revision) -> None:
+        """The stream subscriber's handler: store, then maybe notify.
+
+        The durable writes run in a worker thread: in the embedded default this loop
+        also answers pixels and SMTP, and a scanner's burst must not stall them."""
+        if isinstance(message, Revision):
+            stored = await asyncio.to_thread(
+                self._store.revise_event, message.id, message.verdict, message.reason
+            )
+            if stored is not None:
+                self._revise(message)
+        else:
+            config = self._config()
+            stored_event = await asyncio.to_thread(self._store_event, message, config)
+            if stored_event is not None:
+                self._consider(message, stored_event, config)
+
+    def _revise(self, revision: Revision) -> None:
+        if revision.counts_as_human:
+            return
+        engagement = self._engagements.pop(revision.id, None)
+        if engagement is not None:
+            engagement[0].cancel()
+        if revision.id in self._pending:
+            candidate, timer = self._pending.pop(revision.id)
+            if timer is not None:
+                timer.cancel()
+            self._unmark(candidate)
+            log.info("withdrew notification for event %s: %s", revision.id, revision.reason)
+
+    def _unmark(self, candidate: _Candidate) -> None:
+        key = candidate.repeat_key
+        if key is None or self._last_seen.get(key) != candidate.seen_at:
+            return
+        if candidate.previous is None:
+            del self._last_seen[key]
+        else:
+            self._last_seen[key] = candidate.previous
+
+    def _store_event(self, event: ServerEvent, config: PolicyConfig) -> _Stored | None:
+        """Resolve and store one event (in a worker thread); None if already stored."""
+        resolution = self._store.resolve(event.message, event.recipient)
+        anonymous = self._anonymous(resolution, config)
+        contact = None if resolution is None or anonymous else resolution.contact
+        forwarded = self._possibly_forwarded(event, resolution, contact)
+        local_id = self._store.add_event(
+            EventRecord(
+                type=event.type,
+                at=event.at,
+                email_id=resolution.email.id if resolution else None,
+                contact=contact.email if contact else None,
+                server_id=event.id,
+                verdict=event.verdict,
+                reason=event.reason,
+                ip=event.ip,
+                user_agent=event.user_agent,
+                url=event.url,
+                link=event.link,
+                inferred=event.inferred,
+                anonymous=anonymous,
+                possibly_forwarded=forwarded,
+                details={"via": event.via} if event.via else {},
+            )
+        )
+        if local_id is None:
+            return None
+        return _Stored(local_id, resolution, anonymous, forwarded)
+
+    def _consider(self, event: ServerEvent, stored: _Stored, config: PolicyConfig) -> None:
+        """On the loop: engagement and the notification, for events that count."""
+        resolution = stored.resolution
+        if resolution is None or not event.counts_as_human:
+            return
+        contact = None if stored.anonymous else resolution.contact
+        if contact is not None:
+            self._engage_after_settling(event, contact.email, config)
+        candidate = self._candidate(
+            event, resolution, stored.anonymous, stored.forwarded, stored.local_id, config
+        )
+        if candidate is not None:
+            self._schedule(event.id, candidate, config)
+
+    def _engage_after_settling(self, event: ServerEvent, email: str, config: PolicyConfig) -> None:
+        """Contact properties move once the settle window is past: a hit revised to
+        bot within it never touches them (only human counts, rule 5)."""
+        if config.settle_seconds <= 0:
+            self._store.update_contact_engagement(email, event.type, event.at)
+            return
+        loop = asyncio.get_running_loop()
+        args = (email, event.type, event.at)
+        handle = loop.call_later(config.settle_seconds, self._engage, event.id, *args)
+        self._engagements[event.id] = (handle, args)
+
+    def _engage(self, event_id: int, email: str, kind: str, at: str) -> None:
+        self._engagements.pop(event_id, None)
+        self._store.update_contact_engagement(email, kind, at)
+
+    # ------------------------------------------------------------ deciding
+
+    @staticmethod
+    def _anonymous(resolution: Resolution | None, config: PolicyConfig) -> bool:
+        # Rule 9: no known recipient (a shared pixel) is "Someone" as well.
+        if resolution is None or resolution.contact is None:
+            return True
+        return config.hides(resolution.contact)
+
+    def _possibly_forwarded(
+        self, event: ServerEvent, resolution: Resolution | None, contact: object
+    ) -> bool:
+        if event.type != "open" or event.inferred or resolution is None or contact is None:
+            return False
+        earlier = self._store.activity(
+            limit=50,
+            filters=ActivityFilter(
+                types=("open",), verdicts=("human",), email_id=resolution.email.id,
+                contact=getattr(contact, "email", None),
+            ),
+        )
+        seen = [row.event for row in earlier if not row.event.inferred]
+        family = self._family(event.user_agent)
+        # A proxy hides the device, and an unknown agent proves nothing.
+        if not seen or family == "unknown" or family.startswith("via"):
+            return False
+        families = {self._family(e.user_agent) for e in seen}
+        networks = {network_of(e.ip) for e in seen}
+        return family not in families or network_of(event.ip) not in networks
+
+    def _candidate(
+        self,
+        event: ServerEvent,
+        resolution: Resolution,
+        anonymous: bool,
+        forwarded: bool,
+        local_id: int,
+        config: PolicyConfig,
+    ) -> _Candidate | None:
+        key = (resolution.email.id, None if anonymous else event.recipient)
+        if event.type == "open" and event.inferred:
+            # An inferred open is announced by the click that caused it.
+            self._inferred.add(key)
+            return None
+        now = _ts(event.at)
+        repeat_key = (*key, event.type)
+        last = self._last_seen.get(repeat_key)
+        if last is not None and now - last < config.repeat_window_seconds:
+            return None
+        self._last_seen[repeat_key] = now
+        if len(self._last_seen) > _MAX_REMEMBERED:
+            self._forget_before(now - config.repeat_window_seconds)
+        inferred = event.type == "click" and key in self._inferred
+        self._inferred.discard(key)
+        if event.type not in config.kinds:
+            return None
+        name = wording.who(resolution.contact, anonymous)
+        email = resolution.email
+        title = wording.title_for(event.type, name, email, event.url, inferred)
+        body = wording.body_for([
+            wording.since_sending(email, event.at),
+            f"via {event.via}" if event.via else self._describe(event.user_agent),
+            self._country(event.ip) or "",
+            "possibly forwarded" if forwarded else "",
+        ])
+        contact = resolution.contact
+        notification = Notification(
+            event=event.id,
+            type=event.type,
+            message_id=email.message_id,
+            subject=email.subject,
+            recipient=None if anonymous or contact is None else contact.email,
+            anonymous=anonymous,
+            title=title,
+            body=body,
+            at=normalize_at(event.at),
+            url=event.url,
+            inferred=inferred or event.inferred,
+            possibly_forwarded=forwarded,
+            email_id=email.id,
+            events=(event.id,),
+        )
+        return _Candidate(notification, local_id, event.type, repeat_key, now, last)
+
+    def _forget_before(self, moment: float) -> None:
+        """Bound the memory of an agent that runs for months: old hits can't repeat."""
+        self._last_seen = {k: t for k, t in self._last_seen.items() if t >= moment}
+        if len(self._inferred) > _MAX_REMEMBERED:
+            self._inferred.clear()
+
+    # ------------------------------------------------------------ delivering
+
+    def _schedule(self, server_id: int, candidate: _Candidate, config: PolicyConfig) -> None:
+        if config.settle_seconds <= 0:
+            self._deliver(candidate, config)
+            return
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(config.settle_seconds, self._settled, server_id)
+        self._pending[server_id] = (candidate, timer)
+
+    def _settled(self, server_id: int) -> None:
+        entry = self._pending.pop(server_id, None)
+        if entry is not None:
+            self._deliver(entry[0], self._config())
+
+    def _deliver(self, candidate: _Candidate, config: PolicyConfig) -> None:
+        now = self._clock()
+        if config.paused_until is not None and now < config.paused_until:
+            return
+        event_time = _ts(candidate.notification.at)
+        if now - event_time > config.backlog_age_seconds:
+            self._add_to_summary(candidate, config, away=True)
+            return
+        window = [t for t in self._delivered if now - t < config.flood_window_seconds]
+        if len(window) >= config.flood_count or self._summary.timer is not None:
+            self._add_to_summary(candidate, config, away=False)
+            return
+        self._delivered.append(now)
+        self._send(candidate.notification, [candidate.local_id])
+
+    def _send(self, notification: Notification, local_ids: list[int | None]) -> None:
+        try:
+            self._emit(notification)
+        finally:
+            for local_id in local_ids:
+                if local_id is not None:
+                    self._store.mark_notified(local_id)
+
+    def _add_to_summary(self, candidate: _Candidate, config: PolicyConfig, away: bool) -> None:
+        summary = self._summary
+        summary.counts[candidate.kind] = summary.counts.get(candidate.kind, 0) + 1
+        summary.local_ids.append(candidate.local_id)
+        if candidate.notification.event is not None:
+            summary.server_ids.append(candidate.notification.event)
+        summary.away = summary.away or away
+        if summary.timer is None:
+            loop = asyncio.get_running_loop()
+            summary.timer = loop.call_later(config.flood_window_seconds, self.flush_summary)
+
+    def flush_summary(self) -> None:
+        """Send what was held back as one notification (also at shutdown)."""
+        summary, self._summary = self._summary, _Summary()
+        if summary.timer is not None:
+            summary.timer.cancel()
+        if not summary.local_ids:
+            return
+        self._delivered.append(self._clock())
+        when = "while you were away" if summary.away else "in the last few seconds"
+        notification = Notification(
+            event=None,
+            type=NotificationType.SUMMARY,
+            message_id=None,
+            subject="",
+            recipient=None,
+            anonymous=False,
+            title=f"{wording.summary_title(summary.counts)} {when}",
+            body="Open the activity feed for details.",
+            at=normalize_at(datetime.fromtimestamp(self._clock(), UTC)),
+            events=tuple(summary.server_ids),
+        )
+        self._send(notification, summary.local_ids)
+
+    def flush_pending(self) -> None:
+        """Deliver every notification still in its settle window (at shutdown)."""
+        config = self._config()
+        for event_id, (handle, args) in list(self._engagements.items()):
+            handle.cancel()
+            self._engage(event_id, *args)
+        for server_id in list(self._pending):
+            candidate, timer = self._pending.pop(server_id)
+            if timer is not None:
+                timer.cancel()
+            self._deliver(candidate, config)
+        self.flush_summary()
+
+    # ------------------------------------------------------------ local events
+
+    def deliver(self, notification: Notification, local_id: int | None = None) -> None:
+        """A notification the agent made itself (a reply): the same switches, pause,
+        backlog and flood rules as the stream's."""
+        config = self._config()
+        if notification.type in config.kinds:
+            self._deliver(_Candidate(notification, local_id, notification.type), config)
+
+    def delivery_failed(
+        self, key: str, email_id: int | None, recipients: tuple[str, ...], reply: str
+    ) -> None:
+        """The upstream refused an email for good: record it and tell the rep (once)."""
+        email = self._store.email(email_id) if email_id is not None else None
+        at = normalize_at(datetime.fromtimestamp(self._clock(), UTC))
+        local_id = self._store.add_event(
+            EventRecord(
+                type="delivery_failed",
+                at=at,
+                email_id=email.id if email else None,
+                contact=recipients[0] if len(recipients) == 1 else None,
+                local_key=f"delivery_failed:{key}",
+                reason=reply[:500],
+                details={"recipients": list(recipients)},
+            )
+        )
+        if local_id is None or "delivery_failed" not in self._config().kinds:
+            return
+        subject = email.subject if email else ""
+        self._send(
+            Notification(
+                event=None,
+                type=NotificationType.DELIVERY_FAILED,
+                message_id=email.message_id if email else None,
+                subject=subject,
+                recipient=recipients[0] if len(recipients) == 1 else None,
+                anonymous=False,
+                title=f"Could not deliver {wording.quoted(subject)} to {', '.join(recipients)}",
+                body=f"The mail server refused it: {reply[:200]}. The message is kept.",
+                at=at,
+                email_id=email.id if email else None,
+            ),
+            [local_id],
+        )

@@ -1,0 +1,1 @@
+"""The local records store: sent emails, logged copies, events, contacts, and reports."""

@@ -1,0 +1,1 @@
+"""Outgoing mail: the relay, the accept pipeline, the durable outbox and delivery upstream."""

@@ -1,0 +1,212 @@
+"""From "the client handed us a message" to "it is durably queued": decide, rewrite,
+record, queue. The relay answers 250 only after ``Sender.accept`` returns."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.header import decode_header, make_header
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import getaddresses
+from typing import Protocol
+
+from mailbeacon.agent.records.model import Attachment, LoggedCopy, Recipient, SentEmail
+from mailbeacon.agent.records.store import RecordsStore
+from mailbeacon.agent.sending.outbox import Outbox, OutboxItem
+from mailbeacon.agent.sending.relay import IncomingMessage
+from mailbeacon.agent.settings.store import Settings
+from mailbeacon.core.extract import extract_for_log, header_value
+from mailbeacon.core.rewrite import Plan, RewriteResult, UrlMinter, rewrite_message
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Track and Log for one message: the message's own say, else the rep's defaults."""
+
+    track: bool
+    log: bool
+
+
+def decide(message: IncomingMessage, settings: Settings) -> Decision:
+    """Per-message overrides (DESIGN 3.2) over the defaults from settings."""
+    track = settings.defaults.track if message.track_override is None else message.track_override
+    log_ = settings.defaults.log if message.log_override is None else message.log_override
+    return Decision(track, log_)
+
+
+def ensure_message_id(raw: bytes, domain: str) -> tuple[bytes, str]:
+    """The message with a Message-ID (added when the client gave none) and that id.
+
+    Replies and the Sent-folder cleanup find an email by its Message-ID, so one the
+    upstream would invent later is no use to us.
+    """
+    existing = header_value(raw, "Message-ID")
+    if existing:
+        return raw, existing.strip()
+    message_id = f"<{uuid.uuid4().hex}@{domain}>"
+    newline = b"\r\n" if b"\r\n" in raw[:4096] else b"\n"
+    return b"Message-ID: " + message_id.encode("ascii") + newline + raw, message_id
+
+
+def recipient_fields(raw: bytes, envelope: tuple[str, ...]) -> dict[str, tuple[str, str]]:
+    """Each envelope recipient's header (to, cc; the rest were Bcc) and display name."""
+    # Raw header values: a comma inside an encoded display name is not a separator.
+    headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    found: dict[str, tuple[str, str]] = {}
+    for name in ("cc", "to"):  # To wins when an address is in both
+        for display, address in getaddresses([str(v) for v in headers.get_all(name, [])]):
+            if address:
+                found[address.lower()] = (name, _decoded(display))
+    return {rcpt: found.get(rcpt.lower(), ("bcc", "")) for rcpt in envelope}
+
+
+def _decoded(display: str) -> str:
+    try:
+        return " ".join(str(make_header(decode_header(display))).split())
+    except (ValueError, LookupError, UnicodeError):
+        return display
+
+
+class OriginalKeeper(Protocol):
+    """Keeps the untracked original of a tracked send until Sent is put right
+    (``sent_cleanup.SentCleanup`` is one)."""
+
+    async def keep(
+        self, original: bytes, message_id: str, message_key: str, email_id: int, copies: int
+    ) -> bool:
+        """Keep it durably; False when it was not kept (the mail goes out anyway)."""
+        ...
+
+    async def forget(self, email_id: int) -> None:
+        """Drop it again (the send was not queued)."""
+        ...
+
+
+class Sender:
+    """The relay's and the compose window's way into the outbox."""
+
+    def __init__(
+        self,
+        store: RecordsStore,
+        outbox: Outbox,
+        minter: UrlMinter,
+        settings: Callable[[], Settings],
+        clock: Callable[[], float] = time.time,
+        keeper: OriginalKeeper | None = None,
+    ) -> None:
+        self._store = store
+        self._outbox = outbox
+        self._minter = minter
+        self._settings = settings
+        self._clock = clock
+        self._keeper = keeper
+
+    async def accept(self, message: IncomingMessage) -> str:
+        """Rewrite, record and durably queue ``message``; returns the first queue id."""
+        settings = self._settings()
+        decision = decide(message, settings)
+        domain = message.mail_from.rpartition("@")[2] or "mailbeacon.localhost"
+        raw, message_id = ensure_message_id(message.data, domain)
+        plan = Plan(
+            track=decision.track,
+            clicks=settings.tracking.clicks,
+            per_recipient=settings.tracking.per_recipient,
+        )
+        # Rewriting a large message is CPU work: keep the event loop answering.
+        result = await asyncio.to_thread(
+            rewrite_message, raw, message.recipients, plan, self._minter
+        )
+        if decision.track and not result.tracked:
+            log.info("sending %s untracked: %s", message_id, result.untracked_reason)
+        # Tracked: the untracked original is kept until the Sent folder is put right.
+        keeper = self._keeper if result.tracked else None
+        needed = sum(c.size for c in result.copies) + (len(raw) if decision.log else 0)
+        needed += len(raw) if keeper is not None else 0
+        await self._outbox.ensure_space(needed)
+        subject = header_value(raw, "Subject") or ""
+        email_id = await asyncio.to_thread(
+            self._record, message, raw, subject, message_id, decision, result
+        )
+        items = [
+            OutboxItem(
+                mail_from=message.mail_from,
+                recipients=c.recipients,
+                data=c.pieces,
+                meta={"email_id": email_id, "message_id": message_id},
+            )
+            for c in result.copies
+        ]
+        kept = False
+        try:
+            if decision.log:
+                await asyncio.to_thread(self._log, email_id, raw)
+            if keeper is not None:  # durably, before the relay answers 250
+                kept = await keeper.keep(
+                    raw, message_id, result.message_key, email_id, len(result.copies)
+                )
+            ids = await self._outbox.enqueue_many(items)
+        except BaseException:
+            # Not queued means not accepted (the relay answers 451): no "sent" entry may
+            # stay on any contact's timeline.
+            await self._forget(email_id)
+            if keeper is not None and kept:
+                await keeper.forget(email_id)
+            raise
+        return ids[0]
+
+    async def _forget(self, email_id: int) -> None:
+        try:
+            await asyncio.to_thread(self._store.forget_sent, email_id)
+        except Exception:
+            log.exception("could not remove the record of unqueued email %s", email_id)
+
+    def _record(
+        self,
+        message: IncomingMessage,
+        raw: bytes,
+        subject: str,
+        message_id: str,
+        decision: Decision,
+        result: RewriteResult,
+    ) -> int:
+        fields = recipient_fields(raw, message.recipients)
+        keys = {rcpt: c.recipient_key for c in result.copies for rcpt in c.recipients}
+        return self._store.record_sent(
+            SentEmail(
+                message_id=message_id,
+                message_key=result.message_key,
+                subject=subject,
+                sender=message.mail_from,
+                sent_at=datetime.fromtimestamp(self._clock(), UTC).isoformat(),
+                recipients=tuple(
+                    Recipient(rcpt, fields[rcpt][0], fields[rcpt][1], keys.get(rcpt))
+                    for rcpt in message.recipients
+                ),
+                track=decision.track,
+                log=decision.log,
+                per_recipient=len(result.copies) > 1,
+                tracked=result.tracked,
+                untracked_reason=result.untracked_reason or "",
+            )
+        )
+
+    def _log(self, email_id: int, raw: bytes) -> None:
+        copy = extract_for_log(raw)
+        self._store.log_copy(
+            email_id,
+            LoggedCopy(
+                html=copy.html,
+                text=copy.text,
+                attachments=tuple(
+                    Attachment(a.filename, a.content_type, a.data) for a in copy.attachments
+                ),
+            ),
+        )

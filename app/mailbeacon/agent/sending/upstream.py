@@ -1,0 +1,469 @@
+"""The upstream SMTP server the outbox delivers to (the rep's real mail provider).
+
+``--upstream`` URLs:
+
+* ``smtps://host[:465]`` — TLS from the first byte;
+* ``smtp+starttls://host[:587]`` — plain connect, then STARTTLS (required);
+* ``smtp://host[:25]`` — no TLS at all: only to this machine (loopback), unless
+  the rep explicitly allowed it (``upstream.allow_plain``), because the
+  password and every message would cross the network in the clear.
+
+User and password come from an injected credentials source (the agent passes
+the keyring or ``MAILBEACON_UPSTREAM_USER``/``_PASSWORD``); a user name in the
+URL is used when the source has none. Passwords never go in URLs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import socket
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+
+from mailbeacon.agent.sending.outbox import DeliveryError, MessageBytes, MessageSource, SendResult
+from mailbeacon.agent.settings.kinds import is_loopback
+
+log = logging.getLogger(__name__)
+
+Security = Literal["tls", "starttls", "plain"]
+_SCHEMES: dict[str, tuple[Security, int]] = {
+    "smtps": ("tls", 465),
+    "smtp+starttls": ("starttls", 587),
+    "smtp": ("plain", 25),
+}
+_AUTH_CODES = frozenset({530, 534, 535, 538})
+_LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
+
+
+class UpstreamConfigError(ValueError):
+    """The upstream URL or settings are unusable; the message says how to fix them."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamURL:
+    """A parsed ``--upstream`` URL."""
+
+    security: Security
+    host: str
+    port: int
+    user: str | None = None
+
+    def __str__(self) -> str:
+        scheme = {"tls": "smtps", "starttls": "smtp+starttls", "plain": "smtp"}[self.security]
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Upstream login; the password never shows in repr or logs."""
+
+    user: str
+    password: str = field(repr=False)
+
+
+CredentialsSource = Callable[[], Credentials | None]
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamCheck:
+    """Result of "Test upstream": ok, and a sentence for the rep."""
+
+    ok: bool
+    message: str
+
+
+def parse_upstream(url: str, *, allow_plain: bool = False) -> UpstreamURL:
+    """Parse and check an ``--upstream`` URL; UpstreamConfigError with a clear message."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as error:
+        raise UpstreamConfigError(f"The upstream URL {url!r} is not valid: {error}.") from error
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEMES:
+        raise UpstreamConfigError(
+            f"The upstream URL {url!r} must start with smtps://, smtp+starttls:// or smtp://."
+        )
+    if not parts.hostname:
+        raise UpstreamConfigError(f"The upstream URL {url!r} names no server.")
+    if parts.password is not None:
+        raise UpstreamConfigError(
+            "Do not put the upstream password in the URL: it would end up in settings and "
+            "logs. Store it in the keyring (settings dialog) or MAILBEACON_UPSTREAM_PASSWORD."
+        )
+    if (parts.path not in ("", "/")) or parts.query or parts.fragment:
+        raise UpstreamConfigError(f"The upstream URL {url!r} has extra parts after host:port.")
+    security, default_port = _SCHEMES[scheme]
+    host = parts.hostname
+    if security == "plain" and not allow_plain and not is_loopback(host):
+        raise UpstreamConfigError(
+            f"smtp://{host} would send your password and mail unencrypted over the network. "
+            f"Use smtps://{host} or smtp+starttls://{host}, or, if this server really is "
+            "on a trusted local network, allow it with "
+            "`mailbeacon config set upstream.allow_plain true`."
+        )
+    user = unquote(parts.username) if parts.username else None
+    return UpstreamURL(security, host, port or default_port, user)
+
+
+class Upstream:
+    """Sends to the upstream server over one reused, authenticated connection."""
+
+    def __init__(
+        self,
+        url: UpstreamURL,
+        credentials: CredentialsSource,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        timeout: float = 60.0,
+        local_hostname: str | None = None,
+        idle_close: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._url = url
+        self._credentials = credentials
+        self._tls_context = tls_context
+        self._timeout = timeout
+        self._local_hostname = local_hostname or socket.gethostname() or "localhost"
+        self._idle_close = idle_close
+        self._clock = clock
+        self._client: aiosmtplib.SMTP | None = None
+        self._last_used = 0.0
+        self._lock = asyncio.Lock()
+
+    @property
+    def url(self) -> UpstreamURL:
+        """Where this sends to."""
+        return self._url
+
+    async def test_connection(self) -> UpstreamCheck:
+        """Connect and log in once, for the settings dialog's "Test upstream"."""
+        try:
+            client = await self._connect()
+        except DeliveryError as error:
+            return UpstreamCheck(False, error.reply)
+        await _goodbye(client)
+        return UpstreamCheck(True, f"Connected to {self._url} and logged in.")
+
+    async def send(
+        self, mail_from: str, recipients: Sequence[str], message: MessageSource | bytes
+    ) -> SendResult:
+        """Send one message; DeliveryError when no recipient took it."""
+        source = MessageBytes(message) if isinstance(message, bytes) else message
+        async with self._lock:
+            reused = self._client is not None and self._fresh()
+            client = await self._client_for_send()
+            try:
+                return await self._transaction(client, mail_from, recipients, source)
+            except aiosmtplib.SMTPServerDisconnected:
+                await self._drop()
+                if not reused:
+                    raise DeliveryError(
+                        f"{self._url} closed the connection", connection=True
+                    ) from None
+            # A reused connection the server had closed while idle: once more, fresh.
+            client = await self._client_for_send()
+            try:
+                return await self._transaction(client, mail_from, recipients, source)
+            except aiosmtplib.SMTPServerDisconnected:
+                await self._drop()
+                raise DeliveryError(f"{self._url} closed the connection", connection=True) from None
+
+    async def close(self) -> None:
+        """Say goodbye to the upstream, if connected."""
+        async with self._lock:
+            client, self._client = self._client, None
+            if client is None:
+                return
+            await _goodbye(client)
+
+    def _fresh(self) -> bool:
+        return self._clock() - self._last_used < self._idle_close
+
+    async def _client_for_send(self) -> aiosmtplib.SMTP:
+        if self._client is not None and not (self._client.is_connected and self._fresh()):
+            await self._drop()
+        if self._client is None:
+            self._client = await self._connect()
+        return self._client
+
+    async def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await _discard(client)
+
+    async def _transaction(
+        self,
+        client: aiosmtplib.SMTP,
+        mail_from: str,
+        recipients: Sequence[str],
+        message: MessageSource,
+    ) -> SendResult:
+        """MAIL, RCPT, DATA; maps the upstream's answers to SendResult or DeliveryError."""
+        try:
+            result = await self._envelope_and_data(client, mail_from, recipients, message)
+        except aiosmtplib.SMTPServerDisconnected:
+            raise
+        except aiosmtplib.SMTPResponseException as error:
+            await self._reset(client, error.code)
+            # "Log in first" is our configuration, not the message: keep it and retry.
+            login_problem = error.code in _AUTH_CODES
+            raise DeliveryError(
+                f"{error.code} {error.message}"
+                + (" (check the upstream user and password)" if login_problem else ""),
+                code=error.code,
+                permanent=error.code >= 500 and not login_problem,
+                connection=error.code == 421 or login_problem,
+            ) from error
+        except aiosmtplib.SMTPNotSupported as error:
+            await self._reset(client, None)
+            raise DeliveryError(
+                f"{self._url} cannot take this message: {error}", permanent=True
+            ) from error
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+            await self._drop()
+            raise DeliveryError(
+                f"sending to {self._url} failed: {error or type(error).__name__}",
+                connection=True,
+            ) from error
+        self._last_used = self._clock()
+        return result
+
+    async def _envelope_and_data(
+        self,
+        client: aiosmtplib.SMTP,
+        mail_from: str,
+        recipients: Sequence[str],
+        message: MessageSource,
+    ) -> SendResult:
+        utf8 = not all(a.isascii() for a in (mail_from, *recipients))
+        encoding = "utf-8" if utf8 else "ascii"
+        if utf8 and not client.supports_extension("smtputf8"):
+            raise aiosmtplib.SMTPNotSupported(
+                "the server does not accept non-ASCII addresses (SMTPUTF8)"
+            )
+        options = ["SMTPUTF8"] if utf8 else []
+        if client.supports_extension("size"):
+            options.append(f"SIZE={message.size}")
+        if message.eight_bit and client.supports_extension("8bitmime"):
+            options.append("BODY=8BITMIME")
+        await client.mail(mail_from, options=options, encoding=encoding)
+        refused: dict[str, tuple[int, str]] = {}
+        for recipient in recipients:
+            try:
+                await client.rcpt(recipient, encoding=encoding)
+            except aiosmtplib.SMTPRecipientRefused as error:
+                refused[recipient] = (error.code, error.message)
+        if len(refused) == len(recipients):
+            await self._reset(client, None)
+            return SendResult(refused, "")
+        return SendResult(refused, await self._data(client, message))
+
+    async def _data(self, client: aiosmtplib.SMTP, message: MessageSource) -> str:
+        """DATA, streamed from the message source: memory stays at one chunk.
+
+        aiosmtplib's own data() wants the whole message and copies it several
+        times (line endings, dot-stuffing, terminator, transport buffer); for a
+        25 MB attachment that is ~200 MB. We use its session for everything
+        else and write the body ourselves with its flow control.
+        """
+        protocol = client.protocol
+        drain = getattr(protocol, "_drain_helper", None)
+        if protocol is None or drain is None:
+            return (await client.data(await message.read())).message  # older aiosmtplib
+        start = await client.execute_command(b"DATA")
+        if start.code != 354:
+            raise aiosmtplib.SMTPDataError(start.code, start.message)
+        stuffer = DotStuffer()
+        async for chunk in message.chunks():
+            protocol.write(stuffer.feed(chunk))
+            async with asyncio.timeout(self._timeout):
+                await drain()
+        protocol.write(stuffer.finish())
+        end = await client.execute_command(b".")
+        if end.code != 250:
+            raise aiosmtplib.SMTPDataError(end.code, end.message)
+        return end.message
+
+    async def _reset(self, client: aiosmtplib.SMTP, code: int | None) -> None:
+        """Clear the half-done transaction so the connection can be reused."""
+        if code == 421 or not client.is_connected:
+            await self._drop()
+            return
+        try:
+            await client.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            await self._drop()
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        """An open, authenticated connection; DeliveryError(connection=True) if not."""
+        url = self._url
+        where = f"{url.host}:{url.port}"
+        client = aiosmtplib.SMTP(
+            hostname=url.host,
+            port=url.port,
+            use_tls=url.security == "tls",
+            start_tls=url.security == "starttls",
+            tls_context=self._tls_context if url.security != "plain" else None,
+            timeout=self._timeout,
+            local_hostname=self._local_hostname,
+        )
+        try:
+            await client.connect()
+            # Extensions (SIZE, 8BITMIME, SMTPUTF8, AUTH) are known only after EHLO.
+            if client.is_ehlo_or_helo_needed:
+                await client.ehlo()
+            await self._login(client)
+        except (aiosmtplib.SMTPException, OSError, DeliveryError) as error:
+            await _discard(client)
+            if isinstance(error, DeliveryError):
+                raise
+            raise self._explain(where, error) from error
+        self._last_used = self._clock()
+        return client
+
+    def _explain(self, where: str, error: Exception) -> DeliveryError:
+        """A failed connection or login, in words the rep can act on."""
+        code = error.code if isinstance(error, aiosmtplib.SMTPResponseException) else None
+        if isinstance(error, aiosmtplib.SMTPAuthenticationError):
+            message = (
+                f"{where} refused the user name or password ({error.code} {error.message}). "
+                "Check the upstream user and password in the settings."
+            )
+        elif isinstance(error, ssl.SSLError | ssl.CertificateError):
+            message = _tls_problem(where, error)
+        elif isinstance(error, aiosmtplib.SMTPReadTimeoutError):
+            message = f"{where} did not answer within {self._timeout:g}s."
+        elif isinstance(error, aiosmtplib.SMTPConnectError | OSError):
+            message = _connect_problem(where, error)
+        elif isinstance(error, aiosmtplib.SMTPResponseException):
+            message = f"{where} refused the session: {error.code} {error.message}"
+        else:
+            message = self._session_problem(where, error)
+        return DeliveryError(message, code=code, connection=True)
+
+    def _session_problem(self, where: str, error: Exception) -> str:
+        if self._url.security == "starttls" and "starttls" in str(error).lower():
+            return (
+                f"{where} does not offer STARTTLS. Check the port, or use smtps:// if the "
+                "server expects TLS from the start (usually port 465)."
+            )
+        return f"The session with {where} failed: {error}"
+
+    async def _login(self, client: aiosmtplib.SMTP) -> None:
+        creds = self._credentials()
+        user = creds.user if creds and creds.user else self._url.user
+        if creds is None or not creds.password:
+            if user:
+                raise DeliveryError(
+                    f"No upstream password for {user!r}: set it in the settings "
+                    "(it is kept in the keyring) or MAILBEACON_UPSTREAM_PASSWORD.",
+                    connection=True,
+                )
+            return
+        if not client.supports_extension("auth"):
+            raise DeliveryError(
+                f"{self._url.host}:{self._url.port} does not offer a login (SMTP AUTH)"
+                + (
+                    " before STARTTLS; use smtp+starttls:// or smtps://."
+                    if self._url.security == "plain"
+                    else "."
+                ),
+                connection=True,
+            )
+        await client.login(user or "", creds.password)
+
+
+async def _discard(client: aiosmtplib.SMTP) -> None:
+    """Drop a connection now, and let its socket really close.
+
+    abort(), not close(): a TLS close() first runs a shutdown exchange with the
+    server that can take many loop iterations (up to 30 s), and a socket whose
+    loop stopped meanwhile lingers until garbage collection. After QUIT or an
+    error there is nothing left to say. asyncio closes the socket on the next
+    loop iteration, hence the one yield.
+    """
+    transport = client.transport
+    client.close()
+    if isinstance(transport, asyncio.WriteTransport):
+        transport.abort()
+    await asyncio.sleep(0)
+
+
+async def _goodbye(client: aiosmtplib.SMTP) -> None:
+    """QUIT politely if the server still listens, then drop the connection."""
+    transport = client.transport
+    with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+        await client.quit(timeout=5)
+    client.close()
+    if isinstance(transport, asyncio.WriteTransport):
+        transport.abort()
+    await asyncio.sleep(0)
+
+
+def _tls_problem(where: str, error: Exception) -> str:
+    reason = getattr(error, "verify_message", None) or getattr(error, "reason", None) or error
+    return (
+        f"TLS with {where} failed ({reason}). Check the port and scheme (smtps:// for 465, "
+        "smtp+starttls:// for 587) and that the server's certificate is valid for this name."
+    )
+
+
+def _connect_problem(where: str, error: Exception) -> str:
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, socket.gaierror):
+            return f"The upstream server name in {where} cannot be found (DNS)."
+        if isinstance(cause, ConnectionRefusedError):
+            return f"Cannot reach {where}: connection refused (nothing listens on that port)."
+        if isinstance(cause, ssl.SSLError | ssl.CertificateError):
+            return _tls_problem(where, cause)
+        cause = cause.__cause__ or cause.__context__
+    return f"Cannot reach {where}: {error}."
+
+
+class DotStuffer:
+    """Turns message bytes into DATA content, piece by piece (RFC 5321 4.5.2).
+
+    Bare CR and LF become CRLF, a dot starting a line is doubled, and
+    ``finish()`` ends the content with CRLF (the caller then sends the lone
+    dot). Pieces may split a CRLF or a line anywhere.
+    """
+
+    def __init__(self) -> None:
+        self._line_start = True
+        self._held_cr = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        """DATA bytes for the next piece of the message."""
+        if self._held_cr:
+            chunk = b"\r" + chunk
+        # A trailing CR may be the first half of a CRLF: wait for the next piece.
+        self._held_cr = chunk.endswith(b"\r")
+        if self._held_cr:
+            chunk = chunk[:-1]
+        if not chunk:
+            return b""
+        out = _LINE_ENDINGS.sub(b"\r\n", chunk).replace(b"\n.", b"\n..")
+        if self._line_start and out.startswith(b"."):
+            out = b"." + out
+        self._line_start = out.endswith(b"\n")
+        return out
+
+    def finish(self) -> bytes:
+        """The end of the content: a held CR as a line end, and a final CRLF if missing."""
+        if self._held_cr:
+            self._held_cr = False
+            self._line_start = True
+            return b"\r\n"
+        return b"" if self._line_start else b"\r\n"

@@ -1,0 +1,1 @@
+"""Settings and secrets of one profile: the dotted keys, their value kinds, the keyring."""

@@ -1,0 +1,1 @@
+"""The agent's link to the tracking server: the event stream subscriber."""

@@ -1,0 +1,1 @@
+"""The desktop's own services: notifiers, autostart, one instance per profile, signals."""

@@ -1,0 +1,1 @@
+"""The activity feed: its lazy table model and window."""

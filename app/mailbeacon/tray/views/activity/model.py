@@ -1,0 +1,512 @@
+"""The activity feed as a lazy Qt table model over the records store.
+
+Rows come newest first, a page (200 by default) at a time through
+``canFetchMore``/``fetchMore``: the model never loads every event. Every query
+runs on a ``Worker`` thread, never on the UI thread: the first page of 100,000
+events takes ~2 ms, but a rare type filter, a deep page (offset paging walks the
+index) or a text search (see below) can take much longer, and the window must
+stay responsive meanwhile. Results are applied on the UI thread; a result that
+belongs to an older filter (its generation) is dropped.
+
+Text search: ``ActivityFilter`` has no text field, so the search runs in the
+worker over the store's pages (``SCAN_CHUNK`` rows at a time, with the type and
+verdict filters already applied by SQL) and keeps the rows whose subject,
+contact address or contact name contains the text (case-insensitive). It
+covers every stored event, not just the rows loaded so far; a search with no
+hit reads the whole feed once (off the UI thread, and abandoned as soon as the
+filter changes again).
+
+Live updates: ``refresh()`` (also reachable as ``event_added(...)`` to connect
+a signal carrying the new event) re-reads the head page and inserts the new rows
+at the top; rows whose content changed (a revised verdict) are updated in place,
+and if the head no longer lines up with what is shown (rows left the filter),
+the model resets to the fresh head.
+
+All data is shown as plain text (``DisplayRole`` strings): a subject of
+``<b>html</b>`` shows exactly those characters.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import IntEnum
+from typing import Any, Protocol
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QBrush, QGuiApplication, QPalette
+
+from mailbeacon.agent.records.model import ActivityFilter, ActivityRow
+from mailbeacon.core.uainfo import describe
+from mailbeacon.tray.threads.workers import Worker
+from mailbeacon.tray.views.tables import header_text
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 200
+SCAN_CHUNK = 5000
+ROW_ROLE = Qt.ItemDataRole.UserRole + 1
+"""Data role returning the row's ``ActivityRow``."""
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+
+
+class ActivityQuery(Protocol):
+    """What the feed reads; ``RecordsStore`` is one."""
+
+    def activity(
+        self, limit: int | None = ..., offset: int = ..., filters: ActivityFilter | None = ...
+    ) -> list[ActivityRow]:
+        """Events with their emails, newest first."""
+        ...
+
+    def count_events(self, filters: ActivityFilter | None = ...) -> int:
+        """How many events match."""
+        ...
+
+
+class Column(IntEnum):
+    """The feed's columns, in order."""
+
+    WHEN = 0
+    TYPE = 1
+    WHO = 2
+    EMAIL = 3
+    DETAIL = 4
+    VERDICT = 5
+    REASON = 6
+
+
+HEADERS = ("When", "Type", "Who", "Email", "Detail", "Verdict", "Reason")
+TYPE_LABELS = {
+    "open": "Open",
+    "click": "Click",
+    "reply": "Reply",
+    "delivery_failed": "Delivery failed",
+}
+SOMEONE = "Someone"
+UNKNOWN_EMAIL = "(unknown email)"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedFilter:
+    """What the feed shows: by default human events of every type."""
+
+    types: tuple[str, ...] = ()
+    show_filtered: bool = False  # also bot, proxy and self events
+    verdicts: tuple[str, ...] = ()  # with show_filtered: only these (empty: any)
+    text: str = ""
+
+    def activity_filter(self) -> ActivityFilter:
+        """The part the store filters by itself."""
+        verdicts = self.verdicts if self.show_filtered else ("human",)
+        return ActivityFilter(types=self.types, verdicts=verdicts)
+
+    def needle(self) -> str:
+        """The search text as compared (case-folded, trimmed)."""
+        return self.text.strip().casefold()
+
+
+def matches(row: ActivityRow, needle: str) -> bool:
+    """True if the subject, contact address or contact name contains ``needle``."""
+    if not needle:
+        return True
+    for text in (row.subject, row.event.contact, row.contact_name):
+        if text and needle in text.casefold():
+            return True
+    return False
+
+
+@dataclass(slots=True)
+class Page:
+    """Rows read for one request, and where the next request continues."""
+
+    rows: list[ActivityRow]
+    next_offset: int
+    exhausted: bool
+    total: int | None = None
+
+
+@dataclass(slots=True)
+class _Generation:
+    # Read from worker threads to abandon a search scan that no longer matters.
+    value: int = 0
+
+
+def read_page(
+    query: ActivityQuery,
+    feed: FeedFilter,
+    offset: int,
+    page_size: int,
+    still_wanted: Callable[[], bool] = lambda: True,
+    with_total: bool = False,
+) -> Page:
+    """One page of the feed from ``offset`` (an offset into the store's filtered rows)."""
+    filters = feed.activity_filter()
+    needle = feed.needle()
+    if not needle:
+        rows = query.activity(page_size, offset, filters)
+        total = query.count_events(filters) if with_total else None
+        return Page(rows, offset + len(rows), len(rows) < page_size, total)
+    found: list[ActivityRow] = []
+    # Bounded: every round moves the offset forward or ends the scan.
+    while True:
+        chunk = query.activity(SCAN_CHUNK, offset, filters)
+        offset += len(chunk)
+        found.extend(row for row in chunk if matches(row, needle))
+        if len(chunk) < SCAN_CHUNK:
+            return Page(found, offset, True)
+        if len(found) >= page_size or not still_wanted():
+            return Page(found, offset, False)
+
+
+def when_text(at: str) -> str:
+    """A stored UTC time as local ``YYYY-MM-DD HH:MM:SS``."""
+    try:
+        return datetime.fromisoformat(at).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return at
+
+
+def type_text(row: ActivityRow) -> str:
+    """``Open``, ``Open (inferred)``, ``Click``, ..."""
+    event = row.event
+    label = TYPE_LABELS.get(event.type, event.type)
+    if event.inferred:
+        return f"{label} (inferred)"
+    if event.possibly_forwarded:
+        return f"{label} (forwarded?)"
+    return label
+
+
+def who_text(row: ActivityRow) -> str:
+    """The contact's name or address; ``Someone`` when not known (rules 8, 9)."""
+    event = row.event
+    if event.contact and not event.anonymous:
+        return row.contact_name or event.contact
+    if event.anonymous or event.type in ("open", "click"):
+        return SOMEONE
+    return ""  # a delivery failure names its recipients under Detail
+
+
+def detail_text(row: ActivityRow) -> str:
+    """The clicked URL, the reader's client, or the undelivered recipients."""
+    event = row.event
+    if event.type == "click":
+        return event.url or ""
+    if event.type == "delivery_failed":
+        recipients = event.details.get("recipients")
+        return ", ".join(str(r) for r in recipients) if isinstance(recipients, list) else ""
+    if event.type == "open":
+        client = describe(event.user_agent).label if event.user_agent else ""
+        via = event.details.get("via")
+        return f"{client} (via {via})" if via and client else str(via or client)
+    return ""
+
+
+_CELLS: dict[int, Callable[[ActivityRow], str]] = {
+    Column.WHEN: lambda row: when_text(row.event.at),
+    Column.TYPE: type_text,
+    Column.WHO: who_text,
+    Column.EMAIL: lambda row: row.subject if row.subject is not None else UNKNOWN_EMAIL,
+    Column.DETAIL: detail_text,
+    Column.VERDICT: lambda row: row.event.verdict.capitalize(),
+    Column.REASON: lambda row: row.event.reason,
+}
+
+
+def cell_text(row: ActivityRow, column: int) -> str:
+    """What one cell shows (always plain text)."""
+    cell = _CELLS.get(column)
+    return cell(row) if cell is not None else ""
+
+
+class ActivityModel(QAbstractTableModel):
+    """Events newest first, loaded a page at a time, off the UI thread.
+
+    Signals: ``pageLoaded(int rows)`` after rows arrived (or the head was
+    refreshed); ``totalChanged(int)`` the number of matching events (-1 while
+    unknown: a text search that has not read everything yet);
+    ``loadingChanged(bool)``; ``loadFailed(str)`` with a message for the rep.
+    """
+
+    pageLoaded = Signal(int)
+    totalChanged = Signal(int)
+    loadingChanged = Signal(bool)
+    loadFailed = Signal(str)
+
+    def __init__(
+        self,
+        query: ActivityQuery,
+        *,
+        page_size: int = PAGE_SIZE,
+        feed: FeedFilter | None = None,
+        worker: Worker | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._query = query
+        self._page_size = page_size
+        self._feed = feed or FeedFilter()
+        self._worker = worker or Worker(1, self)
+        self._generation = _Generation()
+        self._rows: list[ActivityRow] = []
+        self._ids: set[int] = set()
+        self._offset = 0
+        self._exhausted = False
+        self._loading = False
+        self._head_pending = False
+        self._head_again = False
+        self._total = -1
+        self._filtered_brush = QBrush(
+            QGuiApplication.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
+        )
+        self._load(reset=True)
+
+    # ------------------------------------------------------------ public
+
+    @property
+    def feed(self) -> FeedFilter:
+        """The filter in force."""
+        return self._feed
+
+    @property
+    def loading(self) -> bool:
+        """True while a page is being read."""
+        return self._loading
+
+    @property
+    def total(self) -> int:
+        """Matching events (-1: not known yet)."""
+        return self._total
+
+    @property
+    def worker(self) -> Worker:
+        """The worker the queries run on."""
+        return self._worker
+
+    def set_filter(self, feed: FeedFilter) -> None:
+        """Show what ``feed`` selects, from the newest event."""
+        if feed == self._feed:
+            return
+        self._feed = feed
+        self._load(reset=True)
+
+    def row_at(self, index: AnyIndex) -> ActivityRow | None:
+        """The event shown at ``index``."""
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        return self._rows[index.row()]
+
+    def refresh(self) -> None:
+        """Re-read the newest events (new ones appear at the top)."""
+        if self._head_pending:
+            self._head_again = True  # coalesce bursts into one more read
+            return
+        self._head_pending = True
+        generation = self._generation.value
+        feed = self._feed
+        page = functools.partial(
+            read_page, self._query, feed, 0, self._page_size, with_total=not feed.needle()
+        )
+        self._worker.submit(
+            page,
+            functools.partial(self._head_read, generation),
+            functools.partial(self._head_failed, generation),
+        )
+
+    def event_added(self, *_event: object) -> None:
+        """A new or revised event was stored: refresh the head (for signal connections)."""
+        self.refresh()
+
+    def close(self, timeout_ms: int = 5000) -> bool:
+        """Stop reading: drop outstanding results and wait for running queries."""
+        self._generation.value += 1
+        return self._worker.close(timeout_ms)
+
+    # ------------------------------------------------------------ Qt model
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(HEADERS)
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        row = self.row_at(index)
+        if row is None:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return cell_text(row, index.column())
+        if role == ROW_ROLE:
+            return row
+        if role == Qt.ItemDataRole.ToolTipRole and index.column() == Column.WHEN:
+            return f"{row.event.at} (UTC)"  # our own text, never data from outside
+        if role == Qt.ItemDataRole.ForegroundRole and row.event.verdict != "human":
+            return self._filtered_brush
+        return None
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        return header_text(HEADERS, section, orientation, role)
+
+    def canFetchMore(self, parent: AnyIndex) -> bool:
+        return not parent.isValid() and not self._exhausted and not self._loading
+
+    def fetchMore(self, parent: AnyIndex) -> None:
+        if self.canFetchMore(parent):
+            self._load(reset=False)
+
+    # ------------------------------------------------------------ loading
+
+    def _load(self, reset: bool) -> None:
+        if reset:
+            self._generation.value += 1
+            self._worker.cancel_all()
+            self._head_pending = self._head_again = False
+            self.beginResetModel()
+            self._rows, self._ids = [], set()
+            self._offset, self._exhausted = 0, False
+            self.endResetModel()
+            self._set_total(-1)
+        generation = self._generation.value
+        state = self._generation
+        page = functools.partial(
+            read_page,
+            self._query,
+            self._feed,
+            self._offset,
+            self._page_size,
+            lambda: state.value == generation,
+        )
+        self._set_loading(True)
+        self._worker.submit(
+            page,
+            functools.partial(self._page_read, generation),
+            functools.partial(self._page_failed, generation),
+        )
+        if reset and not self._feed.needle():
+            # A call of its own, after the page: counting may read every row.
+            filters = self._feed.activity_filter()
+            self._worker.submit(
+                functools.partial(self._query.count_events, filters),
+                functools.partial(self._counted, generation),
+                functools.partial(self._count_failed, generation),
+            )
+
+    def _counted(self, generation: int, total: int) -> None:
+        if generation == self._generation.value:
+            self._set_total(total)
+
+    def _count_failed(self, generation: int, error: BaseException) -> None:
+        if generation == self._generation.value:
+            log.error("counting the activity feed failed: %s", error)
+
+    def _page_read(self, generation: int, page: Page) -> None:
+        if generation != self._generation.value:
+            return
+        self._offset = page.next_offset
+        self._exhausted = page.exhausted
+        self._append([row for row in page.rows if row.event.id not in self._ids])
+        if page.total is not None:
+            self._set_total(page.total)
+        elif page.exhausted and self._feed.needle():
+            self._set_total(len(self._rows))
+        self._set_loading(False)
+        self.pageLoaded.emit(len(self._rows))
+
+    def _page_failed(self, generation: int, error: BaseException) -> None:
+        if generation != self._generation.value:
+            return
+        log.error("reading the activity feed failed: %s", error)
+        self._exhausted = True  # no retry loop; refresh() or a new filter tries again
+        self._set_loading(False)
+        self.loadFailed.emit(f"The activity could not be read: {error}")
+
+    def _append(self, rows: list[ActivityRow]) -> None:
+        if not rows:
+            return
+        first = len(self._rows)
+        self.beginInsertRows(QModelIndex(), first, first + len(rows) - 1)
+        self._rows.extend(rows)
+        self._ids.update(row.event.id for row in rows)
+        self.endInsertRows()
+
+    def _head_read(self, generation: int, page: Page) -> None:
+        self._head_pending = False
+        if generation == self._generation.value:
+            self._merge_head(page)
+            if page.total is not None:
+                self._set_total(page.total)
+            self.pageLoaded.emit(len(self._rows))
+        if self._head_again:
+            self._head_again = False
+            self.refresh()
+
+    def _head_failed(self, generation: int, error: BaseException) -> None:
+        self._head_pending = self._head_again = False
+        if generation == self._generation.value:
+            log.error("refreshing the activity feed failed: %s", error)
+            self.loadFailed.emit(f"The activity could not be read: {error}")
+
+    def _merge_head(self, page: Page) -> None:
+        fresh = page.rows
+        if not self._rows:
+            self._reset_to(page)
+            return
+        first_id = self._rows[0].event.id
+        start = next((i for i, row in enumerate(fresh) if row.event.id == first_id), None)
+        if start is None:
+            self._reset_to(page)  # more new rows than a page, or the top row left the filter
+            return
+        overlap = fresh[start:]
+        shown = self._rows[: len(overlap)]
+        if [r.event.id for r in shown] != [r.event.id for r in overlap[: len(shown)]]:
+            self._reset_to(page)  # rows in between left the filter
+            return
+        for i, (old, new) in enumerate(zip(shown, overlap, strict=False)):
+            if old != new:  # e.g. a revised verdict that stays within the filter
+                self._rows[i] = new
+                self.dataChanged.emit(self.index(i, 0), self.index(i, len(HEADERS) - 1))
+        if len(overlap) > len(shown):
+            self._exhausted = False  # the store holds rows past the ones shown
+        new_rows = [row for row in fresh[:start] if row.event.id not in self._ids]
+        if new_rows:
+            self.beginInsertRows(QModelIndex(), 0, len(new_rows) - 1)
+            self._rows[0:0] = new_rows
+            self._ids.update(row.event.id for row in new_rows)
+            self._offset += len(new_rows)
+            self.endInsertRows()
+
+    def _reset_to(self, page: Page) -> None:
+        # A page still being read continues from the old offsets: drop it.
+        self._generation.value += 1
+        self._worker.cancel_all()
+        self._set_loading(False)
+        self.beginResetModel()
+        self._rows = list(page.rows)
+        self._ids = {row.event.id for row in page.rows}
+        self._offset = page.next_offset
+        self._exhausted = page.exhausted
+        self.endResetModel()
+
+    def _set_loading(self, loading: bool) -> None:
+        if loading != self._loading:
+            self._loading = loading
+            self.loadingChanged.emit(loading)
+
+    def _set_total(self, total: int) -> None:
+        if total != self._total:
+            self._total = total
+            self.totalChanged.emit(total)

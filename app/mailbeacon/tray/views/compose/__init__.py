@@ -1,0 +1,1 @@
+"""The compose window and its templates."""

@@ -1,0 +1,1 @@
+"""Contacts: the table, the window, and one contact's record."""

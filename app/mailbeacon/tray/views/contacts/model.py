@@ -1,0 +1,214 @@
+"""The contacts as a Qt table model, read off the UI thread.
+
+A rep has hundreds or a few thousand contacts, not 100,000 events: the model
+reads them all in one worker call (``refresh()`` reads again) and the window
+sorts and searches them through a ``QSortFilterProxyModel`` (``SORT_ROLE``).
+The compose window completes addresses from the same model (``COMPLETION_ROLE``:
+``Name <address>``). Everything is plain text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from enum import IntEnum
+from typing import Any, Protocol
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+)
+
+from mailbeacon.agent.records.model import Contact
+from mailbeacon.agent.records.reports import format_when
+from mailbeacon.agent.sending.compose_message import format_address
+from mailbeacon.tray.threads.workers import Worker
+from mailbeacon.tray.views.tables import header_text
+
+log = logging.getLogger(__name__)
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+
+CONTACT_ROLE = Qt.ItemDataRole.UserRole + 1
+"""The row's ``Contact``."""
+SORT_ROLE = Qt.ItemDataRole.UserRole + 2
+"""A value that sorts the column (times as stored, text case-folded)."""
+COMPLETION_ROLE = Qt.ItemDataRole.UserRole + 3
+"""``Name <address>`` (or the bare address), for address completion."""
+SEARCH_ROLE = Qt.ItemDataRole.UserRole + 4
+"""Name, address and company in one case-folded string, for the search box."""
+
+NO_BASIS = "—"
+
+
+class ContactsSource(Protocol):
+    """What the model reads; ``RecordsStore`` is one."""
+
+    def contacts(self, limit: int | None = ..., offset: int = ...) -> list[Contact]:
+        """Every contact."""
+        ...
+
+
+class Column(IntEnum):
+    """The columns, in order."""
+
+    NAME = 0
+    EMAIL = 1
+    COMPANY = 2
+    LAST_OPEN = 3
+    LAST_CLICK = 4
+    LAST_ENGAGEMENT = 5
+    LAWFUL_BASIS = 6
+
+
+HEADERS = ("Name", "Email", "Company", "Last open", "Last click", "Last engagement",
+           "Lawful basis")
+
+_CELLS: dict[int, Callable[[Contact], str]] = {
+    Column.NAME: lambda c: c.name,
+    Column.EMAIL: lambda c: c.email,
+    Column.COMPANY: lambda c: c.company,
+    Column.LAST_OPEN: lambda c: format_when(c.last_open),
+    Column.LAST_CLICK: lambda c: format_when(c.last_click),
+    Column.LAST_ENGAGEMENT: lambda c: format_when(c.last_engagement),
+    Column.LAWFUL_BASIS: lambda c: c.lawful_basis or NO_BASIS,
+}
+_SORTS: dict[int, Callable[[Contact], str]] = {
+    Column.NAME: lambda c: (c.name or c.email).casefold(),
+    Column.EMAIL: lambda c: c.email,
+    Column.COMPANY: lambda c: c.company.casefold(),
+    Column.LAST_OPEN: lambda c: c.last_open or "",
+    Column.LAST_CLICK: lambda c: c.last_click or "",
+    Column.LAST_ENGAGEMENT: lambda c: c.last_engagement or "",
+    Column.LAWFUL_BASIS: lambda c: (c.lawful_basis or "").casefold(),
+}
+
+
+def completion_text(contact: Contact) -> str:
+    """How the contact is offered in an address field."""
+    return format_address(contact.name, contact.email)
+
+
+_WHOLE_ROW: dict[int, Callable[[Contact], object]] = {
+    CONTACT_ROLE: lambda c: c,
+    COMPLETION_ROLE: completion_text,
+    SEARCH_ROLE: lambda c: f"{c.name}\n{c.email}\n{c.company}".casefold(),
+}
+
+
+class ContactsModel(QAbstractTableModel):
+    """Every contact, most recently engaged first until the view sorts otherwise.
+
+    Signals: ``loaded(int rows)`` after each read; ``loadFailed(str)`` with a
+    message for the rep; ``loadingChanged(bool)``.
+    """
+
+    loaded = Signal(int)
+    loadFailed = Signal(str)
+    loadingChanged = Signal(bool)
+
+    def __init__(
+        self,
+        source: ContactsSource,
+        *,
+        worker: Worker | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._source = source
+        self._worker = worker or Worker(1, self)
+        self._contacts: list[Contact] = []
+        self._generation = 0
+        self._loading = False
+        self.refresh()
+
+    @property
+    def worker(self) -> Worker:
+        """The worker the reads run on."""
+        return self._worker
+
+    @property
+    def loading(self) -> bool:
+        """True while a read runs."""
+        return self._loading
+
+    def refresh(self) -> None:
+        """Read the contacts again (a contact changed, or new ones came)."""
+        self._generation += 1
+        generation = self._generation
+        self._set_loading(True)
+        self._worker.submit(
+            self._source.contacts,
+            lambda contacts: self._read(generation, contacts),
+            lambda error: self._failed(generation, error),
+        )
+
+    def contact_at(self, index: AnyIndex) -> Contact | None:
+        """The contact shown at ``index`` (of this model)."""
+        if not index.isValid() or not 0 <= index.row() < len(self._contacts):
+            return None
+        return self._contacts[index.row()]
+
+    def contact_by_email(self, email: str) -> Contact | None:
+        """A loaded contact by address (any case)."""
+        key = email.strip().lower()
+        return next((c for c in self._contacts if c.email == key), None)
+
+    def close(self, timeout_ms: int = 5000) -> bool:
+        """Stop reading (before the store closes)."""
+        self._generation += 1
+        return self._worker.close(timeout_ms)
+
+    # ------------------------------------------------------------ Qt model
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._contacts)
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(HEADERS)
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        contact = self.contact_at(index)
+        if contact is None:
+            return None
+        column = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            cell = _CELLS.get(column)
+            return cell(contact) if cell is not None else None
+        if role == SORT_ROLE:
+            sort = _SORTS.get(column)
+            return sort(contact) if sort is not None else None
+        whole = _WHOLE_ROW.get(role)
+        return whole(contact) if whole is not None else None
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        return header_text(HEADERS, section, orientation, role)
+
+    # ------------------------------------------------------------ loading
+
+    def _read(self, generation: int, contacts: list[Contact]) -> None:
+        if generation != self._generation:
+            return
+        self.beginResetModel()
+        self._contacts = list(contacts)
+        self.endResetModel()
+        self._set_loading(False)
+        self.loaded.emit(len(self._contacts))
+
+    def _failed(self, generation: int, error: BaseException) -> None:
+        if generation != self._generation:
+            return
+        log.error("reading the contacts failed: %s", error)
+        self._set_loading(False)
+        self.loadFailed.emit(f"The contacts could not be read: {error}")
+
+    def _set_loading(self, loading: bool) -> None:
+        if loading != self._loading:
+            self._loading = loading
+            self.loadingChanged.emit(loading)

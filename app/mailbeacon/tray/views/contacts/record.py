@@ -1,0 +1,502 @@
+"""One contact's record: editable properties, engagement, and the timeline.
+
+Name, company and lawful basis are saved through the records store off the UI
+thread. Last open, last click, last reply and last engagement are read-only:
+only counted events move them (the agent decides). The timeline lists the emails
+sent to the contact (with their logged copies), and the contact's opens, clicks
+(with the reader's device and the verdict) and replies; anonymous events are
+never in it (rules 8, 9). "Show filtered" adds the events no human made.
+Double-clicking a logged email opens it in an ``EmailViewer`` (remote content
+blocked). Everything from the records is plain text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, Protocol
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QBrush, QGuiApplication, QPalette
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mailbeacon.agent.records.model import Contact, ContactRecord, EventEntry, SentEntry
+from mailbeacon.agent.records.reports import format_when
+from mailbeacon.core.uainfo import describe
+from mailbeacon.tray.threads.workers import Worker
+from mailbeacon.tray.views.email_viewer import (
+    EmailViewer,
+    LoggedEmailSource,
+    ViewerData,
+    load_viewer_data,
+)
+from mailbeacon.tray.views.tables import header_text, setup_read_only_table
+
+log = logging.getLogger(__name__)
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+
+ROW_ROLE = Qt.ItemDataRole.UserRole + 1
+"""The row's ``TimelineRow``."""
+ERROR_STYLE = "color: #b00020;"
+LAWFUL_BASES = ("consent", "contract", "legal-obligation", "vital-interests", "public-task",
+                "legitimate-interest")
+TYPE_LABELS = {"open": "Opened", "click": "Clicked", "reply": "Replied",
+               "delivery_failed": "Delivery failed"}
+FIELD_LABELS = {"to": "To", "cc": "Cc", "bcc": "Bcc"}
+
+
+class RecordSource(LoggedEmailSource, Protocol):
+    """What the record view reads and writes; ``RecordsStore`` is one."""
+
+    def contact_record(
+        self, email: str, include_non_human: bool = ...
+    ) -> ContactRecord | None:
+        """Properties and timeline."""
+        ...
+
+    def upsert_contact(
+        self, email: str, name: str | None = ..., company: str | None = ...
+    ) -> Contact:
+        """Set name and company."""
+        ...
+
+    def set_lawful_basis(self, email: str, basis: str | None) -> Contact:
+        """Set or clear the lawful basis."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineRow:
+    """One timeline line, as shown."""
+
+    at: str
+    what: str
+    subject: str
+    details: str
+    verdict: str
+    email_id: int | None
+    logged: bool
+    human: bool
+
+
+def timeline_rows(record: ContactRecord) -> list[TimelineRow]:
+    """The record's timeline as display rows, newest first (as the store orders it)."""
+    rows: list[TimelineRow] = []
+    for entry in record.timeline:
+        if isinstance(entry, SentEntry):
+            rows.append(_sent_row(entry))
+        else:
+            rows.append(_event_row(entry))
+    return rows
+
+
+def _sent_row(entry: SentEntry) -> TimelineRow:
+    email = entry.email
+    if email.tracked:
+        tracking = "tracked"
+    elif email.track:
+        tracking = "not tracked" + (f": {email.untracked_reason}" if email.untracked_reason else "")
+    else:
+        tracking = "tracking off"
+    details = tracking + ("; logged copy (double-click to view)" if entry.copy else "")
+    return TimelineRow(
+        at=entry.at,
+        what=f"Sent ({FIELD_LABELS.get(entry.field, entry.field)})",
+        subject=email.subject,
+        details=details,
+        verdict="",
+        email_id=email.id,
+        logged=entry.copy is not None,
+        human=True,
+    )
+
+
+def _event_row(entry: EventEntry) -> TimelineRow:
+    event = entry.event
+    what = TYPE_LABELS.get(event.type, event.type)
+    if event.inferred:
+        what += " (inferred)"
+    elif event.possibly_forwarded:
+        what += " (forwarded?)"
+    parts: list[str] = []
+    if event.type == "click" and event.url:
+        parts.append(event.url)
+    if event.type in ("open", "click") and event.user_agent:
+        parts.append(describe(event.user_agent).label)
+    if event.type == "delivery_failed":
+        recipients = event.details.get("recipients")
+        if isinstance(recipients, list):
+            parts.append(", ".join(str(r) for r in recipients))
+    verdict = event.verdict.capitalize()
+    if event.verdict != "human" and event.reason:
+        verdict += f" — {event.reason}"
+    return TimelineRow(
+        at=event.at,
+        what=what,
+        subject=entry.subject if entry.subject is not None else "(unknown email)",
+        details=" · ".join(parts),
+        verdict=verdict,
+        email_id=event.email_id,
+        logged=False,
+        human=event.verdict == "human",
+    )
+
+
+class TimelineColumn(IntEnum):
+    """The timeline's columns."""
+
+    WHEN = 0
+    WHAT = 1
+    EMAIL = 2
+    DETAILS = 3
+    VERDICT = 4
+
+
+TIMELINE_HEADERS = ("When", "What", "Email", "Details", "Verdict")
+
+
+class TimelineModel(QAbstractTableModel):
+    """The timeline rows (plain text); non-human rows greyed."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._rows: list[TimelineRow] = []
+        self._grey = QBrush(
+            QGuiApplication.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
+        )
+
+    def set_rows(self, rows: list[TimelineRow]) -> None:
+        """Show ``rows``."""
+        self.beginResetModel()
+        self._rows = list(rows)
+        self.endResetModel()
+
+    def row_at(self, index: AnyIndex) -> TimelineRow | None:
+        """The row at ``index``."""
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        return self._rows[index.row()]
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(TIMELINE_HEADERS)
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        row = self.row_at(index)
+        if row is None:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return (
+                format_when(row.at), row.what, row.subject, row.details, row.verdict
+            )[index.column()] if 0 <= index.column() < len(TIMELINE_HEADERS) else None
+        if role == ROW_ROLE:
+            return row
+        if role == Qt.ItemDataRole.ForegroundRole and not row.human:
+            return self._grey
+        return None
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        return header_text(TIMELINE_HEADERS, section, orientation, role)
+
+
+def _plain_label(text: str = "") -> QLabel:
+    label = QLabel(text)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
+ViewerFactory = Callable[[ViewerData], EmailViewer]
+
+
+class RecordView(QWidget):
+    """The record of the contact ``email``.
+
+    Signals: ``loaded()`` after each read; ``loadFailed(str)``; ``saved(str email)``
+    after the properties were stored; ``emailOpened(int email_id)`` when a logged
+    email's viewer was shown.
+    """
+
+    loaded = Signal()
+    loadFailed = Signal(str)
+    saved = Signal(str)
+    emailOpened = Signal(int)
+
+    def __init__(
+        self,
+        source: RecordSource,
+        email: str,
+        *,
+        worker: Worker | None = None,
+        viewer_factory: ViewerFactory | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.email = email.strip().lower()
+        self._source = source
+        self._worker = worker or Worker(1, self)
+        self._viewer_factory = viewer_factory or (
+            lambda data: EmailViewer(data, source.attachment_content)
+        )
+        self._generation = 0
+        self.contact: Contact | None = None
+        self.viewers: list[EmailViewer] = []
+        self.setWindowTitle(f"{self.email} — MailBeacon")
+        self.resize(900, 640)
+
+        self.title = _plain_label(self.email)
+        font = self.title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.4)
+        font.setBold(True)
+        self.title.setFont(font)
+
+        self.name_edit = QLineEdit()
+        self.company_edit = QLineEdit()
+        self.basis_box = QComboBox()
+        self.save_button = QPushButton("&Save")
+        self.address_label = _plain_label(self.email)
+        self.last_open = _plain_label("—")
+        self.last_click = _plain_label("—")
+        self.last_reply = _plain_label("—")
+        self.last_engagement = _plain_label("—")
+        self.counts = _plain_label("")
+        self.timeline_model = TimelineModel(self)
+        self.timeline = QTableView()
+        self.timeline.setModel(self.timeline_model)
+        self._setup_timeline()
+        self.show_filtered = QCheckBox("Show filtered")
+        self.show_filtered.setToolTip(
+            "Also show opens and clicks that no person made (scanners, image proxies, your own)"
+        )
+        self.status = _plain_label("Loading…")
+        self.status.setWordWrap(True)
+        self._lay_out()
+
+        for edit in (self.name_edit, self.company_edit):
+            edit.textChanged.connect(self._update_dirty)
+        self.basis_box.currentTextChanged.connect(self._update_dirty)
+        self.save_button.clicked.connect(self.save)
+        self.show_filtered.toggled.connect(lambda _on: self.reload())
+        self.timeline.doubleClicked.connect(self._double_clicked)
+        self.reload()
+
+    # ------------------------------------------------------------ public
+
+    @property
+    def worker(self) -> Worker:
+        """The worker reads and writes run on."""
+        return self._worker
+
+    def reload(self) -> None:
+        """Read the record again."""
+        self._generation += 1
+        generation = self._generation
+        include = self.show_filtered.isChecked()
+        self._worker.submit(
+            lambda: self._source.contact_record(self.email, include_non_human=include),
+            lambda record: self._loaded(generation, record),
+            lambda error: self._load_failed(generation, error),
+        )
+
+    def properties(self) -> tuple[str, str, str | None]:
+        """Name, company and lawful basis (None: none) as typed."""
+        basis = self.basis_box.currentText().strip()
+        return self.name_edit.text().strip(), self.company_edit.text().strip(), basis or None
+
+    def is_dirty(self) -> bool:
+        """True when the typed properties differ from the stored ones."""
+        stored = self.contact
+        name, company, basis = self.properties()
+        if stored is None:
+            return bool(name or company or basis)
+        return (name, company, basis) != (stored.name, stored.company, stored.lawful_basis)
+
+    def save(self) -> None:
+        """Store name, company and lawful basis (off the UI thread)."""
+        name, company, basis = self.properties()
+        email = self.email
+        source = self._source
+
+        def write() -> Contact:
+            source.upsert_contact(email, name=name, company=company)
+            return source.set_lawful_basis(email, basis)
+
+        self.save_button.setEnabled(False)
+        self._set_status("Saving…")
+        self._worker.submit(write, self._saved, self._save_failed)
+
+    def open_email(self, email_id: int) -> None:
+        """Show the logged copy of ``email_id`` (or say why there is none)."""
+        source = self._source
+        self._worker.submit(
+            lambda: load_viewer_data(source, email_id),
+            self._show_viewer,
+            lambda error: self._set_status(str(error), error=True),
+        )
+
+    def shutdown(self, timeout_ms: int = 5000) -> None:
+        """Stop background work, here and in open viewers (before the store closes)."""
+        self._generation += 1
+        for viewer in self.viewers:
+            viewer.shutdown(timeout_ms)
+        self._worker.close(timeout_ms)
+
+    # ------------------------------------------------------------ internals
+
+    def _lay_out(self) -> None:
+        top = QHBoxLayout()
+        top.addWidget(self._properties_box(), 1)
+        top.addWidget(self._engagement_box(), 1)
+        timeline_bar = QHBoxLayout()
+        timeline_bar.addWidget(QLabel("Timeline"))
+        timeline_bar.addStretch(1)
+        timeline_bar.addWidget(self.show_filtered)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addLayout(top)
+        layout.addLayout(timeline_bar)
+        layout.addWidget(self.timeline, 1)
+        layout.addWidget(self.status)
+
+    def _properties_box(self) -> QGroupBox:
+        self.basis_box.setEditable(True)
+        self.basis_box.addItem("")
+        self.basis_box.addItems(LAWFUL_BASES)
+        line = self.basis_box.lineEdit()
+        if line is not None:
+            line.setPlaceholderText("none (tracked as Someone when data privacy is on)")
+        self.save_button.setEnabled(False)
+        box = QGroupBox("Properties")
+        form = QFormLayout(box)
+        form.addRow("Name:", self.name_edit)
+        form.addRow("Company:", self.company_edit)
+        form.addRow("Lawful basis:", self.basis_box)
+        save_row = QHBoxLayout()
+        save_row.addStretch(1)
+        save_row.addWidget(self.save_button)
+        form.addRow(save_row)
+        return box
+
+    def _engagement_box(self) -> QGroupBox:
+        box = QGroupBox("Engagement")
+        form = QFormLayout(box)
+        form.addRow("Email:", self.address_label)
+        form.addRow("Last open:", self.last_open)
+        form.addRow("Last click:", self.last_click)
+        form.addRow("Last reply:", self.last_reply)
+        form.addRow("Last engagement:", self.last_engagement)
+        form.addRow("Counted:", self.counts)
+        return box
+
+    def _setup_timeline(self) -> None:
+        # The widths leave the verdict (and its reason) room at the window's own width.
+        setup_read_only_table(self.timeline, ((0, 130), (1, 110), (2, 210), (3, 280)))
+
+    def _loaded(self, generation: int, record: ContactRecord | None) -> None:
+        if generation != self._generation:
+            return
+        if record is None:
+            self.contact = None
+            self.timeline_model.set_rows([])
+            self._set_status("No emails or events for this address yet.")
+            self.loaded.emit()
+            return
+        self._show_contact(record.contact)
+        self.counts.setText(
+            f"{record.opens} open{'' if record.opens == 1 else 's'} · "
+            f"{record.clicks} click{'' if record.clicks == 1 else 's'} · "
+            f"{record.replies} repl{'y' if record.replies == 1 else 'ies'}"
+        )
+        self.timeline_model.set_rows(timeline_rows(record))
+        entries = len(record.timeline)
+        self._set_status(f"{entries} timeline entr{'y' if entries == 1 else 'ies'}")
+        self.loaded.emit()
+
+    def _show_contact(self, contact: Contact) -> None:
+        keep_edits = self.is_dirty() and self.contact is not None
+        self.contact = contact
+        display = contact.name or contact.email
+        self.title.setText(display)
+        self.setWindowTitle(f"{display} — MailBeacon")
+        if not keep_edits:  # a reload must not throw away what the rep is typing
+            self.name_edit.setText(contact.name)
+            self.company_edit.setText(contact.company)
+            self.basis_box.setCurrentText(contact.lawful_basis or "")
+        self.last_open.setText(format_when(contact.last_open))
+        self.last_click.setText(format_when(contact.last_click))
+        self.last_reply.setText(format_when(contact.last_reply))
+        self.last_engagement.setText(format_when(contact.last_engagement))
+        self._update_dirty()
+
+    def _load_failed(self, generation: int, error: BaseException) -> None:
+        if generation != self._generation:
+            return
+        log.error("reading the record of %s failed: %s", self.email, error)
+        message = f"The record could not be read: {error}"
+        self._set_status(message, error=True)
+        self.loadFailed.emit(message)
+
+    def _saved(self, contact: Contact) -> None:
+        self.contact = None  # take the stored values as they are now
+        self._show_contact(contact)
+        self._set_status("Saved.")
+        self.saved.emit(contact.email)
+
+    def _save_failed(self, error: BaseException) -> None:
+        log.error("saving the contact %s failed: %s", self.email, error)
+        self._set_status(f"Not saved: {error}", error=True)
+        self._update_dirty()
+
+    def _update_dirty(self, *_: object) -> None:
+        self.save_button.setEnabled(self.is_dirty())
+
+    def _double_clicked(self, index: AnyIndex) -> None:
+        row = self.timeline_model.row_at(index)
+        if row is None or row.email_id is None:
+            return
+        self.open_email(row.email_id)
+
+    def _show_viewer(self, data: ViewerData) -> None:
+        for viewer in self.viewers:
+            if viewer.data.email.id == data.email.id:
+                viewer.show()
+                viewer.raise_()
+                viewer.activateWindow()
+                self.emailOpened.emit(data.email.id)
+                return
+        viewer = self._viewer_factory(data)
+        viewer.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
+        self.viewers.append(viewer)
+        viewer.show()
+        viewer.raise_()
+        self.emailOpened.emit(data.email.id)
+
+    def _set_status(self, text: str, error: bool = False) -> None:
+        self.status.setStyleSheet(ERROR_STYLE if error else "")
+        self.status.setText(text)

@@ -1,0 +1,175 @@
+"""The contacts window: every contact, searchable and sortable; double-click opens the
+contact's record (``RecordView``), one window per contact."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from PySide6.QtCore import (
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mailbeacon.tray.threads.workers import Worker
+from mailbeacon.tray.views.contacts.model import (
+    CONTACT_ROLE,
+    SEARCH_ROLE,
+    SORT_ROLE,
+    Column,
+    ContactsModel,
+    ContactsSource,
+)
+from mailbeacon.tray.views.contacts.record import RecordSource, RecordView
+from mailbeacon.tray.views.tables import setup_read_only_table
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+
+COLUMN_WIDTHS = {
+    Column.NAME: 170,
+    Column.EMAIL: 220,
+    Column.COMPANY: 150,
+    Column.LAST_OPEN: 125,
+    Column.LAST_CLICK: 125,
+    Column.LAST_ENGAGEMENT: 125,
+}
+
+
+class ContactsSearch(QSortFilterProxyModel):
+    """Sorts by ``SORT_ROLE`` and keeps rows whose name, address or company hold the text."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSortRole(SORT_ROLE)
+        self.setFilterRole(SEARCH_ROLE)
+        self.setFilterKeyColumn(0)
+        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+
+    def set_text(self, text: str) -> None:
+        """Show only contacts containing ``text`` (empty: all)."""
+        self.setFilterFixedString(text.strip().casefold())
+
+
+class ContactsStore(RecordSource, ContactsSource, Protocol):
+    """What the contacts window and its records use; ``RecordsStore`` is one."""
+
+
+RecordFactory = Callable[[str], RecordView]
+
+
+class ContactsWindow(QWidget):
+    """The contacts table. ``recordOpened(str email)`` once a record window shows.
+
+    ``record_factory(email)`` builds a record window (default: a ``RecordView``
+    over the same store); ``record_views`` holds the open ones by address.
+    """
+
+    recordOpened = Signal(str)
+
+    def __init__(
+        self,
+        source: ContactsStore,
+        *,
+        worker: Worker | None = None,
+        model: ContactsModel | None = None,
+        record_factory: RecordFactory | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Contacts — MailBeacon")
+        self.resize(1100, 600)
+        self._source = source
+        self.model = model or ContactsModel(source, worker=worker, parent=self)
+        self._record_factory = record_factory or (lambda email: RecordView(source, email))
+        self.record_views: dict[str, RecordView] = {}
+
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search name, email or company")
+        self.search.setClearButtonEnabled(True)
+        self.refresh_button = QPushButton("&Refresh")
+        self.status = QLabel("Loading…")
+        self.status.setTextFormat(Qt.TextFormat.PlainText)
+
+        self.proxy = ContactsSearch(self)
+        self.proxy.setSourceModel(self.model)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self._setup_table()
+
+        bar = QHBoxLayout()
+        bar.addWidget(self.search, 3)
+        bar.addWidget(self.refresh_button)
+        bar.addStretch(1)
+        bar.addWidget(self.status)
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(self.table, 1)
+
+        self.search.textChanged.connect(self._search_changed)
+        self.refresh_button.clicked.connect(self.refresh)
+        self.table.doubleClicked.connect(self._double_clicked)
+        self.model.loaded.connect(self._update_status)
+        self.model.loadFailed.connect(self.status.setText)
+
+    def refresh(self) -> None:
+        """Read the contacts again."""
+        self.model.refresh()
+
+    def open_record(self, email: str) -> RecordView:
+        """Show the record of ``email`` (raising it if it is open already)."""
+        key = email.strip().lower()
+        view = self.record_views.get(key)
+        if view is None:
+            view = self._record_factory(key)
+            view.saved.connect(lambda _email: self.refresh())
+            self.record_views[key] = view
+        view.show()
+        view.raise_()
+        view.activateWindow()
+        self.recordOpened.emit(key)
+        return view
+
+    def shutdown(self, timeout_ms: int = 5000) -> None:
+        """Stop background reads here and in open records (before the store closes)."""
+        for view in self.record_views.values():
+            view.shutdown(timeout_ms)
+        self.model.close(timeout_ms)
+
+    # ------------------------------------------------------------ internals
+
+    def _setup_table(self) -> None:
+        table = self.table
+        setup_read_only_table(table, COLUMN_WIDTHS.items())
+        table.setSortingEnabled(True)
+        table.sortByColumn(Column.LAST_ENGAGEMENT, Qt.SortOrder.DescendingOrder)
+        table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+
+    def _search_changed(self, text: str) -> None:
+        self.proxy.set_text(text)
+        self._update_status()
+
+    def _update_status(self, *_: object) -> None:
+        total = self.model.rowCount()
+        shown = self.proxy.rowCount()
+        noun = "contact" if total == 1 else "contacts"
+        self.status.setText(
+            f"{total:,} {noun}" if shown == total else f"{shown:,} of {total:,} {noun}"
+        )
+
+    def _double_clicked(self, index: AnyIndex) -> None:
+        contact = index.data(CONTACT_ROLE)
+        if contact is not None:
+            self.open_record(contact.email)

@@ -1,0 +1,1 @@
+"""Reports: the window and its bar chart."""

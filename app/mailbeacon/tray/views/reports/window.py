@@ -1,0 +1,356 @@
+"""The reports window: per email, per contact, and human opens and clicks per day.
+
+It shows what ``agent.reports`` computes (only human events count; "Someone" events
+count in an email's numbers and the totals, apart, and never per contact) for a
+period chosen at the top. The report is read and computed on a ``Worker``. Tables
+sort by clicking a header; "Export CSV…" writes the table of the current tab, in
+the order shown. Subjects and names are plain text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mailbeacon.agent.records.reports import (
+    SOMEONE,
+    Report,
+    ReportSource,
+    Table,
+    build_report,
+    contacts_table,
+    days_table,
+    emails_table,
+    last_days,
+    read_report_data,
+    totals_text,
+    write_csv,
+)
+from mailbeacon.tray.threads.workers import Worker
+from mailbeacon.tray.views.reports.chart import BarChart, Series
+from mailbeacon.tray.views.tables import header_text, setup_read_only_table
+
+log = logging.getLogger(__name__)
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+ERROR_STYLE = "color: #b00020;"
+REFRESH_DELAY_MS = 2000  # new events within this time refresh the report once
+
+PERIODS: tuple[tuple[str, int | None], ...] = (
+    ("Last 7 days", 7),
+    ("Last 30 days", 30),
+    ("Last 90 days", 90),
+    ("Last 12 months", 365),
+    ("All time", None),
+)
+DEFAULT_PERIOD = 1
+OPEN_COLOR = QColor("#1f6fb4")
+OPEN_SOMEONE_COLOR = QColor("#9ec5e8")
+CLICK_COLOR = QColor("#e07b12")
+CLICK_SOMEONE_COLOR = QColor("#f6c58f")
+
+ChooseCsvPath = Callable[[QWidget, str], str | None]
+
+
+def choose_csv_dialog(parent: QWidget, suggested: str) -> str | None:
+    """Ask where to save a CSV file."""
+    path, _filter = QFileDialog.getSaveFileName(
+        parent, "Export CSV", suggested, "CSV files (*.csv);;All files (*)"
+    )
+    return path or None
+
+
+class ReportTableModel(QAbstractTableModel):
+    """One report table: plain-text cells, sorted by ``SORT_ROLE``, numbers on the right."""
+
+    def __init__(self, table: Table | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._table = table or Table((), ())
+
+    @property
+    def table(self) -> Table:
+        """The table shown."""
+        return self._table
+
+    def set_table(self, table: Table) -> None:
+        """Show ``table``."""
+        self.beginResetModel()
+        self._table = table
+        self.endResetModel()
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._table.rows)
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._table.headers)
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._table.rows):
+            return None
+        row = self._table.rows[index.row()]
+        if not 0 <= index.column() < len(row):
+            return None
+        cell = row[index.column()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return cell.text
+        if role == SORT_ROLE:
+            return cell.sort
+        if role == Qt.ItemDataRole.TextAlignmentRole and isinstance(cell.sort, int | float):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        return header_text(self._table.headers, section, orientation, role)
+
+
+class _TableTab(QWidget):
+    """A sortable view of one report table."""
+
+    def __init__(self, name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.name = name
+        self.model = ReportTableModel(parent=self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.proxy.setSourceModel(self.model)
+        self.view = QTableView()
+        self.view.setModel(self.proxy)
+        self.view.setSortingEnabled(True)
+        self.view.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # the report's own order
+        setup_read_only_table(self.view)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.view)
+
+    def shown_rows(self) -> tuple[tuple[str, ...], list[list[str]]]:
+        """Headers and the rows' texts, in the order shown."""
+        proxy = self.proxy
+        headers = tuple(
+            str(proxy.headerData(c, Qt.Orientation.Horizontal)) for c in range(proxy.columnCount())
+        )
+        rows = [
+            [str(proxy.index(r, c).data()) for c in range(proxy.columnCount())]
+            for r in range(proxy.rowCount())
+        ]
+        return headers, rows
+
+
+class ReportsWindow(QWidget):
+    """Reports for a chosen period.
+
+    Signals: ``loaded()`` each time a report is shown; ``loadFailed(str)``;
+    ``exported(str path)`` after a CSV file was written.
+    """
+
+    loaded = Signal()
+    loadFailed = Signal(str)
+    exported = Signal(str)
+
+    def __init__(
+        self,
+        source: ReportSource,
+        *,
+        worker: Worker | None = None,
+        tz: tzinfo | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        choose_csv_path: ChooseCsvPath = choose_csv_dialog,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Reports — MailBeacon")
+        self.resize(1000, 640)
+        self._source = source
+        self._worker = worker or Worker(1, self)
+        self._tz = tz
+        self._now = now
+        self._choose_csv_path = choose_csv_path
+        self._generation = 0
+        self.report: Report | None = None
+
+        self.period_box = QComboBox()
+        for label, _days in PERIODS:
+            self.period_box.addItem(label)
+        self.period_box.setCurrentIndex(DEFAULT_PERIOD)
+        self.refresh_button = QPushButton("&Refresh")
+        self.export_button = QPushButton("&Export CSV…")
+        self.export_button.setEnabled(False)
+        self.totals = QLabel("Loading…")
+        self.totals.setTextFormat(Qt.TextFormat.PlainText)
+        self.totals.setWordWrap(True)
+        self.status = QLabel()
+        self.status.setTextFormat(Qt.TextFormat.PlainText)
+        self.emails_tab = _TableTab("emails")
+        self.contacts_tab = _TableTab("contacts")
+        self.days_tab = _TableTab("days")
+        self.chart = BarChart("No human opens or clicks in this period.")
+        self.tabs = QTabWidget()
+        self._lay_out()
+
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(REFRESH_DELAY_MS)
+        self._refresh_timer.timeout.connect(self.refresh)
+        self.period_box.currentIndexChanged.connect(lambda _index: self.refresh())
+        self.refresh_button.clicked.connect(self.refresh)
+        self.export_button.clicked.connect(self.export_csv)
+        self.refresh()
+
+    def _lay_out(self) -> None:
+        per_day = QSplitter(Qt.Orientation.Vertical)
+        per_day.addWidget(self.chart)
+        per_day.addWidget(self.days_tab)
+        per_day.setStretchFactor(0, 3)
+        per_day.setStretchFactor(1, 1)
+        self.tabs.addTab(self.emails_tab, "Per &email")
+        self.tabs.addTab(self.contacts_tab, "Per &contact")
+        self.tabs.addTab(per_day, "Per &day")
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Period:"))
+        bar.addWidget(self.period_box)
+        bar.addWidget(self.refresh_button)
+        bar.addStretch(1)
+        bar.addWidget(self.export_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(self.totals)
+        layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.status)
+
+    # ------------------------------------------------------------ public
+
+    @property
+    def worker(self) -> Worker:
+        """The worker the report is computed on."""
+        return self._worker
+
+    def current_tab(self) -> _TableTab:
+        """The table the Export button writes."""
+        index = self.tabs.currentIndex()
+        return (self.emails_tab, self.contacts_tab, self.days_tab)[max(0, index)]
+
+    def refresh(self) -> None:
+        """Read and compute the report for the chosen period again."""
+        self._refresh_timer.stop()
+        self._generation += 1
+        generation = self._generation
+        days = PERIODS[self.period_box.currentIndex()][1]
+        source, tz, now = self._source, self._tz, self._now()
+        period = last_days(days, now, tz)
+        today = now.astimezone(tz).date()
+
+        def compute() -> Report:
+            return build_report(read_report_data(source, period), period, today, tz)
+
+        self._set_status("Computing…")
+        self._worker.submit(
+            compute,
+            lambda report: self._show(generation, report),
+            lambda error: self._failed(generation, error),
+        )
+
+    def event_added(self, *_event: object) -> None:
+        """New events were stored: refresh soon (bursts refresh once)."""
+        if not self._refresh_timer.isActive():
+            self._refresh_timer.start()
+
+    def export_csv(self) -> None:
+        """Write the current tab's table, as shown, to a CSV file the rep chooses."""
+        tab = self.current_tab()
+        suggested = f"mailbeacon-{tab.name}-{self._now().astimezone(self._tz):%Y-%m-%d}.csv"
+        chosen = self._choose_csv_path(self, suggested)
+        if not chosen:
+            return
+        path = Path(chosen)
+        if not path.suffix:
+            path = path.with_suffix(".csv")
+        headers, rows = tab.shown_rows()
+        self._worker.submit(
+            lambda: write_csv(path, headers, rows),
+            lambda _none: self._exported(path),
+            lambda error: self._set_status(f"The CSV file was not written: {error}", True),
+        )
+
+    def shutdown(self, timeout_ms: int = 5000) -> None:
+        """Stop background work (before the store closes)."""
+        self._generation += 1
+        self._refresh_timer.stop()
+        self._worker.close(timeout_ms)
+
+    # ------------------------------------------------------------ internals
+
+    def _show(self, generation: int, report: Report) -> None:
+        if generation != self._generation:
+            return
+        self.report = report
+        self.totals.setText(totals_text(report.totals))
+        self.emails_tab.model.set_table(emails_table(report, self._tz))
+        self.contacts_tab.model.set_table(contacts_table(report, self._tz))
+        self.days_tab.model.set_table(days_table(report))
+        # Clicks, like Opens, may read "3 (1 by Someone)".
+        for tab, widths in ((self.emails_tab, (120, 240, 75, 125, 75, 125, 60)),
+                            (self.contacts_tab, (170, 210, 150, 60, 60, 60, 60)),
+                            (self.days_tab, (110, 80, 130, 80))):
+            for column, width in enumerate(widths):
+                tab.view.setColumnWidth(column, width)
+        self._show_chart(report)
+        self.export_button.setEnabled(True)
+        self._set_status("")
+        self.loaded.emit()
+
+    def _show_chart(self, report: Report) -> None:
+        days = report.days
+        labels = [f"{d.day:%b %d}" for d in days]
+        self.chart.set_data(labels, [
+            Series("Opens", tuple(d.opens for d in days), OPEN_COLOR, 0),
+            Series(f"Opens by {SOMEONE}", tuple(d.anonymous_opens for d in days),
+                   OPEN_SOMEONE_COLOR, 0),
+            Series("Clicks", tuple(d.clicks for d in days), CLICK_COLOR, 1),
+            Series(f"Clicks by {SOMEONE}", tuple(d.anonymous_clicks for d in days),
+                   CLICK_SOMEONE_COLOR, 1),
+        ])
+
+    def _failed(self, generation: int, error: BaseException) -> None:
+        if generation != self._generation:
+            return
+        log.error("computing the report failed: %s", error)
+        message = f"The report could not be computed: {error}"
+        self._set_status(message, True)
+        self.loadFailed.emit(message)
+
+    def _exported(self, path: Path) -> None:
+        self._set_status(f"Exported to {path}")
+        self.exported.emit(str(path))
+
+    def _set_status(self, text: str, error: bool = False) -> None:
+        self.status.setStyleSheet(ERROR_STYLE if error else "")
+        self.status.setText(text)

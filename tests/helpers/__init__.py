@@ -1,0 +1,1 @@
+"""What the tests share: fakes, builders and real helper processes (one copy each)."""

@@ -1,0 +1,146 @@
+"""The contacts window: a row per contact with its engagement, search, sorting, plain
+text, and double-click opening the contact's record."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from pytestqt.modeltest import ModelTester
+from pytestqt.qtbot import QtBot
+
+from mailbeacon.agent.records.store import RecordsStore
+from mailbeacon.tray.views.contacts.model import (
+    COMPLETION_ROLE,
+    CONTACT_ROLE,
+    HEADERS,
+    Column,
+    ContactsModel,
+)
+from mailbeacon.tray.views.contacts.record import RecordView
+from mailbeacon.tray.views.contacts.window import ContactsWindow
+from tests.helpers.contacts import fill_records
+
+WAIT_MS = 10_000
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[RecordsStore]:
+    with RecordsStore(tmp_path / "records.db") as records:
+        fill_records(records)
+        yield records
+
+
+def loaded(qtbot: QtBot, model: ContactsModel) -> None:
+    qtbot.waitUntil(lambda: not model.loading and model.rowCount() > 0, timeout=WAIT_MS)
+
+
+@pytest.fixture
+def window(qtbot: QtBot, store: RecordsStore) -> ContactsWindow:
+    win = ContactsWindow(store)
+    qtbot.addWidget(win)
+    win.show()
+    loaded(qtbot, win.model)
+    return win
+
+
+def rows(window: ContactsWindow) -> list[list[str]]:
+    proxy = window.proxy
+    return [
+        [proxy.index(r, c).data() for c in range(proxy.columnCount())]
+        for r in range(proxy.rowCount())
+    ]
+
+
+def test_the_model_passes_qt_model_checks(
+    qtbot: QtBot, store: RecordsStore, qtmodeltester: ModelTester
+) -> None:
+    model = ContactsModel(store)
+    loaded(qtbot, model)
+    qtmodeltester.check(model)
+    model.close()
+
+
+def test_a_row_per_contact_with_engagement_and_lawful_basis(window: ContactsWindow) -> None:
+    assert window.model.rowCount() == 2
+    by_email = {row[Column.EMAIL]: row for row in rows(window)}
+    alice = by_email["alice@example.com"]
+    assert alice[Column.NAME] == "Alicja Nowak"
+    assert alice[Column.COMPANY] == "Client <i>Ltd</i>"  # plain text, never markup
+    assert alice[Column.LAWFUL_BASIS] == "consent"
+    assert alice[Column.LAST_OPEN] and alice[Column.LAST_OPEN] != "—"
+    assert alice[Column.LAST_CLICK] != "—"
+    bob = by_email["bob@example.com"]
+    assert bob[Column.NAME] == "" and bob[Column.LAST_OPEN] == "—"
+    assert bob[Column.LAWFUL_BASIS] == "—" and bob[Column.LAST_ENGAGEMENT] != "—"
+    assert [window.proxy.headerData(c, Qt.Orientation.Horizontal) for c in range(7)] == list(
+        HEADERS
+    )
+    assert window.status.text() == "2 contacts"
+
+
+def test_most_recently_engaged_first_and_sortable(window: ContactsWindow) -> None:
+    assert [row[Column.EMAIL] for row in rows(window)] == [
+        "bob@example.com", "alice@example.com"
+    ]
+    window.table.sortByColumn(Column.NAME, Qt.SortOrder.AscendingOrder)
+    assert [row[Column.EMAIL] for row in rows(window)] == [
+        "alice@example.com", "bob@example.com"
+    ]
+
+
+def test_search_matches_name_address_or_company(qtbot: QtBot, window: ContactsWindow) -> None:
+    qtbot.keyClicks(window.search, "client <i>")
+    assert [row[Column.EMAIL] for row in rows(window)] == ["alice@example.com"]
+    assert window.status.text() == "1 of 2 contacts"
+    window.search.clear()
+    qtbot.keyClicks(window.search, "BOB@")
+    assert [row[Column.EMAIL] for row in rows(window)] == ["bob@example.com"]
+
+
+def test_completion_offers_name_and_address(window: ContactsWindow) -> None:
+    texts = {
+        window.model.index(r, 0).data(CONTACT_ROLE).email: window.model.index(r, 0).data(
+            COMPLETION_ROLE
+        )
+        for r in range(window.model.rowCount())
+    }
+    assert texts == {
+        "alice@example.com": "Alicja Nowak <alice@example.com>",
+        "bob@example.com": "bob@example.com",
+    }
+
+
+def test_double_click_opens_the_record_once(
+    qtbot: QtBot, window: ContactsWindow, tmp_path: Path
+) -> None:
+    window.table.sortByColumn(Column.NAME, Qt.SortOrder.AscendingOrder)
+    rect = window.table.visualRect(window.proxy.index(0, Column.EMAIL))
+    viewport = window.table.viewport()
+    with qtbot.waitSignal(window.recordOpened, timeout=WAIT_MS) as opened:
+        qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=rect.center())
+        qtbot.mouseDClick(viewport, Qt.MouseButton.LeftButton, pos=rect.center())
+    assert opened.args == ["alice@example.com"]
+    view = window.record_views["alice@example.com"]
+    qtbot.addWidget(view)
+    assert isinstance(view, RecordView) and view.isVisible()
+    assert window.open_record("ALICE@example.com") is view
+    window.grab().save(str(tmp_path / "contacts_window.png"))
+    view.shutdown()
+    window.shutdown()
+
+
+def test_a_saved_record_refreshes_the_table(
+    qtbot: QtBot, window: ContactsWindow, store: RecordsStore
+) -> None:
+    view = window.open_record("bob@example.com")
+    qtbot.addWidget(view)
+    qtbot.waitUntil(lambda: view.contact is not None, timeout=WAIT_MS)
+    view.name_edit.setText("Bob Builder")
+    with qtbot.waitSignal(window.model.loaded, timeout=WAIT_MS):
+        view.save_button.click()
+    by_email = {row[Column.EMAIL]: row for row in rows(window)}
+    assert by_email["bob@example.com"][Column.NAME] == "Bob Builder"
+    view.shutdown()
