@@ -84,6 +84,7 @@ case "$mode" in
         export MAILBEACON_BUNDLE=${MAILBEACON_BUNDLE:-1}
         say "ruff"; .venv/bin/ruff check app tests
         say "mypy"; .venv/bin/mypy
+        say "import contract (pyproject.toml [tool.importlinter])"; .venv/bin/lint-imports
         say "pytest"
         exec .venv/bin/python -m pytest "$@"
         ;;

@@ -1,9 +1,18 @@
-"""Shared fixtures. Qt must be told to run offscreen before any QApplication exists."""
+"""Shared fixtures and the suite's strictness. Qt runs offscreen, set before any QApplication.
+
+* ``needs_program(name)``: skipped where the program is missing, a failure in CI
+  (``tests/helpers/programs.py``).
+* ``slow``: a long soak, run only with ``MAILBEACON_SOAK=1``; in CI every other test
+  must run: a skipped test outside ``slow`` fails the run.
+* A WARNING or ERROR logged under ``mailbeacon.*`` during a test fails it, unless the
+  test says it expects one: ``@pytest.mark.expect_log("words in the message", ...)``
+  (no arguments: any message).
+"""
 
 from __future__ import annotations
 
+import logging
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +23,10 @@ import pytest
 from keyring.backend import KeyringBackend
 
 from mailbeacon.core.profile import Profile
+from tests.helpers import programs
 from tests.helpers.fakes import MemoryKeyring
+
+SOAK_ENV = "MAILBEACON_SOAK"
 
 
 @pytest.fixture(autouse=True)
@@ -33,13 +45,70 @@ def profile(tmp_path: Path) -> Profile:
     return Profile.at(tmp_path / "profile")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``needs_program(name)``: skip where the program is missing, except in CI, where
-    .ci/run installs it and a missing one must fail loudly."""
-    if os.environ.get("CI") == "true":
-        return
-    for item in items:
-        for marker in item.iter_markers("needs_program"):
-            name = str(marker.args[0])
-            if shutil.which(name) is None and shutil.which(name, path="/usr/sbin") is None:
-                item.add_marker(pytest.mark.skip(reason=f"{name} is not installed"))
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def no_unexpected_log(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test on a WARNING or ERROR from ``mailbeacon.*`` it did not declare."""
+    handler = _Collect()
+    logger = logging.getLogger("mailbeacon")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+    expected = [m.args for m in request.node.iter_markers("expect_log")]
+    allow_any = any(not args for args in expected)
+    words = [str(word) for args in expected for word in args]
+    unexpected = [
+        record
+        for record in handler.records
+        if not allow_any and not any(word in record.getMessage() for word in words)
+    ]
+    if unexpected:
+        lines = "\n".join(
+            f"  {r.levelname} {r.name}: {r.getMessage()[:300]}" for r in unexpected[:10]
+        )
+        pytest.fail(
+            f"unexpected log records (declare them with @pytest.mark.expect_log):\n{lines}",
+            pytrace=False,
+        )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Programs a test needs, and soaks only when asked for."""
+    names = [str(marker.args[0]) for marker in item.iter_markers("needs_program")]
+    if names:
+        programs.require(*names)
+    if item.get_closest_marker("slow") is not None and os.environ.get(SOAK_ENV) != "1":
+        pytest.skip(f"soak test: set {SOAK_ENV}=1 to run it")
+
+
+_skipped_outside_soak: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Remember every skipped test that is not a soak (CI fails on any, below)."""
+    if report.skipped and "slow" not in report.keywords:
+        _skipped_outside_soak.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI every test outside ``slow`` must run: a skip hides a missing program."""
+    if programs.in_ci() and _skipped_outside_soak and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say which tests were skipped outside ``slow`` when that fails CI."""
+    if programs.in_ci() and _skipped_outside_soak:
+        terminalreporter.section("skipped outside the soak marker (fails CI)")
+        for nodeid in _skipped_outside_soak:
+            terminalreporter.write_line(nodeid)

@@ -19,7 +19,6 @@ import email.policy
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -33,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from websockets.asyncio.client import connect
 
+from tests.helpers import programs
 from tests.helpers.agent_process import REPO, AgentProcess, free_port, run_cli, subprocess_env
 
 OUT = REPO / "tests" / "e2e" / "out"
@@ -53,40 +52,14 @@ RECIPIENT_IP = "127.0.0.9"  # recipients are another host than the rep (127.0.0.
 # ---------------------------------------------------------------- environment
 
 
-def in_ci() -> bool:
-    """True on the CI machine, where every program and root are required."""
-    return os.environ.get("CI") == "true"
+in_ci = programs.in_ci
+need_programs = programs.require
+need_root = programs.require_root
 
 
 def soak() -> bool:
     """True when the long variants should run (``MAILBEACON_SOAK=1``)."""
     return os.environ.get(SOAK_ENV) == "1"
-
-
-def skip_unless_soak() -> None:
-    """Skip a long-running test unless ``MAILBEACON_SOAK=1``."""
-    if not soak():
-        pytest.skip(f"soak test: set {SOAK_ENV}=1 to run it")
-
-
-def need_programs(*names: str) -> None:
-    """Skip when a program is missing, except in CI, where that is a failure."""
-    missing = [name for name in names if shutil.which(name) is None]
-    if not missing:
-        return
-    message = f"needs {', '.join(missing)} (packaging/bootstrap.sh installs them)"
-    if in_ci():
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def need_root(why: str) -> None:
-    """Skip when not root, except in CI, where that is a failure."""
-    if os.geteuid() == 0:
-        return
-    if in_ci():
-        pytest.fail(f"CI must run as root: {why}")
-    pytest.skip(f"needs root: {why}")
 
 
 def mailbeacon(profile: Path, *args: str) -> list[str]:

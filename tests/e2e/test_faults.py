@@ -41,7 +41,6 @@ from tests.e2e.harness import (
     need_root,
     notified_event_ids,
     read_stream,
-    skip_unless_soak,
 )
 from tests.helpers.agent_process import AgentProcess
 from tests.helpers.smtp import SmtpSink
@@ -196,7 +195,6 @@ async def test_server_killed_during_pixel_hits_every_answered_hit_stored_once(
 @pytest.mark.timeout(900)
 async def test_server_killed_during_pixel_hits_soak(tmp_path: Path) -> None:
     """As above: 10,000 hits, 8 kills."""
-    skip_unless_soak()
     await _server_kills(tmp_path, hits=10_000, kills=8, within=400)
 
 
@@ -253,7 +251,6 @@ async def test_stream_cut_twenty_times_misses_and_doubles_nothing(tmp_path: Path
 @pytest.mark.timeout(900)
 async def test_stream_cut_twenty_times_during_5000_events_soak(tmp_path: Path) -> None:
     """As above, during 5,000 events."""
-    skip_unless_soak()
     await _stream_cuts(tmp_path, hits=5_000, cuts=20, reconnect_within=RECONNECT_S)
 
 
@@ -284,7 +281,6 @@ async def test_upstream_421_then_accepting_delivers_everything_once(tmp_path: Pa
 @pytest.mark.timeout(900)
 async def test_upstream_421_for_a_while_soak(tmp_path: Path) -> None:
     """As above, with three 421s in a row (backoff ~30 + 60 + 120 s)."""
-    skip_unless_soak()
     await _upstream_421(tmp_path, refusals=3, within=400)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from mailbeacon.agent.mailbox.sent_cleanup import tracking_tokens
+from mailbeacon.agent.mailbox.sent_copies import tracking_tokens
 from tests.helpers import dovecot as dv
 from tests.helpers.smtp import SinkHandler, SmtpSink
 

@@ -42,6 +42,7 @@ def give_up_after(app: QApplication, ms: int) -> Iterator[None]:
         guard.stop()
 
 
+@pytest.mark.expect_log("no system tray on this desktop")
 def test_main_shows_agent_notifications_and_quit_stops_the_agent(
     qapp: QApplication, profile: Profile
 ) -> None:
@@ -79,6 +80,7 @@ def test_main_shows_agent_notifications_and_quit_stops_the_agent(
     assert not apps[0].tray.isVisible()
 
 
+@pytest.mark.expect_log("no system tray on this desktop")
 def test_sigterm_quits_cleanly(qapp: QApplication, profile: Profile) -> None:
     agent_stopped = threading.Event()
 
@@ -152,6 +154,7 @@ def test_tray_command_takes_the_agent_options() -> None:
     )
 
 
+@pytest.mark.expect_log("mailbeacon.agent.runtime is missing")
 def test_tray_command_without_agent_runtime_says_so(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], profile: Profile
 ) -> None:
@@ -216,6 +219,7 @@ def vars_of(windows: Any) -> dict[str, Any]:
     return {name: getattr(windows, name) for name in windows.__slots__}
 
 
+@pytest.mark.expect_log("no system tray on this desktop")
 def test_saved_settings_restart_the_agent_without_crying_wolf(
     qapp: QApplication, profile: Profile
 ) -> None:
@@ -249,6 +253,7 @@ def test_saved_settings_restart_the_agent_without_crying_wolf(
     assert [s.title for s in notifier.shown] == [sample_notification().title]
 
 
+@pytest.mark.expect_log("no system tray on this desktop", "keyring unavailable")
 def test_without_a_keyring_the_rep_chooses_a_session_only_password_or_quits(
     monkeypatch: pytest.MonkeyPatch, profile: Profile
 ) -> None:

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from mailbeacon.agent.mailbox.replies import build_reply_watcher
 from mailbeacon.agent.mailbox.sent_cleanup import (
@@ -52,6 +52,9 @@ from mailbeacon.core import uainfo
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.profile import Profile
 from mailbeacon.core.urls import TrackingUrls
+
+if TYPE_CHECKING:
+    from mailbeacon.agent.tracking.embedded import EmbeddedServer
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +145,7 @@ class AgentRuntime:
         self.settings = apply_options(Settings.load_or_default(profile.config_file), options)
         self._settings_stamp = self._config_stamp()
         self.secrets = SecretStore(profile.keyring_service, self._environ)
-        self._server: object | None = None
+        self._server: EmbeddedServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.relay: Relay | None = None
         self.outbox: Outbox | None = None
@@ -226,7 +229,7 @@ class AgentRuntime:
         if self.sent_cleanup is not None:
             await self.sent_cleanup.stop()
         if self._server is not None:
-            await self._server.stop()  # type: ignore[attr-defined]
+            await self._server.stop()
         if self.records is not None:
             self.records.close()
 
@@ -266,12 +269,14 @@ class AgentRuntime:
 
     async def _embedded(self) -> Enrollment:
         # Imported here: only the embedded default runs the server in this process.
-        from mailbeacon.server.config import ServerConfig  # noqa: PLC0415
-        from mailbeacon.server.tracking_server import TrackingServer  # noqa: PLC0415
+        from mailbeacon.agent.tracking.embedded import (  # noqa: PLC0415
+            EmbeddedOptions,
+            EmbeddedServer,
+        )
 
         host, port = parse_host_port(self.settings.server.listen, allow_zero=True)
-        server = TrackingServer(
-            ServerConfig(
+        server = EmbeddedServer(
+            EmbeddedOptions(
                 db_path=self._profile.data_dir / "server.db",
                 host=host,
                 port=port,
@@ -281,18 +286,7 @@ class AgentRuntime:
         )
         await server.start()
         self._server = server
-        stored = self._stored_enrollment()
-        if stored is not None:
-            # The same user across a new port or public URL: the tokens in mail already
-            # sent still name this user, so their opens still reach this rep.
-            kept = await server.reenroll(stored)
-            if kept is not None:
-                if kept != stored:
-                    self._remember(kept)
-                return kept
-        enrollment = await server.add_user("rep")
-        self._remember(enrollment)
-        return enrollment
+        return await server.enroll(self._stored_enrollment(), self._remember)
 
     def _stored_enrollment(self) -> Enrollment | None:
         try:

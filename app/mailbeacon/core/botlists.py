@@ -1,6 +1,6 @@
 """The verdict rules' tunables and curated user-agent lists, with their sources.
 
-Everything the verdict rules (DESIGN rule 5, :mod:`mailbeacon.core.classify`)
+Everything the verdict rules (docs/rules.md rule 5, :mod:`mailbeacon.core.classify`)
 know about the outside world lives here, so a change to what counts as a bot is
 one reviewed edit in one file. Address ranges live in ``mailbeacon/data`` (see
 :mod:`mailbeacon.core.ipranges`).

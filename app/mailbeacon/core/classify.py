@@ -1,4 +1,4 @@
-"""Verdicts: who made a hit (DESIGN rule 5). Pure; the server supplies the context.
+"""Verdicts: who made a hit (docs/rules.md rule 5). Pure; the server supplies the context.
 
 Rules, first match wins (the tunables and lists, with their sources, are in
 :mod:`mailbeacon.core.botlists`; address ranges in :mod:`mailbeacon.core.ipranges`):

@@ -1,4 +1,4 @@
-"""Per-message control channel at the relay (DESIGN 3.2).
+"""Per-message control channel at the relay (docs/interfaces.md).
 
 A message can override the rep's defaults with a BCC to a reserved address
 (``track@``, ``notrack@``, ``log@``, ``nolog@mailbeacon.invalid``) or, for

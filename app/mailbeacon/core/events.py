@@ -1,4 +1,4 @@
-"""Event records shared by the server, the stream and the agent (DESIGN 3.4)."""
+"""Event records shared by the server, the stream and the agent (docs/interfaces.md)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,33 @@ from typing import Any
 
 
 class EventType(StrEnum):
-    """What happened."""
+    """What happened: a hit the server records (open, click), or an event the agent
+    records itself (reply, delivery_failed). A StrEnum, so it equals its text in JSON
+    and SQL."""
 
     OPEN = "open"
     CLICK = "click"
+    REPLY = "reply"
+    DELIVERY_FAILED = "delivery_failed"
+
+
+# What the tracking server sees: the hits a pixel or a tracked link makes.
+HIT_TYPES = (EventType.OPEN, EventType.CLICK)
+# What moves a contact's engagement properties (rules 5, 8, 9 decide which ones count).
+ENGAGEMENT_TYPES = (EventType.OPEN, EventType.CLICK, EventType.REPLY)
 
 
 class Verdict(StrEnum):
-    """Who the server believes made a hit (DESIGN rule 5)."""
+    """Who the server believes made a hit (docs/rules.md rule 5)."""
 
     HUMAN = "human"
     BOT = "bot"
     PROXY = "proxy"
     SELF = "self"
+
+
+# Every verdict but a person's: what reports and filters leave out.
+NOT_HUMAN = (Verdict.BOT, Verdict.PROXY, Verdict.SELF)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +60,7 @@ class ServerEvent:
 
     @property
     def counts_as_human(self) -> bool:
-        """Whether this event notifies and counts in reports (DESIGN rule 5)."""
+        """Whether this event notifies and counts in reports (docs/rules.md rule 5)."""
         return self.counts if self.counts is not None else self.verdict == Verdict.HUMAN
 
     def to_json(self) -> dict[str, Any]:

@@ -51,9 +51,14 @@ def normalize_ip(text: str | None) -> IPAddress | None:
     cleaned = text.strip()
     if cleaned.startswith("[") and cleaned.endswith("]"):
         cleaned = cleaned[1:-1]
-    cleaned = cleaned.split("%", 1)[0]
+    return parse_ip(cleaned.split("%", 1)[0])
+
+
+def parse_ip(text: str) -> IPAddress | None:
+    """The address ``text`` spells exactly, IPv4-mapped IPv6 unwrapped to IPv4; None if
+    it spells none. Stricter than :func:`normalize_ip`: no brackets, zones or spaces."""
     try:
-        address = ipaddress.ip_address(cleaned)
+        address = ipaddress.ip_address(text)
     except ValueError:
         return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:

@@ -1,4 +1,4 @@
-"""The rewrite engine: what to send for one outgoing email (DESIGN rules 1-4).
+"""The rewrite engine: what to send for one outgoing email (docs/rules.md rules 1-4).
 
 :func:`rewrite_message` takes the raw bytes a mail client handed the relay and
 returns the copies to send. It is pure: URLs come from the injected

@@ -1,4 +1,4 @@
-"""What a user agent says about the reader's device and mail client, for notification text.
+"""Which device and mail client a user agent names, for notification text (useragents: bots).
 
 Built on the maintained ``ua-parser`` package (uap-core's regexes); mail-client
 quirks it does not name are handled first: image proxies hide the device

@@ -1,4 +1,6 @@
-"""Recognising user agents: the curated lists first, then CrawlerDetect.
+"""Is this user agent a machine (scanner, proxy, crawler)? For verdicts (uainfo: the device).
+
+Recognising user agents: the curated lists first, then CrawlerDetect.
 
 The server calls this for every hit, so results are kept in an LRU cache keyed
 by the agent string (a few thousand distinct agents cover nearly all traffic).

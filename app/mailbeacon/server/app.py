@@ -101,7 +101,7 @@ class TrackingApp:
             ]
         )
         # Starlette would answer /healthz/ with a redirect built from the Host header:
-        # the server redirects nowhere but to minted targets (DESIGN 3.3).
+        # the server redirects nowhere but to minted targets (docs/interfaces.md).
         self._rest.router.redirect_slashes = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -22,13 +22,19 @@ from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.profile import Profile
 from mailbeacon.core.tokens import derive_signing_key
 from mailbeacon.server import meta, operator_commands
+from mailbeacon.server.cli_support import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    add_db_option,
+    db_path,
+    fail,
+)
 from mailbeacon.server.config import (
     DEFAULT_LISTEN,
     DEFAULT_PUBLIC_URL,
     ConfigError,
     ServerConfig,
     load_secret,
-    parse_db_url,
     parse_listen,
     parse_networks,
 )
@@ -38,10 +44,6 @@ from mailbeacon.server.tracker import iso_utc
 from mailbeacon.server.users import create_user
 
 log = logging.getLogger(__name__)
-
-EXIT_USAGE = 2
-EXIT_FAILURE = 1
-
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add this package's sub-commands."""
@@ -63,20 +65,17 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="a reverse proxy whose X-Forwarded-For is believed (repeatable)",
     )
     defaults = Thresholds()
-    serve.add_argument(
-        "--min-open-seconds",
-        type=_seconds,
-        default=defaults.min_open_s,
-        metavar="S",
-        help="an open sooner than this after sending is a machine's (default %(default)s)",
-    )
-    serve.add_argument(
-        "--min-click-seconds",
-        type=_seconds,
-        default=defaults.min_click_s,
-        metavar="S",
-        help="a click sooner than this after sending is a machine's (default %(default)s)",
-    )
+    for option, default, hit in (
+        ("--min-open-seconds", defaults.min_open_s, "an open"),
+        ("--min-click-seconds", defaults.min_click_s, "a click"),
+    ):
+        serve.add_argument(
+            option,
+            type=_seconds,
+            default=default,
+            metavar="S",
+            help=f"{hit} sooner than this after sending is a machine's (default %(default)s)",
+        )
     serve.add_argument(
         "--truncate-ips",
         action="store_true",
@@ -102,9 +101,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _db_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--db", metavar="URL", help="SQLite path or sqlite:///PATH (default: in the data dir)"
-    )
+    add_db_option(parser)
     parser.add_argument(
         "--public-url", metavar="URL", help="base URL put into emails (the tracking domain)"
     )
@@ -126,11 +123,6 @@ def _seconds(value: str) -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise argparse.ArgumentTypeError(f"{value!r}: expected seconds, e.g. 2 or 0.5")
     return seconds
-
-
-def _fail(message: str, code: int = EXIT_USAGE) -> int:
-    print(f"mailbeacon server: {message}", file=sys.stderr)
-    return code
 
 
 class CommandFailed(Exception):
@@ -165,7 +157,7 @@ def serve_config(args: argparse.Namespace, profile: Profile) -> ServerConfig:
     """The server settings ``serve``'s options describe (ConfigError if they are wrong)."""
     host, port = parse_listen(args.listen)
     return ServerConfig(
-        db_path=parse_db_url(args.db, profile.data_dir / "server.db"),
+        db_path=db_path(args, profile),
         host=host,
         port=port,
         public_url=_checked_public_url(args.public_url),
@@ -182,7 +174,7 @@ def _serve(args: argparse.Namespace, profile: Profile) -> int:
     try:
         config = serve_config(args, profile)
     except ConfigError as exc:
-        return _fail(str(exc))
+        return fail(str(exc), EXIT_USAGE)
     return _run(lambda: _serve_until_signalled(config))
 
 
@@ -207,10 +199,10 @@ async def _serve_until_signalled(config: ServerConfig) -> int:
     try:
         await server.start()
     except (ServerStartError, ConfigError, SchemaTooNew) as exc:
-        return _fail(str(exc), EXIT_FAILURE)
+        return fail(str(exc), EXIT_FAILURE)
     except (OSError, sqlite3.Error) as exc:
         log.debug("could not start the tracking server", exc_info=True)
-        return _fail(f"could not open the database {config.db_path}: {exc}", EXIT_FAILURE)
+        return fail(f"could not open the database {config.db_path}: {exc}", EXIT_FAILURE)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -232,26 +224,26 @@ async def _serve_until_signalled(config: ServerConfig) -> int:
 def _add_user(args: argparse.Namespace, profile: Profile) -> int:
     name = str(args.name).strip()
     if not name:
-        return _fail("NAME must not be empty")
+        return fail("NAME must not be empty", EXIT_USAGE)
     try:
-        db_path = parse_db_url(args.db, profile.data_dir / "server.db")
+        path = db_path(args, profile)
         given_url = _checked_public_url(args.public_url)
         external = load_secret(args.secret_file)
     except ConfigError as exc:
-        return _fail(str(exc))
+        return fail(str(exc), EXIT_USAGE)
     try:
-        store = _open_store(db_path)
+        store = _open_store(path)
     except CommandFailed as exc:
-        return _fail(exc.message, exc.code)
+        return fail(exc.message, exc.code)
     try:
         with store.transaction():
             secret = meta.enrollment_secret(store, external)
             url, source = meta.public_url(store, given_url)
             new = create_user(store, name, iso_utc(time.time()))
     except ConfigError as exc:
-        return _fail(str(exc))
+        return fail(str(exc), EXIT_USAGE)
     except sqlite3.Error as exc:
-        return _fail(f"could not add the user to {db_path}: {exc}", EXIT_FAILURE)
+        return fail(f"could not add the user to {path}: {exc}", EXIT_FAILURE)
     finally:
         store.close()
     if url is None:

@@ -54,7 +54,7 @@ class ServerConfig:
     # Verdict timing: a hit sooner than this after sending is a machine's (rule 5).
     min_open_seconds: float = _DEFAULT_THRESHOLDS.min_open_s
     min_click_seconds: float = _DEFAULT_THRESHOLDS.min_click_s
-    # DESIGN rule 8: store only the /24 (IPv4) or /48 (IPv6) of each hit's address
+    # docs/rules.md rule 8: store only the /24 (IPv4) or /48 (IPv6) of each hit's address
     # (the verdict still sees the full address; it is never written).
     truncate_ips: bool = False
     # Apple's relay ranges as refreshed by `server refresh-proxy-ranges` (None or a

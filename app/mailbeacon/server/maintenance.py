@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sqlite3
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from mailbeacon.core.durable import replacing
 from mailbeacon.core.ipranges import truncate_ip
 from mailbeacon.server.sqlite_schema import stored_version
 from mailbeacon.server.sqlite_store import BUSY_TIMEOUT_MS, SqliteStore
@@ -70,20 +69,13 @@ def backup(source: Path, dest: Path) -> BackupResult:
         raise MaintenanceError(f"there is no database at {source}")
     if dest.exists():
         raise MaintenanceError(f"{dest} already exists; remove it or choose another name")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        result = _copy(source, tmp)
-        _fsync(tmp)
-        os.replace(tmp, dest)
-        _fsync(dest.parent)
-    except BaseException:
-        for leftover in (tmp, Path(f"{tmp}-journal")):
+    with replacing(dest, strict=True, suffix=".partial") as tmp:
+        try:
+            result = _copy(source, tmp)
+        except BaseException:
             with contextlib.suppress(OSError):
-                leftover.unlink()
-        raise
+                Path(f"{tmp}-journal").unlink()
+            raise
     return BackupResult(dest, result.events, result.schema_version)
 
 
@@ -117,15 +109,6 @@ def _count_events(db: sqlite3.Connection) -> int:
         return int(db.execute("SELECT count(*) FROM events").fetchone()[0])
     except sqlite3.OperationalError:
         return 0  # no events table: not a server database (reported as 0 events)
-
-
-def _fsync(path: Path) -> None:
-    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
-    fd = os.open(path, flags)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def apply_retention(

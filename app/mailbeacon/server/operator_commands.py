@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -12,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from mailbeacon.core.profile import Profile
-from mailbeacon.server.config import ConfigError, parse_db_url
+from mailbeacon.server.cli_support import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    add_db_option,
+    db_path,
+    fail,
+)
+from mailbeacon.server.config import ConfigError
 from mailbeacon.server.maintenance import MaintenanceError, apply_retention, backup
 from mailbeacon.server.proxy_ranges import APPLE_EGRESS_URL, RangeRefreshError, refresh_apple_ranges
 from mailbeacon.server.sqlite_schema import SchemaTooNew
@@ -20,8 +26,6 @@ from mailbeacon.server.sqlite_store import SqliteStore
 
 log = logging.getLogger(__name__)
 
-EXIT_USAGE = 2
-EXIT_FAILURE = 1
 APPLE_RANGES_FILE = "apple-egress-ip-ranges.csv"
 FETCH_TIMEOUT = 60.0
 MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024  # Apple's list is tens of MB; far more is no list
@@ -39,14 +43,14 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     copy = commands.add_parser(
         "backup", help="copy the database, consistently, while the server runs"
     )
-    _db_option(copy)
+    add_db_option(copy)
     copy.add_argument("dest", type=Path, metavar="DEST", help="the file to write (must not exist)")
     copy.set_defaults(func=_backup)
 
     retention = commands.add_parser(
         "retention", help="delete old events; optionally truncate old IP addresses"
     )
-    _db_option(retention)
+    add_db_option(retention)
     retention.add_argument(
         "--days", type=_positive_days, required=True, metavar="N",
         help="delete events older than N days",
@@ -72,12 +76,6 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     refresh.set_defaults(func=_refresh)
 
 
-def _db_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--db", metavar="URL", help="SQLite path or sqlite:///PATH (default: in the data dir)"
-    )
-
-
 def _days(value: str) -> float:
     try:
         days = float(value)
@@ -96,26 +94,17 @@ def _positive_days(value: str) -> float:
     return days
 
 
-def _fail(message: str, code: int = EXIT_FAILURE) -> int:
-    print(f"mailbeacon server: {message}", file=sys.stderr)
-    return code
-
-
-def _db_path(args: argparse.Namespace, profile: Profile) -> Path:
-    return parse_db_url(args.db, profile.data_dir / "server.db")
-
-
 def _backup(args: argparse.Namespace, profile: Profile) -> int:
     try:
-        source = _db_path(args, profile)
+        source = db_path(args, profile)
     except ConfigError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return fail(str(exc), EXIT_USAGE)
     try:
         result = backup(source, Path(args.dest).expanduser())
     except MaintenanceError as exc:
-        return _fail(str(exc))
+        return fail(str(exc), EXIT_FAILURE)
     except OSError as exc:
-        return _fail(f"could not write {args.dest}: {exc.strerror or exc}")
+        return fail(f"could not write {args.dest}: {exc.strerror or exc}", EXIT_FAILURE)
     print(
         f"backed up {source} to {result.path}: {result.events} events "
         f"(schema version {result.schema_version})"
@@ -125,24 +114,26 @@ def _backup(args: argparse.Namespace, profile: Profile) -> int:
 
 def _retention(args: argparse.Namespace, profile: Profile, now: datetime | None = None) -> int:
     try:
-        db_path = _db_path(args, profile)
+        path = db_path(args, profile)
     except ConfigError as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    if not db_path.is_file():
-        return _fail(f"there is no database at {db_path}")
+        return fail(str(exc), EXIT_USAGE)
+    if not path.is_file():
+        return fail(f"there is no database at {path}", EXIT_FAILURE)
     try:
-        store = SqliteStore(db_path)
+        store = SqliteStore(path)
     except SchemaTooNew as exc:
-        return _fail(str(exc))
+        return fail(str(exc), EXIT_FAILURE)
     except OSError as exc:
-        return _fail(f"could not open the database {db_path}: {exc}")
+        return fail(f"could not open the database {path}: {exc}", EXIT_FAILURE)
     try:
         result = apply_retention(
             store, now or datetime.now(UTC), args.days, args.truncate_ips_days
         )
     except Exception as exc:  # sqlite3 errors: locked for too long, disk full...
         log.debug("retention failed", exc_info=True)
-        return _fail(f"retention on {db_path} stopped: {exc} (what was done so far is kept)")
+        return fail(
+            f"retention on {path} stopped: {exc} (what was done so far is kept)", EXIT_FAILURE
+        )
     finally:
         store.close()
     print(
@@ -173,9 +164,9 @@ def _refresh(args: argparse.Namespace, profile: Profile, fetch: Fetch = fetch_ur
     try:
         count = refresh_apple_ranges(fetch, dest, url=args.url)
     except RangeRefreshError as exc:
-        return _fail(str(exc))
+        return fail(str(exc), EXIT_FAILURE)
     except OSError as exc:
-        return _fail(f"could not write {dest}: {exc.strerror or exc}")
+        return fail(f"could not write {dest}: {exc.strerror or exc}", EXIT_FAILURE)
     print(
         f"wrote {count} Apple relay address ranges to {dest}; restart `mailbeacon server "
         "serve` to use them"

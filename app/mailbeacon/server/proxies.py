@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from functools import lru_cache
 
+from mailbeacon.core.ipranges import parse_ip
 from mailbeacon.server.config import Network
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class TrustedProxies:
@@ -22,7 +20,7 @@ class TrustedProxies:
         return bool(self._networks)
 
     def _is_trusted(self, address: str) -> bool:
-        ip = _parse(address)
+        ip = parse_ip(address)
         return ip is not None and any(ip in net for net in self._networks)
 
     def client_ip(self, peer: str, forwarded_for: Sequence[bytes]) -> str:
@@ -34,7 +32,7 @@ class TrustedProxies:
         hops = b",".join(forwarded_for).decode("latin-1").split(",")
         current = peer
         for raw in reversed(hops):
-            ip = _parse(raw.strip())
+            ip = parse_ip(raw.strip())
             if ip is None:
                 break  # a hop we cannot read: trust nothing further left
             current = str(ip)
@@ -42,12 +40,3 @@ class TrustedProxies:
                 break
         return current
 
-
-def _parse(text: str) -> IPAddress | None:
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip

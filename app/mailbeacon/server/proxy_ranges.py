@@ -8,13 +8,11 @@ the refreshed file with :func:`load_ranges`.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from mailbeacon.core.durable import atomic_write
 from mailbeacon.core.ipranges import (
     APPLE_FILE,
     GOOGLE_FILE,
@@ -62,7 +60,7 @@ def refresh_apple_ranges(
             f"{url} returned {count} address prefixes, expected at least {min_prefixes}: "
             "kept the previous list"
         )
-    _atomic_write(dest, body)
+    atomic_write(dest, body, 0o644)  # a public list: readable like the shipped snapshot
     log.info("refreshed Apple relay ranges: %d prefixes in %s", count, dest)
     return count
 
@@ -79,18 +77,3 @@ def load_ranges(apple_csv: Path | None = None) -> KnownRanges:
             log.warning("cannot read %s (%s); using the shipped snapshot", apple_csv, exc)
     return KnownRanges.from_texts(apple, read_bundled(GOOGLE_FILE), read_bundled(MICROSOFT_FILE))
 
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise

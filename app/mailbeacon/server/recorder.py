@@ -32,7 +32,7 @@ from mailbeacon.core.ipranges import KnownRanges, bundled_ranges
 from mailbeacon.core.useragents import AgentMatcher, default_matcher
 from mailbeacon.server.addresses import AgentAddresses
 from mailbeacon.server.recent import RecentHits
-from mailbeacon.server.store import NewEvent, Store
+from mailbeacon.server.store import UNSTORED, NewEvent, Store
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class HitRequest:
     user_agent: str  # as stored (capped)
     url: str | None = None
     # The address as stored, when it differs from hit.ip (the classifier sees the
-    # full address; the operator may store only its network, DESIGN rule 8).
+    # full address; the operator may store only its network, docs/rules.md rule 8).
     store_ip: str | None = None
 
     @property
@@ -80,6 +80,40 @@ class Recorded:
         """The event as the stream carries it (built on demand: most hits have no
         subscriber listening at that moment)."""
         return self.stored.with_id(self.id)
+
+
+def _new_event(
+    request: HitRequest,
+    type_: EventType,
+    verdict: Verdict,
+    reason: str,
+    counts: bool,
+    via: str | None,
+    *,
+    inferred: bool = False,
+    link: int | None = None,
+    url: str | None = None,
+) -> NewEvent:
+    """The event to store for ``request``'s hit (or the open it implies)."""
+    hit = request.hit
+    event = ServerEvent(
+        id=UNSTORED,
+        # Plain strings, as the store reads them back (ServerEvent declares str).
+        type=str(type_),
+        message=hit.message,
+        recipient=hit.recipient,
+        at=request.at,
+        ip=request.stored_ip,
+        user_agent=request.user_agent,
+        verdict=str(verdict),
+        reason=reason,
+        inferred=inferred,
+        link=link,
+        url=url,
+        counts=counts,
+        via=via,
+    )
+    return NewEvent(request.user_id, event)
 
 
 class RecorderStopped(RuntimeError):
@@ -252,20 +286,9 @@ class Recorder:
             inferred = self._infer_open(request, decision)
             if inferred is not None:
                 done.append(inferred)
-        new = NewEvent(
-            user_id=request.user_id,
-            type=str(hit.type),
-            message=hit.message,
-            recipient=hit.recipient,
-            at=request.at,
-            ip=request.stored_ip,
-            user_agent=request.user_agent,
-            verdict=str(decision.verdict),
-            reason=decision.reason,
-            link=hit.link,
-            url=request.url,
-            counts=counts,
-            via=decision.via,
+        new = _new_event(
+            request, hit.type, decision.verdict, decision.reason, counts, decision.via,
+            link=hit.link, url=request.url,
         )
         event_id = self._store.insert_event(new)
         applied: list[Revision] = []
@@ -281,7 +304,7 @@ class Recorder:
         return done
 
     def _infer_open(self, request: HitRequest, decision: Decision) -> Recorded | None:
-        """DESIGN rule 6: a person's click on a message with no counting open implies one.
+        """docs/rules.md rule 6: a person's click on a message with no counting open implies one.
 
         Stored just before the click, in the same transaction, so its id is smaller.
         It joins the recent window too: a burst or honeypot that later revises the
@@ -290,19 +313,9 @@ class Recorder:
         hit = request.hit
         if self._store.has_counting_open(request.user_id, hit.message, hit.recipient):
             return None
-        new = NewEvent(
-            user_id=request.user_id,
-            type=str(EventType.OPEN),
-            message=hit.message,
-            recipient=hit.recipient,
-            at=request.at,
-            ip=request.stored_ip,
-            user_agent=request.user_agent,
-            verdict=str(Verdict.HUMAN),
-            reason=INFERRED_REASON,
+        new = _new_event(
+            request, EventType.OPEN, Verdict.HUMAN, INFERRED_REASON, True, decision.via,
             inferred=True,
-            counts=True,
-            via=decision.via,
         )
         event_id = self._store.insert_event(new)
         opened = replace(hit, type=EventType.OPEN, link=None, honeypot=False)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mailbeacon.core.events import Revision, ServerEvent, Verdict
+from mailbeacon.core.events import EventType, Revision, ServerEvent, Verdict
 from mailbeacon.server.sqlite_schema import migrate, refuse_if_newer
 from mailbeacon.server.store import NewEvent, StreamItem, UserRecord
 
@@ -24,7 +24,7 @@ _INSERT_EVENT = (
 # NULL counts (rows from before schema 2) mean "as the verdict says".
 _COUNTING_OPEN = (
     "SELECT 1 FROM events WHERE user_id = ? AND message = ? AND recipient IS ? "
-    "AND type = 'open' AND coalesce(counts, verdict = 'human') LIMIT 1"
+    "AND type = ? AND coalesce(counts, verdict = ?) LIMIT 1"
 )
 
 
@@ -159,12 +159,13 @@ class SqliteStore:
         ).fetchone()
         return None if row is None else UserRecord(int(row[0]), str(row[1]))
 
-    def insert_event(self, event: NewEvent) -> int:
+    def insert_event(self, new: NewEvent) -> int:
         """Store an event; returns its id."""
+        event = new.event
         cursor = self._db.execute(
             _INSERT_EVENT,
             (
-                event.user_id,
+                new.user_id,
                 event.type,
                 event.message,
                 event.recipient,
@@ -203,7 +204,8 @@ class SqliteStore:
 
     def has_counting_open(self, user_id: int, message: str, recipient: str | None) -> bool:
         """Whether this recipient (None: the shared pixel) has an open that counts."""
-        row = self._db.execute(_COUNTING_OPEN, (user_id, message, recipient)).fetchone()
+        params = (user_id, message, recipient, EventType.OPEN, Verdict.HUMAN)
+        row = self._db.execute(_COUNTING_OPEN, params).fetchone()
         return row is not None
 
     def stream_page(self, user_id: int, after: int, limit: int) -> list[StreamItem]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from mailbeacon.core.events import Revision, ServerEvent
@@ -22,43 +22,23 @@ class UserRecord:
     name: str
 
 
+# The id of an event not stored yet: the store assigns the real one.
+UNSTORED = 0
+
+
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    """An event about to be stored: everything but the id the store assigns."""
+    """An event about to be stored: whose it is, and the event itself.
+
+    ``event.id`` is ``UNSTORED``: the store assigns the id (``insert_event``).
+    """
 
     user_id: int
-    type: str
-    message: str
-    recipient: str | None
-    at: str
-    ip: str
-    user_agent: str
-    verdict: str
-    reason: str
-    inferred: bool = False
-    link: int | None = None
-    url: str | None = None
-    counts: bool | None = None  # a person's open or click (see ServerEvent.counts)
-    via: str | None = None  # the proxy or relay it came through
+    event: ServerEvent
 
     def with_id(self, event_id: int) -> ServerEvent:
         """The stored event as the stream carries it."""
-        return ServerEvent(
-            id=event_id,
-            type=self.type,
-            message=self.message,
-            recipient=self.recipient,
-            at=self.at,
-            ip=self.ip,
-            user_agent=self.user_agent,
-            verdict=self.verdict,
-            reason=self.reason,
-            inferred=self.inferred,
-            link=self.link,
-            url=self.url,
-            counts=self.counts,
-            via=self.via,
-        )
+        return replace(self.event, id=event_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +106,7 @@ class Store(Protocol):
         """The user whose API token hashes to ``token_hash``, or None."""
         ...
 
-    def insert_event(self, event: NewEvent) -> int:
+    def insert_event(self, new: NewEvent) -> int:
         """Store an event; returns its id (ids only ever increase)."""
         ...
 

@@ -27,8 +27,10 @@ from mailbeacon.tray.desktop.autostart import (
 from mailbeacon.tray.icon.menu import Windows
 from mailbeacon.tray.icon.pause import PauseState
 from mailbeacon.tray.views.activity.window import ActivityWindow
+from mailbeacon.tray.views.compose.opener import ComposeOpener
+from mailbeacon.tray.views.compose.send_job import Send
 from mailbeacon.tray.views.compose.templates import TemplateStore
-from mailbeacon.tray.views.compose.window import ComposeDefaults, ComposeOpener, ComposeWindow, Send
+from mailbeacon.tray.views.compose.window import ComposeDefaults, ComposeWindow
 from mailbeacon.tray.views.contacts.model import ContactsModel
 from mailbeacon.tray.views.contacts.window import ContactsWindow
 from mailbeacon.tray.views.reports.window import ReportsWindow

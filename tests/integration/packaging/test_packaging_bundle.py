@@ -27,7 +27,7 @@ import mailbeacon
 from mailbeacon.core.enrollment import Enrollment
 from tests.helpers.agent_process import REPO, free_port
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.timeout(900)]
 
 WANTED = os.environ.get("MAILBEACON_BUNDLE") == "1" or os.environ.get("MAILBEACON_SOAK") == "1"
 SIZE_BUDGET_MB = 200  # measured 151 MB on Linux x86-64 (PySide6 6.12, Python 3.11)

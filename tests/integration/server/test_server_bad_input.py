@@ -1,4 +1,4 @@
-"""Bad input gets a clear 4xx (or the pixel) and changes nothing; never a 5xx (DESIGN 5)."""
+"""Bad input gets a clear 4xx (or the pixel) and changes nothing; never a 5xx (docs/promises.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``mailbeacon server add-user`` and ``server serve`` (DESIGN 3.1)."""
+"""``mailbeacon server add-user`` and ``server serve`` (docs/interfaces.md)."""
 
 from __future__ import annotations
 

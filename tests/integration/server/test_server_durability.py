@@ -1,5 +1,5 @@
 """Neither kill -9 nor SIGTERM of ``mailbeacon server serve`` under load loses an answered
-hit (DESIGN 5)."""
+hit (docs/promises.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DESIGN rule 6 on the server: a person's click with no counting open records one."""
+"""docs/rules.md rule 6 on the server: a person's click with no counting open records one."""
 
 from __future__ import annotations
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from mailbeacon.cli import main
-from mailbeacon.core.events import Revision
+from mailbeacon.core.events import EventType, Revision, ServerEvent, Verdict
 from mailbeacon.core.profile import Profile
 from mailbeacon.server import commands, operator_commands
 from mailbeacon.server.proxy_ranges import APPLE_EGRESS_URL
 from mailbeacon.server.sqlite_store import SqliteStore
-from mailbeacon.server.store import NewEvent
+from mailbeacon.server.store import UNSTORED, NewEvent
 from mailbeacon.server.tracker import iso_utc
 from tests.helpers.server import (
     WAIT,
@@ -124,7 +124,10 @@ def test_a_backup_never_overwrites_and_needs_a_database(
 
 def _aged_event(user_id: int, days: float, ip: str, message: str) -> NewEvent:
     at = iso_utc((datetime.now(UTC) - timedelta(days=days)).timestamp())
-    return NewEvent(user_id, "open", message, None, at, ip, "UA", "human", "person", counts=True)
+    event = ServerEvent(
+        UNSTORED, EventType.OPEN, message, None, at, ip, "UA", Verdict.HUMAN, "person", counts=True
+    )
+    return NewEvent(user_id, event)
 
 
 def _fill(db: Path) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""The event stream: authentication, backlog then live, resume, slow subscribers (DESIGN 3.3)."""
+"""The event stream: authentication, backlog then live, resume, slow subscribers
+(docs/interfaces.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Tracking server over real sockets: pixel, click redirect, claim, verdicts (DESIGN 3.3)."""
+"""Tracking server over real sockets: pixel, click redirect, claim, verdicts
+(docs/interfaces.md)."""
 
 from __future__ import annotations
 

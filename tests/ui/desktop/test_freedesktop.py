@@ -75,6 +75,7 @@ def test_clicking_the_notification_runs_on_click_on_the_ui_thread(
     assert clicked_on == [threading.main_thread()]
 
 
+@pytest.mark.expect_log("notification service failed")
 def test_a_failing_service_hands_the_notification_to_the_fallback(
     qtbot: QtBot, icons: IconSet, session_bus: str
 ) -> None:

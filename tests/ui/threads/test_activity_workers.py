@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 
+import pytest
 import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject
 from pytestqt.qtbot import QtBot
@@ -111,6 +112,7 @@ def test_idle_threads_retire(qtbot: QtBot) -> None:
     assert got == [7]
 
 
+@pytest.mark.expect_log("still runs after")
 def test_close_waits_a_bounded_time(qtbot: QtBot) -> None:
     worker = Worker(1)
     release = threading.Event()

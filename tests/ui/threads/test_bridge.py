@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 
+import pytest
 from pytestqt.qtbot import QtBot
 
 from mailbeacon.agent.notifications.model import AgentListener, AgentStatus, ConnectionState
@@ -62,6 +63,7 @@ def test_agent_thread_runs_coroutine_and_stops_it_within_bound(qtbot: QtBot) -> 
     assert not thread.is_running()
 
 
+@pytest.mark.expect_log("did not stop within", "still running after")
 def test_agent_ignoring_stop_is_cancelled_within_bound() -> None:
     started = threading.Event()
 
@@ -87,6 +89,7 @@ def test_stop_right_after_start_still_stops() -> None:
     assert thread.stop(timeout=2.0)
 
 
+@pytest.mark.expect_log("did not stop within", "still running after")
 def test_stuck_agent_does_not_hold_quit_longer_than_the_bound() -> None:
     release = threading.Event()
     started = threading.Event()
@@ -105,6 +108,7 @@ def test_stuck_agent_does_not_hold_quit_longer_than_the_bound() -> None:
     assert thread.stop(timeout=2.0)
 
 
+@pytest.mark.expect_log("the agent stopped")
 def test_agent_failure_is_reported_on_ui_thread_not_raised(qtbot: QtBot) -> None:
     bridge = AgentBridge()
 

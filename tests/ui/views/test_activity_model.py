@@ -180,6 +180,7 @@ def test_qt_model_rules_hold(
     loaded(qtbot, model)
 
 
+@pytest.mark.expect_log("damaged")
 def test_a_failing_store_is_reported_not_raised(qtbot: QtBot) -> None:
     class Broken:
         def activity(self, *_args: object, **_kw: object) -> list[ActivityRow]:

@@ -32,7 +32,8 @@ from mailbeacon.agent.sending.upstream import Upstream, parse_upstream
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.urls import TrackingUrls
-from mailbeacon.tray.views.compose.window import ComposeDefaults, ComposeWindow, document_text
+from mailbeacon.tray.views.compose.document import document_text
+from mailbeacon.tray.views.compose.window import ComposeDefaults, ComposeWindow
 from mailbeacon.tray.views.contacts.model import ContactsModel
 from tests.helpers.activity import HTML_SUBJECT
 from tests.helpers.contacts import PDF
@@ -196,6 +197,7 @@ def test_track_off_sends_it_untracked(qtbot: QtBot, agent: Agent) -> None:
     assert (agent.calls[0].track_override, agent.calls[0].log_override) == (False, False)
 
 
+@pytest.mark.expect_log("sending from the compose window failed")
 def test_a_failed_send_says_why_and_keeps_the_email(qtbot: QtBot) -> None:
     def broken(_message: IncomingMessage) -> str:
         raise ConnectionRefusedError("the agent is not running")

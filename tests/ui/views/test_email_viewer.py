@@ -139,6 +139,7 @@ def test_save_writes_where_the_rep_chose(
     assert target.read_bytes() == PDF
 
 
+@pytest.mark.expect_log("could not be saved")
 def test_a_failed_save_is_a_message_not_a_traceback(
     qtbot: QtBot, store: RecordsStore, tmp_path: Path
 ) -> None:

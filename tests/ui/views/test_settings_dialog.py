@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from pytestqt.qtbot import QtBot
 
 from mailbeacon.agent.mailbox.check import ImapCheck
+from mailbeacon.agent.sending.check import UpstreamProbe, check_upstream
 from mailbeacon.agent.settings.kinds import BoolKind, ChoiceKind, FloatKind, IntKind
 from mailbeacon.agent.settings.secrets import Secret, SecretStore
 from mailbeacon.agent.settings.store import KEYS, SECRET_KEYS, Settings
@@ -35,13 +36,8 @@ from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.profile import Profile
 from mailbeacon.server.config import ServerConfig
 from mailbeacon.server.tracking_server import TrackingServer
-from mailbeacon.tray.views.settings.dialog import (
-    PER_RECIPIENT_TRADE_OFF,
-    BoolField,
-    SettingsDialog,
-    UpstreamProbe,
-    check_upstream,
-)
+from mailbeacon.tray.views.settings.dialog import PER_RECIPIENT_TRADE_OFF, SettingsDialog
+from mailbeacon.tray.views.settings.fields import BoolField
 from tests.helpers import dovecot as dv
 from tests.helpers.fakes import MemoryKeyring
 from tests.helpers.smtp import SmtpSink
@@ -298,6 +294,7 @@ def test_a_bad_enrollment_key_is_refused(
     assert saver.saved == [] and memory_keyring.items == {}
 
 
+@pytest.mark.expect_log("settings not saved")
 def test_without_a_keyring_nothing_is_written_and_the_rep_is_told(
     qtbot: QtBot, saver: Saver, tmp_path: Path
 ) -> None:
@@ -322,6 +319,7 @@ def test_without_a_keyring_nothing_is_written_and_the_rep_is_told(
             assert b"plaintext-never" not in path.read_bytes(), path
 
 
+@pytest.mark.expect_log("saving the settings failed")
 def test_a_failing_save_rolls_the_secrets_back(
     qtbot: QtBot, memory_keyring: MemoryKeyring
 ) -> None:

@@ -1,4 +1,4 @@
-"""The per-message control channel: BCC addresses and X-MailBeacon headers (DESIGN 3.2)."""
+"""The per-message control channel: BCC addresses and X-MailBeacon headers (docs/interfaces.md)."""
 
 from __future__ import annotations
 

@@ -32,6 +32,7 @@ def test_private_unknown_and_bad_addresses_have_none(lookup: CountryLookup, ip: 
     assert lookup.country_of(ip) is None
 
 
+@pytest.mark.expect_log("the offline country database could not be loaded")
 def test_a_missing_database_gives_none_not_an_error() -> None:
     assert CountryLookup(data_file="/nonexistent/geo.dat.gz").country_of("81.2.69.142") is None
 

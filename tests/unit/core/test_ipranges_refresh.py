@@ -44,6 +44,7 @@ def test_refresh_writes_the_downloaded_list_and_the_server_loads_it(tmp_path: Pa
     assert normalize_ip("40.107.1.1") in ranges.microsoft_mail  # the other lists stay
 
 
+@pytest.mark.expect_log("failed")
 @pytest.mark.parametrize(
     ("fetch", "message"),
     [
@@ -70,6 +71,7 @@ def test_without_a_refreshed_file_the_snapshot_is_used(tmp_path: Path) -> None:
     assert normalize_ip("172.224.226.20") in load_ranges(None).apple_relay
 
 
+@pytest.mark.expect_log("using the shipped snapshot")
 def test_an_unreadable_refreshed_file_falls_back_to_the_snapshot(tmp_path: Path) -> None:
     broken = tmp_path / "apple_egress.csv"
     broken.write_bytes(b"\xff\xfe not text")

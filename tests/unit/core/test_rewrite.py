@@ -382,6 +382,7 @@ def test_the_outlook_email_keeps_its_charset_conditional_comments_and_cid_image(
 # ------------------------------------------------------------------ never raises
 
 
+@pytest.mark.expect_log("rewriting failed")
 def test_a_failing_minter_sends_the_message_unmodified() -> None:
     raw = html_mail("<p>x</p>")
     result = rewrite_message(raw, ("a@x.org",), TRACK, FailingMinter())

@@ -1,4 +1,4 @@
-"""Tracking tokens: round trip, tamper resistance, cross-user isolation (DESIGN 3.4)."""
+"""Tracking tokens: round trip, tamper resistance, cross-user isolation (docs/interfaces.md)."""
 
 from __future__ import annotations
 

@@ -162,6 +162,7 @@ async def test_revisions_are_stored_and_reported_for_the_same_users_events_only(
     await recorder.stop()
 
 
+@pytest.mark.expect_log("classification failed")
 async def test_a_failing_classifier_still_stores_the_hit(
     store: GatedStore, published: Published, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -176,6 +177,7 @@ async def test_a_failing_classifier_still_stores_the_hit(
     await recorder.stop()
 
 
+@pytest.mark.expect_log("could not commit")
 async def test_a_failed_commit_fails_its_group_and_the_writer_goes_on(
     store: GatedStore, published: Published, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -257,6 +259,7 @@ async def test_without_contention_no_thread_is_needed_to_begin(
     await recorder.stop()
 
 
+@pytest.mark.expect_log("could not commit")
 async def test_a_write_that_ends_the_transaction_fails_the_whole_group(
     store: GatedStore, published: Published
 ) -> None:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from mailbeacon.core.events import Revision
+from mailbeacon.core.events import EventType, Revision, ServerEvent, Verdict
 from mailbeacon.server import meta
 from mailbeacon.server.config import ConfigError
 from mailbeacon.server.sqlite_store import SqliteStore
-from mailbeacon.server.store import NewEvent
+from mailbeacon.server.store import UNSTORED, NewEvent
 from mailbeacon.server.users import create_user, hash_token
 
 
@@ -23,8 +23,9 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
 
 
 def _event(user_id: int, message: str = "ab" * 12) -> NewEvent:
-    return NewEvent(user_id, "open", message, None, "2026-01-01T00:00:00.000Z", "192.0.2.1",
-                    "UA", "human", "person")
+    event = ServerEvent(UNSTORED, EventType.OPEN, message, None, "2026-01-01T00:00:00.000Z",
+                        "192.0.2.1", "UA", Verdict.HUMAN, "person")
+    return NewEvent(user_id, event)
 
 
 def test_it_is_in_wal_mode_and_commits_are_synced(store: SqliteStore) -> None:

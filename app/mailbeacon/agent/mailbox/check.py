@@ -22,7 +22,8 @@ from mailbeacon.agent.mailbox.imap_client import (
     ImapClient,
     ImapError,
 )
-from mailbeacon.agent.settings.kinds import MailServerUrl, SettingError, is_loopback, parse_mail_url
+from mailbeacon.agent.mailbox.session import ImapAccount, imap_session, plain_refused
+from mailbeacon.agent.settings.kinds import MailServerUrl, SettingError, parse_mail_url
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ async def check_imap(
     where = f"{server.host}:{server.port}"
     try:
         async with asyncio.timeout(timeout):
-            return await _probe(server, password, ssl_context, timeout)
+            account = ImapAccount(server, lambda: password, allow_plain, ssl_context, timeout)
+            return await _probe(account)
     except Exception as exc:  # every failure becomes words for the rep
         message = _explain(exc, server, timeout)
         if _expected(exc):
@@ -83,7 +85,7 @@ def _usable_url(url: str, password: str, allow_plain: bool) -> MailServerUrl | I
             False,
             f"Put your IMAP user name in the URL, like {server.scheme}://you@{server.host}.",
         )
-    if server.plain and not (allow_plain or is_loopback(server.host)):
+    if plain_refused(server, allow_plain):
         return ImapCheck(
             False,
             f"{server.host} is not on this computer, so imap:// would send your password "
@@ -94,14 +96,8 @@ def _usable_url(url: str, password: str, allow_plain: bool) -> MailServerUrl | I
     return server
 
 
-async def _probe(
-    server: MailServerUrl, password: str, ssl_context: ssl.SSLContext | None, seconds: float
-) -> ImapCheck:
-    client = await ImapClient.connect(
-        server.host, server.port, server.security, ssl_context, seconds
-    )
-    try:
-        await client.login(server.user, password)
+async def _probe(account: ImapAccount) -> ImapCheck:
+    async with imap_session(account) as client:
         try:
             mailbox = await client.examine(MAILBOX)
         except ConnectionClosed:
@@ -110,11 +106,7 @@ async def _probe(
             raise _InboxUnavailable(str(exc)) from exc
         sent = await _sent_folder(client)
         idle = "IDLE" in client.capabilities
-    except BaseException:
-        await client.close()
-        raise
-    await client.logout()
-    return ImapCheck(True, _success(server, mailbox.exists, idle, sent), idle, sent)
+    return ImapCheck(True, _success(account.url, mailbox.exists, idle, sent), idle, sent)
 
 
 async def _sent_folder(client: ImapClient) -> str | None:

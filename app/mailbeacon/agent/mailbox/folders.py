@@ -12,7 +12,8 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from mailbeacon.agent.mailbox.imap_client import ImapClient, ListedMailbox
+from mailbeacon.agent.mailbox.imap_client import ImapClient
+from mailbeacon.agent.mailbox.imap_parse import ListedMailbox
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ A reply to an email the rep sent through MailBeacon (matched by In-Reply-To and
 References) is recorded as a ``reply`` event on that email and on the contact
 who wrote it (by From: someone else on the thread counts too), moves the
 contact's last reply/engagement, records an inferred open when the email had no
-human open yet (DESIGN rule 6), is logged with its body and attachments when
+human open yet (docs/rules.md, rule 6), is logged with its body and attachments when
 the original was logged, and notifies the rep once.
 
 An automatic reply (out of office) is recorded as a ``reply`` with verdict
@@ -68,7 +68,7 @@ SNIPPET = 140
 
 
 class IncomingMail(Protocol):
-    """A message from the inbox (``imap_watch.IncomingMessage`` is one)."""
+    """A message from the inbox (``watch.IncomingMessage`` is one)."""
 
     @property
     def header(self) -> bytes:

@@ -24,7 +24,6 @@ already recorded from being recorded twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -36,15 +35,19 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from mailbeacon.agent.mailbox.imap_client import (
-    AuthenticationFailed,
-    ConnectionClosed,
-    ImapClient,
-    ImapError,
-    Mailbox,
-    Value,
+from mailbeacon.agent.mailbox.background import stop_gracefully, wait_or_timeout
+from mailbeacon.agent.mailbox.imap_client import ConnectionClosed, ImapClient, ImapError, Mailbox
+from mailbeacon.agent.mailbox.imap_parse import Value
+from mailbeacon.agent.mailbox.session import (
+    ImapAccount,
+    SessionFailure,
+    Trouble,
+    account_url,
+    describe_failure,
+    imap_session,
 )
-from mailbeacon.agent.settings.kinds import MailServerUrl, SettingError, is_loopback, parse_mail_url
+from mailbeacon.agent.settings.kinds import MailServerUrl
+from mailbeacon.core.backoff import Backoff, Retry
 from mailbeacon.core.durable import atomic_write
 
 log = logging.getLogger(__name__)
@@ -96,6 +99,11 @@ class WatcherConfig:
     connect_seconds: float = 30.0
     recovery_limit: int = 500
     recovery_margin_seconds: float = 15 * 60
+
+    @property
+    def backoff(self) -> Backoff:
+        """Waits between failed connections: doubling, spread ±20% (rule in core.backoff)."""
+        return Backoff(first=self.backoff_initial, cap=self.backoff_max, jitter=0.2)
 
 
 @dataclass(slots=True)
@@ -172,10 +180,6 @@ class _Stopping(Exception):
     """stop() was called while a message was being handled; it is done now."""
 
 
-class CannotLogIn(Exception):
-    """Not a server problem: plain IMAP refused, or the password cannot be read."""
-
-
 class ImapWatcher:
     """Watches one mailbox; ``start()``/``stop()``, or ``await run()`` in a task of your own."""
 
@@ -194,13 +198,13 @@ class ImapWatcher:
     ) -> None:
         """``password`` is called (in a worker thread) on each login: a keyring read."""
         self.url = url
-        self._password = password
+        self.config = config or WatcherConfig()
+        self._account = ImapAccount(
+            url, password, allow_plain, ssl_context, self.config.connect_seconds
+        )
         self._state_file = StateFile(state_path)
         self._handler = handler
         self._on_status = on_status
-        self._allow_plain = allow_plain
-        self._ssl_context = ssl_context
-        self.config = config or WatcherConfig()
         self._clock = clock
         self.status = ImapStatus(ImapState.STOPPED)
         self.stats = WatcherStats()
@@ -235,16 +239,13 @@ class ImapWatcher:
         ``grace_seconds``), so a restart does not fetch it again.
         """
         task, self._task = self._task, None
-        if task is not None:
-            self._stopping = True
-            if self._busy:
-                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                    await asyncio.wait_for(asyncio.shield(task), grace_seconds)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        try:
+            if task is not None:
+                self._stopping = True
+                await stop_gracefully(task, lambda: self._busy, grace_seconds)
+        finally:
             self._stopping = False
-        self._set_status(ImapStatus(ImapState.STOPPED))
+            self._set_status(ImapStatus(ImapState.STOPPED))
 
     def retry_now(self) -> None:
         """Cut a wait short (the rep changed the password, or the network came back)."""
@@ -253,7 +254,7 @@ class ImapWatcher:
     async def run(self) -> None:
         """Connect, catch up, wait for news; reconnect with backoff. Runs until cancelled."""
         loop = asyncio.get_running_loop()
-        delay = self.config.backoff_initial
+        retry = Retry(self.config.backoff, random.random)
         while True:
             self._wake.clear()
             self._reached_at = None
@@ -261,91 +262,63 @@ class ImapWatcher:
                 await self._session()
             except _Stopping:
                 return
-            except AuthenticationFailed as exc:
-                self._set_status(ImapStatus(ImapState.WRONG_PASSWORD, wrong_password_message(exc)))
-                await self._pause(self.config.auth_retry_seconds)
-                continue
-            except CannotLogIn as exc:
-                self._set_status(ImapStatus(ImapState.ERROR, str(exc)))
-                await self._pause(self.config.auth_retry_seconds)
-                continue
-            except ssl.SSLError as exc:
-                self._set_status(ImapStatus(ImapState.ERROR, f"secure connection failed: {exc}"))
-            except (OSError, TimeoutError, ConnectionClosed) as exc:
-                if self._opened() is not None:
-                    # A dropped connection is a problem only if connecting again fails.
-                    log.info("IMAP connection lost (%s); reconnecting", exc)
-                    self._set_status(ImapStatus(ImapState.CONNECTING, "reconnecting"))
-                else:
-                    self._set_status(
-                        ImapStatus(ImapState.UNREACHABLE, unreachable_message(self.url, exc))
-                    )
-            except ImapError as exc:
-                self._set_status(ImapStatus(ImapState.ERROR, str(exc)))
-            except Exception as exc:  # a bug must not end reply watching for good
-                log.exception("the IMAP watcher failed")
-                self._set_status(ImapStatus(ImapState.ERROR, f"internal error: {exc}"))
+            except Exception as exc:  # a bug too must not end reply watching for good
+                failure = describe_failure(exc, self.url)
+                if failure.trouble is Trouble.BUG:
+                    log.exception("the IMAP watcher failed")
+                if self._report(failure, exc):
+                    await self._pause(self.config.auth_retry_seconds)
+                    continue
             # A session that worked for a while starts the backoff afresh; one that
             # fails right after logging in keeps backing off.
             opened = self._opened()
             if opened is not None and loop.time() - opened > 60:
-                delay = self.config.backoff_initial
-            await self._pause(delay * (0.8 + 0.4 * random.random()))
-            delay = min(self.config.backoff_max, delay * 2)
+                retry.reset()
+            await self._pause(retry.next_delay())
+
+    def _report(self, failure: SessionFailure, exc: Exception) -> bool:
+        """Say what ended the session; True when only the rep can put it right."""
+        if failure.trouble is Trouble.UNREACHABLE and self._opened() is not None:
+            # A dropped connection is a problem only if connecting again fails.
+            log.info("IMAP connection lost (%s); reconnecting", exc)
+            self._set_status(ImapStatus(ImapState.CONNECTING, "reconnecting"))
+            return False
+        state = {
+            Trouble.WRONG_PASSWORD: ImapState.WRONG_PASSWORD,
+            Trouble.UNREACHABLE: ImapState.UNREACHABLE,
+        }.get(failure.trouble, ImapState.ERROR)
+        self._set_status(ImapStatus(state, failure.detail))
+        return failure.trouble.needs_the_rep
 
     def _opened(self) -> float | None:
         """When the current session opened the mailbox (None: it did not get so far)."""
         return self._reached_at
 
     async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+        await wait_or_timeout(self._wake, seconds)
 
     # ------------------------------------------------------------ one session
 
     async def _session(self) -> None:
         """One connection, until it fails (it always ends by raising)."""
         self._set_status(ImapStatus(ImapState.CONNECTING))
-        self._check_plain()
-        try:
-            password = await asyncio.to_thread(self._password)
-        except Exception as exc:  # e.g. the keyring is locked; its message says what to do
-            raise CannotLogIn(f"the IMAP password cannot be read: {exc}") from exc
-        if not password:
-            raise AuthenticationFailed("no IMAP password is set")
-        client = await ImapClient.connect(
-            self.url.host,
-            self.url.port,
-            self.url.security,
-            self._ssl_context,
-            self.config.connect_seconds,
-        )
-        self._client = client
-        try:
-            await client.login(self.url.user, password)
-            mailbox = await client.examine(self.config.mailbox)
-            self._reached_at = asyncio.get_running_loop().time()
-            self.stats.sessions += 1
-            push = self.config.use_idle and "IDLE" in client.capabilities
-            self._set_status(ImapStatus(ImapState.CONNECTED, push=push))
-            log.info(
-                "watching %s for replies (%s)", self.account, "IDLE" if push else "polling"
-            )
-            await self._begin(client, mailbox)
-            await self._watch(client, push)
-        finally:
-            self._client = None
-            self.waiting.clear()
-            await client.close()
+        async with imap_session(self._account) as client:
+            self._client = client
+            try:
+                await self._watch_session(client)
+            finally:
+                self._client = None
+                self.waiting.clear()
 
-    def _check_plain(self) -> None:
-        if self.url.security == "none" and not (
-            self._allow_plain or is_loopback(self.url.host)
-        ):
-            raise CannotLogIn(
-                f"{self.url.host} would receive your password unencrypted; use "
-                "imaps:// or imap+starttls://, or set imap.allow_plain"
-            )
+    async def _watch_session(self, client: ImapClient) -> None:
+        mailbox = await client.examine(self.config.mailbox)
+        self._reached_at = asyncio.get_running_loop().time()
+        self.stats.sessions += 1
+        push = self.config.use_idle and "IDLE" in client.capabilities
+        self._set_status(ImapStatus(ImapState.CONNECTED, push=push))
+        log.info("watching %s for replies (%s)", self.account, "IDLE" if push else "polling")
+        await self._begin(client, mailbox)
+        await self._watch(client, push)
 
     async def _begin(self, client: ImapClient, mailbox: Mailbox) -> None:
         """Where to start: the saved point, or (first start, new mailbox) UIDNEXT."""
@@ -421,8 +394,7 @@ class ImapWatcher:
             await self._begin(client, mailbox)
 
     async def _poll_wait(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self.config.poll_seconds)
+        await wait_or_timeout(self._wake, self.config.poll_seconds)
         self._wake.clear()
 
     async def _catch_up(self, client: ImapClient) -> None:
@@ -529,19 +501,6 @@ def _internaldate(value: Value) -> datetime | None:
         return None
 
 
-def wrong_password_message(exc: Exception) -> str:
-    """What the rep reads when the IMAP login failed."""
-    if "no IMAP password" in str(exc):
-        return "no IMAP password is set; enter it in Settings (imap.password)"
-    return f"the mail server refused the IMAP user name or password ({exc})"
-
-
-def unreachable_message(url: MailServerUrl, exc: BaseException) -> str:
-    """What the rep reads when the IMAP server cannot be reached."""
-    why = str(exc) or type(exc).__name__
-    return f"cannot reach the mail server {url.host}:{url.port} ({why})"
-
-
 def build_watcher(
     imap_url: str,
     allow_plain: bool,
@@ -557,11 +516,8 @@ def build_watcher(
     """
     if not imap_url.strip():
         return None
-    url = parse_mail_url(imap_url, "imap")
-    if not url.user:
-        raise SettingError(f"put the IMAP user name in the URL, like imaps://you@{url.host}")
     return ImapWatcher(
-        url,
+        account_url(imap_url),
         password,
         data_dir / STATE_FILE,
         handler,

@@ -1,4 +1,4 @@
-"""What the agent tells the rep: notification records (DESIGN 3.4) and agent status."""
+"""What the agent tells the rep: notification records (docs/interfaces.md) and agent status."""
 
 from __future__ import annotations
 

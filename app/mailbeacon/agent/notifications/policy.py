@@ -1,7 +1,7 @@
 """The notification policy: which stream events the rep hears about, and how.
 
 Every event is stored with its verdict; only events that count as a person's
-(DESIGN rule 5) may notify, each at most once, after a settle window in which a
+(docs/rules.md rule 5) may notify, each at most once, after a settle window in which a
 ``revise`` can still withdraw it. Repeated opens within a window notify once
 (rule 7), inferred opens travel with their click (rule 6), anonymous events say
 "Someone" and leave contacts alone (rules 8, 9), and bursts or backlog become
@@ -30,7 +30,8 @@ from mailbeacon.agent.records.model import (
 )
 from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.settings.store import Settings
-from mailbeacon.core.events import Revision, ServerEvent
+from mailbeacon.core.events import EventType, Revision, ServerEvent, Verdict
+from mailbeacon.core.ipranges import TRUNCATED_V4_PREFIX, TRUNCATED_V6_PREFIX, parse_ip
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +53,17 @@ class PolicyConfig:
     flood_window_seconds: float = 10.0
 
     def hides(self, contact: Contact | None) -> bool:
-        """Whether privacy makes an event of ``contact`` anonymous (DESIGN rule 8)."""
+        """Whether privacy makes an event of ``contact`` anonymous (docs/rules.md rule 8)."""
         return self.privacy_enabled and not (contact and contact.lawful_basis)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PolicyConfig:
         """The policy the rep configured."""
         n = settings.notify
-        kinds = {"summary"}
-        for kind, on in (("open", n.opens), ("click", n.clicks), ("reply", n.replies),
-                         ("delivery_failed", n.delivery_failures)):
+        kinds: set[str] = {NotificationType.SUMMARY}
+        for kind, on in ((NotificationType.OPEN, n.opens), (NotificationType.CLICK, n.clicks),
+                         (NotificationType.REPLY, n.replies),
+                         (NotificationType.DELIVERY_FAILED, n.delivery_failures)):
             if on:
                 kinds.add(kind)
         paused = None
@@ -114,14 +116,11 @@ def _ts(at: str) -> float:
 
 def network_of(ip: str) -> str:
     """The network an address belongs to (/24 or /48), for "possibly forwarded"."""
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
+    addr = parse_ip(ip)
+    if addr is None:
         return ip
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-        addr = addr.ipv4_mapped
-    prefix = 24 if addr.version == 4 else 48
-    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
+    prefix = TRUNCATED_V4_PREFIX if addr.version == 4 else TRUNCATED_V6_PREFIX
+    return str(ipaddress.ip_network((addr, prefix), strict=False))
 
 
 class Notifier:
@@ -264,12 +263,12 @@ class Notifier:
     def _possibly_forwarded(
         self, event: ServerEvent, resolution: Resolution | None, contact: object
     ) -> bool:
-        if event.type != "open" or event.inferred or resolution is None or contact is None:
+        if event.type != EventType.OPEN or event.inferred or resolution is None or contact is None:
             return False
         earlier = self._store.activity(
             limit=50,
             filters=ActivityFilter(
-                types=("open",), verdicts=("human",), email_id=resolution.email.id,
+                types=(EventType.OPEN,), verdicts=(Verdict.HUMAN,), email_id=resolution.email.id,
                 contact=getattr(contact, "email", None),
             ),
         )
@@ -292,7 +291,7 @@ class Notifier:
         config: PolicyConfig,
     ) -> _Candidate | None:
         key = (resolution.email.id, None if anonymous else event.recipient)
-        if event.type == "open" and event.inferred:
+        if event.type == EventType.OPEN and event.inferred:
             # An inferred open is announced by the click that caused it.
             self._inferred.add(key)
             return None
@@ -304,7 +303,7 @@ class Notifier:
         self._last_seen[repeat_key] = now
         if len(self._last_seen) > _MAX_REMEMBERED:
             self._forget_before(now - config.repeat_window_seconds)
-        inferred = event.type == "click" and key in self._inferred
+        inferred = event.type == EventType.CLICK and key in self._inferred
         self._inferred.discard(key)
         if event.type not in config.kinds:
             return None
@@ -444,16 +443,16 @@ class Notifier:
         at = normalize_at(datetime.fromtimestamp(self._clock(), UTC))
         local_id = self._store.add_event(
             EventRecord(
-                type="delivery_failed",
+                type=EventType.DELIVERY_FAILED,
                 at=at,
                 email_id=email.id if email else None,
                 contact=recipients[0] if len(recipients) == 1 else None,
-                local_key=f"delivery_failed:{key}",
+                local_key=f"{EventType.DELIVERY_FAILED}:{key}",
                 reason=reply[:500],
                 details={"recipients": list(recipients)},
             )
         )
-        if local_id is None or "delivery_failed" not in self._config().kinds:
+        if local_id is None or NotificationType.DELIVERY_FAILED not in self._config().kinds:
             return
         subject = email.subject if email else ""
         self._send(

@@ -6,6 +6,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from mailbeacon.agent.records.model import Contact, EmailRecord
+from mailbeacon.core.events import EventType
 
 SOMEONE = "Someone"
 
@@ -51,7 +52,7 @@ def since_sending(email: EmailRecord, at: str) -> str:
 def title_for(kind: str, name: str, email: EmailRecord, url: str | None, inferred: bool) -> str:
     """The notification's title line."""
     subject = quoted(email.subject)
-    if kind == "click":
+    if kind == EventType.CLICK:
         verb = "opened and clicked" if inferred else "clicked"
         return f"{name} {verb} {link_label(url)} in {subject}"
     return f"{name} opened {subject}"
@@ -64,8 +65,8 @@ def body_for(parts: list[str]) -> str:
 
 def summary_title(counts: dict[str, int]) -> str:
     """One notification for many events ("7 opens and 2 clicks while you were away")."""
-    names = {"open": ("open", "opens"), "click": ("click", "clicks"),
-             "reply": ("reply", "replies")}
+    names = {EventType.OPEN: ("open", "opens"), EventType.CLICK: ("click", "clicks"),
+             EventType.REPLY: ("reply", "replies")}
     pieces = []
     for kind, (one, many) in names.items():
         n = counts.get(kind, 0)

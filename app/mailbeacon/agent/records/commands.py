@@ -1,7 +1,7 @@
 """Commands over the records store, the settings and the keyring.
 
 ``activity``, ``record EMAIL``, ``contact EMAIL`` and ``config get|set|list``
-(DESIGN 3.1). Exit codes: 0 done; 1 nothing found or the environment is in the
+(docs/interfaces.md). Exit codes: 0 done; 1 nothing found or the environment is in the
 way (damaged file, no keyring); 2 the input was refused (unknown key, bad value).
 Messages go to stderr, results to stdout.
 """

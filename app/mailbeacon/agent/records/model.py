@@ -12,10 +12,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from mailbeacon.core import events
+
 FIELDS = ("to", "cc", "bcc")
-EVENT_TYPES = ("open", "click", "reply", "delivery_failed")
-ENGAGEMENT_TYPES = ("open", "click", "reply")
-VERDICTS = ("human", "bot", "proxy", "self")
+# Plain text, not the enum members: these show in command-line choices and messages.
+EVENT_TYPES: tuple[str, ...] = tuple(t.value for t in events.EventType)
+ENGAGEMENT_TYPES: tuple[str, ...] = tuple(t.value for t in events.ENGAGEMENT_TYPES)
+VERDICTS: tuple[str, ...] = tuple(v.value for v in events.Verdict)
 
 
 def normalize_at(value: str | datetime) -> str:
@@ -99,7 +102,7 @@ class EventRecord:
     contact: str | None = None
     server_id: int | None = None
     local_key: str | None = None
-    verdict: str = "human"
+    verdict: str = events.Verdict.HUMAN
     reason: str = ""
     ip: str = ""
     user_agent: str = ""

@@ -34,9 +34,9 @@ from mailbeacon.agent.records.model import (
     SentEntry,
     normalize_at,
 )
+from mailbeacon.core.events import ENGAGEMENT_TYPES, HIT_TYPES, NOT_HUMAN, EventType, Verdict
 
-COUNTED_TYPES = ("open", "click", "reply")
-NOT_HUMAN = ("bot", "proxy", "self")
+COUNTED_TYPES = ENGAGEMENT_TYPES
 MAX_DAYS = 3700  # the chart's longest span (about ten years)
 SOMEONE = "Someone"
 
@@ -109,11 +109,12 @@ def read_report_data(source: ReportSource, period: Period) -> ReportData:
             if isinstance(entry, SentEntry) and period.contains(entry.email.sent_at):
                 emails.setdefault(entry.email.id, entry.email)
     since, until = period.since, period.until
-    events = source.activity(
-        None, 0, ActivityFilter(types=COUNTED_TYPES, verdicts=("human",), since=since, until=until)
+    counted = ActivityFilter(
+        types=COUNTED_TYPES, verdicts=(Verdict.HUMAN,), since=since, until=until
     )
+    events = source.activity(None, 0, counted)
     filtered = source.count_events(
-        ActivityFilter(types=("open", "click"), verdicts=NOT_HUMAN, since=since, until=until)
+        ActivityFilter(types=HIT_TYPES, verdicts=NOT_HUMAN, since=since, until=until)
     )
     ordered = sorted(emails.values(), key=lambda e: (e.sent_at, e.id), reverse=True)
     return ReportData(tuple(ordered), tuple(events), contacts, filtered)
@@ -207,17 +208,17 @@ class _Counter:
     def add(self, row: ActivityRow) -> None:
         event = row.event
         anonymous = event.anonymous or not event.contact
-        if event.type == "open":
+        if event.type == EventType.OPEN:
             self.opens += 1
             self.anonymous_opens += anonymous
             if not anonymous and event.contact:
                 self.openers.add(event.contact)
             if self.first_open is None or event.at < self.first_open:
                 self.first_open = event.at
-        elif event.type == "click":
+        elif event.type == EventType.CLICK:
             self.clicks += 1
             self.anonymous_clicks += anonymous
-        elif event.type == "reply":
+        elif event.type == EventType.REPLY:
             self.replies += 1
         if self.last is None or event.at > self.last:
             self.last = event.at
@@ -231,14 +232,14 @@ def build_report(data: ReportData, period: Period, today: date, tz: tzinfo | Non
     overall = _Counter()
     for row in data.events:
         event = row.event
-        if event.verdict != "human" or event.type not in COUNTED_TYPES:
+        if event.verdict != Verdict.HUMAN or event.type not in COUNTED_TYPES:
             continue  # a caller's data may hold more than read_report_data reads
         overall.add(row)
         if event.email_id is not None:
             per_email.setdefault(event.email_id, _Counter()).add(row)
         if event.contact and not event.anonymous:
             per_contact.setdefault(event.contact, _Counter()).add(row)
-        if event.type in ("open", "click"):
+        if event.type in HIT_TYPES:
             per_day.setdefault(local_day(event.at, tz), _Counter()).add(row)
 
     emails = tuple(

@@ -36,7 +36,10 @@ class Decision:
 
 
 def decide(message: IncomingMessage, settings: Settings) -> Decision:
-    """Per-message overrides (DESIGN 3.2) over the defaults from settings."""
+    """Per-message overrides over the defaults from settings.
+
+    The overrides: docs/interfaces.md#per-message-control-at-the-relay.
+    """
     track = settings.defaults.track if message.track_override is None else message.track_override
     log_ = settings.defaults.log if message.log_override is None else message.log_override
     return Decision(track, log_)

@@ -1,18 +1,12 @@
 """The durable outbox: accepted mail waits here, on disk, until the upstream takes it.
 
-Spool layout (under the profile's data dir, e.g. ``data/outbox``)::
-
-    tmp/<id>.eml      being written; anything here at start is an unfinished enqueue
-    queue/<id>.eml    one item: a header line (JSON: sender, recipients, meta) + the message
-    queue/<id>.json   its delivery state (attempts, next attempt, last error, who has it)
-    sent/<id>.eml     delivered to every recipient; on_delivered still to be called
-    failed/<id>.eml   kept after a permanent failure, with failed/<id>.json (the replies)
-
-Durability (DESIGN 5, "No mail lost"): :meth:`Outbox.enqueue` returns only once
+Durability (docs/promises.md#no-mail-lost): :meth:`Outbox.enqueue` returns only once
 the item is written, fsynced and renamed into ``queue/`` and the folder is
 fsynced, so a relay that answers 250 after it can be killed at any moment.
 Progress is recorded the same way: right after the upstream accepts a message
-it is renamed to ``sent/`` (fsynced) before anything else happens.
+it is renamed to ``sent/`` (fsynced) before anything else happens. The folders and
+their file operations are in :mod:`.outbox_spool`; the items, their state and the
+transport protocol in :mod:`.outbox_items` (re-exported here).
 
 The one remaining duplicate window: killed after the upstream answered 250 to
 DATA but before that rename reached the disk (one rename + fsync, about a
@@ -34,286 +28,62 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import heapq
-import itertools
-import json
 import logging
-import os
 import random
-import re
-import secrets
-import shutil
 import time
-from collections.abc import (
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterable,
-    Iterator,
-    Mapping,
-    Sequence,
-)
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any
+
+from mailbeacon.agent.sending.outbox_items import (
+    CHUNK,
+    MAX_HEADER_BYTES,
+    DeliveryError,
+    DeliveryFailure,
+    ItemState,
+    MessageBytes,
+    MessageFile,
+    MessageSource,
+    OnDelivered,
+    OnFailed,
+    OutboxItem,
+    QueuedItem,
+    RetryPolicy,
+    SendResult,
+    Transport,
+)
+from mailbeacon.agent.sending.outbox_spool import (
+    MAGIC,
+    SPACE_MARGIN,
+    Spool,
+    header_line,
+    unlink_quietly,
+)
+
+__all__ = [
+    "CHUNK",
+    "MAGIC",
+    "MAX_HEADER_BYTES",
+    "SPACE_MARGIN",
+    "DeliveryError",
+    "DeliveryFailure",
+    "ItemState",
+    "MessageBytes",
+    "MessageFile",
+    "MessageSource",
+    "OnDelivered",
+    "OnFailed",
+    "Outbox",
+    "OutboxItem",
+    "QueuedItem",
+    "RetryPolicy",
+    "SendResult",
+    "Transport",
+]
 
 log = logging.getLogger(__name__)
-
-MAGIC = b"MBQ1 "
-_NON_ASCII = re.compile(rb"[\x80-\xff]")
-# Room kept free beyond a message's own size (its header, state files, the records).
-SPACE_MARGIN = 1024 * 1024
-MAX_HEADER_BYTES = 16 * 1024 * 1024
-CHUNK = 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    """A message to deliver: envelope, bytes and free JSON-serialisable ``meta``.
-
-    ``data`` may be given as pieces in order (views of a larger buffer): they are
-    written one after another, never joined into a second copy in memory.
-    """
-
-    mail_from: str
-    recipients: tuple[str, ...]
-    data: bytes | tuple[bytes | memoryview, ...]
-    meta: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def pieces(self) -> tuple[bytes | memoryview, ...]:
-        """The message as pieces in order."""
-        return (self.data,) if isinstance(self.data, bytes) else self.data
-
-    @property
-    def size(self) -> int:
-        """Its length in bytes."""
-        return sum(len(piece) for piece in self.pieces)
-
-    @property
-    def eight_bit(self) -> bool:
-        """True if any byte is outside ASCII."""
-        return any(_NON_ASCII.search(piece) for piece in self.pieces)
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryFailure:
-    """Recipients the upstream refused for good, with its reply."""
-
-    recipients: tuple[str, ...]
-    code: int | None
-    reply: str
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class ItemState:
-    """Delivery progress of one item, persisted next to it."""
-
-    attempts: int = 0
-    next_attempt: float = 0.0
-    last_error: str = ""
-    first_refusal: float | None = None  # first temporary (4xx) answer, for giving up
-    delivered_to: tuple[str, ...] = ()
-    failures: tuple[DeliveryFailure, ...] = ()
-    delivered_notified: bool = False
-    failed_notified: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> ItemState:
-        """Read back what to_json wrote."""
-        failures = tuple(
-            DeliveryFailure(tuple(f["recipients"]), f["code"], f["reply"], f["at"])
-            for f in raw.get("failures", ())
-        )
-        return cls(
-            attempts=int(raw.get("attempts", 0)),
-            next_attempt=float(raw.get("next_attempt", 0.0)),
-            last_error=str(raw.get("last_error", "")),
-            first_refusal=None if raw.get("first_refusal") is None else float(raw["first_refusal"]),
-            delivered_to=tuple(raw.get("delivered_to", ())),
-            failures=failures,
-            delivered_notified=bool(raw.get("delivered_notified", False)),
-            failed_notified=bool(raw.get("failed_notified", False)),
-        )
-
-
-class MessageSource(Protocol):
-    """The bytes of one message, readable in pieces (a queued message is never loaded whole)."""
-
-    @property
-    def size(self) -> int:
-        """Length in bytes."""
-        ...
-
-    @property
-    def eight_bit(self) -> bool:
-        """True if any byte is outside ASCII (the upstream then wants BODY=8BITMIME)."""
-        ...
-
-    def chunks(self, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
-        """The message in order, ``chunk_size`` bytes at a time."""
-        ...
-
-    async def read(self) -> bytes:
-        """The whole message at once."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class MessageBytes:
-    """A message held in memory."""
-
-    data: bytes
-
-    @property
-    def size(self) -> int:
-        """Length in bytes."""
-        return len(self.data)
-
-    @property
-    def eight_bit(self) -> bool:
-        """True if any byte is outside ASCII."""
-        return not self.data.isascii()
-
-    async def chunks(self, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
-        """The message ``chunk_size`` bytes at a time."""
-        for start in range(0, len(self.data), chunk_size):
-            yield self.data[start : start + chunk_size]
-
-    async def read(self) -> bytes:
-        """The whole message."""
-        return self.data
-
-
-@dataclass(frozen=True, slots=True)
-class MessageFile:
-    """A queued message in its spool file, after the header line."""
-
-    path: Path
-    offset: int
-    size: int
-    eight_bit: bool = True
-
-    async def chunks(self, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
-        """The message ``chunk_size`` bytes at a time (file reads in a worker thread)."""
-        for start in range(0, self.size, chunk_size):
-            yield await asyncio.to_thread(self._read, start, min(chunk_size, self.size - start))
-
-    async def read(self) -> bytes:
-        """The whole message."""
-        return await asyncio.to_thread(self._read, 0, self.size)
-
-    def _read(self, start: int, length: int) -> bytes:
-        with self.path.open("rb") as stream:
-            stream.seek(self.offset + start)
-            return stream.read(length)
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedItem:
-    """An item in the spool, as callbacks and status views see it (message on disk)."""
-
-    id: str
-    mail_from: str
-    recipients: tuple[str, ...]
-    meta: Mapping[str, Any]
-    created: float
-    size: int
-    path: Path
-    state: ItemState = ItemState()
-    eight_bit: bool = True
-
-    @property
-    def pending(self) -> tuple[str, ...]:
-        """Recipients that have neither got the message nor failed for good."""
-        done = set(self.state.delivered_to)
-        for failure in self.state.failures:
-            done.update(failure.recipients)
-        return tuple(r for r in self.recipients if r not in done)
-
-    @property
-    def message(self) -> MessageFile:
-        """The message bytes, to read in chunks."""
-        offset = self.path.stat().st_size - self.size
-        return MessageFile(self.path, offset, self.size, self.eight_bit)
-
-    def read_data(self) -> bytes:
-        """The message bytes (blocking file read)."""
-        with self.path.open("rb") as stream:
-            stream.readline(MAX_HEADER_BYTES)
-            return stream.read()
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    """The upstream took the message for every recipient not in ``refused``."""
-
-    refused: Mapping[str, tuple[int, str]]
-    reply: str
-
-
-class DeliveryError(Exception):
-    """Sending failed for all recipients.
-
-    ``permanent``: a 5xx reply, retrying will not help. ``connection``: the
-    upstream is unreachable or broke off (or refused our login), so every item
-    waits, not just this one.
-    """
-
-    def __init__(
-        self,
-        reply: str,
-        *,
-        code: int | None = None,
-        permanent: bool = False,
-        connection: bool = False,
-    ) -> None:
-        super().__init__(reply)
-        self.reply = reply
-        self.code = code
-        self.permanent = permanent
-        self.connection = connection
-
-
-class Transport(Protocol):
-    """Where the outbox sends to (the upstream SMTP server)."""
-
-    async def send(
-        self, mail_from: str, recipients: Sequence[str], message: MessageSource
-    ) -> SendResult:
-        """Send one message; raise DeliveryError when no recipient took it."""
-        ...
-
-    async def close(self) -> None:
-        """Close any open connection."""
-        ...
-
-
-OnDelivered = Callable[[QueuedItem], Awaitable[None]]
-OnFailed = Callable[[QueuedItem, DeliveryFailure], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Capped exponential backoff with jitter, and when to give up."""
-
-    base: float = 30.0
-    factor: float = 2.0
-    cap: float = 3600.0
-    jitter: float = 0.2
-    give_up_after: float = 5 * 86400.0
-
-    def delay(self, attempts: int, rng: random.Random) -> float:
-        """Seconds to wait after the ``attempts``-th failed attempt (1-based)."""
-        raw = min(self.cap, self.base * self.factor ** max(0, attempts - 1))
-        spread = raw * self.jitter
-        return max(0.0, min(self.cap, raw + rng.uniform(-spread, spread)))
 
 
 class Outbox:
@@ -333,11 +103,7 @@ class Outbox:
         stop_timeout: float = 30.0,
     ) -> None:
         """``clock`` and ``sleep`` are injectable so tests can run retries in virtual time."""
-        self._root = spool_dir
-        self._tmp = spool_dir / "tmp"
-        self._queue = spool_dir / "queue"
-        self._sent = spool_dir / "sent"
-        self._failed = spool_dir / "failed"
+        self._spool = Spool(spool_dir)
         self._transport = transport
         self._on_delivered = on_delivered
         self._on_failed = on_failed
@@ -352,7 +118,6 @@ class Outbox:
         self._paused_until = 0.0
         self._connection_failures = 0
         self._blocked: str | None = None
-        self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._drained = asyncio.Event()
@@ -366,7 +131,7 @@ class Outbox:
         if self._worker is not None:
             return
         self._stopping = False
-        loaded = await asyncio.to_thread(self._recover)
+        loaded = await asyncio.to_thread(self._spool.recover)
         # The folder is the truth: what was enqueued before start() is on disk too.
         self._items.clear()
         self._ready.clear()
@@ -402,14 +167,7 @@ class Outbox:
         """Raise OSError (ENOSPC) unless the spool's disk has room for ``size`` bytes and a
         margin: checked before anything about a message is written, so a full disk
         refuses it whole instead of half-recording it."""
-        self._ensure_dirs()
-        free = (await asyncio.to_thread(shutil.disk_usage, self._root)).free
-        if free < size + SPACE_MARGIN:
-            raise OSError(
-                errno.ENOSPC,
-                f"not enough free disk space for the outbox in {self._root} "
-                f"({free} bytes free, {size + SPACE_MARGIN} needed)",
-            )
+        await asyncio.to_thread(self._spool.check_space, size)
 
     async def enqueue_many(self, items: Sequence[OutboxItem]) -> list[str]:
         """Write several items (e.g. per-recipient copies) durably, in one fsync batch."""
@@ -417,10 +175,10 @@ class Outbox:
         # A scan of every byte: off the event loop for a large message.
         eight_bit = await asyncio.to_thread(lambda: [item.eight_bit for item in items])
         prepared = [
-            (self._new_id(), self._header(item, now, wide), item)
+            (self._spool.new_id(), header_line(item, now, wide), item)
             for item, wide in zip(items, eight_bit, strict=True)
         ]
-        await asyncio.to_thread(self._write_new, prepared)
+        await asyncio.to_thread(self._spool.write_new, prepared)
         ids = []
         for (item_id, _, item), wide in zip(prepared, eight_bit, strict=True):
             queued = QueuedItem(
@@ -430,7 +188,7 @@ class Outbox:
                 meta=dict(item.meta),
                 created=now,
                 size=item.size,
-                path=self._queue / f"{item_id}.eml",
+                path=self._spool.queue / f"{item_id}.eml",
                 eight_bit=wide,
             )
             self._items[item_id] = queued
@@ -452,12 +210,7 @@ class Outbox:
 
     def failed(self) -> list[QueuedItem]:
         """Items kept after a permanent failure, oldest first (reads the folder)."""
-        items = []
-        for path in sorted(self._failed.glob("*.eml")):
-            item = self._load(path, path.with_suffix(".json"))
-            if item is not None:
-                items.append(item)
-        return items
+        return self._spool.failed()
 
     def retry_now(self) -> None:
         """Try every waiting item now (the rep's "Retry now")."""
@@ -472,13 +225,13 @@ class Outbox:
 
     async def retry_failed(self, item_id: str) -> None:
         """Put a failed item back into the queue for the recipients that failed."""
-        path = self._failed / f"{item_id}.eml"
-        item = await asyncio.to_thread(self._load, path, path.with_suffix(".json"))
+        path = self._spool.failed_dir / f"{item_id}.eml"
+        item = await asyncio.to_thread(self._spool.load, path, path.with_suffix(".json"))
         if item is None:
             raise KeyError(item_id)
         state = ItemState(delivered_to=item.state.delivered_to)
-        target = self._queue / path.name
-        await asyncio.to_thread(self._requeue, item, state, target)
+        target = self._spool.queue / path.name
+        await asyncio.to_thread(self._spool.requeue, item, state, target)
         queued = replace(item, path=target, state=state)
         self._items[item_id] = queued
         self._drained.clear()
@@ -660,7 +413,8 @@ class Outbox:
 
     async def _save_state(self, item: QueuedItem, state: ItemState) -> None:
         updated = replace(item, state=state)
-        await asyncio.to_thread(self._write_json, self._queue / f"{item.id}.json", state.to_json())
+        path = self._spool.queue / f"{item.id}.json"
+        await asyncio.to_thread(self._spool.write_state, path, state)
         self._items[item.id] = updated
         self._schedule(updated)
 
@@ -675,15 +429,15 @@ class Outbox:
 
     async def _settle(self, item: QueuedItem) -> None:
         if not item.state.failures:
-            sent = self._sent / item.path.name
-            await asyncio.to_thread(self._move, item.path, sent, remove_state=True)
+            sent = self._spool.sent / item.path.name
+            await asyncio.to_thread(self._spool.move, item.path, sent, remove_state=True)
             item = replace(item, path=sent)
             log.info("outbox: %s delivered to %d recipient(s)", item.id, len(item.recipients))
             await self._call_delivered(item)
-            await asyncio.to_thread(_unlink, sent)
+            await asyncio.to_thread(unlink_quietly, sent)
             return
-        kept = self._failed / item.path.name
-        await asyncio.to_thread(self._move_failed, item, kept)
+        kept = self._spool.failed_dir / item.path.name
+        await asyncio.to_thread(self._spool.move_failed, item, kept)
         item = replace(item, path=kept)
         await self._notify_failed(item)
 
@@ -697,17 +451,15 @@ class Outbox:
             await self._call_delivered(replace(item, state=state))
             state = replace(state, delivered_notified=True)
         if state != item.state:
-            await asyncio.to_thread(
-                self._write_json, item.path.with_suffix(".json"), state.to_json()
-            )
+            await asyncio.to_thread(self._spool.write_state, item.path.with_suffix(".json"), state)
 
     async def _notify_recovered(self) -> None:
         """Run callbacks that a killed process did not get to run."""
-        for path in sorted(self._sent.glob("*.eml")):
-            item = await asyncio.to_thread(self._load, path, None)
+        for path in sorted(self._spool.sent.glob("*.eml")):
+            item = await asyncio.to_thread(self._spool.load, path, None)
             if item is not None:
                 await self._call_delivered(item)
-            await asyncio.to_thread(_unlink, path)
+            await asyncio.to_thread(unlink_quietly, path)
         for item in await asyncio.to_thread(self.failed):
             if not (
                 item.state.failed_notified
@@ -731,126 +483,6 @@ class Outbox:
         except Exception:
             log.exception("outbox: on_failed failed for %s", item.id)
 
-    # -- files (blocking; run in a worker thread) ---------------------------------
-
-    def _new_id(self) -> str:
-        return f"{time.time_ns():019d}-{next(self._seq) % 1000000:06d}-{secrets.token_hex(3)}"
-
-    @staticmethod
-    def _header(item: OutboxItem, now: float, eight_bit: bool) -> bytes:
-        header = {
-            "mail_from": item.mail_from,
-            "recipients": list(item.recipients),
-            "meta": dict(item.meta),
-            "created": now,
-            "eight_bit": eight_bit,
-        }
-        line = json.dumps(header, ensure_ascii=True, separators=(",", ":"))
-        return MAGIC + line.encode("ascii") + b"\n"
-
-    def _ensure_dirs(self) -> None:
-        for folder in (self._root, self._tmp, self._queue, self._sent, self._failed):
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-
-    def _write_new(self, prepared: Iterable[tuple[str, bytes, OutboxItem]]) -> None:
-        self._ensure_dirs()
-        written = []
-        for item_id, header, item in prepared:
-            tmp = self._tmp / f"{item_id}.eml"
-            with _exclusive(tmp) as stream:
-                stream.write(header)
-                for piece in item.pieces:
-                    stream.write(piece)
-                stream.flush()
-                os.fsync(stream.fileno())
-            written.append((tmp, self._queue / tmp.name))
-        moved: list[Path] = []
-        try:
-            for tmp, final in written:
-                os.replace(tmp, final)
-                moved.append(final)
-            _fsync_dir(self._queue)
-        except BaseException:
-            # The caller answers 451: nothing of this batch may be sent later.
-            for path in moved + [tmp for tmp, _final in written]:
-                _unlink(path)
-            raise
-
-    def _write_json(self, path: Path, content: Mapping[str, Any]) -> None:
-        tmp = self._tmp / f"{path.name}.{secrets.token_hex(4)}"
-        with _exclusive(tmp) as stream:
-            stream.write(json.dumps(content).encode("utf-8"))
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-
-    def _move(self, source: Path, target: Path, *, remove_state: bool) -> None:
-        os.replace(source, target)
-        _fsync_dir(target.parent)
-        _fsync_dir(source.parent)
-        if remove_state:
-            _unlink(source.with_suffix(".json"))
-
-    def _move_failed(self, item: QueuedItem, kept: Path) -> None:
-        self._write_json(kept.with_suffix(".json"), item.state.to_json())
-        self._move(item.path, kept, remove_state=True)
-
-    def _requeue(self, item: QueuedItem, state: ItemState, target: Path) -> None:
-        self._write_json(target.with_suffix(".json"), state.to_json())
-        self._move(item.path, target, remove_state=False)
-        _unlink(item.path.with_suffix(".json"))
-
-    def _recover(self) -> list[QueuedItem]:
-        """Clean up after a crash and load the queue."""
-        self._ensure_dirs()
-        for stale in self._tmp.iterdir():
-            _unlink(stale)
-        items = []
-        for path in sorted(self._queue.glob("*.eml")):
-            item = self._load(path, path.with_suffix(".json"))
-            if item is None:
-                self._quarantine(path)
-                continue
-            items.append(item)
-        for state in self._queue.glob("*.json"):
-            if not state.with_suffix(".eml").exists():
-                _unlink(state)
-        return items
-
-    def _load(self, path: Path, state_path: Path | None) -> QueuedItem | None:
-        try:
-            with path.open("rb") as stream:
-                line = stream.readline(MAX_HEADER_BYTES)
-                size = os.fstat(stream.fileno()).st_size - len(line)
-            if not line.startswith(MAGIC) or not line.endswith(b"\n"):
-                raise ValueError("no MailBeacon queue header")
-            header = json.loads(line[len(MAGIC) :])
-            state = ItemState()
-            if state_path is not None and state_path.exists():
-                state = ItemState.from_json(json.loads(state_path.read_bytes()))
-            return QueuedItem(
-                id=path.stem,
-                mail_from=str(header["mail_from"]),
-                recipients=tuple(header["recipients"]),
-                meta=header.get("meta", {}),
-                created=float(header["created"]),
-                size=size,
-                path=path,
-                state=state,
-                eight_bit=bool(header.get("eight_bit", True)),
-            )
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            log.error("outbox: cannot read queued item %s: %s", path.name, error)
-            return None
-
-    def _quarantine(self, path: Path) -> None:
-        """An unreadable item is kept aside, never deleted and never retried forever."""
-        target = self._root / "damaged" / path.name
-        target.parent.mkdir(mode=0o700, exist_ok=True)
-        os.replace(path, target)
-        log.error("outbox: moved unreadable item to %s", target)
-
 
 def _group_failures(
     refused: Mapping[str, tuple[int, str]], now: float
@@ -866,22 +498,3 @@ def _group_failures(
 def _gave_up(temporary: Mapping[str, tuple[int, str]]) -> dict[str, tuple[int, str]]:
     return {r: (code, f"gave up retrying: {text}") for r, (code, text) in temporary.items()}
 
-
-@contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[BinaryIO]:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as stream:
-        yield stream
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _unlink(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()

@@ -4,8 +4,8 @@ The relay listens on loopback, requires SMTP AUTH (user ``mailbeacon`` and the
 relay password), applies the per-message control channel (:mod:`mailbeacon.core.control`)
 and hands each message to an injected ``accept`` coroutine, which rewrites it
 and queues it durably. Only when ``accept`` returns does the client get
-``250``; if it fails, the client gets ``451`` and keeps the message (DESIGN 5,
-"No mail lost").
+``250``; if it fails, the client gets ``451`` and keeps the message
+(docs/promises.md#no-mail-lost).
 
 It runs on the caller's asyncio loop (no thread), using aiosmtpd's protocol
 with its handler hooks. DATA is read into one growing buffer instead of
@@ -27,7 +27,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
-from mailbeacon.agent.settings.kinds import is_loopback
+from mailbeacon.agent.settings.mail_urls import is_loopback
 from mailbeacon.core.control import control_of, decide, is_control_address
 
 log = logging.getLogger(__name__)

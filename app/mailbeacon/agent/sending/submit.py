@@ -22,7 +22,10 @@ class SubmitError(RuntimeError):
 
 
 def with_controls(message: IncomingMessage) -> bytes:
-    """The message bytes with the per-message control headers (DESIGN 3.2) in front."""
+    """The message bytes with the per-message control headers in front.
+
+    The headers: docs/interfaces.md#per-message-control-at-the-relay.
+    """
     lines = []
     for header, value in ((TRACK_HEADER, message.track_override),
                           (LOG_HEADER, message.log_override)):

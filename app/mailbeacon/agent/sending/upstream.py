@@ -10,7 +10,8 @@
 
 User and password come from an injected credentials source (the agent passes
 the keyring or ``MAILBEACON_UPSTREAM_USER``/``_PASSWORD``); a user name in the
-URL is used when the source has none. Passwords never go in URLs.
+URL is used when the source has none. Passwords never go in URLs. The URL itself
+is parsed in :mod:`mailbeacon.agent.settings.mail_urls` (re-exported here).
 """
 
 from __future__ import annotations
@@ -24,43 +25,38 @@ import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
-from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
-from mailbeacon.agent.sending.outbox import DeliveryError, MessageBytes, MessageSource, SendResult
-from mailbeacon.agent.settings.kinds import is_loopback
+from mailbeacon.agent.sending.outbox_items import (
+    DeliveryError,
+    MessageBytes,
+    MessageSource,
+    SendResult,
+)
+from mailbeacon.agent.settings.mail_urls import (
+    Security,
+    UpstreamConfigError,
+    UpstreamURL,
+    parse_upstream,
+)
+
+__all__ = [
+    "Credentials",
+    "CredentialsSource",
+    "DotStuffer",
+    "Security",
+    "Upstream",
+    "UpstreamCheck",
+    "UpstreamConfigError",
+    "UpstreamURL",
+    "parse_upstream",
+]
 
 log = logging.getLogger(__name__)
 
-Security = Literal["tls", "starttls", "plain"]
-_SCHEMES: dict[str, tuple[Security, int]] = {
-    "smtps": ("tls", 465),
-    "smtp+starttls": ("starttls", 587),
-    "smtp": ("plain", 25),
-}
 _AUTH_CODES = frozenset({530, 534, 535, 538})
 _LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
-
-
-class UpstreamConfigError(ValueError):
-    """The upstream URL or settings are unusable; the message says how to fix them."""
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamURL:
-    """A parsed ``--upstream`` URL."""
-
-    security: Security
-    host: str
-    port: int
-    user: str | None = None
-
-    def __str__(self) -> str:
-        scheme = {"tls": "smtps", "starttls": "smtp+starttls", "plain": "smtp"}[self.security]
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{scheme}://{host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,38 +78,13 @@ class UpstreamCheck:
     message: str
 
 
-def parse_upstream(url: str, *, allow_plain: bool = False) -> UpstreamURL:
-    """Parse and check an ``--upstream`` URL; UpstreamConfigError with a clear message."""
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError as error:
-        raise UpstreamConfigError(f"The upstream URL {url!r} is not valid: {error}.") from error
-    scheme = parts.scheme.lower()
-    if scheme not in _SCHEMES:
-        raise UpstreamConfigError(
-            f"The upstream URL {url!r} must start with smtps://, smtp+starttls:// or smtp://."
-        )
-    if not parts.hostname:
-        raise UpstreamConfigError(f"The upstream URL {url!r} names no server.")
-    if parts.password is not None:
-        raise UpstreamConfigError(
-            "Do not put the upstream password in the URL: it would end up in settings and "
-            "logs. Store it in the keyring (settings dialog) or MAILBEACON_UPSTREAM_PASSWORD."
-        )
-    if (parts.path not in ("", "/")) or parts.query or parts.fragment:
-        raise UpstreamConfigError(f"The upstream URL {url!r} has extra parts after host:port.")
-    security, default_port = _SCHEMES[scheme]
-    host = parts.hostname
-    if security == "plain" and not allow_plain and not is_loopback(host):
-        raise UpstreamConfigError(
-            f"smtp://{host} would send your password and mail unencrypted over the network. "
-            f"Use smtps://{host} or smtp+starttls://{host}, or, if this server really is "
-            "on a trusted local network, allow it with "
-            "`mailbeacon config set upstream.allow_plain true`."
-        )
-    user = unquote(parts.username) if parts.username else None
-    return UpstreamURL(security, host, port or default_port, user)
+@dataclass(frozen=True, slots=True)
+class _Mail:
+    """One message to send: its envelope and its bytes."""
+
+    mail_from: str
+    recipients: Sequence[str]
+    message: MessageSource
 
 
 class Upstream:
@@ -160,11 +131,12 @@ class Upstream:
     ) -> SendResult:
         """Send one message; DeliveryError when no recipient took it."""
         source = MessageBytes(message) if isinstance(message, bytes) else message
+        mail = _Mail(mail_from, recipients, source)
         async with self._lock:
             reused = self._client is not None and self._fresh()
             client = await self._client_for_send()
             try:
-                return await self._transaction(client, mail_from, recipients, source)
+                return await self._transaction(client, mail)
             except aiosmtplib.SMTPServerDisconnected:
                 await self._drop()
                 if not reused:
@@ -174,7 +146,7 @@ class Upstream:
             # A reused connection the server had closed while idle: once more, fresh.
             client = await self._client_for_send()
             try:
-                return await self._transaction(client, mail_from, recipients, source)
+                return await self._transaction(client, mail)
             except aiosmtplib.SMTPServerDisconnected:
                 await self._drop()
                 raise DeliveryError(f"{self._url} closed the connection", connection=True) from None
@@ -202,16 +174,10 @@ class Upstream:
         if client is not None:
             await _discard(client)
 
-    async def _transaction(
-        self,
-        client: aiosmtplib.SMTP,
-        mail_from: str,
-        recipients: Sequence[str],
-        message: MessageSource,
-    ) -> SendResult:
+    async def _transaction(self, client: aiosmtplib.SMTP, mail: _Mail) -> SendResult:
         """MAIL, RCPT, DATA; maps the upstream's answers to SendResult or DeliveryError."""
         try:
-            result = await self._envelope_and_data(client, mail_from, recipients, message)
+            result = await self._envelope_and_data(client, mail)
         except aiosmtplib.SMTPServerDisconnected:
             raise
         except aiosmtplib.SMTPResponseException as error:
@@ -239,13 +205,8 @@ class Upstream:
         self._last_used = self._clock()
         return result
 
-    async def _envelope_and_data(
-        self,
-        client: aiosmtplib.SMTP,
-        mail_from: str,
-        recipients: Sequence[str],
-        message: MessageSource,
-    ) -> SendResult:
+    async def _envelope_and_data(self, client: aiosmtplib.SMTP, mail: _Mail) -> SendResult:
+        mail_from, recipients, message = mail.mail_from, mail.recipients, mail.message
         utf8 = not all(a.isascii() for a in (mail_from, *recipients))
         encoding = "utf-8" if utf8 else "ascii"
         if utf8 and not client.supports_extension("smtputf8"):

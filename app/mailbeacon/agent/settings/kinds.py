@@ -1,17 +1,45 @@
-"""Setting values: how each kind of setting is parsed from text, checked and shown,
-and the parsers for the addresses and URLs settings hold."""
+"""Setting values: how each kind of setting is parsed from text, checked and shown.
+
+The parsers for the hosts and mail server URLs that settings hold are in
+:mod:`.mail_urls`; their names (and :class:`SettingError`) stay importable from here.
+"""
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
+from mailbeacon.agent.settings.mail_urls import (
+    MailServerUrl,
+    SettingError,
+    check_host,
+    is_loopback,
+    parse_host_port,
+    parse_mail_url,
+    protocol_key,
+)
 
-class SettingError(ValueError):
-    """A key or value the settings do not accept; the message says why."""
+__all__ = [
+    "BoolKind",
+    "ChoiceKind",
+    "FloatKind",
+    "HostKind",
+    "HostPortKind",
+    "HttpUrlKind",
+    "IntKind",
+    "Kind",
+    "MailServerUrl",
+    "MailUrlKind",
+    "NameKind",
+    "SettingError",
+    "TimestampKind",
+    "is_loopback",
+    "parse_host_port",
+    "parse_mail_url",
+    "protocol_key",
+]
 
 
 # ---------------------------------------------------------------- value kinds
@@ -190,7 +218,7 @@ class HostKind(Kind):
 
     def check(self, value: Any) -> str:
         host = str(value)
-        _check_host(host)
+        check_host(host)
         if self.loopback_only and not is_loopback(host):
             raise SettingError(
                 f"must be a loopback address (127.0.0.1, ::1 or localhost), not {host!r}: "
@@ -270,113 +298,3 @@ class TimestampKind(Kind):
 
     def describe(self) -> str:
         return "ISO 8601 time with zone, or empty"
-
-
-# ---------------------------------------------------------------- parsing helpers
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses of this machine only (127.0.0.0/8, ::1, localhost)."""
-    name = host.strip("[]").rstrip(".").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_host(host: str) -> None:
-    if not host:
-        raise SettingError("the host must not be empty")
-    bare = host.strip("[]")
-    try:
-        ipaddress.ip_address(bare)
-        return
-    except ValueError:
-        pass
-    labels = bare.rstrip(".").split(".")
-    if len(bare) > 253 or not all(
-        label and len(label) <= 63 and all(ch.isalnum() or ch == "-" for ch in label)
-        for label in labels
-    ):
-        raise SettingError(f"{host!r} is not a valid host name or address")
-
-
-def parse_host_port(text: str, allow_zero: bool = False) -> tuple[str, int]:
-    """``host:port`` or ``[v6]:port`` into (host, port); raises SettingError."""
-    host, sep, port_text = text.strip().rpartition(":")
-    if not sep or not host:
-        raise SettingError(f"expected host:port (e.g. 127.0.0.1:2525), not {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise SettingError(f"write an IPv6 address in brackets, like [::1]:2525, not {text!r}")
-    _check_host(host)
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise SettingError(f"the port in {text!r} is not a number") from None
-    low = 0 if allow_zero else 1
-    if not low <= port <= 65535:
-        raise SettingError(f"the port must be between {low} and 65535, not {port}")
-    return host, port
-
-
-@dataclass(frozen=True, slots=True)
-class MailServerUrl:
-    """A parsed upstream SMTP or IMAP URL."""
-
-    scheme: str
-    host: str
-    port: int
-    user: str
-    security: str  # "tls" (implicit), "starttls" or "none"
-
-    @property
-    def plain(self) -> bool:
-        """True if nothing on the connection is encrypted."""
-        return self.security == "none"
-
-
-_MAIL_SCHEMES: dict[str, dict[str, tuple[str, int]]] = {
-    "smtp": {"smtp": ("none", 25), "smtp+starttls": ("starttls", 587), "smtps": ("tls", 465)},
-    "imap": {"imap": ("none", 143), "imap+starttls": ("starttls", 143), "imaps": ("tls", 993)},
-}
-
-
-def parse_mail_url(text: str, protocol: str) -> MailServerUrl:
-    """Parse an ``smtp``/``imap`` server URL; raises SettingError saying what is wrong.
-
-    A password in the URL is refused: passwords belong in the keyring.
-    """
-    schemes = _MAIL_SCHEMES[protocol]
-    parts = urlsplit(text.strip())
-    if parts.scheme not in schemes:
-        raise SettingError(
-            f"the URL must start with {', '.join(s + '://' for s in schemes)}, not {text!r}"
-        )
-    if parts.password is not None:
-        raise SettingError(
-            f"do not put a password in the URL; set {protocol_key(protocol)}.password "
-            "instead (it goes to the keyring)"
-        )
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise SettingError(f"the URL must be just scheme://host:port, not {text!r}")
-    host = parts.hostname or ""
-    _check_host(host)
-    try:
-        port = parts.port
-    except ValueError:
-        raise SettingError(f"the port in {text!r} must be between 1 and 65535") from None
-    security, default_port = schemes[parts.scheme]
-    if port == 0:
-        raise SettingError("the port must be between 1 and 65535, not 0")
-    return MailServerUrl(
-        parts.scheme, host, port or default_port, unquote(parts.username or ""), security
-    )
-
-
-def protocol_key(protocol: str) -> str:
-    """The settings section of a mail protocol."""
-    return "upstream" if protocol == "smtp" else "imap"

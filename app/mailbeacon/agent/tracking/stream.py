@@ -1,4 +1,7 @@
-"""The event stream subscriber: resumes from the last handled id, reconnects with backoff."""
+"""The event stream subscriber: resumes from the last handled id, reconnects with backoff.
+
+``Backoff`` is re-exported from :mod:`mailbeacon.core.backoff` for callers that tune it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -15,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
+from mailbeacon.core.backoff import Backoff
 from mailbeacon.core.events import Revision, ServerEvent
 
 log = logging.getLogger(__name__)
@@ -32,18 +35,11 @@ class StreamState(StrEnum):
     REFUSED = "refused"
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Reconnect delays: exponential with jitter, capped."""
-
-    first: float = 0.2
-    factor: float = 2.0
-    cap: float = 30.0
-
-    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
-        """The wait before reconnect ``attempt`` (0-based)."""
-        base = min(self.cap, self.first * self.factor**attempt)
-        return base * (0.5 + rand() / 2)
+# Reconnect waits: 0.1-0.2 s after a healthy session ended (tests/e2e/test_faults.py
+# expects the agent back within seconds), doubling while the server stays away, at
+# most 30 s. Each wait is 0.5-1.0 of 0.2 s * 2**n (a centre of 0.15 s * 2**n, ±1/3);
+# once that reaches the cap the waits spread over 20-30 s.
+STREAM_BACKOFF = Backoff(first=0.15, factor=2.0, cap=30.0, jitter=1 / 3)
 
 
 def stream_url(server_url: str, after: int) -> str:
@@ -88,13 +84,15 @@ class StreamSubscriber:
         on_state: Callable[[StreamState, str], None] = lambda _s, _d: None,
         backoff: Backoff | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         self._server_url = server_url
         self._token = api_token
         self._last_id = last_id
         self._handler = handler
         self._on_state = on_state
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff or STREAM_BACKOFF
+        self._rand = rand
         self._sleep = sleep
         self._received = 0
 
@@ -122,7 +120,7 @@ class StreamSubscriber:
             # A session that carried events was healthy, however it ended (a reset
             # connection raises): the next reconnect is quick again.
             attempt = 0 if self._received else attempt + 1
-            await self._sleep(self._backoff.delay(attempt))
+            await self._sleep(self._backoff.delay(attempt, self._rand))
 
     async def _session(self) -> None:
         url = stream_url(self._server_url, self._last_id())

@@ -13,9 +13,10 @@ import logging
 import os
 import shlex
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from mailbeacon.core.durable import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -125,18 +126,8 @@ def apply_autostart(enabled: bool, config_home: Path, exec_command: str) -> Path
 
 def _write_atomically(path: Path, text: str) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=".mailbeacon-", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(temp, 0o644)
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        # 0o644: the desktop session reads it; it holds no secret.
+        atomic_write(path, text.encode("utf-8"), 0o644)
     except OSError as exc:
         log.warning("cannot write the autostart entry %s: %s", path, exc)
         raise AutostartError(

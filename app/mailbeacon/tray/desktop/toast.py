@@ -97,7 +97,8 @@ class Toast(QFrame):
 
 def _plain_label(*, bold: bool) -> QLabel:
     label = QLabel()
-    # Subjects come from outside: never interpret them as markup (DESIGN 5).
+    # Subjects come from outside: never interpret them as markup
+    # (docs/promises.md#bad-input-gets-a-clear-answer-and-changes-nothing).
     label.setTextFormat(Qt.TextFormat.PlainText)
     label.setWordWrap(True)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)

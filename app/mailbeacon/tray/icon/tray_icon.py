@@ -35,7 +35,8 @@ def tooltip_markup(text: str, platform: str) -> str:
     """``text`` for the tooltip so that it shows literally on ``platform``.
 
     Qt's own tooltips render anything that looks like HTML; an email subject such as
-    ``<b>x</b>`` must not be (DESIGN 5), so it goes in escaped inside explicit rich text.
+    ``<b>x</b>`` must not be (docs/promises.md, "Bad input"), so it goes in escaped
+    inside explicit rich text.
     """
     if platform in _PLAIN_TOOLTIP_PLATFORMS:
         return text

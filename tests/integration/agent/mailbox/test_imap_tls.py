@@ -98,6 +98,7 @@ async def test_secure_connections_watch_the_inbox(
         await watch.stop()
 
 
+@pytest.mark.expect_log("secure connection failed")
 async def test_an_untrusted_certificate_is_refused_with_a_clear_status(
     server: dv.Dovecot, tmp_path: Path
 ) -> None:
@@ -115,6 +116,7 @@ async def test_an_untrusted_certificate_is_refused_with_a_clear_status(
         await watch.stop()
 
 
+@pytest.mark.expect_log("does not offer STARTTLS")
 async def test_starttls_is_required_when_asked_for(tmp_path: Path) -> None:
     with dv.running_dovecot(users={"plain@example.net": dv.PASSWORD}) as plain_only:
         seen = Seen()

@@ -244,6 +244,7 @@ async def test_a_burst_is_fetched_in_bounded_batches(rig: Rig) -> None:
     assert watcher.stats.header_fetches >= 4  # 36 messages, at most 10 per FETCH
 
 
+@pytest.mark.expect_log("refused the IMAP user name or password")
 async def test_a_wrong_password_is_reported_and_harms_nothing_else(rig: Rig) -> None:
     _, mid = rig.sent()
     password = {"value": "wrong"}
@@ -270,6 +271,7 @@ async def test_a_wrong_password_is_reported_and_harms_nothing_else(rig: Rig) -> 
     assert bad.status.state is ImapState.CONNECTED
 
 
+@pytest.mark.expect_log("cannot reach the mail server")
 async def test_an_unreachable_server_is_reported(rig: Rig) -> None:
     watcher = rig.watcher(port=dv.free_port())
     watcher.start()
@@ -277,6 +279,7 @@ async def test_an_unreachable_server_is_reported(rig: Rig) -> None:
     assert "cannot reach the mail server 127.0.0.1" in status.detail
 
 
+@pytest.mark.expect_log("would receive your password unencrypted")
 async def test_plain_imap_to_another_machine_is_refused_before_connecting(
     tmp_path: Path,
 ) -> None:
@@ -300,6 +303,7 @@ async def test_plain_imap_to_another_machine_is_refused_before_connecting(
     assert "unencrypted" in statuses[-2].detail
 
 
+@pytest.mark.expect_log("UIDVALIDITY")
 async def test_a_renumbered_mailbox_repeats_nothing_and_misses_nothing(rig: Rig) -> None:
     _, mid = rig.sent()
     folder = replace(FAST, mailbox="Replies")
@@ -327,6 +331,7 @@ async def test_a_renumbered_mailbox_repeats_nothing_and_misses_nothing(rig: Rig)
     assert rig.store.count_events(ActivityFilter(types=("reply",))) == 3
 
 
+@pytest.mark.expect_log("UIDVALIDITY")
 async def test_a_mailbox_recreated_while_watching_is_followed(rig: Rig) -> None:
     _, mid = rig.sent()
     folder = replace(FAST, mailbox="Live")

@@ -16,15 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from mailbeacon.agent.mailbox.sent_cleanup import (
-    ORIGINALS_DIR,
-    CleanupConfig,
-    CleanupState,
-    CleanupStatus,
-    Identity,
-    SentCleanup,
-    build_sent_cleanup,
-)
+from mailbeacon.agent.mailbox.sent_cleanup import SentCleanup, build_sent_cleanup
+from mailbeacon.agent.mailbox.sent_copies import Identity
+from mailbeacon.agent.mailbox.sent_spool import ORIGINALS_DIR
+from mailbeacon.agent.mailbox.sent_status import CleanupConfig, CleanupState, CleanupStatus
 from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.sending.accept import Sender
 from mailbeacon.agent.sending.outbox import Outbox, OutboxItem, RetryPolicy
@@ -289,6 +284,7 @@ async def test_what_mailbeacon_did_not_send_is_left_alone(rig: Rig) -> None:
     assert has_pixel(inbox.data)  # other folders are never touched
 
 
+@pytest.mark.expect_log("cannot reach the mail server")
 async def test_a_mail_server_down_for_a_while_is_tidied_when_it_returns(rig: Rig) -> None:
     switch = SwitchableServer(rig.server.port)  # down: connections are refused
     cleanup = await rig.start(rig.make_cleanup(port=switch.port))
@@ -330,6 +326,7 @@ async def test_a_provider_that_saves_later_is_waited_for(rig: Rig) -> None:
     assert not has_pixel(copy.data)
 
 
+@pytest.mark.expect_log("no copy of")
 async def test_a_message_id_changed_by_the_provider_is_left_alone(rig: Rig) -> None:
     rig.sink.saving.new_message_id = True
     cleanup = await rig.start(rig.make_cleanup(replace(FAST, search_window=0.3)))
@@ -346,6 +343,7 @@ async def test_a_message_id_changed_by_the_provider_is_left_alone(rig: Rig) -> N
     assert rig.kept_files() == []
 
 
+@pytest.mark.expect_log("read-only")
 async def test_a_read_only_sent_folder_changes_nothing_and_says_so(rig: Rig) -> None:
     cleanup = await rig.start(rig.make_cleanup(replace(FAST, first_delay=3600)))
     await rig.send("<readonly@rep.example.net>")
@@ -497,6 +495,7 @@ async def test_built_from_settings_and_secrets(rig: Rig) -> None:
 
 
 # Last: Dovecot then slows every login from 127.0.0.1 for a while (auth penalty).
+@pytest.mark.expect_log("refused the IMAP user name or password")
 async def test_a_wrong_password_changes_nothing_and_says_so(rig: Rig) -> None:
     once = replace(FAST, auth_retry_seconds=3600)
     cleanup = await rig.start(rig.make_cleanup(once, password="wrong"))

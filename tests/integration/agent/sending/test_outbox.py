@@ -85,6 +85,7 @@ async def test_temporary_refusals_are_retried_and_delivered_once(
     assert len(seen.delivered) == 1 and not seen.failed
 
 
+@pytest.mark.expect_log("refused for good")
 async def test_permanent_refusal_keeps_the_message_and_calls_on_failed(
     outbox: tuple[Outbox, Seen], sink: SmtpSink
 ) -> None:

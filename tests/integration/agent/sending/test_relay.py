@@ -162,6 +162,7 @@ async def test_swaks_html_and_pdf_attachment_arrive_intact(chain: Chain, tmp_pat
     assert (message.track_override, message.log_override) == (False, True)
 
 
+@pytest.mark.expect_log("wrong password")
 async def test_wrong_password_gets_535_and_a_log_line_without_the_password(
     chain: Chain, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -238,6 +239,7 @@ async def test_overlong_line_is_refused_and_nothing_queued(chain: Chain) -> None
     assert not chain.queued_files() and not chain.accepted
 
 
+@pytest.mark.expect_log("could not queue a message")
 async def test_failing_accept_answers_451_without_details_and_queues_nothing(
     chain: Chain, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -35,6 +35,7 @@ async def test_a_composed_message_reaches_the_relay_with_its_track_and_log_choic
     assert b"X-MailBeacon" not in got.data and got.data.endswith(b"<p>Hi</p>\r\n")
 
 
+@pytest.mark.expect_log("wrong password")
 async def test_a_wrong_relay_password_is_a_clear_error() -> None:
     async def accept(_message: IncomingMessage) -> str:
         raise AssertionError("must not be reached")

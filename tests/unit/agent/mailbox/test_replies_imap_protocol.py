@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailbeacon.agent.mailbox.imap_client import parse_fetch, quote
+from mailbeacon.agent.mailbox.imap_parse import parse_fetch, quote
 from mailbeacon.agent.mailbox.watch import (
     ImapState,
     ImapStatus,
@@ -83,6 +83,7 @@ def test_internaldate() -> None:
     assert _internaldate(None) is None
 
 
+@pytest.mark.expect_log("damaged IMAP state file")
 def test_the_state_file_round_trips_and_survives_damage(tmp_path: Path) -> None:
     state_file = StateFile(tmp_path / "imap_state.json")
     assert state_file.load() is None
@@ -114,6 +115,7 @@ def test_status_problems_are_sentences_for_the_rep() -> None:
     assert wrong.problem == "Replies are not being watched: the mail server refused the password"
 
 
+@pytest.mark.expect_log("password cannot be read")
 async def test_a_password_that_cannot_be_read_is_reported_not_raised(tmp_path: Path) -> None:
     errors: asyncio.Queue[ImapStatus] = asyncio.Queue()
 

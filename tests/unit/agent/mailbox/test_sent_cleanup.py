@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailbeacon.agent.mailbox.folders import SENT, SENT_LEAVES, SENT_NAMES, TRASH, pick
-from mailbeacon.agent.mailbox.imap_client import (
-    ImapClient,
+from mailbeacon.agent.mailbox.imap_client import ImapClient
+from mailbeacon.agent.mailbox.imap_parse import (
     ListedMailbox,
     Response,
     copyuid,
@@ -26,18 +26,11 @@ from mailbeacon.agent.mailbox.imap_client import (
     parse_uid_set,
     uid_set,
 )
-from mailbeacon.agent.mailbox.sent_cleanup import (
-    ORIGINALS_DIR,
-    CleanupConfig,
-    CleanupState,
-    CleanupStatus,
-    CopyKind,
-    Identity,
-    SentCleanup,
-    _expunge,
-    build_sent_cleanup,
-    classify_copy,
-)
+from mailbeacon.agent.mailbox.sent_cleanup import SentCleanup, build_sent_cleanup
+from mailbeacon.agent.mailbox.sent_copies import CopyKind, Identity, classify_copy
+from mailbeacon.agent.mailbox.sent_folder import expunge
+from mailbeacon.agent.mailbox.sent_spool import ORIGINALS_DIR
+from mailbeacon.agent.mailbox.sent_status import CleanupConfig, CleanupState, CleanupStatus
 from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.sending.outbox import DeliveryFailure, ItemState, QueuedItem
 from mailbeacon.agent.settings.kinds import parse_mail_url
@@ -235,6 +228,7 @@ async def test_nothing_is_kept_when_the_feature_is_off(tmp_path: Path) -> None:
     assert not (tmp_path / ORIGINALS_DIR).exists()
 
 
+@pytest.mark.expect_log("cannot keep the original")
 async def test_a_disk_that_refuses_does_not_stop_the_mail(tmp_path: Path) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
@@ -249,6 +243,7 @@ async def test_forget_drops_a_kept_original(keeper: SentCleanup, tmp_path: Path)
     assert keeper.pending() == [] and list((tmp_path / ORIGINALS_DIR).iterdir()) == []
 
 
+@pytest.mark.expect_log("unreadable", "cannot read 2.eml")
 async def test_damaged_and_leftover_files_are_cleared_on_start(tmp_path: Path) -> None:
     folder = tmp_path / ORIGINALS_DIR
     first = cleanup_at(folder)
@@ -296,6 +291,7 @@ async def test_turned_off_after_delivery_the_original_is_released_untouched(
         await cleanup.stop()
 
 
+@pytest.mark.expect_log("cannot reach the mail server", "gave up")
 async def test_an_unreachable_server_is_given_up_on_after_a_while(tmp_path: Path) -> None:
     closed = ScriptedImap()
     await closed.start()
@@ -445,10 +441,10 @@ async def test_without_uidplus_only_our_deletions_are_expunged(
     client = await connected(server)
     try:
         # The rep marked message 9 deleted themselves: a plain EXPUNGE would take it too.
-        assert not await _expunge(client, [5])
+        assert not await expunge(client, [5])
         assert "EXPUNGE" not in server.commands()
         server.answers["UID SEARCH"] = ["* SEARCH 5"]
-        assert await _expunge(client, [5])
+        assert await expunge(client, [5])
         assert server.commands()[-1] == "EXPUNGE"
     finally:
         await client.close()
@@ -460,7 +456,7 @@ async def test_with_uidplus_exactly_ours_are_expunged(
     server = scripted(capabilities="IMAP4rev1 AUTH=PLAIN SASL-IR UIDPLUS")
     client = await connected(server)
     try:
-        assert await _expunge(client, [5, 6, 7])
+        assert await expunge(client, [5, 6, 7])
         assert server.lines[-1].endswith("UID EXPUNGE 5:7")
     finally:
         await client.close()
@@ -500,6 +496,7 @@ async def test_select_says_when_the_server_allows_no_changes(
         await client.close()
 
 
+@pytest.mark.expect_log("no Sent folder")
 async def test_no_message_is_deleted_on_a_server_without_a_sent_folder(
     scripted: Callable[..., ScriptedImap], tmp_path: Path,
 ) -> None:
@@ -519,6 +516,7 @@ async def test_no_message_is_deleted_on_a_server_without_a_sent_folder(
     assert not {"SELECT", "UID STORE", "EXPUNGE", "APPEND"} & set(server.commands())
 
 
+@pytest.mark.expect_log("one message per Message-ID")
 async def test_a_server_that_merges_copies_by_message_id_loses_nothing(
     scripted: Callable[..., ScriptedImap], tmp_path: Path,
 ) -> None:

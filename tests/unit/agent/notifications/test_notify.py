@@ -1,4 +1,4 @@
-"""The notification policy: what the rep hears about (DESIGN rules 5 to 9)."""
+"""The notification policy: what the rep hears about (docs/rules.md rules 5 to 9)."""
 
 from __future__ import annotations
 

@@ -215,6 +215,7 @@ async def test_attempts_and_last_error_are_persisted_and_survive_restart(rig: Ri
     assert len(rig.seen.delivered) == 1
 
 
+@pytest.mark.expect_log("refused for good")
 async def test_permanent_failure_keeps_the_message_and_reports_it(rig: Rig) -> None:
     rig.transport.script = [DeliveryError("554 5.7.1 rejected as spam", code=554, permanent=True)]
     await rig.outbox.start()
@@ -261,6 +262,7 @@ async def test_unreachable_upstream_pauses_the_queue_and_keeps_its_order(rig: Ri
     assert gaps[0] < gaps[1] < gaps[2]
 
 
+@pytest.mark.expect_log("refused for good")
 async def test_gives_up_after_the_policy_limit_and_reports(rig: Rig) -> None:
     rig.transport.script = [temporary() for _ in range(1000)]
     await rig.outbox.start()
@@ -272,6 +274,7 @@ async def test_gives_up_after_the_policy_limit_and_reports(rig: Rig) -> None:
     assert len(rig.transport.calls) < 40  # capped backoff, not a busy loop
 
 
+@pytest.mark.expect_log("cannot read queued item", "moved unreadable item")
 async def test_recovery_after_a_crash_in_every_state(rig: Rig) -> None:
     queue, sent, tmp = rig.spool / "queue", rig.spool / "sent", rig.spool / "tmp"
     delivered_id = await rig.outbox.enqueue(item(1))
@@ -290,6 +293,7 @@ async def test_recovery_after_a_crash_in_every_state(rig: Rig) -> None:
     assert (rig.spool / "damaged" / "0001-damaged.eml").exists()
 
 
+@pytest.mark.expect_log("refused for good")
 async def test_failure_notice_is_repeated_after_a_crash_before_it_was_given(rig: Rig) -> None:
     rig.transport.script = [DeliveryError("550 no", code=550, permanent=True)]
     await rig.outbox.start()
@@ -306,6 +310,7 @@ async def test_failure_notice_is_repeated_after_a_crash_before_it_was_given(rig:
     assert [f[0].id for f in rig.seen.failed] == [item_id, item_id]
 
 
+@pytest.mark.expect_log("refused for good")
 async def test_a_failed_item_can_be_retried(rig: Rig) -> None:
     rig.transport.script = [DeliveryError("550 no", code=550, permanent=True)]
     await rig.outbox.start()
@@ -332,6 +337,7 @@ async def test_meta_that_is_not_json_is_refused_before_anything_is_written(rig: 
     assert not (rig.spool / "queue").exists() or not list((rig.spool / "queue").iterdir())
 
 
+@pytest.mark.expect_log("could not process item")
 async def test_a_transport_bug_does_not_stop_the_worker(rig: Rig) -> None:
     class Broken(ScriptedTransport):
         async def send(

@@ -121,6 +121,7 @@ def test_enrollment_round_trip(profile: Profile) -> None:
     assert store.signing_key() == b"\x01" * 32
 
 
+@pytest.mark.expect_log("the stored enrollment key is damaged")
 def test_damaged_enrollment_is_treated_as_absent(profile: Profile) -> None:
     store = SecretStore(profile.keyring_service)
     store.set(Secret.ENROLLMENT, "mbk1_garbage")

@@ -211,6 +211,7 @@ def test_missing_file_gives_defaults(tmp_path: Path) -> None:
     assert Settings.load(tmp_path / "none.json") == Settings()
 
 
+@pytest.mark.expect_log("ignoring unknown key")
 def test_missing_keys_take_defaults_and_unknown_keys_are_ignored(tmp_path: Path) -> None:
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"version": 1, "relay": {"port": 2700, "colour": "red"},
@@ -266,6 +267,7 @@ def test_a_damaged_file_is_a_clear_error_naming_it(
     assert path.read_bytes() == content
 
 
+@pytest.mark.expect_log("is not valid JSON")
 def test_load_or_default_moves_a_damaged_file_aside(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

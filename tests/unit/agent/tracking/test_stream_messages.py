@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mailbeacon.agent.tracking.stream import parse_message, stream_url
 from mailbeacon.core.events import Revision, ServerEvent
 
@@ -16,6 +18,7 @@ def test_a_revision_keeps_whether_the_event_still_counts() -> None:
     assert isinstance(plain, Revision) and not plain.counts_as_human
 
 
+@pytest.mark.expect_log("cannot read")
 def test_an_event_round_trips_and_unreadable_messages_are_skipped() -> None:
     event = ServerEvent(1, "open", "m", None, "2030-01-01T00:00:00Z", "127.0.0.9", "UA",
                         "proxy", "Gmail image proxy", counts=True, via="Gmail")

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from mailbeacon.agent.tracking.stream import Backoff, StreamState, StreamSubscriber
+from mailbeacon.agent.tracking.stream import StreamState, StreamSubscriber
+from mailbeacon.core.backoff import Backoff
 from mailbeacon.core.events import ServerEvent
 
 
@@ -37,6 +38,7 @@ async def server() -> AsyncIterator[tuple[str, list[str]]]:
         yield f"http://127.0.0.1:{port}", paths
 
 
+@pytest.mark.expect_log("stream handler failed")
 async def test_a_handler_failure_reconnects_and_resumes_from_the_last_stored_id(
     server: tuple[str, list[str]],
 ) -> None:

@@ -140,6 +140,7 @@ def test_a_malformed_command_is_refused_with_a_message(tmp_path: Path) -> None:
     assert not entry_path(tmp_path).exists()
 
 
+@pytest.mark.expect_log("cannot write the autostart entry")
 def test_an_unwritable_config_home_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "autostart"
     blocker.write_text("a file where the folder should be")

@@ -36,29 +36,20 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Any, Protocol
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    Qt,
-    Signal,
-)
-from PySide6.QtGui import QBrush, QGuiApplication, QPalette
+from PySide6.QtCore import QModelIndex, QObject, Qt, Signal
 
 from mailbeacon.agent.records.model import ActivityFilter, ActivityRow
 from mailbeacon.core.uainfo import describe
 from mailbeacon.tray.threads.workers import Worker
-from mailbeacon.tray.views.tables import header_text
+from mailbeacon.tray.views import tables
+from mailbeacon.tray.views.tables import AnyIndex, RowTableModel, greyed_brush
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 200
 SCAN_CHUNK = 5000
-ROW_ROLE = Qt.ItemDataRole.UserRole + 1
+ROW_ROLE = tables.ROW_ROLE
 """Data role returning the row's ``ActivityRow``."""
-
-AnyIndex = QModelIndex | QPersistentModelIndex
 
 
 class ActivityQuery(Protocol):
@@ -231,7 +222,7 @@ def cell_text(row: ActivityRow, column: int) -> str:
     return cell(row) if cell is not None else ""
 
 
-class ActivityModel(QAbstractTableModel):
+class ActivityModel(RowTableModel[ActivityRow]):
     """Events newest first, loaded a page at a time, off the UI thread.
 
     Signals: ``pageLoaded(int rows)`` after rows arrived (or the head was
@@ -254,13 +245,12 @@ class ActivityModel(QAbstractTableModel):
         worker: Worker | None = None,
         parent: QObject | None = None,
     ) -> None:
-        super().__init__(parent)
+        super().__init__(HEADERS, parent)
         self._query = query
         self._page_size = page_size
         self._feed = feed or FeedFilter()
         self._worker = worker or Worker(1, self)
         self._generation = _Generation()
-        self._rows: list[ActivityRow] = []
         self._ids: set[int] = set()
         self._offset = 0
         self._exhausted = False
@@ -268,9 +258,7 @@ class ActivityModel(QAbstractTableModel):
         self._head_pending = False
         self._head_again = False
         self._total = -1
-        self._filtered_brush = QBrush(
-            QGuiApplication.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
-        )
+        self._filtered_brush = greyed_brush()
         self._load(reset=True)
 
     # ------------------------------------------------------------ public
@@ -302,12 +290,6 @@ class ActivityModel(QAbstractTableModel):
         self._feed = feed
         self._load(reset=True)
 
-    def row_at(self, index: AnyIndex) -> ActivityRow | None:
-        """The event shown at ``index``."""
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        return self._rows[index.row()]
-
     def refresh(self) -> None:
         """Re-read the newest events (new ones appear at the top)."""
         if self._head_pending:
@@ -336,30 +318,14 @@ class ActivityModel(QAbstractTableModel):
 
     # ------------------------------------------------------------ Qt model
 
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(HEADERS)
-
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        row = self.row_at(index)
-        if row is None:
-            return None
+    def cell_data(self, row: ActivityRow, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
-            return cell_text(row, index.column())
-        if role == ROW_ROLE:
-            return row
-        if role == Qt.ItemDataRole.ToolTipRole and index.column() == Column.WHEN:
+            return cell_text(row, column)
+        if role == Qt.ItemDataRole.ToolTipRole and column == Column.WHEN:
             return f"{row.event.at} (UTC)"  # our own text, never data from outside
         if role == Qt.ItemDataRole.ForegroundRole and row.event.verdict != "human":
             return self._filtered_brush
         return None
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        return header_text(HEADERS, section, orientation, role)
 
     def canFetchMore(self, parent: AnyIndex) -> bool:
         return not parent.isValid() and not self._exhausted and not self._loading

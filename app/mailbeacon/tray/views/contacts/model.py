@@ -14,28 +14,20 @@ from collections.abc import Callable
 from enum import IntEnum
 from typing import Any, Protocol
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    Qt,
-    Signal,
-)
+from PySide6.QtCore import QObject, Qt, Signal
 
 from mailbeacon.agent.records.model import Contact
 from mailbeacon.agent.records.reports import format_when
 from mailbeacon.agent.sending.compose_message import format_address
 from mailbeacon.tray.threads.workers import Worker
-from mailbeacon.tray.views.tables import header_text
+from mailbeacon.tray.views import tables
+from mailbeacon.tray.views.tables import AnyIndex, RowTableModel
 
 log = logging.getLogger(__name__)
 
-AnyIndex = QModelIndex | QPersistentModelIndex
-
-CONTACT_ROLE = Qt.ItemDataRole.UserRole + 1
+CONTACT_ROLE = tables.ROW_ROLE
 """The row's ``Contact``."""
-SORT_ROLE = Qt.ItemDataRole.UserRole + 2
+SORT_ROLE = tables.SORT_ROLE
 """A value that sorts the column (times as stored, text case-folded)."""
 COMPLETION_ROLE = Qt.ItemDataRole.UserRole + 3
 """``Name <address>`` (or the bare address), for address completion."""
@@ -94,13 +86,12 @@ def completion_text(contact: Contact) -> str:
 
 
 _WHOLE_ROW: dict[int, Callable[[Contact], object]] = {
-    CONTACT_ROLE: lambda c: c,
     COMPLETION_ROLE: completion_text,
     SEARCH_ROLE: lambda c: f"{c.name}\n{c.email}\n{c.company}".casefold(),
 }
 
 
-class ContactsModel(QAbstractTableModel):
+class ContactsModel(RowTableModel[Contact]):
     """Every contact, most recently engaged first until the view sorts otherwise.
 
     Signals: ``loaded(int rows)`` after each read; ``loadFailed(str)`` with a
@@ -118,10 +109,9 @@ class ContactsModel(QAbstractTableModel):
         worker: Worker | None = None,
         parent: QObject | None = None,
     ) -> None:
-        super().__init__(parent)
+        super().__init__(HEADERS, parent)
         self._source = source
         self._worker = worker or Worker(1, self)
-        self._contacts: list[Contact] = []
         self._generation = 0
         self._loading = False
         self.refresh()
@@ -149,14 +139,12 @@ class ContactsModel(QAbstractTableModel):
 
     def contact_at(self, index: AnyIndex) -> Contact | None:
         """The contact shown at ``index`` (of this model)."""
-        if not index.isValid() or not 0 <= index.row() < len(self._contacts):
-            return None
-        return self._contacts[index.row()]
+        return self.row_at(index)
 
     def contact_by_email(self, email: str) -> Contact | None:
         """A loaded contact by address (any case)."""
         key = email.strip().lower()
-        return next((c for c in self._contacts if c.email == key), None)
+        return next((c for c in self._rows if c.email == key), None)
 
     def close(self, timeout_ms: int = 5000) -> bool:
         """Stop reading (before the store closes)."""
@@ -165,41 +153,24 @@ class ContactsModel(QAbstractTableModel):
 
     # ------------------------------------------------------------ Qt model
 
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._contacts)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(HEADERS)
-
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        contact = self.contact_at(index)
-        if contact is None:
-            return None
-        column = index.column()
+    def cell_data(self, row: Contact, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             cell = _CELLS.get(column)
-            return cell(contact) if cell is not None else None
+            return cell(row) if cell is not None else None
         if role == SORT_ROLE:
             sort = _SORTS.get(column)
-            return sort(contact) if sort is not None else None
+            return sort(row) if sort is not None else None
         whole = _WHOLE_ROW.get(role)
-        return whole(contact) if whole is not None else None
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        return header_text(HEADERS, section, orientation, role)
+        return whole(row) if whole is not None else None
 
     # ------------------------------------------------------------ loading
 
     def _read(self, generation: int, contacts: list[Contact]) -> None:
         if generation != self._generation:
             return
-        self.beginResetModel()
-        self._contacts = list(contacts)
-        self.endResetModel()
+        self.set_rows(contacts)
         self._set_loading(False)
-        self.loaded.emit(len(self._contacts))
+        self.loaded.emit(len(self._rows))
 
     def _failed(self, generation: int, error: BaseException) -> None:
         if generation != self._generation:

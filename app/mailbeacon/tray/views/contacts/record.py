@@ -18,15 +18,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Protocol
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    Qt,
-    Signal,
-)
-from PySide6.QtGui import QBrush, QGuiApplication, QPalette
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -45,21 +37,25 @@ from mailbeacon.agent.records.model import Contact, ContactRecord, EventEntry, S
 from mailbeacon.agent.records.reports import format_when
 from mailbeacon.core.uainfo import describe
 from mailbeacon.tray.threads.workers import Worker
+from mailbeacon.tray.views import tables
 from mailbeacon.tray.views.email_viewer import (
     EmailViewer,
     LoggedEmailSource,
     ViewerData,
     load_viewer_data,
 )
-from mailbeacon.tray.views.tables import header_text, setup_read_only_table
+from mailbeacon.tray.views.labels import plain_label, show_status
+from mailbeacon.tray.views.tables import (
+    AnyIndex,
+    RowTableModel,
+    greyed_brush,
+    setup_read_only_table,
+)
 
 log = logging.getLogger(__name__)
 
-AnyIndex = QModelIndex | QPersistentModelIndex
-
-ROW_ROLE = Qt.ItemDataRole.UserRole + 1
+ROW_ROLE = tables.ROW_ROLE
 """The row's ``TimelineRow``."""
-ERROR_STYLE = "color: #b00020;"
 LAWFUL_BASES = ("consent", "contract", "legal-obligation", "vital-interests", "public-task",
                 "legitimate-interest")
 TYPE_LABELS = {"open": "Opened", "click": "Clicked", "reply": "Replied",
@@ -177,59 +173,21 @@ class TimelineColumn(IntEnum):
 TIMELINE_HEADERS = ("When", "What", "Email", "Details", "Verdict")
 
 
-class TimelineModel(QAbstractTableModel):
+class TimelineModel(RowTableModel[TimelineRow]):
     """The timeline rows (plain text); non-human rows greyed."""
 
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._rows: list[TimelineRow] = []
-        self._grey = QBrush(
-            QGuiApplication.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
-        )
+        super().__init__(TIMELINE_HEADERS, parent)
+        self._grey = greyed_brush()
 
-    def set_rows(self, rows: list[TimelineRow]) -> None:
-        """Show ``rows``."""
-        self.beginResetModel()
-        self._rows = list(rows)
-        self.endResetModel()
-
-    def row_at(self, index: AnyIndex) -> TimelineRow | None:
-        """The row at ``index``."""
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        return self._rows[index.row()]
-
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(TIMELINE_HEADERS)
-
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        row = self.row_at(index)
-        if row is None:
-            return None
+    def cell_data(self, row: TimelineRow, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return (
                 format_when(row.at), row.what, row.subject, row.details, row.verdict
-            )[index.column()] if 0 <= index.column() < len(TIMELINE_HEADERS) else None
-        if role == ROW_ROLE:
-            return row
+            )[column] if 0 <= column < len(TIMELINE_HEADERS) else None
         if role == Qt.ItemDataRole.ForegroundRole and not row.human:
             return self._grey
         return None
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        return header_text(TIMELINE_HEADERS, section, orientation, role)
-
-
-def _plain_label(text: str = "") -> QLabel:
-    label = QLabel(text)
-    label.setTextFormat(Qt.TextFormat.PlainText)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    return label
 
 
 ViewerFactory = Callable[[ViewerData], EmailViewer]
@@ -270,7 +228,7 @@ class RecordView(QWidget):
         self.setWindowTitle(f"{self.email} — MailBeacon")
         self.resize(900, 640)
 
-        self.title = _plain_label(self.email)
+        self.title = plain_label(self.email)
         font = self.title.font()
         font.setPointSizeF(font.pointSizeF() * 1.4)
         font.setBold(True)
@@ -280,12 +238,12 @@ class RecordView(QWidget):
         self.company_edit = QLineEdit()
         self.basis_box = QComboBox()
         self.save_button = QPushButton("&Save")
-        self.address_label = _plain_label(self.email)
-        self.last_open = _plain_label("—")
-        self.last_click = _plain_label("—")
-        self.last_reply = _plain_label("—")
-        self.last_engagement = _plain_label("—")
-        self.counts = _plain_label("")
+        self.address_label = plain_label(self.email)
+        self.last_open = plain_label("—")
+        self.last_click = plain_label("—")
+        self.last_reply = plain_label("—")
+        self.last_engagement = plain_label("—")
+        self.counts = plain_label("")
         self.timeline_model = TimelineModel(self)
         self.timeline = QTableView()
         self.timeline.setModel(self.timeline_model)
@@ -294,7 +252,7 @@ class RecordView(QWidget):
         self.show_filtered.setToolTip(
             "Also show opens and clicks that no person made (scanners, image proxies, your own)"
         )
-        self.status = _plain_label("Loading…")
+        self.status = plain_label("Loading…")
         self.status.setWordWrap(True)
         self._lay_out()
 
@@ -498,5 +456,4 @@ class RecordView(QWidget):
         self.emailOpened.emit(data.email.id)
 
     def _set_status(self, text: str, error: bool = False) -> None:
-        self.status.setStyleSheet(ERROR_STYLE if error else "")
-        self.status.setText(text)
+        show_status(self.status, text, error)

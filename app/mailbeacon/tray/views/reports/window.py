@@ -10,21 +10,12 @@ the order shown. Subjects and names are plain text.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    QSortFilterProxyModel,
-    Qt,
-    QTimer,
-    Signal,
-)
+from PySide6.QtCore import QObject, QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
@@ -41,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from mailbeacon.agent.records.reports import (
     SOMEONE,
+    Cell,
     Report,
     ReportSource,
     Table,
@@ -54,14 +46,12 @@ from mailbeacon.agent.records.reports import (
     write_csv,
 )
 from mailbeacon.tray.threads.workers import Worker
+from mailbeacon.tray.views.labels import show_status
 from mailbeacon.tray.views.reports.chart import BarChart, Series
-from mailbeacon.tray.views.tables import header_text, setup_read_only_table
+from mailbeacon.tray.views.tables import SORT_ROLE, RowTableModel, setup_read_only_table
 
 log = logging.getLogger(__name__)
 
-AnyIndex = QModelIndex | QPersistentModelIndex
-SORT_ROLE = Qt.ItemDataRole.UserRole + 1
-ERROR_STYLE = "color: #b00020;"
 REFRESH_DELAY_MS = 2000  # new events within this time refresh the report once
 
 PERIODS: tuple[tuple[str, int | None], ...] = (
@@ -88,37 +78,35 @@ def choose_csv_dialog(parent: QWidget, suggested: str) -> str | None:
     return path or None
 
 
-class ReportTableModel(QAbstractTableModel):
+class ReportTableModel(RowTableModel[tuple[Cell, ...]]):
     """One report table: plain-text cells, sorted by ``SORT_ROLE``, numbers on the right."""
 
     def __init__(self, table: Table | None = None, parent: QObject | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(parent=parent)
         self._table = table or Table((), ())
+        self._rows = list(self._table.rows)
 
     @property
     def table(self) -> Table:
         """The table shown."""
         return self._table
 
+    @property
+    def headers(self) -> Sequence[str]:
+        """The table's own column titles."""
+        return self._table.headers
+
     def set_table(self, table: Table) -> None:
         """Show ``table``."""
         self.beginResetModel()
         self._table = table
+        self._rows = list(table.rows)
         self.endResetModel()
 
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._table.rows)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._table.headers)
-
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._table.rows):
+    def cell_data(self, row: tuple[Cell, ...], column: int, role: int) -> Any:
+        if not 0 <= column < len(row):
             return None
-        row = self._table.rows[index.row()]
-        if not 0 <= index.column() < len(row):
-            return None
-        cell = row[index.column()]
+        cell = row[column]
         if role == Qt.ItemDataRole.DisplayRole:
             return cell.text
         if role == SORT_ROLE:
@@ -126,11 +114,6 @@ class ReportTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole and isinstance(cell.sort, int | float):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        return header_text(self._table.headers, section, orientation, role)
 
 
 class _TableTab(QWidget):
@@ -352,5 +335,4 @@ class ReportsWindow(QWidget):
         self.exported.emit(str(path))
 
     def _set_status(self, text: str, error: bool = False) -> None:
-        self.status.setStyleSheet(ERROR_STYLE if error else "")
-        self.status.setText(text)
+        show_status(self.status, text, error)

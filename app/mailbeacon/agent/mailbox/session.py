@@ -1,0 +1,156 @@
+"""One logged-in session on the rep's IMAP account, and what its failures mean for the rep.
+
+The reply watcher, the Sent cleanup and the settings dialog's "Test connection"
+all open the account the same way: refuse to send the password unencrypted to
+another computer (unless the rep allowed it), read the password from the
+keyring in a worker thread (a locked keyring blocks), connect, log in. A
+session that ends normally says LOGOUT first; one that ends by an exception
+(the server may be gone) or is cancelled only closes the socket.
+:func:`describe_failure` turns what ended a session into one sentence for the
+rep, the same for every caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from mailbeacon.agent.mailbox.imap_client import (
+    AuthenticationFailed,
+    ClientStats,
+    ConnectionClosed,
+    ImapClient,
+    ImapError,
+)
+from mailbeacon.agent.settings.kinds import MailServerUrl, SettingError, is_loopback, parse_mail_url
+
+
+class CannotLogIn(Exception):
+    """Not a server problem: plain IMAP refused, or the password cannot be read."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImapAccount:
+    """Where and as whom to log in; ``password`` is a keyring read (blocking)."""
+
+    url: MailServerUrl
+    password: Callable[[], str | None]
+    allow_plain: bool = False
+    ssl_context: ssl.SSLContext | None = None
+    connect_seconds: float = 30.0
+
+    @property
+    def plain_refused(self) -> bool:
+        """The password would cross the network unencrypted, and the rep did not allow it."""
+        return plain_refused(self.url, self.allow_plain)
+
+
+def plain_refused(url: MailServerUrl, allow_plain: bool) -> bool:
+    """Plain IMAP to another computer, not allowed: the password would cross unencrypted."""
+    return url.plain and not (allow_plain or is_loopback(url.host))
+
+
+def account_url(text: str) -> MailServerUrl:
+    """The ``imap.url`` setting parsed; SettingError when it cannot be used (no user name)."""
+    url = parse_mail_url(text, "imap")
+    if not url.user:
+        raise SettingError(f"put the IMAP user name in the URL, like imaps://you@{url.host}")
+    return url
+
+
+async def read_password(account: ImapAccount) -> str:
+    """The password, after the plain-text check; raises CannotLogIn or AuthenticationFailed."""
+    if account.plain_refused:
+        raise CannotLogIn(
+            f"{account.url.host} would receive your password unencrypted; use "
+            "imaps:// or imap+starttls://, or set imap.allow_plain"
+        )
+    try:
+        password = await asyncio.to_thread(account.password)
+    except Exception as exc:  # e.g. a locked keyring; its message says what to do
+        raise CannotLogIn(f"the IMAP password cannot be read: {exc}") from exc
+    if not password:
+        raise AuthenticationFailed("no IMAP password is set")
+    return password
+
+
+@contextlib.asynccontextmanager
+async def imap_session(
+    account: ImapAccount, stats: ClientStats | None = None
+) -> AsyncIterator[ImapClient]:
+    """A client logged in to ``account``; ``stats`` counts its commands (shared across
+    sessions when given)."""
+    password = await read_password(account)
+    url = account.url
+    client = await ImapClient.connect(
+        url.host, url.port, url.security, account.ssl_context, account.connect_seconds
+    )
+    if stats is not None:
+        client.stats = stats
+    try:
+        await client.login(url.user, password)
+        yield client
+        await client.logout()
+    finally:
+        await client.close()  # also when cancelled during LOGOUT (a stop)
+
+
+# ---------------------------------------------------------------- failures
+
+
+class Trouble(StrEnum):
+    """What ended a session, as far as the rep is concerned."""
+
+    WRONG_PASSWORD = "wrong_password"  # noqa: S105 - a kind of trouble
+    CANNOT_LOG_IN = "cannot_log_in"
+    INSECURE = "insecure"  # the TLS handshake failed
+    UNREACHABLE = "unreachable"
+    REFUSED = "refused"  # the server said NO or BAD
+    BUG = "bug"
+
+    @property
+    def needs_the_rep(self) -> bool:
+        """Retrying soon cannot help: wait long (a wrong password must not lock the
+        account) or until the rep changes the settings."""
+        return self in (Trouble.WRONG_PASSWORD, Trouble.CANNOT_LOG_IN)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFailure:
+    """Why a session ended, and a sentence for the rep."""
+
+    trouble: Trouble
+    detail: str
+
+
+def describe_failure(exc: Exception, url: MailServerUrl) -> SessionFailure:
+    """What ``exc`` (it ended a session with ``url``) means, for the rep."""
+    # Order matters: these are subclasses of the ones after them.
+    if isinstance(exc, AuthenticationFailed):
+        return SessionFailure(Trouble.WRONG_PASSWORD, wrong_password_message(exc))
+    if isinstance(exc, CannotLogIn):
+        return SessionFailure(Trouble.CANNOT_LOG_IN, str(exc))
+    if isinstance(exc, ssl.SSLError):
+        return SessionFailure(Trouble.INSECURE, f"secure connection failed: {exc}")
+    if isinstance(exc, OSError | TimeoutError | ConnectionClosed):
+        return SessionFailure(Trouble.UNREACHABLE, unreachable_message(url, exc))
+    if isinstance(exc, ImapError):
+        return SessionFailure(Trouble.REFUSED, str(exc))
+    return SessionFailure(Trouble.BUG, f"internal error: {exc}")
+
+
+def wrong_password_message(exc: Exception) -> str:
+    """What the rep reads when the IMAP login failed."""
+    if "no IMAP password" in str(exc):
+        return "no IMAP password is set; enter it in Settings (imap.password)"
+    return f"the mail server refused the IMAP user name or password ({exc})"
+
+
+def unreachable_message(url: MailServerUrl, exc: BaseException) -> str:
+    """What the rep reads when the IMAP server cannot be reached."""
+    why = str(exc) or type(exc).__name__
+    return f"cannot reach the mail server {url.host}:{url.port} ({why})"

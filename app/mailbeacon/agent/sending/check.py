@@ -1,0 +1,47 @@
+"""The settings dialog's "Test upstream": log in to the outgoing server once, say how it went.
+
+The values tried are the ones typed into the dialog, not yet saved
+(``UpstreamProbe``). The URL goes through the same parsing and checks as the
+agent's own (``parse_upstream``), and the session is the one ``Upstream`` opens
+before sending, so a test that passes means sending will get as far as the
+login. The IMAP counterpart is ``agent.mailbox.check``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailbeacon.agent.sending.upstream import (
+    Credentials,
+    Upstream,
+    UpstreamCheck,
+    UpstreamConfigError,
+    parse_upstream,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamProbe:
+    """What "Test upstream" tries: the values in the dialog, not yet saved."""
+
+    url: str
+    user: str
+    password: str | None  # None: none typed and none stored
+    allow_plain: bool
+
+
+async def check_upstream(probe: UpstreamProbe, seconds: float = 15.0) -> UpstreamCheck:
+    """Connect and log in to the outgoing server once."""
+    if not probe.url.strip():
+        return UpstreamCheck(False, "Enter the URL of your outgoing mail server first.")
+    try:
+        url = parse_upstream(probe.url, allow_plain=probe.allow_plain)
+    except UpstreamConfigError as exc:
+        return UpstreamCheck(False, str(exc))
+    user = url.user or probe.user
+    credentials = Credentials(user, probe.password or "") if user else None
+    upstream = Upstream(url, lambda: credentials, timeout=seconds)
+    try:
+        return await upstream.test_connection()
+    finally:
+        await upstream.close()

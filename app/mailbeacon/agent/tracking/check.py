@@ -1,0 +1,67 @@
+"""The settings dialog's "Test tracking": fetch a test pixel as a recipient would.
+
+A freshly minted message key, so the request is an open of an email the agent
+does not know: the server records it like any such open and nobody is notified.
+A GET (not HEAD) so the whole path is tried, and no redirect is followed: a
+tracking server answers the pixel itself. The IMAP counterpart is
+``agent.mailbox.check``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.core.tokens import new_message_key
+from mailbeacon.core.urls import TrackingUrls
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingCheck:
+    """Result of "Test tracking": ok, and a sentence for the rep."""
+
+    ok: bool
+    message: str
+
+
+async def check_tracking(enrollment: Enrollment, seconds: float = 10.0) -> TrackingCheck:
+    """Fetch a freshly minted test pixel the way a recipient's mail client would."""
+    base = enrollment.server_url
+    url = TrackingUrls(enrollment).pixel(new_message_key(), None)
+    started = time.perf_counter()
+    try:
+        async with httpx.AsyncClient(timeout=seconds, follow_redirects=False) as client:
+            response = await client.get(url)
+    except httpx.HTTPError as exc:
+        reason = str(exc) or type(exc).__name__
+        return TrackingCheck(
+            False,
+            f"The tracking server at {base} did not answer ({reason}). With the embedded "
+            "server, MailBeacon must be running; a remote server must be reachable at "
+            "that address.",
+        )
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    return _judge(base, response, elapsed_ms)
+
+
+def _judge(base: str, response: httpx.Response, elapsed_ms: float) -> TrackingCheck:
+    """Did the answer look like the pixel (200, image/gif, GIF bytes)?"""
+    content_type = response.headers.get("content-type", "").split(";")[0].strip()
+    if (
+        response.status_code == 200
+        and content_type == "image/gif"
+        and response.content.startswith(b"GIF")
+    ):
+        return TrackingCheck(
+            True,
+            f"Tracking works: {base} answered with the pixel (200 image/gif) "
+            f"in {elapsed_ms:.0f} ms.",
+        )
+    return TrackingCheck(
+        False,
+        f"{base} answered {response.status_code} {content_type or '(no type)'} instead of "
+        "the pixel (200 image/gif). Is that address really your MailBeacon tracking server?",
+    )

@@ -1,0 +1,68 @@
+"""The embedded tracking server: the one place the agent reaches into ``mailbeacon.server``.
+
+In the default set-up (``server.mode = embedded``) the tracking server runs inside the
+agent's process, on the agent's loop. Everything else in the agent talks to a tracking
+server only through its enrollment and the event stream, as it would to a team's
+server; the import contract (``pyproject.toml``, ``[tool.importlinter]``) allows
+``agent`` to import ``server`` here only. See docs/architecture.md, "The four layers".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.server.config import ServerConfig
+from mailbeacon.server.tracking_server import TrackingServer
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedOptions:
+    """Where the embedded server keeps its data, listens, and what it puts into mail."""
+
+    db_path: Path
+    host: str
+    port: int
+    public_url: str | None
+    truncate_ips: bool
+
+
+class EmbeddedServer:
+    """A tracking server running on this agent's loop, for this profile's one rep."""
+
+    def __init__(self, options: EmbeddedOptions) -> None:
+        self._server = TrackingServer(
+            ServerConfig(
+                db_path=options.db_path,
+                host=options.host,
+                port=options.port,
+                public_url=options.public_url,
+                truncate_ips=options.truncate_ips,
+            )
+        )
+
+    async def start(self) -> None:
+        """Listen; returns once the server answers."""
+        await self._server.start()
+
+    async def stop(self) -> None:
+        """Stop listening and close the store."""
+        await self._server.stop()
+
+    async def enroll(
+        self, stored: Enrollment | None, remember: Callable[[Enrollment], None]
+    ) -> Enrollment:
+        """The rep's enrollment: the stored user kept across a new port or public URL."""
+        if stored is not None:
+            # The same user across a new port or public URL: the tokens in mail already
+            # sent still name this user, so their opens still reach this rep.
+            kept = await self._server.reenroll(stored)
+            if kept is not None:
+                if kept != stored:
+                    remember(kept)
+                return kept
+        enrollment = await self._server.add_user("rep")
+        remember(enrollment)
+        return enrollment

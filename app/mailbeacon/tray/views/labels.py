@@ -1,0 +1,36 @@
+"""Labels for text from outside, and the one-line status and result texts of the windows.
+
+Subjects, names, addresses and servers' answers are shown as plain text, never
+as rich text (CONTRIBUTING.md, "Code style"): ``<b>x</b>`` shows those
+characters. A status line is red when it reports a failure; a test result is
+green or red once the test answered.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel
+
+ERROR_STYLE = "color: #b00020;"
+OK_STYLE = "color: #1b5e20;"
+
+
+def plain_label(text: str = "", *, wrap: bool = False) -> QLabel:
+    """A label that shows ``text`` as typed and lets the rep select and copy it."""
+    label = QLabel(text)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setWordWrap(wrap)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
+def show_status(label: QLabel, text: str, error: bool = False) -> None:
+    """Put ``text`` in a status line, red when it reports a failure."""
+    label.setStyleSheet(ERROR_STYLE if error else "")
+    label.setText(text)
+
+
+def show_result(label: QLabel, ok: bool | None, text: str) -> None:
+    """Put a test's answer in ``label``: green if it passed, red if not, plain while running."""
+    label.setText(text)
+    label.setStyleSheet("" if ok is None else OK_STYLE if ok else ERROR_STYLE)
