@@ -22,6 +22,7 @@ import keyring
 import pytest
 from keyring.backend import KeyringBackend
 
+from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.core.profile import Profile
 from tests.helpers import programs
 from tests.helpers.fakes import MemoryKeyring
@@ -43,6 +44,13 @@ def memory_keyring() -> Iterator[MemoryKeyring]:
 def profile(tmp_path: Path) -> Profile:
     """A fresh profile folder for one test."""
     return Profile.at(tmp_path / "profile")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[RecordsStore]:
+    """An empty records store on a real SQLite file (server tests override it with theirs)."""
+    with RecordsStore(tmp_path / "records.db") as records:
+        yield records
 
 
 class _Collect(logging.Handler):

@@ -1,4 +1,4 @@
-"""Activity feed timings (DESIGN 6: the feed opens on 100,000 events in under 0.5 s).
+"""Activity feed timings (docs/performance.md: the feed opens on 100,000 events in under 0.5 s).
 
 Run: ``.venv/bin/python -m tests.bench.bench_activity``. Fills a records file with
 100,000 events (bulk insert, one transaction), then measures, offscreen, the time

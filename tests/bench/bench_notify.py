@@ -1,6 +1,6 @@
 """Pixel hit to desktop notification, through the real server, stream and agent.
 
-Target (DESIGN 6): under 100 ms on loopback, with the settle window at 0.
+Target (docs/performance.md): under 100 ms on loopback, with the settle window at 0.
 Run alone: ``.venv/bin/python -m tests.bench.bench_notify``.
 """
 
@@ -22,7 +22,8 @@ from mailbeacon.core.botlists import Thresholds
 from mailbeacon.core.classify import Context, Decision, Hit, classify
 from mailbeacon.server.config import ServerConfig
 from mailbeacon.server.tracking_server import TrackingServer
-from tests.helpers.agent_process import AgentProcess, free_port, run_cli
+from tests.helpers.agent_process import AgentProcess, run_cli
+from tests.helpers.net import free_port
 from tests.helpers.smtp import SmtpSink
 
 SAMPLES = 10

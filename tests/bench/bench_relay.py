@@ -1,4 +1,4 @@
-"""Relay figures (DESIGN 6: 100+ messages/s to a local sink; a 25 MB attachment passes
+"""Relay figures (docs/performance.md: 100+ messages/s to a local sink; a 25 MB attachment passes
 with memory growth under twice its size).
 
 Run: ``.venv/bin/python -m tests.bench.bench_relay``. Each row: metric, value, target/note.
@@ -33,9 +33,11 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from mailbeacon.agent.sending.outbox import Outbox, OutboxItem
+from mailbeacon.agent.sending.outbox import Outbox
+from mailbeacon.agent.sending.outbox_items import OutboxItem
 from mailbeacon.agent.sending.relay import IncomingMessage, Relay
-from mailbeacon.agent.sending.upstream import Upstream, parse_upstream
+from mailbeacon.agent.sending.upstream import Upstream
+from mailbeacon.agent.settings.mail_urls import parse_upstream
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "bench-Pw1"

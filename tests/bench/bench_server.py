@@ -1,4 +1,4 @@
-"""Tracking server benchmarks (DESIGN 6): pixel throughput against nginx, hit-to-stream latency.
+"""Tracking server benchmarks (docs/performance.md): pixels against nginx, hit-to-stream latency.
 
 Run: ``.venv/bin/python -m tests.bench.bench_server``. ``run()`` returns rows of
 (metric, value, unit/baseline note) for an aggregator.
@@ -33,6 +33,7 @@ from pathlib import Path
 from mailbeacon.core import tokens
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.pixel import GIF
+from tests.helpers.net import free_port
 
 Row = tuple[str, float, str]
 
@@ -49,12 +50,6 @@ CHROME = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _mailbeacon(profile: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "mailbeacon", "--profile", str(profile), *args]
 
@@ -62,7 +57,7 @@ def _mailbeacon(profile: Path, *args: str) -> list[str]:
 @contextmanager
 def _server(root: Path, db: Path) -> Iterator[int]:
     """``mailbeacon server serve`` on a free port, until the block ends."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         _mailbeacon(root / "profile", "server", "serve", "--listen", f"127.0.0.1:{port}",
                     "--db", str(db)),
@@ -169,7 +164,7 @@ def _nginx_rate(root: Path, path: str) -> float | None:
     work = root / "nginx"
     (work / "logs").mkdir(parents=True)
     (work / "pixel.gif").write_bytes(GIF)
-    port = _free_port()
+    port = free_port()
     user = "user root;\n" if os.geteuid() == 0 else ""
     conf = work / "nginx.conf"
     conf.write_text(

@@ -1,4 +1,4 @@
-"""Tray launch timing (DESIGN 6: icon up in under 1 s from launch; no polling, idle CPU ~0).
+"""Tray launch timing (docs/performance.md: icon up under 1 s from launch; idle CPU ~0).
 
 Run: ``.venv/bin/python -m tests.bench.bench_tray``. Each run starts a fresh Python
 process (offscreen) that runs the real ``tray.app.main`` with an idle fake agent. The

@@ -35,7 +35,8 @@ import httpx
 from websockets.asyncio.client import connect
 
 from tests.helpers import programs
-from tests.helpers.agent_process import REPO, AgentProcess, free_port, run_cli, subprocess_env
+from tests.helpers.agent_process import REPO, AgentProcess, run_cli, subprocess_env
+from tests.helpers.net import free_port
 
 OUT = REPO / "tests" / "e2e" / "out"
 SOAK_ENV = "MAILBEACON_SOAK"

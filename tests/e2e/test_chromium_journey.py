@@ -1,4 +1,4 @@
-"""The whole journey with real clients only (DESIGN 2, 3.1, 3.3, rule 5).
+"""The whole journey with real clients only (docs/architecture.md, interfaces.md, rules.md rule 5).
 
 swaks sends an HTML email with a link and a PDF through the headless agent's relay;
 the upstream (an aiosmtpd sink) receives the tracked copy; a recipient on another host

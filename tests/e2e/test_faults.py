@@ -1,4 +1,4 @@
-"""Faults, each bounded in time, and nothing lost (DESIGN 5: "No mail lost", "No event
+"""Faults, each bounded in time, and nothing lost (docs/promises.md: "No mail lost", "No event
 lost or doubled").
 
 Only public surfaces: ``mailbeacon server serve`` and ``mailbeacon agent`` as real

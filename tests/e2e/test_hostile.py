@@ -1,5 +1,5 @@
-"""Hostile input against the real processes (DESIGN 3.3, 5: "Bad input gets a clear
-answer and changes nothing", "Isolation").
+"""Hostile input against the real processes (docs/interfaces.md; docs/promises.md:
+"Bad input gets a clear answer and changes nothing", "Isolation").
 
 The tracking server (``mailbeacon server serve``) is fed arbitrary request lines over
 raw sockets and httpx: arbitrary bytes, percent-encodings, overlong paths, odd methods,

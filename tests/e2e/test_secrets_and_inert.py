@@ -1,4 +1,4 @@
-"""Isolation and inert text, seen from outside (DESIGN 5: "Isolation", "hostile HTML in
+"""Isolation and inert text, seen from outside (docs/promises.md: "Isolation", "hostile HTML in
 subjects (shown as text, never rendered)").
 
 A rep configures everything through ``mailbeacon config set`` (secrets go to the
@@ -28,7 +28,8 @@ from tests.e2e.harness import (
     recipient_client,
     stopped_at_end,
 )
-from tests.helpers.agent_process import AgentProcess, free_port
+from tests.helpers.agent_process import AgentProcess
+from tests.helpers.net import free_port
 from tests.helpers.smtp import SmtpSink
 
 RELAY_PASSWORD = "Relay-5ecret-e2e-Zq81"

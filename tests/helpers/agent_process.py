@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,13 +13,6 @@ from typing import Any
 from tests.helpers import paths
 
 REPO = paths.REPO
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def subprocess_env(keyring_file: Path) -> dict[str, str]:

@@ -23,6 +23,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.helpers.net import free_port
+
 DOVECOT = "/usr/sbin/dovecot"
 USER = "rep@example.net"
 PASSWORD = "secret"
@@ -77,13 +79,6 @@ service imap-login {{
 def available() -> bool:
     """True if a throwaway Dovecot can run here (the binary exists and we are root)."""
     return Path(DOVECOT).exists() and hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

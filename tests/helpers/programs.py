@@ -26,6 +26,9 @@ PACKAGES = {
     "import": "imagemagick",
     "ip": "iproute2",
     "mount": "mount",
+    "node": "nodejs",
+    "npm": "nodejs",
+    "dnsmasq": "dnsmasq",
     "nginx": "nginx-light",
     "openssl": "openssl",
     "swaks": "swaks",
@@ -37,6 +40,8 @@ PACKAGES = {
     "xvfb-run": "xvfb",
 }
 _SBIN = "/usr/sbin:/sbin"
+# Programs that also need root (Dovecot runs from a temporary folder as user `mail`).
+NEEDS_ROOT = {"dovecot": "Dovecot runs as root from a temporary folder"}
 
 
 def in_ci() -> bool:
@@ -62,10 +67,21 @@ def require(*names: str) -> None:
     """Fail in CI, skip elsewhere, when one of the programs is not installed."""
     missing = [name for name in names if find(name) is None]
     if not missing:
+        for name in names:
+            if name in NEEDS_ROOT:
+                require_root(NEEDS_ROOT[name])
         return
     if in_ci():
         pytest.fail(missing_message(missing))
     pytest.skip(missing_message(missing))
+
+
+def path_of(name: str) -> str:
+    """The program's path; fails in CI and skips elsewhere when it is not installed."""
+    require(name)
+    found = find(name)
+    assert found is not None
+    return found
 
 
 def require_root(why: str) -> None:

@@ -17,9 +17,11 @@ import signal
 import sys
 from pathlib import Path
 
-from mailbeacon.agent.sending.outbox import Outbox, OutboxItem, QueuedItem, RetryPolicy
+from mailbeacon.agent.sending.outbox import Outbox
+from mailbeacon.agent.sending.outbox_items import OutboxItem, QueuedItem, RetryPolicy
 from mailbeacon.agent.sending.relay import IncomingMessage, Relay
-from mailbeacon.agent.sending.upstream import Upstream, parse_upstream
+from mailbeacon.agent.sending.upstream import Upstream
+from mailbeacon.agent.settings.mail_urls import parse_upstream
 
 
 def say(line: str) -> None:

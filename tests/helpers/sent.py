@@ -16,6 +16,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailbeacon.agent.mailbox.sent_copies import tracking_tokens
 from tests.helpers import dovecot as dv
+from tests.helpers.net import free_port
 from tests.helpers.smtp import SinkHandler, SmtpSink
 
 _MESSAGE_ID = re.compile(rb"^Message-ID:[^\r\n]*\r?\n", re.IGNORECASE | re.MULTILINE)
@@ -184,7 +185,7 @@ class SwitchableServer:
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
-        self.port = dv.free_port()
+        self.port = free_port()
         self._server: asyncio.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
         self.connections = 0

@@ -4,10 +4,8 @@ a private D-Bus session bus and a notification server living on it."""
 from __future__ import annotations
 
 import itertools
-import os
 import queue
 import selectors
-import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -16,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import pytest
 from jeepney import (  # type: ignore[import-untyped]
     DBusAddress,
     MatchRule,
@@ -33,6 +30,7 @@ from jeepney.io.threading import (  # type: ignore[import-untyped]
 from jeepney.low_level import HeaderFields  # type: ignore[import-untyped]
 
 from mailbeacon.agent.notifications.model import AgentStatus, ConnectionState, Notification
+from tests.helpers import programs
 
 BUS_NAME = "org.freedesktop.Notifications"
 OBJECT_PATH = "/org/freedesktop/Notifications"
@@ -91,16 +89,6 @@ class RecordingNotifier:
         self.closed = True
 
 
-def require_program(name: str) -> str:
-    """The program's path; skipped when missing, except in CI where it must be there."""
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{name} is required in CI (packaging/bootstrap.sh installs it)")
-        pytest.skip(f"{name} is not installed")
-    return path
-
-
 _BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
@@ -119,7 +107,7 @@ _BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Confi
 @contextmanager
 def private_session_bus(folder: Path, timeout: float = 10.0) -> Iterator[str]:
     """A throwaway dbus-daemon with no activatable services; yields its address."""
-    daemon = require_program("dbus-daemon")
+    daemon = programs.path_of("dbus-daemon")
     config = folder / "bus.conf"
     config.write_text(_BUS_CONFIG, encoding="utf-8")
     process = subprocess.Popen(

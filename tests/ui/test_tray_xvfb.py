@@ -5,18 +5,16 @@ the exact title and body, and clicking it in the daemon opens the record."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QApplication
 
-from tests.helpers.tray import require_program
+from tests.helpers import programs
 from tests.ui.tray_xvfb_program import BODY, TITLE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,10 +49,7 @@ def green_pixels(image: QImage, x: int, y: int, width: int, height: int) -> int:
 
 
 def test_tray_icon_and_notification_under_xvfb(qapp: QApplication, tmp_path: Path) -> None:
-    if shutil.which("xvfb-run") is None and os.environ.get("CI") != "true":
-        pytest.skip("xvfb-run is not installed")
-    for program in PROGRAMS:
-        require_program(program)
+    programs.require("xvfb-run", *PROGRAMS)
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
 

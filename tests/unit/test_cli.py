@@ -1,4 +1,4 @@
-"""The command line's shape (DESIGN 3.1)."""
+"""The command line's shape (docs/interfaces.md)."""
 
 from __future__ import annotations
 

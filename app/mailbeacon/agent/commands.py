@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def add_agent_options(parser: argparse.ArgumentParser) -> None:
-    """The options ``agent`` and ``tray`` share (DESIGN 3.1)."""
+    """The options ``agent`` and ``tray`` share (docs/interfaces.md)."""
     parser.add_argument("--enroll", metavar="KEY", help="enrollment key of a tracking server")
     parser.add_argument("--smtp-listen", metavar="HOST:PORT", help="relay address")
     parser.add_argument("--upstream", metavar="URL", help="smtps://, smtp+starttls:// or smtp://")
@@ -68,7 +68,7 @@ def run_agent_command(args: argparse.Namespace, profile: Profile) -> int:
         JsonLinesListener,
     )
     from mailbeacon.agent.sending.relay import RelayStartError  # noqa: PLC0415
-    from mailbeacon.agent.sending.upstream import UpstreamConfigError  # noqa: PLC0415
+    from mailbeacon.agent.settings.mail_urls import UpstreamConfigError  # noqa: PLC0415
 
     options = AgentOptions(
         enroll=args.enroll,

@@ -17,12 +17,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TextIO
 
 from mailbeacon.agent.mailbox.replies import build_reply_watcher
-from mailbeacon.agent.mailbox.sent_cleanup import (
-    PROBLEM_PREFIX,
-    CleanupStatus,
-    SentCleanup,
-    build_sent_cleanup,
-)
+from mailbeacon.agent.mailbox.sent_cleanup import SentCleanup, build_sent_cleanup
+from mailbeacon.agent.mailbox.sent_status import PROBLEM_PREFIX, CleanupStatus
 from mailbeacon.agent.mailbox.watch import ImapStatus, ImapWatcher
 from mailbeacon.agent.notifications.geo import CountryLookup
 from mailbeacon.agent.notifications.model import (
@@ -34,19 +30,21 @@ from mailbeacon.agent.notifications.model import (
 from mailbeacon.agent.notifications.policy import Notifier, PolicyConfig
 from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.sending.accept import Sender
-from mailbeacon.agent.sending.outbox import (
+from mailbeacon.agent.sending.outbox import Outbox
+from mailbeacon.agent.sending.outbox_items import (
     DeliveryError,
     DeliveryFailure,
     MessageSource,
-    Outbox,
     QueuedItem,
     SendResult,
     Transport,
 )
 from mailbeacon.agent.sending.relay import Relay
-from mailbeacon.agent.sending.upstream import Credentials, Upstream, parse_upstream
+from mailbeacon.agent.sending.upstream import Credentials, Upstream
+from mailbeacon.agent.settings.errors import SettingError
+from mailbeacon.agent.settings.mail_urls import parse_host_port, parse_upstream
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
-from mailbeacon.agent.settings.store import SettingError, Settings, parse_host_port
+from mailbeacon.agent.settings.store import Settings
 from mailbeacon.agent.tracking.stream import StreamState, StreamSubscriber
 from mailbeacon.core import uainfo
 from mailbeacon.core.enrollment import Enrollment

@@ -15,8 +15,9 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 from mailbeacon.agent.notifications.model import Notification
 from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.sending.submit import RelaySubmitter
+from mailbeacon.agent.settings.mail_urls import parse_host_port
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
-from mailbeacon.agent.settings.store import Settings, parse_host_port
+from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray.desktop.autostart import (
     AutostartError,

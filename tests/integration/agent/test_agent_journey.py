@@ -1,6 +1,7 @@
 """The headless agent end to end: a real SMTP client sends through the relay, the
 upstream sink receives a tracked email, a recipient on another address opens it and
-clicks, and the agent prints notifications naming that recipient (DESIGN 2, 3.1)."""
+clicks, and the agent prints notifications naming that recipient (docs/architecture.md,
+docs/interfaces.md)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import email.policy
 import hashlib
 import json
 import re
-import shutil
 import smtplib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -27,7 +27,8 @@ from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.server.config import ServerConfig
 from mailbeacon.server.tracking_server import TrackingServer
 from tests.helpers import dovecot
-from tests.helpers.agent_process import AgentProcess, free_port, run_cli
+from tests.helpers.agent_process import AgentProcess, run_cli
+from tests.helpers.net import free_port
 from tests.helpers.smtp import SmtpSink
 
 RELAY_PASSWORD = "relay-secret"
@@ -105,7 +106,7 @@ def recipient_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=transport, headers={"User-Agent": THUNDERBIRD})
 
 
-@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks is installed by .ci/run")
+@pytest.mark.needs_program("swaks")
 async def test_swaks_to_open_and_click_notifications_and_logged_copy(
     tmp_path: Path, server: TrackingServer, sink: SmtpSink
 ) -> None:
@@ -233,7 +234,7 @@ async def test_accepted_mail_survives_sigkill_and_is_delivered_once(
     assert all(len(copies) == 1 for copies in by_id.values())
 
 
-@pytest.mark.skipif(not dovecot.available(), reason="Dovecot and root are there in CI")
+@pytest.mark.needs_program("dovecot")
 async def test_a_reply_in_the_reps_inbox_notifies_through_the_agent(
     tmp_path: Path, server: TrackingServer, sink: SmtpSink
 ) -> None:

@@ -11,7 +11,6 @@ import asyncio
 import importlib.util
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +24,9 @@ import pytest
 
 import mailbeacon
 from mailbeacon.core.enrollment import Enrollment
-from tests.helpers.agent_process import REPO, free_port
+from tests.helpers import programs
+from tests.helpers.agent_process import REPO
+from tests.helpers.net import free_port
 
 pytestmark = [pytest.mark.timeout(900)]
 
@@ -133,10 +134,7 @@ async def test_the_bundle_serves_the_tracking_server(bundle: Path, tmp_path: Pat
 async def test_the_bundle_runs_the_tray_under_xvfb_and_quits_on_sigterm(
     bundle: Path, tmp_path: Path
 ) -> None:
-    if shutil.which("xvfb-run") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("xvfb-run is missing (Debian package xvfb)")
-        pytest.skip("xvfb-run is not installed")
+    programs.require("xvfb-run")
     profile = tmp_path / "profile"
     for key, value in (("server.listen", "127.0.0.1:0"), ("relay.port", str(free_port()))):
         done = run(bundle, tmp_path, "--profile", str(profile), "config", "set", key, value)

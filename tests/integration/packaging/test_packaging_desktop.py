@@ -6,14 +6,12 @@ from __future__ import annotations
 import ast
 import os
 import re
-import shutil
 import struct
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
+from tests.helpers import programs
 from tests.helpers.agent_process import REPO
 
 LINUX = REPO / "packaging" / "linux"
@@ -24,13 +22,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def need(program: str) -> str:
     """The program's path; skipped when missing, except in CI, where that fails."""
-    found = shutil.which(program)
-    if found is None:
-        message = f"{program} is not installed (packaging/bootstrap.sh installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+    return programs.path_of(program)
 
 
 def validate(path: Path) -> None:

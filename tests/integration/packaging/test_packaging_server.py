@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import json
 import os
 import re
@@ -35,7 +34,9 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from mailbeacon.cli import build_parser
 from mailbeacon.core.enrollment import Enrollment
-from tests.helpers.agent_process import REPO, free_port
+from tests.helpers import certs, programs
+from tests.helpers.agent_process import REPO
+from tests.helpers.net import free_port
 from tests.helpers.server import CHROME, new_mail
 
 SERVER_DIR = REPO / "packaging" / "server"
@@ -50,15 +51,7 @@ INSTALLED = "/opt/mailbeacon/bin/mailbeacon"  # where the unit expects the progr
 
 
 
-def need_programs(*names: str) -> None:
-    """Skip when a program is missing, except in CI, where that is a failure."""
-    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
-    missing = [name for name in names if shutil.which(name, path=path) is None]
-    if missing:
-        message = f"needs {', '.join(missing)} (packaging/bootstrap.sh installs them)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+need_programs = programs.require
 
 
 # ------------------------------------------------------------------ the unit's command
@@ -188,51 +181,9 @@ class Cert:
 
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory: pytest.TempPathFactory) -> Cert:
-    """Made with ``cryptography`` when installed, else ``openssl req``."""
-    folder = tmp_path_factory.mktemp("tls")
-    made = Cert(folder / "cert.pem", folder / "key.pem")
-    try:
-        _cert_with_cryptography(made)
-    except ImportError:
-        need_programs("openssl")
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-             "-subj", f"/CN={DOMAIN}", "-addext", f"subjectAltName=DNS:{DOMAIN}",
-             "-keyout", str(made.key), "-out", str(made.cert)],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-    return made
-
-
-def _cert_with_cryptography(out: Cert) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, DOMAIN)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(DOMAIN)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    out.cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    out.key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    """A self-signed certificate for the tracking domain."""
+    made, key = certs.self_signed(tmp_path_factory.mktemp("tls"), DOMAIN, dns=(DOMAIN,), ips=())
+    return Cert(made, key)
 
 
 def nginx_config(work: Path, cert: Cert, listen: int, upstream: int) -> Path:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from urllib.parse import quote, quote_from_bytes
 
 import httpx
@@ -24,20 +22,8 @@ from tests.helpers.server import (
     next_event,
     raw_request,
     recipient,
-    running_server,
     subscribed,
 )
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[TrackingServer]:
-    async with running_server(tmp_path / "server.db") as running:
-        yield running
-
-
-@pytest.fixture
-async def alice(server: TrackingServer) -> Enrollment:
-    return await server.add_user("alice")
 
 
 def _asgi_client(server: TrackingServer) -> httpx.AsyncClient:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +14,6 @@ from tests.helpers.server import (
     next_event,
     next_message,
     recipient,
-    running_server,
     subscribed,
 )
 
@@ -24,17 +21,6 @@ GMAIL_PROXY = (
     "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
 )
 APPLE_MPP = "Mozilla/5.0"
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[TrackingServer]:
-    async with running_server(tmp_path / "server.db") as running:
-        yield running
-
-
-@pytest.fixture
-async def alice(server: TrackingServer) -> Enrollment:
-    return await server.add_user("alice")
 
 
 def _stored(server: TrackingServer, event_id: int) -> tuple[object, ...]:

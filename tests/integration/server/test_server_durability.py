@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.server.config import ServerConfig
 from mailbeacon.server.tracking_server import TrackingServer
+from tests.helpers.net import free_port
 from tests.helpers.server import (
     WAIT,
     add_user_process,
@@ -36,17 +36,11 @@ KILL_AFTER = 300  # answered hits before the kill
 MAX_PER_WORKER = 2000
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.asynccontextmanager
 async def _serving(
     profile: Path, db: Path
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
-    port = _free_port()
+    port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mailbeacon", "--profile", str(profile),
         "server", "serve", "--listen", f"127.0.0.1:{port}", "--db", f"sqlite:///{db}",

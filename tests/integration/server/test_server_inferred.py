@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from websockets.asyncio.client import ClientConnection
 
 from mailbeacon.core import tokens
@@ -20,22 +17,10 @@ from tests.helpers.server import (
     new_mail,
     next_event,
     recipient,
-    running_server,
     subscribed,
 )
 
 TARGET = "https://example.com/pricing"
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[TrackingServer]:
-    async with running_server(tmp_path / "server.db") as running:
-        yield running
-
-
-@pytest.fixture
-async def alice(server: TrackingServer) -> Enrollment:
-    return await server.add_user("alice")
 
 
 async def _events_until(stream: ClientConnection, sentinel: Mail) -> list[dict[str, Any]]:

@@ -33,11 +33,6 @@ async def server(tmp_path: Path) -> AsyncIterator[TrackingServer]:
         yield running
 
 
-@pytest.fixture
-async def alice(server: TrackingServer) -> Enrollment:
-    return await server.add_user("alice")
-
-
 async def _opens(server: TrackingServer, rep: Enrollment, count: int) -> list[str]:
     """Have a recipient open ``count`` emails; returns their message keys in order."""
     keys = []

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ipaddress
 import secrets
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 
@@ -31,22 +30,6 @@ from tests.helpers.server import (
 )
 
 TARGET = "https://example.com/pricing?plan=team#faq"
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[TrackingServer]:
-    async with running_server(tmp_path / "server.db") as running:
-        yield running
-
-
-@pytest.fixture
-async def alice(server: TrackingServer) -> Enrollment:
-    return await server.add_user("alice")
-
-
-@pytest.fixture
-async def bob(server: TrackingServer) -> Enrollment:
-    return await server.add_user("bob")
 
 
 async def test_an_open_reaches_its_reps_stream_with_every_field(

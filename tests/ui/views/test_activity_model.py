@@ -3,7 +3,6 @@ live head refresh; all on a real records file."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,25 +11,15 @@ from PySide6.QtGui import QBrush
 from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
+from mailbeacon.agent.records.database import RecordsError
 from mailbeacon.agent.records.model import ActivityFilter, ActivityRow
-from mailbeacon.agent.records.store import RecordsError, RecordsStore
-from mailbeacon.tray.views.activity.model import (
-    HEADERS,
-    ROW_ROLE,
-    ActivityModel,
-    Column,
-    FeedFilter,
-)
+from mailbeacon.agent.records.store import RecordsStore
+from mailbeacon.tray.views.activity.model import HEADERS, ActivityModel, Column, FeedFilter
+from mailbeacon.tray.views.tables import ROW_ROLE
 from tests.helpers.activity import HTML_SUBJECT, fill_events, small_feed
 from tests.helpers.records import event
 
 WAIT_MS = 10_000
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[RecordsStore]:
-    with RecordsStore(tmp_path / "records.db") as records:
-        yield records
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ contact's record, everything shows as plain text."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,18 +11,13 @@ from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
 from mailbeacon.agent.records.store import RecordsStore
-from mailbeacon.tray.views.activity.model import ROW_ROLE, ActivityModel, Column
+from mailbeacon.tray.views.activity.model import ActivityModel, Column
 from mailbeacon.tray.views.activity.window import ActivityWindow
+from mailbeacon.tray.views.tables import ROW_ROLE
 from tests.helpers.activity import HTML_SUBJECT, fill_events, small_feed
 from tests.helpers.records import event
 
 WAIT_MS = 10_000
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[RecordsStore]:
-    with RecordsStore(tmp_path / "records.db") as records:
-        yield records
 
 
 @pytest.fixture

@@ -28,7 +28,8 @@ from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.sending.accept import Sender
 from mailbeacon.agent.sending.outbox import Outbox
 from mailbeacon.agent.sending.relay import IncomingMessage
-from mailbeacon.agent.sending.upstream import Upstream, parse_upstream
+from mailbeacon.agent.sending.upstream import Upstream
+from mailbeacon.agent.settings.mail_urls import parse_upstream
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.urls import TrackingUrls

@@ -3,7 +3,6 @@ names the email in plain text, and opens or saves attachments byte-identical."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -26,12 +25,6 @@ from tests.helpers.contacts import PDF, PNG, counting_http_server, fill_records
 
 WAIT_MS = 10_000
 IMAGE = QTextDocument.ResourceType.ImageResource.value
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[RecordsStore]:
-    with RecordsStore(tmp_path / "records.db") as records:
-        yield records
 
 
 def viewer_for(

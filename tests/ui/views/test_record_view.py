@@ -4,7 +4,6 @@ in the viewer."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,17 +11,12 @@ from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
 from mailbeacon.agent.records.store import RecordsStore
-from mailbeacon.tray.views.contacts.record import ROW_ROLE, RecordView, TimelineColumn, TimelineRow
+from mailbeacon.tray.views.contacts.record import RecordView, TimelineColumn, TimelineRow
+from mailbeacon.tray.views.tables import ROW_ROLE
 from tests.helpers.activity import HTML_SUBJECT
 from tests.helpers.contacts import fill_records
 
 WAIT_MS = 10_000
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[RecordsStore]:
-    with RecordsStore(tmp_path / "records.db") as records:
-        yield records
 
 
 @pytest.fixture

@@ -588,7 +588,6 @@ def test_a_test_connection_that_breaks_is_reported_in_words(
 
 
 @pytest.mark.needs_program("dovecot")
-@pytest.mark.skipif(not dv.available(), reason="needs root and /usr/sbin/dovecot")
 def test_test_connection_logs_in_to_a_real_dovecot(qtbot: QtBot, saver: Saver) -> None:
     SecretStore(SERVICE).set(Secret.IMAP_PASSWORD, dv.PASSWORD)  # the stored one is used
     with dv.running_dovecot() as server:

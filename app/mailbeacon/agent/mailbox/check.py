@@ -23,7 +23,8 @@ from mailbeacon.agent.mailbox.imap_client import (
     ImapError,
 )
 from mailbeacon.agent.mailbox.session import ImapAccount, imap_session, plain_refused
-from mailbeacon.agent.settings.kinds import MailServerUrl, SettingError, parse_mail_url
+from mailbeacon.agent.settings.errors import SettingError
+from mailbeacon.agent.settings.mail_urls import MailServerUrl, parse_mail_url
 
 log = logging.getLogger(__name__)
 

@@ -49,6 +49,7 @@ from mailbeacon.agent.records.model import (
 from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.settings.secrets import Secret, SecretStore
 from mailbeacon.agent.settings.store import Settings
+from mailbeacon.core.events import EventType, Verdict
 from mailbeacon.core.extract import extract_for_log
 from mailbeacon.core.inbound import (
     Bounce,
@@ -152,7 +153,7 @@ class ReplyRecorder:
             # Recorded before but never notified (a crash, a pause): tell the rep now,
             # unless it is old news by now.
             fresh = self._clock() - _timestamp(existing.at) <= self._config().backlog_age_seconds
-            if existing.verdict == "human" and not existing.notified and fresh:
+            if existing.verdict == Verdict.HUMAN and not existing.notified and fresh:
                 self._notify_reply(existing, email, incoming, inferred=False)
             return
         contact = self._store.contact(sender)
@@ -168,7 +169,7 @@ class ReplyRecorder:
         inferred = self._infer_open(email, sender, anonymous, incoming.identity, at)
         local_id = self._store.add_event(
             EventRecord(
-                type="reply",
+                type=EventType.REPLY,
                 at=at,
                 email_id=email.id,
                 contact=None if anonymous else sender,
@@ -180,7 +181,7 @@ class ReplyRecorder:
         if local_id is None:
             return  # recorded meanwhile by another handler run
         if not anonymous:
-            self._store.update_contact_engagement(sender, "reply", at)
+            self._store.update_contact_engagement(sender, EventType.REPLY, at)
         stored = self._store.event(local_id)
         if stored is not None:
             self._notify_reply(stored, email, incoming, inferred)
@@ -190,8 +191,8 @@ class ReplyRecorder:
     ) -> bool:
         """Record an inferred open if the email had no human open by this person (rule 6)."""
         opens = ActivityFilter(
-            types=("open",),
-            verdicts=("human",),
+            types=(EventType.OPEN,),
+            verdicts=(Verdict.HUMAN,),
             email_id=email.id,
             contact=None if anonymous else sender,
         )
@@ -199,7 +200,7 @@ class ReplyRecorder:
             return False
         added = self._store.add_event(
             EventRecord(
-                type="open",
+                type=EventType.OPEN,
                 at=at,
                 email_id=email.id,
                 contact=None if anonymous else sender,
@@ -210,7 +211,7 @@ class ReplyRecorder:
             )
         )
         if added is not None and not anonymous:
-            self._store.update_contact_engagement(sender, "open", at)
+            self._store.update_contact_engagement(sender, EventType.OPEN, at)
         return added is not None
 
     async def _log_reply(self, message: IncomingMail) -> dict[str, Any] | None:
@@ -247,7 +248,7 @@ class ReplyRecorder:
         self, event: StoredEvent, email: EmailRecord, incoming: Incoming, inferred: bool
     ) -> None:
         config = self._config()
-        if "reply" not in config.kinds or _paused(config, self._clock()):
+        if NotificationType.REPLY not in config.kinds or config.paused(self._clock()):
             return
         contact = None if event.anonymous else self._store.contact(event.contact or "")
         if event.anonymous or contact is None:
@@ -289,12 +290,12 @@ class ReplyRecorder:
         anonymous = self._anonymous(self._store.contact(sender))
         self._store.add_event(
             EventRecord(
-                type="reply",
+                type=EventType.REPLY,
                 at=at,
                 email_id=email.id,
                 contact=None if anonymous else sender,
                 local_key=f"reply:{incoming.identity}",
-                verdict="bot",
+                verdict=Verdict.BOT,
                 reason=f"automatic reply ({incoming.reason})"[:300],
                 anonymous=anonymous,
                 details={"auto": True, "subject": incoming.subject[:300]},
@@ -335,7 +336,7 @@ class ReplyRecorder:
         reason = recipient.reason[:500]
         local_id = self._store.add_event(
             EventRecord(
-                type="delivery_failed",
+                type=EventType.DELIVERY_FAILED,
                 at=at,
                 email_id=email.id if email else None,
                 contact=recipient.address,
@@ -349,9 +350,9 @@ class ReplyRecorder:
             )
         )
         config = self._config()
-        if local_id is None or "delivery_failed" not in config.kinds:
+        if local_id is None or NotificationType.DELIVERY_FAILED not in config.kinds:
             return
-        if _paused(config, self._clock()):
+        if config.paused(self._clock()):
             return
         subject = email.subject if email else ""
         title = (
@@ -422,7 +423,3 @@ def _timestamp(at: str) -> float:
         return datetime.fromisoformat(at).timestamp()
     except ValueError:
         return 0.0
-
-
-def _paused(config: PolicyConfig, now: float) -> bool:
-    return config.paused_until is not None and now < config.paused_until

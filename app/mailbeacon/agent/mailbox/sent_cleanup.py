@@ -55,7 +55,6 @@ from mailbeacon.agent.mailbox.sent_spool import (
     discard_originals,
 )
 from mailbeacon.agent.mailbox.sent_status import (
-    PROBLEM_PREFIX,
     CleanupConfig,
     CleanupState,
     CleanupStats,
@@ -79,16 +78,15 @@ from mailbeacon.agent.mailbox.session import (
     imap_session,
 )
 from mailbeacon.agent.records.store import RecordsStore
-from mailbeacon.agent.sending.outbox import DeliveryFailure, QueuedItem
-from mailbeacon.agent.settings.kinds import MailServerUrl
+from mailbeacon.agent.sending.outbox_items import DeliveryFailure, QueuedItem
+from mailbeacon.agent.settings.mail_urls import MailServerUrl
 from mailbeacon.agent.settings.secrets import Secret, SecretStore
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.backoff import Retry
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.extract import header_value
 
-# runtime.py imports these two from here, where they lived before the split.
-__all__ = ["PROBLEM_PREFIX", "CleanupStatus", "SentCleanup", "build_sent_cleanup"]
+__all__ = ["SentCleanup", "build_sent_cleanup"]
 
 log = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ from mailbeacon.agent.mailbox.session import (
     describe_failure,
     imap_session,
 )
-from mailbeacon.agent.settings.kinds import MailServerUrl
+from mailbeacon.agent.settings.mail_urls import MailServerUrl
 from mailbeacon.core.backoff import Backoff, Retry
 from mailbeacon.core.durable import atomic_write
 

@@ -56,6 +56,10 @@ class PolicyConfig:
         """Whether privacy makes an event of ``contact`` anonymous (docs/rules.md rule 8)."""
         return self.privacy_enabled and not (contact and contact.lawful_basis)
 
+    def paused(self, now: float) -> bool:
+        """Whether the rep paused notifications and ``now`` is before the pause ends."""
+        return self.paused_until is not None and now < self.paused_until
+
     @classmethod
     def from_settings(cls, settings: Settings) -> PolicyConfig:
         """The policy the rep configured."""
@@ -358,7 +362,7 @@ class Notifier:
 
     def _deliver(self, candidate: _Candidate, config: PolicyConfig) -> None:
         now = self._clock()
-        if config.paused_until is not None and now < config.paused_until:
+        if config.paused(now):
             return
         event_time = _ts(candidate.notification.at)
         if now - event_time > config.backlog_age_seconds:

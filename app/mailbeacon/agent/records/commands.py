@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from mailbeacon.agent.records.database import RecordsError
 from mailbeacon.agent.records.model import (
     EVENT_TYPES,
     VERDICTS,
@@ -25,13 +26,13 @@ from mailbeacon.agent.records.model import (
     EventEntry,
     SentEntry,
 )
-from mailbeacon.agent.records.store import RecordsError, RecordsStore
+from mailbeacon.agent.records.store import RecordsStore
+from mailbeacon.agent.settings.errors import SettingError
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
 from mailbeacon.agent.settings.store import (
     KEYS,
     SECRET_KEYS,
     ConfigError,
-    SettingError,
     Settings,
     unknown_key_message,
 )

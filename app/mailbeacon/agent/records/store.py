@@ -32,7 +32,7 @@ the activity feed, the stream's resume point); ``rows`` turns SQL rows into reco
 from __future__ import annotations
 
 from mailbeacon.agent.records.contacts import ContactRecords
-from mailbeacon.agent.records.database import BUSY_TIMEOUT_MS, DB_NAME, RecordsError
+from mailbeacon.agent.records.database import DB_NAME
 from mailbeacon.agent.records.emails import EmailRecords
 from mailbeacon.agent.records.events import EventRecords
 from mailbeacon.agent.records.model import (
@@ -53,8 +53,7 @@ from mailbeacon.agent.records.rows import (
 from mailbeacon.core.events import EventType, Verdict
 from mailbeacon.core.profile import Profile
 
-# Importable from here as before the store was split in parts.
-__all__ = ["BUSY_TIMEOUT_MS", "DB_NAME", "RecordsError", "RecordsStore"]
+__all__ = ["RecordsStore"]
 
 
 class RecordsStore(ContactRecords, EmailRecords, EventRecords):

@@ -18,7 +18,8 @@ from typing import Protocol
 
 from mailbeacon.agent.records.model import Attachment, LoggedCopy, Recipient, SentEmail
 from mailbeacon.agent.records.store import RecordsStore
-from mailbeacon.agent.sending.outbox import Outbox, OutboxItem
+from mailbeacon.agent.sending.outbox import Outbox
+from mailbeacon.agent.sending.outbox_items import OutboxItem
 from mailbeacon.agent.sending.relay import IncomingMessage
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.extract import extract_for_log, header_value

@@ -11,13 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailbeacon.agent.sending.upstream import (
-    Credentials,
-    Upstream,
-    UpstreamCheck,
-    UpstreamConfigError,
-    parse_upstream,
-)
+from mailbeacon.agent.sending.upstream import Credentials, Upstream, UpstreamCheck
+from mailbeacon.agent.settings.mail_urls import UpstreamConfigError, parse_upstream
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ fsynced, so a relay that answers 250 after it can be killed at any moment.
 Progress is recorded the same way: right after the upstream accepts a message
 it is renamed to ``sent/`` (fsynced) before anything else happens. The folders and
 their file operations are in :mod:`.outbox_spool`; the items, their state and the
-transport protocol in :mod:`.outbox_items` (re-exported here).
+transport protocol in :mod:`.outbox_items`.
 
 The one remaining duplicate window: killed after the upstream answered 250 to
 DATA but before that rename reached the disk (one rename + fsync, about a
@@ -38,14 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from mailbeacon.agent.sending.outbox_items import (
-    CHUNK,
-    MAX_HEADER_BYTES,
     DeliveryError,
     DeliveryFailure,
     ItemState,
-    MessageBytes,
-    MessageFile,
-    MessageSource,
     OnDelivered,
     OnFailed,
     OutboxItem,
@@ -55,33 +50,12 @@ from mailbeacon.agent.sending.outbox_items import (
     Transport,
 )
 from mailbeacon.agent.sending.outbox_spool import (
-    MAGIC,
-    SPACE_MARGIN,
     Spool,
     header_line,
     unlink_quietly,
 )
 
-__all__ = [
-    "CHUNK",
-    "MAGIC",
-    "MAX_HEADER_BYTES",
-    "SPACE_MARGIN",
-    "DeliveryError",
-    "DeliveryFailure",
-    "ItemState",
-    "MessageBytes",
-    "MessageFile",
-    "MessageSource",
-    "OnDelivered",
-    "OnFailed",
-    "Outbox",
-    "OutboxItem",
-    "QueuedItem",
-    "RetryPolicy",
-    "SendResult",
-    "Transport",
-]
+__all__ = ["Outbox"]
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Setting values: how each kind of setting is parsed from text, checked and shown.
 
 The parsers for the hosts and mail server URLs that settings hold are in
-:mod:`.mail_urls`; their names (and :class:`SettingError`) stay importable from here.
+:mod:`.mail_urls`; the error every kind raises is :class:`.errors.SettingError`.
 """
 
 from __future__ import annotations
@@ -11,34 +11,28 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from mailbeacon.agent.settings.errors import SettingError
 from mailbeacon.agent.settings.mail_urls import (
-    MailServerUrl,
-    SettingError,
     check_host,
     is_loopback,
     parse_host_port,
     parse_mail_url,
-    protocol_key,
 )
 
 __all__ = [
     "BoolKind",
     "ChoiceKind",
+    "EmailKind",
     "FloatKind",
     "HostKind",
     "HostPortKind",
     "HttpUrlKind",
     "IntKind",
     "Kind",
-    "MailServerUrl",
     "MailUrlKind",
     "NameKind",
-    "SettingError",
+    "TextKind",
     "TimestampKind",
-    "is_loopback",
-    "parse_host_port",
-    "parse_mail_url",
-    "protocol_key",
 ]
 
 
@@ -208,6 +202,41 @@ class NameKind(Kind):
 
     def describe(self) -> str:
         return "text (no spaces)" + ("" if self.allow_empty else ", not empty")
+
+
+@dataclass(frozen=True)
+class TextKind(Kind):
+    """One line of text (a display name, a list of words); maybe empty."""
+
+    max_length: int = 1000
+
+    def check(self, value: Any) -> str:
+        text = str(value).strip()
+        if len(text) > self.max_length:
+            raise SettingError(f"must be at most {self.max_length} characters")
+        if any(ord(ch) < 32 for ch in text):
+            raise SettingError("must be one line without control characters")
+        return text
+
+    def describe(self) -> str:
+        return "text"
+
+
+@dataclass(frozen=True)
+class EmailKind(Kind):
+    """An email address (local part @ domain); maybe empty."""
+
+    def check(self, value: Any) -> str:
+        text = str(value).strip()
+        if not text:
+            return ""
+        local, at, domain = text.rpartition("@")
+        if not at or not local or "." not in domain or any(ch.isspace() for ch in text):
+            raise SettingError(f"expected an email address such as ewa@example.com, not {text!r}")
+        return text
+
+    def describe(self) -> str:
+        return "email address or empty"
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,6 @@ Two readers of the same URLs: :func:`parse_mail_url` for the settings (raises
 :class:`SettingError`) and :func:`parse_upstream` for the outbox's upstream (raises
 :class:`UpstreamConfigError` with words for the ``--upstream`` option). Their messages
 differ on purpose and are kept as they were.
-
-:class:`SettingError` lives here, not in ``kinds``, because these parsers raise it
-and ``kinds`` imports them; ``kinds`` re-exports it.
 """
 
 from __future__ import annotations
@@ -22,9 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import SplitResult, unquote, urlsplit
 
-
-class SettingError(ValueError):
-    """A key or value the settings do not accept; the message says why."""
+from mailbeacon.agent.settings.errors import SettingError
 
 
 class UpstreamConfigError(ValueError):

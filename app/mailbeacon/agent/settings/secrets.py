@@ -2,7 +2,7 @@
 
 Each profile has its own keyring namespace (``profile.keyring_service``), so two
 profiles never share a secret. For headless use a few secrets can come from the
-environment instead (DESIGN 3.1): ``MAILBEACON_UPSTREAM_PASSWORD``,
+environment instead (docs/interfaces.md): ``MAILBEACON_UPSTREAM_PASSWORD``,
 ``MAILBEACON_IMAP_PASSWORD``, and the upstream login ``MAILBEACON_UPSTREAM_USER``.
 The environment is given to the constructor; it wins over the keyring for that run
 and is never written to it.
@@ -42,6 +42,8 @@ class Secret(StrEnum):
     API_TOKEN = "api_token"  # noqa: S105
     SIGNING_KEY = "signing_key"
     ENROLLMENT = "enrollment"
+    OAUTH_REFRESH_TOKEN = "oauth_refresh_token"  # noqa: S105 - a name, not a token
+    OAUTH_CLIENT_SECRET = "oauth_client_secret"  # noqa: S105
 
 
 # Which environment variable may stand in for which secret.

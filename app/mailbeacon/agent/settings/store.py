@@ -32,40 +32,34 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from mailbeacon.agent.settings.errors import SettingError
 from mailbeacon.agent.settings.kinds import (
     BoolKind,
     ChoiceKind,
+    EmailKind,
     FloatKind,
     HostKind,
     HostPortKind,
     HttpUrlKind,
     IntKind,
     Kind,
-    MailServerUrl,
     MailUrlKind,
     NameKind,
-    SettingError,
+    TextKind,
     TimestampKind,
-    is_loopback,
-    parse_host_port,
-    parse_mail_url,
-    protocol_key,
 )
+from mailbeacon.agent.settings.mail_urls import is_loopback, parse_mail_url, protocol_key
 from mailbeacon.core.durable import atomic_write
 
 __all__ = [
     "KEYS",
     "SECRET_KEYS",
     "ConfigError",
-    "MailServerUrl",
-    "SettingError",
     "SettingSpec",
     "Settings",
-    "is_loopback",
     "keys_table",
-    "parse_host_port",
-    "parse_mail_url",
     "spec",
     "unknown_key_message",
 ]
@@ -81,6 +75,7 @@ SECRET_KEYS: dict[str, str] = {
     "upstream.password": "upstream_password",
     "imap.password": "imap_password",
     "server.enrollment": "enrollment",
+    "oauth.client_secret": "oauth_client_secret",
 }
 
 
@@ -244,6 +239,40 @@ class SentCleanupSettings:
 
 
 @dataclass
+class AccountSettings:
+    """Who the rep is and how MailBeacon signs in to their mail (docs/rep-guide.md)."""
+
+    email: str = setting("", EmailKind(), "the rep's email address (also the mail login)")
+    name: str = setting("", TextKind(200), "the rep's name as recipients see it")
+    auth: str = setting(
+        "password",
+        ChoiceKind(("password", "oauth2")),
+        "how MailBeacon signs in to the mail servers: password (or app password), or "
+        "oauth2 (Sign in with Google / Microsoft; the refresh token lives in the keyring)",
+    )
+
+
+@dataclass
+class OAuthSettings:
+    """Sign-in with the mail provider (OAuth 2.0); presets fill these for Google/Microsoft."""
+
+    issuer: str = setting(
+        "",
+        HttpUrlKind(),
+        "OpenID issuer to sign in at (empty: the provider preset's; http:// only for an "
+        "issuer on this machine)",
+    )
+    client_id: str = setting(
+        "", NameKind(max_length=300), "OAuth client ID your administrator registered"
+    )
+    scopes: str = setting(
+        "",
+        TextKind(),
+        "space-separated scopes (empty: the preset's, else 'openid email offline_access')",
+    )
+
+
+@dataclass
 class AppSettings:
     """The desktop app."""
 
@@ -277,6 +306,8 @@ class Settings:
     notify: NotifySettings = field(default_factory=NotifySettings)
     imap: ImapSettings = field(default_factory=ImapSettings)
     sent_cleanup: SentCleanupSettings = field(default_factory=SentCleanupSettings)
+    account: AccountSettings = field(default_factory=AccountSettings)
+    oauth: OAuthSettings = field(default_factory=OAuthSettings)
     app: AppSettings = field(default_factory=AppSettings)
 
     # ------------------------------------------------------------ by key
@@ -323,6 +354,16 @@ class Settings:
                 raise SettingError(f"{key}: {exc}") from None
         self._check_plain("smtp", self.upstream.url, self.upstream.allow_plain)
         self._check_plain("imap", self.imap.url, self.imap.allow_plain)
+        self._check_issuer(self.oauth.issuer)
+
+    @staticmethod
+    def _check_issuer(issuer: str) -> None:
+        # A sign-in over plain http would hand the provider's tokens to the network.
+        host = urlsplit(issuer).hostname or ""
+        if issuer.startswith("http://") and not is_loopback(host):
+            raise SettingError(
+                f"{issuer} is not encrypted; use the provider's https:// issuer"
+            )
 
     @staticmethod
     def _check_plain(protocol: str, url: str, allowed: bool) -> None:

@@ -4,10 +4,8 @@ IDLE and Sent, and each kind of failure gets a sentence naming what to check."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import ssl
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,27 +16,12 @@ from tests.helpers import dovecot as dv
 
 pytestmark = [
     pytest.mark.needs_program("dovecot"),
-    pytest.mark.skipif(not dv.available(), reason="needs root and /usr/sbin/dovecot"),
-    pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl"),
+    pytest.mark.needs_program("openssl"),
 ]
 
 USER = "check@example.net"
 URL_USER = "check%40example.net"
 WRONG = "not-the-password"
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
 
 
 @pytest.fixture(scope="module")

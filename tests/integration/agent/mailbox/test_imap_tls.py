@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import ssl
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,31 +16,16 @@ from mailbeacon.agent.mailbox.watch import (
     IncomingMessage,
     WatcherConfig,
 )
-from mailbeacon.agent.settings.store import parse_mail_url
+from mailbeacon.agent.settings.mail_urls import parse_mail_url
 from tests.helpers import dovecot as dv
 
 pytestmark = [
     pytest.mark.needs_program("dovecot"),
-    pytest.mark.skipif(not dv.available(), reason="needs root and /usr/sbin/dovecot"),
-    pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl"),
+    pytest.mark.needs_program("openssl"),
 ]
 
 WAIT = 10.0
 CONFIG = WatcherConfig(poll_seconds=600, backoff_initial=0.05, backoff_max=0.2)
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (read by Dovecot's master, as root)."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
 
 
 @pytest.fixture(scope="module")

@@ -26,12 +26,12 @@ from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.settings.secrets import SecretStore
 from mailbeacon.agent.settings.store import Settings
 from tests.helpers import dovecot as dv
+from tests.helpers.net import free_port
 from tests.helpers.records import sent_email
 from tests.helpers.replies import bounce, out_of_office, reply, reply_with_attachment, unrelated
 
 pytestmark = [
     pytest.mark.needs_program("dovecot"),
-    pytest.mark.skipif(not dv.available(), reason="needs root and /usr/sbin/dovecot"),
 ]
 
 WAIT = 10.0  # generous bound for anything that should take well under a second
@@ -273,7 +273,7 @@ async def test_a_wrong_password_is_reported_and_harms_nothing_else(rig: Rig) -> 
 
 @pytest.mark.expect_log("cannot reach the mail server")
 async def test_an_unreachable_server_is_reported(rig: Rig) -> None:
-    watcher = rig.watcher(port=dv.free_port())
+    watcher = rig.watcher(port=free_port())
     watcher.start()
     status = await rig.status(ImapState.UNREACHABLE)
     assert "cannot reach the mail server 127.0.0.1" in status.detail

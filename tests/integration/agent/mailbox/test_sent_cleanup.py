@@ -22,10 +22,11 @@ from mailbeacon.agent.mailbox.sent_spool import ORIGINALS_DIR
 from mailbeacon.agent.mailbox.sent_status import CleanupConfig, CleanupState, CleanupStatus
 from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.sending.accept import Sender
-from mailbeacon.agent.sending.outbox import Outbox, OutboxItem, RetryPolicy
+from mailbeacon.agent.sending.outbox import Outbox
+from mailbeacon.agent.sending.outbox_items import OutboxItem, RetryPolicy
 from mailbeacon.agent.sending.relay import IncomingMessage
-from mailbeacon.agent.sending.upstream import Upstream, parse_upstream
-from mailbeacon.agent.settings.kinds import parse_mail_url
+from mailbeacon.agent.sending.upstream import Upstream
+from mailbeacon.agent.settings.mail_urls import parse_mail_url, parse_upstream
 from mailbeacon.agent.settings.secrets import SecretStore
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.enrollment import Enrollment
@@ -44,7 +45,6 @@ from tests.helpers.sent import (
 
 pytestmark = [
     pytest.mark.needs_program("dovecot"),
-    pytest.mark.skipif(not dv.available(), reason="needs root and /usr/sbin/dovecot"),
 ]
 
 WAIT = 15.0  # generous bound for what takes well under a second

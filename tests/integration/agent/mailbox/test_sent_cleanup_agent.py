@@ -14,14 +14,14 @@ import pytest
 
 from mailbeacon.core.enrollment import Enrollment
 from tests.helpers import dovecot
-from tests.helpers.agent_process import AgentProcess, free_port
+from tests.helpers.agent_process import AgentProcess
+from tests.helpers.net import free_port
 from tests.helpers.sent import SentSavingSink, has_pixel, mailbox
 
 RELAY_PASSWORD = "relay-secret"
 
 pytestmark = [
     pytest.mark.needs_program("dovecot"),
-    pytest.mark.skipif(not dovecot.available(), reason="needs root and /usr/sbin/dovecot"),
 ]
 
 

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from mailbeacon.agent.sending.outbox import (
+from mailbeacon.agent.sending.outbox import Outbox
+from mailbeacon.agent.sending.outbox_items import (
     DeliveryFailure,
-    Outbox,
     OutboxItem,
     QueuedItem,
     RetryPolicy,
 )
-from mailbeacon.agent.sending.upstream import Upstream, parse_upstream
+from mailbeacon.agent.sending.upstream import Upstream
+from mailbeacon.agent.settings.mail_urls import parse_upstream
 from tests.helpers.smtp import SmtpSink
 
 FAST = RetryPolicy(base=0.01, cap=0.05, jitter=0.1)

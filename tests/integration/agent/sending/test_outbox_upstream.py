@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mailbeacon.agent.sending.outbox import DeliveryError
-from mailbeacon.agent.sending.upstream import Credentials, Upstream, parse_upstream
+from mailbeacon.agent.sending.outbox_items import DeliveryError
+from mailbeacon.agent.sending.upstream import Credentials, Upstream
+from mailbeacon.agent.settings.mail_urls import parse_upstream
 from tests.helpers.smtp import SmtpSink, TestTLS
 
 USER, PASSWORD = "rep@example.com", "upstream-Pw7"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import shutil
 import smtplib
 import socket
 import subprocess
@@ -20,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from mailbeacon.agent.sending.outbox import Outbox, OutboxItem, RetryPolicy
+from mailbeacon.agent.sending.outbox import Outbox
+from mailbeacon.agent.sending.outbox_items import OutboxItem, RetryPolicy
 from mailbeacon.agent.sending.relay import IncomingMessage, Relay, RelayStartError
-from mailbeacon.agent.sending.upstream import Upstream, parse_upstream
+from mailbeacon.agent.sending.upstream import Upstream
+from mailbeacon.agent.settings.mail_urls import parse_upstream
 from tests.helpers.smtp import SmtpSink
 
 PASSWORD = "relay-secret-Pw1"
@@ -129,7 +130,6 @@ async def test_login_mechanism_works_too(chain: Chain) -> None:
 
 
 @pytest.mark.needs_program("swaks")
-@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks is not installed")
 async def test_swaks_html_and_pdf_attachment_arrive_intact(chain: Chain, tmp_path: Path) -> None:
     html = tmp_path / "body.html"
     html.write_text("<html><body><p>Hi <a href='https://example.com/x'>there</a></p></body></html>")

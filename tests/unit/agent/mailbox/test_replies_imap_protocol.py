@@ -19,7 +19,7 @@ from mailbeacon.agent.mailbox.watch import (
     _internaldate,
     build_watcher,
 )
-from mailbeacon.agent.settings.store import SettingError
+from mailbeacon.agent.settings.errors import SettingError
 
 
 def fetch(data: bytes) -> dict[str, object]:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -26,12 +24,6 @@ from tests.helpers.replies import (
 
 ARRIVED = datetime(2030, 1, 1, 11, 0, tzinfo=UTC)
 NOW = ARRIVED.timestamp()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[RecordsStore]:
-    with RecordsStore(tmp_path / "records.db") as records:
-        yield records
 
 
 class Harness:

@@ -32,10 +32,11 @@ from mailbeacon.agent.mailbox.sent_folder import expunge
 from mailbeacon.agent.mailbox.sent_spool import ORIGINALS_DIR
 from mailbeacon.agent.mailbox.sent_status import CleanupConfig, CleanupState, CleanupStatus
 from mailbeacon.agent.records.store import RecordsStore
-from mailbeacon.agent.sending.outbox import DeliveryFailure, ItemState, QueuedItem
-from mailbeacon.agent.settings.kinds import parse_mail_url
+from mailbeacon.agent.sending.outbox_items import DeliveryFailure, ItemState, QueuedItem
+from mailbeacon.agent.settings.errors import SettingError
+from mailbeacon.agent.settings.mail_urls import parse_mail_url
 from mailbeacon.agent.settings.secrets import SecretStore
-from mailbeacon.agent.settings.store import SettingError, Settings
+from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.rewrite import Plan, rewrite_message
 from mailbeacon.core.urls import TrackingUrls

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -23,13 +21,6 @@ NOW = SENT + timedelta(minutes=5)
 
 def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[RecordsStore]:
-    s = RecordsStore(tmp_path / "records.db")
-    yield s
-    s.close()
 
 
 def send(store: RecordsStore, key: str, *recipients: tuple[str, str | None]) -> int:

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from mailbeacon.agent.records.model import Recipient, normalize_at
 from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.core.profile import Profile
 from tests.helpers.records import event, sent_email
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[RecordsStore]:
-    with RecordsStore(tmp_path / "records.db") as opened:
-        yield opened
 
 
 def test_store_lives_in_the_profiles_data_dir(profile: Profile) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,12 +10,6 @@ import pytest
 from mailbeacon.agent.records.model import ActivityFilter
 from mailbeacon.agent.records.store import RecordsStore
 from tests.helpers.records import event, sent_email
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[RecordsStore]:
-    with RecordsStore(tmp_path / "records.db") as opened:
-        yield opened
 
 
 def test_the_same_server_event_is_stored_once(store: RecordsStore) -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from mailbeacon.agent.records.database import RecordsError
 from mailbeacon.agent.records.schema import VERSION, migrate
-from mailbeacon.agent.records.store import RecordsError, RecordsStore
+from mailbeacon.agent.records.store import RecordsStore
 from tests.helpers.records import event
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -32,12 +31,6 @@ from tests.helpers.records import event, sent_email
 
 PERIOD = Period(since="2030-01-01T00:00:00.000Z")
 TODAY = date(2030, 1, 3)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[RecordsStore]:
-    with RecordsStore(tmp_path / "records.db") as records:
-        yield records
 
 
 @pytest.fixture

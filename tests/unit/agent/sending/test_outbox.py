@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from mailbeacon.agent.sending.outbox import (
+from mailbeacon.agent.sending.outbox import Outbox
+from mailbeacon.agent.sending.outbox_items import (
     DeliveryError,
     DeliveryFailure,
     ItemState,
     MessageSource,
-    Outbox,
     OutboxItem,
     QueuedItem,
     RetryPolicy,

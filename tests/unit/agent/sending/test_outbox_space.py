@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from mailbeacon.agent.runtime import UnconfiguredUpstream
-from mailbeacon.agent.sending.outbox import SPACE_MARGIN, Outbox, OutboxItem
+from mailbeacon.agent.sending.outbox import Outbox
+from mailbeacon.agent.sending.outbox_items import OutboxItem
+from mailbeacon.agent.sending.outbox_spool import SPACE_MARGIN
 
 
 async def test_a_message_larger_than_the_free_space_is_refused(tmp_path: Path) -> None:

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mailbeacon.agent.sending.upstream import (
-    Credentials,
-    UpstreamConfigError,
-    UpstreamURL,
-    parse_upstream,
-)
+from mailbeacon.agent.sending.upstream import Credentials
+from mailbeacon.agent.settings.mail_urls import UpstreamConfigError, UpstreamURL, parse_upstream
 
 
 @pytest.mark.parametrize(

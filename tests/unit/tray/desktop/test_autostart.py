@@ -3,9 +3,7 @@ config home, never the real one."""
 
 from __future__ import annotations
 
-import os
 import shlex
-import shutil
 import subprocess
 import sys
 from configparser import ConfigParser
@@ -22,6 +20,7 @@ from mailbeacon.tray.desktop.autostart import (
     render_entry,
     xdg_config_home,
 )
+from tests.helpers import programs
 
 
 def read_entry(path: Path) -> dict[str, str]:
@@ -64,10 +63,7 @@ def unquote_exec(value: str) -> list[str]:
 
 def validate(path: Path) -> None:
     """``desktop-file-validate`` accepts the file (skipped outside CI when it is missing)."""
-    if shutil.which("desktop-file-validate") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("desktop-file-validate is missing (Debian package desktop-file-utils)")
-        pytest.skip("desktop-file-validate is not installed (desktop-file-utils)")
+    programs.require("desktop-file-validate")
     result = subprocess.run(
         ["desktop-file-validate", str(path)], check=False, capture_output=True, text=True
     )

@@ -39,17 +39,15 @@ from typing import Any, Protocol
 from PySide6.QtCore import QModelIndex, QObject, Qt, Signal
 
 from mailbeacon.agent.records.model import ActivityFilter, ActivityRow
+from mailbeacon.core.events import HIT_TYPES, EventType, Verdict
 from mailbeacon.core.uainfo import describe
 from mailbeacon.tray.threads.workers import Worker
-from mailbeacon.tray.views import tables
 from mailbeacon.tray.views.tables import AnyIndex, RowTableModel, greyed_brush
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 200
 SCAN_CHUNK = 5000
-ROW_ROLE = tables.ROW_ROLE
-"""Data role returning the row's ``ActivityRow``."""
 
 
 class ActivityQuery(Protocol):
@@ -79,11 +77,11 @@ class Column(IntEnum):
 
 
 HEADERS = ("When", "Type", "Who", "Email", "Detail", "Verdict", "Reason")
-TYPE_LABELS = {
-    "open": "Open",
-    "click": "Click",
-    "reply": "Reply",
-    "delivery_failed": "Delivery failed",
+TYPE_LABELS: dict[str, str] = {
+    EventType.OPEN: "Open",
+    EventType.CLICK: "Click",
+    EventType.REPLY: "Reply",
+    EventType.DELIVERY_FAILED: "Delivery failed",
 }
 SOMEONE = "Someone"
 UNKNOWN_EMAIL = "(unknown email)"
@@ -100,7 +98,7 @@ class FeedFilter:
 
     def activity_filter(self) -> ActivityFilter:
         """The part the store filters by itself."""
-        verdicts = self.verdicts if self.show_filtered else ("human",)
+        verdicts = self.verdicts if self.show_filtered else (Verdict.HUMAN,)
         return ActivityFilter(types=self.types, verdicts=verdicts)
 
     def needle(self) -> str:
@@ -185,7 +183,7 @@ def who_text(row: ActivityRow) -> str:
     event = row.event
     if event.contact and not event.anonymous:
         return row.contact_name or event.contact
-    if event.anonymous or event.type in ("open", "click"):
+    if event.anonymous or event.type in HIT_TYPES:
         return SOMEONE
     return ""  # a delivery failure names its recipients under Detail
 
@@ -193,12 +191,12 @@ def who_text(row: ActivityRow) -> str:
 def detail_text(row: ActivityRow) -> str:
     """The clicked URL, the reader's client, or the undelivered recipients."""
     event = row.event
-    if event.type == "click":
+    if event.type == EventType.CLICK:
         return event.url or ""
-    if event.type == "delivery_failed":
+    if event.type == EventType.DELIVERY_FAILED:
         recipients = event.details.get("recipients")
         return ", ".join(str(r) for r in recipients) if isinstance(recipients, list) else ""
-    if event.type == "open":
+    if event.type == EventType.OPEN:
         client = describe(event.user_agent).label if event.user_agent else ""
         via = event.details.get("via")
         return f"{client} (via {via})" if via and client else str(via or client)
@@ -323,7 +321,7 @@ class ActivityModel(RowTableModel[ActivityRow]):
             return cell_text(row, column)
         if role == Qt.ItemDataRole.ToolTipRole and column == Column.WHEN:
             return f"{row.event.at} (UTC)"  # our own text, never data from outside
-        if role == Qt.ItemDataRole.ForegroundRole and row.event.verdict != "human":
+        if role == Qt.ItemDataRole.ForegroundRole and row.event.verdict != Verdict.HUMAN:
             return self._filtered_brush
         return None
 

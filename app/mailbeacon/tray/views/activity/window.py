@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from mailbeacon.agent.records.model import ActivityRow
+from mailbeacon.core.events import NOT_HUMAN, EventType, Verdict
 from mailbeacon.tray.views.activity.model import (
     PAGE_SIZE,
     ActivityModel,
@@ -40,18 +41,18 @@ SEARCH_DELAY_MS = 250  # typing pauses this long before the search runs
 
 TYPE_CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("All types", ()),
-    ("Opens", ("open",)),
-    ("Clicks", ("click",)),
-    ("Replies", ("reply",)),
-    ("Delivery failures", ("delivery_failed",)),
+    ("Opens", (EventType.OPEN,)),
+    ("Clicks", (EventType.CLICK,)),
+    ("Replies", (EventType.REPLY,)),
+    ("Delivery failures", (EventType.DELIVERY_FAILED,)),
 )
 VERDICT_CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Any verdict", ()),
-    ("Human", ("human",)),
-    ("Bot", ("bot",)),
-    ("Proxy", ("proxy",)),
-    ("Self", ("self",)),
-    ("Not human", ("bot", "proxy", "self")),
+    ("Human", (Verdict.HUMAN,)),
+    ("Bot", (Verdict.BOT,)),
+    ("Proxy", (Verdict.PROXY,)),
+    ("Self", (Verdict.SELF,)),
+    ("Not human", NOT_HUMAN),
 )
 COLUMN_WIDTHS = {
     Column.WHEN: 140,

@@ -20,15 +20,12 @@ from mailbeacon.agent.records.model import Contact
 from mailbeacon.agent.records.reports import format_when
 from mailbeacon.agent.sending.compose_message import format_address
 from mailbeacon.tray.threads.workers import Worker
-from mailbeacon.tray.views import tables
-from mailbeacon.tray.views.tables import AnyIndex, RowTableModel
+from mailbeacon.tray.views.tables import ROW_ROLE, SORT_ROLE, AnyIndex, RowTableModel
 
 log = logging.getLogger(__name__)
 
-CONTACT_ROLE = tables.ROW_ROLE
+CONTACT_ROLE = ROW_ROLE
 """The row's ``Contact``."""
-SORT_ROLE = tables.SORT_ROLE
-"""A value that sorts the column (times as stored, text case-folded)."""
 COMPLETION_ROLE = Qt.ItemDataRole.UserRole + 3
 """``Name <address>`` (or the bare address), for address completion."""
 SEARCH_ROLE = Qt.ItemDataRole.UserRole + 4
@@ -157,7 +154,7 @@ class ContactsModel(RowTableModel[Contact]):
         if role == Qt.ItemDataRole.DisplayRole:
             cell = _CELLS.get(column)
             return cell(row) if cell is not None else None
-        if role == SORT_ROLE:
+        if role == SORT_ROLE:  # times as stored, text case-folded
             sort = _SORTS.get(column)
             return sort(row) if sort is not None else None
         whole = _WHOLE_ROW.get(role)

@@ -35,9 +35,9 @@ from PySide6.QtWidgets import (
 
 from mailbeacon.agent.records.model import Contact, ContactRecord, EventEntry, SentEntry
 from mailbeacon.agent.records.reports import format_when
+from mailbeacon.core.events import HIT_TYPES, EventType, Verdict
 from mailbeacon.core.uainfo import describe
 from mailbeacon.tray.threads.workers import Worker
-from mailbeacon.tray.views import tables
 from mailbeacon.tray.views.email_viewer import (
     EmailViewer,
     LoggedEmailSource,
@@ -54,12 +54,14 @@ from mailbeacon.tray.views.tables import (
 
 log = logging.getLogger(__name__)
 
-ROW_ROLE = tables.ROW_ROLE
-"""The row's ``TimelineRow``."""
 LAWFUL_BASES = ("consent", "contract", "legal-obligation", "vital-interests", "public-task",
                 "legitimate-interest")
-TYPE_LABELS = {"open": "Opened", "click": "Clicked", "reply": "Replied",
-               "delivery_failed": "Delivery failed"}
+TYPE_LABELS: dict[str, str] = {
+    EventType.OPEN: "Opened",
+    EventType.CLICK: "Clicked",
+    EventType.REPLY: "Replied",
+    EventType.DELIVERY_FAILED: "Delivery failed",
+}
 FIELD_LABELS = {"to": "To", "cc": "Cc", "bcc": "Bcc"}
 
 
@@ -137,16 +139,16 @@ def _event_row(entry: EventEntry) -> TimelineRow:
     elif event.possibly_forwarded:
         what += " (forwarded?)"
     parts: list[str] = []
-    if event.type == "click" and event.url:
+    if event.type == EventType.CLICK and event.url:
         parts.append(event.url)
-    if event.type in ("open", "click") and event.user_agent:
+    if event.type in HIT_TYPES and event.user_agent:
         parts.append(describe(event.user_agent).label)
-    if event.type == "delivery_failed":
+    if event.type == EventType.DELIVERY_FAILED:
         recipients = event.details.get("recipients")
         if isinstance(recipients, list):
             parts.append(", ".join(str(r) for r in recipients))
     verdict = event.verdict.capitalize()
-    if event.verdict != "human" and event.reason:
+    if event.verdict != Verdict.HUMAN and event.reason:
         verdict += f" — {event.reason}"
     return TimelineRow(
         at=event.at,
@@ -156,7 +158,7 @@ def _event_row(entry: EventEntry) -> TimelineRow:
         verdict=verdict,
         email_id=event.email_id,
         logged=False,
-        human=event.verdict == "human",
+        human=event.verdict == Verdict.HUMAN,
     )
 
 

@@ -28,13 +28,12 @@ from mailbeacon.tray.threads.workers import Worker
 from mailbeacon.tray.views.contacts.model import (
     CONTACT_ROLE,
     SEARCH_ROLE,
-    SORT_ROLE,
     Column,
     ContactsModel,
     ContactsSource,
 )
 from mailbeacon.tray.views.contacts.record import RecordSource, RecordView
-from mailbeacon.tray.views.tables import setup_read_only_table
+from mailbeacon.tray.views.tables import SORT_ROLE, setup_read_only_table
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 
+from mailbeacon.agent.settings.errors import SettingError
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
-from mailbeacon.agent.settings.store import KEYS, SECRET_KEYS, SettingError, Settings
+from mailbeacon.agent.settings.store import KEYS, SECRET_KEYS, Settings
 from mailbeacon.core.enrollment import Enrollment
 
 log = logging.getLogger(__name__)

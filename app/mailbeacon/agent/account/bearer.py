@@ -1,0 +1,29 @@
+"""Access tokens for SASL XOAUTH2 / OAUTHBEARER, as the SMTP and IMAP clients see them."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class SignInRequired(Exception):
+    """The provider no longer accepts the stored sign-in: the rep must sign in again.
+
+    Mail waits in the outbox meanwhile (a connection problem, never a bounce).
+    """
+
+
+class BearerSource(Protocol):
+    """Hands out a current access token for ``user``; refreshes it when needed."""
+
+    @property
+    def user(self) -> str:
+        """The login name the token is for (the rep's email address)."""
+        ...
+
+    async def token(self) -> str:
+        """A token valid for a while yet; raises :class:`SignInRequired`."""
+        ...
+
+    def invalidate(self, token: str) -> None:
+        """The server refused ``token``: the next :meth:`token` fetches a fresh one."""
+        ...
