@@ -18,6 +18,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "mailbeacon.server.commands",
     "mailbeacon.agent.commands",
     "mailbeacon.agent.records.commands",
+    "mailbeacon.agent.account.commands",
     "mailbeacon.tray.commands",
 )
 

@@ -45,3 +45,37 @@ def load_cases() -> list[AgentCase]:
             )
             for row in csv.DictReader(handle)
         ]
+
+
+# Fragments whose repetition makes a pattern rescan the agent from every occurrence,
+# or leaves many patterns' words in the agent for the pre-screen to let through.
+_PATHOLOGICAL = (
+    "yandex", "Yandexa", "cubot", "Java ", "NewsBlur ", "facebookexternalhit/", "Safari/1.0 ",
+    "Mozilla/5.0 bot ", "YandexSearch ", "Go 1.", "PTST/", "(", "-", " ", "x", "a1",
+)
+
+
+def hostile_agents(count: int, seed: int = 8) -> list[str]:
+    """``count`` distinct printable agents of exactly 1,024 characters (the longest the
+    length rule lets through to the pattern lists): random noise, one repeated character,
+    and repeated fragments that are worst cases for regular expressions."""
+    import random
+    import string
+
+    rng = random.Random(seed)
+    words = ["bot", "crawl", "spider", "Googlebot", "Mimecast", "Safe", "Links", "Java", "Yandex",
+             "Headless", "curl/"]
+    out: list[str] = []
+    for i in range(count):
+        tag = f"#{i}"
+        kind = i % 4
+        if kind == 0:
+            body = "".join(rng.choices(string.ascii_letters + " /;.()", k=1024))
+        elif kind == 1:
+            body = rng.choice("x(/-1a ") * 1024
+        elif kind == 2:
+            body = rng.choice(_PATHOLOGICAL) * 1024
+        else:
+            body = " ".join(rng.choices(words, k=200))
+        out.append(body[: 1024 - len(tag)] + tag)
+    return out

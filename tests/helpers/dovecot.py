@@ -124,11 +124,14 @@ class Dovecot:
         self._wait_listening(timeout)
 
     def _wait_listening(self, timeout: float) -> None:
+        # Listening is not enough: stop() needs master.pid, which may come a moment later.
         deadline = time.monotonic() + timeout
+        pid_file = self.root / "run" / "master.pid"
         while True:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
+                    if pid_file.exists():
+                        return
             except OSError:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"dovecot did not start: {self.log()}") from None

@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -65,12 +66,16 @@ def install() -> None:
 
 @contextlib.contextmanager
 def running_provider(
-    access_token_ttl: int = 300, users: Mapping[str, str] | None = None
+    access_token_ttl: int = 300, users: Mapping[str, str] | None = None, port: int | None = None
 ) -> Iterator[Provider]:
-    """Start the provider on a free loopback port; stop it at the end."""
+    """Start the provider on a loopback port (free, or ``port``); stop it at the end.
+
+    Tokens live in the provider's memory: starting it again on the same port is a
+    provider that revoked every sign-in at once.
+    """
     install()
     users = dict(users or {USER: PASSWORD})
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "OP_PORT": str(port),
@@ -84,6 +89,8 @@ def running_provider(
     )  # fmt: skip
     try:
         issuer = _wait_ready(process)
+        # Keep reading what it prints, so a full pipe never stalls the provider.
+        threading.Thread(target=_drain, args=(process,), daemon=True).start()
         yield Provider(issuer, port, users, process)
     finally:
         process.terminate()
@@ -94,6 +101,13 @@ def running_provider(
             process.wait(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def _drain(process: subprocess.Popen[bytes]) -> None:
+    assert process.stdout is not None
+    with contextlib.suppress(ValueError, OSError):
+        for _line in process.stdout:
+            pass
 
 
 def _wait_ready(process: subprocess.Popen[bytes]) -> str:

@@ -16,6 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TextIO
 
+import httpx
+
+from mailbeacon.agent.account.signin import AgentSignIn
 from mailbeacon.agent.mailbox.replies import build_reply_watcher
 from mailbeacon.agent.mailbox.sent_cleanup import SentCleanup, build_sent_cleanup
 from mailbeacon.agent.mailbox.sent_status import PROBLEM_PREFIX, CleanupStatus
@@ -57,6 +60,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ENV_UPSTREAM_USER = "MAILBEACON_UPSTREAM_USER"
+SIGN_IN_PROBLEM = "Sign in again"
+SIGN_IN_HTTP_SECONDS = 15.0
 
 
 class AgentStartError(RuntimeError):
@@ -151,6 +156,8 @@ class AgentRuntime:
         self.notifier: Notifier | None = None
         self.imap: ImapWatcher | None = None
         self.sent_cleanup: SentCleanup | None = None
+        self.sign_in: AgentSignIn | None = None
+        self._http: httpx.AsyncClient | None = None
         self.enrollment: Enrollment | None = None
         self._connection = ConnectionState.CONNECTING
         self._detail = ""
@@ -174,6 +181,7 @@ class AgentRuntime:
             device_family=uainfo.device_family,
             country_of=CountryLookup().country_of,
         )
+        self._start_sign_in()
         self._start_reply_watcher()
         # Before the outbox: a restarted outbox reports deliveries the cleanup must count.
         await self._start_sent_cleanup()
@@ -228,6 +236,10 @@ class AgentRuntime:
             await self.sent_cleanup.stop()
         if self._server is not None:
             await self._server.stop()
+        if self.sign_in is not None:
+            await self.sign_in.close()
+        if self._http is not None:
+            await self._http.aclose()
         if self.records is not None:
             self.records.close()
 
@@ -325,7 +337,35 @@ class AgentRuntime:
                 return None
             return Credentials(user, password or "")
 
-        return Upstream(url, credentials)
+        def signed_in() -> Credentials | None:
+            assert self.sign_in is not None
+            return Credentials(self.sign_in.user, bearer=self.sign_in)
+
+        return Upstream(url, signed_in if self.sign_in is not None else credentials)
+
+    def _start_sign_in(self) -> None:
+        """With ``account.auth = oauth2``: one token source for SMTP and IMAP."""
+        if self.settings.account.auth != "oauth2":
+            return
+        self._http = httpx.AsyncClient(timeout=SIGN_IN_HTTP_SECONDS)
+        self.sign_in = AgentSignIn(
+            self.settings,
+            self.secrets,
+            self._http,
+            on_required=self._on_sign_in_required,
+            on_restored=self._on_signed_in_again,
+        )
+
+    def _on_sign_in_required(self, why: str) -> None:
+        self._problem(f"{SIGN_IN_PROBLEM}: {why}")
+        if self.notifier is not None:
+            self.notifier.sign_in_required(why)
+
+    def _on_signed_in_again(self) -> None:
+        self._problems = [p for p in self._problems if not p.startswith(SIGN_IN_PROBLEM)]
+        if self.outbox is not None:
+            self.outbox.retry_now()
+        self._publish()
 
     def _start_reply_watcher(self) -> None:
         assert self.records is not None
@@ -333,6 +373,7 @@ class AgentRuntime:
             self.imap = build_reply_watcher(
                 self.current_settings, self.secrets, self._profile.data_dir, self.records,
                 self._notify_local, self._on_imap_status, clock=self._clock,
+                bearer=self.sign_in,
             )
         except SettingError as exc:
             self._problem(f"Replies are not watched: {exc}")
@@ -345,6 +386,7 @@ class AgentRuntime:
             self.sent_cleanup = build_sent_cleanup(
                 self.current_settings, self.secrets, self._profile.data_dir, self.records,
                 self.enrollment, self._on_cleanup_status, clock=self._clock,
+                bearer=self.sign_in,
             )
         except SettingError as exc:
             self._problem(f"{PROBLEM_PREFIX}: {exc}")

@@ -401,7 +401,7 @@ CRAWLER_RULES: tuple[AgentRule, ...] = (
     ),
     _bot(
         "Search crawler",
-        r"YandexBot|Yandex\w*/|Baiduspider|DuckDuckBot|Slurp|Sogou|Exabot|SeznamBot|PetalBot|"
+        r"YandexBot|Yandex\w*+/|Baiduspider|DuckDuckBot|Slurp|Sogou|Exabot|SeznamBot|PetalBot|"
         r"AhrefsBot|SemrushBot|MJ12bot|DotBot|BLEXBot|DataForSeoBot|MojeekBot|Qwantify",
         Category.CRAWLER,
         "search or SEO crawler",

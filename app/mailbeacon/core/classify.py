@@ -6,10 +6,13 @@ Rules, first match wins (the tunables and lists, with their sources, are in
 1. ``bot`` — the hidden honeypot link was followed; every other hit from that
    address on that message within ``honeypot_window_s`` is revised to bot.
 2. ``bot`` — a ``HEAD`` request.
-3. ``self`` — a browser claimed with ``/claim``; or an address the rep's agent
-   connects from. The rep's own mail client opening the message it just sent
-   (from the Sent folder) comes from that same address on the desktop, so it is
-   covered by this rule; the rep's phone is not (claim its browser instead).
+3. ``self`` — a browser claimed with ``/claim``; or an address an agent of the
+   rep is connected from, or was until a short while ago (the server's window,
+   15 minutes by default: a guest Wi-Fi is a person's again once the rep left).
+   The rep's own mail client opening the message it just sent (from the Sent
+   folder) comes from that same address on the desktop, so it is covered by this
+   rule; the rep's phone is not (claim its browser instead). The reason says which
+   fired.
 4. ``bot`` — the same address followed the honeypot link on this message.
 5. The user agent: over-long, empty or binary agents are bots; then the curated
    lists and CrawlerDetect (:mod:`mailbeacon.core.useragents`). Image proxies give
@@ -33,8 +36,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from mailbeacon.core.botlists import AgentKind, Thresholds
@@ -97,6 +101,8 @@ class Context:
     """
 
     agent_addresses: frozenset[str] = frozenset()
+    # Of those, the ones no agent is connected from any more: when the last one left.
+    agent_left: Mapping[str, float] = field(default_factory=dict)
     recent: Sequence[PriorHit] = ()
     thresholds: Thresholds = field(default_factory=Thresholds)
     ranges: KnownRanges = field(default_factory=bundled_ranges)
@@ -156,13 +162,9 @@ def classify(hit: Hit, context: Context) -> Decision:
     if str(hit.method or "").upper() == "HEAD":
         return Decision(Verdict.BOT, "HEAD request (link checkers, never a person)", rule="head")
     if hit.claimed_browser:
-        return Decision(Verdict.SELF, "browser claimed by the rep", rule="self-claimed")
+        return Decision(Verdict.SELF, "the rep's browser (claimed)", rule="self-claimed")
     if ip is not None and _is_agent_address(hit, context.agent_addresses):
-        return Decision(
-            Verdict.SELF,
-            "from the address of the rep's own agent (the rep's own machine)",
-            rule="self-agent",
-        )
+        return Decision(Verdict.SELF, _agent_reason(hit, context), rule="self-agent")
     return _with_burst(_judge(hit, ip, neighbours, context), hit, neighbours, thresholds)
 
 
@@ -391,6 +393,18 @@ def _is_agent_address(hit: Hit, addresses: Iterable[str]) -> bool:
         return False
     key = host_key(hit.ip)
     return key is not None and key in _host_keys(frozenset(addresses))
+
+
+def _agent_reason(hit: Hit, context: Context) -> str:
+    """Whether an agent of the rep is connected from the hit's address, or until when."""
+    key = host_key(hit.ip)
+    left = context.agent_left
+    live = [a for a in context.agent_addresses if a not in left and host_key(a) == key]
+    gone = [at for address, at in left.items() if host_key(address) == key]
+    if live or not gone:
+        return "the rep's address (agent connected)"
+    until = datetime.fromtimestamp(max(gone), UTC).strftime("%H:%M")
+    return f"the rep's address (agent connected until {until} UTC)"
 
 
 @lru_cache(maxsize=256)

@@ -111,3 +111,42 @@ class Revision:
         if self.counts is not None:
             message["counts"] = self.counts
         return message
+
+
+@dataclass(frozen=True, slots=True)
+class StreamHello:
+    """The stream's first message (to agents that ask for it, docs/interfaces.md).
+
+    ``db`` names the server's database and ``generation`` counts its restores from a
+    backup: a restored database starts a new generation whose ids are all above
+    ``floor``, itself above every id handed out before (docs/promises.md, "No event
+    lost or doubled").
+    """
+
+    db: str
+    generation: int
+    floor: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The stream message."""
+        return {"type": "hello", "db": self.db, "generation": self.generation,
+                "floor": self.floor}
+
+
+@dataclass(frozen=True, slots=True)
+class CaughtUp:
+    """Sent once the backlog (the events before this connection) has been sent.
+
+    ``last`` is the id of the last backlog event (the ``after=`` asked for when there
+    was none). Everything before it is catch-up; everything after it is live.
+    """
+
+    last: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The stream message."""
+        return {"type": "caught_up", "last": self.last}
+
+
+# What the stream carries, parsed (agent/tracking/stream.py).
+StreamMessage = ServerEvent | Revision | StreamHello | CaughtUp

@@ -9,11 +9,15 @@ Decisions:
 * HTML bodies get one pixel (the same URL in every text/html part that is the
   body) and, with click tracking on, rewritten links plus one hidden honeypot
   link. Plain-text-only email is sent untouched (rule 1).
-* Stale pixels and tracked links from earlier emails are removed or unwrapped
-  (rule 4) whenever the message can be taken apart safely, tracked or not: one
-  message, one live pixel, and no stale pixel in an untracked email either.
-  Plain-text alternatives get their stale tracked URLs unwrapped as well. An
-  old honeypot link is removed, not turned into a visible tracked link.
+* Stale pixels and tracked links from the rep's earlier emails are removed or
+  unwrapped (rule 4) whenever the message can be taken apart safely, tracked or
+  not: one message, one live pixel, and no stale pixel in an untracked email
+  either. Only tracking the rep's key verifies (``UrlMinter.verify``) counts;
+  anyone else's, or a forgery, stays exactly as it is. Plain-text alternatives
+  get their stale tracked URLs unwrapped as well. An old honeypot link is
+  removed, not turned into a visible tracked link.
+* Links in quoted or forwarded parts of a reply are never wrapped: the rep's
+  signature goes only on links the rep wrote (rule 4).
 * Links are numbered 0.. across all HTML bodies; tokens carry a 16-bit index,
   so links past the 65,535th stay as they are (the email is still tracked).
 * All or nothing: when an HTML body cannot be decoded and re-encoded exactly
@@ -102,13 +106,17 @@ class Plan:
 
 
 class UrlMinter(Protocol):
-    """Mints the tracking URLs put into a message."""
+    """Mints the tracking URLs put into a message, and knows the rep's own tokens."""
 
     def pixel(self, message_key: str, recipient_key: str | None) -> str: ...
 
     def click(
         self, message_key: str, recipient_key: str | None, index: int, target: str
     ) -> str: ...
+
+    def verify(self, token: str) -> tokens.Claims | None:
+        """The token's claims if the rep signed it, else None (rule 4)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -215,7 +223,13 @@ class _Rewrite:
         bodies: list[_Html] = []
         next_link = 0
         for part, text, codec in decoded:
-            html_plan = plan_html(text, track=track, clicks=self.plan.clicks, first_link=next_link)
+            html_plan = plan_html(
+                text,
+                track=track,
+                clicks=self.plan.clicks,
+                first_link=next_link,
+                ours=self.minter.verify,
+            )
             next_link += len(html_plan.links)
             bodies.append(_Html(part, text, codec, html_plan))
         edits, stale = self._unwrap_plain(parts.text)
@@ -257,7 +271,7 @@ class _Rewrite:
                 continue
             if _PGP_MARK in text:
                 continue
-            new_text, n = unwrap_text(text)
+            new_text, n = unwrap_text(text, self.minter.verify)
             if n:
                 edits.extend(self._encode(part, new_text, codec))
                 count += n

@@ -43,6 +43,15 @@ class TrackingUrls:
         )
         return f"{self._base}{CLICK_PREFIX}{token}"
 
+    def verify(self, token: str) -> tokens.Claims | None:
+        """The token's claims if this rep signed it (their key and user id), else None.
+
+        Only such tokens are the rep's own stale tracking, to be removed or
+        unwrapped from an outgoing email (docs/rules.md rule 4)."""
+        e = self.enrollment
+        claims = tokens.verify(token, e.signing_key)
+        return claims if claims is not None and claims.user_id == e.user_id else None
+
     def claim(self) -> str:
         """The URL that marks the browser opening it as the rep's own."""
         e = self.enrollment

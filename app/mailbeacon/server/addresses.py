@@ -1,28 +1,62 @@
-"""Addresses each user's agents stream from: hits from there are the rep's own."""
+"""Addresses each user's agents stream from: hits from there are the rep's own.
+
+An address is the rep's only while an agent of that rep is connected from it, and
+for ``window`` seconds after the last one left (docs/rules.md rule 5, ``self``):
+long enough for the rep's mail client to open Sent after a short drop, short
+enough that a prospect's guest Wi-Fi or a conference network is a person's again
+once the rep has gone. ``ttl`` only bounds what the store reloads at start.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+# ServerConfig.self_address_minutes (default 15) sets it; this is its default.
+DEFAULT_WINDOW = 15 * 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class OwnAddresses:
+    """A user's own addresses at one moment: those with an agent connected now, and
+    those whose last agent left within the window (address → when it left)."""
+
+    live: frozenset[str] = frozenset()
+    left: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def all(self) -> frozenset[str]:
+        """Every address that counts as the rep's."""
+        return self.live.union(self.left) if self.left else self.live
+
+
+_NONE = OwnAddresses()
 
 
 class AgentAddresses:
-    """Per user: addresses with a live stream, and addresses seen within ``ttl`` seconds.
+    """Per user: addresses with a live stream, and when the last one from each left.
 
     Updated on the event loop (stream connect/disconnect), read by the writer thread
     (classification), hence the lock. Bounded: ``per_user`` addresses per user, the
     least recently seen dropped first (live ones are kept).
     """
 
-    def __init__(self, ttl: float, per_user: int = 64) -> None:
+    def __init__(self, ttl: float, per_user: int = 64, window: float = DEFAULT_WINDOW) -> None:
         self._ttl = ttl
+        self._window = min(window, ttl)
         self._per_user = per_user
         self._lock = threading.Lock()
         self._seen: dict[int, dict[str, float]] = {}
         self._live: dict[int, dict[str, int]] = {}
 
+    @property
+    def window(self) -> float:
+        """Seconds an address stays the rep's after its last agent left."""
+        return self._window
+
     def load(self, rows: Iterable[tuple[int, str, float]]) -> None:
-        """Start from what the store remembers."""
+        """Start from what the store remembers (no agent is connected yet)."""
         with self._lock:
             for user_id, ip, last_seen in rows:
                 seen = self._seen.setdefault(user_id, {})
@@ -52,15 +86,23 @@ class AgentAddresses:
             self._seen.setdefault(user_id, {})[ip] = now
             self._trim(user_id)
 
+    def own(self, user_id: int, now: float) -> OwnAddresses:
+        """The user's own addresses at ``now``, and why each counts."""
+        with self._lock:
+            live = self._live.get(user_id)
+            seen = self._seen.get(user_id)
+            if not live and not seen:
+                return _NONE
+            live_set = frozenset(live or ())
+            left = {
+                ip: at for ip, at in (seen or {}).items()
+                if ip not in live_set and now - at <= self._window
+            }
+            return OwnAddresses(live_set, left)
+
     def of(self, user_id: int, now: float) -> frozenset[str]:
         """The user's own addresses at ``now``."""
-        with self._lock:
-            live = self._live.get(user_id, {})
-            seen = self._seen.get(user_id, {})
-            if not live and not seen:
-                return frozenset()
-            recent = {ip for ip, at in seen.items() if now - at <= self._ttl}
-            return frozenset(recent.union(live))
+        return self.own(user_id, now).all
 
     def live_count(self, user_id: int) -> int:
         """How many streams this user has open."""

@@ -30,6 +30,7 @@ from mailbeacon.server.cli_support import (
     fail,
 )
 from mailbeacon.server.config import (
+    DEFAULT_CLICK_TOKEN_MAX_DAYS,
     DEFAULT_LISTEN,
     DEFAULT_PUBLIC_URL,
     ConfigError,
@@ -82,6 +83,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="store only the /24 (IPv4) or /48 (IPv6) of each hit's address",
     )
     serve.add_argument(
+        "--click-token-max-days",
+        type=_max_days,
+        default=DEFAULT_CLICK_TOKEN_MAX_DAYS,
+        metavar="DAYS",
+        help="a tracked link minted longer ago than this answers 404, like a forged one "
+        "(docs/rules.md rule 4; default %(default)s)",
+    )
+    serve.add_argument(
         "--proxy-ranges",
         type=Path,
         metavar="PATH",
@@ -125,6 +134,19 @@ def _seconds(value: str) -> float:
     return seconds
 
 
+def _max_days(value: str) -> int:
+    """``--click-token-max-days``: a whole number of days, at least 1."""
+    try:
+        days = int(value)
+    except ValueError:
+        days = 0
+    if days < 1:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected a whole number of days, at least 1 (e.g. 365)"
+        )
+    return days
+
+
 class CommandFailed(Exception):
     """A command cannot go on; ``message`` tells the operator why."""
 
@@ -166,6 +188,7 @@ def serve_config(args: argparse.Namespace, profile: Profile) -> ServerConfig:
         min_open_seconds=args.min_open_seconds,
         min_click_seconds=args.min_click_seconds,
         truncate_ips=args.truncate_ips,
+        click_token_max_days=args.click_token_max_days,
         apple_ranges=args.proxy_ranges or operator_commands.default_apple_ranges(profile),
     )
 

@@ -15,6 +15,7 @@ SECRET_ENV = "MAILBEACON_SERVER_SECRET"  # noqa: S105 - a variable name, not a s
 MIN_SECRET_BYTES = 16
 DEFAULT_LISTEN = ("127.0.0.1", 8025)
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8025"
+DEFAULT_CLICK_TOKEN_MAX_DAYS = 730  # two years: a link kept in a thread or a CRM note
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _DEFAULT_THRESHOLDS = Thresholds()
@@ -49,6 +50,9 @@ class ServerConfig:
     max_url_bytes: int = 16 * 1024
     max_header_bytes: int = 32 * 1024
     max_headers: int = 100
+    # A request head (the first: from the connection) must arrive whole within this
+    # many seconds, or 408 and close (slow-head clients; see http_limits.py).
+    head_timeout: float = 10.0
     ws_ping_interval: float = 20.0
     graceful_timeout: float = 10.0
     # Verdict timing: a hit sooner than this after sending is a machine's (rule 5).
@@ -57,9 +61,24 @@ class ServerConfig:
     # docs/rules.md rule 8: store only the /24 (IPv4) or /48 (IPv6) of each hit's address
     # (the verdict still sees the full address; it is never written).
     truncate_ips: bool = False
+    # A click token minted longer ago than this gets the same 404 as a forged one
+    # (docs/rules.md rule 4): quoted and forwarded links do not redirect forever.
+    click_token_max_days: int = DEFAULT_CLICK_TOKEN_MAX_DAYS
     # Apple's relay ranges as refreshed by `server refresh-proxy-ranges` (None or a
     # missing file: the snapshot shipped with the package).
     apple_ranges: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.click_token_max_days < 1:
+            raise ConfigError(
+                f"--click-token-max-days {self.click_token_max_days}: give a number of days, "
+                f"at least 1 (default {DEFAULT_CLICK_TOKEN_MAX_DAYS})"
+            )
+
+    @property
+    def click_token_max_age(self) -> float:
+        """``click_token_max_days`` in seconds (what the tracker compares)."""
+        return self.click_token_max_days * 86400.0
 
     @property
     def thresholds(self) -> Thresholds:

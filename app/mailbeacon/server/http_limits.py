@@ -4,6 +4,14 @@ httptools buffers a request line or header of any length before uvicorn sees it,
 without a limit one connection could make the server hold gigabytes. This subclass
 counts the bytes of each request head as they arrive and answers 414 (URL) or 431
 (headers) before anything larger is buffered.
+
+Time is bounded too: uvicorn's keep-alive timeout runs only between requests, so a
+client that connects and sends nothing, or half a request head, a byte now and then
+("slowloris"), would hold its connection forever. Each request head must arrive
+whole within ``head_timeout`` of its first byte (the first one: of the connection);
+otherwise the answer is 408 and the connection is closed. The timer is armed only
+while a head is incomplete after a read, so the usual request (its head in one read)
+costs no timer at all.
 """
 
 from __future__ import annotations
@@ -16,7 +24,11 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from mailbeacon.server.coalesce import CoalescingTransport
 
 LINGER_SECONDS = 2.0
-_REASONS = {414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
+_REASONS = {
+    408: b"Request Timeout",
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
+}
 
 
 class _TooLarge(Exception):
@@ -29,14 +41,22 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     max_url: ClassVar[int] = 16 * 1024
     max_head: ClassVar[int] = 48 * 1024
     max_headers: ClassVar[int] = 100
+    head_timeout: ClassVar[float] = 10.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._mb_head_bytes = 0
         self._mb_in_body = False
+        self._mb_in_head = False
         self._mb_status = 0
         self._mb_header_count = 0
+        self._mb_head_timer: asyncio.TimerHandle | None = None
         # One send per response instead of two (head and body): see coalesce.py.
         super().connection_made(CoalescingTransport(transport, asyncio.get_running_loop()))
+        self._mb_arm()  # a connection that never sends a byte is bounded too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._mb_disarm()
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._mb_status:
@@ -47,6 +67,23 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self._reject(414 if self._url_too_long(data) else 431)
                 return
         super().data_received(data)
+        if self._mb_in_head and self._mb_head_timer is None and not self._mb_status:
+            self._mb_arm()  # a head still incomplete after this read: bound its time
+
+    def _mb_arm(self) -> None:
+        self._mb_head_timer = asyncio.get_running_loop().call_later(
+            self.head_timeout, self._mb_head_timed_out
+        )
+
+    def _mb_disarm(self) -> None:
+        if self._mb_head_timer is not None:
+            self._mb_head_timer.cancel()
+            self._mb_head_timer = None
+
+    def _mb_head_timed_out(self) -> None:
+        self._mb_head_timer = None
+        if not self._mb_status and not self.transport.is_closing():
+            self._reject(408)
 
     def _url_too_long(self, data: bytes) -> bool:
         """Whether it is the request line (not the headers) that is oversized."""
@@ -57,6 +94,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         self._mb_header_count = 0
+        self._mb_in_head = True
         super().on_message_begin()
 
     def on_url(self, url: bytes) -> None:
@@ -73,6 +111,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        self._mb_in_head = False
+        self._mb_disarm()
         self._mb_in_body = True
         self._mb_head_bytes = 0
         super().on_headers_complete()
@@ -103,10 +143,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         asyncio.get_running_loop().call_later(LINGER_SECONDS, self.transport.close)
 
 
-def bounded_protocol(max_url: int, max_head: int, max_headers: int) -> type[HttpToolsProtocol]:
+def bounded_protocol(
+    max_url: int, max_head: int, max_headers: int, head_timeout: float = 10.0
+) -> type[HttpToolsProtocol]:
     """A protocol class with these limits (uvicorn takes a class, not an instance)."""
     return type(
         "MailBeaconHttpProtocol",
         (BoundedHttpToolsProtocol,),
-        {"max_url": max_url, "max_head": max_head, "max_headers": max_headers},
+        {
+            "max_url": max_url,
+            "max_head": max_head,
+            "max_headers": max_headers,
+            "head_timeout": head_timeout,
+        },
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mailbeacon.core.durable import replacing
 from mailbeacon.core.ipranges import truncate_ip
-from mailbeacon.server.sqlite_schema import stored_version
+from mailbeacon.server.sqlite_schema import RESTORED_KEY, stored_version
 from mailbeacon.server.sqlite_store import BUSY_TIMEOUT_MS, SqliteStore
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,7 @@ def _copy(source: Path, dest: Path) -> BackupResult:
         dst = sqlite3.connect(dest)
         try:
             src.backup(dst)  # pages=-1: one step, one read snapshot of the source
+            _mark_restored(dst)
             # A self-contained file: no -wal/-shm beside it when it is opened later.
             dst.execute("PRAGMA journal_mode = DELETE")
             check = dst.execute("PRAGMA quick_check").fetchone()[0]
@@ -102,6 +103,18 @@ def _copy(source: Path, dest: Path) -> BackupResult:
     finally:
         src.close()
     return BackupResult(dest, events, version)
+
+
+def _mark_restored(db: sqlite3.Connection) -> None:
+    """The copy, once served, is a restore: it starts a new generation of event ids
+    above every id handed out before (``SqliteStore._start_generation``)."""
+    try:
+        with db:
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (RESTORED_KEY,)
+            )
+    except sqlite3.OperationalError:
+        return  # no meta table: not a server database (copied as it is)
 
 
 def _count_events(db: sqlite3.Connection) -> int:

@@ -38,6 +38,10 @@ class Reader:
         """One page of the user's stream after ``after``."""
         return await self._run(lambda s: s.stream_page(user_id, after, limit))
 
+    async def identity(self) -> tuple[str, int, int]:
+        """The database's (identity, generation, id floor) for the stream's ``hello``."""
+        return await self._run(lambda s: s.identity())
+
     def close(self) -> None:
         """Release the connection."""
         with self._lock:

@@ -272,8 +272,10 @@ class Recorder:
         """Store one hit (after the open it implies, if any); the hit's record is last."""
         hit = request.hit
         ref = (request.user_id, hit.message)
+        own = self._addresses.own(request.user_id, hit.at)
         context = Context(
-            agent_addresses=self._addresses.of(request.user_id, hit.at),
+            agent_addresses=own.all,
+            agent_left=own.left,
             recent=self._recent.get(ref, hit.at),
             thresholds=self._thresholds,
             ranges=self._ranges,

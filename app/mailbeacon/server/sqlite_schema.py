@@ -78,6 +78,14 @@ _V2: tuple[str, ...] = (
 MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 VERSION = len(MIGRATIONS)
 LEGACY_KEY = "schema"  # the first release's version marker in the meta table
+# The stream's database identity and generation (meta keys; docs/promises.md, "No
+# event lost or doubled"): a random name given at creation, the generation (1, and
+# one more per restore), the id every event of this generation is above, and the
+# mark `server backup` leaves on its copy so that opening it starts a generation.
+DB_ID_KEY = "db_id"
+GENERATION_KEY = "generation"
+FLOOR_KEY = "generation_floor"
+RESTORED_KEY = "restored_from_backup"
 
 
 class SchemaTooNew(RuntimeError):

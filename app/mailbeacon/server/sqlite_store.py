@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from mailbeacon.core.events import EventType, Revision, ServerEvent, Verdict
-from mailbeacon.server.sqlite_schema import migrate, refuse_if_newer
+from mailbeacon.server.sqlite_schema import (
+    DB_ID_KEY,
+    FLOOR_KEY,
+    GENERATION_KEY,
+    RESTORED_KEY,
+    migrate,
+    refuse_if_newer,
+)
 from mailbeacon.server.store import NewEvent, StreamItem, UserRecord
 
 BUSY_TIMEOUT_MS = 10_000
@@ -48,6 +57,7 @@ class SqliteStore:
             refuse_if_newer(self._db, path)
             self._configure()
             migrate(self._db, path)
+            self._start_generation()
         except BaseException:
             self._db.close()
             raise
@@ -63,6 +73,58 @@ class SqliteStore:
         self._db.execute("PRAGMA synchronous = FULL")
         # macOS: a real flush to the medium, not just to the drive's cache.
         self._db.execute("PRAGMA fullfsync = ON")
+
+    def _start_generation(self) -> None:
+        """Name a new database, and start a new generation on a restored backup.
+
+        ``server backup`` marks its copy (``RESTORED_KEY``); the first open of such
+        a copy is a restore. Ids handed out after the backup was taken are not in
+        it, and agents have seen them: the new generation's ids start above the
+        current time in microseconds, which no id handed out before can have
+        reached unless a million events a second were stored on average since the
+        previous restore (docs/promises.md, "No event lost or doubled").
+        """
+        if self.get_meta(DB_ID_KEY) is not None and self.get_meta(RESTORED_KEY) is None:
+            return  # the usual case: no write lock taken
+        # Plain SQL, not self.transaction(): subclasses may wrap begin/commit and are
+        # not set up yet while the constructor runs.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._new_generation_if_restored()
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _new_generation_if_restored(self) -> None:
+        # Again under the write lock: another connection may have done it meanwhile.
+        if self.get_meta(DB_ID_KEY) is None:
+            self.set_meta(DB_ID_KEY, secrets.token_hex(8))
+            self.set_meta(GENERATION_KEY, "1")
+            self.set_meta(FLOOR_KEY, "0")
+        if self.get_meta(RESTORED_KEY) is None:
+            return
+        generation = int(self.get_meta(GENERATION_KEY) or "1") + 1
+        floor = max(self.max_event_id(), self._sequence(), int(time.time() * 1_000_000))
+        self._db.execute("DELETE FROM sqlite_sequence WHERE name = 'events'")
+        self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?)", (floor,))
+        self.set_meta(GENERATION_KEY, str(generation))
+        self.set_meta(FLOOR_KEY, str(floor))
+        self._db.execute("DELETE FROM meta WHERE key = ?", (RESTORED_KEY,))
+
+    def _sequence(self) -> int:
+        row = self._db.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'events'"
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def identity(self) -> tuple[str, int, int]:
+        """(database identity, generation, id floor of the generation)."""
+        with self.snapshot():
+            db = self.get_meta(DB_ID_KEY) or ""
+            generation = int(self.get_meta(GENERATION_KEY) or "1")
+            floor = int(self.get_meta(FLOOR_KEY) or "0")
+        return db, generation, floor
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

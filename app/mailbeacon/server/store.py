@@ -134,6 +134,11 @@ class Store(Protocol):
         """(user id, address, last seen) of agent addresses seen at or after ``since``."""
         ...
 
+    def identity(self) -> tuple[str, int, int]:
+        """(database identity, generation, id floor): a restored backup is a new
+        generation whose ids are all above the floor (docs/promises.md)."""
+        ...
+
     def close(self) -> None:
         """Release the connection."""
         ...

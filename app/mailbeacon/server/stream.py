@@ -5,6 +5,11 @@ subscribe to the live fan-out first, then send the backlog (id > after) page by 
 then forward live messages whose id is beyond the last backlog one. Every event
 committed before the subscription is in the backlog; every one committed after is in
 the queue; the overlap is skipped by id.
+
+An agent that sends ``MailBeacon-Stream: 2`` also gets a ``hello`` first (the
+database's identity and generation, docs/promises.md "No event lost or doubled")
+and a ``caught_up`` after the backlog, so it can tell catch-up from live events
+(one summary for what happened while it was away). Older agents get neither.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from urllib.parse import parse_qs
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from mailbeacon.core.events import CaughtUp, StreamHello
 from mailbeacon.server.addresses import AgentAddresses
 from mailbeacon.server.fanout import Fanout, Subscription, encode
 from mailbeacon.server.reader import Reader
@@ -33,6 +39,8 @@ CLOSE_POLICY = 1008  # used before accept: uvicorn answers 403
 CLOSE_TRY_AGAIN = 1013  # "try again later": the subscriber fell behind; resume with after=
 _MAX_TOKEN_CHARS = 512
 _MAX_ID = 2**63 - 1  # SQLite's largest integer
+# The request header by which an agent asks for ``hello`` and ``caught_up``.
+VERSION_HEADER = "mailbeacon-stream"
 
 
 class StreamEndpoint:
@@ -74,7 +82,8 @@ class StreamEndpoint:
         try:
             await self._remember_address(user_id, ip)
             await websocket.accept()
-            await self._run(websocket, subscription, after)
+            hello = await self._hello() if _wants_control(websocket) else None
+            await self._run(websocket, subscription, after, hello)
         finally:
             self._fanout.unsubscribe(subscription)
             self._addresses.disconnected(user_id, ip, self._clock())
@@ -98,8 +107,15 @@ class StreamEndpoint:
         except Exception:
             log.warning("could not store the agent address of user %d", user_id, exc_info=True)
 
-    async def _run(self, websocket: WebSocket, subscription: Subscription, after: int) -> None:
-        sender = asyncio.create_task(self._send(websocket, subscription, after))
+    async def _hello(self) -> StreamHello:
+        db, generation, floor = await self._reader.identity()
+        return StreamHello(db, generation, floor)
+
+    async def _run(
+        self, websocket: WebSocket, subscription: Subscription, after: int,
+        hello: StreamHello | None,
+    ) -> None:
+        sender = asyncio.create_task(self._send(websocket, subscription, after, hello))
         listener = asyncio.create_task(_until_disconnect(websocket))
         try:
             await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
@@ -110,9 +126,17 @@ class StreamEndpoint:
                 with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, OSError):
                     await task
 
-    async def _send(self, websocket: WebSocket, subscription: Subscription, after: int) -> None:
+    async def _send(
+        self, websocket: WebSocket, subscription: Subscription, after: int,
+        hello: StreamHello | None,
+    ) -> None:
         try:
+            if hello is not None:
+                await websocket.send_text(encode(hello.to_json()))
             last = await self._backlog(websocket, subscription, after)
+            if hello is not None:
+                # Everything up to here was committed before this connection: catch-up.
+                await websocket.send_text(encode(CaughtUp(last).to_json()))
             while not subscription.overflowed.is_set():
                 message = await subscription.queue.get()
                 if message.seq > last:
@@ -142,6 +166,11 @@ def _text(item: StreamItem) -> str:
         return encode(item.event.to_json())
     assert item.revision is not None
     return encode(item.revision.to_json())
+
+
+def _wants_control(websocket: WebSocket) -> bool:
+    version = websocket.headers.get(VERSION_HEADER, "").strip()
+    return version.isdigit() and int(version) >= 2
 
 
 def _after(websocket: WebSocket) -> int | None:

@@ -1,4 +1,10 @@
-"""Tracking hits: verify the token, build the Hit, have it classified and stored."""
+"""Tracking hits: verify the token, build the Hit, have it classified and stored.
+
+A click token older than ``click_token_max_age`` (its mint time, carried in the
+token) is refused with the same 404 as a forged one: a link quoted, forwarded
+or copied for years stays a signed redirect on the tracking domain only so long
+(docs/rules.md rule 4).
+"""
 
 from __future__ import annotations
 
@@ -30,6 +36,8 @@ _LOCATION_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
 # Verified tokens remembered (bounded: pixel tokens are ~70 characters).
 _CACHED_TOKENS = 4096
 _CACHED_TOKEN_CHARS = 256
+DAY = 86400.0
+DEFAULT_CLICK_TOKEN_MAX_DAYS = 730
 
 
 def iso_utc(at: float) -> str:
@@ -71,6 +79,7 @@ class Tracker:
         clock: Callable[[], float] = time.time,
         user_agent_limit: int = 1024,
         truncate_ips: bool = False,
+        click_token_max_age: float = DEFAULT_CLICK_TOKEN_MAX_DAYS * DAY,
     ) -> None:
         self._secret = secret
         self._users = users
@@ -80,6 +89,7 @@ class Tracker:
         self._clock = clock
         self._ua_limit = user_agent_limit
         self._truncate_ips = truncate_ips
+        self._click_max_age = click_token_max_age
         self._verified: dict[str, Claims] = {}  # insertion-ordered: oldest dropped first
 
     async def verified(self, token: str, kind: Kind) -> Claims | None:
@@ -135,6 +145,8 @@ class Tracker:
         claims = await self.verified(token, Kind.CLICK)
         if claims is None or claims.target is None:
             return None
+        if self._clock() - claims.minted_at > self._click_max_age:
+            return None  # expired: answered exactly like a forged token
         location = location_for(claims.target)
         if location is None:
             return None

@@ -200,6 +200,7 @@ class TrackingServer:
             clock=self._clock,
             user_agent_limit=config.user_agent_limit,
             truncate_ips=config.truncate_ips,
+            click_token_max_age=config.click_token_max_age,
         )
         stream = StreamEndpoint(
             reader,
@@ -219,7 +220,7 @@ class TrackingServer:
         uv = uvicorn.Config(
             app,
             http=bounded_protocol(config.max_url_bytes, config.max_header_bytes,
-                                  config.max_headers),
+                                  config.max_headers, config.head_timeout),
             ws="websockets-sansio",
             lifespan="off",
             # Never trust X-Forwarded-For on uvicorn's say-so (by default it trusts

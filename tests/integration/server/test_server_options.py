@@ -57,3 +57,30 @@ def test_the_config_feeds_the_thresholds(tmp_path: Path) -> None:
     config = ServerConfig(tmp_path / "s.db", min_open_seconds=0.5, min_click_seconds=7)
     assert (config.thresholds.min_open_s, config.thresholds.min_click_s) == (0.5, 7)
     assert config.thresholds.burst_links == 3  # the others keep their defaults
+
+
+async def test_click_token_max_days_refuses_older_links_through_the_real_command(
+    tmp_path: Path,
+) -> None:
+    # docs/rules.md rule 4: a link minted longer ago than the limit answers 404, like a
+    # forged one; a younger one still redirects.
+    profile, db = tmp_path / "profile", tmp_path / "server.db"
+    user = await add_user_process(profile, db)
+    day = 86400
+    async with serving_process(profile, db, "--click-token-max-days", "3") as (_, url):
+        mail = new_mail(served_at(user, url))
+        async with recipient() as client:
+            young = await client.get(mail.click("https://example.com/a", minted_ago=2 * day))
+            old = await client.get(mail.click("https://example.com/a", minted_ago=4 * day))
+    assert young.status_code == 302 and young.headers["location"] == "https://example.com/a"
+    assert old.status_code == 404
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "soon", "1.5"])
+def test_a_bad_click_token_max_days_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--profile", str(tmp_path), "server", "serve", "--click-token-max-days", value])
+    assert exited.value.code == 2
+    assert "whole number of days" in capsys.readouterr().err

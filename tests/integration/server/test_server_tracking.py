@@ -401,3 +401,23 @@ async def test_a_long_user_agent_is_stored_capped(
         await client.get(new_mail(alice).pixel())
         event = await next_event(stream)
     assert event["user_agent"] == agent[:1024]
+
+
+DAY = 86400
+
+
+async def test_a_click_token_older_than_its_max_age_gets_the_forged_tokens_404(
+    server: TrackingServer, alice: Enrollment
+) -> None:
+    # docs/rules.md rule 4: a link quoted or forwarded for years stops redirecting
+    # (ServerConfig.click_token_max_days, default 730).
+    mail = new_mail(alice)
+    async with subscribed(server, alice.api_token) as stream, recipient() as client:
+        expired = await client.get(mail.click(TARGET, minted_ago=731 * DAY))
+        assert expired.status_code == 404
+        assert "location" not in expired.headers
+        fresh = await client.get(mail.click(TARGET, link=1, minted_ago=729 * DAY))
+        assert (fresh.status_code, fresh.headers["location"]) == (302, TARGET)
+        opened, clicked = await next_event(stream), await next_event(stream)
+    assert (opened["type"], opened["inferred"]) == ("open", True)
+    assert (clicked["type"], clicked["link"]) == ("click", 1)  # the expired one left no trace

@@ -95,7 +95,7 @@ def test_polish_text_survives_in_its_own_charset_and_encoding(charset: str, cte:
     assert msg.get_content_charset() == charset
     assert msg["Content-Transfer-Encoding"] == cte
     assert msg.get_content() == html.replace("\n", "\r\n").replace(
-        "</body>", PIXEL_BLOCK + "</body>"
+        "<body>", "<body>" + PIXEL_BLOCK
     )
     header_end = raw.index(b"\r\n\r\n")
     assert out[:header_end] == raw[:header_end]
@@ -106,7 +106,7 @@ def test_quoted_printable_lines_stay_within_76_characters() -> None:
     out = rewrite(html_message(html, "utf-8", "quoted-printable"), TRACK).copies[0].data
     body = out.split(b"\r\n\r\n", 1)[1]
     assert max(len(line) for line in body.split(b"\r\n")) <= 76
-    assert binascii.a2b_qp(body).decode().startswith("<p>Zażółć=gęślą")
+    assert binascii.a2b_qp(body).decode().endswith("</p>" + "x" * 300)
 
 
 def test_base64_lines_are_76_characters() -> None:
@@ -115,7 +115,7 @@ def test_base64_lines_are_76_characters() -> None:
     lines = out.split(b"\r\n\r\n", 1)[1].rstrip(b"\r\n").split(b"\r\n")
     assert {len(line) for line in lines[:-1]} == {76}
     assert 0 < len(lines[-1]) <= 76
-    assert base64.b64decode(b"".join(lines)).decode() == html + PIXEL_BLOCK
+    assert base64.b64decode(b"".join(lines)).decode() == PIXEL_BLOCK + html
 
 
 def test_us_ascii_7bit_stays_7bit_ascii() -> None:
@@ -129,7 +129,7 @@ def test_us_ascii_7bit_stays_7bit_ascii() -> None:
 def test_eight_bit_bytes_in_a_us_ascii_part_come_back_unchanged() -> None:
     raw = html_message("<p>caf\u00e9</p>", "latin-1", "8bit").replace(b"latin-1", b"us-ascii")
     out = rewrite(raw).copies[0].data
-    assert out == raw + PIXEL_BLOCK.encode()
+    assert out == raw.replace(b"<p>", PIXEL_BLOCK.encode() + b"<p>")
 
 
 @pytest.mark.parametrize("eol", [b"\r\n", b"\n"])
@@ -255,13 +255,13 @@ def test_the_log_view_of_attachments_matches_after_the_rewrite() -> None:
     attached = next(p for p in msg.walk() if p.get_content_type() == "message/rfc822")
     assert attached.as_bytes().count(b"https://x.example/more") == 1
     assert html_of(out) == [
-        '<html><body><p>Hi <a href="https://t.example.com/c/LINK-None-0?q=1&amp;r=2">the offer'
-        '</a></p><img src="cid:logo@x">'
+        "<html><body>"
         + pixel_block(
             "https://t.example.com/o/PIXEL-None.gif",
             "https://t.example.com/c/LINK-None-65535?q=1&r=2",
         )
-        + "</body></html>"
+        + '<p>Hi <a href="https://t.example.com/c/LINK-None-0?q=1&amp;r=2">the offer'
+        '</a></p><img src="cid:logo@x"></body></html>'
     ]
 
 
@@ -386,7 +386,7 @@ def test_a_truncated_message_without_closing_delimiter_is_still_tracked() -> Non
         b"Content-Type: text/html\r\n\r\n<p>Hi</p><p>cut of"
     )
     out = rewrite(raw).copies[0].data
-    assert out == raw + PIXEL_BLOCK.encode()
+    assert out == raw.replace(b"<p>Hi", PIXEL_BLOCK.encode() + b"<p>Hi")
 
 
 def test_broken_base64_in_an_attachment_does_not_stop_tracking() -> None:
@@ -399,7 +399,7 @@ def test_broken_base64_in_an_attachment_does_not_stop_tracking() -> None:
     )
     result = rewrite(raw)
     assert result.tracked
-    assert result.copies[0].data == raw.replace(b"<p>Hi</p>", b"<p>Hi</p>" + PIXEL_BLOCK.encode())
+    assert result.copies[0].data == raw.replace(b"<p>Hi</p>", PIXEL_BLOCK.encode() + b"<p>Hi</p>")
 
 
 def test_eight_bit_header_bytes_are_kept_as_they_are() -> None:
@@ -409,7 +409,7 @@ def test_eight_bit_header_bytes_are_kept_as_they_are() -> None:
     ).encode()
     raw = raw.replace("Żółć".encode(), "Żółć".encode("iso-8859-2"))
     out = rewrite(raw).copies[0].data
-    assert out == raw + PIXEL_BLOCK.encode()
+    assert out == raw.replace(b"<p>x</p>", PIXEL_BLOCK.encode() + b"<p>x</p>")
 
 
 def test_delimiter_lines_need_the_boundary_at_a_line_start() -> None:
@@ -448,4 +448,4 @@ def test_the_root_of_multipart_related_is_the_start_part_when_named() -> None:
     layout = mime.layout(mime.parse_message(raw))
     assert [raw[p.body_start : p.end] for p in layout.html] == [b"<p>root</p>"]
     out = rewrite(raw).copies[0].data
-    assert out == raw.replace(b"<p>root</p>", b"<p>root</p>" + PIXEL_BLOCK.encode())
+    assert out == raw.replace(b"<p>root</p>", PIXEL_BLOCK.encode() + b"<p>root</p>")

@@ -213,9 +213,13 @@ def test_plain_text_is_never_split_per_recipient() -> None:
 # ------------------------------------------------------------------ rule 4: stale tracking
 
 
+# The stale tokens in the corpus reply were minted for user 3 with this key.
+CORPUS_REP = RecordingMinter(user_id=3, key=b"p" * 32)
+
+
 def test_a_reply_quoting_a_tracked_email_carries_only_the_new_pixel() -> None:
     raw = (CORPUS / "reply-quoting-tracked.eml").read_bytes()
-    result = rewrite(raw)
+    result = rewrite(raw, minter=CORPUS_REP)
     out = result.copies[0].data
     msg = email.message_from_bytes(out, policy=policy.default)
     assert isinstance(msg, EmailMessage)
@@ -227,12 +231,29 @@ def test_a_reply_quoting_a_tracked_email_carries_only_the_new_pixel() -> None:
     assert "> Our offer <https://example.com/offer?x=1&y=2> and the terms:" in text
     assert "> https://example.com/terms <https://example.com/terms>" in text
     assert '<a href="https://example.com/terms">https://example.com/terms</a>' in markup
+    # Unwrapped, but inside Gmail's quote: not wrapped again (rule 4).
+    assert '<a href="https://example.com/offer?x=1&amp;y=2">offer</a>' in markup
     assert markup.count("<img ") == 1
     assert result.stale_removed == 6  # pixel, honeypot, two links in HTML; two URLs in text
-    assert [(link.target, link.text) for link in result.links] == [
-        ("https://example.com/offer?x=1&y=2", "offer")
-    ]
+    assert result.links == ()
     assert {c.message_key for c in claims_in(mime_decoded(out))} == {result.message_key}
+
+
+def test_another_reps_tracking_in_a_quoted_reply_is_left_as_it_is() -> None:
+    raw = (CORPUS / "reply-quoting-tracked.eml").read_bytes()
+    result = rewrite(raw)  # not user 3: none of the old tokens verifies
+    assert (result.tracked, result.stale_removed, result.links) == (True, 0, ())
+    out = result.copies[0].data
+    plain = email.message_from_bytes(out, policy=policy.default)
+    assert isinstance(plain, EmailMessage)
+    before = email.message_from_bytes(raw, policy=policy.default)
+    assert isinstance(before, EmailMessage)
+    old_text, new_text = (
+        m.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        for m in (before, plain)
+    )
+    assert new_text == old_text
+    assert mime_decoded(out).count(b"old-company") == mime_decoded(raw).count(b"old-company")
 
 
 def test_stale_tracking_is_removed_even_when_the_email_is_not_tracked() -> None:
@@ -311,7 +332,7 @@ CORPUS_EXPECTED = {
     "html-only-iso-8859-2-base64-lf.eml": (True, None, ["https://example.pl/szczegoly?a=1&b=2"], 0),
     "plain-text-only.eml": (False, REASON_PLAIN_TEXT, [], 0),
     "forward-attached-message.eml": (True, None, ["https://example.com/notes"], 0),
-    "reply-quoting-tracked.eml": (True, None, ["https://example.com/offer?x=1&y=2"], 6),
+    "reply-quoting-tracked.eml": (True, None, [], 0),  # another rep's tokens, quoted
     "malformed-missing-boundary-param.eml": (False, REASON_UNPARSABLE, [], 0),
     "malformed-no-boundary-lines.eml": (False, REASON_UNPARSABLE, [], 0),
     "malformed-truncated.eml": (True, None, ["https://example.com/x"], 0),
@@ -370,9 +391,13 @@ def test_the_outlook_email_keeps_its_charset_conditional_comments_and_cid_image(
     assert html is not None and html.get_content_charset() == "windows-1250"
     markup = html.get_content()
     assert "zażółć gęślą jaźń \u2013 przesyłam" in markup
-    assert (
-        '<!--[if mso]><v:roundrect xmlns:v="urn:schemas-microsoft-com:vml" href="https://example.com/umow-spotkanie"'
-        in markup
+    # The VML button carries the same tracked link (index 1) as its non-Outlook twin.
+    vml = re.search(r'<!--\[if mso\]><v:roundrect xmlns:v="[^"]+" href="([^"]+)"', markup)
+    assert vml is not None
+    claims = tracking_claims(vml.group(1))
+    assert claims is not None and (claims.link_index, claims.target) == (
+        1,
+        "https://example.com/umow-spotkanie",
     )
     assert 'src="cid:image001.png@01DA0000.12345670"' in markup
     assert '<a href="mailto:jan@example.com">' in markup and '<a href="tel:+48123456789">' in markup
@@ -405,6 +430,9 @@ class _CheapMinter:
 
     def click(self, message_key: str, recipient_key: str | None, index: int, target: str) -> str:
         return f"https://t.example.com/c/{index}"
+
+    def verify(self, token: str) -> tokens.Claims | None:
+        return None
 
 
 def test_a_two_megabyte_single_line_html_is_handled() -> None:

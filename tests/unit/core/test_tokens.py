@@ -109,3 +109,11 @@ def test_parse_unverified_reads_foreign_tokens_without_trusting_them() -> None:
     claims = tokens.parse_unverified(token)
     assert claims is not None and claims.target == "https://orig.example/a?b=c"
     assert tokens.parse_unverified("not-a-token") is None
+
+
+def test_click_tokens_carry_their_mint_time() -> None:
+    # The server refuses click tokens older than click_token_max_days by this time.
+    key = tokens.derive_signing_key(b"s" * 32, 5)
+    token = tokens.mint_click(key, 5, "ab" * 12, None, 1_700_000_123, 3, "https://e.example/")
+    claims = tokens.verify(token, key)
+    assert claims is not None and claims.minted_at == 1_700_000_123

@@ -15,6 +15,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 
+from mailbeacon.agent.account.bearer import BearerSource
 from mailbeacon.agent.mailbox.folders import find_folders
 from mailbeacon.agent.mailbox.imap_client import (
     AuthenticationFailed,
@@ -52,15 +53,21 @@ async def check_imap(
     *,
     ssl_context: ssl.SSLContext | None = None,
     timeout: float = 15,  # noqa: ASYNC109 - the dialog's callers pass seconds, not a scope
+    bearer: BearerSource | None = None,
 ) -> ImapCheck:
-    """Connect, log in and EXAMINE INBOX once with these (maybe unsaved) settings."""
-    server = _usable_url(url, password, allow_plain)
+    """Connect, log in and EXAMINE INBOX once with these (maybe unsaved) settings.
+
+    With ``bearer`` the login is by OAuth access token and ``password`` is not needed.
+    """
+    server = _usable_url(url, password or ("-" if bearer else ""), allow_plain)
     if isinstance(server, ImapCheck):
         return server
     where = f"{server.host}:{server.port}"
     try:
         async with asyncio.timeout(timeout):
-            account = ImapAccount(server, lambda: password, allow_plain, ssl_context, timeout)
+            account = ImapAccount(
+                server, lambda: password, allow_plain, ssl_context, timeout, bearer=bearer
+            )
             return await _probe(account)
     except Exception as exc:  # every failure becomes words for the rep
         message = _explain(exc, server, timeout)

@@ -1,6 +1,7 @@
 """A small asyncio IMAP4rev1 client: what watching the inbox and tidying Sent need.
 
-Connect (implicit TLS, STARTTLS or plain), log in, EXAMINE a mailbox, UID
+Connect (implicit TLS, STARTTLS or plain), log in (password, or an OAuth token
+with XOAUTH2 / OAUTHBEARER), EXAMINE a mailbox, UID
 SEARCH, UID FETCH with literals, IDLE and LOGOUT; for changing mail: SELECT,
 LIST (with special-use attributes), UID STORE, EXPUNGE, UID EXPUNGE, APPEND,
 UID COPY and UID MOVE. Commands run one at a time;
@@ -38,6 +39,7 @@ from mailbeacon.agent.mailbox.imap_parse import (
     response_codes,
     uid_set,
 )
+from mailbeacon.core import sasl
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,14 @@ class ImapError(Exception):
 
 class AuthenticationFailed(ImapError):
     """The server refused the user name or password."""
+
+
+class TokenRefused(AuthenticationFailed):
+    """The server refused the access token; ``refusal`` is what its error challenge said."""
+
+    def __init__(self, message: str, refusal: sasl.BearerRefusal) -> None:
+        super().__init__(message)
+        self.refusal = refusal
 
 
 class ConnectionClosed(ImapError):
@@ -188,6 +198,60 @@ class ImapClient:
         self._capabilities_from(responses[-1].data)
         if not any(c.startswith("IMAP4") for c in self.capabilities):
             await self.capability()
+
+    async def authenticate_bearer(
+        self, user: str, token: str, mechanism: sasl.Mechanism, host: str, port: int
+    ) -> None:
+        """Log in with an access token (AUTHENTICATE XOAUTH2 or OAUTHBEARER).
+
+        The initial response goes on the command line where the server offers
+        SASL-IR (RFC 4959), else after its first ``+``. A server that refuses
+        the token sends its error as another ``+`` (RFC 7628 3.2.2), which is
+        answered so that it ends the exchange. Raises TokenRefused on NO.
+        """
+        if f"AUTH={mechanism}" not in self.capabilities:
+            raise ImapError(f"the server does not offer a sign-in with {mechanism}")
+        initial = sasl.encode(sasl.initial_response(mechanism, user, token, host, port))
+        tag = self._next_tag()
+        self._count("AUTHENTICATE")
+        log.debug("imap > %s AUTHENTICATE %s ...", tag, mechanism)
+        pending: str | None = initial
+        if "SASL-IR" in self.capabilities:
+            await self._send(f"{tag} AUTHENTICATE {mechanism} {initial}\r\n".encode())
+            pending = None
+        else:
+            await self._send(f"{tag} AUTHENTICATE {mechanism}\r\n".encode())
+        refusal: sasl.BearerRefusal | None = None
+        async with asyncio.timeout(COMMAND_TIMEOUT):
+            while True:
+                response = await self._read_response()
+                if response.tag == "+":
+                    if pending is None and refusal is None:  # the error challenge
+                        refusal = sasl.parse_refusal(response.data[1:].strip())
+                        pending = sasl.encode(sasl.error_reply(mechanism))
+                    # Asked once more than the exchange has steps: cancel it.
+                    await self._send((pending if pending is not None else "*").encode() + b"\r\n")
+                    pending = None
+                elif response.tag == tag:
+                    break
+                elif response.tag is None:
+                    self._note(response)
+        self._token_login_done(response, refusal or sasl.BearerRefusal(""))
+        if not any(c.startswith("IMAP4") for c in self.capabilities):
+            await self.capability()
+
+    def _token_login_done(self, tagged: Response, refusal: sasl.BearerRefusal) -> None:
+        """Capabilities from the tagged OK, or the error a refused token login means."""
+        match = _TAGGED.match(tagged.data)
+        status = match.group(2).upper() if match else b""
+        if status == b"OK":
+            self._capabilities_from(tagged.data)
+            return
+        text = f"AUTHENTICATE failed: {tagged.text.partition(' ')[2][:300]}"
+        upper = text.upper()
+        if status == b"BAD" or "[UNAVAILABLE]" in upper or "[SERVERBUG]" in upper:
+            raise ImapError(text)  # not the token's fault: retrying later may help
+        raise TokenRefused(text, refusal)
 
     # ------------------------------------------------------------ mailbox
 

@@ -34,6 +34,7 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Protocol
 
+from mailbeacon.agent.account.bearer import BearerSource
 from mailbeacon.agent.mailbox.watch import ImapStatus, ImapWatcher, build_watcher
 from mailbeacon.agent.notifications import wording
 from mailbeacon.agent.notifications.model import Notification, NotificationType
@@ -385,6 +386,7 @@ def build_reply_watcher(
     emit: Callable[[Notification], None],
     on_status: Callable[[ImapStatus], None] = lambda _status: None,
     clock: Callable[[], float] = time.time,
+    bearer: BearerSource | None = None,
 ) -> ImapWatcher | None:
     """The inbox watcher the settings ask for (``imap.url``), recording replies into
     ``store``; None when no IMAP URL is set. Raises SettingError for an unusable URL.
@@ -402,6 +404,7 @@ def build_reply_watcher(
         data_dir,
         recorder.handle,
         on_status,
+        bearer=bearer,
     )
 
 

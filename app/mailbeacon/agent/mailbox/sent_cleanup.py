@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mailbeacon.agent.account.bearer import BearerSource
 from mailbeacon.agent.mailbox.background import stop_gracefully, wait_or_timeout
 from mailbeacon.agent.mailbox.folders import find_folders
 from mailbeacon.agent.mailbox.imap_client import ConnectionClosed, ImapClient, ImapError
@@ -115,6 +116,7 @@ class SentCleanup:
         ssl_context: ssl.SSLContext | None = None,
         config: CleanupConfig | None = None,
         clock: Callable[[], float] = time.time,
+        bearer: BearerSource | None = None,
     ) -> None:
         """``password`` is called in a worker thread on each login (a keyring read);
         ``message_keys`` gives the message keys recorded for a Message-ID (every
@@ -122,7 +124,7 @@ class SentCleanup:
         self.url = url
         self.config = config or CleanupConfig()
         self._account = ImapAccount(
-            url, password, allow_plain, ssl_context, self.config.connect_seconds
+            url, password, allow_plain, ssl_context, self.config.connect_seconds, bearer=bearer
         )
         self._spool = OriginalsSpool(folder)
         self._identity = identity
@@ -483,6 +485,7 @@ def build_sent_cleanup(
     on_status: Callable[[CleanupStatus], None] = lambda _status: None,
     clock: Callable[[], float] = time.time,
     config: CleanupConfig | None = None,
+    bearer: BearerSource | None = None,
 ) -> SentCleanup | None:
     """The cleanup the settings ask for; None when ``imap.url`` is empty or
     ``sent_cleanup.enabled`` is off (then kept originals are discarded).
@@ -511,4 +514,5 @@ def build_sent_cleanup(
         allow_plain=current.imap.allow_plain,
         config=config,
         clock=clock,
+        bearer=bearer,
     )

@@ -8,26 +8,37 @@ session that ends normally says LOGOUT first; one that ends by an exception
 (the server may be gone) or is cancelled only closes the socket.
 :func:`describe_failure` turns what ended a session into one sentence for the
 rep, the same for every caller.
+
+An account with a bearer source logs in with an OAuth access token instead of
+the password (XOAUTH2 / OAUTHBEARER): a refused token is invalidated and a
+fresh one tried once; a sign-in the provider no longer accepts asks the rep to
+sign in again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from mailbeacon.agent.account.bearer import BearerSource, SignInRequired
 from mailbeacon.agent.mailbox.imap_client import (
     AuthenticationFailed,
     ClientStats,
     ConnectionClosed,
     ImapClient,
     ImapError,
+    TokenRefused,
 )
 from mailbeacon.agent.settings.errors import SettingError
 from mailbeacon.agent.settings.mail_urls import MailServerUrl, is_loopback, parse_mail_url
+from mailbeacon.core import sasl
+
+log = logging.getLogger(__name__)
 
 
 class CannotLogIn(Exception):
@@ -36,13 +47,18 @@ class CannotLogIn(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ImapAccount:
-    """Where and as whom to log in; ``password`` is a keyring read (blocking)."""
+    """Where and as whom to log in; ``password`` is a keyring read (blocking).
+
+    With ``bearer`` the login is by access token as ``bearer.user``, and
+    ``password`` is not read.
+    """
 
     url: MailServerUrl
     password: Callable[[], str | None]
     allow_plain: bool = False
     ssl_context: ssl.SSLContext | None = None
     connect_seconds: float = 30.0
+    bearer: BearerSource | None = None
 
     @property
     def plain_refused(self) -> bool:
@@ -85,7 +101,12 @@ async def imap_session(
 ) -> AsyncIterator[ImapClient]:
     """A client logged in to ``account``; ``stats`` counts its commands (shared across
     sessions when given)."""
-    password = await read_password(account)
+    password = None if account.bearer is not None else await read_password(account)
+    if account.bearer is not None and account.plain_refused:
+        raise CannotLogIn(
+            f"{account.url.host} would receive your sign-in token unencrypted; use "
+            "imaps:// or imap+starttls://, or set imap.allow_plain"
+        )
     url = account.url
     client = await ImapClient.connect(
         url.host, url.port, url.security, account.ssl_context, account.connect_seconds
@@ -93,11 +114,70 @@ async def imap_session(
     if stats is not None:
         client.stats = stats
     try:
-        await client.login(url.user, password)
+        if account.bearer is not None:
+            await log_in_with_token(client, account.bearer, url, account.connect_seconds)
+        else:
+            await client.login(url.user, password or "")
         yield client
         await client.logout()
     finally:
         await client.close()  # also when cancelled during LOGOUT (a stop)
+
+
+async def log_in_with_token(
+    client: ImapClient, source: BearerSource, url: MailServerUrl, time_limit: float
+) -> None:
+    """Log in with ``source``'s token; a refused token is invalidated and a fresh one
+    tried once. Raises CannotLogIn (sign in again), TokenRefused or ImapError."""
+    mechanism = sasl.choose_mechanism(
+        c.removeprefix("AUTH=") for c in client.capabilities if c.startswith("AUTH=")
+    )
+    if mechanism is None:
+        raise CannotLogIn(
+            f"{url.host} does not offer a sign-in with a token (XOAUTH2 or OAUTHBEARER); "
+            "use a password for this server instead"
+        )
+    for attempt in (1, 2):
+        token = await _token(source, time_limit)
+        try:
+            await client.authenticate_bearer(source.user, token, mechanism, url.host, url.port)
+            return
+        except ValueError as exc:  # the source handed out something no token can be
+            raise CannotLogIn(
+                f"the sign-in for {source.user} cannot be used ({exc}); sign in again in Settings"
+            ) from None
+        except TokenRefused as exc:
+            # Expired or revoked: the source fetches a fresh one next time.
+            source.invalidate(token)
+            log.warning(
+                "%s refused the %s token for %s (attempt %d of 2): %s",
+                url.host, mechanism, source.user, attempt, exc.refusal.describe(),
+            )  # fmt: skip
+            if attempt == 2:
+                raise
+
+
+async def _token(source: BearerSource, time_limit: float) -> str:
+    try:
+        async with asyncio.timeout(time_limit):
+            return await source.token()
+    except SignInRequired as exc:
+        raise CannotLogIn(sign_in_again_message(source.user, exc)) from None
+    except TimeoutError:
+        # Not the rep's to fix: an ImapError, so the caller retries soon.
+        raise ImapError(
+            f"no sign-in token for {source.user} within {time_limit:g}s "
+            "(the sign-in provider did not answer)"
+        ) from None
+
+
+def sign_in_again_message(user: str, exc: Exception) -> str:
+    """What the rep reads when the provider no longer accepts the saved sign-in."""
+    why = f" ({exc})" if str(exc) else ""
+    return (
+        f"Sign in again with the account {user} in Settings: the saved sign-in is no "
+        f"longer accepted{why}"
+    )
 
 
 # ---------------------------------------------------------------- failures
@@ -146,6 +226,11 @@ def describe_failure(exc: Exception, url: MailServerUrl) -> SessionFailure:
 
 def wrong_password_message(exc: Exception) -> str:
     """What the rep reads when the IMAP login failed."""
+    if isinstance(exc, TokenRefused):  # a fresh token too: the sign-in itself is wrong
+        return (
+            f"the mail server refused the sign-in ({exc.refusal.describe()}); sign in "
+            "again in Settings with the account this mailbox belongs to"
+        )
     if "no IMAP password" in str(exc):
         return "no IMAP password is set; enter it in Settings (imap.password)"
     return f"the mail server refused the IMAP user name or password ({exc})"

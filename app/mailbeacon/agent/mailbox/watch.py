@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
+from mailbeacon.agent.account.bearer import BearerSource
 from mailbeacon.agent.mailbox.background import stop_gracefully, wait_or_timeout
 from mailbeacon.agent.mailbox.imap_client import ConnectionClosed, ImapClient, ImapError, Mailbox
 from mailbeacon.agent.mailbox.imap_parse import Value
@@ -195,12 +196,15 @@ class ImapWatcher:
         ssl_context: ssl.SSLContext | None = None,
         config: WatcherConfig | None = None,
         clock: Callable[[], float] = time.time,
+        bearer: BearerSource | None = None,
     ) -> None:
-        """``password`` is called (in a worker thread) on each login: a keyring read."""
+        """``password`` is called (in a worker thread) on each login: a keyring read.
+
+        With ``bearer`` the login is by OAuth access token instead."""
         self.url = url
         self.config = config or WatcherConfig()
         self._account = ImapAccount(
-            url, password, allow_plain, ssl_context, self.config.connect_seconds
+            url, password, allow_plain, ssl_context, self.config.connect_seconds, bearer=bearer
         )
         self._state_file = StateFile(state_path)
         self._handler = handler
@@ -509,6 +513,7 @@ def build_watcher(
     handler: Handler,
     on_status: Callable[[ImapStatus], None] = lambda _status: None,
     config: WatcherConfig | None = None,
+    bearer: BearerSource | None = None,
 ) -> ImapWatcher | None:
     """The watcher for settings ``imap.url``/``imap.allow_plain``; None when no URL is set.
 
@@ -524,4 +529,5 @@ def build_watcher(
         on_status,
         allow_plain=allow_plain,
         config=config,
+        bearer=bearer,
     )

@@ -15,6 +15,7 @@ class NotificationType(StrEnum):
     REPLY = "reply"
     DELIVERY_FAILED = "delivery_failed"
     SUMMARY = "summary"
+    SIGN_IN = "sign_in_required"  # the provider refused the sign-in: mail waits
 
 
 @dataclass(frozen=True, slots=True)

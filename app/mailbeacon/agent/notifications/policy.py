@@ -6,6 +6,12 @@ Every event is stored with its verdict; only events that count as a person's
 (rule 7), inferred opens travel with their click (rule 6), anonymous events say
 "Someone" and leave contacts alone (rules 8, 9), and bursts or backlog become
 one summary instead of a flood.
+
+Backlog: a stream that says ``hello`` starts with the events committed while the
+agent was away, up to its ``caught_up``; those are held (a ``revise`` can still
+withdraw one) and become one summary at ``caught_up`` however recent they are, and
+no notification when none is left. Older servers send neither: there, events older
+than ``backlog_age_seconds`` are summarised instead.
 """
 
 from __future__ import annotations
@@ -30,7 +36,15 @@ from mailbeacon.agent.records.model import (
 )
 from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.settings.store import Settings
-from mailbeacon.core.events import EventType, Revision, ServerEvent, Verdict
+from mailbeacon.core.events import (
+    CaughtUp,
+    EventType,
+    Revision,
+    ServerEvent,
+    StreamHello,
+    StreamMessage,
+    Verdict,
+)
 from mailbeacon.core.ipranges import TRUNCATED_V4_PREFIX, TRUNCATED_V6_PREFIX, parse_ip
 
 log = logging.getLogger(__name__)
@@ -64,7 +78,8 @@ class PolicyConfig:
     def from_settings(cls, settings: Settings) -> PolicyConfig:
         """The policy the rep configured."""
         n = settings.notify
-        kinds: set[str] = {NotificationType.SUMMARY}
+        # Summaries and "Sign in again" cannot be switched off: mail waits on the latter.
+        kinds: set[str] = {NotificationType.SUMMARY, NotificationType.SIGN_IN}
         for kind, on in ((NotificationType.OPEN, n.opens), (NotificationType.CLICK, n.clicks),
                          (NotificationType.REPLY, n.replies),
                          (NotificationType.DELIVERY_FAILED, n.delivery_failures)):
@@ -155,15 +170,22 @@ class Notifier:
         self._engagements: dict[int, tuple[asyncio.TimerHandle, tuple[str, str, str]]] = {}
         self._delivered: deque[float] = deque(maxlen=64)
         self._summary = _Summary()
+        # Between the stream's hello and caught_up: the server ids held for the summary.
+        self._catching_up = False
+        self._held: list[int] = []
 
     # ------------------------------------------------------------ stream input
 
-    async def handle(self, message: ServerEvent | Revision) -> None:
+    async def handle(self, message: StreamMessage) -> None:
         """The stream subscriber's handler: store, then maybe notify.
 
         The durable writes run in a worker thread: in the embedded default this loop
         also answers pixels and SMTP, and a scanner's burst must not stall them."""
-        if isinstance(message, Revision):
+        if isinstance(message, StreamHello):
+            self._catching_up = True
+        elif isinstance(message, CaughtUp):
+            self._caught_up()
+        elif isinstance(message, Revision):
             stored = await asyncio.to_thread(
                 self._store.revise_event, message.id, message.verdict, message.reason
             )
@@ -348,6 +370,12 @@ class Notifier:
     # ------------------------------------------------------------ delivering
 
     def _schedule(self, server_id: int, candidate: _Candidate, config: PolicyConfig) -> None:
+        if self._catching_up:
+            # Held, not timed: the backlog's revisions follow their causes before
+            # caught_up, and everything left then becomes one summary.
+            self._pending[server_id] = (candidate, None)
+            self._held.append(server_id)
+            return
         if config.settle_seconds <= 0:
             self._deliver(candidate, config)
             return
@@ -374,6 +402,19 @@ class Notifier:
             return
         self._delivered.append(now)
         self._send(candidate.notification, [candidate.local_id])
+
+    def _caught_up(self) -> None:
+        """The backlog is over: what it left to notify becomes one summary now."""
+        self._catching_up = False
+        held, self._held = self._held, []
+        config = self._config()
+        paused = config.paused(self._clock())
+        for server_id in held:
+            entry = self._pending.pop(server_id, None)
+            if entry is not None and not paused:
+                self._add_to_summary(entry[0], config, away=True)
+        if self._summary.away:
+            self.flush_summary()
 
     def _send(self, notification: Notification, local_ids: list[int | None]) -> None:
         try:
@@ -438,6 +479,23 @@ class Notifier:
         config = self._config()
         if notification.type in config.kinds:
             self._deliver(_Candidate(notification, local_id, notification.type), config)
+
+    def sign_in_required(self, why: str) -> None:
+        """The provider refused the stored sign-in: tell the rep once, mail waits."""
+        at = normalize_at(datetime.fromtimestamp(self._clock(), UTC))
+        self.deliver(
+            Notification(
+                event=None,
+                type=NotificationType.SIGN_IN,
+                message_id=None,
+                subject="",
+                recipient=None,
+                anonymous=False,
+                title="Sign in again",
+                body=f"{why} Your emails wait in the outbox until you sign in.",
+                at=at,
+            )
+        )
 
     def delivery_failed(
         self, key: str, email_id: int | None, recipients: tuple[str, ...], reply: str

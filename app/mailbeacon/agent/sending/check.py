@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mailbeacon.agent.account.bearer import BearerSource
 from mailbeacon.agent.sending.upstream import Credentials, Upstream, UpstreamCheck
 from mailbeacon.agent.settings.mail_urls import UpstreamConfigError, parse_upstream
 
@@ -23,6 +24,7 @@ class UpstreamProbe:
     user: str
     password: str | None  # None: none typed and none stored
     allow_plain: bool
+    bearer: BearerSource | None = None  # sign-in by OAuth access token instead
 
 
 async def check_upstream(probe: UpstreamProbe, seconds: float = 15.0) -> UpstreamCheck:
@@ -34,7 +36,11 @@ async def check_upstream(probe: UpstreamProbe, seconds: float = 15.0) -> Upstrea
     except UpstreamConfigError as exc:
         return UpstreamCheck(False, str(exc))
     user = url.user or probe.user
-    credentials = Credentials(user, probe.password or "") if user else None
+    if probe.bearer is not None:
+        user = probe.bearer.user
+    credentials = (
+        Credentials(user, probe.password or "", bearer=probe.bearer) if user else None
+    )
     upstream = Upstream(url, lambda: credentials, timeout=seconds)
     try:
         return await upstream.test_connection()

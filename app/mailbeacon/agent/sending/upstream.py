@@ -11,7 +11,12 @@
 User and password come from an injected credentials source (the agent passes
 the keyring or ``MAILBEACON_UPSTREAM_USER``/``_PASSWORD``); a user name in the
 URL is used when the source has none. Passwords never go in URLs. The URL itself
-is parsed in :mod:`mailbeacon.agent.settings.mail_urls` (re-exported here).
+is parsed in :mod:`mailbeacon.agent.settings.mail_urls`.
+
+Credentials with a bearer source log in with an OAuth access token instead
+(SASL OAUTHBEARER or XOAUTH2, :mod:`mailbeacon.core.sasl`): a refused token is
+invalidated and a fresh one tried once; a sign-in the provider no longer
+accepts keeps mail waiting in the outbox until the rep signs in again.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from dataclasses import dataclass, field
 
 import aiosmtplib
 
+from mailbeacon.agent.account.bearer import BearerSource, SignInRequired
 from mailbeacon.agent.sending.outbox_items import (
     DeliveryError,
     MessageBytes,
@@ -35,36 +41,36 @@ from mailbeacon.agent.sending.outbox_items import (
     SendResult,
 )
 from mailbeacon.agent.settings.mail_urls import (
-    Security,
-    UpstreamConfigError,
     UpstreamURL,
-    parse_upstream,
 )
+from mailbeacon.core import sasl
 
 __all__ = [
     "Credentials",
     "CredentialsSource",
     "DotStuffer",
-    "Security",
     "Upstream",
     "UpstreamCheck",
-    "UpstreamConfigError",
-    "UpstreamURL",
-    "parse_upstream",
 ]
 
 log = logging.getLogger(__name__)
 
 _AUTH_CODES = frozenset({530, 534, 535, 538})
+_MAX_COMMAND_LINE = 512  # RFC 5321 4.5.3.1.4; a longer AUTH sends its response after 334
 _LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
 
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    """Upstream login; the password never shows in repr or logs."""
+    """Upstream login; the password never shows in repr or logs.
+
+    With ``bearer`` the login is by access token (its ``user`` is the login
+    name) and ``password`` is not used.
+    """
 
     user: str
-    password: str = field(repr=False)
+    password: str = field(default="", repr=False)
+    bearer: BearerSource | None = field(default=None, repr=False, compare=False)
 
 
 CredentialsSource = Callable[[], Credentials | None]
@@ -323,6 +329,9 @@ class Upstream:
 
     async def _login(self, client: aiosmtplib.SMTP) -> None:
         creds = self._credentials()
+        if creds is not None and creds.bearer is not None:
+            await _TokenLogin(client, creds.bearer, self._url, self._timeout).run()
+            return
         user = creds.user if creds and creds.user else self._url.user
         if creds is None or not creds.password:
             if user:
@@ -343,6 +352,112 @@ class Upstream:
                 connection=True,
             )
         await client.login(user or "", creds.password)
+
+
+class _TokenLogin:
+    """SMTP AUTH with an access token (RFC 4954 + RFC 7628); one retry with a fresh token.
+
+    aiosmtplib has XOAUTH2 only, without OAUTHBEARER or the error challenge, so
+    the exchange is spoken here over its ``execute_command``.
+    """
+
+    def __init__(
+        self, client: aiosmtplib.SMTP, source: BearerSource, url: UpstreamURL, timeout: float
+    ) -> None:
+        self._client = client
+        self._source = source
+        self._url = url
+        self._where = f"{url.host}:{url.port}"
+        self._timeout = timeout
+
+    async def run(self) -> None:
+        """Log in, or raise DeliveryError(connection=True): mail waits, never bounces."""
+        user = self._source.user
+        mechanism = sasl.choose_mechanism(self._client.server_auth_methods)
+        if not self._client.supports_extension("auth") or mechanism is None:
+            raise DeliveryError(
+                f"{self._where} does not offer a sign-in with a token (XOAUTH2 or "
+                "OAUTHBEARER); use a password for this server instead.",
+                connection=True,
+            )
+        last = sasl.BearerRefusal("")
+        for attempt in (1, 2):
+            token = await self._token()
+            refusal = await self._exchange(mechanism, user, token)
+            if refusal is None:
+                return
+            last = refusal
+            # An expired or revoked token: the source fetches a fresh one next time.
+            self._source.invalidate(token)
+            log.warning(
+                "%s refused the %s token for %s (attempt %d of 2): %s",
+                self._where, mechanism, user, attempt, refusal.describe(),
+            )  # fmt: skip
+        raise DeliveryError(
+            f"{self._where} refused the sign-in for {user} ({last.describe()}). "
+            f"Sign in again with the account {user} in the settings; "
+            "mail waits in the outbox meanwhile.",
+            code=535,
+            connection=True,
+        )
+
+    async def _token(self) -> str:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._source.token()
+        except SignInRequired as error:
+            raise DeliveryError(sign_in_again(self._source.user, error), connection=True) from None
+        except TimeoutError:
+            raise DeliveryError(
+                f"No sign-in token for {self._source.user} within {self._timeout:g}s "
+                "(the sign-in provider did not answer); mail waits in the outbox.",
+                connection=True,
+            ) from None
+
+    async def _exchange(
+        self, mechanism: sasl.Mechanism, user: str, token: str
+    ) -> sasl.BearerRefusal | None:
+        """One AUTH exchange; None when logged in, else what the server said."""
+        try:
+            initial = sasl.initial_response(mechanism, user, token, self._url.host, self._url.port)
+        except ValueError as error:
+            raise DeliveryError(
+                f"The sign-in for {user} cannot be used ({error}); sign in again in the settings.",
+                connection=True,
+            ) from None
+        response = sasl.encode(initial)
+        command = (b"AUTH", mechanism.encode(), response.encode())
+        if sum(len(word) + 1 for word in command) + 1 > _MAX_COMMAND_LINE:
+            reply = await self._client.execute_command(b"AUTH", mechanism.encode())
+            if reply.code == 334:
+                reply = await self._client.execute_command(response.encode())
+        else:
+            reply = await self._client.execute_command(*command)
+        refusal = sasl.BearerRefusal("")
+        if reply.code == 334:  # the error challenge: answer it, the server then fails
+            refusal = sasl.parse_refusal(reply.message)
+            reply = await self._client.execute_command(
+                sasl.encode(sasl.error_reply(mechanism)).encode()
+            )
+        if reply.code == 235:
+            return None
+        if reply.code == 535:
+            return refusal
+        raise DeliveryError(
+            f"{self._where} could not check the sign-in for {user} just now "
+            f"({reply.code} {reply.message}); sending is retried later.",
+            code=reply.code,
+            connection=True,
+        )
+
+
+def sign_in_again(user: str, error: SignInRequired) -> str:
+    """What the rep reads when the provider no longer accepts the saved sign-in."""
+    why = f" ({error})" if str(error) else ""
+    return (
+        f"Sign in again with the account {user} in the settings: the saved sign-in is "
+        f"no longer accepted{why}. Mail waits in the outbox until then."
+    )
 
 
 async def _discard(client: aiosmtplib.SMTP) -> None:

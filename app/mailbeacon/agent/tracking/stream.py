@@ -1,5 +1,9 @@
 """The event stream subscriber: resumes from the last handled id, reconnects with backoff.
 
+It asks for the stream's control messages (``MailBeacon-Stream: 2``): a ``hello``
+naming the server's database and its generation first, and ``caught_up`` where the
+backlog ends; both reach the handler, which summarises the catch-up (policy.py).
+
 ``Backoff`` is re-exported from :mod:`mailbeacon.core.backoff` for callers that tune it.
 """
 
@@ -18,11 +22,13 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from mailbeacon.core.backoff import Backoff
-from mailbeacon.core.events import Revision, ServerEvent
+from mailbeacon.core.events import CaughtUp, Revision, ServerEvent, StreamHello, StreamMessage
 
 log = logging.getLogger(__name__)
 
-Message = ServerEvent | Revision
+Message = StreamMessage
+# Asks the server for ``hello`` and ``caught_up`` (server/stream.py).
+STREAM_VERSION = ("MailBeacon-Stream", "2")
 Handler = Callable[[Message], Awaitable[None]]
 
 
@@ -54,7 +60,14 @@ def parse_message(raw: str | bytes) -> Message | None:
     """A stream message, or None for one this agent does not understand."""
     try:
         data: dict[str, Any] = json.loads(raw)
-        if data.get("type") == "revise":
+        kind = data.get("type")
+        if kind == "hello":
+            return StreamHello(
+                str(data["db"]), int(data["generation"]), int(data.get("floor", 0))
+            )
+        if kind == "caught_up":
+            return CaughtUp(int(data["last"]))
+        if kind == "revise":
             counts = data.get("counts")
             return Revision(
                 int(data["id"]),
@@ -124,12 +137,19 @@ class StreamSubscriber:
 
     async def _session(self) -> None:
         url = stream_url(self._server_url, self._last_id())
-        headers = {"Authorization": f"Bearer {self._token}"}
+        headers = {
+            "Authorization": f"Bearer {self._token}", STREAM_VERSION[0]: STREAM_VERSION[1]
+        }
         async with connect(url, additional_headers=headers, open_timeout=10,
                            max_size=2**20, proxy=None) as ws:
             self._on_state(StreamState.CONNECTED, self._server_url)
             async for raw in ws:
                 message = parse_message(raw)
-                if message is not None:
-                    await self._handler(message)
+                if message is None:
+                    continue
+                if isinstance(message, StreamHello):
+                    log.info("stream from database %s, generation %d", message.db,
+                             message.generation)
+                await self._handler(message)
+                if isinstance(message, ServerEvent | Revision):
                     self._received += 1
