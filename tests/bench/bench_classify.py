@@ -141,9 +141,14 @@ def _worst_hostile(context: Context) -> float:
     worst = 0.0
     for agent in hostile_agents(400):
         hit = Hit(EventType.OPEN, "GET", "203.0.113.7", agent, SENT + 3600.0, SENT, "m", "r")
-        start = time.perf_counter()
-        classify(hit, context)
-        worst = max(worst, _ms(start))
+        # The best of three runs of the same agent: what the agent costs, not what a
+        # preemption or a collection on a shared machine happened to add to one run.
+        runs = []
+        for _ in range(3):
+            start = time.perf_counter()
+            classify(hit, context)
+            runs.append(_ms(start))
+        worst = max(worst, min(runs))
     return worst
 
 

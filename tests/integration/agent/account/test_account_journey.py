@@ -255,3 +255,33 @@ async def _notification_of(agent: AgentProcess, kind: str, within: float) -> dic
             line = await agent.notification(within=within)
             if line["type"] == kind:
                 return line
+
+
+@pytest.mark.needs_program("chromium")
+async def test_device_sign_in_on_a_headless_machine(tmp_path: Path) -> None:
+    """``--device`` prints where to go and the code on stderr, and waits for the rep."""
+    import re
+    import sys
+
+    from tests.helpers.agent_process import REPO, subprocess_env
+
+    with running_provider() as provider, running_mailhost(provider) as mailhost:
+        for key, value in (("oauth.issuer", provider.issuer), ("oauth.client_id", CLIENT_ID),
+                           ("oauth.scopes", "openid email offline_access mail")):  # fmt: skip
+            assert (await cli(tmp_path, "config", "set", key, value))[0] == 0
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mailbeacon", "--profile", str(tmp_path / "profile"),
+            "account", "setup", USER, "--oauth", "--device", *manual_servers(mailhost),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=subprocess_env(tmp_path / "keyring.json"), cwd=REPO,
+        )  # fmt: skip
+        assert proc.stderr is not None
+        async with asyncio.timeout(60):
+            line = (await proc.stderr.readline()).decode()
+            found = re.search(r"open (\S+) and enter the code (\S+)", line)
+            assert found, line
+            await browser.confirm_device_code(found.group(1), found.group(2))
+            out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert "is set up (oauth2)" in out.decode()
+    assert "oauth_refresh_token" in (tmp_path / "keyring.json").read_text()
