@@ -20,6 +20,7 @@ import pytest
 
 from tests.helpers import browser
 from tests.helpers.agent_process import AgentProcess, run_cli
+from tests.helpers.caddy import running_caddy
 from tests.helpers.dnsmasq import Srv, Zone, running_dnsmasq
 from tests.helpers.mailhost import PASSWORD, PASSWORD_USER, MailHost, running_mailhost
 from tests.helpers.net import free_port
@@ -163,12 +164,63 @@ def send_through_relay(port: int, message: EmailMessage) -> None:
 
 
 @pytest.mark.needs_program("chromium")
+@pytest.mark.needs_program("dnsmasq")
+@pytest.mark.needs_program("caddy")
 async def test_oauth_journey_sign_in_send_reply_revoke_and_sign_in_again(tmp_path: Path) -> None:
+    """The rep types only the address: the servers come from the domain's autoconfig
+    file, the sign-in from the provider the administrator set (oauth.issuer)."""
     with contextlib.ExitStack() as provider_stack:
         provider = provider_stack.enter_context(running_provider())
         users = {PASSWORD_USER: PASSWORD, USER: APPEND_ONLY}
-        with running_mailhost(provider, users=users) as mailhost:
+        with (
+            running_mailhost(provider, users=users) as mailhost,
+            _autoconfig_for(tmp_path, mailhost) as env,
+            _environment(env),
+        ):
             await _oauth_journey(tmp_path, provider_stack, provider, mailhost)
+
+
+OAUTH_AUTOCONFIG = """<?xml version="1.0" encoding="UTF-8"?>
+<clientConfig version="1.1"><emailProvider id="example.test">
+  <domain>example.test</domain>
+  <incomingServer type="imap"><hostname>127.0.0.1</hostname><port>{imap}</port>
+    <socketType>plain</socketType><authentication>OAuth2</authentication></incomingServer>
+  <outgoingServer type="smtp"><hostname>127.0.0.1</hostname><port>{smtp}</port>
+    <socketType>plain</socketType><authentication>OAuth2</authentication></outgoingServer>
+</emailProvider></clientConfig>
+"""
+
+
+@contextlib.contextmanager
+def _autoconfig_for(tmp_path: Path, mailhost: MailHost) -> Iterator[dict[str, str]]:
+    """dnsmasq names autoconfig.example.test; Caddy serves its file over HTTPS."""
+    site = tmp_path / "autoconfig-site"
+    (site / "mail").mkdir(parents=True)
+    (site / "mail" / "config-v1.1.xml").write_text(
+        OAUTH_AUTOCONFIG.format(imap=mailhost.imap_port, smtp=mailhost.submission_port)
+    )
+    zone = Zone(hosts={"autoconfig.example.test": "127.0.0.20"})
+    with (
+        running_dnsmasq(zone, tmp_path / "dnsmasq.log") as dns,
+        running_caddy(tmp_path / "caddy", {"autoconfig.example.test": site}) as caddy,
+    ):
+        yield {"MAILBEACON_NAMESERVER": dns.env, "SSL_CERT_FILE": str(caddy.root_ca)}
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    import os
+
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 async def _oauth_journey(
@@ -182,11 +234,10 @@ async def _oauth_journey(
         code, _out, err = await cli(tmp_path, "config", "set", key, value)
         assert code == 0, err
     with browser.as_system_browser():
-        code, out, err = await cli(
-            tmp_path, "account", "setup", USER, "--oauth", *manual_servers(mailhost), "--json"
-        )
+        code, out, err = await cli(tmp_path, "account", "setup", USER, "--oauth", "--json")
     assert code == 0, err
     assert json.loads(out)["method"] == "oauth2"
+    assert json.loads(out)["source"] == "autoconfig"  # no server typed
     _, shown, _ = await cli(tmp_path, "account", "show", "--json")
     assert json.loads(shown)["signed_in"] is True
     assert "oauth_refresh_token" in (tmp_path / "keyring.json").read_text()
@@ -233,9 +284,7 @@ async def _oauth_journey(
         assert len(mailhost.sink.received) == 1  # waiting, not bounced
         # 4. Signing in again sends what waited, without restarting anything.
         with browser.as_system_browser():
-            code, _out, err = await cli(
-                tmp_path, "account", "setup", USER, "--oauth", *manual_servers(mailhost)
-            )
+            code, _out, err = await cli(tmp_path, "account", "setup", USER, "--oauth")
         assert code == 0, err
         got = await mailhost.sink.until(2, within=60)
     finally:
