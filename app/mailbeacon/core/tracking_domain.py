@@ -97,7 +97,8 @@ def check_tracking_url(url: str, sender_domain: str | None = None) -> DomainChec
     if parts.scheme == "http":
         problems.append(DomainProblem.PLAIN_HTTP)
     sender = (sender_domain or "").lower().strip(".")
-    if address is None and sender and DomainProblem.LOOPBACK not in problems and not _within(host, sender):
+    ours = DomainProblem.LOOPBACK in problems or _within(host, sender)
+    if address is None and sender and not ours:
         problems.append(DomainProblem.NOT_SUBDOMAIN)
     return DomainCheck(url, host, tuple(problems), sender_domain)
 
