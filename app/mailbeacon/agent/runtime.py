@@ -45,11 +45,13 @@ from mailbeacon.agent.sending.outbox_items import (
 from mailbeacon.agent.sending.relay import Relay
 from mailbeacon.agent.sending.upstream import Credentials, Upstream
 from mailbeacon.agent.settings.errors import SettingError
+from mailbeacon.agent.settings.kinds import networks
 from mailbeacon.agent.settings.mail_urls import parse_host_port, parse_upstream
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.agent.tracking.stream import StreamState, StreamSubscriber
 from mailbeacon.core import uainfo
+from mailbeacon.core.durable import make_private, private_dir
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.profile import Profile
 from mailbeacon.core.urls import TrackingUrls
@@ -167,7 +169,8 @@ class AgentRuntime:
 
     async def start(self) -> None:
         """Start everything; raises AgentStartError with a message for the rep."""
-        self._profile.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self._profile.data_dir)
+        make_private(self._profile.data_dir, 0o700)  # an older installation's 0755
         self.enrollment = await self._enrollment()
         self.records = RecordsStore.for_profile(
             self._profile, stream_source=self.enrollment.server_url
@@ -292,6 +295,9 @@ class AgentRuntime:
                 port=port,
                 public_url=self.settings.server.public_url or None,
                 truncate_ips=self.settings.privacy.truncate_ip,
+                trusted_proxies=networks(self.settings.server.trusted_proxies),
+                self_address_minutes=self.settings.tracking.self_window_minutes,
+                click_token_max_days=self.settings.tracking.click_token_max_days,
             )
         )
         await server.start()

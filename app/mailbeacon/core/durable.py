@@ -58,7 +58,7 @@ def replacing(
     and ``path`` is untouched.
     """
     folder = path.parent if tmp_dir is None else tmp_dir
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=folder)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -127,3 +127,40 @@ def _write_chunks(out: BinaryIO, data: Chunks) -> None:
         return
     for chunk in data:
         out.write(chunk)
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` and every missing parent created 0700: only the rep's own user can enter.
+
+    Created with that mode, never chmod-ed afterwards, so no other local user can
+    open a file in it in between (docs/promises.md, "Isolation"). A folder that
+    already exists keeps its mode; :func:`make_private` tightens an old one.
+    """
+    missing: list[Path] = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create ``path`` empty with mode 0600 if it does not exist (before SQLite opens it).
+
+    SQLite gives its ``-wal`` and ``-shm`` files the database file's mode, so a
+    database created this way keeps all three readable by the rep alone.
+    """
+    private_dir(path.parent)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    return path
+
+
+def make_private(path: Path, mode: int) -> None:
+    """Tighten an existing folder or file of an older installation to ``mode``."""
+    with contextlib.suppress(FileNotFoundError):
+        if path.stat().st_mode & 0o777 != mode:
+            os.chmod(path, mode)

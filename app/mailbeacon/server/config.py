@@ -45,6 +45,8 @@ class ServerConfig:
     recent_total: int = 100_000
     # How long an address an agent streamed from still counts as the rep's own.
     agent_address_ttl: float = 30 * 86400.0
+    # How long an address stays the rep's after their last agent left it (rule 5, self).
+    self_address_minutes: float = 15.0
     agent_addresses_per_user: int = 64
     user_agent_limit: int = 1024
     max_url_bytes: int = 16 * 1024

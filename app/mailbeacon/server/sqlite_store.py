@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mailbeacon.core.durable import private_file
 from mailbeacon.core.events import EventType, Revision, ServerEvent, Verdict
 from mailbeacon.server.sqlite_schema import (
     DB_ID_KEY,
@@ -41,7 +42,8 @@ class SqliteStore:
     """The store in one SQLite file. One connection; one thread at a time."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # The server's secret and every rep's events: readable by this user alone.
+        private_file(path)
         self.path = path
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a batch is exactly
         # one transaction and one fsync.

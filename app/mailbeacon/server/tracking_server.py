@@ -147,7 +147,11 @@ class TrackingServer:
             reader = Reader(await asyncio.to_thread(SqliteStore, config.db_path))
             cleanup.callback(reader.close)
             secret = serving_secret(store, config.secret)
-            addresses = AgentAddresses(config.agent_address_ttl, config.agent_addresses_per_user)
+            addresses = AgentAddresses(
+                config.agent_address_ttl,
+                config.agent_addresses_per_user,
+                window=config.self_address_minutes * 60,
+            )
             addresses.load(store.agent_addresses(self._clock() - config.agent_address_ttl))
             fanout = Fanout()
             recent = RecentHits(

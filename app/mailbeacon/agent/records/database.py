@@ -18,6 +18,7 @@ from typing import Self
 from mailbeacon.agent.records.files import AttachmentFiles
 from mailbeacon.agent.records.model import normalize_at
 from mailbeacon.agent.records.schema import SchemaTooNew, migrate
+from mailbeacon.core.durable import make_private, private_file
 
 # The store's logger, as before the store was split in parts (operators filter on it).
 log = logging.getLogger("mailbeacon.agent.records.store")
@@ -51,7 +52,11 @@ class RecordsDatabase:
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # Logged mail bodies: the file (and so its -wal/-shm) is the rep's alone.
+            private_file(path)
+            for existing in (path, path.with_name(path.name + "-wal"),
+                             path.with_name(path.name + "-shm")):  # fmt: skip
+                make_private(existing, 0o600)  # an older installation's 0644 files
             conn = sqlite3.connect(
                 path,
                 timeout=BUSY_TIMEOUT_MS / 1000,

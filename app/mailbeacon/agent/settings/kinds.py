@@ -6,6 +6,7 @@ The parsers for the hosts and mail server URLs that settings hold are in
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -31,8 +32,10 @@ __all__ = [
     "Kind",
     "MailUrlKind",
     "NameKind",
+    "NetworksKind",
     "TextKind",
     "TimestampKind",
+    "networks",
 ]
 
 
@@ -220,6 +223,28 @@ class TextKind(Kind):
 
     def describe(self) -> str:
         return "text"
+
+
+@dataclass(frozen=True)
+class NetworksKind(Kind):
+    """Space- or comma-separated IP networks (``127.0.0.1/32 10.0.0.0/8``); maybe empty."""
+
+    def check(self, value: Any) -> str:
+        words = str(value).replace(",", " ").split()
+        for word in words:
+            try:
+                ipaddress.ip_network(word, strict=False)
+            except ValueError:
+                raise SettingError(f"{word!r} is not an IP address or network") from None
+        return " ".join(words)
+
+    def describe(self) -> str:
+        return "IP networks, space-separated, or empty"
+
+
+def networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The networks of a :class:`NetworksKind` value."""
+    return tuple(ipaddress.ip_network(word, strict=False) for word in text.split())
 
 
 @dataclass(frozen=True)

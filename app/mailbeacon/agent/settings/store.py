@@ -47,6 +47,7 @@ from mailbeacon.agent.settings.kinds import (
     Kind,
     MailUrlKind,
     NameKind,
+    NetworksKind,
     TextKind,
     TimestampKind,
 )
@@ -125,6 +126,12 @@ class ServerSettings:
         "base URL the embedded server puts into emails (a custom tracking domain); "
         "empty: http://<server.listen>",
     )
+    trusted_proxies: str = setting(
+        "",
+        NetworksKind(),
+        "addresses of a local TLS proxy or tunnel in front of the embedded server, whose "
+        "X-Forwarded-For the server believes (space-separated, e.g. 127.0.0.1/32)",
+    )
 
 
 @dataclass
@@ -187,6 +194,17 @@ class TrackingSettings:
         60,
         IntKind(0, 86400),
         "opens of one email by one recipient within this window notify once",
+    )
+    self_window_minutes: int = setting(
+        15,
+        IntKind(0, 1440),
+        "an address counts as yours (your own opens) while MailBeacon is connected from "
+        "it and this long after (embedded server)",
+    )
+    click_token_max_days: int = setting(
+        730,
+        IntKind(1, 3650),
+        "tracked links older than this stop redirecting (embedded server)",
     )
 
 

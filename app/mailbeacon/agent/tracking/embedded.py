@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
 from mailbeacon.core.enrollment import Enrollment
@@ -27,6 +28,11 @@ class EmbeddedOptions:
     port: int
     public_url: str | None
     truncate_ips: bool
+    # A local TLS proxy or tunnel in front of the embedded server: its forwarded
+    # address decides, so recipients behind it are not taken for the rep (rule 5).
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    self_address_minutes: float = 15.0
+    click_token_max_days: int = 730
 
 
 class EmbeddedServer:
@@ -40,6 +46,9 @@ class EmbeddedServer:
                 port=options.port,
                 public_url=options.public_url,
                 truncate_ips=options.truncate_ips,
+                trusted_proxies=options.trusted_proxies,
+                self_address_minutes=options.self_address_minutes,
+                click_token_max_days=options.click_token_max_days,
             )
         )
 
