@@ -10,7 +10,8 @@ own signals, bounded), and saved with the strongest PNG compression (then throug
 ``optipng`` when it is installed).
 
 Writes: ``first_run``, ``toast``, ``tray_menu``, ``tray_menu_paused``, ``icons``,
-``settings_<tab>`` (one per tab), ``activity``, ``activity_filtered``, ``compose``,
+``settings_<tab>`` (one per tab), ``account-<step>`` (the account flow, one per step),
+``activity``, ``activity_filtered``, ``compose``,
 ``contacts``, ``record``, ``email_viewer``, ``reports`` and ``reports_chart``
 (``.png`` each). Times are shown in UTC unless ``TZ`` says otherwise.
 """
@@ -55,6 +56,9 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QTextCursor
 from PySide6.QtWidgets import QAbstractItemView, QApplication, QWidget
 
+from mailbeacon.agent.account import presets
+from mailbeacon.agent.account.model import AuthMethod, Discovered, Security, ServerSetting, Source
+from mailbeacon.agent.account.setup import AccountRequest, AccountResult
 from mailbeacon.agent.notifications import wording
 from mailbeacon.agent.notifications.model import AgentStatus, ConnectionState
 from mailbeacon.agent.records.store import RecordsStore
@@ -70,6 +74,9 @@ from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.profile import Profile
 from mailbeacon.core.tokens import new_message_key, new_recipient_key
+from mailbeacon.tray.views.account.flow import AccountDialog
+from mailbeacon.tray.views.account.runner import AccountRunner
+from mailbeacon.tray.views.account.wording import CHECKING, IN_BROWSER, LOOKING_UP, SIGNING_IN
 from mailbeacon.tray.views.activity.window import ActivityWindow
 from mailbeacon.tray.app import TrayApp
 from mailbeacon.tray.assets import IconSet, PanelTheme
@@ -562,11 +569,67 @@ def settings_tabs(out: Path, data: Sample) -> None:
                           (Secret.IMAP_PASSWORD, "imap")):
         secrets.set(secret, value)
     secrets.set_enrollment(Enrollment("https://track.mojafirma.pl", 7, "token", bytes(32)))
-    dialog = SettingsDialog(sample_settings(), secrets, lambda _settings: None)
+    dialog = SettingsDialog(sample_settings(), secrets, lambda _settings: None,
+                            open_account=lambda: None)
     for index in range(dialog.tabs.count()):
         dialog.tabs.setCurrentIndex(index)
         _save(dialog, out / f"settings_{_slug(dialog.tabs.tabText(index))}.png")
     _dispose(dialog)
+
+
+class _NoSteps:
+    """The account flow's steps for pictures: each page is shown directly, nothing runs."""
+
+    async def servers(self, request: AccountRequest) -> Discovered:
+        raise AssertionError("the screenshots run no step")
+
+    async def run(self, request: AccountRequest) -> AccountResult:
+        raise AssertionError("the screenshots run no step")
+
+
+def _preset_found(email: str, preset: presets.Preset, source: Source) -> Discovered:
+    return Discovered(email, preset.id, source, preset.smtp, preset.imap, preset.auth,
+                      preset.issuer, preset.scopes)
+
+
+def account_flow(out: Path) -> None:
+    """The account flow, one picture per step (``account-<n>-<step>.png``)."""
+    mail_client = MailClientSettings.from_status(_relay_status(), "k3V9-relay-Pw2x")
+    own = Discovered(
+        REP, None, Source.SRV, ServerSetting("smtp.mojafirma.pl", 465, Security.TLS),
+        ServerSetting("imap.mojafirma.pl", 993, Security.TLS), (AuthMethod.PASSWORD,),
+    )
+
+    def wrong_password(dialog: AccountDialog) -> None:
+        dialog.flow.show_found(own)
+        dialog.flow.show_failure(
+            "The outgoing server refused the password for anna.kowalska@mojafirma.pl: "
+            "check it, or use an app password."
+        )
+
+    steps: list[tuple[str, Callable[[AccountDialog], None]]] = [
+        ("email", lambda _dialog: None),
+        ("looking-up", lambda dialog: dialog.flow.show_busy(LOOKING_UP)),
+        ("google", lambda dialog: dialog.flow.show_found(
+            _preset_found("anna.kowalska@gmail.com", presets.GOOGLE, Source.PRESET))),
+        ("microsoft", lambda dialog: dialog.flow.show_found(
+            _preset_found(REP, presets.MICROSOFT, Source.MX))),
+        ("password", lambda dialog: dialog.flow.show_found(own)),
+        ("signing-in", lambda dialog: dialog.flow.show_busy(SIGNING_IN, IN_BROWSER)),
+        ("checking", lambda dialog: dialog.flow.show_busy(CHECKING)),
+        ("wrong-password", wrong_password),
+        ("manual", lambda dialog: dialog.flow.show_not_found(
+            "No mail servers were found for mojafirma.pl. Enter them under Edit manually.")),
+        ("done", lambda dialog: dialog.flow.show_done(AccountResult(
+            own, AuthMethod.PASSWORD, "Connected to smtps://smtp.mojafirma.pl:465 and logged in.",
+            "Connected to imap.mojafirma.pl:993 as anna.kowalska@mojafirma.pl."))),
+    ]
+    for number, (name, step) in enumerate(steps, 1):
+        dialog = AccountDialog(AccountRunner(_NoSteps()), mail_client=mail_client,
+                               name="Anna Kowalska", email=REP)
+        step(dialog)
+        _save(dialog, out / f"account-{number:02d}-{name}.png", fit=True)
+        _dispose(dialog)
 
 
 def activity(out: Path, data: Sample) -> None:
@@ -715,6 +778,7 @@ def main(argv: list[str]) -> int:
         toast(out, icons, data)
         tray_menus(out, icons)
         settings_tabs(out, data)
+        account_flow(out)
         activity(out, data)
         compose(out, data)
         contacts(out, data)

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QCursor
@@ -30,6 +31,11 @@ from mailbeacon.tray.icon.tray_icon import TrayIcon
 from mailbeacon.tray.threads.bridge import AgentBridge, AgentMain, AgentThread
 from mailbeacon.tray.threads.gc_guard import UiThreadCollector
 from mailbeacon.tray.views.first_run import FirstRunDialog, MailClientSettings
+
+if TYPE_CHECKING:
+    from mailbeacon.tray.views.account.flow import AccountFlow
+
+    AccountFlowFactory = Callable[[MailClientSettings], AccountFlow]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +64,7 @@ class TrayApp(QObject):
         pause: PauseState | None = None,
         platform: str | None = None,
         parent: QObject | None = None,
+        account_flow: AccountFlowFactory | None = None,
     ) -> None:
         super().__init__(parent)
         self.icons = icons
@@ -72,6 +79,7 @@ class TrayApp(QObject):
         self._relay_password = relay_password or (lambda: None)
         self._first_run = first_run
         self._first_run_shown = first_run_shown
+        self._account_flow = account_flow
         self._held: list[tuple[str, str, Callable[[], None] | None]] = []
         self._pause_timer = QTimer(self)
         self._pause_timer.setSingleShot(True)
@@ -113,7 +121,7 @@ class TrayApp(QObject):
         self.menu.set_setup_available(has_relay)
         if self._first_run and has_relay:
             self._first_run = False
-            self.show_setup()
+            self.show_setup(account_first=True)
             if self._first_run_shown is not None:
                 self._first_run_shown()
 
@@ -155,8 +163,9 @@ class TrayApp(QObject):
 
     # Windows -------------------------------------------------------------------------
 
-    def show_setup(self) -> None:
-        """Show what to type into the mail client (needs the relay's address)."""
+    def show_setup(self, account_first: bool = False) -> None:
+        """Show what to type into the mail client (needs the relay's address); on first
+        run the mail-account flow comes first (docs/rep-guide.md, "Your mail account")."""
         status = self.tray.status
         if status.relay_port <= 0:
             return
@@ -167,7 +176,8 @@ class TrayApp(QObject):
         if self.setup_dialog is not None:
             self.setup_dialog.deleteLater()
         settings = MailClientSettings.from_status(status, self._relay_password())
-        self.setup_dialog = FirstRunDialog(settings)
+        account = self._account_flow if account_first else None
+        self.setup_dialog = FirstRunDialog(settings, account=account)
         self.setup_dialog.setWindowIcon(self.tray.icon())
         self.setup_dialog.show()
         self.setup_dialog.raise_()
@@ -274,6 +284,7 @@ def main(
     ready: Callable[[TrayApp], None] | None = None,
     stop_timeout: float = 3.0,
     pause: PauseState | None = None,
+    account_flow: AccountFlowFactory | None = None,
 ) -> int:
     """Run the desktop app for ``profile`` until Quit; the agent is ``agent_main``.
 
@@ -310,6 +321,7 @@ def main(
         first_run=first_run,
         first_run_shown=first_run_shown,
         pause=pause or PauseState(clock),
+        account_flow=account_flow,
     )
     tray_app.tray.show()
 

@@ -114,6 +114,7 @@ def run_tray(
     password = wiring.relay_password_source(options.relay_password, profile)
     submit = wiring.relay_submitter(profile, options.smtp_listen, password)
     windows = wiring.ProfileWindows(profile, restart_agent, submit)
+    windows.relay_password = password
     try:
         code: int = tray_app.main(
             args,
@@ -126,6 +127,7 @@ def run_tray(
             first_run_shown=first_run_shown,
             ready=started.append,
             pause=wiring.saved_pause(profile),
+            account_flow=windows.account_flow,
         )
     finally:
         windows.close()

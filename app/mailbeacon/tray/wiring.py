@@ -27,6 +27,8 @@ from mailbeacon.tray.desktop.autostart import (
 )
 from mailbeacon.tray.icon.menu import Windows
 from mailbeacon.tray.icon.pause import PauseState
+from mailbeacon.tray.views.account.flow import AccountDialog, AccountFlow
+from mailbeacon.tray.views.account.runner import AccountRunner, ProfileSteps
 from mailbeacon.tray.views.activity.window import ActivityWindow
 from mailbeacon.tray.views.compose.opener import ComposeOpener
 from mailbeacon.tray.views.compose.send_job import Send
@@ -34,6 +36,7 @@ from mailbeacon.tray.views.compose.templates import TemplateStore
 from mailbeacon.tray.views.compose.window import ComposeDefaults, ComposeWindow
 from mailbeacon.tray.views.contacts.model import ContactsModel
 from mailbeacon.tray.views.contacts.window import ContactsWindow
+from mailbeacon.tray.views.first_run import MailClientSettings
 from mailbeacon.tray.views.reports.window import ReportsWindow
 from mailbeacon.tray.views.settings.dialog import SettingsDialog
 
@@ -90,6 +93,10 @@ class ProfileWindows:
         self.contacts = LazyWindow("the contacts", self._make_contacts)
         self.reports = LazyWindow("the reports", self._make_reports)
         self.settings = LazyWindow("the settings", self._make_settings)
+        self.account = LazyWindow("your email account", self._make_account)
+        # What the account window's last page tells the rep to type into the mail client.
+        # (the keyring's; a launch with its own relay password sets this to that one).
+        self.relay_password: Callable[[], str | None] = relay_password_source(None, profile)
         self._compose = ComposeOpener(self._make_compose)
 
     def close(self) -> None:
@@ -177,10 +184,42 @@ class ProfileWindows:
             self._restart_agent()
 
         secrets = SecretStore(self._profile.keyring_service, dict(os.environ))
-        dialog = SettingsDialog(self._settings(), secrets, save)
+        dialog = SettingsDialog(self._settings(), secrets, save, open_account=self.account.open)
         dialog.finished.connect(lambda _code: self.settings.forget())
         return dialog
 
+    def account_flow(self, mail_client: MailClientSettings) -> AccountFlow:
+        """The account flow for the first-run dialog (``FirstRunDialog(account=...)``)."""
+        settings = self._settings()
+        flow = AccountFlow(
+            AccountRunner(ProfileSteps(self._profile)),
+            mail_client=mail_client,
+            name=settings.account.name,
+            email=settings.account.email,
+        )
+        flow.completed.connect(lambda _result: self._account_saved())
+        return flow
+
+    def _make_account(self) -> QWidget:
+        settings = self._settings()
+        relay = settings.relay
+        dialog = AccountDialog(
+            AccountRunner(ProfileSteps(self._profile)),
+            mail_client=MailClientSettings(
+                relay.host, relay.port, relay.user, self.relay_password()
+            ),
+            name=settings.account.name,
+            email=settings.account.email,
+        )
+        dialog.accepted.connect(self._account_saved)
+        dialog.finished.connect(lambda _code: self.account.forget())
+        return dialog
+
+    def _account_saved(self) -> None:
+        """The flow saved the account: the agent takes it up; an open Settings shows it."""
+        self._restart_agent()
+        if isinstance(self.settings.window, SettingsDialog):
+            self.settings.window.account_saved(self._settings())
 
     def _apply_autostart(self, enabled: bool) -> None:
         own = None if self._profile == Profile.default() else self._profile.config_dir.parent

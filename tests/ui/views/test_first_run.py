@@ -88,3 +88,25 @@ def test_menu_item_brings_the_settings_back(qtbot: QtBot, icons: IconSet) -> Non
     assert app.setup_dialog is not None and app.setup_dialog.isVisible()
     qtbot.addWidget(app.setup_dialog)
     assert app.setup_dialog.fields["Port"].text() == "2525"
+
+
+def test_on_first_run_the_mail_account_comes_first(qtbot: QtBot, icons: IconSet) -> None:
+    """The rep connects the mailbox before being told about the mail client (issue 13)."""
+    from mailbeacon.tray.views.account.flow import AccountFlow
+    from mailbeacon.tray.views.account.runner import AccountRunner
+    from tests.helpers.account import ScriptedSteps, google
+
+    def flow(settings: MailClientSettings) -> AccountFlow:
+        return AccountFlow(AccountRunner(ScriptedSteps(google())), mail_client=settings)
+
+    app = TrayApp(icons, first_run=True, relay_password=lambda: "pw", account_flow=flow)
+    app.on_status(relay_status())
+    dialog = app.setup_dialog
+    assert dialog is not None and dialog.isVisible()
+    qtbot.addWidget(dialog)
+    assert dialog.account is not None and dialog.account.isVisibleTo(dialog)
+    dialog.close()
+    app.menu.actions_by_key["setup"].trigger()  # later, from the menu: the instructions only
+    later = app.setup_dialog
+    assert later is not None and later.account is None
+    qtbot.addWidget(later)

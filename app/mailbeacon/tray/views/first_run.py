@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QClipboard, QGuiApplication
@@ -18,6 +20,9 @@ from PySide6.QtWidgets import (
 )
 
 from mailbeacon.agent.notifications.model import AgentStatus
+
+if TYPE_CHECKING:  # the account flow shows these settings itself: no import cycle at run time
+    from mailbeacon.tray.views.account.flow import AccountFlow
 
 SECURITY = "None (local only)"
 AUTHENTICATION = "Normal password"
@@ -56,14 +61,34 @@ class MailClientSettings:
         return "".join(f"{label}: {value}\n" for label, value in self.rows())
 
 
+def settings_form(settings: MailClientSettings) -> tuple[QFormLayout, dict[str, QLineEdit]]:
+    """The settings as read-only boxes, one row each (the dialog's and the account flow's)."""
+    form = QFormLayout()
+    fields: dict[str, QLineEdit] = {}
+    for label, value in settings.rows():
+        box = QLineEdit(value)
+        box.setReadOnly(True)
+        box.setMinimumWidth(260)
+        box.setObjectName(label)
+        form.addRow(f"{label}:", box)
+        fields[label] = box
+    return form, fields
+
+
 class FirstRunDialog(QDialog):
-    """Shows the relay settings with a Copy button; ``fields`` maps labels to their boxes."""
+    """Shows the relay settings with a Copy button; ``fields`` maps labels to their boxes.
+
+    With ``account`` (a factory of the account flow, given these settings), the rep
+    first sets up the mail account; the flow ends on these same settings. "Later" in
+    the flow shows them straight away."""
 
     def __init__(
         self,
         settings: MailClientSettings,
         clipboard: QClipboard | None = None,
         parent: QWidget | None = None,
+        *,
+        account: Callable[[MailClientSettings], AccountFlow] | None = None,
     ) -> None:
         super().__init__(parent)
         self.settings = settings
@@ -77,15 +102,7 @@ class FirstRunDialog(QDialog):
         intro.setTextFormat(Qt.TextFormat.RichText)
         intro.setWordWrap(True)
 
-        form = QFormLayout()
-        self.fields: dict[str, QLineEdit] = {}
-        for label, value in settings.rows():
-            box = QLineEdit(value)
-            box.setReadOnly(True)
-            box.setMinimumWidth(260)
-            box.setObjectName(label)
-            form.addRow(f"{label}:", box)
-            self.fields[label] = box
+        form, self.fields = settings_form(settings)
 
         outro = QLabel(
             "Incoming mail settings stay as they are. Your mail is sent on to your own "
@@ -103,12 +120,35 @@ class FirstRunDialog(QDialog):
         self.copied_label = QLabel("")
         self.copied_label.setTextFormat(Qt.TextFormat.PlainText)
 
-        layout = QVBoxLayout(self)
+        self.instructions = QWidget()
+        layout = QVBoxLayout(self.instructions)
+        layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(intro)
         layout.addLayout(form)
         layout.addWidget(outro)
         layout.addWidget(self.copied_label)
         layout.addWidget(buttons)
+
+        # One of the two shows at a time (hidden, not stacked: the window fits the one shown).
+        outer = QVBoxLayout(self)
+        self.account: AccountFlow | None = None
+        if account is not None:
+            self.setWindowTitle("Welcome to MailBeacon")
+            self.account = account(settings)
+            self.account.completed.connect(self.accept)
+            self.account.dismissed.connect(self.show_instructions)
+            self.account.contentChanged.connect(self.adjustSize)
+            outer.addWidget(self.account)
+            self.instructions.hide()
+        outer.addWidget(self.instructions)
+
+    def show_instructions(self) -> None:
+        """The mail-client settings (the account is set up later, in Settings)."""
+        self.setWindowTitle("Set up your mail client — MailBeacon")
+        if self.account is not None:
+            self.account.hide()
+        self.instructions.show()
+        self.adjustSize()
 
     def copy(self) -> None:
         """Put the settings on the clipboard."""

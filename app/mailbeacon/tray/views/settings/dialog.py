@@ -56,6 +56,7 @@ from mailbeacon.tray.views.settings.fields import (
     ChoiceField,
     Field,
     SecretField,
+    TextField,
     label_for,
     make_field,
 )
@@ -117,6 +118,11 @@ TABS: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...] = (
     ("App", (("Desktop", ("app.autostart",)),)),
 )
 
+# What the account flow (tray.views.account) sets; reloaded here once it saved.
+ACCOUNT_SECTIONS = ("upstream", "imap", "account", "oauth")
+ACCOUNT_PASSWORDS = ("upstream.password", "imap.password")
+NO_ACCOUNT = "No email account is set up yet."
+
 REMOTE_ONLY = ("server.url", "server.enrollment")
 EMBEDDED_ONLY = ("server.listen", "server.public_url")
 
@@ -156,7 +162,8 @@ class SettingsDialog(QDialog):
     ``lambda s: s.save(profile.config_file)``); secrets go to ``secrets``.
     ``test_upstream(UpstreamProbe)``, ``test_tracking(Enrollment)`` and
     ``test_imap(url, password, allow_plain)`` may be blocking or async and run off
-    the UI thread; ``open_url(url)`` opens the browser-claim page.
+    the UI thread; ``open_url(url)`` opens the browser-claim page; ``open_account()``
+    opens the account flow (the "Set up your email account" button shows only with it).
 
     Signals: ``settingsSaved(Settings)`` after a successful OK;
     ``upstreamTested(ok, message)``, ``trackingTested(ok, message)`` and
@@ -178,6 +185,7 @@ class SettingsDialog(QDialog):
         test_tracking: TestTracking | None = None,
         test_imap: TestImap | None = None,
         open_url: OpenUrl | None = None,
+        open_account: Callable[[], None] | None = None,
         worker: Worker | None = None,
         parent: QWidget | None = None,
     ) -> None:
@@ -190,6 +198,7 @@ class SettingsDialog(QDialog):
         self._test_tracking: TestTracking = test_tracking or check_tracking
         self._test_imap: TestImap = test_imap or check_imap
         self._open_url: OpenUrl = open_url or open_in_browser
+        self._open_account = open_account
         self._worker = worker or Worker(2, self)
         self.fields: dict[str, Field] = {}
         self.secret_fields: dict[str, SecretField] = {}
@@ -231,6 +240,8 @@ class SettingsDialog(QDialog):
         for title, groups in TABS:
             page = QWidget()
             page_layout = QVBoxLayout(page)
+            if title == "Account && server" and self._open_account is not None:
+                page_layout.addWidget(self._account_box(self._open_account))
             for group_title, keys in groups:
                 box = QGroupBox(group_title)
                 form = QFormLayout(box)
@@ -316,6 +327,37 @@ class SettingsDialog(QDialog):
         self.tracking_result.setObjectName("tracking_result")
         form.addRow(self.test_tracking_button, self.tracking_result)
         return box
+
+    def _account_box(self, open_account: Callable[[], None]) -> QGroupBox:
+        box = QGroupBox("Your email account")
+        layout = QVBoxLayout(box)
+        self.account_summary = plain_label(wrap=True)
+        self._show_account_summary(self.settings)
+        self.account_button = QPushButton("Set up your &email account…")
+        self.account_button.clicked.connect(open_account)
+        layout.addWidget(self.account_summary)
+        layout.addWidget(self.account_button, 0, Qt.AlignmentFlag.AlignLeft)
+        return box
+
+    def _show_account_summary(self, settings: Settings) -> None:
+        email = settings.account.email or settings.upstream.user
+        how = "signed in with your provider" if settings.account.auth == "oauth2" else "password"
+        self.account_summary.setText(f"{email} ({how})" if email else NO_ACCOUNT)
+
+    def account_saved(self, saved: Settings) -> None:
+        """The account flow saved ``saved``: show its account values, so OK keeps them."""
+        for key in KEYS:
+            if key.split(".", 1)[0] in ACCOUNT_SECTIONS:
+                _show_value(self.fields[key], saved.get(key))
+        stored = self._stored_secrets()
+        for key in ACCOUNT_PASSWORDS:
+            field = self.secret_fields[key]
+            field.edit.clear()  # a password typed before would replace the one just saved
+            field.set_stored(stored.get(Secret(SECRET_KEYS[key])))
+        for section in ACCOUNT_SECTIONS:
+            setattr(self.settings, section, getattr(saved, section))
+        if self._open_account is not None:
+            self._show_account_summary(saved)
 
     def _stored_secrets(self) -> dict[Secret, bool | None]:
         """Which secrets are stored (None: the keyring cannot be read)."""
@@ -517,6 +559,16 @@ class SettingsDialog(QDialog):
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _show_value(field: Field, text: str) -> None:
+    """Put a setting's text into its field."""
+    if isinstance(field, TextField):
+        field.edit.setText(text)
+    elif isinstance(field, ChoiceField):
+        field.combo.setCurrentIndex(max(0, field.combo.findData(text)))
+    elif isinstance(field, BoolField):
+        field.box.setChecked(text == "true")
 
 
 def _scrolled(page: QWidget) -> QScrollArea:

@@ -1,0 +1,148 @@
+"""The "Edit manually" fields: per server (outgoing, incoming) its name, port, security
+and user name, giving ``ServerSetting`` values. Never a URL: the agent builds those.
+
+The user name is the rep's email address: the agent signs in to both servers with
+it (``AccountSetup``), so the field shows it and cannot be changed here.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QLineEdit,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mailbeacon.agent.account.model import Security, ServerSetting
+
+# The words a mail client uses for each choice, in the order mail clients list them.
+SECURITY_LABELS: dict[Security, str] = {
+    Security.NONE: "None",
+    Security.STARTTLS: "STARTTLS",
+    Security.TLS: "SSL/TLS",
+}
+SECURITY_WORDS = {label: security for security, label in SECURITY_LABELS.items()}
+# The port each kind of server usually listens on, by its security.
+USUAL_PORTS: dict[str, dict[Security, int]] = {
+    "smtp": {Security.TLS: 465, Security.STARTTLS: 587, Security.NONE: 25},
+    "imap": {Security.TLS: 993, Security.STARTTLS: 143, Security.NONE: 143},
+}
+EXAMPLES = {"smtp": "smtp.example.com", "imap": "imap.example.com"}
+
+
+class InvalidServer(ValueError):
+    """A field cannot be used; the message says what to type instead."""
+
+
+class ServerFields(QGroupBox):
+    """One server's fields: ``server``, ``port``, ``security`` and ``user``."""
+
+    def __init__(self, protocol: str, title: str, optional: bool = False) -> None:
+        super().__init__(title)
+        self.protocol = protocol
+        self.optional = optional
+        self.server = QLineEdit()
+        self.server.setPlaceholderText(
+            f"e.g. {EXAMPLES[protocol]}" + (" (empty: replies are not watched)" if optional
+                                            else "")
+        )
+        self.server.setObjectName(f"{protocol}_server")
+        self.port = QSpinBox()
+        self.port.setRange(1, 65535)
+        self.port.setObjectName(f"{protocol}_port")
+        self.security = QComboBox()
+        self.security.setObjectName(f"{protocol}_security")
+        for security, label in SECURITY_LABELS.items():
+            self.security.addItem(label, str(security))
+        self.user = QLineEdit()
+        self.user.setObjectName(f"{protocol}_user")
+        self.user.setReadOnly(True)
+        self.user.setToolTip("MailBeacon signs in with your email address")
+        form = QFormLayout(self)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
+        form.addRow("Server:", self.server)
+        form.addRow("Port:", self.port)
+        form.addRow("Security:", self.security)
+        form.addRow("User name:", self.user)
+        self._shown_security = Security.TLS
+        self.set_setting(None)
+        self.security.currentIndexChanged.connect(self._security_changed)
+
+    def set_setting(self, setting: ServerSetting | None) -> None:
+        """Show ``setting`` (None: empty, with the usual secure choice)."""
+        security = setting.security if setting else Security.TLS
+        self._shown_security = security
+        self.security.blockSignals(True)  # the port below is the setting's, not the usual one
+        self.security.setCurrentIndex(self.security.findData(str(security)))
+        self.security.blockSignals(False)
+        self.server.setText(setting.host if setting else "")
+        self.port.setValue(setting.port if setting else USUAL_PORTS[self.protocol][security])
+
+    def chosen_security(self) -> Security:
+        """The security chosen in the list."""
+        return Security(str(self.security.currentData()))
+
+    def setting(self) -> ServerSetting | None:
+        """The server as typed; None for an optional server left empty.
+
+        Raises :class:`InvalidServer` with a sentence for the rep."""
+        host = self.server.text().strip().rstrip(".").lower()
+        if not host:
+            if self.optional:
+                return None
+            raise InvalidServer(
+                f"Type the {self.title().lower()} server's name, like {EXAMPLES[self.protocol]}."
+            )
+        if "/" in host or ":" in host or " " in host or "@" in host:
+            raise InvalidServer(
+                f"Type only the {self.title().lower()} server's name, like "
+                f"{EXAMPLES[self.protocol]}; the port goes in its own box."
+            )
+        return ServerSetting(host, self.port.value(), self.chosen_security())
+
+    def _security_changed(self) -> None:
+        # A port still at the usual one for the old choice moves to the new choice's.
+        chosen = self.chosen_security()
+        usual = USUAL_PORTS[self.protocol]
+        if self.port.value() == usual[self._shown_security]:
+            self.port.setValue(usual[chosen])
+        self._shown_security = chosen
+
+
+class ManualServers(QWidget):
+    """Both servers' fields; ``outgoing`` and ``incoming`` are :class:`ServerFields`."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.outgoing = ServerFields("smtp", "Outgoing mail")
+        self.incoming = ServerFields("imap", "Incoming mail", optional=True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.outgoing)
+        layout.addWidget(self.incoming)
+        layout.setAlignment(Qt.AlignmentFlag.AlignTop)
+
+    def show_servers(
+        self, email: str, smtp: ServerSetting | None, imap: ServerSetting | None
+    ) -> None:
+        """Fill the fields (with what was found, or empty) for ``email``."""
+        self.outgoing.set_setting(smtp)
+        self.incoming.set_setting(imap)
+        self.set_user(email)
+
+    def set_user(self, email: str) -> None:
+        """The login name both servers are signed in to with."""
+        self.outgoing.user.setText(email)
+        self.incoming.user.setText(email)
+
+    def settings(self) -> tuple[ServerSetting, ServerSetting | None]:
+        """(outgoing, incoming or None); raises :class:`InvalidServer` with a sentence."""
+        smtp = self.outgoing.setting()
+        if smtp is None:  # pragma: no cover - the outgoing server is never optional
+            raise InvalidServer("Type the outgoing mail server's name.")
+        return smtp, self.incoming.setting()
