@@ -195,6 +195,7 @@ def test_nothing_found_shows_the_manual_fields_with_a_sentence(qtbot: QtBot) -> 
     qtbot.keyClicks(manual.outgoing.server, "smtp.mojafirma.pl")
     manual.outgoing.security.setCurrentText("STARTTLS")
     qtbot.keyClicks(manual.incoming.server, "imap.mojafirma.pl")
+    manual.outgoing.user.setText("akowalska")  # a company server with its own login names
     qtbot.mouseClick(flow.manual_continue, Qt.MouseButton.LeftButton)
     assert shown(flow) is flow.sign_in_page
     assert flow.found_label.text() == "Using the servers you entered"
@@ -209,6 +210,7 @@ def test_nothing_found_shows_the_manual_fields_with_a_sentence(qtbot: QtBot) -> 
     assert request.password == "app-password"
     assert request.smtp == ServerSetting("smtp.mojafirma.pl", 587, Security.STARTTLS)
     assert request.imap == ServerSetting("imap.mojafirma.pl", 993, Security.TLS)
+    assert request.user == "akowalska"
 
 
 def test_edit_manually_starts_from_what_was_found(qtbot: QtBot) -> None:
@@ -400,7 +402,7 @@ def test_the_manual_fields_give_server_settings(qtbot: QtBot) -> None:
     manual.incoming.server.setText("imaps://imap.mojafirma.pl:993")
     with pytest.raises(InvalidServer, match="only the incoming mail server's name"):
         manual.settings()
-    assert manual.outgoing.user.isReadOnly()
+    assert not manual.outgoing.user.isReadOnly()  # the login name may differ from the address
 
 
 # ---------------------------------------------------------------- where the flow opens

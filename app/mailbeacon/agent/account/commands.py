@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     setup = verbs.add_parser("setup", help="find, sign in, try both servers, save")
     setup.add_argument("email")
     setup.add_argument("--name", default="", help="your name as recipients see it")
+    setup.add_argument("--login", default="", help="login name, if not the email address")
     how = setup.add_mutually_exclusive_group()
     how.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     how.add_argument("--oauth", action="store_true", help="sign in with the provider (OAuth 2.0)")
@@ -214,6 +215,7 @@ def _request(args: argparse.Namespace) -> AccountRequest:
         smtp=_server(args, "smtp"),
         imap=_server(args, "imap"),
         device=args.device,
+        login=args.login,
     )
 
 

@@ -57,6 +57,12 @@ class AccountRequest:
     smtp: ServerSetting | None = None
     imap: ServerSetting | None = None
     device: bool = False  # OAuth by code on another device (headless machines)
+    login: str = ""  # the password login name at both servers, if not the email address
+
+    @property
+    def user(self) -> str:
+        """The login name the servers are signed in to with."""
+        return (self.login or self.email).strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +143,9 @@ class AccountSetup:
             password = request.password or ""
             if not password:
                 raise SetupError(f"Type the password (or app password) for {servers.email}.")
-        smtp_said = await self._try_smtp(servers, password, bearer)
-        imap_said = await self._try_imap(servers, password, bearer)
+        login = servers.email if method is AuthMethod.OAUTH2 else request.user
+        smtp_said = await self._try_smtp(servers, login, password, bearer)
+        imap_said = await self._try_imap(servers, login, password, bearer)
         self._keep(request, servers, method, password, tokens)
         log.info("account %s set up (%s, %s)", servers.email, servers.source, method)
         return AccountResult(servers, method, smtp_said, imap_said)
@@ -186,11 +193,11 @@ class AccountSetup:
             raise SetupError(str(exc)) from exc
 
     async def _try_smtp(
-        self, servers: Discovered, password: str, bearer: StaticBearer | None
+        self, servers: Discovered, login: str, password: str, bearer: StaticBearer | None
     ) -> str:
         probe = UpstreamProbe(
             url=smtp_url(servers.smtp),
-            user=servers.email,
+            user=login,
             password=password or None,
             allow_plain=self._settings.upstream.allow_plain,
             bearer=bearer,
@@ -201,12 +208,12 @@ class AccountSetup:
         return result.message
 
     async def _try_imap(
-        self, servers: Discovered, password: str, bearer: StaticBearer | None
+        self, servers: Discovered, login: str, password: str, bearer: StaticBearer | None
     ) -> str | None:
         if servers.imap is None:
             return None
         result = await check_imap(
-            imap_url(servers.imap, servers.email),
+            imap_url(servers.imap, login),
             password,
             self._settings.imap.allow_plain,
             timeout=CHECK_SECONDS,
@@ -280,9 +287,10 @@ def _apply(
     if request.name:
         settings.set("account.name", request.name)
     settings.set("account.auth", str(method))
+    login = servers.email if method is AuthMethod.OAUTH2 else request.user
     settings.set("upstream.url", smtp_url(servers.smtp))
-    settings.set("upstream.user", servers.email)
-    settings.set("imap.url", imap_url(servers.imap, servers.email) if servers.imap else "")
+    settings.set("upstream.user", login)
+    settings.set("imap.url", imap_url(servers.imap, login) if servers.imap else "")
     if method is AuthMethod.OAUTH2 and servers.issuer and not settings.oauth.issuer:
         settings.set("oauth.issuer", servers.issuer)
     if method is AuthMethod.OAUTH2 and servers.scopes and not settings.oauth.scopes:

@@ -334,3 +334,19 @@ async def test_device_sign_in_on_a_headless_machine(tmp_path: Path) -> None:
     assert proc.returncode == 0, err.decode()
     assert "is set up (oauth2)" in out.decode()
     assert "oauth_refresh_token" in (tmp_path / "keyring.json").read_text()
+
+
+async def test_a_login_name_other_than_the_address_is_used_for_both_servers(
+    tmp_path: Path, mailhost: MailHost
+) -> None:
+    code, _out, err = await cli(
+        tmp_path, "account", "setup", "patricia.test@example.test", "--login", PASSWORD_USER,
+        "--password-stdin", *manual_servers(mailhost), stdin=f"{PASSWORD}\n",
+    )  # fmt: skip
+    assert code == 0, err
+    _, shown, _ = await cli(tmp_path, "account", "show", "--json")
+    account = json.loads(shown)
+    assert account["email"] == "patricia.test@example.test"
+    assert account["imap"].startswith("imap://pat%40example.test@")
+    _, user, _ = await cli(tmp_path, "config", "get", "upstream.user")
+    assert user.strip() == PASSWORD_USER

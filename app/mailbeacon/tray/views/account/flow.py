@@ -171,6 +171,7 @@ class AccountFlow(QWidget):
         self.mail_client = mail_client
         self._clipboard = clipboard or QGuiApplication.clipboard()
         self.found: Discovered | None = None
+        self.login = ""  # typed under Edit manually; empty: the email address
         self.result: AccountResult | None = None
         self._back_from_busy: QWidget | None = None
         self._change_pending = False
@@ -424,6 +425,7 @@ class AccountFlow(QWidget):
         except InvalidServer as exc:
             self._say(self.manual_error, str(exc))
             return
+        self.login = "" if self.manual.login() == who.email else self.manual.login()
         self.show_found(Discovered(
             email=who.email, provider=None, source=Source.MANUAL, smtp=smtp, imap=imap,
             auth=(AuthMethod.PASSWORD,),
@@ -451,7 +453,7 @@ class AccountFlow(QWidget):
         found = self.found
         request = AccountRequest(
             email=found.email, name=self.who().name, method=AuthMethod.PASSWORD,
-            password=password, smtp=found.smtp, imap=found.imap,
+            password=password, smtp=found.smtp, imap=found.imap, login=self.login,
         )  # the servers the rep sees are the ones tried
         self._say(self.sign_in_error, "")
         self.show_busy(CHECKING, back_to=self.sign_in_page)

@@ -61,8 +61,7 @@ class ServerFields(QGroupBox):
             self.security.addItem(label, str(security))
         self.user = QLineEdit()
         self.user.setObjectName(f"{protocol}_user")
-        self.user.setReadOnly(True)
-        self.user.setToolTip("MailBeacon signs in with your email address")
+        self.user.setToolTip("Usually your email address; some company servers use another name")
         form = QFormLayout(self)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
         form.addRow("Server:", self.server)
@@ -139,6 +138,10 @@ class ManualServers(QWidget):
         """The login name both servers are signed in to with."""
         self.outgoing.user.setText(email)
         self.incoming.user.setText(email)
+
+    def login(self) -> str:
+        """The login name typed (one for both servers; the outgoing field's)."""
+        return self.outgoing.user.text().strip()
 
     def settings(self) -> tuple[ServerSetting, ServerSetting | None]:
         """(outgoing, incoming or None); raises :class:`InvalidServer` with a sentence."""
