@@ -7,6 +7,7 @@ its own thread; both hear the agent only through an ``AgentListener``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TextIO
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -46,9 +48,20 @@ from mailbeacon.agent.sending.relay import Relay
 from mailbeacon.agent.sending.upstream import Credentials, Upstream
 from mailbeacon.agent.settings.errors import SettingError
 from mailbeacon.agent.settings.kinds import networks
-from mailbeacon.agent.settings.mail_urls import parse_host_port, parse_upstream
+from mailbeacon.agent.settings.mail_urls import is_loopback, parse_host_port, parse_upstream
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
 from mailbeacon.agent.settings.store import Settings
+from mailbeacon.agent.status import (
+    STATUS_FILE,
+    OutageNews,
+    OutageWatch,
+    StatusInputs,
+    StatusReport,
+    decide,
+    paused_until,
+    tracking_url_of,
+    write_status,
+)
 from mailbeacon.agent.tracking.stream import StreamState, StreamSubscriber
 from mailbeacon.core import uainfo
 from mailbeacon.core.durable import make_private, private_dir
@@ -64,6 +77,9 @@ log = logging.getLogger(__name__)
 ENV_UPSTREAM_USER = "MAILBEACON_UPSTREAM_USER"
 SIGN_IN_PROBLEM = "Sign in again"
 SIGN_IN_HTTP_SECONDS = 15.0
+# The outbox and the pause change without telling anyone: the status is looked at this
+# often (cheap; status.json is written only when something changed).
+STATUS_POLL_SECONDS = 1.0
 
 
 class AgentStartError(RuntimeError):
@@ -164,6 +180,11 @@ class AgentRuntime:
         self._connection = ConnectionState.CONNECTING
         self._detail = ""
         self._problems: list[str] = []
+        self._report: StatusReport | None = None
+        self._status_wake = asyncio.Event()
+        self._outage = OutageWatch()
+        # The last "Test tracking" of the tracking URL: (worked?, its sentence).
+        self.tracking_tested: tuple[bool, str] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -220,6 +241,7 @@ class AgentRuntime:
         await asyncio.to_thread(uainfo.describe, "Mozilla/5.0 (warm-up)")
         self._tasks.append(asyncio.create_task(stream.run(), name="stream"))
         self._publish()
+        self._tasks.append(asyncio.create_task(self._keep_status(), name="status"))
 
     async def stop(self) -> None:
         """Stop the relay first (no new mail), then the stream, outbox and server."""
@@ -267,7 +289,7 @@ class AgentRuntime:
 
     async def _enrollment(self) -> Enrollment:
         if self._options.enroll:
-            enrollment = Enrollment.decode(self._options.enroll)
+            enrollment = self._checked(Enrollment.decode(self._options.enroll))
             self._remember(enrollment)
             return enrollment
         if self.settings.server.mode == "remote":
@@ -277,8 +299,20 @@ class AgentRuntime:
                     "No enrollment key is stored for the remote tracking server: paste the "
                     "key from `mailbeacon server add-user` into Settings, or pass --enroll."
                 )
-            return stored
+            return self._checked(stored)
         return await self._embedded()
+
+    def _checked(self, enrollment: Enrollment) -> Enrollment:
+        """A remote server over plain http only on this machine, or when allowed."""
+        parts = urlsplit(enrollment.server_url)
+        plain = parts.scheme == "http" and not is_loopback(parts.hostname or "")
+        if plain and not self.settings.server.allow_plain:
+            raise AgentStartError(
+                f"The tracking server {enrollment.server_url} is not encrypted (http://), so "
+                "MailBeacon's access token would cross the network in clear. Ask for its "
+                "https:// address, or set server.allow_plain true if you trust that network."
+            )
+        return enrollment
 
     async def _embedded(self) -> Enrollment:
         # Imported here: only the embedded default runs the server in this process.
@@ -457,10 +491,71 @@ class AgentRuntime:
             relay_port=self.relay.port if self.relay else 0,
             relay_user=self.settings.relay.user,
             problems=tuple(self._problems),
+            report=self._report,
+        )
+
+    def status_report(self) -> StatusReport:
+        """What works and what does not, decided now (agent/status.py)."""
+        settings = self.current_settings()
+        outbox = self.outbox
+        sign_in = next((p for p in self._problems if p.startswith(SIGN_IN_PROBLEM)), None)
+        tracking_url = (
+            self.enrollment.server_url if self.enrollment else tracking_url_of(settings)
+        )
+        return decide(
+            StatusInputs(
+                upstream_url=self.settings.upstream.url,
+                upstream_configured=NO_UPSTREAM not in self._problems,
+                blocked_reason=outbox.blocked_reason if outbox else None,
+                waiting=len(outbox.pending()) if outbox else 0,
+                tracking_url=tracking_url,
+                stream_connected=self._connection == ConnectionState.CONNECTED,
+                stream_detail=self._detail,
+                paused_until=paused_until(settings, self._clock()),
+                tracking_tested=self.tracking_tested,
+                sign_in_problem=sign_in,
+            )
         )
 
     def _publish(self) -> None:
+        self._report = self.status_report()
+        self._tell_outage(self._outage.observe(self._report.sending, self._clock()))
         self._listener.status(self.status())
+        self._status_wake.set()
+
+    def _tell_outage(self, news: OutageNews | None) -> None:
+        if news is None or self.notifier is None:
+            return
+        if news.began:
+            self.notifier.delivery_delayed(news.server, news.detail, news.count)
+        else:
+            self.notifier.delivery_resumed(news.server, news.count)
+
+    async def _keep_status(self) -> None:
+        """Publish the status when it changes and keep ``status.json`` in step with it."""
+        path = self._profile.data_dir / STATUS_FILE
+        written: StatusReport | None = None
+        try:
+            while True:
+                if self.status_report() != self._report:
+                    self._publish()
+                if self._report != written:
+                    written = self._report
+                    assert written is not None
+                    try:
+                        await asyncio.to_thread(
+                            write_status, path, written, os.getpid(), self._clock()
+                        )
+                    except OSError as exc:
+                        log.warning("cannot write the agent's status to %s: %s", path, exc)
+                self._status_wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(STATUS_POLL_SECONDS):
+                        await self._status_wake.wait()
+        finally:
+            # A stopped agent says nothing: `mailbeacon status` then reads the settings.
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 async def run_agent(

@@ -126,6 +126,12 @@ class ServerSettings:
         "base URL the embedded server puts into emails (a custom tracking domain); "
         "empty: http://<server.listen>",
     )
+    allow_plain: bool = setting(
+        False,
+        _BOOL,
+        "allow an http:// tracking server on another machine (its API token would "
+        "cross the network unencrypted)",
+    )
     trusted_proxies: str = setting(
         "",
         NetworksKind(),
@@ -179,6 +185,9 @@ class TrackingSettings:
     """How tracking works."""
 
     clicks: bool = setting(True, _BOOL, "rewrite links so that clicks are tracked")
+    opens: bool = setting(
+        True, _BOOL, "put an open-tracking pixel in tracked emails (off: clicks only)"
+    )
     per_recipient: bool = setting(
         False,
         _BOOL,
