@@ -425,6 +425,33 @@ def test_stream_odd_after_values_are_refused_or_honoured(target: Target) -> None
     assert target.server.running
 
 
+def test_a_claim_link_works_once_and_only_while_fresh(target: Target) -> None:
+    """A claim link that leaks (forwarded, pasted, replayed) claims nothing: it works
+    once, within ten minutes of minting (docs/promises.md#isolation)."""
+    a = Enrollment.decode(target.a["enrollment_key"])
+    fresh = _mint(target.server, target.a["enrollment_key"], "https://shop.example/claim")
+    stale = tokens.mint_claim(a.signing_key, a.user_id, int(time.time()) - 11 * 60)
+    with httpx.Client(timeout=10) as client:
+        first = client.get(fresh.claim)
+        replayed = client.get(fresh.claim)
+        late = client.get(f"{target.server.url}/claim/{stale}")
+    assert first.status_code == 200 and "Max-Age=2592000;" in first.headers["set-cookie"]
+    for refused in (replayed, late):
+        assert refused.status_code == 404 and "set-cookie" not in refused.headers
+
+
+def test_half_a_request_head_is_cut_off_within_the_bound(target: Target) -> None:
+    """A client that sends half a request head (slowloris) gets 408 and a closed
+    connection within the server's bound (10 s, ServerConfig.head_timeout)."""
+    started = time.monotonic()
+    status, _ = raw_exchange(
+        target.server.port, b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: ", timeout=20
+    )
+    assert status == 408
+    assert time.monotonic() - started < 10 + 5
+    assert target.server.running
+
+
 # ================================================================ the relay
 
 
@@ -673,3 +700,22 @@ def test_relay_survives_mime_soup(relay: Relay) -> None:
         assert check_answer(relay, data) in expected_outcome(data)
 
     soup()
+
+
+def test_relay_password_guessing_is_cut_off(relay: Relay) -> None:
+    """Three wrong passwords in one session: 535, 535, then 421 and the session is
+    closed (docs/promises.md#isolation); the rep's own client still gets in."""
+    codes: list[int] = []
+    with smtplib.SMTP("127.0.0.1", relay.rep.relay_port, timeout=30) as client:
+        client.ehlo()
+        for guess in ("guess-Pw1", "guess-Pw2", "guess-Pw3"):
+            login = base64.b64encode(f"\0mailbeacon\0{guess}".encode()).decode()
+            code, _ = client.docmd("AUTH", f"PLAIN {login}")
+            codes.append(code)
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            client.noop()
+            client.noop()
+    assert codes == [535, 535, 421]
+    code, _, rcpts = relay.send(_html(b"<p>after the guesses</p>", b"still works"))
+    assert code == 250
+    relay.delivered(rcpts[0])

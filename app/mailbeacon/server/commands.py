@@ -1,5 +1,10 @@
-"""``mailbeacon server serve`` and ``mailbeacon server add-user`` (operator tasks: see
-operator_commands)."""
+"""``mailbeacon server serve``, ``add-user``, ``remove-user`` and ``rotate-key``
+(operator tasks: see operator_commands).
+
+``remove-user`` and ``rotate-key`` change the database only; a server running on it
+(another process) notices within ``ServerConfig.users_check_seconds`` and refuses
+the old API token and signing key from then on (users.py, docs/promises.md#isolation).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,6 @@ from typing import Any
 from mailbeacon.core.botlists import Thresholds
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.profile import Profile
-from mailbeacon.core.tokens import derive_signing_key
 from mailbeacon.server import meta, operator_commands
 from mailbeacon.server.cli_support import (
     EXIT_FAILURE,
@@ -41,8 +45,9 @@ from mailbeacon.server.config import (
 )
 from mailbeacon.server.sqlite_schema import SchemaTooNew
 from mailbeacon.server.sqlite_store import SqliteStore
+from mailbeacon.server.store import UserRecord
 from mailbeacon.server.tracker import iso_utc
-from mailbeacon.server.users import create_user
+from mailbeacon.server.users import UserAdmin, create_user, signing_key
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +111,27 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--json", action="store_true", help="print enrollment_key, user_id, api_token as JSON"
     )
     add_user.set_defaults(func=_add_user)
+
+    remove = commands.add_parser(
+        "remove-user",
+        help="remove a user: their API token, key and tracking links stop working at once",
+    )
+    remove.add_argument("name", metavar="NAME", help="the rep's name, as given to add-user")
+    remove.add_argument("--id", type=int, metavar="ID", help="which one, if several share NAME")
+    add_db_option(remove)
+    remove.set_defaults(func=_remove_user)
+
+    rotate = commands.add_parser(
+        "rotate-key",
+        help="give a user a new enrollment key; the old key and its tokens stop working",
+    )
+    rotate.add_argument("name", metavar="NAME", help="the rep's name, as given to add-user")
+    rotate.add_argument("--id", type=int, metavar="ID", help="which one, if several share NAME")
+    _db_options(rotate)
+    rotate.add_argument(
+        "--json", action="store_true", help="print enrollment_key, user_id, api_token as JSON"
+    )
+    rotate.set_defaults(func=_rotate_key)
     operator_commands.register(commands)
 
 
@@ -278,10 +304,112 @@ def _add_user(args: argparse.Namespace, profile: Profile) -> int:
         )
     else:
         log.info("public URL from %s: %s", source, url)
-    enrollment = Enrollment(url, new.id, new.api_token, derive_signing_key(secret, new.id))
+    enrollment = Enrollment(url, new.id, new.api_token, signing_key(secret, new.id))
+    _print_enrollment(enrollment, args.json)
+    return 0
+
+
+def _print_enrollment(enrollment: Enrollment, as_json: bool) -> None:
     key = enrollment.encode()
-    if args.json:
-        print(json.dumps({"enrollment_key": key, "user_id": new.id, "api_token": new.api_token}))
+    if as_json:
+        print(json.dumps(
+            {"enrollment_key": key, "user_id": enrollment.user_id,
+             "api_token": enrollment.api_token}
+        ))
     else:
         print(key)
+
+
+def _open_admin(path: Path) -> UserAdmin:
+    if not path.is_file():
+        raise CommandFailed(f"there is no database at {path}")
+    try:
+        return UserAdmin(path)
+    except SchemaTooNew as exc:
+        raise CommandFailed(str(exc)) from exc
+    except (OSError, sqlite3.Error) as exc:
+        log.debug("could not open %s", path, exc_info=True)
+        raise CommandFailed(f"could not open the database {path}: {exc}") from exc
+
+
+def _the_user(admin: UserAdmin, name: str, user_id: int | None) -> UserRecord:
+    """The one user NAME (and --id) designate, or CommandFailed saying why not."""
+    named = admin.users_named(name)
+    if user_id is not None:
+        named = [user for user in named if user.id == user_id]
+    if not named:
+        which = f"named {name!r}" + ("" if user_id is None else f" with id {user_id}")
+        raise CommandFailed(f"there is no user {which} in {admin.path}")
+    if len(named) > 1:
+        ids = ", ".join(str(user.id) for user in named)
+        raise CommandFailed(
+            f"{len(named)} users are named {name!r} (ids {ids}); add --id ID to say which",
+            EXIT_USAGE,
+        )
+    return named[0]
+
+
+def _remove_user(args: argparse.Namespace, profile: Profile) -> int:
+    try:
+        path = db_path(args, profile)
+    except ConfigError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    try:
+        admin = _open_admin(path)
+        try:
+            user = _the_user(admin, str(args.name), args.id)
+            if not admin.remove_user(user.id):
+                raise CommandFailed(f"user {user.id} was removed meanwhile")
+        finally:
+            admin.close()
+    except CommandFailed as exc:
+        return fail(exc.message, exc.code)
+    except sqlite3.Error as exc:
+        return fail(f"could not remove the user from {path}: {exc}", EXIT_FAILURE)
+    log.info("removed user %d (%s) from %s", user.id, user.name, path)
+    print(
+        f"removed user {user.name!r} (id {user.id}): their API token, enrollment key and "
+        "tracking links are refused; a server running on this database applies it within "
+        "a second and closes their streams. Their stored events stay until retention."
+    )
+    return 0
+
+
+def _rotate_key(args: argparse.Namespace, profile: Profile) -> int:
+    try:
+        path = db_path(args, profile)
+        given_url = _checked_public_url(args.public_url)
+        external = load_secret(args.secret_file)
+    except ConfigError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    try:
+        admin = _open_admin(path)
+        try:
+            user = _the_user(admin, str(args.name), args.id)
+            with admin.transaction():  # the secret as add-user checks it, read before
+                secret = meta.enrollment_secret(admin, external)
+                url, _source = meta.public_url(admin, given_url)
+            rotated = admin.rotate(user.id)
+            if rotated is None:
+                raise CommandFailed(f"user {user.id} was removed meanwhile")
+        finally:
+            admin.close()
+    except CommandFailed as exc:
+        return fail(exc.message, exc.code)
+    except ConfigError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    except sqlite3.Error as exc:
+        return fail(f"could not rotate the key in {path}: {exc}", EXIT_FAILURE)
+    token, generation = rotated
+    log.info("rotated the key of user %d (%s) to generation %d", user.id, user.name, generation)
+    print(
+        f"mailbeacon server: rotated the key of {user.name!r} (id {user.id}): the old "
+        "enrollment key, API token and every link minted with it are refused from now "
+        "on (a running server applies it within a second). Give the rep this new key:",
+        file=sys.stderr,
+    )
+    enrollment = Enrollment(
+        url or DEFAULT_PUBLIC_URL, user.id, token, signing_key(secret, user.id, generation)
+    )
+    _print_enrollment(enrollment, args.json)
     return 0

@@ -55,6 +55,9 @@ class ServerConfig:
     # A request head (the first: from the connection) must arrive whole within this
     # many seconds, or 408 and close (slow-head clients; see http_limits.py).
     head_timeout: float = 10.0
+    # How often a running server checks for users removed or rotated by another
+    # process (one meta read; server/users.py). The longest such a change waits.
+    users_check_seconds: float = 0.25
     ws_ping_interval: float = 20.0
     graceful_timeout: float = 10.0
     # Verdict timing: a hit sooner than this after sending is a machine's (rule 5).

@@ -21,7 +21,7 @@ import uvicorn
 from mailbeacon.core.classify import classify, warm_up
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.server.addresses import AgentAddresses
-from mailbeacon.server.app import ASGIApp, TrackingApp
+from mailbeacon.server.app import ASGIApp, RevocableStream, TrackingApp
 from mailbeacon.server.config import ServerConfig, base_url
 from mailbeacon.server.fanout import Fanout
 from mailbeacon.server.http_limits import bounded_protocol
@@ -35,7 +35,7 @@ from mailbeacon.server.sqlite_store import SqliteStore
 from mailbeacon.server.store import Store
 from mailbeacon.server.stream import StreamEndpoint
 from mailbeacon.server.tracker import Tracker, iso_utc
-from mailbeacon.server.users import UserKeys, create_user, hash_token
+from mailbeacon.server.users import UserKeys, UsersWatch, create_user, hash_token
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,9 @@ class _Running:
     app: TrackingApp
     port: int
     public_url: str
+    streams: RevocableStream
+    watch: UsersWatch
+    watching: asyncio.Task[None]
 
 
 class TrackingServer:
@@ -146,6 +149,9 @@ class TrackingServer:
             cleanup.callback(store.close)
             reader = Reader(await asyncio.to_thread(SqliteStore, config.db_path))
             cleanup.callback(reader.close)
+            # Its own connection: polled on a timer for removals and rotations (users.py).
+            watch = UsersWatch(await asyncio.to_thread(SqliteStore, config.db_path))
+            cleanup.callback(watch.close)
             secret = serving_secret(store, config.secret)
             addresses = AgentAddresses(
                 config.agent_address_ttl,
@@ -167,7 +173,10 @@ class TrackingServer:
             cleanup.push_async_callback(recorder.stop)
             sock = _bind(config.host, config.port)
             cleanup.callback(sock.close)
-            app, public = await self._prepare(
+            self._users = UserKeys(
+                secret, generations=watch.generations, removed=watch.removed
+            )
+            app, streams, public = await self._prepare(
                 sock, reader, recorder, fanout, addresses, secret
             )
             server = uvicorn.Server(self._uvicorn_config(app))
@@ -175,9 +184,13 @@ class TrackingServer:
             await server.startup(sockets=[sock])
             cleanup.pop_all()
         main_loop = asyncio.create_task(server.main_loop(), name="mailbeacon-server")
+        watching = asyncio.create_task(
+            self._watch_users(watch, streams, app, secret, reader, recorder),
+            name="mailbeacon-users-watch",
+        )
         self._running = _Running(
             server, main_loop, [sock], store, reader, recorder, fanout, self._users, addresses,
-            app, int(sock.getsockname()[1]), public,
+            app, int(sock.getsockname()[1]), public, streams, watch, watching,
         )
         log.info("tracking server on %s (public URL %s)", self.url, public)
 
@@ -189,23 +202,12 @@ class TrackingServer:
         fanout: Fanout,
         addresses: AgentAddresses,
         secret: bytes,
-    ) -> tuple[TrackingApp, str]:
+    ) -> tuple[TrackingApp, RevocableStream, str]:
         config = self.config
         port = int(sock.getsockname()[1])
         public = (config.public_url or base_url(config.host, port)).rstrip("/")
         await recorder.run(lambda s: s.set_meta(PUBLIC_URL_KEY, public))
-        self._users = UserKeys(secret)
-        tracker = Tracker(
-            secret,
-            self._users,
-            reader,
-            recorder,
-            TrustedProxies(config.trusted_proxies),
-            clock=self._clock,
-            user_agent_limit=config.user_agent_limit,
-            truncate_ips=config.truncate_ips,
-            click_token_max_age=config.click_token_max_age,
-        )
+        tracker = self._tracker(secret, reader, recorder)
         stream = StreamEndpoint(
             reader,
             fanout,
@@ -216,8 +218,56 @@ class TrackingServer:
             page_size=config.stream_page_size,
             clock=self._clock,
         )
-        app = TrackingApp(tracker, secret, stream, secure_cookies=public.startswith("https:"))
-        return app, public
+        streams = RevocableStream(stream, reader)
+        app = TrackingApp(
+            tracker, secret, streams, secure_cookies=public.startswith("https:"),
+            clock=self._clock,
+        )
+        return app, streams, public
+
+    def _tracker(self, secret: bytes, reader: Reader, recorder: Recorder) -> Tracker:
+        config = self.config
+        return Tracker(
+            secret,
+            self._users,
+            reader,
+            recorder,
+            TrustedProxies(config.trusted_proxies),
+            clock=self._clock,
+            user_agent_limit=config.user_agent_limit,
+            truncate_ips=config.truncate_ips,
+            click_token_max_age=config.click_token_max_age,
+        )
+
+    async def _watch_users(
+        self,
+        watch: UsersWatch,
+        streams: RevocableStream,
+        app: TrackingApp,
+        secret: bytes,
+        reader: Reader,
+        recorder: Recorder,
+    ) -> None:
+        """Apply removals and rotations made by ``server remove-user`` / ``rotate-key``
+        in another process, within ``users_check_seconds`` (users.py)."""
+        while True:
+            await asyncio.sleep(self.config.users_check_seconds)
+            candidates = self._users.known_ids() | streams.users()
+            try:
+                change = await asyncio.to_thread(watch.poll, candidates)
+            except Exception:
+                log.warning("could not check the users table for removals and rotations; "
+                            "trying again", exc_info=True)
+                continue
+            if change is None:
+                continue
+            self._users.revise(change)
+            # A fresh tracker forgets every token it verified with an old key.
+            app.use_tracker(self._tracker(secret, reader, recorder))
+            for user_id in sorted(change.changed):
+                closed = streams.close_user(user_id)
+                log.info("user %d was removed or their key rotated: their tokens are refused "
+                         "now; %d open stream(s) closed", user_id, closed)
 
     def _uvicorn_config(self, app: TrackingApp) -> uvicorn.Config:
         config = self.config
@@ -250,10 +300,14 @@ class TrackingServer:
         if running is None:
             return
         self._running = None
+        running.watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running.watching
         running.uvicorn.should_exit = True
         await running.main_loop
         await running.uvicorn.shutdown(sockets=running.sockets)
         await running.recorder.stop()
+        running.watch.close()
         running.reader.close()
         running.store.close()
 

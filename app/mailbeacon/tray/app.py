@@ -285,6 +285,7 @@ def main(
     stop_timeout: float = 3.0,
     pause: PauseState | None = None,
     account_flow: AccountFlowFactory | None = None,
+    on_event: Callable[[Notification], None] | None = None,
 ) -> int:
     """Run the desktop app for ``profile`` until Quit; the agent is ``agent_main``.
 
@@ -327,6 +328,8 @@ def main(
 
     bridge = AgentBridge(tray_app)
     bridge.notificationReceived.connect(tray_app.on_notification)
+    if on_event is not None:  # open windows show what just arrived (live feed)
+        bridge.notificationReceived.connect(on_event)
     bridge.statusChanged.connect(tray_app.on_status)
     bridge.agentExited.connect(tray_app.on_agent_exited)
     agent = AgentSupervisor(agent_main, bridge, stop_timeout)

@@ -128,6 +128,7 @@ def run_tray(
             ready=started.append,
             pause=wiring.saved_pause(profile),
             account_flow=windows.account_flow,
+            on_event=windows.event_added,
         )
     finally:
         windows.close()

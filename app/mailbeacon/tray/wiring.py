@@ -99,6 +99,13 @@ class ProfileWindows:
         self.relay_password: Callable[[], str | None] = relay_password_source(None, profile)
         self._compose = ComposeOpener(self._make_compose)
 
+    def event_added(self, *_event: object) -> None:
+        """The agent stored something new: the open windows read it again (issue 20)."""
+        for lazy in (self.activity, self.contacts):
+            refresh = getattr(lazy.window, "event_added", None)
+            if refresh is not None:
+                refresh()
+
     def close(self) -> None:
         """At quit: stop every window's background reads, then close the store."""
         for lazy in (self.activity, self.contacts, self.reports):

@@ -89,7 +89,9 @@ def test_tooltip_stays_plain_on_platforms_with_plain_tooltips() -> None:
 
 def test_menu_offers_only_windows_that_exist(qtbot: QtBot) -> None:
     menu = TrayMenu(Windows())
-    assert set(menu.actions_by_key) == {"pause_hour", "pause_tomorrow", "resume", "setup", "quit"}
+    assert set(menu.actions_by_key) == {
+        "status", "pause_hour", "pause_tomorrow", "resume", "setup", "quit"
+    }
 
     opened: list[str] = []
     menu = TrayMenu(
@@ -105,7 +107,7 @@ def test_menu_offers_only_windows_that_exist(qtbot: QtBot) -> None:
         menu.actions_by_key[key].trigger()
     assert opened == ["compose", "activity", "contacts", "reports", "settings"]
     texts = [a.text() for a in menu.actions() if not a.isSeparator()]
-    assert texts[:4] == ["&Compose…", "&Activity", "C&ontacts", "&Reports"]
+    assert texts[1:5] == ["&Compose…", "&Activity", "C&ontacts", "&Reports"]
     assert texts[-1] == "&Quit MailBeacon"
 
 

@@ -3,16 +3,19 @@ names the email in plain text, and opens or saves attachments byte-identical."""
 
 from __future__ import annotations
 
+import base64
+import html
 from pathlib import Path
 
 import httpx
 import pytest
-from PySide6.QtCore import QUrl
-from PySide6.QtGui import QImage, QTextDocument
+from PySide6.QtCore import QByteArray, QUrl
+from PySide6.QtGui import QColor, QImage, QTextDocument
 from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
 from mailbeacon.agent.records.store import RecordsStore
+from mailbeacon.tray.views.compose.widgets import RichEditor
 from mailbeacon.tray.views.email_viewer import (
     EmailViewer,
     NotLogged,
@@ -25,6 +28,7 @@ from tests.helpers.contacts import PDF, PNG, counting_http_server, fill_records
 
 WAIT_MS = 10_000
 IMAGE = QTextDocument.ResourceType.ImageResource.value
+STYLESHEET = QTextDocument.ResourceType.StyleSheetResource.value
 
 
 def viewer_for(
@@ -68,7 +72,7 @@ def test_load_resource_returns_nothing_for_remote_urls(qtbot: QtBot) -> None:
         "//tracker.example/p.gif",
         "ftp://example.com/x.png",
     ):
-        assert browser.loadResource(IMAGE, QUrl(url)) is None, url
+        assert _is_empty(browser.loadResource(IMAGE, QUrl(url)), IMAGE), url
     assert len(browser.blocked) == 6
 
 
@@ -77,8 +81,112 @@ def test_inline_images_come_from_the_emails_own_attachments(qtbot: QtBot) -> Non
     qtbot.addWidget(browser)
     image = browser.loadResource(IMAGE, QUrl("cid:logo.png@mail.example"))
     assert isinstance(image, QImage) and image.width() == 40
-    assert browser.loadResource(IMAGE, QUrl("cid:missing@mail.example")) is None
+    assert _is_empty(browser.loadResource(IMAGE, QUrl("cid:missing@mail.example")), IMAGE)
     assert browser.blocked == []
+
+
+# Local files, Windows shares (file://host/share and //host/share: an SMB connection
+# that hands over the rep's NTLM hash), Qt resources, data: and remote URLs: every one
+# must resolve to an EMPTY value, never None, or Qt loads the URL itself
+# (docs/promises.md#isolation).
+def _hostile_urls(folder: Path, base: str) -> list[str]:
+    red = folder / "red.png"
+    return [
+        red.as_uri(),
+        "red.png",  # relative: Qt would look in the document's search paths
+        "//host/share/red.png",
+        "file://host/share/red.png",
+        "\\\\host\\share\\red.png",
+        ":/qt-project.org/styles/commonstyle/images/up-16.png",
+        "qrc:/qt-project.org/styles/commonstyle/images/up-16.png",
+        "data:image/png;base64," + base64.b64encode(red.read_bytes()).decode("ascii"),
+        f"{base}/pixel.png",
+        f"{base.replace('http:', 'https:')}/pixel.png",
+    ]
+
+
+def _point_relative_urls_at(widget: SafeBrowser | RichEditor, folder: Path) -> None:
+    # A relative src would resolve against the document's URL: make it the folder
+    # holding the red file, so a fallback load would find it.
+    widget.document().setMetaInformation(
+        QTextDocument.MetaInformation.DocumentUrl, QUrl.fromLocalFile(f"{folder}/").toString()
+    )
+
+
+def _red_file(folder: Path) -> Path:
+    image = QImage(64, 64, QImage.Format.Format_RGB32)
+    image.fill(QColor("red"))
+    path = folder / "red.png"
+    assert image.save(str(path))
+    return path
+
+
+def _is_empty(value: object, kind: int) -> bool:
+    if kind == IMAGE:
+        return isinstance(value, QImage) and value.isNull()
+    return isinstance(value, QByteArray) and value.isEmpty()
+
+
+def _hostile_html(urls: list[str]) -> str:
+    images = "".join(f'<img src="{html.escape(u)}" width="64" height="64">' for u in urls)
+    sheets = "".join(f'<link rel="stylesheet" href="{html.escape(u)}">' for u in urls)
+    return f"<html><head>{sheets}</head><body><p>Hi</p>{images}</body></html>"
+
+
+def _red_pixels(widget: QWidget) -> int:
+    image = widget.grab().toImage()
+    red = QColor("red").rgb()
+    return sum(
+        1
+        for y in range(0, image.height(), 2)
+        for x in range(0, image.width(), 2)
+        if image.pixel(x, y) == red
+    )
+
+
+@pytest.mark.parametrize("kind", [IMAGE, STYLESHEET], ids=["image", "stylesheet"])
+def test_every_non_inline_resource_resolves_empty_never_to_a_fallback(
+    qtbot: QtBot, tmp_path: Path, kind: int
+) -> None:
+    _red_file(tmp_path)
+    browser = SafeBrowser({"logo.png": PNG})
+    editor = RichEditor()
+    for widget in (browser, editor):
+        qtbot.addWidget(widget)
+        _point_relative_urls_at(widget, tmp_path)
+    browser.setSearchPaths([str(tmp_path)])
+    for url in _hostile_urls(tmp_path, "http://127.0.0.1:9"):
+        assert _is_empty(browser.loadResource(kind, QUrl(url)), kind), url
+        assert _is_empty(editor.loadResource(kind, QUrl(url)), kind), url
+        assert _is_empty(browser.loadResource(kind, url), kind), url  # type: ignore[arg-type]
+
+
+def test_a_hostile_body_shows_no_local_file_and_reaches_no_server(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    _red_file(tmp_path)
+    with counting_http_server() as (base, hits):
+        body = _hostile_html(_hostile_urls(tmp_path, base))
+        browser = SafeBrowser({"logo.png": PNG})
+        editor = RichEditor()
+        for widget in (browser, editor):
+            qtbot.addWidget(widget)
+            widget.resize(900, 1400)
+            _point_relative_urls_at(widget, tmp_path)
+        browser.setSearchPaths([str(tmp_path)])
+        browser.setHtml(body)
+        editor.setHtml(body)
+        for widget in (browser, editor):
+            widget.show()
+            qtbot.waitExposed(widget)
+            # Painting asks for every resource; a red pixel is the local file shown.
+            assert _red_pixels(widget) == 0
+
+        assert httpx.get(f"{base}/sentinel", timeout=10).status_code == 200
+        assert hits.wait_for("/sentinel") == ["/sentinel"]
+    # Each was asked for and refused (the rep sees the "remote content blocked" note).
+    assert (tmp_path / "red.png").as_uri() in browser.blocked
+    assert any(url.startswith("data:") for url in browser.blocked)
 
 
 def test_links_are_never_followed(qtbot: QtBot, store: RecordsStore) -> None:

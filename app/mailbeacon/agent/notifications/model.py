@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from mailbeacon.agent.status import StatusReport
 
 
 class NotificationType(StrEnum):
@@ -16,6 +19,8 @@ class NotificationType(StrEnum):
     DELIVERY_FAILED = "delivery_failed"
     SUMMARY = "summary"
     SIGN_IN = "sign_in_required"  # the provider refused the sign-in: mail waits
+    # Sending stopped working with mail waiting; told once per outage and once on recovery.
+    DELIVERY_DELAYED = "delivery_delayed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,8 @@ class AgentStatus:
     relay_port: int = 0
     relay_user: str = "mailbeacon"
     problems: tuple[str, ...] = field(default=())
+    # What works and what does not (agent/status.py decides; the tray shows its headline).
+    report: StatusReport | None = None
 
 
 class AgentListener(Protocol):

@@ -78,8 +78,10 @@ class PolicyConfig:
     def from_settings(cls, settings: Settings) -> PolicyConfig:
         """The policy the rep configured."""
         n = settings.notify
-        # Summaries and "Sign in again" cannot be switched off: mail waits on the latter.
-        kinds: set[str] = {NotificationType.SUMMARY, NotificationType.SIGN_IN}
+        # Summaries, "Sign in again" and delayed mail cannot be switched off: mail waits.
+        kinds: set[str] = {
+            NotificationType.SUMMARY, NotificationType.SIGN_IN, NotificationType.DELIVERY_DELAYED
+        }
         for kind, on in ((NotificationType.OPEN, n.opens), (NotificationType.CLICK, n.clicks),
                          (NotificationType.REPLY, n.replies),
                          (NotificationType.DELIVERY_FAILED, n.delivery_failures)):
@@ -494,6 +496,29 @@ class Notifier:
                 title="Sign in again",
                 body=f"{why} Your emails wait in the outbox until you sign in.",
                 at=at,
+            )
+        )
+
+    def delivery_delayed(self, server: str, detail: str, waiting: int) -> None:
+        """Sending stopped with mail waiting: told once per outage (agent/status.py)."""
+        self._sending_news(wording.delayed_title(server), wording.delayed_body(detail, waiting))
+
+    def delivery_resumed(self, server: str, delivered: int) -> None:
+        """The outage ended: what waited went out."""
+        self._sending_news(wording.resumed_title(delivered), wording.resumed_body(server))
+
+    def _sending_news(self, title: str, body: str) -> None:
+        self.deliver(
+            Notification(
+                event=None,
+                type=NotificationType.DELIVERY_DELAYED,
+                message_id=None,
+                subject="",
+                recipient=None,
+                anonymous=False,
+                title=title,
+                body=body,
+                at=normalize_at(datetime.fromtimestamp(self._clock(), UTC)),
             )
         )
 

@@ -73,3 +73,24 @@ def summary_title(counts: dict[str, int]) -> str:
         if n:
             pieces.append(f"{n} {one if n == 1 else many}")
     return " and ".join(pieces) or "New activity"
+
+
+def delayed_title(server: str) -> str:
+    """A sending outage began: which server."""
+    return f"Emails are waiting: {server or 'the outgoing mail server'} is not taking mail"
+
+
+def delayed_body(detail: str, waiting: int) -> str:
+    """What failed and how many emails wait; nothing is lost."""
+    count = f"{waiting} email waits" if waiting == 1 else f"{waiting} emails wait"
+    return f"{detail} {count} in the outbox; MailBeacon keeps trying and tells you when it works."
+
+
+def resumed_title(delivered: int) -> str:
+    """A sending outage ended ("Delivered 3 waiting emails")."""
+    return f"Delivered {delivered} waiting email" + ("" if delivered == 1 else "s")
+
+
+def resumed_body(server: str) -> str:
+    """Sending works again."""
+    return f"{server or 'The outgoing mail server'} is taking mail again."

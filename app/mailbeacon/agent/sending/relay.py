@@ -11,6 +11,14 @@ It runs on the caller's asyncio loop (no thread), using aiosmtpd's protocol
 with its handler hooks. DATA is read into one growing buffer instead of
 aiosmtpd's list of per-line bytearrays, which keeps a 25 MB attachment from
 costing three times its size in memory.
+
+Guessing the relay password is bounded (docs/promises.md#isolation): a session
+that fails AUTH ``max_auth_failures`` times gets ``421`` and is closed; a client
+address with ``max_auth_failures_per_minute`` failures in the last minute, across
+its sessions, gets ``421`` for every login until that minute has passed (the
+password is then not even compared). At most ``max_sessions`` sessions are open at
+once; one more gets ``421`` at its greeting and is closed, so a flood of
+connections cannot exhaust the agent.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ import hmac
 import io
 import logging
 import ssl
+import time
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +49,17 @@ MAX_RECIPIENTS = 1000
 
 TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please retry"
 AUTH_REQUIRED = "530 5.7.0 Authentication required"
+# A mail client retries a refused login once or twice; a third failure in one
+# session is a guess. Across sessions, ten a minute is still far from brute force.
+MAX_AUTH_FAILURES = 3
+MAX_AUTH_FAILURES_PER_MINUTE = 10
+# A desktop mail client opens a handful of connections at most.
+MAX_SESSIONS = 20
+TOO_MANY_FAILURES = "421 4.7.0 Too many failed logins; closing the connection"
+LOCKED_OUT = "421 4.7.0 Too many failed logins from your address; try again in a minute"
+TOO_MANY_SESSIONS = "421 4.7.0 Too many connections; try again later"
+_WINDOW = 60.0
+_TRACKED_ADDRESSES = 1024  # client addresses whose recent failures are remembered
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +100,19 @@ class Relay:
         tls_context: ssl.SSLContext | None = None,
         server_name: str = "mailbeacon.localhost",
         timeout: float = 300.0,
+        max_sessions: int = MAX_SESSIONS,
+        max_auth_failures: int = MAX_AUTH_FAILURES,
+        max_auth_failures_per_minute: int = MAX_AUTH_FAILURES_PER_MINUTE,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not is_loopback(host) and tls_context is None:
             raise RelayStartError(
                 f"The relay listens only on a loopback address (127.0.0.1), not {host!r}, "
                 "unless it is given a TLS certificate. Change relay.host or --smtp-listen."
             )
-        self._handler = _RelayHandler(accept, user, password)
+        limits = _LoginLimits(max_auth_failures, max_auth_failures_per_minute, clock)
+        self._handler = _RelayHandler(accept, user, password, limits)
+        self._max_sessions = max_sessions
         self._host = host
         self._port = port
         self._max_message_bytes = max_message_bytes
@@ -188,17 +215,74 @@ class Relay:
             loop=asyncio.get_running_loop(),
         )
         session.on_closed = self._session_closed
+        open_now = sum(1 for other in self._sessions if other.refusal is None)
+        if open_now >= self._max_sessions:
+            # Still a protocol object (asyncio needs one), but it only says 421.
+            session.refusal = TOO_MANY_SESSIONS
+            log.warning(
+                "relay: refused a connection: %d sessions are open already (the limit)",
+                open_now,
+            )
         self._sessions.add(session)
         return session
+
+
+class _LoginLimits:
+    """Failed logins per session and per client address in the last minute."""
+
+    def __init__(self, per_session: int, per_minute: int, clock: Callable[[], float]) -> None:
+        self.per_session = per_session
+        self._per_minute = per_minute
+        self._clock = clock
+        self._recent: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _failures(self, address: str) -> deque[float]:
+        failures = self._recent.get(address)
+        if failures is None:
+            return deque()
+        cutoff = self._clock() - _WINDOW
+        while failures and failures[0] <= cutoff:
+            failures.popleft()
+        if not failures:
+            del self._recent[address]
+        return failures
+
+    def locked_out(self, address: str) -> bool:
+        """Whether this address failed too often in the last minute."""
+        return len(self._failures(address)) >= self._per_minute
+
+    def failed(self, address: str) -> bool:
+        """Count a failure; True when the address has just reached the minute's limit."""
+        failures = self._recent.setdefault(address, deque())
+        failures.append(self._clock())
+        self._recent.move_to_end(address)
+        while len(self._recent) > _TRACKED_ADDRESSES:
+            self._recent.popitem(last=False)
+        return len(failures) == self._per_minute
+
+
+def _address(session: Session) -> str:
+    """The client's address without its port (sessions from one client share it)."""
+    peer: object = session.peer
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return str(peer)
 
 
 class _RelayHandler:
     """aiosmtpd hooks: who may send, which recipients, and what happens on DATA."""
 
-    def __init__(self, accept: Accept, user: str, password: str | Callable[[], str]) -> None:
+    def __init__(
+        self,
+        accept: Accept,
+        user: str,
+        password: str | Callable[[], str],
+        limits: _LoginLimits,
+    ) -> None:
         self._accept = accept
         self._user = user.encode("utf-8")
         self._password = password
+        self._limits = limits
         self._in_flight: set[asyncio.Task[str]] = set()
 
     def _current_password(self) -> bytes:
@@ -208,7 +292,36 @@ class _RelayHandler:
     def authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
     ) -> AuthResult:
-        """Check user and password in constant time; log refusals without the password."""
+        """Check user and password in constant time; log refusals without the password.
+
+        Past the failure limits the answer is 421 and the session closes (module
+        docstring); while an address is locked out its password is not compared.
+        """
+        address = _address(session)
+        if self._limits.locked_out(address):
+            assert isinstance(session, _QuietSession)
+            session.close_after_reply = True
+            return AuthResult(success=False, handled=False, message=LOCKED_OUT)
+        result = self._check(mechanism, session, auth_data)
+        if result.success:
+            return result
+        assert isinstance(session, _QuietSession)
+        session.auth_failures += 1
+        if self._limits.failed(address):
+            log.warning(
+                "relay: %d failed logins from %s within a minute; refusing its logins for "
+                "a minute", MAX_AUTH_FAILURES_PER_MINUTE, address,
+            )
+        if session.auth_failures >= self._limits.per_session:
+            log.warning(
+                "relay: closed a session from %s after %d failed logins",
+                address, session.auth_failures,
+            )
+            session.close_after_reply = True
+            return AuthResult(success=False, handled=False, message=TOO_MANY_FAILURES)
+        return result
+
+    def _check(self, mechanism: str, session: Session, auth_data: Any) -> AuthResult:
         expected = self._current_password()
         if not isinstance(auth_data, LoginPassword) or not expected:
             log.warning(
@@ -296,7 +409,15 @@ class _RelayHandler:
 
 
 class _QuietSession(Session):
-    """aiosmtpd logs a deprecation warning each time it sets login_data itself."""
+    """aiosmtpd logs a deprecation warning each time it sets login_data itself.
+
+    Also counts the session's failed logins, and says when it must close.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.auth_failures = 0
+        self.close_after_reply = False
 
     @property
     def login_data(self) -> Any:
@@ -311,9 +432,24 @@ class _RelaySMTP(SMTP):
     """aiosmtpd's SMTP session with a DATA reader that buffers the message only once."""
 
     on_closed: Callable[[_RelaySMTP], None] | None = None
+    refusal: str | None = None  # set: the session only answers this and closes
 
     def _create_session(self) -> Session:
         return _QuietSession(self.loop)
+
+    async def _handle_client(self) -> None:
+        if self.refusal is not None:
+            await self.push(self.refusal)
+            self.close()
+            return
+        await super()._handle_client()
+
+    @syntax("AUTH <mechanism>")
+    async def smtp_AUTH(self, arg: str) -> None:
+        await super().smtp_AUTH(arg)
+        session = self.session
+        if isinstance(session, _QuietSession) and session.close_after_reply:
+            self.close()  # the 421 is already on its way
 
     def connection_lost(self, error: Exception | None) -> None:
         super().connection_lost(error)

@@ -16,6 +16,7 @@ import httpx
 
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.tokens import new_message_key
+from mailbeacon.core.tracking_domain import check_tracking_url
 from mailbeacon.core.urls import TrackingUrls
 
 
@@ -27,9 +28,17 @@ class TrackingCheck:
     message: str
 
 
-async def check_tracking(enrollment: Enrollment, seconds: float = 10.0) -> TrackingCheck:
-    """Fetch a freshly minted test pixel the way a recipient's mail client would."""
+async def check_tracking(
+    enrollment: Enrollment, seconds: float = 10.0, sender_domain: str | None = None
+) -> TrackingCheck:
+    """Fetch a freshly minted test pixel the way a recipient's mail client would.
+
+    An address recipients elsewhere cannot reach (this computer, a private network)
+    is never reported as working, whatever this computer gets back: the rep would
+    believe opens are seen when none ever will be (docs/rules.md, "The tracking domain").
+    """
     base = enrollment.server_url
+    domain = check_tracking_url(base, sender_domain)
     url = TrackingUrls(enrollment).pixel(new_message_key(), None)
     started = time.perf_counter()
     try:
@@ -44,7 +53,14 @@ async def check_tracking(enrollment: Enrollment, seconds: float = 10.0) -> Track
             "that address.",
         )
     elapsed_ms = (time.perf_counter() - started) * 1000
-    return _judge(base, response, elapsed_ms)
+    answered = _judge(base, response, elapsed_ms)
+    if not domain.reachable_by_recipients:
+        said = "This computer got the pixel, but" if answered.ok else "And"
+        return TrackingCheck(False, f"{said} {domain.sentences()[0]}")
+    if answered.ok and domain.problems:
+        advice = " ".join(domain.sentences())
+        return TrackingCheck(True, f"{answered.message} {advice}")
+    return answered
 
 
 def _judge(base: str, response: httpx.Response, elapsed_ms: float) -> TrackingCheck:

@@ -37,11 +37,16 @@ class TrayMenu(QMenu):
     def __init__(self, windows: Windows, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.actions_by_key: dict[str, QAction] = {}
+        # The agent's worst state first, in plain words; informative, not clickable.
+        self.status_action = self.addAction("Starting…")
+        self.status_action.setEnabled(False)
+        self.actions_by_key["status"] = self.status_action
+        self.addSeparator()
         self._add_opener("compose", "&Compose…", windows.compose)
         self._add_opener("activity", "&Activity", windows.activity)
         self._add_opener("contacts", "C&ontacts", windows.contacts)
         self._add_opener("reports", "&Reports", windows.reports)
-        if self.actions_by_key:
+        if len(self.actions_by_key) > 1:
             self.addSeparator()
 
         self.pause_menu = self.addMenu("&Pause notifications")
@@ -69,6 +74,12 @@ class TrayMenu(QMenu):
         else:
             self.pause_menu.setTitle("&Pause notifications")
         self.actions_by_key["resume"].setEnabled(bool(until))
+
+    def set_status(self, line: str, others: tuple[str, ...] = ()) -> None:
+        """The status line: the worst state; the others in its tooltip."""
+        # "&" would turn the next letter into a shortcut: text from a server reply stays text.
+        self.status_action.setText(line.replace("&", "&&"))
+        self.status_action.setToolTip("\n".join((line, *others)))
 
     def set_setup_available(self, available: bool) -> None:
         """Mail client setup needs the relay's address, known once the agent runs."""

@@ -1,4 +1,10 @@
-"""The tray icon: shows the agent's state, the last event and whether notifications pause."""
+"""The tray icon: shows the agent's state, the last event and whether notifications pause.
+
+The agent decides what is worst (``agent/status.py``: sending not set up or failing,
+tracking unreachable, stream offline, paused); the icon's colour and the first line
+of the tooltip and of the menu show that headline, never a green "Connected" while
+mail cannot leave.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,9 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from mailbeacon.agent.notifications.model import AgentStatus, ConnectionState
+from mailbeacon.agent.status import Level
 from mailbeacon.tray.assets import IconSet
+from mailbeacon.tray.icon.menu import TrayMenu
 
 STATE_LABELS = {
     ConnectionState.CONNECTED: "Connected",
@@ -22,6 +30,15 @@ STATE_LABELS = {
 _PLAIN_TOOLTIP_PLATFORMS = frozenset({"windows", "cocoa"})
 
 
+# The agent's level → the icon: red for mail that cannot leave, amber for opens that
+# are not seen, grey for a pause. (The icon files are named after connection states.)
+LEVEL_ICONS = {
+    Level.ERROR: ConnectionState.OFFLINE,
+    Level.WARNING: ConnectionState.CONNECTING,
+    Level.PAUSED: ConnectionState.PAUSED,
+}
+
+
 def shown_state(connection: ConnectionState, paused: bool) -> ConnectionState:
     """The state the icon shows: being offline matters most, then a pause."""
     if connection == ConnectionState.OFFLINE:
@@ -29,6 +46,24 @@ def shown_state(connection: ConnectionState, paused: bool) -> ConnectionState:
     if paused:
         return ConnectionState.PAUSED
     return connection
+
+
+def shown_for(status: AgentStatus, paused: bool) -> ConnectionState:
+    """The icon for ``status``: the agent's worst state when it sent one."""
+    if status.report is None or status.connection == ConnectionState.OFFLINE:
+        return shown_state(status.connection, paused)
+    level = status.report.headline().level
+    if level == Level.OK and paused:
+        return ConnectionState.PAUSED
+    return LEVEL_ICONS.get(level, ConnectionState.CONNECTED)
+
+
+def status_lines(status: AgentStatus) -> tuple[str, tuple[str, ...]]:
+    """The status line (worst first) and the other problems, in plain words."""
+    if status.report is None:
+        return STATE_LABELS[status.connection], ()
+    head = status.report.headline()
+    return head.text, head.others
 
 
 def tooltip_markup(text: str, platform: str) -> str:
@@ -65,9 +100,12 @@ class TrayIcon(QSystemTrayIcon):
         self._refresh()
 
     def show_status(self, status: AgentStatus) -> None:
-        """The agent's new state."""
+        """The agent's new state (the menu's status line follows it)."""
         self.status = status
         self._refresh()
+        menu = self.contextMenu()
+        if isinstance(menu, TrayMenu):
+            menu.set_status(*status_lines(status))
 
     def set_paused(self, until: str) -> None:
         """Notifications pause until ``until`` (e.g. ``15:30``); empty: not paused."""
@@ -86,8 +124,9 @@ class TrayIcon(QSystemTrayIcon):
 
     def tooltip_text(self) -> str:
         """The tooltip as plain text."""
-        label = STATE_LABELS[self.status.connection]
+        label, others = status_lines(self.status)
         lines = [f"MailBeacon — {label}"]
+        lines.extend(others)
         if self.status.detail:
             lines.append(self.status.detail)
         lines.extend(self.status.problems[:3])
@@ -98,6 +137,6 @@ class TrayIcon(QSystemTrayIcon):
         return "\n".join(lines)
 
     def _refresh(self) -> None:
-        self.state = shown_state(self.status.connection, bool(self.paused_until))
+        self.state = shown_for(self.status, bool(self.paused_until))
         self.setIcon(self._icons.tray(self.state))
         self.setToolTip(tooltip_markup(self.tooltip_text(), self._platform))

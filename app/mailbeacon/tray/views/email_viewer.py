@@ -3,10 +3,18 @@
 Viewing a logged email must never load anything from the network: a pixel in it
 (ours, quoted from an earlier email, or another sender's) would count as an
 open, and any remote image tells a server that the rep is reading. The body is
-shown by ``SafeBrowser``, a ``QTextBrowser`` whose ``loadResource`` returns
-nothing for every URL except ``cid:`` (an image attached to the email itself,
-given from memory) and ``data:``; links are never followed (a click is reported
-through ``linkClicked``). The header lines and the title are plain text.
+shown by ``SafeBrowser``, a ``QTextBrowser`` whose ``loadResource`` gives an
+*empty* resource (``empty_resource``) for every URL except ``cid:`` (an image
+attached to the email itself, given from memory); links are never followed (a
+click is reported through ``linkClicked``). The header lines and the title are
+plain text.
+
+Empty, not ``None``: when ``loadResource`` returns nothing, ``QTextDocument``
+falls back to loading the URL itself — a ``file:`` or relative URL reads a local
+file, and on Windows ``file://host/share`` or ``//host/share`` opens an SMB
+connection that hands the rep's NTLM hash to that host. ``data:`` is refused too
+(the document would decode it itself; a body has no need of it, and it keeps the
+rule one line long). See docs/promises.md#isolation.
 
 Attachments: Open writes the file to a private temporary folder and hands it to
 the desktop (``open_url``, injectable); Save asks for a path (``choose_save_path``,
@@ -23,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtCore import QByteArray, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QImage, QTextDocument
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -104,6 +112,17 @@ def load_viewer_data(source: LoggedEmailSource, email_id: int) -> ViewerData:
     return ViewerData(email, copy, images)
 
 
+def empty_resource(type: int) -> QImage | QByteArray:
+    """What a refused resource resolves to: an empty image or empty bytes.
+
+    An empty value, unlike ``None``, is a loaded resource: Qt shows nothing and does
+    not try the URL itself (a local file, or an SMB share on Windows).
+    """
+    if type == QTextDocument.ResourceType.ImageResource.value:
+        return QImage()
+    return QByteArray()
+
+
 def cid_key(url: QUrl | str) -> str:
     """The name a ``cid:`` URL refers to, lower-cased (``cid:logo.png@x`` -> ``logo.png``)."""
     text = url.toString() if isinstance(url, QUrl) else url
@@ -146,19 +165,19 @@ class SafeBrowser(QTextBrowser):
         self.setReadOnly(True)
 
     def loadResource(self, type: int, name: QUrl | str) -> Any:
+        # Never None and never super(): either lets Qt load the URL itself (module
+        # docstring).
         if isinstance(name, str):
             name = QUrl(name)
-        scheme = name.scheme().lower()
-        if scheme == "cid":
+        if name.scheme().lower() == "cid":
             data = self._images.get(cid_key(name))
             if data is not None and type == QTextDocument.ResourceType.ImageResource.value:
                 image = QImage.fromData(data)
-                return image if not image.isNull() else None
-            return None
-        if scheme == "data":
-            return super().loadResource(type, name)
+                if not image.isNull():
+                    return image
+            return empty_resource(type)
         self._block(name)
-        return None
+        return empty_resource(type)
 
     def _block(self, name: QUrl) -> None:
         text = name.toString()

@@ -12,6 +12,7 @@ import logging
 import smtplib
 import socket
 import subprocess
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -409,3 +410,114 @@ async def test_bad_input_gets_clear_answers_and_the_session_goes_on(chain: Chain
     assert replies["rcpt 1001"].startswith(b"452")
     assert replies["quit"].startswith(b"221")
     assert not chain.accepted and not chain.queued_files()
+
+
+# --- Guessing the password and flooding the relay are bounded (docs/promises.md#isolation).
+
+
+class _Clock:
+    """A monotonic clock the test moves forward (the per-minute window)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def guarded() -> AsyncIterator[tuple[Relay, _Clock]]:
+    """A relay with the default limits and a clock the test controls."""
+    clock = _Clock()
+
+    async def accept(message: IncomingMessage) -> str:
+        return "q1"
+
+    relay = Relay(accept, PASSWORD, clock=clock)
+    await relay.start()
+    yield relay, clock
+    await relay.stop()
+
+
+def _plain(password: str) -> str:
+    return "PLAIN " + base64.b64encode(f"\0mailbeacon\0{password}".encode()).decode()
+
+
+def _logins(port: int, passwords: list[str]) -> list[int]:
+    """One SMTP session trying each password in turn: the reply codes (0: the relay
+    had closed the connection)."""
+    codes: list[int] = []
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.ehlo()
+        for password in passwords:
+            try:
+                code, _ = client.docmd("AUTH", _plain(password))
+            except smtplib.SMTPServerDisconnected:
+                code = 0
+            codes.append(code)
+            if code in (0, 421):
+                # The relay closed the connection: the next command finds it gone.
+                with pytest.raises(smtplib.SMTPServerDisconnected):
+                    client.noop()
+                    client.noop()
+                break
+    return codes
+
+
+@pytest.mark.expect_log("wrong password", "failed logins")
+async def test_three_failed_logins_close_the_session_with_421(
+    guarded: tuple[Relay, _Clock],
+) -> None:
+    relay, _ = guarded
+    codes = await asyncio.to_thread(_logins, relay.port, ["a-Guess1", "b-Guess2", "c-Guess3"])
+    assert codes == [535, 535, 421]
+
+
+@pytest.mark.expect_log("wrong password")
+async def test_a_mistyped_password_corrected_in_time_still_logs_in(
+    guarded: tuple[Relay, _Clock],
+) -> None:
+    relay, _ = guarded
+    codes = await asyncio.to_thread(_logins, relay.port, ["typo-Pw1", "typo-Pw2", PASSWORD])
+    assert codes == [535, 535, 235]
+
+
+@pytest.mark.expect_log("wrong password", "failed logins")
+async def test_failed_logins_across_sessions_lock_the_address_out_for_a_minute(
+    guarded: tuple[Relay, _Clock],
+) -> None:
+    relay, clock = guarded
+    guesses = ["x-Guess1", "y-Guess2", "z-Guess3"]
+    for _ in range(3):  # 9 failures, three sessions closed
+        assert await asyncio.to_thread(_logins, relay.port, guesses) == [535, 535, 421]
+    # The tenth failure reaches the minute's limit: even the right password is refused
+    # now, in this session and in a new one.
+    assert await asyncio.to_thread(_logins, relay.port, ["w-Guess4", PASSWORD]) == [535, 421]
+    assert await asyncio.to_thread(_logins, relay.port, [PASSWORD]) == [421]
+    clock.now += 61
+    assert await asyncio.to_thread(_logins, relay.port, [PASSWORD]) == [235]
+
+
+@pytest.mark.expect_log("sessions are open already")
+async def test_the_21st_concurrent_session_gets_421(guarded: tuple[Relay, _Clock]) -> None:
+    relay, _ = guarded
+
+    def connect_many() -> None:
+        clients = [smtplib.SMTP("127.0.0.1", relay.port, timeout=10) for _ in range(20)]
+        try:
+            with pytest.raises(smtplib.SMTPConnectError) as refused:
+                smtplib.SMTP("127.0.0.1", relay.port, timeout=10)
+            assert refused.value.smtp_code == 421
+            clients.pop().quit()
+            # One closed: a new session is welcome again.
+            for _ in range(100):
+                if relay.active_sessions < 20:
+                    break
+                time.sleep(0.01)  # the relay's loop notices the hang-up (no Qt here)
+            with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as again:
+                again.login("mailbeacon", PASSWORD)
+        finally:
+            for client in clients:
+                client.close()
+
+    await asyncio.to_thread(connect_many)

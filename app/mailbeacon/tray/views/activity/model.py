@@ -168,14 +168,14 @@ def when_text(at: str) -> str:
 
 
 def type_text(row: ActivityRow) -> str:
-    """``Open``, ``Open (inferred)``, ``Click``, ..."""
+    """``Open``, ``Open (inferred)``, ``Open (possibly forwarded)``, ``Click``, ..."""
     event = row.event
     label = TYPE_LABELS.get(event.type, event.type)
-    if event.inferred:
-        return f"{label} (inferred)"
-    if event.possibly_forwarded:
-        return f"{label} (forwarded?)"
-    return label
+    # The same words as the notification (docs/rep-guide.md); an inferred open can be
+    # possibly forwarded too, so neither hides the other.
+    notes = [n for n, on in (("inferred", event.inferred),
+                             ("possibly forwarded", event.possibly_forwarded)) if on]
+    return f"{label} ({', '.join(notes)})" if notes else label
 
 
 def who_text(row: ActivityRow) -> str:
@@ -203,13 +203,20 @@ def detail_text(row: ActivityRow) -> str:
     return ""
 
 
+def verdict_text(row: ActivityRow) -> str:
+    """The verdict of an open or click; none for what no hit decided (a bounce)."""
+    if row.event.type == EventType.DELIVERY_FAILED:
+        return ""  # stored with the default verdict, but nobody opened anything
+    return row.event.verdict.capitalize()
+
+
 _CELLS: dict[int, Callable[[ActivityRow], str]] = {
     Column.WHEN: lambda row: when_text(row.event.at),
     Column.TYPE: type_text,
     Column.WHO: who_text,
     Column.EMAIL: lambda row: row.subject if row.subject is not None else UNKNOWN_EMAIL,
     Column.DETAIL: detail_text,
-    Column.VERDICT: lambda row: row.event.verdict.capitalize(),
+    Column.VERDICT: verdict_text,
     Column.REASON: lambda row: row.event.reason,
 }
 

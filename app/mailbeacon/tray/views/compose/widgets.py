@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 from mailbeacon.agent.sending.compose_message import split_addresses, split_last
 from mailbeacon.tray.views.compose.document import local_files, toggle_list
 from mailbeacon.tray.views.contacts.model import COMPLETION_ROLE
+from mailbeacon.tray.views.email_viewer import empty_resource
 
 LINK_SCHEMES = ("http://", "https://", "mailto:")
 
@@ -133,10 +134,11 @@ class RichEditor(QTextEdit):
         super().insertFromMimeData(source)
 
     def loadResource(self, type: int, name: QUrl | str) -> object:
-        url = QUrl(name) if isinstance(name, str) else name
-        if url.scheme().lower() in ("data", "qrc", ""):
-            return super().loadResource(type, url)
-        return None
+        # Images the rep pasted are document resources already and never get here.
+        # Anything else resolves empty: None (or super()) would let Qt load the URL
+        # itself, a local file or, on Windows, an SMB share that receives the rep's
+        # NTLM hash (email_viewer.py, docs/promises.md#isolation).
+        return empty_resource(type)
 
 
 class FormatToolbar(QToolBar):

@@ -134,10 +134,10 @@ def _sent_row(entry: SentEntry) -> TimelineRow:
 def _event_row(entry: EventEntry) -> TimelineRow:
     event = entry.event
     what = TYPE_LABELS.get(event.type, event.type)
-    if event.inferred:
-        what += " (inferred)"
-    elif event.possibly_forwarded:
-        what += " (forwarded?)"
+    notes = [n for n, on in (("inferred", event.inferred),
+                             ("possibly forwarded", event.possibly_forwarded)) if on]
+    if notes:  # the notification's words; neither note hides the other
+        what += f" ({', '.join(notes)})"
     parts: list[str] = []
     if event.type == EventType.CLICK and event.url:
         parts.append(event.url)
@@ -148,7 +148,9 @@ def _event_row(entry: EventEntry) -> TimelineRow:
         if isinstance(recipients, list):
             parts.append(", ".join(str(r) for r in recipients))
     verdict = event.verdict.capitalize()
-    if event.verdict != Verdict.HUMAN and event.reason:
+    if event.type == EventType.DELIVERY_FAILED:
+        verdict = ""  # nobody opened anything: no verdict to show
+    elif event.verdict != Verdict.HUMAN and event.reason:
         verdict += f" — {event.reason}"
     return TimelineRow(
         at=event.at,

@@ -127,6 +127,14 @@ class ContactsWindow(QWidget):
         """Read the contacts again."""
         self.model.refresh()
 
+    def event_added(self, *_event: object) -> None:
+        """Something new was stored: the list and every open record read it again
+        (a record keeps what the rep is typing)."""
+        self.refresh()
+        for view in self.record_views.values():
+            if view.isVisible():
+                view.reload()
+
     def open_record(self, email: str) -> RecordView:
         """Show the record of ``email`` (raising it if it is open already)."""
         key = email.strip().lower()
