@@ -15,6 +15,8 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
+from secrets import token_hex
 from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
@@ -322,9 +324,12 @@ class AgentRuntime:
         )
 
         host, port = parse_host_port(self.settings.server.listen, allow_zero=True)
+        db_path = self._profile.data_dir / "server.db"
+        secret = await asyncio.to_thread(self._server_secret, db_path)
         server = EmbeddedServer(
             EmbeddedOptions(
-                db_path=self._profile.data_dir / "server.db",
+                db_path=db_path,
+                secret=secret,
                 host=host,
                 port=port,
                 public_url=self.settings.server.public_url or None,
@@ -337,6 +342,28 @@ class AgentRuntime:
         await server.start()
         self._server = server
         return await server.enroll(self._stored_enrollment(), self._remember)
+
+    def _server_secret(self, db_path: Path) -> bytes | None:
+        """The embedded server's secret, kept in the keyring like every other secret; an
+        older installation's (in server.db) moves there. Without a keyring it stays in
+        the server's own database, which only the rep's user can read."""
+        from mailbeacon.agent.tracking.embedded import (  # noqa: PLC0415 - embedded only
+            database_secret,
+            forget_database_secret,
+        )
+
+        try:
+            kept = self.secrets.get(Secret.SERVER_SECRET)
+            if kept:
+                return kept.encode("ascii")
+            secret = database_secret(db_path) or token_hex(32).encode("ascii")
+            self.secrets.set(Secret.SERVER_SECRET, secret.decode("ascii"))
+        except SecretStoreUnavailable as exc:
+            log.info("the embedded server keeps its secret in its database: %s", exc)
+            return None
+        if database_secret(db_path) is not None:
+            forget_database_secret(db_path)  # only now that the keyring holds it
+        return secret
 
     def _stored_enrollment(self) -> Enrollment | None:
         try:

@@ -35,7 +35,7 @@ from mailbeacon.server.sqlite_store import SqliteStore
 from mailbeacon.server.store import Store
 from mailbeacon.server.stream import StreamEndpoint
 from mailbeacon.server.tracker import Tracker, iso_utc
-from mailbeacon.server.users import UserKeys, UsersWatch, create_user, hash_token
+from mailbeacon.server.users import UserAdmin, UserKeys, UsersWatch, create_user, hash_token
 
 log = logging.getLogger(__name__)
 
@@ -319,6 +319,30 @@ class TrackingServer:
         key = state.users.add(new.id)
         return Enrollment(state.public_url, new.id, new.api_token, key)
 
+
+    async def renew(self, name: str) -> Enrollment | None:
+        """A new API token for the oldest user called ``name``, with its id and signing
+        key kept (so the tokens in mail already sent still name it); None if none.
+
+        For the embedded server when the keyring lost the enrollment: one user per
+        profile, whatever the keyring does (docs/promises.md, "Isolation").
+        """
+        state = self._state
+
+        def new_token() -> tuple[int, str] | None:
+            admin = UserAdmin(self.config.db_path)
+            try:
+                users = admin.users_named(name)
+                token = admin.new_api_token(users[0].id) if users else None
+                return (users[0].id, token) if users and token else None
+            finally:
+                admin.close()
+
+        found = await asyncio.to_thread(new_token)
+        if found is None:
+            return None
+        user_id, token = found
+        return Enrollment(state.public_url, user_id, token, state.users.add(user_id))
 
     async def reenroll(self, old: Enrollment) -> Enrollment | None:
         """``old`` with this server's public URL, if its user, API token and signing key

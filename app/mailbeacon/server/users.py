@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from mailbeacon.core.tokens import derive_signing_key
+from mailbeacon.server.meta import SECRET_KEY
 from mailbeacon.server.sqlite_store import SqliteStore
 from mailbeacon.server.store import Store, UserRecord
 
@@ -190,6 +191,27 @@ class UserAdmin(SqliteStore):
                 self.set_meta(REMOVED_KEY, json.dumps(ids))
                 _bump(self)
         return bool(removed)
+
+    def new_api_token(self, user_id: int) -> str | None:
+        """A new API token for the user, the same id and signing key (tokens in mail
+        already sent keep working); None if unknown. The old API token stops working."""
+        token = secrets.token_urlsafe(API_TOKEN_BYTES)
+        with self.transaction():
+            changed = self._db.execute(
+                "UPDATE users SET token_hash = ? WHERE id = ?", (hash_token(token), user_id)
+            ).rowcount
+            if changed:
+                _bump(self)
+        return token if changed else None
+
+    def take_secret(self) -> bytes | None:
+        """The secret this database generated for itself, removed from it (it moves to
+        the desktop's keyring); None if it holds none."""
+        with self.transaction():
+            value = self.get_meta(SECRET_KEY)
+            if value:
+                self._db.execute("DELETE FROM meta WHERE key = ?", (SECRET_KEY,))
+        return value.encode("ascii") if value else None
 
     def rotate(self, user_id: int) -> tuple[str, int] | None:
         """A new API token and key generation for the user: ``(api_token, generation)``,

@@ -44,6 +44,7 @@ class Secret(StrEnum):
     ENROLLMENT = "enrollment"
     OAUTH_REFRESH_TOKEN = "oauth_refresh_token"  # noqa: S105 - a name, not a token
     OAUTH_CLIENT_SECRET = "oauth_client_secret"  # noqa: S105
+    SERVER_SECRET = "server_secret"  # noqa: S105 - the embedded server's signing secret
 
 
 # Which environment variable may stand in for which secret.

@@ -16,7 +16,11 @@ from pathlib import Path
 
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.server.config import ServerConfig
+from mailbeacon.server.meta import SECRET_KEY
 from mailbeacon.server.tracking_server import TrackingServer
+from mailbeacon.server.users import UserAdmin
+
+REP = "rep"  # the embedded server's one user: this profile's rep
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +37,7 @@ class EmbeddedOptions:
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     self_address_minutes: float = 15.0
     click_token_max_days: int = 730
+    secret: bytes | None = None  # from the keyring; None: the database keeps its own
 
 
 class EmbeddedServer:
@@ -49,6 +54,7 @@ class EmbeddedServer:
                 trusted_proxies=options.trusted_proxies,
                 self_address_minutes=options.self_address_minutes,
                 click_token_max_days=options.click_token_max_days,
+                secret=options.secret,
             )
         )
 
@@ -72,6 +78,31 @@ class EmbeddedServer:
                 if kept != stored:
                     remember(kept)
                 return kept
-        enrollment = await self._server.add_user("rep")
+        # Not in the keyring (none, or it lost it): the profile's one user gets a new
+        # API token, keeping its id and signing key, so opens of mail already sent
+        # still reach this rep; a new user only for a new profile.
+        renewed = await self._server.renew(REP)
+        enrollment = renewed if renewed is not None else await self._server.add_user(REP)
         remember(enrollment)
         return enrollment
+
+
+def database_secret(db_path: Path) -> bytes | None:
+    """The secret an older installation's embedded server kept in its database."""
+    if not db_path.exists():
+        return None
+    admin = UserAdmin(db_path)
+    try:
+        value = admin.get_meta(SECRET_KEY)
+    finally:
+        admin.close()
+    return value.encode("ascii") if value else None
+
+
+def forget_database_secret(db_path: Path) -> None:
+    """Remove the secret from the database once the keyring holds it."""
+    admin = UserAdmin(db_path)
+    try:
+        admin.take_secret()
+    finally:
+        admin.close()
