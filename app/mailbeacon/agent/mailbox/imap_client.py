@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 LINE_LIMIT = 8 * 1024 * 1024  # a SEARCH answer for a large mailbox is one long line
 MAX_LITERAL = 80 * 1024 * 1024
+# One response's literals together: three 80 MiB literals once grew memory by 600 MiB.
+MAX_RESPONSE = 100 * 1024 * 1024
 COMMAND_TIMEOUT = 60.0
 
 _LITERAL = re.compile(rb"\{(\d{1,10})\+?\}\r?\n$")
@@ -102,6 +104,7 @@ class ImapClient:
         self._reader = reader
         self._writer = writer
         self._host = host
+        self.max_response = MAX_RESPONSE  # a bound on one response's literals together
         self._tag = 0
         self.capabilities: frozenset[str] = frozenset()
         self.new_mail = False  # set by any untagged EXISTS; the caller clears it
@@ -535,6 +538,7 @@ class ImapClient:
     async def _read_response(self) -> Response:
         """One response, with its literals read into it."""
         chunks: list[bytes] = []
+        total = 0
         while True:
             line = await self._read_line()
             chunks.append(line)
@@ -542,8 +546,11 @@ class ImapClient:
             if literal is None:
                 break
             size = int(literal.group(1))
-            if size > MAX_LITERAL:
-                raise ImapError(f"the server sent a literal of {size} bytes")
+            total += size
+            if size > MAX_LITERAL or total > self.max_response:
+                raise ImapError(
+                    f"the server sent a response of more than {total} bytes; not reading it"
+                )
             try:
                 data = await self._reader.readexactly(size)
             except asyncio.IncompleteReadError as exc:
