@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -317,6 +318,17 @@ class AgentRuntime:
         return enrollment
 
     async def _embedded(self) -> Enrollment:
+        db_path = self._profile.data_dir / "server.db"
+        try:
+            return await self._start_embedded(db_path)
+        except sqlite3.DatabaseError as exc:
+            raise AgentStartError(
+                f"The embedded tracking server's database {db_path} is damaged ({exc}). "
+                "Restore it from a backup, or move it aside to start afresh (opens of mail "
+                "sent before are then not recognised)."
+            ) from exc
+
+    async def _start_embedded(self, db_path: Path) -> Enrollment:
         # Imported here: only the embedded default runs the server in this process.
         from mailbeacon.agent.tracking.embedded import (  # noqa: PLC0415
             EmbeddedOptions,
@@ -324,7 +336,6 @@ class AgentRuntime:
         )
 
         host, port = parse_host_port(self.settings.server.listen, allow_zero=True)
-        db_path = self._profile.data_dir / "server.db"
         secret = await asyncio.to_thread(self._server_secret, db_path)
         server = EmbeddedServer(
             EmbeddedOptions(

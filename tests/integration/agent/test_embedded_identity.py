@@ -60,3 +60,18 @@ async def test_the_secret_lives_in_the_keyring_and_an_old_one_moves_there(
     await run_agent_once(fresh, tmp_path / "keyring2.json")
     assert meta(fresh / "data" / "server.db", "secret") is None
     assert "server_secret" in (tmp_path / "keyring2.json").read_text()
+
+
+async def test_a_damaged_server_database_is_a_sentence_and_exit_1(tmp_path: Path) -> None:
+    from tests.helpers.agent_process import run_cli
+
+    data = tmp_path / "profile" / "data"
+    data.mkdir(parents=True)
+    (data / "server.db").write_bytes(b"not a database at all " * 200)
+    code, _out, err = await run_cli(
+        tmp_path / "profile", tmp_path / "keyring.json",
+        "agent", "--smtp-listen", f"127.0.0.1:{free_port()}", "--relay-password", RELAY_PASSWORD,
+    )  # fmt: skip
+    assert code == 1
+    assert "is damaged" in err and "Restore it from a backup" in err
+    assert "Traceback" not in err
