@@ -17,9 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from secrets import token_hex
 from typing import TYPE_CHECKING, TextIO
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -51,7 +49,7 @@ from mailbeacon.agent.sending.relay import Relay
 from mailbeacon.agent.sending.upstream import Credentials, Upstream
 from mailbeacon.agent.settings.errors import SettingError
 from mailbeacon.agent.settings.kinds import networks
-from mailbeacon.agent.settings.mail_urls import is_loopback, parse_host_port, parse_upstream
+from mailbeacon.agent.settings.mail_urls import parse_host_port, parse_upstream
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.agent.status import (
@@ -65,6 +63,7 @@ from mailbeacon.agent.status import (
     tracking_url_of,
     write_status,
 )
+from mailbeacon.agent.tracking.remote import PlainServerRefused, checked_remote
 from mailbeacon.agent.tracking.stream import StreamState, StreamSubscriber
 from mailbeacon.core import uainfo
 from mailbeacon.core.durable import make_private, private_dir
@@ -291,8 +290,14 @@ class AgentRuntime:
     # ------------------------------------------------------------ parts
 
     async def _enrollment(self) -> Enrollment:
+        try:
+            return await self._chosen_enrollment()
+        except PlainServerRefused as exc:
+            raise AgentStartError(str(exc)) from None
+
+    async def _chosen_enrollment(self) -> Enrollment:
         if self._options.enroll:
-            enrollment = self._checked(Enrollment.decode(self._options.enroll))
+            enrollment = checked_remote(Enrollment.decode(self._options.enroll), self.settings)
             self._remember(enrollment)
             return enrollment
         if self.settings.server.mode == "remote":
@@ -302,20 +307,8 @@ class AgentRuntime:
                     "No enrollment key is stored for the remote tracking server: paste the "
                     "key from `mailbeacon server add-user` into Settings, or pass --enroll."
                 )
-            return self._checked(stored)
+            return checked_remote(stored, self.settings)
         return await self._embedded()
-
-    def _checked(self, enrollment: Enrollment) -> Enrollment:
-        """A remote server over plain http only on this machine, or when allowed."""
-        parts = urlsplit(enrollment.server_url)
-        plain = parts.scheme == "http" and not is_loopback(parts.hostname or "")
-        if plain and not self.settings.server.allow_plain:
-            raise AgentStartError(
-                f"The tracking server {enrollment.server_url} is not encrypted (http://), so "
-                "MailBeacon's access token would cross the network in clear. Ask for its "
-                "https:// address, or set server.allow_plain true if you trust that network."
-            )
-        return enrollment
 
     async def _embedded(self) -> Enrollment:
         db_path = self._profile.data_dir / "server.db"
@@ -333,10 +326,11 @@ class AgentRuntime:
         from mailbeacon.agent.tracking.embedded import (  # noqa: PLC0415
             EmbeddedOptions,
             EmbeddedServer,
+            server_secret,
         )
 
         host, port = parse_host_port(self.settings.server.listen, allow_zero=True)
-        secret = await asyncio.to_thread(self._server_secret, db_path)
+        secret = await asyncio.to_thread(server_secret, self.secrets, db_path)
         server = EmbeddedServer(
             EmbeddedOptions(
                 db_path=db_path,
@@ -353,28 +347,6 @@ class AgentRuntime:
         await server.start()
         self._server = server
         return await server.enroll(self._stored_enrollment(), self._remember)
-
-    def _server_secret(self, db_path: Path) -> bytes | None:
-        """The embedded server's secret, kept in the keyring like every other secret; an
-        older installation's (in server.db) moves there. Without a keyring it stays in
-        the server's own database, which only the rep's user can read."""
-        from mailbeacon.agent.tracking.embedded import (  # noqa: PLC0415 - embedded only
-            database_secret,
-            forget_database_secret,
-        )
-
-        try:
-            kept = self.secrets.get(Secret.SERVER_SECRET)
-            if kept:
-                return kept.encode("ascii")
-            secret = database_secret(db_path) or token_hex(32).encode("ascii")
-            self.secrets.set(Secret.SERVER_SECRET, secret.decode("ascii"))
-        except SecretStoreUnavailable as exc:
-            log.info("the embedded server keeps its secret in its database: %s", exc)
-            return None
-        if database_secret(db_path) is not None:
-            forget_database_secret(db_path)  # only now that the keyring holds it
-        return secret
 
     def _stored_enrollment(self) -> Enrollment | None:
         try:

@@ -9,16 +9,21 @@ server; the import contract (``pyproject.toml``, ``[tool.importlinter]``) allows
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
+from secrets import token_hex
 
+from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.server.config import ServerConfig
 from mailbeacon.server.meta import SECRET_KEY
 from mailbeacon.server.tracking_server import TrackingServer
 from mailbeacon.server.users import UserAdmin
+
+log = logging.getLogger(__name__)
 
 REP = "rep"  # the embedded server's one user: this profile's rep
 
@@ -106,3 +111,21 @@ def forget_database_secret(db_path: Path) -> None:
         admin.take_secret()
     finally:
         admin.close()
+
+
+def server_secret(secrets: SecretStore, db_path: Path) -> bytes | None:
+    """The embedded server's secret, kept in the keyring like every other secret; an
+    older installation's (in server.db) moves there. Without a keyring it stays in the
+    server's own database, which only the rep's user can read (docs/promises.md)."""
+    try:
+        kept = secrets.get(Secret.SERVER_SECRET)
+        if kept:
+            return kept.encode("ascii")
+        secret = database_secret(db_path) or token_hex(32).encode("ascii")
+        secrets.set(Secret.SERVER_SECRET, secret.decode("ascii"))
+    except SecretStoreUnavailable as exc:
+        log.info("the embedded server keeps its secret in its database: %s", exc)
+        return None
+    if database_secret(db_path) is not None:
+        forget_database_secret(db_path)  # only now that the keyring holds it
+    return secret
