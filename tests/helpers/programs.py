@@ -31,6 +31,8 @@ PACKAGES = {
     "dnsmasq": "dnsmasq",
     "nginx": "nginx-light",
     "openssl": "openssl",
+    "rspamd": "rspamd",
+    "spamassassin": "spamassassin",
     "swaks": "swaks",
     "systemd-analyze": "systemd",
     "trayer": "trayer",

@@ -1,9 +1,10 @@
 """Per-message control channel at the relay (docs/interfaces.md).
 
 A message can override the rep's defaults with a BCC to a reserved address
-(``track@``, ``notrack@``, ``log@``, ``nolog@mailbeacon.invalid``) or, for
-scripts, with the headers ``X-MailBeacon-Track: yes|no`` and
-``X-MailBeacon-Log: yes|no``. :func:`decide` reads those controls and strips
+(``track@``, ``clicks@``, ``notrack@``, ``log@``, ``nolog@mailbeacon.invalid``)
+or, for scripts, with the headers ``X-MailBeacon-Track: yes|clicks|no`` and
+``X-MailBeacon-Log: yes|no``. "Clicks" means tracked without the open pixel:
+links only (docs/rules.md rule 1, "Clicks only"). :func:`decide` reads those controls and strips
 every trace of them, so nothing of the control channel reaches a recipient.
 
 Rules:
@@ -14,7 +15,9 @@ Rules:
   their own (the envelope is what the client really sent).
 * Conflicts resolve to "no": if anything says ``no`` for a switch, the switch
   is off. Tracking or logging a message the rep tried to exclude is the worse
-  mistake.
+  mistake. "Clicks" is a "yes" for tracking and a "no" for the pixel, so
+  ``notrack@`` with ``clicks@`` sends untracked, and ``track@`` with ``clicks@``
+  sends clicks only.
 * Every ``X-MailBeacon-*`` header is removed, known or not; an unknown value
   (``X-MailBeacon-Track: maybe``) changes nothing and is reported in ``notes``.
 * Everything else of the message stays byte-identical; when nothing had to be
@@ -30,13 +33,15 @@ from dataclasses import dataclass
 CONTROL_DOMAIN = "mailbeacon.invalid"
 HEADER_PREFIX = "x-mailbeacon-"
 
-# local part -> (switch, value)
+# local part -> (switch, value); "clicks" also votes "no" for the pixel (switch "opens")
 _ADDRESS_CONTROLS: dict[str, tuple[str, bool]] = {
     "track": ("track", True),
+    "clicks": ("track", True),
     "notrack": ("track", False),
     "log": ("log", True),
     "nolog": ("log", False),
 }
+_CLICKS_ONLY = frozenset({"clicks", "clicks-only", "clicks only"})
 _HEADER_CONTROLS = {"x-mailbeacon-track": "track", "x-mailbeacon-log": "log"}
 _ADDRESS_HEADERS = frozenset({"to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc"})
 _YES = frozenset({"yes", "true", "on", "1"})
@@ -48,7 +53,9 @@ class ControlDecision:
     """What the control channel asked for, and the message without it.
 
     ``track``/``log`` are ``None`` when the message did not say (use the
-    defaults). ``recipients`` are the envelope recipients left to deliver to.
+    defaults). ``opens`` is ``False`` when it asked for clicks only (no pixel),
+    else ``None`` (the setting ``tracking.opens`` decides). ``recipients`` are
+    the envelope recipients left to deliver to.
     ``notes`` describes ignored controls, for the operator's log.
     """
 
@@ -57,6 +64,7 @@ class ControlDecision:
     recipients: tuple[str, ...]
     message: bytes
     notes: tuple[str, ...] = ()
+    opens: bool | None = None
 
 
 def is_control_address(address: str) -> bool:
@@ -69,13 +77,16 @@ def control_of(address: str) -> tuple[str, bool] | None:
     """``("track", False)`` for ``notrack@mailbeacon.invalid``; None if not a known control."""
     if not is_control_address(address):
         return None
-    local = address.strip().strip("<>").rpartition("@")[0].lower()
-    return _ADDRESS_CONTROLS.get(local)
+    return _ADDRESS_CONTROLS.get(_local(address))
+
+
+def _local(address: str) -> str:
+    return address.strip().strip("<>").rpartition("@")[0].lower()
 
 
 def decide(recipients: Iterable[str], message: bytes) -> ControlDecision:
     """Read the controls of one message and remove them from envelope and headers."""
-    votes: dict[str, list[bool]] = {"track": [], "log": []}
+    votes: dict[str, list[bool]] = {"track": [], "log": [], "opens": []}
     notes: list[str] = []
     kept: list[str] = []
     for address in recipients:
@@ -88,6 +99,8 @@ def decide(recipients: Iterable[str], message: bytes) -> ControlDecision:
             notes.append(f"unknown control address {address!r} ignored")
         else:
             votes[control[0]].append(control[1])
+            if _local(address) == "clicks":
+                votes["opens"].append(False)
     cleaned = _strip_headers(message, votes, notes)
     return ControlDecision(
         track=_resolve(votes["track"]),
@@ -95,6 +108,7 @@ def decide(recipients: Iterable[str], message: bytes) -> ControlDecision:
         recipients=tuple(kept),
         message=cleaned,
         notes=tuple(notes),
+        opens=_resolve(votes["opens"]),
     )
 
 
@@ -174,6 +188,9 @@ def _vote_header(key: str, value: str, votes: dict[str, list[bool]], notes: list
         notes.append(f"unknown control header {key!r} removed")
     elif word in _YES:
         votes[switch].append(True)
+    elif switch == "track" and word in _CLICKS_ONLY:
+        votes["track"].append(True)
+        votes["opens"].append(False)
     elif word in _NO:
         votes[switch].append(False)
     else:

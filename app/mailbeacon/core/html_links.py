@@ -201,8 +201,10 @@ def plan_html(
     clicks: bool,
     first_link: int = 0,
     ours: Verifier = ANY_SIGNER,
+    opens: bool = True,
 ) -> HtmlPlan:
-    """Plan the changes to one HTML body: stale removal always; pixel and links if ``track``.
+    """Plan the changes to one HTML body: stale removal always; pixel (unless ``opens`` is
+    off: clicks only) and links if ``track``.
 
     ``ours`` says which stale tracking is the rep's own (removed or unwrapped); the
     rewrite engine passes the rep's key. The default accepts any token that parses
@@ -210,7 +212,7 @@ def plan_html(
     scanner = _Scanner(html_text, clicks=track and clicks, first_link=first_link, ours=ours)
     scanner.run(0, len(html_text), fresh=track)
     scanner.index_vml()
-    if track:
+    if track and opens:
         at = scanner.pixel_position()
         scanner.edits.append(Edit(at, at, pixel=True))
     edits = scanner.edits
@@ -218,7 +220,7 @@ def plan_html(
     if "/c/" in html_text:
         edits, extra = _add_textual_unwraps(html_text, edits, ours)
         scanner.stale += extra
-    return HtmlPlan(tuple(edits), tuple(scanner.links), scanner.stale, track)
+    return HtmlPlan(tuple(edits), tuple(scanner.links), scanner.stale, track and opens)
 
 
 def render(

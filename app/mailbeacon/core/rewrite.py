@@ -8,7 +8,12 @@ Decisions:
 
 * HTML bodies get one pixel (the same URL in every text/html part that is the
   body) and, with click tracking on, rewritten links plus one hidden honeypot
-  link. Plain-text-only email is sent untouched (rule 1).
+  link. Clicks only (``Plan.opens`` off): the links and nothing else, no pixel
+  and no honeypot. Plain-text-only email is sent untouched (rule 1).
+* The plain-text alternative of the same ``multipart/alternative`` gets the same
+  ``/c/`` URL (same token) wherever an HTML link's tracked target stands in it as
+  a URL (:mod:`mailbeacon.core.text_links`), so both alternatives carry the
+  same URLs (rule 2).
 * Stale pixels and tracked links from the rep's earlier emails are removed or
   unwrapped (rule 4) whenever the message can be taken apart safely, tracked or
   not: one message, one live pixel, and no stale pixel in an untracked email
@@ -55,12 +60,15 @@ from mailbeacon.core.mime import (
     parse_message,
     set_cte,
     splice_pieces,
+    walk,
 )
 from mailbeacon.core.stale import unwrap_text
+from mailbeacon.core.text_links import TextLink, plan_text, render_text
 
 __all__ = [
     "REASON_INTERNAL",
     "REASON_NO_HTML",
+    "REASON_NO_LINKS",
     "REASON_OFF",
     "REASON_PLAIN_TEXT",
     "REASON_SEALED",
@@ -83,6 +91,7 @@ REASON_UNPARSABLE = "could not parse MIME safely: sent unmodified"
 REASON_UNDECODABLE = "could not decode the HTML body safely: sent unmodified"
 REASON_SEALED = "signed or encrypted email: tracking would break it, sent unmodified"
 REASON_INTERNAL = "could not add tracking (internal error): sent unmodified"
+REASON_NO_LINKS = "clicks only, and this email has no link that can be tracked"
 
 HONEYPOT_FALLBACK_TARGET = "https://example.invalid/"
 _ORIGIN = re.compile(r"(?i:https?)://[^/?#\s]+")
@@ -103,6 +112,7 @@ class Plan:
     track: bool  # add pixel (+ links if clicks)
     clicks: bool  # rewrite links (rule 2)
     per_recipient: bool  # one copy per recipient, each with own pixel (rule 3)
+    opens: bool = True  # the pixel (and honeypot); off: clicks only (rule 1)
 
 
 class UrlMinter(Protocol):
@@ -148,10 +158,11 @@ class RewriteResult:
 
     message_key: str
     copies: tuple[Copy, ...]
-    tracked: bool  # a pixel went in
+    tracked: bool  # a pixel went in, or (clicks only) at least one tracked link
     untracked_reason: str | None  # why not, for the rep
     links: tuple[TrackedLink, ...]
     stale_removed: int  # stale pixels removed + stale links unwrapped
+    pixel: bool = False  # an open pixel went in (False for clicks only)
 
 
 def rewrite_message(
@@ -197,6 +208,18 @@ class _Html:
     plan: HtmlPlan
 
 
+@dataclass(slots=True)
+class _Plain:
+    """A plain-text body: its text after stale links were unwrapped, and the tracked
+    links planned in it (the HTML alternative's targets)."""
+
+    part: Part
+    text: str
+    codec: str
+    unwrapped: int
+    links: tuple[TextLink, ...] = ()
+
+
 class _Rewrite:
     def __init__(
         self,
@@ -215,10 +238,13 @@ class _Rewrite:
         self.new_recipient_key = new_recipient_key
 
     def run(self) -> RewriteResult:
-        parts = layout(parse_message(self.raw))
+        root = parse_message(self.raw)
+        parts = layout(root)
         if parts.sealed:
             raise _Unmodified(REASON_SEALED, "signed or encrypted body")
         decoded = [(part, *self._decode_html(part)) for part in parts.html]
+        opens = self.plan.opens
+        clicks = self.plan.clicks or not opens  # clicks only tracks clicks, whatever else
         track = self.plan.track and bool(decoded)
         bodies: list[_Html] = []
         next_link = 0
@@ -226,29 +252,39 @@ class _Rewrite:
             html_plan = plan_html(
                 text,
                 track=track,
-                clicks=self.plan.clicks,
+                clicks=clicks,
                 first_link=next_link,
                 ours=self.minter.verify,
+                opens=opens,
             )
             next_link += len(html_plan.links)
             bodies.append(_Html(part, text, codec, html_plan))
-        edits, stale = self._unwrap_plain(parts.text)
+        plains, stale = self._unwrap_plain(parts.text)
         stale += sum(b.plan.stale for b in bodies)
         links = tuple(link for b in bodies for link in b.plan.links)
+        if track and not opens and not links:
+            track = False  # clicks only with nothing to click: send it untracked
+        if track and links:
+            _plan_plain_links(root, bodies, plains)
+        edits = [e for p in plains if not p.links and p.unwrapped for e in self._plain_edits(p)]
         if not track:
             for b in bodies:
                 if b.plan.changed:
                     html_out = render(b.text, b.plan, None, None, _no_click)
                     edits.extend(self._encode(b.part, html_out, b.codec))
-            reason = self._untracked_reason(parts.text)
+            reason = self._untracked_reason(parts.text, bool(decoded))
             copy = Copy(self.rcpts, None, splice_pieces(self.raw, edits))
             return RewriteResult(self.message_key, (copy,), False, reason, (), stale)
-        copies = tuple(self._copy(group, key, bodies, edits) for group, key in self._audiences())
-        return RewriteResult(self.message_key, copies, True, None, links, stale)
+        copies = tuple(
+            self._copy(group, key, bodies, plains, edits) for group, key in self._audiences()
+        )
+        return RewriteResult(self.message_key, copies, True, None, links, stale, opens)
 
-    def _untracked_reason(self, text_parts: list[Part]) -> str:
+    def _untracked_reason(self, text_parts: list[Part], html: bool) -> str:
         if not self.plan.track:
             return REASON_OFF
+        if html:
+            return REASON_NO_LINKS
         return REASON_PLAIN_TEXT if text_parts else REASON_NO_HTML
 
     def _decode_html(self, part: Part) -> tuple[str, str]:
@@ -260,8 +296,9 @@ class _Rewrite:
             raise _Unmodified(REASON_SEALED, "inline PGP in the HTML body")
         return text, codec
 
-    def _unwrap_plain(self, parts: list[Part]) -> tuple[list[tuple[int, int, bytes]], int]:
-        edits: list[tuple[int, int, bytes]] = []
+    def _unwrap_plain(self, parts: list[Part]) -> tuple[list[_Plain], int]:
+        """The plain-text bodies that can be edited, stale tracked links unwrapped."""
+        plains: list[_Plain] = []
         count = 0
         for part in parts:
             try:
@@ -272,10 +309,14 @@ class _Rewrite:
             if _PGP_MARK in text:
                 continue
             new_text, n = unwrap_text(text, self.minter.verify)
-            if n:
-                edits.extend(self._encode(part, new_text, codec))
-                count += n
-        return edits, count
+            plains.append(_Plain(part, new_text, codec, n))
+            count += n
+        return plains, count
+
+    def _plain_edits(
+        self, plain: _Plain, click: Callable[[int, str], str] = lambda i, t: t
+    ) -> list[tuple[int, int, bytes]]:
+        return self._encode(plain.part, render_text(plain.text, plain.links, click), plain.codec)
 
     def _audiences(self) -> list[tuple[tuple[str, ...], str | None]]:
         unique = _unique(self.rcpts)
@@ -290,22 +331,33 @@ class _Rewrite:
         group: tuple[str, ...],
         recipient_key: str | None,
         bodies: list[_Html],
+        plains: list[_Plain],
         static: list[tuple[int, int, bytes]],
     ) -> Copy:
         mkey = self.message_key
         minter = self.minter
-        pixel = minter.pixel(mkey, recipient_key)
-        honeypot = None
-        if self.plan.clicks:
-            honeypot = minter.click(mkey, recipient_key, tokens.HONEYPOT_LINK, _origin(pixel))
+        pixel = honeypot = None
+        if self.plan.opens:
+            pixel = minter.pixel(mkey, recipient_key)
+            if self.plan.clicks:
+                honeypot = minter.click(mkey, recipient_key, tokens.HONEYPOT_LINK, _origin(pixel))
+        minted: dict[int, str] = {}
 
         def click(index: int, target: str) -> str:
-            return minter.click(mkey, recipient_key, index, target)
+            # One URL per link index and copy: the HTML, its VML twin and the plain-text
+            # alternative carry the very same token (rule 2).
+            url = minted.get(index)
+            if url is None:
+                url = minted[index] = minter.click(mkey, recipient_key, index, target)
+            return url
 
         edits = list(static)
         for b in bodies:
             html_out = render(b.text, b.plan, pixel, honeypot, click)
             edits.extend(self._encode(b.part, html_out, b.codec))
+        for p in plains:
+            if p.links:
+                edits.extend(self._plain_edits(p, click))
         return Copy(group, recipient_key, splice_pieces(self.raw, edits))
 
     def _encode(self, part: Part, text: str, codec: str) -> list[tuple[int, int, bytes]]:
@@ -343,6 +395,24 @@ def _decode_text(raw: bytes, part: Part) -> tuple[str, str]:
     if not same:
         raise MimeError(f"charset {codec} does not round-trip")
     return text, codec
+
+
+def _plan_plain_links(root: Part, bodies: list[_Html], plains: list[_Plain]) -> None:
+    """Plan tracked links in each plain-text body that is an alternative of HTML bodies:
+    the targets of the HTML links in its innermost ``multipart/alternative``."""
+    alternatives = [p for p in walk(root) if p.content_type == "multipart/alternative"]
+    for plain in plains:
+        at = plain.part
+        around = [a for a in alternatives if a.start <= at.start and at.end <= a.end]
+        if not around:
+            continue  # not an alternative of anything: a plain-text body stays as written
+        alt = max(around, key=lambda a: a.start)
+        targets: dict[str, int] = {}
+        for b in bodies:
+            if alt.start <= b.part.start and b.part.end <= alt.end:
+                for link in b.plan.links:
+                    targets.setdefault(link.target, link.index)
+        plain.links = plan_text(plain.text, targets)
 
 
 def _no_click(index: int, target: str) -> str:

@@ -198,6 +198,24 @@ def test_track_off_sends_it_untracked(qtbot: QtBot, agent: Agent) -> None:
     assert (agent.calls[0].track_override, agent.calls[0].log_override) == (False, False)
 
 
+def test_clicks_only_sends_tracked_links_and_no_pixel(qtbot: QtBot, agent: Agent) -> None:
+    """Issue 21: Track — opens and clicks / clicks only / off, from the compose window."""
+    window = make_window(qtbot, agent.send)
+    write(window)
+    assert window.clicks_only_box.isEnabled() and not window.clicks_only_box.isChecked()
+    window.clicks_only_box.setChecked(True)
+    window.update_click_note()
+    assert "no open-tracking image" in window.click_label.text()
+    with qtbot.waitSignal(window.sent, timeout=WAIT_MS):
+        window.send_button.click()
+    (got,) = agent.sink.wait_for(1, timeout=WAIT_MS / 1000)
+    assert b"/o/" not in got.data  # no pixel
+    assert b"/c/" in got.data  # the links are tracked
+    assert agent.calls[0].opens_override is False
+    window.track_box.setChecked(False)
+    assert not window.clicks_only_box.isEnabled()  # off is off
+
+
 @pytest.mark.expect_log("sending from the compose window failed")
 def test_a_failed_send_says_why_and_keeps_the_email(qtbot: QtBot) -> None:
     def broken(_message: IncomingMessage) -> str:

@@ -629,3 +629,14 @@ def test_render_every_tab_to_png(qtbot: QtBot, saver: Saver, tmp_path: Path) -> 
         path = tmp_path / f"settings-{index}.png"
         assert dialog.grab().save(str(path))
         assert path.stat().st_size > 2000
+
+
+def test_the_tracking_tab_says_what_open_tracking_costs_and_offers_clicks_only(
+    qtbot: QtBot, saver: Saver
+) -> None:
+    """Issue 21: the rep is told the cost honestly, next to the switch that avoids it."""
+    dialog = make_dialog(qtbot, saver)
+    note = dialog.findChild(QLabel, "opens_note")
+    assert note is not None
+    assert "spam filters" in note.text() and "Clicks only" in note.text()
+    assert "tracking.opens" in dialog.fields

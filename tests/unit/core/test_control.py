@@ -175,3 +175,26 @@ def test_no_control_trace_ever_survives(
     said_no = "notrack@mailbeacon.invalid" in controls or header_track == "no"
     said_yes = "track@mailbeacon.invalid" in controls or header_track == "yes"
     assert decision.track == (False if said_no else True if said_yes else None)
+
+
+@pytest.mark.parametrize(
+    ("recipients", "headers", "track", "opens"),
+    [
+        (["clicks@mailbeacon.invalid"], [], True, False),
+        ([], ["X-MailBeacon-Track: clicks"], True, False),
+        ([], ["X-MailBeacon-Track: Clicks-Only"], True, False),
+        (["track@mailbeacon.invalid", "clicks@mailbeacon.invalid"], [], True, False),
+        (["notrack@mailbeacon.invalid"], ["X-MailBeacon-Track: clicks"], False, False),
+        (["track@mailbeacon.invalid"], [], True, None),
+        ([], ["X-MailBeacon-Track: yes"], True, None),
+    ],
+)
+def test_clicks_only_is_tracking_without_the_pixel_and_no_still_wins(
+    recipients: list[str], headers: list[str], track: bool, opens: bool | None
+) -> None:
+    raw = msg("From: rep@x.example", *headers, "To: b@y.example", "Subject: hi")
+    decision = decide(["b@y.example", *recipients], raw)
+    assert (decision.track, decision.opens) == (track, opens)
+    assert decision.recipients == ("b@y.example",)
+    assert decision.message == msg("From: rep@x.example", "To: b@y.example", "Subject: hi")
+    assert control_of("CLICKS@mailbeacon.invalid") == ("track", True)

@@ -30,10 +30,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Track and Log for one message: the message's own say, else the rep's defaults."""
+    """Track and Log for one message: the message's own say, else the rep's defaults.
+
+    ``opens`` off means clicks only: no pixel, no honeypot (docs/rules.md rule 1);
+    ``clicks`` is then on whatever ``tracking.clicks`` says, because the rep asked
+    for exactly that.
+    """
 
     track: bool
     log: bool
+    opens: bool = True
+    clicks: bool = True
 
 
 def decide(message: IncomingMessage, settings: Settings) -> Decision:
@@ -43,7 +50,12 @@ def decide(message: IncomingMessage, settings: Settings) -> Decision:
     """
     track = settings.defaults.track if message.track_override is None else message.track_override
     log_ = settings.defaults.log if message.log_override is None else message.log_override
-    return Decision(track, log_)
+    # "X-MailBeacon-Track: clicks" / clicks@mailbeacon.invalid (core/control.py). Read by
+    # name so this works with an IncomingMessage that does not carry the field yet.
+    opens_override = message.opens_override
+    opens = settings.tracking.opens if opens_override is None else opens_override
+    clicks = settings.tracking.clicks or not opens
+    return Decision(track, log_, opens, clicks)
 
 
 def ensure_message_id(raw: bytes, domain: str) -> tuple[bytes, str]:
@@ -121,8 +133,9 @@ class Sender:
         raw, message_id = ensure_message_id(message.data, domain)
         plan = Plan(
             track=decision.track,
-            clicks=settings.tracking.clicks,
+            clicks=decision.clicks,
             per_recipient=settings.tracking.per_recipient,
+            opens=decision.opens,
         )
         # Rewriting a large message is CPU work: keep the event loop answering.
         result = await asyncio.to_thread(
@@ -130,8 +143,10 @@ class Sender:
         )
         if decision.track and not result.tracked:
             log.info("sending %s untracked: %s", message_id, result.untracked_reason)
-        # Tracked: the untracked original is kept until the Sent folder is put right.
-        keeper = self._keeper if result.tracked else None
+        # With a pixel: the untracked original is kept until the Sent folder is put right.
+        # A clicks-only copy has no pixel to prove it ours (agent/mailbox/sent_copies.py),
+        # so the Sent cleanup could not replace it: nothing to keep.
+        keeper = self._keeper if result.tracked and result.pixel else None
         needed = sum(c.size for c in result.copies) + (len(raw) if decision.log else 0)
         needed += len(raw) if keeper is not None else 0
         await self._outbox.ensure_space(needed)

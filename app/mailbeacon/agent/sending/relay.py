@@ -66,8 +66,8 @@ _TRACKED_ADDRESSES = 1024  # client addresses whose recent failures are remember
 class IncomingMessage:
     """One message as the client handed it over, control channel already removed.
 
-    ``track_override``/``log_override`` are None when the message did not say
-    (the rep's defaults apply).
+    ``track_override``/``log_override``/``opens_override`` are None when the message
+    did not say (the rep's defaults apply); ``opens_override`` False is "clicks only".
     """
 
     mail_from: str
@@ -75,6 +75,7 @@ class IncomingMessage:
     data: bytes
     track_override: bool | None
     log_override: bool | None
+    opens_override: bool | None = None
 
 
 Accept = Callable[[IncomingMessage], Awaitable[str]]
@@ -373,6 +374,7 @@ class _RelayHandler:
             data=decision.message,
             track_override=decision.track,
             log_override=decision.log,
+            opens_override=decision.opens,
         )
         del raw, decision
         envelope.original_content = envelope.content = None

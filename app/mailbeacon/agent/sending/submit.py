@@ -27,10 +27,13 @@ def with_controls(message: IncomingMessage) -> bytes:
     The headers: docs/interfaces.md#per-message-control-at-the-relay.
     """
     lines = []
+    clicks_only = message.track_override is True and message.opens_override is False
     for header, value in ((TRACK_HEADER, message.track_override),
                           (LOG_HEADER, message.log_override)):
         if value is not None:
-            lines.append(header + b": " + (b"yes" if value else b"no") + b"\r\n")
+            word = b"clicks" if header == TRACK_HEADER and clicks_only else (
+                b"yes" if value else b"no")  # fmt: skip
+            lines.append(header + b": " + word + b"\r\n")
     return b"".join(lines) + message.data
 
 

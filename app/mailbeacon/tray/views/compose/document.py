@@ -102,10 +102,14 @@ def trackable_links(html: str) -> tuple[int, int]:
     return len(plan.links), max(total, len(plan.links))
 
 
-def click_note(track: bool, clicks_enabled: bool, trackable: int, total: int) -> str:
+def click_note(
+    track: bool, clicks_enabled: bool, trackable: int, total: int, *, clicks_only: bool = False
+) -> str:
     """What will be tracked, in words."""
     if not track:
         return "Track is off: neither opens nor clicks of this email are tracked."
+    if clicks_only:
+        return _clicks_only_note(trackable)
     if not clicks_enabled:
         return "Opens are tracked. Clicks are not: click tracking is off in Settings."
     if trackable == 0:
@@ -117,6 +121,15 @@ def click_note(track: bool, clicks_enabled: bool, trackable: int, total: int) ->
     if total > trackable:
         note += " Links that show their own web address are left as they are."
     return note
+
+
+def _clicks_only_note(trackable: int) -> str:
+    if trackable == 0:
+        return ("Clicks only, but there is no link whose clicks could be tracked: this "
+                "email goes out untracked.")
+    links = f"{trackable} link{'' if trackable == 1 else 's'}"
+    return (f"Clicks on {links} are tracked; no open-tracking image goes in (the first "
+            "click tells you it was opened).")
 
 
 def size_text(size: int) -> str:

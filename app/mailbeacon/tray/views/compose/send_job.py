@@ -42,6 +42,7 @@ class SendJob:
     lookup: ContactLookup | None
     clock: Callable[[], datetime]
     send: Send
+    clicks_only: bool = False  # tracked links, no pixel
 
     def run(self) -> Awaitable[str] | str:
         """Fill placeholders, read the attachments, build the bytes, hand them to ``send``."""
@@ -58,7 +59,10 @@ class SendJob:
         draft = replace(draft, attachments=tuple(files))
         raw = build_message(draft, self.clock())
         _name, sender = parse_address(draft.sender)
-        message = IncomingMessage(sender, envelope_recipients(draft), raw, self.track, self.log)
+        message = IncomingMessage(
+            sender, envelope_recipients(draft), raw, self.track, self.log,
+            opens_override=False if self.clicks_only else None,
+        )
         return self.send(message)
 
     def _filled(self, draft: Draft) -> Draft:

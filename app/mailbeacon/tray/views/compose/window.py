@@ -96,12 +96,13 @@ class ComposeDefaults:
     track: bool = True
     log: bool = False
     clicks: bool = True  # settings tracking.clicks
+    opens: bool = True  # settings tracking.opens (off: clicks only)
 
     @classmethod
     def from_settings(cls, settings: Settings, sender: str) -> ComposeDefaults:
         """Track and Log defaults and click tracking from the rep's settings."""
         return cls(sender, settings.defaults.track, settings.defaults.log,
-                   settings.tracking.clicks)
+                   settings.tracking.clicks, settings.tracking.opens)
 
 
 class ComposeWindow(QWidget):
@@ -178,6 +179,14 @@ class ComposeWindow(QWidget):
         self.editor.setAcceptRichText(True)
         self.track_box = QCheckBox("Trac&k opens and clicks")
         self.track_box.setChecked(self.defaults.track)
+        # Track: opens and clicks / clicks only / off (docs/rules.md, rule 1).
+        self.clicks_only_box = QCheckBox("Clicks onl&y (no open-tracking image)")
+        self.clicks_only_box.setChecked(not self.defaults.opens)
+        self.clicks_only_box.setEnabled(self.defaults.track)
+        self.clicks_only_box.setToolTip(
+            "No image goes into the email, so short emails cost nothing with spam filters; "
+            "the first click still tells you it was opened."
+        )
         self.log_box = QCheckBox("&Log a copy on the contacts' records")
         self.log_box.setChecked(self.defaults.log)
         self.click_label = QLabel()
@@ -204,6 +213,8 @@ class ComposeWindow(QWidget):
         self._note_timer.timeout.connect(self.update_click_note)
         self.editor.textChanged.connect(self._note_timer.start)
         self.track_box.toggled.connect(lambda _on: self.update_click_note())
+        self.track_box.toggled.connect(self.clicks_only_box.setEnabled)
+        self.clicks_only_box.toggled.connect(lambda _on: self.update_click_note())
         self.editor.filesDropped.connect(self.add_attachments)
         self.toolbar.bodyChanged.connect(self.update_click_note)
         self.attach_button.clicked.connect(self._attach_clicked)
@@ -241,6 +252,7 @@ class ComposeWindow(QWidget):
         attachments.addLayout(attachment_buttons)
         options = QHBoxLayout()
         options.addWidget(self.track_box)
+        options.addWidget(self.clicks_only_box)
         options.addWidget(self.log_box)
         options.addStretch(1)
         bottom = QHBoxLayout()
@@ -275,8 +287,12 @@ class ComposeWindow(QWidget):
         self._note_timer.stop()
         trackable, total = trackable_links(email_html(self.editor.document()))
         self.click_label.setText(
-            click_note(self.track_box.isChecked(), self.defaults.clicks, trackable, total)
+            click_note(self.track_box.isChecked(), self.defaults.clicks, trackable, total,
+                       clicks_only=self._clicks_only())
         )
+
+    def _clicks_only(self) -> bool:
+        return self.track_box.isChecked() and self.clicks_only_box.isChecked()
 
     # ------------------------------------------------------------ attachments
 
@@ -488,7 +504,8 @@ class ComposeWindow(QWidget):
             self._set_status(str(exc), True)
             return
         job = SendJob(draft, tuple(self.attachment_paths), self.track_box.isChecked(),
-                       self.log_box.isChecked(), self._lookup, self._clock, self._send)
+                       self.log_box.isChecked(), self._lookup, self._clock, self._send,
+                       clicks_only=self._clicks_only())
         self._set_sending(True)
         self._set_status("Sending…")
         self._worker.submit(job.run, self._sent, self._send_failed)
@@ -537,7 +554,7 @@ class ComposeWindow(QWidget):
         self._sending = sending
         for widget in (self.send_button, self.from_edit, self.to_edit, self.cc_edit,
                        self.bcc_edit, self.subject_edit, self.attach_button,
-                       self.remove_button, self.track_box, self.log_box,
+                       self.remove_button, self.track_box, self.clicks_only_box, self.log_box,
                        self.use_template_button):
             widget.setEnabled(not sending)
         self.editor.setReadOnly(sending)

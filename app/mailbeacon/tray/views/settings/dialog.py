@@ -73,6 +73,11 @@ PER_RECIPIENT_TRADE_OFF = (
     "Each recipient gets their own copy with their own pixel, so opens name them; "
     "some providers then keep several copies in Sent."
 )
+OPEN_TRACKING_COST = (
+    "Some company spam filters add a few points to short emails that contain an image, "
+    "and the open-tracking image counts like a signature logo. Clicks only sends no "
+    "image, so it costs nothing there; you then learn of an open from the first click."
+)
 NO_ENROLLMENT = (
     "There is no tracking server yet. With the embedded server, start MailBeacon once "
     "and it creates one; with a remote server, paste the enrollment key above."
@@ -85,7 +90,10 @@ TABS: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...] = (
     ("Account && server", (
         ("Tracking server", (
             "server.mode", "server.url", "server.enrollment", "server.listen",
-            "server.public_url",
+            "server.public_url", "server.allow_plain", "server.trusted_proxies",
+        )),
+        ("Sign-in with your mail provider", (
+            "oauth.issuer", "oauth.client_id", "oauth.scopes", "oauth.client_secret",
         )),
     )),
     ("Sending", (
@@ -100,8 +108,9 @@ TABS: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...] = (
     ("Tracking", (
         ("New emails", ("defaults.track", "defaults.log")),
         ("How tracking works", (
-            "tracking.clicks", "tracking.per_recipient", "tracking.settle_seconds",
-            "tracking.repeat_window_seconds",
+            "tracking.opens", "tracking.clicks", "tracking.per_recipient",
+            "tracking.settle_seconds", "tracking.repeat_window_seconds",
+            "tracking.self_window_minutes", "tracking.click_token_max_days",
         )),
     )),
     ("Privacy", (("Data privacy", ("privacy.enabled", "privacy.truncate_ip")),)),
@@ -302,6 +311,10 @@ class SettingsDialog(QDialog):
                 QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred
             )
             form.addRow(self.test_imap_button, self.imap_result)
+        elif key == "tracking.opens":
+            self.opens_note = plain_label(OPEN_TRACKING_COST, wrap=True)
+            self.opens_note.setObjectName("opens_note")
+            form.addRow(self.opens_note)
         elif key == "tracking.per_recipient":
             self.per_recipient_note = plain_label(PER_RECIPIENT_TRADE_OFF, wrap=True)
             self.per_recipient_note.setObjectName("per_recipient_note")
