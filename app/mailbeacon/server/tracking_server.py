@@ -20,6 +20,7 @@ import uvicorn
 
 from mailbeacon.core.classify import classify, warm_up
 from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.core.tracking_domain import check_tracking_url
 from mailbeacon.server.addresses import AgentAddresses
 from mailbeacon.server.app import ASGIApp, RevocableStream, TrackingApp
 from mailbeacon.server.config import ServerConfig, base_url
@@ -193,6 +194,10 @@ class TrackingServer:
             app, int(sock.getsockname()[1]), public, streams, watch, watching,
         )
         log.info("tracking server on %s (public URL %s)", self.url, public)
+        if config_public := self.config.public_url:
+            # The operator chose this URL for every rep's mail: say what it costs them.
+            for sentence in check_tracking_url(config_public).sentences():
+                log.warning("public URL: %s", sentence)
 
     async def _prepare(
         self,

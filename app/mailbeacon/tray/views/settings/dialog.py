@@ -204,7 +204,7 @@ class SettingsDialog(QDialog):
         self._secrets = secrets
         self._save = save
         self._test_upstream: TestUpstream = test_upstream or check_upstream
-        self._test_tracking: TestTracking = test_tracking or check_tracking
+        self._test_tracking: TestTracking = test_tracking or self._check_tracking
         self._test_imap: TestImap = test_imap or check_imap
         self._open_url: OpenUrl = open_url or open_in_browser
         self._open_account = open_account
@@ -512,6 +512,11 @@ class SettingsDialog(QDialog):
         self._worker.submit(
             lambda: test(enrollment), self._tracking_done, self._tracking_failed
         )
+
+    def _check_tracking(self, enrollment: Enrollment) -> Awaitable[TrackingCheck]:
+        # The rep's own domain decides whether the tracking domain is "theirs" (issue 21).
+        sender_domain = self.settings.account.email.rpartition("@")[2] or None
+        return check_tracking(enrollment, sender_domain=sender_domain)
 
     def claim_browser(self) -> None:
         """Open the browser-claim page, so the rep's own clicks count as "self"."""
