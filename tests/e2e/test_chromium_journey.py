@@ -70,7 +70,12 @@ async def test_swaks_then_chromium_opens_and_clicks_from_another_host(tmp_path: 
         try:
             user = server.add_user("rep")
             rep = Rep(tmp_path / "rep")
-            await rep.configure(tracking__settle_seconds="0")  # latency is measured at 0
+            await rep.configure(
+                tracking__settle_seconds="0",  # latency is measured at 0
+                # The server is another host over plain http, on this machine's own veth:
+                # the rep allows it, as a rep must for any http:// server elsewhere.
+                server__allow_plain="true",
+            )
             marker = f"MB-LANDED-{secrets.token_hex(6)}"
             async with LandingPage(ns.host_ip, marker) as landing:
                 agent = rep.agent(user["enrollment_key"], sink.port)
