@@ -129,13 +129,15 @@ def _header_end(message: bytes) -> int:
 
 def _fields(header: bytes) -> list[bytes]:
     """Split a header section into fields, each with its folded continuation lines."""
-    fields: list[bytes] = []
+    # Lines are gathered per field and joined once: ``+=`` on bytes copies the field
+    # each time, quadratic in a long folded header (1.7 MB took ~1 s on the loop).
+    fields: list[list[bytes]] = []
     for line in header.splitlines(keepends=True):
         if fields and line[:1] in (b" ", b"\t"):
-            fields[-1] += line
+            fields[-1].append(line)
         else:
-            fields.append(line)
-    return fields
+            fields.append([line])
+    return [b"".join(lines) for lines in fields]
 
 
 def _strip_headers(message: bytes, votes: dict[str, list[bool]], notes: list[str]) -> bytes:

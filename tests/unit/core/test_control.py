@@ -198,3 +198,13 @@ def test_clicks_only_is_tracking_without_the_pixel_and_no_still_wins(
     assert decision.recipients == ("b@y.example",)
     assert decision.message == msg("From: rep@x.example", "To: b@y.example", "Subject: hi")
     assert control_of("CLICKS@mailbeacon.invalid") == ("track", True)
+
+
+def test_a_long_folded_header_keeps_every_line_and_loses_only_the_controls() -> None:
+    """Fields are rebuilt line by line (once quadratic: `python -m tests.bench rewrite`)."""
+    folded = b"".join(b" word%d\r\n" % i for i in range(5_000))
+    message = (b"X-MailBeacon-Track: no\r\nSubject: long\r\n" + folded
+               + b"To: b@y.example\r\n\r\nbody\r\n")  # fmt: skip
+    decision = decide(["b@y.example"], message)
+    assert decision.track is False
+    assert decision.message == b"Subject: long\r\n" + folded + b"To: b@y.example\r\n\r\nbody\r\n"
