@@ -33,6 +33,7 @@ PACKAGES = {
     "openssl": "openssl",
     "rspamd": "rspamd",
     "spamassassin": "spamassassin",
+    "strace": "strace",
     "swaks": "swaks",
     "systemd-analyze": "systemd",
     "trayer": "trayer",
