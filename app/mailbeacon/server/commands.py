@@ -35,7 +35,9 @@ from mailbeacon.server.cli_support import (
 )
 from mailbeacon.server.config import (
     DEFAULT_CLICK_TOKEN_MAX_DAYS,
+    DEFAULT_FLOOD_WINDOW_SECONDS,
     DEFAULT_LISTEN,
+    DEFAULT_MAX_EVENTS_PER_TOKEN_HOUR,
     DEFAULT_PUBLIC_URL,
     ConfigError,
     ServerConfig,
@@ -94,6 +96,22 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="DAYS",
         help="a tracked link minted longer ago than this answers 404, like a forged one "
         "(docs/rules.md rule 4; default %(default)s)",
+    )
+    serve.add_argument(
+        "--flood-window-seconds",
+        type=float,
+        default=DEFAULT_FLOOD_WINDOW_SECONDS,
+        metavar="S",
+        help="identical hits (token, address, agent) within this are stored once with a "
+        "count (0: off; default %(default)s)",
+    )
+    serve.add_argument(
+        "--max-events-per-token-hour",
+        type=int,
+        default=DEFAULT_MAX_EVENTS_PER_TOKEN_HOUR,
+        metavar="N",
+        help="past this many stored events of one pixel or link in an hour, further hits "
+        "are only counted (default %(default)s)",
     )
     serve.add_argument(
         "--proxy-ranges",
@@ -215,6 +233,8 @@ def serve_config(args: argparse.Namespace, profile: Profile) -> ServerConfig:
         min_click_seconds=args.min_click_seconds,
         truncate_ips=args.truncate_ips,
         click_token_max_days=args.click_token_max_days,
+        flood_window_seconds=args.flood_window_seconds,
+        max_events_per_token_hour=args.max_events_per_token_hour,
         apple_ranges=args.proxy_ranges or operator_commands.default_apple_ranges(profile),
     )
 

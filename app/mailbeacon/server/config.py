@@ -16,6 +16,8 @@ MIN_SECRET_BYTES = 16
 DEFAULT_LISTEN = ("127.0.0.1", 8025)
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8025"
 DEFAULT_CLICK_TOKEN_MAX_DAYS = 730  # two years: a link kept in a thread or a CRM note
+DEFAULT_FLOOD_WINDOW_SECONDS = 60.0
+DEFAULT_MAX_EVENTS_PER_TOKEN_HOUR = 500
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _DEFAULT_THRESHOLDS = Thresholds()
@@ -69,6 +71,12 @@ class ServerConfig:
     # A click token minted longer ago than this gets the same 404 as a forged one
     # (docs/rules.md rule 4): quoted and forwarded links do not redirect forever.
     click_token_max_days: int = DEFAULT_CLICK_TOKEN_MAX_DAYS
+    # Pixel floods (docs/promises.md, "No event lost or doubled"): identical hits (same
+    # token, address and user agent) within this many seconds of the stored one are
+    # counted on it (``repeats``), not stored or streamed again; and past this many
+    # events stored for one token in an hour, further hits of it are only counted.
+    flood_window_seconds: float = DEFAULT_FLOOD_WINDOW_SECONDS
+    max_events_per_token_hour: int = DEFAULT_MAX_EVENTS_PER_TOKEN_HOUR
     # Apple's relay ranges as refreshed by `server refresh-proxy-ranges` (None or a
     # missing file: the snapshot shipped with the package).
     apple_ranges: Path | None = None
@@ -78,6 +86,16 @@ class ServerConfig:
             raise ConfigError(
                 f"--click-token-max-days {self.click_token_max_days}: give a number of days, "
                 f"at least 1 (default {DEFAULT_CLICK_TOKEN_MAX_DAYS})"
+            )
+        if not self.flood_window_seconds >= 0:
+            raise ConfigError(
+                f"flood window {self.flood_window_seconds}: give a number of seconds, 0 or "
+                f"more (0 stores every hit; default {DEFAULT_FLOOD_WINDOW_SECONDS:g})"
+            )
+        if self.max_events_per_token_hour < 1:
+            raise ConfigError(
+                f"max events per token and hour {self.max_events_per_token_hour}: give at "
+                f"least 1 (default {DEFAULT_MAX_EVENTS_PER_TOKEN_HOUR})"
             )
 
     @property

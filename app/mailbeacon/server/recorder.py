@@ -14,12 +14,21 @@ parts (taking the write lock, COMMIT) go to the thread, two hand-offs per group.
 
 Classifying in commit order also means each hit sees every earlier hit on its
 message, with its stored id, in the recent window; revisions refer to stored ids.
+
+Floods (one pixel or link fetched thousands of times) are stored once: a hit
+identical to one stored less than ``flood_window_seconds`` before it (same token,
+address, user agent, method and browser claim) and decided the same way is
+counted on that event (``repeats``) in the same group commit, and neither stored
+nor streamed again; past ``max_events_per_token_hour`` events stored for one token
+in an hour, its further hits are only counted too (:class:`FloodGuard`). The guard
+lives in memory, bounded: after a restart its windows start afresh.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -31,6 +40,10 @@ from mailbeacon.core.events import EventType, Revision, ServerEvent, Verdict
 from mailbeacon.core.ipranges import KnownRanges, bundled_ranges
 from mailbeacon.core.useragents import AgentMatcher, default_matcher
 from mailbeacon.server.addresses import AgentAddresses
+from mailbeacon.server.config import (
+    DEFAULT_FLOOD_WINDOW_SECONDS,
+    DEFAULT_MAX_EVENTS_PER_TOKEN_HOUR,
+)
 from mailbeacon.server.recent import RecentHits
 from mailbeacon.server.store import UNSTORED, NewEvent, Store
 
@@ -41,6 +54,7 @@ Classifier = Callable[[Hit, Context], Decision]
 # Bounds the time the loop spends inserting one group (and so the latency of others).
 MAX_BATCH = 512
 INFERRED_REASON = "inferred from a click"
+HOUR = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +83,9 @@ class Recorded:
     id: int
     stored: NewEvent
     revisions: tuple[Revision, ...] = ()
+    # True for a hit counted on an earlier event (a flood's repeat): nothing new was
+    # stored or streamed; ``id`` and ``stored`` are that earlier event's.
+    repeat: bool = False
 
     @property
     def user_id(self) -> int:
@@ -116,6 +133,119 @@ def _new_event(
     return NewEvent(request.user_id, event)
 
 
+# (user id, message, recipient, type, link): one token's hits.
+TokenRef = tuple[int, str, str | None, str, int | None]
+# A token's hit as a flood repeats it: + address, user agent, method, browser claim.
+FloodKey = tuple[TokenRef, str, str, str, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class FloodLimits:
+    """How floods are collapsed (ServerConfig's ``flood_window_seconds`` and
+    ``max_events_per_token_hour``), and how many hits and tokens are remembered."""
+
+    window: float = DEFAULT_FLOOD_WINDOW_SECONDS
+    per_token_hour: int = DEFAULT_MAX_EVENTS_PER_TOKEN_HOUR
+    remembered: int = 32_768
+
+
+@dataclass(slots=True)
+class _Stored:
+    recorded: Recorded
+    at: float
+    verdict: Verdict
+    counts: bool
+    via: str | None
+
+
+@dataclass(slots=True)
+class _TokenHour:
+    start: float
+    stored: int
+    last: Recorded
+
+
+def token_ref(request: HitRequest) -> TokenRef:
+    """The token a hit came in on (what a pixel or link URL identifies)."""
+    hit = request.hit
+    return (request.user_id, hit.message, hit.recipient, str(hit.type), hit.link)
+
+
+def flood_key(request: HitRequest) -> FloodKey:
+    """What makes two hits the same hit repeated."""
+    hit = request.hit
+    return (token_ref(request), hit.ip, hit.user_agent, hit.method.upper(), hit.claimed_browser)
+
+
+class FloodGuard:
+    """The recently stored hits and the per-token hourly counts, in memory.
+
+    Both maps are bounded by ``limits.remembered`` (least recently hit forgotten
+    first), so a flood of distinct hits costs bounded memory; forgetting only
+    means that the next such hit is stored as an event again.
+    """
+
+    def __init__(self, limits: FloodLimits) -> None:
+        self.limits = limits
+        self._hits: OrderedDict[FloodKey, _Stored] = OrderedDict()
+        self._tokens: OrderedDict[TokenRef, _TokenHour] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._hits)
+
+    def repeat_of(self, key: FloodKey, decision: Decision, at: float) -> Recorded | None:
+        """The stored event this hit repeats: identical, within the window, and decided
+        alike (a hit that decides differently, say a person's open after a prefetch
+        from the same proxy, is an event of its own)."""
+        entry = self._hits.get(key)
+        if entry is None or not 0 <= at - entry.at < self.limits.window:
+            return None
+        if (
+            decision.revisions
+            or decision.verdict is not entry.verdict
+            or decision.counts_as_human != entry.counts
+            or decision.via != entry.via
+        ):
+            return None
+        self._hits.move_to_end(key)
+        return entry.recorded
+
+    def over_bound(self, token: TokenRef, at: float) -> Recorded | None:
+        """The token's last stored event when it already has its hourly maximum."""
+        hour = self._tokens.get(token)
+        if hour is None or not 0 <= at - hour.start < HOUR:
+            return None
+        if hour.stored < self.limits.per_token_hour:
+            return None
+        self._tokens.move_to_end(token)
+        return hour.last
+
+    def stored(self, key: FloodKey, recorded: Recorded, decision: Decision, at: float) -> None:
+        """Remember a hit just stored as an event."""
+        self._hits[key] = _Stored(
+            recorded, at, decision.verdict, decision.counts_as_human, decision.via
+        )
+        self._hits.move_to_end(key)
+        token = key[0]
+        hour = self._tokens.get(token)
+        if hour is None or not 0 <= at - hour.start < HOUR:
+            self._tokens[token] = _TokenHour(at, 1, recorded)
+        else:
+            hour.stored += 1
+            hour.last = recorded
+        self._tokens.move_to_end(token)
+        for remembered in (self._hits, self._tokens):
+            while len(remembered) > self.limits.remembered:
+                remembered.popitem(last=False)
+
+    def forget(self, refs: set[tuple[int, str]]) -> None:
+        """Forget the messages of a group that failed (its ids were rolled back)."""
+        for key in [k for k in self._hits if (k[0][0], k[0][1]) in refs]:
+            del self._hits[key]
+        for token in [t for t in self._tokens if (t[0], t[1]) in refs]:
+            del self._tokens[token]
+
+
 class RecorderStopped(RuntimeError):
     """The recorder no longer accepts work (the server is stopping)."""
 
@@ -143,8 +273,10 @@ class Recorder:
         thresholds: Thresholds | None = None,
         ranges: KnownRanges | None = None,
         agents: AgentMatcher | None = None,
+        flood: FloodLimits | None = None,
     ) -> None:
         self._store = store
+        self.flood = FloodGuard(flood if flood is not None else FloodLimits())
         # Built once here, not per hit (Context's defaults would look them up each time).
         self._thresholds = thresholds if thresholds is not None else Thresholds()
         self._ranges = ranges if ranges is not None else bundled_ranges()
@@ -251,9 +383,9 @@ class Recorder:
         outcomes: list[_Outcome] = []
         for job in batch:
             if job.hit is not None:
-                done = self._record(job.hit)
-                recorded.extend(done)
-                outcomes.append((job.future, done[-1], None))
+                stored, result = self._record(job.hit)
+                recorded.extend(stored)
+                outcomes.append((job.future, result, None))
                 continue
             assert job.call is not None
             try:
@@ -268,8 +400,9 @@ class Recorder:
         self.largest_batch = max(self.largest_batch, len(batch))
         return recorded, outcomes
 
-    def _record(self, request: HitRequest) -> list[Recorded]:
-        """Store one hit (after the open it implies, if any); the hit's record is last."""
+    def _record(self, request: HitRequest) -> tuple[list[Recorded], Recorded]:
+        """Store one hit (after the open it implies, if any), or count it on the event
+        it repeats: (what was stored, to fan out; the hit's record)."""
         hit = request.hit
         ref = (request.user_id, hit.message)
         own = self._addresses.own(request.user_id, hit.at)
@@ -282,6 +415,13 @@ class Recorder:
             agents=self._agents,
         )
         decision = self._decide(hit, context)
+        key = flood_key(request)
+        repeated = self.flood.repeat_of(key, decision, hit.at)
+        if repeated is None:
+            repeated = self.flood.over_bound(key[0], hit.at)
+        # False when the event is gone (retention): the hit is then stored anew.
+        if repeated is not None and self._store.add_repeat(request.user_id, repeated.id):
+            return [], replace(repeated, revisions=(), repeat=True)
         counts = decision.counts_as_human
         done: list[Recorded] = []
         if counts and hit.type == EventType.CLICK:
@@ -302,8 +442,10 @@ class Recorder:
                 applied.append(revision)
                 self._recent.revise(ref, change.id, change.verdict)
         self._recent.add(ref, PriorHit(event_id, hit, decision.verdict))
-        done.append(Recorded(event_id, new, tuple(applied)))
-        return done
+        recorded = Recorded(event_id, new, tuple(applied))
+        self.flood.stored(key, recorded, decision, hit.at)
+        done.append(recorded)
+        return done, recorded
 
     def _infer_open(self, request: HitRequest, decision: Decision) -> Recorded | None:
         """docs/rules.md rule 6: a person's click on a message with no counting open implies one.
@@ -338,7 +480,9 @@ class Recorder:
 
     def _fail(self, batch: list[_Job], error: Exception) -> None:
         # The window may hold ids that were rolled back: forget those messages.
-        self._recent.forget({(j.hit.user_id, j.hit.hit.message) for j in batch if j.hit})
+        refs = {(j.hit.user_id, j.hit.hit.message) for j in batch if j.hit}
+        self._recent.forget(refs)
+        self.flood.forget(refs)
         for job in batch:
             if not job.future.done():
                 job.future.set_exception(error)

@@ -75,7 +75,14 @@ _V2: tuple[str, ...] = (
     "CREATE INDEX events_by_message ON events (user_id, message)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+# v3: identical hits within the flood window (same token, address and user agent), and
+# hits past the per-token hourly bound, are counted on the event they repeat instead of
+# being stored as events of their own (server/recorder.py, FloodGuard).
+_V3: tuple[str, ...] = (
+    "ALTER TABLE events ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 VERSION = len(MIGRATIONS)
 LEGACY_KEY = "schema"  # the first release's version marker in the meta table
 # The stream's database identity and generation (meta keys; docs/promises.md, "No

@@ -266,6 +266,14 @@ class SqliteStore:
         )
         return True
 
+    def add_repeat(self, user_id: int, event_id: int) -> bool:
+        """Count one more repeat of a stored event; False when it is not there."""
+        cursor = self._db.execute(
+            "UPDATE events SET repeats = repeats + 1 WHERE id = ? AND user_id = ?",
+            (event_id, user_id),
+        )
+        return cursor.rowcount == 1
+
     def has_counting_open(self, user_id: int, message: str, recipient: str | None) -> bool:
         """Whether this recipient (None: the shared pixel) has an open that counts."""
         params = (user_id, message, recipient, EventType.OPEN, Verdict.HUMAN)

@@ -117,6 +117,12 @@ class Store(Protocol):
         """
         ...
 
+    def add_repeat(self, user_id: int, event_id: int) -> bool:
+        """Count one more repeat of this user's stored event (a flood's hit that is not
+        stored as an event of its own). False (nothing changed) when there is no such
+        event (deleted by retention, or never committed)."""
+        ...
+
     def has_counting_open(self, user_id: int, message: str, recipient: str | None) -> bool:
         """Whether this recipient (None: the shared pixel) has an open that counts."""
         ...

@@ -31,7 +31,7 @@ from mailbeacon.server.proxies import TrustedProxies
 from mailbeacon.server.proxy_ranges import load_ranges
 from mailbeacon.server.reader import Reader
 from mailbeacon.server.recent import RecentHits
-from mailbeacon.server.recorder import Classifier, Recorder
+from mailbeacon.server.recorder import Classifier, FloodLimits, Recorder
 from mailbeacon.server.sqlite_store import SqliteStore
 from mailbeacon.server.store import Store
 from mailbeacon.server.stream import StreamEndpoint
@@ -169,6 +169,7 @@ class TrackingServer:
                 store, addresses, recent, fanout.publish, self._classifier,
                 thresholds=config.thresholds,
                 ranges=ranges,
+                flood=FloodLimits(config.flood_window_seconds, config.max_events_per_token_hour),
             )
             recorder.start()
             cleanup.push_async_callback(recorder.stop)

@@ -12,7 +12,7 @@ from mailbeacon.cli import main
 from mailbeacon.core import tokens
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.tokens import derive_signing_key
-from mailbeacon.server.sqlite_schema import VERSION
+from mailbeacon.server.sqlite_schema import MIGRATIONS, VERSION
 from mailbeacon.server.users import hash_token
 from tests.helpers.server import new_mail, next_event, recipient, running_server, subscribed
 
@@ -146,6 +146,31 @@ async def test_a_previous_release_database_is_upgraded_with_its_events_intact(
     with sqlite3.connect(db) as check:
         assert check.execute("PRAGMA user_version").fetchone()[0] == VERSION
         assert check.execute("SELECT count(*) FROM revisions").fetchone()[0] == 1
+        # v3: the old events were each stored once, repeated by no flood.
+        assert check.execute("SELECT repeats FROM events ORDER BY id").fetchall() == [
+            (0,), (0,), (0,), (0,)
+        ]
+
+
+async def test_a_schema_2_database_gains_the_repeat_count_and_counts_a_flood(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "server.db"
+    enrollment = _previous_release_db(db)
+    with sqlite3.connect(db) as schema_2:  # the release before the flood count
+        for statement in MIGRATIONS[1]:
+            schema_2.execute(statement)
+        schema_2.execute("PRAGMA user_version = 2")
+    assert "repeats" not in _columns(db, "events")
+    async with running_server(db) as server:
+        mail = new_mail(_served_at(enrollment, server.port))
+        async with recipient() as client:
+            for _ in range(3):
+                assert (await client.get(mail.pixel())).status_code == 200
+    with sqlite3.connect(db) as check:
+        assert check.execute("PRAGMA user_version").fetchone()[0] == VERSION == 3
+        rows = check.execute("SELECT id, repeats FROM events ORDER BY id").fetchall()
+    assert rows == [(1, 0), (2, 0), (3, 0), (4, 2)]
 
 
 async def test_an_upgraded_database_opens_again_without_change(tmp_path: Path) -> None:

@@ -187,7 +187,11 @@ async def test_a_subscriber_that_never_reads_is_dropped_and_memory_stays_bounded
     tmp_path: Path,
 ) -> None:
     limit = 16
-    async with running_server(tmp_path / "server.db", stream_queue_limit=limit) as server:
+    # Every click an event of its own: no flood collapsing, no per-token bound.
+    async with running_server(
+        tmp_path / "server.db", stream_queue_limit=limit, flood_window_seconds=0,
+        max_events_per_token_hour=10_000,
+    ) as server:
         alice = await server.add_user("alice")
         # A tiny receive buffer and no reading: the server's writes back up quickly.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

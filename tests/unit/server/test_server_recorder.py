@@ -17,6 +17,7 @@ from mailbeacon.server.addresses import AgentAddresses
 from mailbeacon.server.recent import RecentHits
 from mailbeacon.server.recorder import (
     Classifier,
+    FloodLimits,
     HitRequest,
     Recorded,
     Recorder,
@@ -51,11 +52,15 @@ class GatedStore(SqliteStore):
         super().commit()
 
 
-def _hit(message: str = "ab" * 12, method: str = "GET", at: float | None = None) -> Hit:
+def _hit(
+    message: str = "ab" * 12,
+    method: str = "GET",
+    at: float | None = None,
+    ip: str = "192.0.2.9",
+    user_agent: str = "Mozilla/5.0",
+) -> Hit:
     now = time.time() if at is None else at
-    return Hit(
-        EventType.OPEN, method, "192.0.2.9", "Mozilla/5.0", now, int(now) - 3600, message, None
-    )
+    return Hit(EventType.OPEN, method, ip, user_agent, now, int(now) - 3600, message, None)
 
 
 def _request(user_id: int = 1, hit: Hit | None = None) -> HitRequest:
@@ -88,9 +93,14 @@ def _person(hit: Hit, context: Context) -> Decision:
 
 
 async def _recorder(
-    store: GatedStore, published: Published, classifier: Classifier = _person
+    store: GatedStore,
+    published: Published,
+    classifier: Classifier = _person,
+    flood: FloodLimits | None = None,
 ) -> Recorder:
-    recorder = Recorder(store, AgentAddresses(ttl=60), RecentHits(), published, classifier)
+    recorder = Recorder(
+        store, AgentAddresses(ttl=60), RecentHits(), published, classifier, flood=flood
+    )
     recorder.start()
     return recorder
 
@@ -196,7 +206,9 @@ async def test_stop_commits_what_was_submitted_then_refuses_more(
     store: GatedStore, published: Published
 ) -> None:
     recorder = await _recorder(store, published)
-    tasks = [asyncio.create_task(recorder.record(_request())) for _ in range(10)]
+    # Distinct messages: identical hits would be one event counted ten times.
+    requests = [_request(hit=_hit(message=f"{i:02d}" * 12)) for i in range(10)]
+    tasks = [asyncio.create_task(recorder.record(request)) for request in requests]
     await asyncio.sleep(0)
     await recorder.stop()
     assert all(task.done() and not task.exception() for task in tasks)
@@ -293,3 +305,111 @@ def _stored_messages(path: Path) -> list[tuple[int, str, str]]:
     with sqlite3.connect(path) as db:
         rows = db.execute("SELECT id, message, verdict FROM events ORDER BY id").fetchall()
     return [(int(i), str(m), str(v)) for i, m, v in rows]
+
+
+def _repeats(path: Path) -> list[tuple[int, int]]:
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT id, repeats FROM events ORDER BY id").fetchall()
+    return [(int(i), int(r)) for i, r in rows]
+
+
+async def test_a_repeated_hit_is_counted_on_its_event_after_the_commit_and_not_published(
+    store: GatedStore, published: Published
+) -> None:
+    recorder = await _recorder(store, published)
+    first = await recorder.record(_request(hit=_hit(at=1000.0)))
+    store.release.clear()
+    store.committing.clear()
+    task = asyncio.create_task(recorder.record(_request(hit=_hit(at=1001.0))))
+    assert await asyncio.to_thread(store.committing.wait, WAIT)
+    await asyncio.sleep(0)
+    assert not task.done()  # the count is answered only once committed
+    assert _repeats(store.path) == [(first.id, 0)]
+    store.release.set()
+    async with asyncio.timeout(WAIT):
+        repeat = await task
+    assert repeat.repeat and repeat.id == first.id
+    assert _repeats(store.path) == [(first.id, 1)]
+    assert published.batches == [[first]]  # the repeat is not streamed
+    await recorder.stop()
+
+
+async def test_another_address_agent_or_method_or_a_later_hit_is_an_event_of_its_own(
+    store: GatedStore, published: Published
+) -> None:
+    recorder = await _recorder(store, published, flood=FloodLimits(window=60.0))
+    hits = [
+        _hit(at=1000.0),
+        _hit(at=1001.0, ip="192.0.2.10"),
+        _hit(at=1002.0, user_agent="Other/1.0"),
+        _hit(at=1003.0, method="HEAD"),
+        _hit(at=1059.0),  # within the window: a repeat of the first
+        _hit(at=1060.0),  # the window has passed
+        _hit(at=1061.0),  # a repeat of the one just stored
+    ]
+    results = [await recorder.record(_request(hit=hit)) for hit in hits]
+    assert [r.repeat for r in results] == [False, False, False, False, True, False, True]
+    ids = [r.id for r in results]
+    assert _repeats(store.path) == [(ids[0], 1), (ids[1], 0), (ids[2], 0), (ids[3], 0),
+                                    (ids[5], 1)]
+    await recorder.stop()
+
+
+async def test_a_hit_decided_differently_is_not_counted_on_the_earlier_event(
+    store: GatedStore, published: Published
+) -> None:
+    # A machine fetch, then a person's open from the same proxy address and agent.
+    verdicts = iter([Verdict.BOT, Verdict.HUMAN, Verdict.HUMAN])
+
+    def changing(hit: Hit, context: Context) -> Decision:
+        return Decision(next(verdicts), "test rule")
+
+    recorder = await _recorder(store, published, changing)
+    results = [await recorder.record(_request(hit=_hit(at=1000.0 + i))) for i in range(3)]
+    assert [r.repeat for r in results] == [False, False, True]
+    assert [v for _, v, _ in _stored(store.path)] == ["bot", "human"]
+    await recorder.stop()
+
+
+async def test_past_the_hourly_bound_a_token_s_hits_are_only_counted(
+    store: GatedStore, published: Published
+) -> None:
+    recorder = await _recorder(store, published, flood=FloodLimits(per_token_hour=3))
+    agents = [f"Agent/{i}" for i in range(5)]
+    results = [
+        await recorder.record(_request(hit=_hit(at=1000.0 + i, user_agent=agent)))
+        for i, agent in enumerate(agents)
+    ]
+    assert [r.repeat for r in results] == [False, False, False, True, True]
+    assert [r for _, r in _repeats(store.path)] == [0, 0, 2]  # on the last stored one
+    other = await recorder.record(_request(hit=_hit(message="cd" * 12, at=1005.0)))
+    assert not other.repeat  # another token has its own bound
+    later = await recorder.record(_request(hit=_hit(at=1000.0 + 3600, user_agent="New/1")))
+    assert not later.repeat  # a new hour
+    await recorder.stop()
+
+
+async def test_the_remembered_hits_are_bounded(
+    store: GatedStore, published: Published
+) -> None:
+    recorder = await _recorder(store, published, flood=FloodLimits(remembered=4))
+    for i in range(10):
+        await recorder.record(_request(hit=_hit(at=1000.0, user_agent=f"Agent/{i}")))
+    assert len(recorder.flood) == 4
+    again = await recorder.record(_request(hit=_hit(at=1001.0, user_agent="Agent/0")))
+    assert not again.repeat  # forgotten: stored again, never lost
+    await recorder.stop()
+
+
+@pytest.mark.expect_log("could not commit")
+async def test_after_a_failed_commit_a_repeat_is_stored_not_counted_on_a_lost_event(
+    store: GatedStore, published: Published
+) -> None:
+    recorder = await _recorder(store, published)
+    store.fail_next_commit = True
+    with pytest.raises(sqlite3.OperationalError):
+        await recorder.record(_request(hit=_hit(at=1000.0)))
+    again = await recorder.record(_request(hit=_hit(at=1001.0)))
+    assert not again.repeat
+    assert _repeats(store.path) == [(again.id, 0)]
+    await recorder.stop()
