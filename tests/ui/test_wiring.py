@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtWidgets import QCheckBox
+from PySide6.QtWidgets import QApplication, QCheckBox, QWidget
 from pytestqt.qtbot import QtBot
 
 from mailbeacon.agent.notifications.model import Notification
@@ -15,6 +16,8 @@ from mailbeacon.core.profile import Profile
 from mailbeacon.tray.views.activity.window import ActivityWindow
 from mailbeacon.tray.views.compose.window import ComposeWindow
 from mailbeacon.tray.views.contacts.window import ContactsWindow
+from mailbeacon.tray.views.email.actions import reply_subject
+from mailbeacon.tray.views.email.window import EmailWindow
 from mailbeacon.tray.views.reports.window import ReportsWindow
 from mailbeacon.tray.views.settings.dialog import SettingsDialog
 from mailbeacon.tray.wiring import ProfileWindows, saved_pause
@@ -54,7 +57,38 @@ def test_every_menu_entry_opens_its_window(qtbot: QtBot, profile: Profile) -> No
         qtbot.addWidget(window)
 
 
-def test_a_notification_click_opens_the_contacts_record(qtbot: QtBot, profile: Profile) -> None:
+def shown_windows() -> list[QWidget]:
+    return [w for w in QApplication.topLevelWidgets() if w.isVisible() and w.isWindow()]
+
+
+def test_a_notification_naming_an_email_opens_that_emails_view_alone(
+    qtbot: QtBot, profile: Profile
+) -> None:
+    windows = windows_for(profile)
+    with RecordsStore.for_profile(profile) as store:
+        email = store.contacts()[0].email
+        [sent] = store.emails_for_message_id(
+            next(r.message_id for r in store.activity() if r.event.contact == email)
+            or "<none>"
+        )
+    windows.open_record(replace(note(email), email_id=sent.id))
+    [window] = shown_windows()
+    assert isinstance(window, EmailWindow) and window.email_id == sent.id
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: window.view is not None, timeout=10_000)
+    assert windows.contacts.window is None and windows.activity.window is None
+    # Its Reply opens the compose window pre-filled, through the tray's compose opener.
+    window.reply()
+    [compose] = windows._compose.windows
+    qtbot.addWidget(compose)
+    assert compose.to_edit.text() == email
+    assert compose.subject_edit.text() == reply_subject(sent.subject)
+    compose._confirm = lambda *_: True  # the test's teardown closes the filled window
+
+
+def test_a_notification_naming_only_a_contact_opens_the_record_alone(
+    qtbot: QtBot, profile: Profile
+) -> None:
     windows = windows_for(profile)
     with RecordsStore.for_profile(profile) as store:
         email = store.contacts()[0].email
@@ -63,9 +97,31 @@ def test_a_notification_click_opens_the_contacts_record(qtbot: QtBot, profile: P
     assert isinstance(contacts, ContactsWindow)
     qtbot.addWidget(contacts)
     assert list(contacts.record_views) == [email]
+    record = contacts.record_views[email]
+    qtbot.addWidget(record)
+    assert shown_windows() == [record]  # not the contacts list
+    windows.contacts.open()  # the menu's Contacts still shows the list
+    assert contacts.isVisible()
+
+
+def test_a_notification_naming_nobody_opens_the_activity_feed(
+    qtbot: QtBot, profile: Profile
+) -> None:
+    windows = windows_for(profile)
     windows.open_record(note(None))  # "Someone": the activity feed
     assert isinstance(windows.activity.window, ActivityWindow)
     qtbot.addWidget(windows.activity.window)
+    assert shown_windows() == [windows.activity.window]
+
+
+def test_sign_in_again_opens_the_account_flow(qtbot: QtBot, profile: Profile) -> None:
+    """Issue 13: the notification's action reopens the sign-in (its button opens the
+    browser), and nothing else opens."""
+    windows = windows_for(profile)
+    windows.open_record(replace(note(None), type="sign_in_required", title="Sign in again"))
+    assert windows.account.window is not None
+    qtbot.addWidget(windows.account.window)
+    assert shown_windows() == [windows.account.window]
 
 
 def test_saving_settings_with_start_at_login_writes_the_autostart_entry(

@@ -12,7 +12,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from mailbeacon.agent.notifications.model import Notification
+from mailbeacon.agent.notifications.model import Notification, NotificationType
 from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.sending.submit import RelaySubmitter
 from mailbeacon.agent.settings.mail_urls import parse_host_port
@@ -36,6 +36,7 @@ from mailbeacon.tray.views.compose.templates import TemplateStore
 from mailbeacon.tray.views.compose.window import ComposeDefaults, ComposeWindow
 from mailbeacon.tray.views.contacts.model import ContactsModel
 from mailbeacon.tray.views.contacts.window import ContactsWindow
+from mailbeacon.tray.views.email.window import EmailWindow, EmailWindows, fill_compose
 from mailbeacon.tray.views.first_run import MailClientSettings
 from mailbeacon.tray.views.reports.window import ReportsWindow
 from mailbeacon.tray.views.settings.dialog import SettingsDialog
@@ -98,6 +99,7 @@ class ProfileWindows:
         # (the keyring's; a launch with its own relay password sets this to that one).
         self.relay_password: Callable[[], str | None] = relay_password_source(None, profile)
         self._compose = ComposeOpener(self._make_compose)
+        self._emails: EmailWindows | None = None
 
     def event_added(self, *_event: object) -> None:
         """The agent stored something new: the open windows read it again (issue 20)."""
@@ -105,6 +107,8 @@ class ProfileWindows:
             refresh = getattr(lazy.window, "event_added", None)
             if refresh is not None:
                 refresh()
+        if self._emails is not None:
+            self._emails.event_added()
 
     def close(self) -> None:
         """At quit: stop every window's background reads, then close the store."""
@@ -114,6 +118,8 @@ class ProfileWindows:
             if shutdown is not None:
                 shutdown(2000)
             lazy.forget()
+        if self._emails is not None:
+            self._emails.shutdown(2000)
         for compose in list(self._compose.windows):
             compose.shutdown(2000)
             compose.deleteLater()
@@ -143,17 +149,44 @@ class ProfileWindows:
         self._compose()
 
     def open_record(self, notification: Notification) -> None:
-        """A notification was clicked: its contact's record, else the activity feed."""
-        if notification.recipient:
+        """A notification was clicked: exactly one window. The email's own view when the
+        notification names an email, else the contact's record, else the activity feed."""
+        if notification.type == NotificationType.SIGN_IN:
+            self.account.open()  # "Sign in again": the flow's button opens the browser
+        elif notification.email_id is not None:
+            self.open_email(notification.email_id)
+        elif notification.recipient:
             self.open_contact(notification.recipient)
         else:
             self.activity.open()
 
     def open_contact(self, email: str) -> None:
-        """One contact's record page."""
-        self.contacts.open()
-        if self._contacts is not None:
-            self._contacts.open_record(email)
+        """One contact's record page, alone: the contacts list is made (it keeps the
+        records and refreshes them) but not shown (issue 20)."""
+        if self._contacts is None:
+            try:
+                self.contacts.window = self._make_contacts()
+            except Exception as exc:  # as LazyWindow.open: say why, never crash
+                log.exception("cannot open the contact's record")
+                QMessageBox.warning(None, "MailBeacon", f"Cannot open the record: {exc}")
+                return
+        assert self._contacts is not None
+        self._contacts.open_record(email)
+
+    def open_email(self, email_id: int) -> None:
+        """One sent email's own view (issue 20): recipients, timeline, follow-ups."""
+        # Made here on first use: the windows live in their opener, which stops their
+        # reads when the application quits.
+        emails = self._emails
+        if emails is None:
+            emails = self._emails = EmailWindows(
+                lambda key: EmailWindow(
+                    self.store(), key,
+                    compose=lambda fill: fill_compose(self._compose(), fill),
+                    open_contact=self.open_contact,
+                )
+            )
+        emails.open(email_id)
 
     def _settings(self) -> Settings:
         return Settings.load_or_default(self._profile.config_file)

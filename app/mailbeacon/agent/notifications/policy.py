@@ -109,6 +109,9 @@ class _Candidate:
     repeat_key: tuple[int, str | None, str] | None = None
     seen_at: float = 0.0
     previous: float | None = None
+    # The name the notification gives ("" for Someone; None: not known yet, an
+    # agent-made notification), for a summary that names people.
+    who: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +125,8 @@ class _Stored:
 @dataclass(slots=True)
 class _Summary:
     counts: dict[str, int] = field(default_factory=dict)
+    items: list[wording.Summarised] = field(default_factory=list)
+    recipients: set[str | None] = field(default_factory=set)
     local_ids: list[int | None] = field(default_factory=list)
     server_ids: list[int] = field(default_factory=list)
     away: bool = False
@@ -361,7 +366,8 @@ class Notifier:
             email_id=email.id,
             events=(event.id,),
         )
-        return _Candidate(notification, local_id, event.type, repeat_key, now, last)
+        return _Candidate(notification, local_id, event.type, repeat_key, now, last,
+                          "" if anonymous else name)
 
     def _forget_before(self, moment: float) -> None:
         """Bound the memory of an agent that runs for months: old hits can't repeat."""
@@ -429,6 +435,11 @@ class Notifier:
     def _add_to_summary(self, candidate: _Candidate, config: PolicyConfig, away: bool) -> None:
         summary = self._summary
         summary.counts[candidate.kind] = summary.counts.get(candidate.kind, 0) + 1
+        note = candidate.notification
+        summary.items.append(wording.Summarised(
+            candidate.kind, self._who(candidate), note.email_id or note.message_id, note.subject
+        ))
+        summary.recipients.add(None if note.anonymous else note.recipient)
         summary.local_ids.append(candidate.local_id)
         if candidate.notification.event is not None:
             summary.server_ids.append(candidate.notification.event)
@@ -437,25 +448,45 @@ class Notifier:
             loop = asyncio.get_running_loop()
             summary.timer = loop.call_later(config.flood_window_seconds, self.flush_summary)
 
+    def _who(self, candidate: _Candidate) -> str:
+        """The name a summary gives the candidate's person ("" for Someone)."""
+        if candidate.who is not None:
+            return candidate.who
+        note = candidate.notification
+        if note.anonymous or not note.recipient:
+            return ""
+        try:  # one small read, only for a notification that ends up in a summary
+            contact = self._store.contact(note.recipient)
+        except ValueError:  # not an address the store keys: show it as it came
+            contact = None
+        return wording.who(contact, False) if contact is not None else note.recipient
+
     def flush_summary(self) -> None:
-        """Send what was held back as one notification (also at shutdown)."""
+        """Send what was held back as one notification (also at shutdown).
+
+        The title names the people ("Ewa Lis, Piotr Nowak and 3 others opened
+        “Demo”"), the body says how many and when. A summary of one email names it,
+        so a click opens that email; of one person, their record."""
         summary, self._summary = self._summary, _Summary()
         if summary.timer is not None:
             summary.timer.cancel()
         if not summary.local_ids:
             return
         self._delivered.append(self._clock())
-        when = "while you were away" if summary.away else "in the last few seconds"
+        first = summary.items[0]
+        one_email = len({item.email for item in summary.items}) == 1 and first.email is not None
+        [recipient] = summary.recipients if len(summary.recipients) == 1 else [None]
         notification = Notification(
             event=None,
             type=NotificationType.SUMMARY,
-            message_id=None,
-            subject="",
-            recipient=None,
+            message_id=first.email if one_email and isinstance(first.email, str) else None,
+            subject=first.subject if one_email else "",
+            recipient=recipient,
             anonymous=False,
-            title=f"{wording.summary_title(summary.counts)} {when}",
-            body="Open the activity feed for details.",
+            title=wording.summary_title(summary.items),
+            body=wording.summary_body(summary.counts, summary.away, one_email, bool(recipient)),
             at=normalize_at(datetime.fromtimestamp(self._clock(), UTC)),
+            email_id=first.email if one_email and isinstance(first.email, int) else None,
             events=tuple(summary.server_ids),
         )
         self._send(notification, summary.local_ids)

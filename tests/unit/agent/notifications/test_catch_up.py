@@ -23,7 +23,9 @@ async def test_recent_backlog_is_one_summary_and_a_withdrawn_one_is_left_out(
     await harness.notifier.handle(Revision(events[0].id, "bot", "burst"))
     await harness.notifier.handle(CaughtUp(events[-1].id))
     assert [n.type for n in harness.shown] == [NotificationType.SUMMARY]
-    assert harness.shown[0].title == "8 opens while you were away"
+    # The summary names people (issue 20) and says how many came while away.
+    assert harness.shown[0].title == "p1@x.example, p2@x.example and 6 others opened 8 emails"
+    assert harness.shown[0].body.startswith("8 opens while you were away.")
     live = "19" * 12
     send(store, live, ("live@x.example", "rl"))
     await harness.notifier.handle(event(live, "rl"))

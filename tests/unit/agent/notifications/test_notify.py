@@ -222,7 +222,12 @@ async def test_backlog_after_being_away_becomes_one_summary(
     await harness.notifier.handle(event("c0" * 12, "r0", type="click", at=old, url="https://x.y/"))
     await harness.wait_for(1)
     [summary] = harness.shown
-    assert summary.title == "7 opens and 1 click while you were away"
+    assert summary.title == (
+        "p0@client.example, p1@client.example and 5 others opened and clicked links in 7 emails"
+    )
+    assert summary.body == (
+        "7 opens and 1 click while you were away. Open the activity feed for details."
+    )
     assert len(summary.events) == 8
     assert all(row.event.notified for row in store.activity())
 
@@ -235,7 +240,10 @@ async def test_a_burst_never_floods(store: RecordsStore, harness: Harness) -> No
         await harness.notifier.handle(event(key, f"r{n}"))
     await harness.wait_for(4)
     assert len(harness.shown) == 4
-    assert harness.shown[-1].title == "7 opens in the last few seconds"
+    assert harness.shown[-1].title == (
+        "p3@client.example, p4@client.example and 5 others opened 7 emails"
+    )
+    assert harness.shown[-1].body.startswith("7 opens in the last few seconds.")
 
 
 async def test_an_open_from_a_new_device_and_network_is_possibly_forwarded(
@@ -288,7 +296,10 @@ async def test_agent_made_notifications_share_the_flood_guard(
         )
     await harness.wait_for(3)
     assert [n.type for n in harness.shown] == ["reply", "reply", "summary"]
-    assert harness.shown[-1].title == "3 replies in the last few seconds"
+    assert harness.shown[-1].title == (
+        "p2@client.example, p3@client.example and p4@client.example replied to 3 emails"
+    )
+    assert harness.shown[-1].body.startswith("3 replies in the last few seconds.")
 
 
 async def test_several_clicks_by_one_person_within_the_window_notify_once(
@@ -338,3 +349,109 @@ async def test_a_click_revised_to_bot_never_becomes_the_contacts_last_click(
     contact = store.contact("alicja@client.example")
     assert contact is not None and contact.last_open is not None
     assert contact.last_click is None
+
+
+# ---------------------------------------------------------------- summaries name people
+
+DEMO = "Demo of the new pricing for Q4, with the numbers you asked for"
+DEMO_SHORT = "“Demo of the new pricing for Q4, with…”"  # cut at a word, in 40 characters
+PEOPLE = (("ewa@client.example", "Ewa Lis"), ("piotr@client.example", "Piotr Nowak"),
+          ("jan@client.example", "Jan Kot"), ("ola@client.example", "Ola Wrona"),
+          ("iza@client.example", "Iza Bąk"))
+
+
+def send_demo(store: RecordsStore, key: str, people: tuple[tuple[str, str], ...]) -> int:
+    for address, name in people:
+        store.upsert_contact(address, name=name)
+    return store.record_sent(
+        SentEmail(message_id=f"<{key}@rep.example>", message_key=key, subject=DEMO,
+                  sender="rep@rep.example", sent_at=iso(SENT),
+                  recipients=tuple(Recipient(a, "to", "", f"k{n}")
+                                   for n, (a, _name) in enumerate(people)),
+                  track=True, log=False, tracked=True)
+    )
+
+
+async def test_a_summary_of_one_email_names_the_people_and_opens_that_email(
+    store: RecordsStore, harness: Harness
+) -> None:
+    harness.config = replace(harness.config, flood_window_seconds=0.2)
+    key = "5a" * 12
+    email_id = send_demo(store, key, PEOPLE)
+    old = NOW - timedelta(hours=3)
+    for n in range(len(PEOPLE)):
+        await harness.notifier.handle(event(key, f"k{n}", at=old))
+    await harness.wait_for(1)
+    [summary] = harness.shown
+    assert summary.title == f"Ewa Lis, Piotr Nowak and 3 others opened {DEMO_SHORT}"
+    assert summary.body == "5 opens while you were away. Click to see the email."
+    # One email: a click on the summary opens that email's view (tray/wiring.py).
+    assert (summary.email_id, summary.subject, summary.recipient) == (email_id, DEMO, None)
+
+
+async def test_a_summary_names_up_to_three_and_counts_someone_once(
+    store: RecordsStore, harness: Harness
+) -> None:
+    harness.config = replace(harness.config, flood_window_seconds=0.2)
+    key = "5b" * 12
+    send_demo(store, key, PEOPLE[:2])
+    shared = "5c" * 12
+    store.record_sent(SentEmail(
+        message_id="<shared@rep.example>", message_key=shared, subject="Shared", sender="r@x",
+        sent_at=iso(SENT), recipients=(Recipient("a@x.example"), Recipient("b@x.example")),
+        track=True, log=False, tracked=True,
+    ))
+    old = NOW - timedelta(hours=3)
+    await harness.notifier.handle(event(key, "k0", at=old))
+    await harness.notifier.handle(event(key, "k1", type="click", at=old, url="https://x.y/"))
+    await harness.notifier.handle(event(shared, None, at=old))  # a shared pixel: Someone
+    await harness.wait_for(1)
+    [summary] = harness.shown
+    assert summary.title == (
+        "Ewa Lis, Piotr Nowak and someone else opened and clicked links in 2 emails"
+    )
+    assert summary.body == (
+        "2 opens and 1 click while you were away. Open the activity feed for details."
+    )
+    assert summary.email_id is None and summary.recipient is None
+
+
+async def test_a_summary_of_one_person_opens_their_record(
+    store: RecordsStore, harness: Harness
+) -> None:
+    harness.config = replace(harness.config, flood_window_seconds=0.2)
+    old = NOW - timedelta(hours=3)
+    for key in ("5d" * 12, "5e" * 12):
+        send_demo(store, key, PEOPLE[:1])
+        await harness.notifier.handle(event(key, "k0", at=old))
+    await harness.wait_for(1)
+    [summary] = harness.shown
+    assert summary.title == "Ewa Lis opened 2 emails"
+    assert summary.body.endswith("Click to see their record.")
+    assert summary.recipient == "ewa@client.example" and summary.email_id is None
+
+
+async def test_an_agent_made_summary_takes_the_contacts_name(
+    store: RecordsStore, harness: Harness
+) -> None:
+    harness.config = replace(harness.config, flood_window_seconds=0.2, flood_count=0)
+    email_id = send_demo(store, "5f" * 12, PEOPLE[:2])
+    for address, _name in PEOPLE[:2]:
+        harness.notifier.deliver(
+            Notification(event=None, type="reply", message_id="<5f@rep.example>", subject=DEMO,
+                         recipient=address, anonymous=False, title="t", body="",
+                         at=iso(NOW), email_id=email_id)
+        )
+    await harness.wait_for(1)
+    [summary] = harness.shown
+    assert summary.title == f"Ewa Lis and Piotr Nowak replied to {DEMO_SHORT}"
+    assert summary.email_id == email_id
+
+
+def test_summary_names_never_say_one_other() -> None:
+    from mailbeacon.agent.notifications.wording import people
+
+    assert people([], True) == "Someone"
+    assert people(["Ewa Lis"], False) == "Ewa Lis"
+    assert people(["Ewa Lis", "Jan Kot", "Ola Wrona"], False) == "Ewa Lis, Jan Kot and Ola Wrona"
+    assert people(["Ewa Lis", "Jan Kot", "Ola Wrona"], True) == "Ewa Lis, Jan Kot and 2 others"
