@@ -633,8 +633,9 @@ def account_flow(out: Path) -> None:
 
 
 def activity(out: Path, data: Sample) -> None:
-    """The feed as it opens (people only), then with the filtered events shown."""
-    window = ActivityWindow(data.store)
+    """The feed as it opens (people only), then with the filtered events and the details
+    (verdict, reason, address, browser) shown."""
+    window = ActivityWindow(data.store, now=lambda: NOW)
     model = window.model
     signals = (model.pageLoaded, model.totalChanged, model.loadingChanged)
 
@@ -646,6 +647,7 @@ def activity(out: Path, data: Sample) -> None:
     window.table.selectRow(1)
     _save(window, out / "activity.png")
     window.show_filtered.setChecked(True)
+    window.show_details.setChecked(True)
     wait_until(loaded, signals, "the filtered activity feed")
     for row in range(model.rowCount()):
         found = model.row_at(model.index(row, 0))
@@ -716,7 +718,7 @@ def contacts(out: Path, data: Sample) -> None:
 
 def record_and_viewer(out: Path, data: Sample) -> None:
     """Alicja's record page (filtered events shown), then her logged offer in the viewer."""
-    view = RecordView(data.store, ALICJA.email)
+    view = RecordView(data.store, ALICJA.email, now=lambda: NOW)
     view.show()
     wait_until(lambda: view.contact is not None and not view.worker.busy,
                (view.loaded, view.loadFailed, view.worker.busyChanged), "the record")

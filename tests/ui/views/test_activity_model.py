@@ -3,18 +3,26 @@ live head refresh; all on a real records file."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QModelIndex, Qt
-from PySide6.QtGui import QBrush
+from PySide6.QtGui import QBrush, QFont
 from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
 from mailbeacon.agent.records.database import RecordsError
 from mailbeacon.agent.records.model import ActivityFilter, ActivityRow
 from mailbeacon.agent.records.store import RecordsStore
-from mailbeacon.tray.views.activity.model import HEADERS, ActivityModel, Column, FeedFilter
+from mailbeacon.tray.views.activity.model import (
+    DETAIL_COLUMNS,
+    HEADERS,
+    ActivityModel,
+    Column,
+    FeedFilter,
+)
+from mailbeacon.tray.views.activity.when import full_when, relative_when
 from mailbeacon.tray.views.tables import ROW_ROLE
 from tests.helpers.activity import HTML_SUBJECT, fill_events, small_feed
 from tests.helpers.records import event
@@ -82,12 +90,15 @@ def test_default_shows_human_events_newest_first(
     model = make_model(qtbot, store)
     assert ids(model) == [feed["failed"], feed["bob_click"], feed["anonymous"], feed["alice_open"]]
     assert column(model, Column.TYPE) == ["Delivery failed", "Click", "Open", "Open"]
-    assert column(model, Column.WHO) == ["", "Bob Builder", "Someone", "alice@example.com"]
+    # A delivery failure's "who" is the address it could not reach.
+    assert column(model, Column.WHO) == [
+        "bob@example.com", "Bob Builder", "Someone", "alice@example.com"
+    ]
     assert column(model, Column.EMAIL) == [
         "Quarterly numbers", "Quarterly numbers", HTML_SUBJECT, HTML_SUBJECT
     ]
     assert column(model, Column.DETAIL) == [
-        "bob@example.com", "https://example.com/<script>", "Chrome on Windows",
+        "", "https://example.com/<script>", "Chrome on Windows",
         "Chrome on Windows",
     ]
     # A delivery failure is no open: it carries no verdict ("Human" was shown).
@@ -156,7 +167,7 @@ def test_subjects_are_plain_text_in_every_role(
             index = model.index(r, c)
             for role in range(Qt.ItemDataRole.UserRole):
                 value = index.data(role)
-                assert value is None or isinstance(value, str | QBrush), (r, c, role, value)
+                assert value is None or isinstance(value, str | QBrush | QFont), (r, c, role)
             tip = index.data(Qt.ItemDataRole.ToolTipRole)
             assert tip is None or c == Column.WHEN  # no data in tooltips (they render HTML)
     assert isinstance(model.index(0, 0).data(ROW_ROLE), ActivityRow)
@@ -282,3 +293,64 @@ def test_a_burst_of_refreshes_reads_at_most_twice_more(
     assert len(query.limits) - reads <= 2
     assert model.rowCount() == 24
     assert model.index(0, 0).data(ROW_ROLE).event.server_id == 919
+
+
+# ---------------------------------------------------------------- plain words (issue 20)
+
+
+def test_when_reads_the_way_a_rep_says_it_with_the_full_time_on_hover() -> None:
+    now = datetime(2030, 1, 10, 15, 0, tzinfo=UTC)
+    cases = {
+        "2030-01-10T14:59:30Z": "just now",
+        "2030-01-10T14:55:00Z": "5 min ago",
+        "2030-01-10T09:12:00Z": "today 09:12",
+        "2030-01-09T14:02:00Z": "yesterday 14:02",
+        "2030-01-07T08:00:00Z": "Mon 08:00",
+        "2029-12-24T08:00:00Z": "24 Dec 2029",
+        "2030-01-01T10:00:00Z": "1 Jan 10:00",
+    }
+    for at, said in cases.items():
+        assert relative_when(at, now, UTC) == said, at
+    assert relative_when(None, now) == "—" and relative_when("garbage", now) == "garbage"
+    assert full_when("2030-01-09T14:02:07Z", UTC) == "Wed 9 Jan 2030, 14:02:07"
+
+
+def test_the_model_says_when_relative_to_its_clock(
+    qtbot: QtBot, store: RecordsStore, feed: dict[str, int]
+) -> None:
+    stored = store.event(feed["bob_click"])
+    assert stored is not None and stored.at.startswith("2030-01-01T10:04:00")
+    model = make_model(qtbot, store, now=lambda: datetime(2030, 1, 1, 10, 9, tzinfo=UTC))
+    row = ids(model).index(feed["bob_click"])
+    assert model.index(row, Column.WHEN).data() == "5 min ago"
+    assert model.index(row, Column.WHEN).data(Qt.ItemDataRole.ToolTipRole) == full_when(stored.at)
+
+
+def test_verdict_reason_address_and_browser_are_detail_columns(
+    qtbot: QtBot, store: RecordsStore, feed: dict[str, int]
+) -> None:
+    model = make_model(qtbot, store)
+    assert [HEADERS[c] for c in DETAIL_COLUMNS] == ["Verdict", "Reason", "IP address",
+                                                    "User agent"]
+    assert max(DETAIL_COLUMNS) == len(HEADERS) - 1  # who, what, when and where come first
+    row = ids(model).index(feed["alice_open"])
+    assert model.index(row, Column.IP).data() == "203.0.113.7"
+    assert "Chrome" in model.index(row, Column.USER_AGENT).data()
+
+
+def test_events_after_the_feed_was_seen_are_new_until_seen_again(
+    qtbot: QtBot, store: RecordsStore, feed: dict[str, int]
+) -> None:
+    model = make_model(qtbot, store)
+    assert model.new_count == 0  # what the feed opens with is seen
+    assert model.index(0, 0).data(Qt.ItemDataRole.FontRole) is None
+    store.add_event(event("open", "2030-02-01T00:00:00Z", contact="carol@example.com"))
+    store.add_event(event("open", "2030-02-01T00:01:00Z", contact="carol@example.com"))
+    with qtbot.waitSignal(model.newCountChanged, timeout=WAIT_MS) as counted:
+        model.refresh()
+    assert counted.args == [2]
+    font = model.index(0, 0).data(Qt.ItemDataRole.FontRole)
+    assert isinstance(font, QFont) and font.bold()
+    assert model.index(2, 0).data(Qt.ItemDataRole.FontRole) is None
+    model.mark_seen()
+    assert model.new_count == 0 and model.index(0, 0).data(Qt.ItemDataRole.FontRole) is None

@@ -11,8 +11,8 @@ from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
 from mailbeacon.agent.records.store import RecordsStore
-from mailbeacon.tray.views.activity.model import ActivityModel, Column
-from mailbeacon.tray.views.activity.window import ActivityWindow
+from mailbeacon.tray.views.activity.model import DETAIL_COLUMNS, ActivityModel, Column
+from mailbeacon.tray.views.activity.window import EMPTY_FEED, EMPTY_FILTER, ActivityWindow
 from mailbeacon.tray.views.tables import ROW_ROLE
 from tests.helpers.activity import HTML_SUBJECT, fill_events, small_feed
 from tests.helpers.records import event
@@ -120,6 +120,7 @@ def test_the_search_runs_after_a_pause_in_typing(
 def test_details_show_the_selected_event_as_plain_text(
     qtbot: QtBot, window: ActivityWindow, feed: dict[str, int]
 ) -> None:
+    window.show_details.setChecked(True)
     row = row_of(window, feed["alice_open"])
     window.table.selectRow(row)
     text = window.details.toPlainText()
@@ -137,7 +138,12 @@ def test_new_events_appear_on_top(
         window.event_added("the notification")
     settled(qtbot, window.model)
     assert window.model.index(0, 0).data(ROW_ROLE).event.id == new_id
+    # Not seen yet: counted, also in the title a rep sees in the task bar.
+    assert window.status.text() == "1 new · 5 events"
+    assert window.windowTitle() == "Activity (1 new) — MailBeacon"
+    window.hide()  # closing the window is having seen it
     assert window.status.text() == "5 events"
+    assert window.windowTitle() == "Activity — MailBeacon"
 
 
 def test_scrolling_to_the_end_loads_more(qtbot: QtBot, tmp_path: Path) -> None:
@@ -160,8 +166,43 @@ def test_render_to_png(
     qtbot: QtBot, window: ActivityWindow, tmp_path: Path, feed: dict[str, int]
 ) -> None:
     window.show_filtered.setChecked(True)
+    window.show_details.setChecked(True)
     settled(qtbot, window.model)
     window.table.selectRow(row_of(window, feed["alice_open"]))
     path = tmp_path / "activity.png"
     assert window.grab().save(str(path))
     assert path.stat().st_size > 5000
+
+
+def test_verdicts_addresses_and_browsers_are_behind_show_details(
+    qtbot: QtBot, window: ActivityWindow
+) -> None:
+    """Issue 20: who, what, when and where first; what the agent decided on request."""
+    table = window.table
+    assert not window.show_details.isChecked()
+    assert all(table.isColumnHidden(c) for c in DETAIL_COLUMNS)
+    assert not any(table.isColumnHidden(c) for c in
+                   (Column.WHEN, Column.TYPE, Column.WHO, Column.EMAIL, Column.DETAIL))
+    assert not window.details.isVisible()
+    window.show_details.setChecked(True)
+    assert not any(table.isColumnHidden(c) for c in DETAIL_COLUMNS)
+    assert window.details.isVisible()
+    window.show_details.setChecked(False)
+    assert all(table.isColumnHidden(c) for c in DETAIL_COLUMNS)
+
+
+def test_an_empty_feed_says_what_to_do_next(qtbot: QtBot, store: RecordsStore) -> None:
+    win = ActivityWindow(store)
+    qtbot.addWidget(win)
+    win.show()
+    settled(qtbot, win.model)
+    qtbot.waitUntil(win.empty.isVisible, timeout=WAIT_MS)
+    assert win.empty.text() == EMPTY_FEED and "Compose" in EMPTY_FEED
+    assert not win.table.isVisible()
+    store.add_event(event("open", "2030-02-01T00:00:00Z", contact="carol@example.com"))
+    win.refresh()
+    qtbot.waitUntil(win.table.isVisible, timeout=WAIT_MS)
+    win.search.setText("no such words")
+    win.apply_filters()
+    qtbot.waitUntil(win.empty.isVisible, timeout=WAIT_MS)
+    assert win.empty.text() == EMPTY_FILTER

@@ -20,7 +20,7 @@ from mailbeacon.tray.views.contacts.model import (
     ContactsModel,
 )
 from mailbeacon.tray.views.contacts.record import RecordView
-from mailbeacon.tray.views.contacts.window import ContactsWindow
+from mailbeacon.tray.views.contacts.window import NO_CONTACTS, NO_MATCH, ContactsWindow
 from tests.helpers.contacts import fill_records
 
 WAIT_MS = 10_000
@@ -144,3 +144,23 @@ def test_a_saved_record_refreshes_the_table(
     by_email = {row[Column.EMAIL]: row for row in rows(window)}
     assert by_email["bob@example.com"][Column.NAME] == "Bob Builder"
     view.shutdown()
+
+
+def test_no_contacts_says_what_to_do_next(qtbot: QtBot, tmp_path: Path) -> None:
+    with RecordsStore(tmp_path / "empty.db") as empty:
+        win = ContactsWindow(empty)
+        qtbot.addWidget(win)
+        with qtbot.waitSignal(win.model.loaded, timeout=WAIT_MS):
+            win.show()
+        assert win.empty.isVisible() and not win.table.isVisible()
+        assert win.empty.text() == NO_CONTACTS and "Compose" in NO_CONTACTS
+        win.shutdown()
+
+
+def test_a_search_without_match_says_how_to_see_everyone(
+    qtbot: QtBot, window: ContactsWindow
+) -> None:
+    window.search.setText("nobody like this")
+    assert window.empty.isVisible() and window.empty.text() == NO_MATCH
+    window.search.clear()
+    assert window.table.isVisible() and not window.empty.isVisible()

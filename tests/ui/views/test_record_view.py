@@ -4,14 +4,23 @@ in the viewer."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
 from mailbeacon.agent.records.store import RecordsStore
-from mailbeacon.tray.views.contacts.record import RecordView, TimelineColumn, TimelineRow
+from mailbeacon.tray.views.activity.when import full_when
+from mailbeacon.tray.views.contacts.record import (
+    DETAIL_COLUMNS,
+    EMPTY_RECORD,
+    RecordView,
+    TimelineColumn,
+    TimelineRow,
+)
 from mailbeacon.tray.views.tables import ROW_ROLE
 from tests.helpers.activity import HTML_SUBJECT
 from tests.helpers.contacts import fill_records
@@ -98,8 +107,7 @@ def test_show_filtered_adds_what_no_human_did(
     view = open_view(qtbot, store, "alice@example.com")
     with qtbot.waitSignal(view.loaded, timeout=WAIT_MS):
         view.show_filtered.setChecked(True)
-    verdicts = [r.verdict for r in timeline(view)]
-    assert "Bot — known scanner: Barracuda" in verdicts
+    assert ("Bot", "known scanner: Barracuda") in [(r.verdict, r.reason) for r in timeline(view)]
 
 
 def test_anonymous_events_are_not_on_anyones_record(
@@ -138,4 +146,35 @@ def test_an_email_sent_without_log_says_there_is_no_copy(
 def test_an_unknown_address_shows_an_empty_record(qtbot: QtBot, store: RecordsStore) -> None:
     view = open_view(qtbot, store, "nobody@example.com")
     assert view.timeline_model.rowCount() == 0
-    assert "No emails or events" in view.status.text()
+    assert view.status.text() == EMPTY_RECORD and "Compose" in EMPTY_RECORD
+
+
+def test_times_are_relative_and_details_are_behind_show_details(
+    qtbot: QtBot, store: RecordsStore, ids: dict[str, int]
+) -> None:
+    """Issue 20: when, what and where first; verdict, reason, address and browser on request."""
+    view = open_view(qtbot, store, "alice@example.com")
+    table = view.timeline
+    assert not view.show_details.isChecked()
+    assert all(table.isColumnHidden(c) for c in DETAIL_COLUMNS)
+    assert not table.isColumnHidden(TimelineColumn.DETAILS)
+    view.show_details.setChecked(True)
+    assert not any(table.isColumnHidden(c) for c in DETAIL_COLUMNS)
+    first = timeline(view)[0]
+    when = view.timeline_model.index(0, TimelineColumn.WHEN)
+    assert when.data(Qt.ItemDataRole.ToolTipRole) == full_when(first.at)
+    assert "-" not in when.data()  # "12 Jun 2029", never the stored ISO time
+    assert view.last_open.toolTip() != ""
+
+
+def test_a_recent_event_reads_minutes_ago(
+    qtbot: QtBot, store: RecordsStore, ids: dict[str, int]
+) -> None:
+    first = store.contact_record("alice@example.com")
+    assert first is not None
+    newest = datetime.fromisoformat(first.timeline[0].at)
+    view = RecordView(store, "alice@example.com", now=lambda: newest + timedelta(minutes=5))
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(view.loaded, timeout=WAIT_MS):
+        view.show()
+    assert view.timeline_model.index(0, TimelineColumn.WHEN).data() == "5 min ago"

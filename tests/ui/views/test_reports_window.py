@@ -20,7 +20,12 @@ from pytestqt.qtbot import QtBot
 from mailbeacon.agent.records.model import Recipient
 from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.tray.views.reports.chart import BarChart, Series, nice_ceiling
-from mailbeacon.tray.views.reports.window import PERIODS, ReportsWindow
+from mailbeacon.tray.views.reports.window import (
+    NOTHING_IN_PERIOD,
+    NOTHING_YET,
+    PERIODS,
+    ReportsWindow,
+)
 from tests.helpers.activity import HTML_SUBJECT
 from tests.helpers.records import event, sent_email
 
@@ -190,3 +195,14 @@ def test_chart_checks_its_data_and_explains_a_bar(qtbot: QtBot) -> None:
     assert chart.tooltip_at(QPoint(100, 100)) == "Jan 01\nOpens: 3\nClicks: 1"
     assert chart.tooltip_at(QPoint(390, 100)) == "Jan 02\nOpens: 0\nClicks: 2"
     assert chart.tooltip_at(QPoint(2, 2)) == ""
+
+
+def test_no_records_at_all_say_what_to_do_next(qtbot: QtBot, tmp_path: Path) -> None:
+    with RecordsStore(tmp_path / "empty.db") as empty:
+        window = open_window(qtbot, empty)
+        assert window.empty.isVisible() and not window.tabs.isVisible()
+        assert window.empty.text() == NOTHING_IN_PERIOD
+        with qtbot.waitSignal(window.loaded, timeout=WAIT_MS):
+            window.period_box.setCurrentIndex(len(PERIODS) - 1)  # all time
+        assert window.empty.text() == NOTHING_YET and "Compose" in NOTHING_YET
+        window.shutdown()

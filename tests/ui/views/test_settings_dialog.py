@@ -9,27 +9,39 @@ import queue
 import socket
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import keyring
 import pytest
 from keyring.backends import fail
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QDateTime, QPoint, Qt
 from PySide6.QtWidgets import (
+    QAbstractButton,
+    QApplication,
     QCheckBox,
     QComboBox,
+    QDateTimeEdit,
     QDialog,
     QDoubleSpinBox,
+    QGroupBox,
     QLabel,
     QLineEdit,
+    QScrollArea,
     QSpinBox,
 )
 from pytestqt.qtbot import QtBot
 
 from mailbeacon.agent.mailbox.check import ImapCheck
 from mailbeacon.agent.sending.check import UpstreamProbe, check_upstream
-from mailbeacon.agent.settings.kinds import BoolKind, ChoiceKind, FloatKind, IntKind
+from mailbeacon.agent.settings.kinds import (
+    BoolKind,
+    ChoiceKind,
+    FloatKind,
+    IntKind,
+    TimestampKind,
+)
 from mailbeacon.agent.settings.secrets import Secret, SecretStore
 from mailbeacon.agent.settings.store import KEYS, SECRET_KEYS, Settings
 from mailbeacon.core.enrollment import Enrollment
@@ -37,7 +49,7 @@ from mailbeacon.core.profile import Profile
 from mailbeacon.server.config import ServerConfig
 from mailbeacon.server.tracking_server import TrackingServer
 from mailbeacon.tray.views.settings.dialog import PER_RECIPIENT_TRADE_OFF, SettingsDialog
-from mailbeacon.tray.views.settings.fields import BoolField
+from mailbeacon.tray.views.settings.fields import MB, MB_KEYS, BoolField, PauseField
 from tests.helpers import dovecot as dv
 from tests.helpers.fakes import MemoryKeyring
 from tests.helpers.smtp import SmtpSink
@@ -88,6 +100,8 @@ def error_of(dialog: SettingsDialog, key: str) -> QLabel:
 def test_every_setting_and_secret_has_a_widget_on_a_tab(qtbot: QtBot, saver: Saver) -> None:
     dialog = make_dialog(qtbot, saver)
     assert set(dialog.fields) == set(KEYS) | set(SECRET_KEYS)
+    titles = [dialog.tabs.tabText(i) for i in range(dialog.tabs.count())]
+    assert "Other" not in titles  # every key has its proper place (issue 20)
     pages = [dialog.tabs.widget(i) for i in range(dialog.tabs.count())]
     for key, field in dialog.fields.items():
         assert any(page.isAncestorOf(field.widget) for page in pages), key
@@ -96,6 +110,10 @@ def test_every_setting_and_secret_has_a_widget_on_a_tab(qtbot: QtBot, saver: Sav
         widget = dialog.fields[key].widget
         if isinstance(spec.kind, BoolKind):
             assert isinstance(widget, QCheckBox), key
+        elif key in MB_KEYS:
+            assert isinstance(widget, QDoubleSpinBox), key
+            assert widget.suffix() == " MB"
+            assert widget.maximum() * MB == spec.kind.high  # type: ignore[attr-defined]
         elif isinstance(spec.kind, IntKind):
             assert isinstance(widget, QSpinBox), key
             assert (widget.minimum(), widget.maximum()) == (spec.kind.low, spec.kind.high)
@@ -104,6 +122,8 @@ def test_every_setting_and_secret_has_a_widget_on_a_tab(qtbot: QtBot, saver: Sav
             assert (widget.minimum(), widget.maximum()) == (spec.kind.low, spec.kind.high)
         elif isinstance(spec.kind, ChoiceKind):
             assert isinstance(widget, QComboBox), key
+        elif isinstance(spec.kind, TimestampKind):
+            assert isinstance(widget, QDateTimeEdit), key
         else:
             assert isinstance(widget, QLineEdit), key
     for key in SECRET_KEYS:
@@ -290,7 +310,7 @@ def test_a_bad_enrollment_key_is_refused(
     dialog = make_dialog(qtbot, saver)
     line(dialog, "server.enrollment").setText("mbk1_garbage")
     dialog.accept()
-    assert "enrollment" in error_of(dialog, "server.enrollment").text().lower()
+    assert "team link" in error_of(dialog, "server.enrollment").text()
     assert saver.saved == [] and memory_keyring.items == {}
 
 
@@ -388,7 +408,7 @@ def test_test_tracking_never_reports_success_for_this_computers_address(
     _server, enrollment = tracking_server
     SecretStore(SERVICE).set_enrollment(enrollment)
     dialog = make_dialog(qtbot, saver)
-    dialog.tabs.setCurrentIndex(2)
+    dialog.show_field("server.mode")  # the checks sit under the tracking server
     with qtbot.waitSignal(dialog.trackingTested, timeout=WAIT_MS) as result:
         qtbot.mouseClick(dialog.test_tracking_button, Qt.MouseButton.LeftButton)
     assert result.args is not None
@@ -434,7 +454,7 @@ def test_mark_this_browser_opens_a_working_claim_url(
     SecretStore(SERVICE).set_enrollment(enrollment)
     opened: list[str] = []
     dialog = make_dialog(qtbot, saver, open_url=opened.append)
-    dialog.tabs.setCurrentIndex(2)
+    dialog.show_field("server.mode")
     qtbot.mouseClick(dialog.claim_button, Qt.MouseButton.LeftButton)
     assert len(opened) == 1 and opened[0].startswith(f"{enrollment.server_url}/claim/")
     response = httpx.get(opened[0], timeout=10)
@@ -640,3 +660,107 @@ def test_the_tracking_tab_says_what_open_tracking_costs_and_offers_clicks_only(
     assert note is not None
     assert "spam filters" in note.text() and "Clicks only" in note.text()
     assert "tracking.opens" in dialog.fields
+
+
+# ---------------------------------------------------------------- plain words (issue 20)
+
+
+def test_the_words_are_the_mail_clients_not_the_engines(qtbot: QtBot, saver: Saver) -> None:
+    dialog = make_dialog(qtbot, saver)
+    words = [dialog.tabs.tabText(i) for i in range(dialog.tabs.count())]
+    words += [box.title() for box in dialog.findChildren(QGroupBox)]
+    words += [label.text() for label in dialog.findChildren(QLabel)]
+    words += [button.text() for button in dialog.findChildren(QAbstractButton)]
+    for jargon in ("upstream", "relay", "enrollment", "settle", "IMAP", "UTC", "bytes"):
+        assert not [w for w in words if jargon.lower() in w.lower()], jargon
+    shown = " | ".join(words)
+    for plain in ("Outgoing mail server", "Mail client connection", "Team link:",
+                  "Wait before notifying:", "Paused until:", "Incoming mail"):
+        assert plain in shown, plain
+
+
+def test_no_tab_holds_only_one_or_two_fields(qtbot: QtBot, saver: Saver) -> None:
+    dialog = make_dialog(qtbot, saver)
+    for index in range(dialog.tabs.count()):
+        page = dialog.tabs.widget(index)
+        held = [k for k, f in dialog.fields.items() if page.isAncestorOf(f.widget)]
+        assert len(held) >= 3, (dialog.tabs.tabText(index), held)
+
+
+def test_no_label_is_cut_off_at_the_minimum_size(qtbot: QtBot, saver: Saver) -> None:
+    """Issue 20, item 5: every label, check box and button shows whole on every tab."""
+    dialog = make_dialog(qtbot, saver, open_account=lambda: None)
+    dialog.resize(dialog.minimumSize())
+    qtbot.waitUntil(lambda: dialog.size() == dialog.minimumSize(), timeout=WAIT_MS)
+    assert dialog.minimumWidth() <= 760  # still fits a small laptop screen
+    for index in range(dialog.tabs.count()):
+        dialog.tabs.setCurrentIndex(index)
+        QApplication.processEvents()
+        area = dialog.tabs.widget(index)
+        assert isinstance(area, QScrollArea)
+        viewport = area.viewport()
+        assert not area.horizontalScrollBar().isVisible(), dialog.tabs.tabText(index)
+        widgets = [w for w in area.findChildren(QLabel) + area.findChildren(QAbstractButton)
+                   if w.isVisibleTo(area) and w.text()]
+        assert widgets
+        for widget in widgets:
+            where = (dialog.tabs.tabText(index), widget.text())
+            if isinstance(widget, QLabel) and widget.wordWrap():
+                assert widget.height() >= widget.heightForWidth(widget.width()), where
+            else:
+                assert widget.width() >= widget.sizeHint().width(), where
+            right = widget.mapTo(viewport, widget.rect().topRight()).x()
+            assert right < viewport.width(), where
+
+
+def test_the_largest_email_is_shown_in_mb_and_saved_in_bytes(
+    qtbot: QtBot, saver: Saver
+) -> None:
+    settings = Settings()
+    settings.set("relay.max_message_bytes", "36700160")
+    dialog = make_dialog(qtbot, saver, settings)
+    spin = dialog.fields["relay.max_message_bytes"].widget
+    assert isinstance(spin, QDoubleSpinBox)
+    assert spin.value() == 35.0 and spin.text().endswith(" MB")
+    dialog.accept()
+    assert saver.saved[-1].relay.max_message_bytes == 36700160  # untouched: the same
+    spin.setValue(20)
+    dialog.accept()
+    assert saver.saved[-1].relay.max_message_bytes == 20 * MB
+
+
+def test_paused_until_is_a_local_date_time_saved_as_utc(qtbot: QtBot, saver: Saver) -> None:
+    dialog = make_dialog(qtbot, saver)
+    field = dialog.fields["notify.paused_until"]
+    assert isinstance(field, PauseField)
+    assert not field.box.isChecked() and not field.picker.isEnabled()
+    assert field.text() == ""
+    field.box.setChecked(True)
+    assert field.picker.isEnabled()
+    until = datetime(2031, 3, 4, 17, 30, tzinfo=UTC)
+    field.picker.setDateTime(QDateTime.fromSecsSinceEpoch(int(until.timestamp())))
+    local = until.astimezone()
+    assert f"{local:%H:%M}" in field.picker.text() and str(local.year) in field.picker.text()
+    dialog.accept()
+    assert saver.saved[-1].notify.paused_until == "2031-03-04T17:30:00Z"
+
+    again = make_dialog(qtbot, saver, saver.saved[-1])
+    shown = again.fields["notify.paused_until"]
+    assert isinstance(shown, PauseField) and shown.box.isChecked()
+    assert shown.picker.dateTime().toSecsSinceEpoch() == int(until.timestamp())
+    shown.box.setChecked(False)
+    again.accept()
+    assert saver.saved[-1].notify.paused_until == ""
+
+
+def test_a_pause_that_is_over_shows_unticked_and_is_kept_untouched(
+    qtbot: QtBot, saver: Saver
+) -> None:
+    settings = Settings()
+    past = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    settings.set("notify.paused_until", past)
+    dialog = make_dialog(qtbot, saver, settings)
+    field = dialog.fields["notify.paused_until"]
+    assert isinstance(field, PauseField) and not field.box.isChecked()
+    dialog.accept()
+    assert saver.saved[-1].notify.paused_until == past

@@ -22,6 +22,14 @@ at the top; rows whose content changed (a revised verdict) are updated in place,
 and if the head no longer lines up with what is shown (rows left the filter),
 the model resets to the fresh head.
 
+What a rep reads first: when (relative, "5 min ago", with the full local time
+on hover), what, who, which email and where (the reader's device or the clicked
+link). The verdict, its reason, the IP address and the user agent come last
+(``DETAIL_COLUMNS``), for the window to show behind "Show details".
+
+Unread: events newer than ``seen_id`` (set by the window once the rep saw the
+feed) are bold and counted in ``new_count``.
+
 All data is shown as plain text (``DisplayRole`` strings): a subject of
 ``<b>html</b>`` shows exactly those characters.
 """
@@ -37,11 +45,13 @@ from enum import IntEnum
 from typing import Any, Protocol
 
 from PySide6.QtCore import QModelIndex, QObject, Qt, Signal
+from PySide6.QtGui import QFont, QGuiApplication
 
 from mailbeacon.agent.records.model import ActivityFilter, ActivityRow
 from mailbeacon.core.events import HIT_TYPES, EventType, Verdict
 from mailbeacon.core.uainfo import describe
 from mailbeacon.tray.threads.workers import Worker
+from mailbeacon.tray.views.activity.when import full_when, relative_when, utc_now
 from mailbeacon.tray.views.tables import AnyIndex, RowTableModel, greyed_brush
 
 log = logging.getLogger(__name__)
@@ -74,9 +84,14 @@ class Column(IntEnum):
     DETAIL = 4
     VERDICT = 5
     REASON = 6
+    IP = 7
+    USER_AGENT = 8
 
 
-HEADERS = ("When", "Type", "Who", "Email", "Detail", "Verdict", "Reason")
+HEADERS = ("When", "What", "Who", "Email", "Where", "Verdict", "Reason", "IP address",
+           "User agent")
+DETAIL_COLUMNS = (Column.VERDICT, Column.REASON, Column.IP, Column.USER_AGENT)
+"""What the agent decided and from where, for the rep who asks ("Show details")."""
 TYPE_LABELS: dict[str, str] = {
     EventType.OPEN: "Open",
     EventType.CLICK: "Click",
@@ -179,23 +194,24 @@ def type_text(row: ActivityRow) -> str:
 
 
 def who_text(row: ActivityRow) -> str:
-    """The contact's name or address; ``Someone`` when not known (rules 8, 9)."""
+    """The contact's name or address; ``Someone`` when not known (rules 8, 9); the
+    undelivered recipients of a delivery failure."""
     event = row.event
     if event.contact and not event.anonymous:
         return row.contact_name or event.contact
     if event.anonymous or event.type in HIT_TYPES:
         return SOMEONE
-    return ""  # a delivery failure names its recipients under Detail
-
-
-def detail_text(row: ActivityRow) -> str:
-    """The clicked URL, the reader's client, or the undelivered recipients."""
-    event = row.event
-    if event.type == EventType.CLICK:
-        return event.url or ""
     if event.type == EventType.DELIVERY_FAILED:
         recipients = event.details.get("recipients")
         return ", ".join(str(r) for r in recipients) if isinstance(recipients, list) else ""
+    return ""
+
+
+def detail_text(row: ActivityRow) -> str:
+    """Where: the clicked link, or the reader's device ("Outlook on Windows (via Gmail)")."""
+    event = row.event
+    if event.type == EventType.CLICK:
+        return event.url or ""
     if event.type == EventType.OPEN:
         client = describe(event.user_agent).label if event.user_agent else ""
         via = event.details.get("via")
@@ -211,13 +227,15 @@ def verdict_text(row: ActivityRow) -> str:
 
 
 _CELLS: dict[int, Callable[[ActivityRow], str]] = {
-    Column.WHEN: lambda row: when_text(row.event.at),
+    Column.WHEN: lambda row: when_text(row.event.at),  # the model shows it relative to now
     Column.TYPE: type_text,
     Column.WHO: who_text,
     Column.EMAIL: lambda row: row.subject if row.subject is not None else UNKNOWN_EMAIL,
     Column.DETAIL: detail_text,
     Column.VERDICT: verdict_text,
     Column.REASON: lambda row: row.event.reason,
+    Column.IP: lambda row: row.event.ip or "",
+    Column.USER_AGENT: lambda row: row.event.user_agent,
 }
 
 
@@ -233,13 +251,18 @@ class ActivityModel(RowTableModel[ActivityRow]):
     Signals: ``pageLoaded(int rows)`` after rows arrived (or the head was
     refreshed); ``totalChanged(int)`` the number of matching events (-1 while
     unknown: a text search that has not read everything yet);
-    ``loadingChanged(bool)``; ``loadFailed(str)`` with a message for the rep.
+    ``loadingChanged(bool)``; ``loadFailed(str)`` with a message for the rep;
+    ``newCountChanged(int)`` the events shown that are newer than ``seen_id``.
+
+    ``now()`` is the clock "5 min ago" is measured from (a test's or a
+    screenshot's fixed moment).
     """
 
     pageLoaded = Signal(int)
     totalChanged = Signal(int)
     loadingChanged = Signal(bool)
     loadFailed = Signal(str)
+    newCountChanged = Signal(int)
 
     def __init__(
         self,
@@ -248,9 +271,15 @@ class ActivityModel(RowTableModel[ActivityRow]):
         page_size: int = PAGE_SIZE,
         feed: FeedFilter | None = None,
         worker: Worker | None = None,
+        now: Callable[[], datetime] = utc_now,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(HEADERS, parent)
+        self._now = now
+        self._seen_id: int | None = None  # None: everything shown counts as seen
+        self._new_count = 0
+        self._new_font = QFont(QGuiApplication.font())
+        self._new_font.setBold(True)
         self._query = query
         self._page_size = page_size
         self._feed = feed or FeedFilter()
@@ -316,6 +345,23 @@ class ActivityModel(RowTableModel[ActivityRow]):
         """A new or revised event was stored: refresh the head (for signal connections)."""
         self.refresh()
 
+    @property
+    def new_count(self) -> int:
+        """Events shown that arrived after the rep last saw the feed."""
+        return self._new_count
+
+    def mark_seen(self) -> None:
+        """The rep saw the feed: what is shown now is no longer new."""
+        self._seen_id = max((row.event.id for row in self._rows), default=0)
+        self._count_new(repaint=True)
+
+    def times_changed(self) -> None:
+        """The clock moved on: "5 min ago" becomes "6 min ago"."""
+        if self._rows:
+            last = len(self._rows) - 1
+            self.dataChanged.emit(self.index(0, Column.WHEN), self.index(last, Column.WHEN),
+                                  [Qt.ItemDataRole.DisplayRole])
+
     def close(self, timeout_ms: int = 5000) -> bool:
         """Stop reading: drop outstanding results and wait for running queries."""
         self._generation.value += 1
@@ -325,12 +371,29 @@ class ActivityModel(RowTableModel[ActivityRow]):
 
     def cell_data(self, row: ActivityRow, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
+            if column == Column.WHEN:
+                return relative_when(row.event.at, self._now())
             return cell_text(row, column)
         if role == Qt.ItemDataRole.ToolTipRole and column == Column.WHEN:
-            return f"{row.event.at} (UTC)"  # our own text, never data from outside
+            return full_when(row.event.at)  # our own text, never data from outside
         if role == Qt.ItemDataRole.ForegroundRole and row.event.verdict != Verdict.HUMAN:
             return self._filtered_brush
+        if role == Qt.ItemDataRole.FontRole and self._is_new(row):
+            return self._new_font
         return None
+
+    def _is_new(self, row: ActivityRow) -> bool:
+        return self._seen_id is not None and row.event.id > self._seen_id
+
+    def _count_new(self, repaint: bool = False) -> None:
+        count = sum(1 for row in self._rows if self._is_new(row))
+        if repaint and self._rows:  # the bold rows turn normal
+            self.dataChanged.emit(self.index(0, 0),
+                                  self.index(len(self._rows) - 1, len(HEADERS) - 1),
+                                  [Qt.ItemDataRole.FontRole])
+        if count != self._new_count:
+            self._new_count = count
+            self.newCountChanged.emit(count)
 
     def canFetchMore(self, parent: AnyIndex) -> bool:
         return not parent.isValid() and not self._exhausted and not self._loading
@@ -390,6 +453,9 @@ class ActivityModel(RowTableModel[ActivityRow]):
         self._offset = page.next_offset
         self._exhausted = page.exhausted
         self._append([row for row in page.rows if row.event.id not in self._ids])
+        if self._seen_id is None and not self._feed.needle():
+            self._seen_id = max((row.event.id for row in self._rows), default=0)
+        self._count_new()
         if page.total is not None:
             self._set_total(page.total)
         elif page.exhausted and self._feed.needle():
@@ -418,6 +484,9 @@ class ActivityModel(RowTableModel[ActivityRow]):
         self._head_pending = False
         if generation == self._generation.value:
             self._merge_head(page)
+            if self._seen_id is None:
+                self._seen_id = max((row.event.id for row in self._rows), default=0)
+            self._count_new()
             if page.total is not None:
                 self._set_total(page.total)
             self.pageLoaded.emit(len(self._rows))

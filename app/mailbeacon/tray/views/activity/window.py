@@ -5,11 +5,22 @@ default, shown greyed with the reason for their verdict) with a verdict choice,
 and a search over subject and contact. Double-clicking a row asks for the
 contact's record (``openRecord``). Everything from the records is shown as plain
 text.
+
+A rep reads who, what, when and where; what the agent decided about each event
+(verdict, reason) and the reader's IP address and user agent are behind "Show
+details" (off by default), with the selected event's full description below
+the table. Events that arrived since the rep last saw the window are bold and
+counted ("3 new", also in the window title) until the window is hidden or loses
+focus after having it. An empty feed says what to do next.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
+from collections.abc import Callable
+from datetime import datetime
+
+from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QHideEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -18,6 +29,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
+    QStackedWidget,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -26,18 +38,29 @@ from PySide6.QtWidgets import (
 from mailbeacon.agent.records.model import ActivityRow
 from mailbeacon.core.events import NOT_HUMAN, EventType, Verdict
 from mailbeacon.tray.views.activity.model import (
+    DETAIL_COLUMNS,
     PAGE_SIZE,
     ActivityModel,
     ActivityQuery,
     Column,
     FeedFilter,
     type_text,
-    when_text,
     who_text,
 )
+from mailbeacon.tray.views.activity.when import full_when, utc_now
+from mailbeacon.tray.views.labels import plain_label
 from mailbeacon.tray.views.tables import setup_read_only_table
 
 SEARCH_DELAY_MS = 250  # typing pauses this long before the search runs
+CLOCK_MS = 60_000  # "5 min ago" moves on once a minute
+TITLE = "Activity — MailBeacon"
+EMPTY_FEED = (
+    "No activity yet. Send an email from your mail client or Compose; opens and clicks "
+    "appear here."
+)
+EMPTY_FILTER = (
+    "Nothing matches. Clear the search, choose All types or tick Show filtered to see more."
+)
 
 TYPE_CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("All types", ()),
@@ -55,12 +78,14 @@ VERDICT_CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Not human", NOT_HUMAN),
 )
 COLUMN_WIDTHS = {
-    Column.WHEN: 140,
+    Column.WHEN: 120,
     Column.TYPE: 110,
     Column.WHO: 180,
-    Column.EMAIL: 220,
-    Column.DETAIL: 200,
+    Column.EMAIL: 330,
+    Column.DETAIL: 220,
     Column.VERDICT: 65,
+    Column.REASON: 200,
+    Column.IP: 110,
 }
 
 
@@ -77,12 +102,14 @@ class ActivityWindow(QWidget):
         *,
         model: ActivityModel | None = None,
         page_size: int = PAGE_SIZE,
+        now: Callable[[], datetime] = utc_now,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Activity — MailBeacon")
+        self.setWindowTitle(TITLE)
         self.resize(1100, 600)
-        self.model = model or ActivityModel(query, page_size=page_size, parent=self)
+        self.model = model or ActivityModel(query, page_size=page_size, now=now, parent=self)
+        self._had_focus = False
 
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search subject or contact")
@@ -95,30 +122,52 @@ class ActivityWindow(QWidget):
         )
         self.verdict_box = _combo(VERDICT_CHOICES)
         self.verdict_box.setEnabled(False)
+        self.show_details = QCheckBox("Show details")
+        self.show_details.setToolTip(
+            "Also show why each event counts as a person or not (verdict and reason), and "
+            "the reader's IP address and browser"
+        )
         self.status = QLabel("Loading…")
         self.status.setTextFormat(Qt.TextFormat.PlainText)
 
         self.table = QTableView()
         self.table.setModel(self.model)
         self._setup_table()
+        self.empty = plain_label(wrap=True)
+        self.empty.setObjectName("empty")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.table)
+        self.stack.addWidget(self.empty)
 
         self.details = QPlainTextEdit()
         self.details.setReadOnly(True)
         self.details.setMaximumHeight(96)
         self.details.setPlaceholderText("Select an event to see its details.")
+        self._show_details(False)
+        self._lay_out()
+        self._connect()
 
+    def _lay_out(self) -> None:
         bar = QHBoxLayout()
         bar.addWidget(self.search, 3)
         bar.addWidget(self.type_box)
         bar.addWidget(self.show_filtered)
         bar.addWidget(self.verdict_box)
+        bar.addWidget(self.show_details)
         bar.addStretch(1)
         bar.addWidget(self.status)
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
-        layout.addWidget(self.table, 1)
+        layout.addWidget(self.stack, 1)
         layout.addWidget(self.details)
 
+        self._clock = QTimer(self)
+        self._clock.setInterval(CLOCK_MS)
+        self._clock.timeout.connect(self.model.times_changed)
+        self._clock.start()
+
+    def _connect(self) -> None:
         self._search_timer = QTimer(self)
         self._search_timer.setSingleShot(True)
         self._search_timer.setInterval(SEARCH_DELAY_MS)
@@ -128,11 +177,15 @@ class ActivityWindow(QWidget):
         self.type_box.currentIndexChanged.connect(self.apply_filters)
         self.show_filtered.toggled.connect(self._show_filtered_toggled)
         self.verdict_box.currentIndexChanged.connect(self.apply_filters)
+        self.show_details.toggled.connect(self._show_details)
         self.table.doubleClicked.connect(self._double_clicked)
         self.table.selectionModel().currentRowChanged.connect(self._current_changed)
         self.model.totalChanged.connect(self._update_status)
         self.model.loadingChanged.connect(self._update_status)
         self.model.loadFailed.connect(self.status.setText)
+        self.model.newCountChanged.connect(self._update_status)
+        self.model.modelReset.connect(self._update_status)
+        self.model.rowsInserted.connect(self._update_status)
 
     def feed_filter(self) -> FeedFilter:
         """The filter the widgets describe."""
@@ -160,7 +213,28 @@ class ActivityWindow(QWidget):
 
     def shutdown(self, timeout_ms: int = 5000) -> None:
         """Stop the model's queries (before the store closes)."""
+        self._clock.stop()
         self.model.close(timeout_ms)
+
+    def mark_seen(self) -> None:
+        """The rep has seen the feed: nothing shown is new any more."""
+        self.model.mark_seen()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        """Closing the window is having seen it."""
+        self.mark_seen()
+        super().hideEvent(event)
+
+    def changeEvent(self, event: QEvent) -> None:
+        """Looking at the window and leaving it is having seen it (not merely opening it:
+        the bold rows and the count are there to be seen first)."""
+        if event.type() == QEvent.Type.ActivationChange:
+            if self.isActiveWindow():
+                self._had_focus = True
+            elif self._had_focus:
+                self._had_focus = False
+                self.mark_seen()
+        super().changeEvent(event)
 
     # ------------------------------------------------------------ internals
 
@@ -175,9 +249,17 @@ class ActivityWindow(QWidget):
         self.verdict_box.setEnabled(checked)
         self.apply_filters()
 
+    def _show_details(self, shown: bool) -> None:
+        for column in DETAIL_COLUMNS:
+            self.table.setColumnHidden(column, not shown)
+        self.details.setVisible(shown)
+
     def _update_status(self, *_: object) -> None:
         total = self.model.total
         searching = bool(self.model.feed.needle())
+        new = self.model.new_count
+        self.setWindowTitle(f"Activity ({new} new) — MailBeacon" if new else TITLE)
+        self._update_empty()
         if total < 0:
             shown = self.model.rowCount()
             self.status.setText(
@@ -185,9 +267,19 @@ class ActivityWindow(QWidget):
             )
             return
         if searching:
-            self.status.setText(f"{total:,} {'match' if total == 1 else 'matches'}")
+            text = f"{total:,} {'match' if total == 1 else 'matches'}"
         else:
-            self.status.setText(f"{total:,} {'event' if total == 1 else 'events'}")
+            text = f"{total:,} {'event' if total == 1 else 'events'}"
+        self.status.setText(f"{new} new · {text}" if new else text)
+
+    def _update_empty(self) -> None:
+        model = self.model
+        empty = model.rowCount() == 0 and model.total == 0 and not model.loading
+        if empty:
+            feed = model.feed
+            filtered = bool(feed.types or feed.verdicts or feed.needle())
+            self.empty.setText(EMPTY_FILTER if filtered else EMPTY_FEED)
+        self.stack.setCurrentWidget(self.empty if empty else self.table)
 
     def _double_clicked(self, index: QModelIndex | QPersistentModelIndex) -> None:
         row = self.model.row_at(index)
@@ -208,7 +300,7 @@ def details_text(row: ActivityRow) -> str:
     """Everything about one event, as plain text lines."""
     event = row.event
     lines = [
-        f"{type_text(row)} — {when_text(event.at)} — {who_text(row)}",
+        f"{type_text(row)} — {full_when(event.at)} — {who_text(row)}",
         f"Email: {row.subject if row.subject is not None else '(unknown)'}",
         f"Verdict: {event.verdict}" + (f" — {event.reason}" if event.reason else ""),
     ]

@@ -5,7 +5,10 @@ thread. Last open, last click, last reply and last engagement are read-only:
 only counted events move them (the agent decides). The timeline lists the emails
 sent to the contact (with their logged copies), and the contact's opens, clicks
 (with the reader's device and the verdict) and replies; anonymous events are
-never in it (rules 8, 9). "Show filtered" adds the events no human made.
+never in it (rules 8, 9). "Show filtered" adds the events no human made. Times
+read as the rep says them ("yesterday 14:02", the full time on hover); the
+verdict, its reason, the IP address and the user agent are behind "Show
+details", off by default.
 Double-clicking a logged email opens it in an ``EmailViewer`` (remote content
 blocked). Everything from the records is plain text.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import IntEnum
 from typing import Any, Protocol
 
@@ -34,10 +38,10 @@ from PySide6.QtWidgets import (
 )
 
 from mailbeacon.agent.records.model import Contact, ContactRecord, EventEntry, SentEntry
-from mailbeacon.agent.records.reports import format_when
 from mailbeacon.core.events import HIT_TYPES, EventType, Verdict
 from mailbeacon.core.uainfo import describe
 from mailbeacon.tray.threads.workers import Worker
+from mailbeacon.tray.views.activity.when import full_when, relative_when, utc_now
 from mailbeacon.tray.views.email_viewer import (
     EmailViewer,
     LoggedEmailSource,
@@ -63,6 +67,10 @@ TYPE_LABELS: dict[str, str] = {
     EventType.DELIVERY_FAILED: "Delivery failed",
 }
 FIELD_LABELS = {"to": "To", "cc": "Cc", "bcc": "Bcc"}
+EMPTY_RECORD = (
+    "No emails or events for this address yet. Send them an email from your mail client "
+    "or Compose; opens and clicks appear here."
+)
 
 
 class RecordSource(LoggedEmailSource, Protocol):
@@ -97,6 +105,9 @@ class TimelineRow:
     email_id: int | None
     logged: bool
     human: bool
+    reason: str = ""
+    ip: str = ""
+    user_agent: str = ""
 
 
 def timeline_rows(record: ContactRecord) -> list[TimelineRow]:
@@ -150,8 +161,6 @@ def _event_row(entry: EventEntry) -> TimelineRow:
     verdict = event.verdict.capitalize()
     if event.type == EventType.DELIVERY_FAILED:
         verdict = ""  # nobody opened anything: no verdict to show
-    elif event.verdict != Verdict.HUMAN and event.reason:
-        verdict += f" — {event.reason}"
     return TimelineRow(
         at=event.at,
         what=what,
@@ -161,6 +170,9 @@ def _event_row(entry: EventEntry) -> TimelineRow:
         email_id=event.email_id,
         logged=False,
         human=event.verdict == Verdict.HUMAN,
+        reason=event.reason,
+        ip=event.ip or "",
+        user_agent=event.user_agent,
     )
 
 
@@ -172,23 +184,36 @@ class TimelineColumn(IntEnum):
     EMAIL = 2
     DETAILS = 3
     VERDICT = 4
+    REASON = 5
+    IP = 6
+    USER_AGENT = 7
 
 
-TIMELINE_HEADERS = ("When", "What", "Email", "Details", "Verdict")
+TIMELINE_HEADERS = ("When", "What", "Email", "Where", "Verdict", "Reason", "IP address",
+                    "User agent")
+DETAIL_COLUMNS = (TimelineColumn.VERDICT, TimelineColumn.REASON, TimelineColumn.IP,
+                  TimelineColumn.USER_AGENT)
+"""What the agent decided and from where, behind "Show details"."""
 
 
 class TimelineModel(RowTableModel[TimelineRow]):
-    """The timeline rows (plain text); non-human rows greyed."""
+    """The timeline rows (plain text); non-human rows greyed; times relative to ``now()``."""
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(
+        self, parent: QObject | None = None, now: Callable[[], datetime] = utc_now
+    ) -> None:
         super().__init__(TIMELINE_HEADERS, parent)
         self._grey = greyed_brush()
+        self._now = now
 
     def cell_data(self, row: TimelineRow, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return (
-                format_when(row.at), row.what, row.subject, row.details, row.verdict
+                relative_when(row.at, self._now()), row.what, row.subject, row.details,
+                row.verdict, row.reason, row.ip, row.user_agent,
             )[column] if 0 <= column < len(TIMELINE_HEADERS) else None
+        if role == Qt.ItemDataRole.ToolTipRole and column == TimelineColumn.WHEN:
+            return full_when(row.at)  # our own text, never data from outside
         if role == Qt.ItemDataRole.ForegroundRole and not row.human:
             return self._grey
         return None
@@ -217,6 +242,7 @@ class RecordView(QWidget):
         *,
         worker: Worker | None = None,
         viewer_factory: ViewerFactory | None = None,
+        now: Callable[[], datetime] = utc_now,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -227,6 +253,7 @@ class RecordView(QWidget):
             lambda data: EmailViewer(data, source.attachment_content)
         )
         self._generation = 0
+        self._now = now
         self.contact: Contact | None = None
         self.viewers: list[EmailViewer] = []
         self.setWindowTitle(f"{self.email} — MailBeacon")
@@ -248,7 +275,7 @@ class RecordView(QWidget):
         self.last_reply = plain_label("—")
         self.last_engagement = plain_label("—")
         self.counts = plain_label("")
-        self.timeline_model = TimelineModel(self)
+        self.timeline_model = TimelineModel(self, now)
         self.timeline = QTableView()
         self.timeline.setModel(self.timeline_model)
         self._setup_timeline()
@@ -256,6 +283,12 @@ class RecordView(QWidget):
         self.show_filtered.setToolTip(
             "Also show opens and clicks that no person made (scanners, image proxies, your own)"
         )
+        self.show_details = QCheckBox("Show details")
+        self.show_details.setToolTip(
+            "Also show why each event counts as a person or not (verdict and reason), and "
+            "the reader's IP address and browser"
+        )
+        self._show_details(False)
         self.status = plain_label("Loading…")
         self.status.setWordWrap(True)
         self._lay_out()
@@ -265,6 +298,7 @@ class RecordView(QWidget):
         self.basis_box.currentTextChanged.connect(self._update_dirty)
         self.save_button.clicked.connect(self.save)
         self.show_filtered.toggled.connect(lambda _on: self.reload())
+        self.show_details.toggled.connect(self._show_details)
         self.timeline.doubleClicked.connect(self._double_clicked)
         self.reload()
 
@@ -339,6 +373,7 @@ class RecordView(QWidget):
         timeline_bar.addWidget(QLabel("Timeline"))
         timeline_bar.addStretch(1)
         timeline_bar.addWidget(self.show_filtered)
+        timeline_bar.addWidget(self.show_details)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addLayout(top)
@@ -378,7 +413,13 @@ class RecordView(QWidget):
 
     def _setup_timeline(self) -> None:
         # The widths leave the verdict (and its reason) room at the window's own width.
-        setup_read_only_table(self.timeline, ((0, 130), (1, 110), (2, 210), (3, 280)))
+        setup_read_only_table(
+            self.timeline, ((0, 120), (1, 150), (2, 250), (3, 260), (4, 70), (5, 220), (6, 110))
+        )
+
+    def _show_details(self, shown: bool) -> None:
+        for column in DETAIL_COLUMNS:
+            self.timeline.setColumnHidden(column, not shown)
 
     def _loaded(self, generation: int, record: ContactRecord | None) -> None:
         if generation != self._generation:
@@ -386,7 +427,7 @@ class RecordView(QWidget):
         if record is None:
             self.contact = None
             self.timeline_model.set_rows([])
-            self._set_status("No emails or events for this address yet.")
+            self._set_status(EMPTY_RECORD)
             self.loaded.emit()
             return
         self._show_contact(record.contact)
@@ -397,7 +438,10 @@ class RecordView(QWidget):
         )
         self.timeline_model.set_rows(timeline_rows(record))
         entries = len(record.timeline)
-        self._set_status(f"{entries} timeline entr{'y' if entries == 1 else 'ies'}")
+        self._set_status(
+            f"{entries} timeline entr{'y' if entries == 1 else 'ies'}" if entries
+            else EMPTY_RECORD
+        )
         self.loaded.emit()
 
     def _show_contact(self, contact: Contact) -> None:
@@ -410,10 +454,13 @@ class RecordView(QWidget):
             self.name_edit.setText(contact.name)
             self.company_edit.setText(contact.company)
             self.basis_box.setCurrentText(contact.lawful_basis or "")
-        self.last_open.setText(format_when(contact.last_open))
-        self.last_click.setText(format_when(contact.last_click))
-        self.last_reply.setText(format_when(contact.last_reply))
-        self.last_engagement.setText(format_when(contact.last_engagement))
+        now = self._now()
+        for label, at in ((self.last_open, contact.last_open),
+                          (self.last_click, contact.last_click),
+                          (self.last_reply, contact.last_reply),
+                          (self.last_engagement, contact.last_engagement)):
+            label.setText(relative_when(at, now))
+            label.setToolTip(full_when(at))
         self._update_dirty()
 
     def _load_failed(self, generation: int, error: BaseException) -> None:

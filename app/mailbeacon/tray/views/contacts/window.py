@@ -1,5 +1,6 @@
 """The contacts window: every contact, searchable and sortable; double-click opens the
-contact's record (``RecordView``), one window per contact."""
+contact's record (``RecordView``), one window per contact. With no contacts yet, or
+none matching the search, the window says what to do next instead of an empty table."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QStackedWidget,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -33,6 +35,7 @@ from mailbeacon.tray.views.contacts.model import (
     ContactsSource,
 )
 from mailbeacon.tray.views.contacts.record import RecordSource, RecordView
+from mailbeacon.tray.views.labels import plain_label
 from mailbeacon.tray.views.tables import SORT_ROLE, setup_read_only_table
 
 AnyIndex = QModelIndex | QPersistentModelIndex
@@ -45,6 +48,11 @@ COLUMN_WIDTHS = {
     Column.LAST_CLICK: 125,
     Column.LAST_ENGAGEMENT: 125,
 }
+NO_CONTACTS = (
+    "No contacts yet. Everyone you email from your mail client or Compose appears here, "
+    "with their last open and click."
+)
+NO_MATCH = "No contact matches the search. Clear it to see everyone."
 
 
 class ContactsSearch(QSortFilterProxyModel):
@@ -107,6 +115,12 @@ class ContactsWindow(QWidget):
         self.table = QTableView()
         self.table.setModel(self.proxy)
         self._setup_table()
+        self.empty = plain_label(wrap=True)
+        self.empty.setObjectName("empty")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.table)
+        self.stack.addWidget(self.empty)
 
         bar = QHBoxLayout()
         bar.addWidget(self.search, 3)
@@ -115,7 +129,7 @@ class ContactsWindow(QWidget):
         bar.addWidget(self.status)
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
-        layout.addWidget(self.table, 1)
+        layout.addWidget(self.stack, 1)
 
         self.search.textChanged.connect(self._search_changed)
         self.refresh_button.clicked.connect(self.refresh)
@@ -175,6 +189,9 @@ class ContactsWindow(QWidget):
         self.status.setText(
             f"{total:,} {noun}" if shown == total else f"{shown:,} of {total:,} {noun}"
         )
+        empty = shown == 0 and not self.model.loading
+        self.empty.setText(NO_CONTACTS if total == 0 else NO_MATCH)
+        self.stack.setCurrentWidget(self.empty if empty else self.table)
 
     def _double_clicked(self, index: AnyIndex) -> None:
         contact = index.data(CONTACT_ROLE)

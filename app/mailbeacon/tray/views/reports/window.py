@@ -4,7 +4,8 @@ It shows what ``agent.reports`` computes (only human events count; "Someone" eve
 count in an email's numbers and the totals, apart, and never per contact) for a
 period chosen at the top. The report is read and computed on a ``Worker``. Tables
 sort by clicking a header; "Export CSV…" writes the table of the current tab, in
-the order shown. Subjects and names are plain text.
+the order shown. Subjects and names are plain text. A period with nothing to
+report says what to do next instead of showing empty tables.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QTableView,
     QTabWidget,
     QVBoxLayout,
@@ -46,7 +48,7 @@ from mailbeacon.agent.records.reports import (
     write_csv,
 )
 from mailbeacon.tray.threads.workers import Worker
-from mailbeacon.tray.views.labels import show_status
+from mailbeacon.tray.views.labels import plain_label, show_status
 from mailbeacon.tray.views.reports.chart import BarChart, Series
 from mailbeacon.tray.views.tables import SORT_ROLE, RowTableModel, setup_read_only_table
 
@@ -66,6 +68,14 @@ OPEN_COLOR = QColor("#1f6fb4")
 OPEN_SOMEONE_COLOR = QColor("#9ec5e8")
 CLICK_COLOR = QColor("#e07b12")
 CLICK_SOMEONE_COLOR = QColor("#f6c58f")
+NOTHING_YET = (
+    "Nothing to report yet. Send an email from your mail client or Compose; its opens, "
+    "clicks and replies are counted here."
+)
+NOTHING_IN_PERIOD = (
+    "No emails, opens or clicks in this period. Choose a longer period above, or send an "
+    "email from your mail client or Compose."
+)
 
 ChooseCsvPath = Callable[[QWidget, str], str | None]
 
@@ -197,6 +207,12 @@ class ReportsWindow(QWidget):
         self.days_tab = _TableTab("days")
         self.chart = BarChart("No human opens or clicks in this period.")
         self.tabs = QTabWidget()
+        self.empty = plain_label(wrap=True)
+        self.empty.setObjectName("empty")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.tabs)
+        self.stack.addWidget(self.empty)
         self._lay_out()
 
         self._refresh_timer = QTimer(self)
@@ -226,7 +242,7 @@ class ReportsWindow(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
         layout.addWidget(self.totals)
-        layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.stack, 1)
         layout.addWidget(self.status)
 
     # ------------------------------------------------------------ public
@@ -306,6 +322,12 @@ class ReportsWindow(QWidget):
             for column, width in enumerate(widths):
                 tab.view.setColumnWidth(column, width)
         self._show_chart(report)
+        totals = report.totals
+        empty = not (report.emails or totals.opens or totals.clicks or totals.replies
+                     or totals.filtered)
+        all_time = PERIODS[self.period_box.currentIndex()][1] is None
+        self.empty.setText(NOTHING_YET if all_time else NOTHING_IN_PERIOD)
+        self.stack.setCurrentWidget(self.empty if empty else self.tabs)
         self.export_button.setEnabled(True)
         self._set_status("")
         self.loaded.emit()

@@ -3,16 +3,18 @@
 Widgets are built from each key's value kind (true/false: a check box, numbers:
 spin boxes with the key's range, a choice: a combo box, anything else: a line
 edit), so a new key shows up even before it is given a place: keys not placed
-in ``TABS`` land on an "Other" tab.
+in ``TABS`` (``settings.wording``, with every word shown) land on an "Other" tab.
+The dialog's minimum size is the one at which no label, check box or button is
+cut off on any tab.
 
 OK applies everything or nothing (``settings.saving``): a refused value is
 shown under its field and the dialog stays open. Secrets (relay, upstream and
-IMAP passwords, the enrollment key) go to the ``SecretStore`` (the OS keyring),
+incoming mail passwords, the team link) go to the ``SecretStore`` (the OS keyring),
 never into the settings; an empty secret field keeps the stored secret. A
 keyring that cannot be used is reported in words, and nothing is written
 anywhere. The fields themselves are in ``settings.fields``.
 
-"Test upstream", "Test tracking" and the IMAP "Test connection" are the agent's
+"Test outgoing server", "Test tracking" and "Test connection" (incoming mail) are the agent's
 checks (``agent.sending.check``, ``agent.tracking.check``,
 ``agent.mailbox.check``); the dialog only calls them, off the UI thread
 (``workers.Worker``).
@@ -25,7 +27,7 @@ import secrets as random_secrets
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtCore import QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QDialog,
@@ -36,6 +38,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSizePolicy,
+    QStyle,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -57,7 +60,6 @@ from mailbeacon.tray.views.settings.fields import (
     Field,
     SecretField,
     TextField,
-    label_for,
     make_field,
 )
 from mailbeacon.tray.views.settings.saving import (
@@ -66,66 +68,21 @@ from mailbeacon.tray.views.settings.saving import (
     checked_settings,
     write_all,
 )
+from mailbeacon.tray.views.settings.wording import (
+    ACCOUNT_TAB,
+    BAD_TEAM_LINK,
+    CHECKS_TAB,
+    NO_ENROLLMENT,
+    NOTES,
+    OPEN_TRACKING_COST,
+    PER_RECIPIENT_TRADE_OFF,
+    TABS,
+    label_for,
+)
+
+__all__ = ["PER_RECIPIENT_TRADE_OFF", "TABS", "SettingsDialog"]
 
 log = logging.getLogger(__name__)
-
-PER_RECIPIENT_TRADE_OFF = (
-    "Each recipient gets their own copy with their own pixel, so opens name them; "
-    "some providers then keep several copies in Sent."
-)
-OPEN_TRACKING_COST = (
-    "Some company spam filters add a few points to short emails that contain an image, "
-    "and the open-tracking image counts like a signature logo. Clicks only sends no "
-    "image, so it costs nothing there; you then learn of an open from the first click."
-)
-NO_ENROLLMENT = (
-    "There is no tracking server yet. With the embedded server, start MailBeacon once "
-    "and it creates one; with a remote server, paste the enrollment key above."
-)
-
-# ---------------------------------------------------------------- layout and wording
-
-# Tab -> group -> keys (settings and secrets), in the order shown.
-TABS: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...] = (
-    ("Account && server", (
-        ("Tracking server", (
-            "server.mode", "server.url", "server.enrollment", "server.listen",
-            "server.public_url", "server.allow_plain", "server.trusted_proxies",
-        )),
-        ("Sign-in with your mail provider", (
-            "oauth.issuer", "oauth.client_id", "oauth.scopes", "oauth.client_secret",
-        )),
-    )),
-    ("Sending", (
-        ("Relay (your mail client sends here)", (
-            "relay.host", "relay.port", "relay.user", "relay.password",
-            "relay.max_message_bytes",
-        )),
-        ("Your outgoing mail server", (
-            "upstream.url", "upstream.user", "upstream.password", "upstream.allow_plain",
-        )),
-    )),
-    ("Tracking", (
-        ("New emails", ("defaults.track", "defaults.log")),
-        ("How tracking works", (
-            "tracking.opens", "tracking.clicks", "tracking.per_recipient",
-            "tracking.settle_seconds", "tracking.repeat_window_seconds",
-            "tracking.self_window_minutes", "tracking.click_token_max_days",
-        )),
-    )),
-    ("Privacy", (("Data privacy", ("privacy.enabled", "privacy.truncate_ip")),)),
-    ("Notifications", (
-        ("Notify me of", (
-            "notify.opens", "notify.clicks", "notify.replies", "notify.delivery_failures",
-        )),
-        ("Pause", ("notify.paused_until",)),
-    )),
-    ("IMAP", (
-        ("Your inbox (for replies)", ("imap.url", "imap.password", "imap.allow_plain")),
-        ("Sent folder", ("sent_cleanup.enabled",)),
-    )),
-    ("App", (("Desktop", ("app.autostart",)),)),
-)
 
 # What the account flow (tray.views.account) sets; reloaded here once it saved.
 ACCOUNT_SECTIONS = ("upstream", "imap", "account", "oauth")
@@ -235,7 +192,8 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.message)
         layout.addWidget(buttons)
-        self.resize(640, 560)
+        self.setMinimumSize(self._minimum_size())
+        self.resize(max(680, self.minimumWidth()), 600)
 
         mode = self.fields["server.mode"]
         if isinstance(mode, ChoiceField):
@@ -249,7 +207,7 @@ class SettingsDialog(QDialog):
         for title, groups in TABS:
             page = QWidget()
             page_layout = QVBoxLayout(page)
-            if title == "Account && server" and self._open_account is not None:
+            if title == ACCOUNT_TAB and self._open_account is not None:
                 page_layout.addWidget(self._account_box(self._open_account))
             for group_title, keys in groups:
                 box = QGroupBox(group_title)
@@ -259,12 +217,14 @@ class SettingsDialog(QDialog):
                     if key in self.fields:
                         self._add_row(form, self.fields[key])
                         placed.add(key)
+                        if key in NOTES:
+                            self.fields[key].add_note(NOTES[key])
                     self._add_extras(form, key)
                 page_layout.addWidget(box)
-            if title == "Tracking":
+            if title == CHECKS_TAB:
                 page_layout.addWidget(self._tracking_checks())
             page_layout.addStretch(1)
-            self.tabs.addTab(_scrolled(page), title)
+            self.tabs.addTab(_scrolled(page), title.replace("&", "&&"))
         rest = [key for key in self.fields if key not in placed]
         if rest:  # a key nobody placed yet still gets a widget
             page = QWidget()
@@ -273,9 +233,21 @@ class SettingsDialog(QDialog):
                 self._add_row(form, self.fields[key])
             self.tabs.addTab(_scrolled(page), "Other")
 
+    def _minimum_size(self) -> QSize:
+        """Wide enough that every tab's widest row shows whole (no label cut off)."""
+        width = 0
+        for index in range(self.tabs.count()):
+            area = self.tabs.widget(index)
+            page = area.widget() if isinstance(area, QScrollArea) else None
+            if page is not None:
+                width = max(width, page.minimumSizeHint().width())
+        # The scroll bar, the tab frame and the dialog's own margins around the page.
+        margins = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent) + 2 * 24
+        return QSize(width + margins, 480)
+
     @staticmethod
     def _add_row(form: QFormLayout, field: Field) -> None:
-        if isinstance(field, BoolField):
+        if field.full_row:
             form.addRow(field.row)
         else:
             label = QLabel(f"{label_for(field.key)}:")
@@ -288,11 +260,13 @@ class SettingsDialog(QDialog):
             self.generate_button = QPushButton("&Generate")
             self.generate_button.setToolTip("Make up a new random relay password")
             self.generate_button.clicked.connect(self.generate_relay_password)
-            field = self.fields[key]
-            field.line.addWidget(self.generate_button)
-            field.add_note("After changing it, enter the new password in your mail client too.")
+            self.fields[key].line.addWidget(self.generate_button)
         elif key == "upstream.allow_plain":
-            self.test_upstream_button = QPushButton("Test &upstream")
+            self.test_upstream_button = QPushButton("Test &outgoing server")
+            self.test_upstream_button.setToolTip(
+                "Signs in to your outgoing mail server with the values above (not yet saved); "
+                "sends nothing"
+            )
             self.test_upstream_button.clicked.connect(self.run_upstream_test)
             self.upstream_result = plain_label(wrap=True)
             self.upstream_result.setObjectName("upstream_result")
@@ -542,7 +516,8 @@ class SettingsDialog(QDialog):
         try:
             enrollment = Enrollment.decode(text) if text else self._secrets.enrollment()
         except ValueError as exc:
-            show_result(report, False, f"The enrollment key is not valid: {exc}")
+            log.info("the typed team link is not valid: %s", exc)
+            show_result(report, False, BAD_TEAM_LINK)
             return None
         except SecretStoreUnavailable as exc:
             show_result(report, False, str(exc))

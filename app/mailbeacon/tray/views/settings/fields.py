@@ -2,21 +2,25 @@
 
 True/false: a check box; whole numbers: a spin box over the key's range;
 decimals: a spin box that keeps an untouched value exactly as loaded; a choice:
-a combo box; anything else: a line edit; secrets: a masked line edit where
-empty keeps the stored secret. Each field has an error line under its input,
-and ``text()`` gives the value as ``Settings.set`` takes it. The words shown for
-each key (labels, choices, units, placeholders) live here too.
+a combo box; a moment (the pause): a check box and a local date-time picker; a
+size in bytes (``MB_KEYS``): a spin box in MB, as mail providers state their
+limits; anything else: a line edit; secrets: a masked line edit where empty keeps
+the stored secret. Each field has an error line under its input, and ``text()``
+gives the value as ``Settings.set`` takes it (bytes, UTC), whatever the rep sees.
+The words shown for each key are in ``settings.wording``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QDateTime, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDateTimeEdit,
     QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
@@ -26,81 +30,49 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mailbeacon.agent.settings.kinds import BoolKind, ChoiceKind, FloatKind, IntKind
+from mailbeacon.agent.settings.kinds import (
+    BoolKind,
+    ChoiceKind,
+    FloatKind,
+    IntKind,
+    TimestampKind,
+)
 from mailbeacon.agent.settings.store import SettingSpec
 from mailbeacon.tray.views.labels import ERROR_STYLE, plain_label
+from mailbeacon.tray.views.settings.wording import (
+    CHOICE_LABELS,
+    LABELS,
+    PLACEHOLDERS,
+    SUFFIXES,
+    label_for,
+)
 
-# The words shown for each key; a key missing here shows as itself.
-LABELS: dict[str, str] = {
-    "server.mode": "Tracking server",
-    "server.url": "Remote server URL",
-    "server.enrollment": "Enrollment key",
-    "server.listen": "Embedded server listens on",
-    "server.public_url": "Public URL (tracking domain)",
-    "relay.host": "Relay address",
-    "relay.port": "Relay port",
-    "relay.user": "Relay user name",
-    "relay.password": "Relay password",
-    "relay.max_message_bytes": "Largest message",
-    "upstream.url": "Server URL",
-    "upstream.user": "User name",
-    "upstream.password": "Password",
-    "upstream.allow_plain": "Allow unencrypted smtp:// to another machine",
-    "defaults.track": "Track opens and clicks",
-    "defaults.log": "Log a copy on the contacts' records",
-    "tracking.opens": "Track opens (an invisible image; off: clicks only)",
-    "tracking.clicks": "Track clicks (rewrite links)",
-    "tracking.self_window_minutes": "Your own address counts as you for (minutes)",
-    "tracking.click_token_max_days": "Tracked links work for (days)",
-    "server.allow_plain": "Allow an unencrypted (http://) team server",
-    "server.trusted_proxies": "Trusted local proxies (addresses)",
-    "oauth.issuer": "Sign-in provider (issuer)",
-    "oauth.client_id": "Client ID (from your administrator)",
-    "oauth.scopes": "Scopes",
-    "oauth.client_secret": "Client secret (some providers)",
-    "tracking.per_recipient": "One copy per recipient",
-    "tracking.settle_seconds": "Settle window",
-    "tracking.repeat_window_seconds": "Repeated opens count once within",
-    "privacy.enabled": "Track contacts without a lawful basis anonymously (\"Someone\")",
-    "privacy.truncate_ip": "Store IP addresses truncated",
-    "notify.opens": "Opens",
-    "notify.clicks": "Clicks",
-    "notify.replies": "Replies",
-    "notify.delivery_failures": "Emails that could not be delivered",
-    "notify.paused_until": "Paused until (UTC)",
-    "imap.url": "Inbox URL",
-    "imap.password": "Password",
-    "imap.allow_plain": "Allow unencrypted imap:// to another machine",
-    "sent_cleanup.enabled": "Remove the extra per-recipient copies from Sent",
-    "app.autostart": "Start MailBeacon when I log in",
-}
-CHOICE_LABELS: dict[str, dict[str, str]] = {
-    "server.mode": {
-        "embedded": "On this computer (embedded)",
-        "remote": "A remote server (enrollment key)",
-    },
-}
-SUFFIXES = {
-    "relay.max_message_bytes": " bytes",
-    "tracking.settle_seconds": " s",
-    "tracking.repeat_window_seconds": " s",
-}
-PLACEHOLDERS = {
-    "server.url": "https://track.example.com",
-    "server.public_url": "empty: http://<listen address>",
-    "upstream.url": "smtps://smtp.example.com:465 or smtp+starttls://…:587",
-    "imap.url": "imaps://you@imap.example.com (empty: replies not watched)",
-    "notify.paused_until": "not paused",
-}
+__all__ = [
+    "LABELS",
+    "BoolField",
+    "ChoiceField",
+    "Field",
+    "FloatField",
+    "IntField",
+    "MegabytesField",
+    "PauseField",
+    "SecretField",
+    "TextField",
+    "label_for",
+    "make_field",
+]
 
-
-def label_for(key: str) -> str:
-    """The words shown for ``key``."""
-    return LABELS.get(key, key)
-
+MB = 1024 * 1024  # what mail clients and providers call a megabyte
+MB_KEYS = frozenset({"relay.max_message_bytes"})  # stored in bytes, shown in MB
+PAUSE_FORMAT = "ddd d MMM yyyy, HH:mm"  # local time, the way the tray menu says it
 
 class Field(ABC):
-    """One key's input widget, its error line and the row that holds both."""
+    """One key's input widget, its error line and the row that holds both.
+
+    ``full_row``: the row carries its own words (a check box) and spans the form.
+    """
+
+    full_row = False
 
     def __init__(self, key: str, widget: QWidget, doc: str) -> None:
         self.key = key
@@ -148,6 +120,8 @@ class Field(ABC):
 class BoolField(Field):
     """A check box."""
 
+    full_row = True
+
     def __init__(self, key: str, value: bool, doc: str) -> None:
         self.box = QCheckBox(label_for(key))
         self.box.setChecked(value)
@@ -165,13 +139,74 @@ class IntField(Field):
         self.spin.setRange(kind.low, kind.high)
         self.spin.setGroupSeparatorShown(kind.high >= 100_000)
         self.spin.setSuffix(SUFFIXES.get(key, ""))
-        if kind.high >= 100 * 1024 * 1024:
-            self.spin.setSingleStep(1024 * 1024)
         self.spin.setValue(value)
         super().__init__(key, self.spin, doc)
 
     def text(self) -> str:
         return str(self.spin.value())
+
+
+class MegabytesField(Field):
+    """A size stored in bytes, shown and edited in MB; an untouched value is kept exactly."""
+
+    def __init__(self, key: str, value: int, kind: IntKind, doc: str) -> None:
+        self.spin = QDoubleSpinBox()
+        # One decimal: the smallest allowed size (64 KB) still shows as 0.1 MB, not 0.
+        self.spin.setDecimals(1)
+        self.spin.setRange(kind.low / MB, kind.high / MB)
+        self.spin.setSingleStep(1)
+        self.spin.setGroupSeparatorShown(True)
+        self.spin.setSuffix(SUFFIXES.get(key, " MB"))
+        self.spin.setValue(value / MB)
+        self._kind = kind
+        self._loaded = (self.spin.value(), value)
+        super().__init__(key, self.spin, doc)
+
+    def text(self) -> str:
+        shown, original = self._loaded
+        if self.spin.value() == shown:
+            return str(original)
+        return str(min(max(round(self.spin.value() * MB), self._kind.low), self._kind.high))
+
+
+class PauseField(Field):
+    """"Paused until" a local date and time; unticked: not paused. Stored as UTC ISO 8601.
+
+    A pause already over shows unticked (nothing is paused), but an untouched
+    field keeps the stored text exactly, so OK changes nothing by itself.
+    """
+
+    full_row = True
+
+    def __init__(self, key: str, value: str, doc: str, now: datetime | None = None) -> None:
+        moment = _parse_utc(value)
+        current = now or datetime.now(UTC)
+        self.box = QCheckBox(f"{label_for(key)}:")
+        self.box.setChecked(moment is not None and moment > current)
+        self.picker = QDateTimeEdit()
+        self.picker.setCalendarPopup(True)
+        self.picker.setDisplayFormat(PAUSE_FORMAT)
+        shown = moment if moment is not None and moment > current else _next_hour(current)
+        self.picker.setDateTime(QDateTime.fromSecsSinceEpoch(int(shown.timestamp())))
+        self.picker.setEnabled(self.box.isChecked())
+        self.box.toggled.connect(self.picker.setEnabled)
+        self._loaded = (self.box.isChecked(), self.picker.dateTime(), value)
+        super().__init__(key, self.picker, doc)
+        self.line.insertWidget(0, self.box)
+        self.line.setStretch(1, 1)
+
+    def text(self) -> str:
+        checked, shown, original = self._loaded
+        if (self.box.isChecked(), self.picker.dateTime()) == (checked, shown):
+            return original
+        if not self.box.isChecked():
+            return ""
+        moment = datetime.fromtimestamp(self.picker.dateTime().toSecsSinceEpoch(), UTC)
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def set_enabled(self, enabled: bool) -> None:
+        self.box.setEnabled(enabled)
+        self.picker.setEnabled(enabled and self.box.isChecked())
 
 
 class FloatField(Field):
@@ -257,14 +292,33 @@ class SecretField(Field):
 
 def make_field(spec: SettingSpec, value: Any) -> Field:
     """The widget for one setting, chosen by its value kind."""
-    kind = spec.kind
+    key, kind, doc = spec.key, spec.kind, spec.doc
+    field: Field
     if isinstance(kind, BoolKind):
-        return BoolField(spec.key, bool(value), spec.doc)
-    if isinstance(kind, IntKind):
-        return IntField(spec.key, int(value), kind, spec.doc)
-    if isinstance(kind, FloatKind):
-        return FloatField(spec.key, float(value), kind, spec.doc)
-    if isinstance(kind, ChoiceKind):
-        return ChoiceField(spec.key, str(value), kind, spec.doc)
-    return TextField(spec.key, kind.render(value), spec.doc)
+        field = BoolField(key, bool(value), doc)
+    elif isinstance(kind, IntKind):
+        maker = MegabytesField if key in MB_KEYS else IntField
+        field = maker(key, int(value), kind, doc)
+    elif isinstance(kind, FloatKind):
+        field = FloatField(key, float(value), kind, doc)
+    elif isinstance(kind, ChoiceKind):
+        field = ChoiceField(key, str(value), kind, doc)
+    elif isinstance(kind, TimestampKind):
+        field = PauseField(key, kind.render(value), doc)
+    else:
+        field = TextField(key, kind.render(value), doc)
+    return field
+
+
+def _parse_utc(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _next_hour(now: datetime) -> datetime:
+    """The top of the hour at least an hour from now: what a rep most often picks."""
+    return now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
 

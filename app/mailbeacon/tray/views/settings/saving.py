@@ -18,6 +18,7 @@ from mailbeacon.agent.settings.errors import SettingError
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
 from mailbeacon.agent.settings.store import KEYS, SECRET_KEYS, Settings
 from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.tray.views.settings.wording import BAD_TEAM_LINK
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,8 @@ def checked_settings(
 def checked_secrets(texts: Mapping[str, str]) -> tuple[dict[Secret, str], dict[str, str]]:
     """Typed secrets (by setting key) as keyring values to write, and refusals by key.
 
-    An empty field writes nothing (the stored secret stays); an enrollment key
-    must decode.
+    An empty field writes nothing (the stored secret stays); a team link (the
+    enrollment key) must decode.
     """
     values: dict[Secret, str] = {}
     errors: dict[str, str] = {}
@@ -68,7 +69,9 @@ def checked_secrets(texts: Mapping[str, str]) -> tuple[dict[Secret, str], dict[s
                 try:
                     Enrollment.decode(text)
                 except ValueError as exc:
-                    errors[key] = str(exc)
+                    # The core's words name the command-line "enrollment key".
+                    log.info("the typed team link is not valid: %s", exc)
+                    errors[key] = BAD_TEAM_LINK
                     continue
         if text:
             values[name] = text
