@@ -6,9 +6,12 @@ import asyncio
 import json
 import os
 import signal
+import smtplib
 import sys
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from tests.helpers import paths
 
@@ -132,3 +135,40 @@ class AgentProcess:
     async def _finish(self) -> None:
         if self._stderr_task is not None:
             await asyncio.gather(self._stderr_task, return_exceptions=True)
+
+
+RELAY_PASSWORD = "relay-secret"
+
+
+def agent_with_imap(
+    tmp_path: Path, enrollment: str, relay_port: int, upstream_port: int, imap_port: int,
+    user: str, password: str,
+) -> AgentProcess:
+    """``mailbeacon agent`` relaying to ``upstream_port`` and watching ``user``'s inbox."""
+    return AgentProcess(
+        tmp_path / "agent", tmp_path / "keyring.json",
+        "--enroll", enrollment,
+        "--smtp-listen", f"127.0.0.1:{relay_port}",
+        "--upstream", f"smtp://127.0.0.1:{upstream_port}",
+        "--relay-password", RELAY_PASSWORD,
+        "--imap", f"imap://{quote(user, safe='')}@127.0.0.1:{imap_port}",
+        env={"MAILBEACON_IMAP_PASSWORD": password},
+    )  # fmt: skip
+
+
+def offer_q4() -> EmailMessage:
+    """The tracked one-to-one email the agent journeys send."""
+    message = EmailMessage()
+    message["From"] = "rep@example.net"
+    message["To"] = "Alicja Nowak <alicja@client.example>"
+    message["Subject"] = "Oferta Q4"
+    message["Message-ID"] = "<oferta-q4@example.net>"
+    message.add_alternative("<p>Our offer</p>", subtype="html")
+    return message
+
+
+def send_through_relay(relay_port: int, message: EmailMessage) -> None:
+    """A mail client's submission to the agent's relay (blocking)."""
+    with smtplib.SMTP("127.0.0.1", relay_port, timeout=30) as client:
+        client.login("mailbeacon", RELAY_PASSWORD)
+        client.send_message(message)

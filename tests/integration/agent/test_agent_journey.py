@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from email.message import EmailMessage
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -27,7 +26,13 @@ from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.server.config import ServerConfig
 from mailbeacon.server.tracking_server import TrackingServer
 from tests.helpers import dovecot
-from tests.helpers.agent_process import AgentProcess, run_cli
+from tests.helpers.agent_process import (
+    AgentProcess,
+    agent_with_imap,
+    offer_q4,
+    run_cli,
+    send_through_relay,
+)
 from tests.helpers.net import free_port
 from tests.helpers.smtp import SmtpSink
 
@@ -241,30 +246,12 @@ async def test_a_reply_in_the_reps_inbox_notifies_through_the_agent(
     enrollment = await server.add_user("rep")
     relay_port = free_port()
     with dovecot.running_dovecot() as imap:
-        user = quote(dovecot.USER, safe="")
-        agent = await AgentProcess(
-            tmp_path / "agent", tmp_path / "keyring.json",
-            "--enroll", enrollment.encode(),
-            "--smtp-listen", f"127.0.0.1:{relay_port}",
-            "--upstream", f"smtp://127.0.0.1:{sink.port}",
-            "--relay-password", RELAY_PASSWORD,
-            "--imap", f"imap://{user}@127.0.0.1:{imap.port}",
-            env={"MAILBEACON_IMAP_PASSWORD": dovecot.PASSWORD},
+        agent = await agent_with_imap(
+            tmp_path, enrollment.encode(), relay_port, sink.port, imap.port,
+            dovecot.USER, dovecot.PASSWORD,
         ).start()
         try:
-            message = EmailMessage()
-            message["From"] = "rep@example.net"
-            message["To"] = "Alicja Nowak <alicja@client.example>"
-            message["Subject"] = "Oferta Q4"
-            message["Message-ID"] = "<oferta-q4@example.net>"
-            message.add_alternative("<p>Our offer</p>", subtype="html")
-
-            def send() -> None:
-                with smtplib.SMTP("127.0.0.1", relay_port, timeout=30) as client:
-                    client.login("mailbeacon", RELAY_PASSWORD)
-                    client.send_message(message)
-
-            await asyncio.to_thread(send)
+            await asyncio.to_thread(send_through_relay, relay_port, offer_q4())
             await sink.until(1)
             await agent.wait_log("first look at", within=15)  # the watcher knows where to start
             reply = (

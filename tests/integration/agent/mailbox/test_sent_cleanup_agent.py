@@ -5,16 +5,13 @@ does), and the agent replaces it with the untracked original."""
 from __future__ import annotations
 
 import asyncio
-import smtplib
-from email.message import EmailMessage
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
 from mailbeacon.core.enrollment import Enrollment
 from tests.helpers import dovecot
-from tests.helpers.agent_process import AgentProcess
+from tests.helpers.agent_process import agent_with_imap, offer_q4, send_through_relay
 from tests.helpers.net import free_port
 from tests.helpers.sent import SentSavingSink, has_pixel, mailbox
 
@@ -29,30 +26,12 @@ async def test_the_agent_leaves_the_untracked_original_in_sent(tmp_path: Path) -
     enrollment = Enrollment("http://127.0.0.1:9", 1, "api-token", b"k" * 32)
     relay_port = free_port()
     with dovecot.running_dovecot() as imap, SentSavingSink(imap, dovecot.USER) as sink:
-        user = quote(dovecot.USER, safe="")
-        agent = await AgentProcess(
-            tmp_path / "agent", tmp_path / "keyring.json",
-            "--enroll", enrollment.encode(),
-            "--smtp-listen", f"127.0.0.1:{relay_port}",
-            "--upstream", f"smtp://127.0.0.1:{sink.port}",
-            "--relay-password", RELAY_PASSWORD,
-            "--imap", f"imap://{user}@127.0.0.1:{imap.port}",
-            env={"MAILBEACON_IMAP_PASSWORD": dovecot.PASSWORD},
+        agent = await agent_with_imap(
+            tmp_path, enrollment.encode(), relay_port, sink.port, imap.port,
+            dovecot.USER, dovecot.PASSWORD,
         ).start()
         try:
-            message = EmailMessage()
-            message["From"] = "rep@example.net"
-            message["To"] = "Alicja Nowak <alicja@client.example>"
-            message["Subject"] = "Oferta Q4"
-            message["Message-ID"] = "<oferta-q4@example.net>"
-            message.add_alternative("<p>Our offer</p>", subtype="html")
-
-            def send() -> None:
-                with smtplib.SMTP("127.0.0.1", relay_port, timeout=30) as client:
-                    client.login("mailbeacon", RELAY_PASSWORD)
-                    client.send_message(message)
-
-            await asyncio.to_thread(send)
+            await asyncio.to_thread(send_through_relay, relay_port, offer_q4())
             [delivered] = await sink.until(1)
             assert has_pixel(delivered.data)
             # The agent waits a few seconds (a mail client may save its own copy).
