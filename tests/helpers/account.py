@@ -14,25 +14,12 @@ import threading
 from dataclasses import dataclass, field
 
 from mailbeacon.agent.account import presets
+from mailbeacon.agent.account.discovery import from_preset
 from mailbeacon.agent.account.model import AuthMethod, Discovered, Security, ServerSetting, Source
 from mailbeacon.agent.account.setup import AccountRequest, AccountResult
 
 SMTP_OK = "Connected to smtps://smtp.mojafirma.pl:465 and logged in."
 IMAP_OK = "Connected to imap.mojafirma.pl:993 as anna@mojafirma.pl; INBOX holds 3 messages."
-
-
-def from_preset(email: str, preset: presets.Preset, source: Source) -> Discovered:
-    """What discovery answers for a built-in provider's address (or its MX)."""
-    return Discovered(
-        email=email,
-        provider=preset.id,
-        source=source,
-        smtp=preset.smtp,
-        imap=preset.imap,
-        auth=preset.auth,
-        issuer=preset.issuer,
-        scopes=preset.scopes,
-    )
 
 
 def google(email: str = "anna@gmail.com") -> Discovered:

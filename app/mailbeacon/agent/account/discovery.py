@@ -125,7 +125,7 @@ async def discover(
     email, domain = _split(email)
     preset = presets.by_domain(domain)
     if preset is not None:
-        return _from_preset(email, preset, Source.PRESET)
+        return from_preset(email, preset, Source.PRESET)
     context = _Context(email, domain, resolver, AutoconfigFetcher(http, resolver), probe)
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline
@@ -167,7 +167,8 @@ def _split(email: str) -> tuple[str, str]:
     return address, domain
 
 
-def _from_preset(email: str, preset: presets.Preset, source: Source) -> Discovered:
+def from_preset(email: str, preset: presets.Preset, source: Source) -> Discovered:
+    """What discovery answers for a built-in provider's address (or its MX)."""
     return Discovered(
         email=email,
         provider=preset.id,
@@ -210,7 +211,7 @@ async def _by_mx(context: _Context, budget: float) -> Discovered | None:
         return None
     records = sorted(answer, key=lambda record: int(record.preference))
     preset = presets.by_mx([str(record.exchange) for record in records])
-    return _from_preset(context.email, preset, Source.MX) if preset else None
+    return from_preset(context.email, preset, Source.MX) if preset else None
 
 
 # RFC 6186 services: (name, security when the port is not the other kind's).
