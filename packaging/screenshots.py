@@ -707,7 +707,7 @@ def compose(out: Path, data: Sample) -> None:
 
 def contacts(out: Path, data: Sample) -> None:
     """The contacts table."""
-    window = ContactsWindow(data.store)
+    window = ContactsWindow(data.store, now=lambda: NOW)
     model = window.model
     window.show()
     wait_until(lambda: not model.loading and model.rowCount() > 0 and not model.worker.busy,

@@ -4,6 +4,7 @@ text, and double-click opening the contact's record."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from mailbeacon.tray.views.contacts.model import (
 )
 from mailbeacon.tray.views.contacts.record import RecordView
 from mailbeacon.tray.views.contacts.window import NO_CONTACTS, NO_MATCH, ContactsWindow
+from mailbeacon.tray.views.tables import SORT_ROLE
 from tests.helpers.contacts import fill_records
 
 WAIT_MS = 10_000
@@ -164,3 +166,43 @@ def test_a_search_without_match_says_how_to_see_everyone(
     assert window.empty.isVisible() and window.empty.text() == NO_MATCH
     window.search.clear()
     assert window.table.isVisible() and not window.empty.isVisible()
+
+
+NOW = datetime(2030, 1, 2, 11, 30, tzinfo=UTC)
+
+
+def test_times_read_like_the_feed_with_the_full_time_on_hover(
+    qtbot: QtBot, store: RecordsStore, qtmodeltester: ModelTester
+) -> None:
+    win = ContactsWindow(store, now=lambda: NOW, tz=UTC)
+    qtbot.addWidget(win)
+    loaded(qtbot, win.model)
+    by_email = {row[Column.EMAIL]: row for row in rows(win)}
+    alice, bob = by_email["alice@example.com"], by_email["bob@example.com"]
+    assert alice[Column.LAST_OPEN] == "yesterday 10:00"
+    assert alice[Column.LAST_CLICK] == "yesterday 10:05"
+    assert bob[Column.LAST_ENGAGEMENT] == "30 min ago" and bob[Column.LAST_OPEN] == "—"
+    index = win.proxy.index([r[Column.EMAIL] for r in rows(win)].index("alice@example.com"),
+                            Column.LAST_OPEN)
+    assert index.data(Qt.ItemDataRole.ToolTipRole) == "Tue 1 Jan 2030, 10:00:00"
+    assert index.data(SORT_ROLE).startswith("2030-01-01T10:00:00")  # the stored UTC time
+    qtmodeltester.check(win.model)
+    win.shutdown()
+
+
+def test_time_columns_sort_by_the_time_not_the_text(
+    qtbot: QtBot, store: RecordsStore
+) -> None:
+    win = ContactsWindow(store, now=lambda: NOW, tz=UTC)
+    qtbot.addWidget(win)
+    loaded(qtbot, win.model)
+    # "30 min ago" (Bob) would sort before "yesterday 10:05" (Alicja) as text.
+    win.table.sortByColumn(Column.LAST_ENGAGEMENT, Qt.SortOrder.AscendingOrder)
+    assert [(r[Column.EMAIL], r[Column.LAST_ENGAGEMENT]) for r in rows(win)] == [
+        ("alice@example.com", "yesterday 10:05"), ("bob@example.com", "30 min ago")
+    ]
+    win.table.sortByColumn(Column.LAST_ENGAGEMENT, Qt.SortOrder.DescendingOrder)
+    assert [r[Column.EMAIL] for r in rows(win)] == ["bob@example.com", "alice@example.com"]
+    with qtbot.waitSignal(win.model.dataChanged):
+        win.model.times_changed()  # the minute clock: texts are asked for again
+    win.shutdown()

@@ -206,3 +206,36 @@ def test_no_records_at_all_say_what_to_do_next(qtbot: QtBot, tmp_path: Path) -> 
             window.period_box.setCurrentIndex(len(PERIODS) - 1)  # all time
         assert window.empty.text() == NOTHING_YET and "Compose" in NOTHING_YET
         window.shutdown()
+
+
+def test_times_read_like_the_feed_sort_by_the_time_and_export_in_full(
+    qtbot: QtBot, store: RecordsStore, qtmodeltester: ModelTester
+) -> None:
+    at_one = datetime(2030, 1, 2, 13, 0, tzinfo=UTC)
+    window = ReportsWindow(store, tz=UTC, now=lambda: at_one)
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.loaded, timeout=10_000):
+        window.show()
+    tab = window.emails_tab
+    sent = [tab.proxy.index(r, 0) for r in range(tab.proxy.rowCount())]
+    assert [i.data() for i in sent] == ["today 08:00", "yesterday 09:00"]
+    assert [i.data(Qt.ItemDataRole.ToolTipRole) for i in sent] == [
+        "Wed 2 Jan 2030, 08:00:00", "Tue 1 Jan 2030, 09:00:00"
+    ]
+    assert tab.proxy.index(0, 1).data(Qt.ItemDataRole.ToolTipRole) is None  # not a time
+    # As text "today" sorts before "yesterday"; by time the older email comes first.
+    tab.view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+    assert [tab.proxy.index(r, 0).data() for r in range(2)] == ["yesterday 09:00",
+                                                                "today 08:00"]
+    assert [row[0] for row in texts(window, "emails")] == ["2030-01-01 09:00",
+                                                           "2030-01-02 08:00"]  # CSV: in full
+    contacts = window.contacts_tab
+    last = contacts.model.headers.index("Last engagement")
+    alice = contacts.proxy.index(0, last)
+    assert alice.data() == "today 10:01"
+    assert alice.data(Qt.ItemDataRole.ToolTipRole) == "Wed 2 Jan 2030, 10:01:00"
+    for model in (tab.model, contacts.model, window.days_tab.model):
+        qtmodeltester.check(model)
+    with qtbot.waitSignal(tab.model.dataChanged):
+        tab.model.times_changed()
+    window.shutdown()

@@ -1,7 +1,8 @@
 """When something happened, the way a rep says it: "5 min ago", "yesterday 14:02".
 
-The feed and a contact's timeline show times relative to now, in local time; the
-full local date and time is on hover (``full_when``). Past a week the date is
+The feed, a contact's timeline, the contacts table and the report tables show
+times relative to now, in local time; the full local date and time is on hover
+(``full_when``). Tables still sort by the stored time, never by this text. Past a week the date is
 shown (with the year only when it is not this year), since "23 days ago" makes
 the rep count. Stored times are UTC ISO 8601; one that does not parse is shown
 as stored.
@@ -13,6 +14,8 @@ from datetime import UTC, datetime, tzinfo
 
 JUST_NOW_SECONDS = 60
 WEEK_DAYS = 7
+CLOCK_MS = 60_000
+"""How often a view showing relative times redraws them ("5 min ago" moves on)."""
 
 
 def utc_now() -> datetime:

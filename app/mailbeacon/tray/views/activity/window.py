@@ -47,12 +47,11 @@ from mailbeacon.tray.views.activity.model import (
     type_text,
     who_text,
 )
-from mailbeacon.tray.views.activity.when import full_when, utc_now
+from mailbeacon.tray.views.activity.when import CLOCK_MS, full_when, utc_now
 from mailbeacon.tray.views.labels import plain_label
 from mailbeacon.tray.views.tables import setup_read_only_table
 
 SEARCH_DELAY_MS = 250  # typing pauses this long before the search runs
-CLOCK_MS = 60_000  # "5 min ago" moves on once a minute
 TITLE = "Activity — MailBeacon"
 EMPTY_FEED = (
     "No activity yet. Send an email from your mail client or Compose; opens and clicks "

@@ -4,22 +4,25 @@ A rep has hundreds or a few thousand contacts, not 100,000 events: the model
 reads them all in one worker call (``refresh()`` reads again) and the window
 sorts and searches them through a ``QSortFilterProxyModel`` (``SORT_ROLE``).
 The compose window completes addresses from the same model (``COMPLETION_ROLE``:
-``Name <address>``). Everything is plain text.
+``Name <address>``). Everything is plain text. The last open, click and engagement
+read like the activity feed ("5 min ago", "yesterday 14:02"), the full local time
+on hover; they sort by the stored UTC time.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime, tzinfo
 from enum import IntEnum
 from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, Qt, Signal
 
 from mailbeacon.agent.records.model import Contact
-from mailbeacon.agent.records.reports import format_when
 from mailbeacon.agent.sending.compose_message import format_address
 from mailbeacon.tray.threads.workers import Worker
+from mailbeacon.tray.views.activity.when import full_when, relative_when, utc_now
 from mailbeacon.tray.views.tables import ROW_ROLE, SORT_ROLE, AnyIndex, RowTableModel
 
 log = logging.getLogger(__name__)
@@ -61,10 +64,12 @@ _CELLS: dict[int, Callable[[Contact], str]] = {
     Column.NAME: lambda c: c.name,
     Column.EMAIL: lambda c: c.email,
     Column.COMPANY: lambda c: c.company,
-    Column.LAST_OPEN: lambda c: format_when(c.last_open),
-    Column.LAST_CLICK: lambda c: format_when(c.last_click),
-    Column.LAST_ENGAGEMENT: lambda c: format_when(c.last_engagement),
     Column.LAWFUL_BASIS: lambda c: c.lawful_basis or NO_BASIS,
+}
+_TIMES: dict[int, Callable[[Contact], str | None]] = {
+    Column.LAST_OPEN: lambda c: c.last_open,
+    Column.LAST_CLICK: lambda c: c.last_click,
+    Column.LAST_ENGAGEMENT: lambda c: c.last_engagement,
 }
 _SORTS: dict[int, Callable[[Contact], str]] = {
     Column.NAME: lambda c: (c.name or c.email).casefold(),
@@ -92,7 +97,8 @@ class ContactsModel(RowTableModel[Contact]):
     """Every contact, most recently engaged first until the view sorts otherwise.
 
     Signals: ``loaded(int rows)`` after each read; ``loadFailed(str)`` with a
-    message for the rep; ``loadingChanged(bool)``.
+    message for the rep; ``loadingChanged(bool)``. ``now()`` is the clock "5 min
+    ago" is measured from, ``tz`` the zone times are shown in (None: local).
     """
 
     loaded = Signal(int)
@@ -104,10 +110,14 @@ class ContactsModel(RowTableModel[Contact]):
         source: ContactsSource,
         *,
         worker: Worker | None = None,
+        now: Callable[[], datetime] = utc_now,
+        tz: tzinfo | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(HEADERS, parent)
         self._source = source
+        self._now = now
+        self._tz = tz
         self._worker = worker or Worker(1, self)
         self._generation = 0
         self._loading = False
@@ -143,6 +153,14 @@ class ContactsModel(RowTableModel[Contact]):
         key = email.strip().lower()
         return next((c for c in self._rows if c.email == key), None)
 
+    def times_changed(self) -> None:
+        """The clock moved on: "5 min ago" becomes "6 min ago"."""
+        if self._rows:
+            last = len(self._rows) - 1
+            self.dataChanged.emit(self.index(0, Column.LAST_OPEN),
+                                  self.index(last, Column.LAST_ENGAGEMENT),
+                                  [Qt.ItemDataRole.DisplayRole])
+
     def close(self, timeout_ms: int = 5000) -> bool:
         """Stop reading (before the store closes)."""
         self._generation += 1
@@ -151,6 +169,11 @@ class ContactsModel(RowTableModel[Contact]):
     # ------------------------------------------------------------ Qt model
 
     def cell_data(self, row: Contact, column: int, role: int) -> Any:
+        time = _TIMES.get(column)
+        if time is not None and role == Qt.ItemDataRole.DisplayRole:
+            return relative_when(time(row), self._now(), self._tz)
+        if time is not None and role == Qt.ItemDataRole.ToolTipRole:
+            return full_when(time(row), self._tz) or None  # our own text
         if role == Qt.ItemDataRole.DisplayRole:
             cell = _CELLS.get(column)
             return cell(row) if cell is not None else None

@@ -5,6 +5,7 @@ none matching the search, the window says what to do next instead of an empty ta
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, tzinfo
 from typing import Protocol
 
 from PySide6.QtCore import (
@@ -12,6 +13,7 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
+    QTimer,
     Signal,
 )
 from PySide6.QtWidgets import (
@@ -27,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from mailbeacon.tray.threads.workers import Worker
+from mailbeacon.tray.views.activity.when import CLOCK_MS, utc_now
 from mailbeacon.tray.views.contacts.model import (
     CONTACT_ROLE,
     SEARCH_ROLE,
@@ -82,6 +85,7 @@ class ContactsWindow(QWidget):
 
     ``record_factory(email)`` builds a record window (default: a ``RecordView``
     over the same store); ``record_views`` holds the open ones by address.
+    ``now()`` and ``tz`` go to the model (times relative to now, in ``tz``).
     """
 
     recordOpened = Signal(str)
@@ -93,13 +97,15 @@ class ContactsWindow(QWidget):
         worker: Worker | None = None,
         model: ContactsModel | None = None,
         record_factory: RecordFactory | None = None,
+        now: Callable[[], datetime] = utc_now,
+        tz: tzinfo | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Contacts — MailBeacon")
         self.resize(1100, 600)
         self._source = source
-        self.model = model or ContactsModel(source, worker=worker, parent=self)
+        self.model = model or ContactsModel(source, worker=worker, now=now, tz=tz, parent=self)
         self._record_factory = record_factory or (lambda email: RecordView(source, email))
         self.record_views: dict[str, RecordView] = {}
 
@@ -137,6 +143,11 @@ class ContactsWindow(QWidget):
         self.model.loaded.connect(self._update_status)
         self.model.loadFailed.connect(self.status.setText)
 
+        self._clock = QTimer(self)
+        self._clock.setInterval(CLOCK_MS)
+        self._clock.timeout.connect(self.model.times_changed)
+        self._clock.start()
+
     def refresh(self) -> None:
         """Read the contacts again."""
         self.model.refresh()
@@ -167,6 +178,7 @@ class ContactsWindow(QWidget):
         """Stop background reads here and in open records (before the store closes)."""
         for view in self.record_views.values():
             view.shutdown(timeout_ms)
+        self._clock.stop()
         self.model.close(timeout_ms)
 
     # ------------------------------------------------------------ internals

@@ -4,15 +4,18 @@ It shows what ``agent.reports`` computes (only human events count; "Someone" eve
 count in an email's numbers and the totals, apart, and never per contact) for a
 period chosen at the top. The report is read and computed on a ``Worker``. Tables
 sort by clicking a header; "Export CSV…" writes the table of the current tab, in
-the order shown. Subjects and names are plain text. A period with nothing to
-report says what to do next instead of showing empty tables.
+the order shown (times in full: the CSV is read later, elsewhere). Subjects and
+names are plain text. Times ("Sent", "Last engagement") read like the activity
+feed ("5 min ago", "yesterday 14:02") with the full local time on hover, and sort
+by the stored UTC time. A period with nothing to report says what to do next
+instead of showing empty tables.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, tzinfo
+from collections.abc import Callable, Collection, Sequence
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +51,7 @@ from mailbeacon.agent.records.reports import (
     write_csv,
 )
 from mailbeacon.tray.threads.workers import Worker
+from mailbeacon.tray.views.activity.when import CLOCK_MS, full_when, relative_when, utc_now
 from mailbeacon.tray.views.labels import plain_label, show_status
 from mailbeacon.tray.views.reports.chart import BarChart, Series
 from mailbeacon.tray.views.tables import SORT_ROLE, RowTableModel, setup_read_only_table
@@ -68,6 +72,10 @@ OPEN_COLOR = QColor("#1f6fb4")
 OPEN_SOMEONE_COLOR = QColor("#9ec5e8")
 CLICK_COLOR = QColor("#e07b12")
 CLICK_SOMEONE_COLOR = QColor("#f6c58f")
+WHEN_HEADERS = frozenset({"Sent", "Last engagement"})
+"""Columns holding a stored time; their cells' sort value is that UTC ISO time."""
+TEXT_ROLE = Qt.ItemDataRole.UserRole + 3
+"""A cell's text as the report computed it (full times), for the CSV export."""
 NOTHING_YET = (
     "Nothing to report yet. Send an email from your mail client or Compose; its opens, "
     "clicks and replies are counted here."
@@ -89,12 +97,28 @@ def choose_csv_dialog(parent: QWidget, suggested: str) -> str | None:
 
 
 class ReportTableModel(RowTableModel[tuple[Cell, ...]]):
-    """One report table: plain-text cells, sorted by ``SORT_ROLE``, numbers on the right."""
+    """One report table: plain-text cells, sorted by ``SORT_ROLE``, numbers on the right.
 
-    def __init__(self, table: Table | None = None, parent: QObject | None = None) -> None:
+    Cells of the ``times`` columns (by header) show their stored time relative to
+    ``now()`` in ``tz``, the full time on hover; ``TEXT_ROLE`` is the report's text.
+    """
+
+    def __init__(
+        self,
+        table: Table | None = None,
+        parent: QObject | None = None,
+        *,
+        times: Collection[str] = WHEN_HEADERS,
+        now: Callable[[], datetime] = utc_now,
+        tz: tzinfo | None = None,
+    ) -> None:
         super().__init__(parent=parent)
         self._table = table or Table((), ())
         self._rows = list(self._table.rows)
+        self._times = frozenset(times)
+        self._now = now
+        self._tz = tz
+        self._time_columns = self._find_time_columns()
 
     @property
     def table(self) -> Table:
@@ -111,28 +135,54 @@ class ReportTableModel(RowTableModel[tuple[Cell, ...]]):
         self.beginResetModel()
         self._table = table
         self._rows = list(table.rows)
+        self._time_columns = self._find_time_columns()
         self.endResetModel()
+
+    def times_changed(self) -> None:
+        """The clock moved on: "5 min ago" becomes "6 min ago"."""
+        last = len(self._rows) - 1
+        for column in self._time_columns if last >= 0 else ():
+            self.dataChanged.emit(self.index(0, column), self.index(last, column),
+                                  [Qt.ItemDataRole.DisplayRole])
+
+    def _find_time_columns(self) -> frozenset[int]:
+        return frozenset(c for c, title in enumerate(self._table.headers) if title in self._times)
 
     def cell_data(self, row: tuple[Cell, ...], column: int, role: int) -> Any:
         if not 0 <= column < len(row):
             return None
         cell = row[column]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return cell.text
         if role == SORT_ROLE:
             return cell.sort
         if role == Qt.ItemDataRole.TextAlignmentRole and isinstance(cell.sort, int | float):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return self._text(cell, column, role)
+
+    def _text(self, cell: Cell, column: int, role: int) -> str | None:
+        stored = cell.sort if column in self._time_columns and isinstance(cell.sort, str) else ""
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return full_when(stored, self._tz) if stored else None  # our own text
+        if role == Qt.ItemDataRole.DisplayRole and stored:
+            return relative_when(stored, self._now(), self._tz)
+        if role in (Qt.ItemDataRole.DisplayRole, TEXT_ROLE):
+            return cell.text
         return None
 
 
 class _TableTab(QWidget):
-    """A sortable view of one report table."""
+    """A sortable view of one report table (times relative to ``now()``, in ``tz``)."""
 
-    def __init__(self, name: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        parent: QWidget | None = None,
+        *,
+        now: Callable[[], datetime] = utc_now,
+        tz: tzinfo | None = None,
+    ) -> None:
         super().__init__(parent)
         self.name = name
-        self.model = ReportTableModel(parent=self)
+        self.model = ReportTableModel(parent=self, now=now, tz=tz)
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSortRole(SORT_ROLE)
         self.proxy.setSourceModel(self.model)
@@ -146,13 +196,13 @@ class _TableTab(QWidget):
         layout.addWidget(self.view)
 
     def shown_rows(self) -> tuple[tuple[str, ...], list[list[str]]]:
-        """Headers and the rows' texts, in the order shown."""
+        """Headers and the rows' texts (times in full), in the order shown."""
         proxy = self.proxy
         headers = tuple(
             str(proxy.headerData(c, Qt.Orientation.Horizontal)) for c in range(proxy.columnCount())
         )
         rows = [
-            [str(proxy.index(r, c).data()) for c in range(proxy.columnCount())]
+            [str(proxy.index(r, c).data(TEXT_ROLE)) for c in range(proxy.columnCount())]
             for r in range(proxy.rowCount())
         ]
         return headers, rows
@@ -175,7 +225,7 @@ class ReportsWindow(QWidget):
         *,
         worker: Worker | None = None,
         tz: tzinfo | None = None,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Callable[[], datetime] = utc_now,
         choose_csv_path: ChooseCsvPath = choose_csv_dialog,
         parent: QWidget | None = None,
     ) -> None:
@@ -202,9 +252,9 @@ class ReportsWindow(QWidget):
         self.totals.setWordWrap(True)
         self.status = QLabel()
         self.status.setTextFormat(Qt.TextFormat.PlainText)
-        self.emails_tab = _TableTab("emails")
-        self.contacts_tab = _TableTab("contacts")
-        self.days_tab = _TableTab("days")
+        self.emails_tab = _TableTab("emails", now=now, tz=tz)
+        self.contacts_tab = _TableTab("contacts", now=now, tz=tz)
+        self.days_tab = _TableTab("days", now=now, tz=tz)
         self.chart = BarChart("No human opens or clicks in this period.")
         self.tabs = QTabWidget()
         self.empty = plain_label(wrap=True)
@@ -219,6 +269,11 @@ class ReportsWindow(QWidget):
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(REFRESH_DELAY_MS)
         self._refresh_timer.timeout.connect(self.refresh)
+        self._clock = QTimer(self)
+        self._clock.setInterval(CLOCK_MS)
+        for tab in (self.emails_tab, self.contacts_tab, self.days_tab):
+            self._clock.timeout.connect(tab.model.times_changed)
+        self._clock.start()
         self.period_box.currentIndexChanged.connect(lambda _index: self.refresh())
         self.refresh_button.clicked.connect(self.refresh)
         self.export_button.clicked.connect(self.export_csv)
@@ -303,6 +358,7 @@ class ReportsWindow(QWidget):
         """Stop background work (before the store closes)."""
         self._generation += 1
         self._refresh_timer.stop()
+        self._clock.stop()
         self._worker.close(timeout_ms)
 
     # ------------------------------------------------------------ internals
