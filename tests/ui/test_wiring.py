@@ -12,15 +12,24 @@ from pytestqt.qtbot import QtBot
 from mailbeacon.agent.notifications.model import Notification
 from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.settings.store import Settings
+from mailbeacon.agent.status import (
+    Reachable,
+    Sending,
+    SendingState,
+    StatusReport,
+    Stream,
+    StreamLink,
+    Tracking,
+)
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray.views.activity.window import ActivityWindow
-from mailbeacon.tray.views.compose.window import ComposeWindow
+from mailbeacon.tray.views.compose.window import ComposeWindow, SentEmail
 from mailbeacon.tray.views.contacts.window import ContactsWindow
 from mailbeacon.tray.views.email.actions import reply_subject
 from mailbeacon.tray.views.email.window import EmailWindow
 from mailbeacon.tray.views.reports.window import ReportsWindow
 from mailbeacon.tray.views.settings.dialog import SettingsDialog
-from mailbeacon.tray.wiring import ProfileWindows, saved_pause
+from mailbeacon.tray.wiring import ProfileWindows, saved_pause, send_confirmation
 from tests.helpers.contacts import fill_records
 
 
@@ -169,3 +178,56 @@ def test_the_pause_is_kept_in_the_settings_where_the_agent_reads_it(profile: Pro
     assert saved_pause(profile).is_paused()  # a restarted tray still knows
     pause.resume()
     assert Settings.load(profile.config_file).notify.paused_until == ""
+
+
+def _report(state: str, detail: str = "") -> StatusReport:
+    return StatusReport(
+        Sending(SendingState(state), 1, detail),
+        Tracking("https://track.example.com", Reachable.UNKNOWN),
+        Stream(StreamLink.CONNECTED),
+    )
+
+
+def test_a_send_from_compose_shows_in_the_tray_as_the_agent_sees_it(
+    qtbot: QtBot, profile: Profile
+) -> None:
+    """Issue 20: the compose window's send is confirmed by a notification, and the
+    words follow the agent's status: sent, queued, or only "handed over" when unknown."""
+    windows = windows_for(profile)
+    shown: list[tuple[str, str]] = []
+    windows.notify = lambda title, body: shown.append((title, body))
+    report: list[StatusReport | None] = [None]
+    windows.agent_status = lambda: report[0]
+
+    def send(subject: str, track: bool = True) -> tuple[str, str]:
+        windows.compose()
+        compose = windows._compose.windows[-1]
+        compose.from_edit.setText("rep@example.net")
+        compose.to_edit.setText("alice@example.com")
+        compose.subject_edit.setText(subject)
+        compose.editor.setPlainText("Hello")
+        compose.track_box.setChecked(track)
+        before = len(shown)
+        compose.send_button.click()
+        qtbot.waitUntil(lambda: len(shown) > before, timeout=10_000)
+        qtbot.waitUntil(lambda: compose not in windows._compose.windows, timeout=10_000)
+        return shown[-1]
+
+    assert send("Unknown") == (
+        "Handed to MailBeacon", "It goes out as soon as your outgoing mail server answers."
+    )
+    report[0] = _report("ok")
+    assert send("Offer") == ("Sent, tracked", "Offer")
+    assert send("Note", track=False) == ("Sent", "Note")
+    report[0] = _report("not_configured", "No outgoing mail server is set up.")
+    assert send("Later") == ("Queued: sending is not set up", "No outgoing mail server is set up.")
+    report[0] = _report("failing", "smtp.example.net is not taking mail: refused")
+    assert send("Again") == (
+        "Queued: sending is failing", "smtp.example.net is not taking mail: refused"
+    )
+    windows.close()
+
+
+def test_a_confirmation_without_a_subject_still_reads() -> None:
+    sent = SentEmail("250 queued", True, "")
+    assert send_confirmation(sent, _report("ok")) == ("Sent, tracked", "(no subject)")

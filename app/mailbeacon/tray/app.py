@@ -34,8 +34,10 @@ from mailbeacon.tray.views.first_run import FirstRunDialog, MailClientSettings
 
 if TYPE_CHECKING:
     from mailbeacon.tray.views.account.flow import AccountFlow
+    from mailbeacon.tray.views.reach import ReachStep
 
     AccountFlowFactory = Callable[[MailClientSettings], AccountFlow]
+    ReachStepFactory = Callable[[], ReachStep]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ class TrayApp(QObject):
         platform: str | None = None,
         parent: QObject | None = None,
         account_flow: AccountFlowFactory | None = None,
+        reach_step: ReachStepFactory | None = None,
     ) -> None:
         super().__init__(parent)
         self.icons = icons
@@ -80,6 +83,7 @@ class TrayApp(QObject):
         self._first_run = first_run
         self._first_run_shown = first_run_shown
         self._account_flow = account_flow
+        self._reach_step = reach_step
         self._held: list[tuple[str, str, Callable[[], None] | None]] = []
         self._pause_timer = QTimer(self)
         self._pause_timer.setSingleShot(True)
@@ -113,6 +117,11 @@ class TrayApp(QObject):
             else None
         )
         self._notify(notification.title, notification.body, on_click)
+
+    def notify(self, title: str, body: str) -> None:
+        """A short notification about something the rep just did (a send): shown even
+        while paused, which holds back tracking news only."""
+        self._notify(title, body, None)
 
     def on_status(self, status: AgentStatus) -> None:
         """The agent's state: icon, tooltip, and the first-run dialog once the relay runs."""
@@ -177,7 +186,8 @@ class TrayApp(QObject):
             self.setup_dialog.deleteLater()
         settings = MailClientSettings.from_status(status, self._relay_password())
         account = self._account_flow if account_first else None
-        self.setup_dialog = FirstRunDialog(settings, account=account)
+        reach = self._reach_step if account_first else None
+        self.setup_dialog = FirstRunDialog(settings, account=account, reach=reach)
         self.setup_dialog.setWindowIcon(self.tray.icon())
         self.setup_dialog.show()
         self.setup_dialog.raise_()
@@ -286,6 +296,7 @@ def main(
     pause: PauseState | None = None,
     account_flow: AccountFlowFactory | None = None,
     on_event: Callable[[Notification], None] | None = None,
+    reach_step: ReachStepFactory | None = None,
 ) -> int:
     """Run the desktop app for ``profile`` until Quit; the agent is ``agent_main``.
 
@@ -323,6 +334,7 @@ def main(
         first_run_shown=first_run_shown,
         pause=pause or PauseState(clock),
         account_flow=account_flow,
+        reach_step=reach_step,
     )
     tray_app.tray.show()
 

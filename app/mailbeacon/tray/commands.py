@@ -115,6 +115,12 @@ def run_tray(
     submit = wiring.relay_submitter(profile, options.smtp_listen, password)
     windows = wiring.ProfileWindows(profile, restart_agent, submit)
     windows.relay_password = password
+
+    def ready(app: Any) -> None:
+        started.append(app)
+        windows.notify = app.notify  # a compose window's send shows in the tray
+        windows.agent_status = lambda: app.tray.status.report
+
     try:
         code: int = tray_app.main(
             args,
@@ -125,9 +131,10 @@ def run_tray(
             relay_password=password,
             first_run=first_run,
             first_run_shown=first_run_shown,
-            ready=started.append,
+            ready=ready,
             pause=wiring.saved_pause(profile),
             account_flow=windows.account_flow,
+            reach_step=windows.reach_step,
             on_event=windows.event_added,
         )
     finally:

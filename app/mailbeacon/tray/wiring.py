@@ -18,6 +18,7 @@ from mailbeacon.agent.sending.submit import RelaySubmitter
 from mailbeacon.agent.settings.mail_urls import parse_host_port
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
 from mailbeacon.agent.settings.store import Settings
+from mailbeacon.agent.status import SendingState, StatusReport
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray.desktop.autostart import (
     AutostartError,
@@ -33,17 +34,20 @@ from mailbeacon.tray.views.activity.window import ActivityWindow
 from mailbeacon.tray.views.compose.opener import ComposeOpener
 from mailbeacon.tray.views.compose.send_job import Send
 from mailbeacon.tray.views.compose.templates import TemplateStore
-from mailbeacon.tray.views.compose.window import ComposeDefaults, ComposeWindow
+from mailbeacon.tray.views.compose.window import ComposeDefaults, ComposeWindow, SentEmail
 from mailbeacon.tray.views.contacts.model import ContactsModel
 from mailbeacon.tray.views.contacts.window import ContactsWindow
 from mailbeacon.tray.views.email.window import EmailWindow, EmailWindows, fill_compose
 from mailbeacon.tray.views.first_run import MailClientSettings
+from mailbeacon.tray.views.reach import ReachStep, team_link_saver
 from mailbeacon.tray.views.reports.window import ReportsWindow
 from mailbeacon.tray.views.settings.dialog import SettingsDialog
 
 log = logging.getLogger(__name__)
 
 FIRST_RUN_MARKER = "first-run-shown"
+HANDED_OVER = "Handed to MailBeacon"
+GOES_OUT = "It goes out as soon as your outgoing mail server answers."
 
 
 class LazyWindow:
@@ -99,6 +103,10 @@ class ProfileWindows:
         # (the keyring's; a launch with its own relay password sets this to that one).
         self.relay_password: Callable[[], str | None] = relay_password_source(None, profile)
         self._compose = ComposeOpener(self._make_compose)
+        # Set once the tray is up (commands.py): where a send's confirmation shows, and
+        # the agent's latest status report (None while it is not known).
+        self.notify: Callable[[str, str], None] | None = None
+        self.agent_status: Callable[[], StatusReport | None] = lambda: None
         self._emails: EmailWindows | None = None
 
     def event_added(self, *_event: object) -> None:
@@ -209,13 +217,20 @@ class ProfileWindows:
         settings = self._settings()
         store = self.store()
         sender = settings.upstream.user if "@" in settings.upstream.user else ""
-        return ComposeWindow(
+        window = ComposeWindow(
             self._submit,
             defaults=ComposeDefaults.from_settings(settings, sender),
             contacts=ContactsModel(store),
             lookup_contact=store.contact,
             templates=TemplateStore.for_profile(self._profile),
         )
+        window.handedOver.connect(self._confirm_sent)
+        return window
+
+    def _confirm_sent(self, sent: SentEmail) -> None:
+        """The compose window's email was taken: the tray says so, truthfully."""
+        if self.notify is not None:
+            self.notify(*send_confirmation(sent, self.agent_status()))
 
     def _make_settings(self) -> QWidget:
         def save(new: Settings) -> None:
@@ -239,6 +254,11 @@ class ProfileWindows:
         )
         flow.completed.connect(lambda _result: self._account_saved())
         return flow
+
+    def reach_step(self) -> ReachStep:
+        """The first-run step "How will your recipients reach tracking?"; a saved team
+        link restarts the agent, which then counts opens on that server."""
+        return ReachStep(team_link_saver(self._profile, self._restart_agent))
 
     def _make_account(self) -> QWidget:
         settings = self._settings()
@@ -268,6 +288,23 @@ class ProfileWindows:
         except AutostartError as exc:
             log.warning("autostart: %s", exc)
             QMessageBox.warning(None, "MailBeacon", f"Start at login could not be set: {exc}")
+
+
+def send_confirmation(sent: SentEmail, report: StatusReport | None) -> tuple[str, str]:
+    """(title, body) of the notification for an email the relay took.
+
+    "Queued: …" while the agent says sending is not set up or failing (its status,
+    ``agent/status.py``, decides), "Sent, tracked" or "Sent" while it works, and no
+    more than "Handed to MailBeacon" while its status is not known.
+    """
+    if report is None:
+        return HANDED_OVER, GOES_OUT
+    sending = report.sending
+    if sending.state == SendingState.NOT_CONFIGURED:
+        return "Queued: sending is not set up", sending.detail
+    if sending.state == SendingState.FAILING:
+        return "Queued: sending is failing", sending.detail
+    return ("Sent, tracked" if sent.tracked else "Sent"), sent.subject or "(no subject)"
 
 
 def keyring_problem(profile: Profile) -> str | None:

@@ -395,3 +395,21 @@ def test_closing_an_unsent_email_asks_first(qtbot: QtBot) -> None:
     with qtbot.waitSignal(window.closed, timeout=WAIT_MS):
         window.close()
     assert asked == ["Discard this email?", "Discard this email?"]
+
+
+def test_a_send_hands_over_the_relays_answer_and_whether_it_was_tracked(qtbot: QtBot) -> None:
+    """The tray's confirmation (issue 20) gets the relay's answer and the Track choice."""
+    from mailbeacon.tray.views.compose.window import SentEmail
+
+    window = make_window(qtbot, lambda _message: "250 2.0.0 OK queued as q-7")
+    write(window, subject="Our offer")
+    window.track_box.setChecked(False)
+    with qtbot.waitSignal(window.handedOver, timeout=WAIT_MS) as handed:
+        window.send_button.click()
+    assert handed.args == [SentEmail("250 2.0.0 OK queued as q-7", False, "Our offer")]
+
+    tracked = make_window(qtbot, lambda _message: "250 2.0.0 OK queued as q-8")
+    write(tracked, subject="Our offer")
+    with qtbot.waitSignal(tracked.handedOver, timeout=WAIT_MS) as handed:
+        tracked.send_button.click()
+    assert handed.args == [SentEmail("250 2.0.0 OK queued as q-8", True, "Our offer")]

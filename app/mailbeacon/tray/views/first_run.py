@@ -23,6 +23,7 @@ from mailbeacon.agent.notifications.model import AgentStatus
 
 if TYPE_CHECKING:  # the account flow shows these settings itself: no import cycle at run time
     from mailbeacon.tray.views.account.flow import AccountFlow
+    from mailbeacon.tray.views.reach import ReachStep
 
 SECURITY = "None (local only)"
 AUTHENTICATION = "Normal password"
@@ -80,7 +81,9 @@ class FirstRunDialog(QDialog):
 
     With ``account`` (a factory of the account flow, given these settings), the rep
     first sets up the mail account; the flow ends on these same settings. "Later" in
-    the flow shows them straight away."""
+    the flow shows them straight away. With ``reach`` too (a factory of the step "How
+    will your recipients reach tracking?"), that step follows the flow, either way it
+    ended; then the dialog closes (flow done) or shows the settings ("Later")."""
 
     def __init__(
         self,
@@ -89,6 +92,7 @@ class FirstRunDialog(QDialog):
         parent: QWidget | None = None,
         *,
         account: Callable[[MailClientSettings], AccountFlow] | None = None,
+        reach: Callable[[], ReachStep] | None = None,
     ) -> None:
         super().__init__(parent)
         self.settings = settings
@@ -132,15 +136,46 @@ class FirstRunDialog(QDialog):
         # One of the two shows at a time (hidden, not stacked: the window fits the one shown).
         outer = QVBoxLayout(self)
         self.account: AccountFlow | None = None
+        self.reach: ReachStep | None = None
+        self._account_done = False
         if account is not None:
             self.setWindowTitle("Welcome to MailBeacon")
             self.account = account(settings)
-            self.account.completed.connect(self.accept)
-            self.account.dismissed.connect(self.show_instructions)
             self.account.contentChanged.connect(self.adjustSize)
             outer.addWidget(self.account)
             self.instructions.hide()
+            if reach is None:
+                self.account.completed.connect(self.accept)
+                self.account.dismissed.connect(self.show_instructions)
+            else:
+                self.reach = reach()
+                self.reach.hide()
+                self.reach.completed.connect(self._reach_done)
+                self.reach.contentChanged.connect(self.adjustSize)
+                self.account.completed.connect(lambda _result: self.show_reach(done=True))
+                self.account.dismissed.connect(lambda: self.show_reach(done=False))
+                outer.addWidget(self.reach)
         outer.addWidget(self.instructions)
+
+    def show_reach(self, done: bool) -> None:
+        """After the account flow (``done``: it finished; else "Later"): the reach step."""
+        self._account_done = done
+        if self.reach is None:
+            self._reach_done("")
+            return
+        self.setWindowTitle("Tracking — MailBeacon")
+        if self.account is not None:
+            self.account.hide()
+        self.reach.show()
+        self.adjustSize()
+
+    def _reach_done(self, _choice: str) -> None:
+        if self._account_done:
+            self.accept()
+        else:
+            if self.reach is not None:
+                self.reach.hide()
+            self.show_instructions()
 
     def show_instructions(self) -> None:
         """The mail-client settings (the account is set up later, in Settings)."""

@@ -105,15 +105,28 @@ class ComposeDefaults:
                    settings.tracking.clicks, settings.tracking.opens)
 
 
+@dataclass(frozen=True, slots=True)
+class SentEmail:
+    """One email the agent took: the relay's answer, whether it was sent tracked, its
+    subject (for the tray's confirmation)."""
+
+    answer: str
+    tracked: bool
+    subject: str
+
+
 class ComposeWindow(QWidget):
     """Write and send one email.
 
-    Signals: ``sent(str queue_id)`` once the agent queued it (the window then
-    closes); ``sendFailed(str message)`` (also shown in the window);
-    ``templatesChanged()`` after a template was saved or deleted; ``closed()``.
+    Signals: ``sent(str answer)`` once the agent queued it, with the relay's answer
+    (its queue id), and ``handedOver(SentEmail)`` right after it with what the
+    confirmation says (the window then closes); ``sendFailed(str message)`` (also
+    shown in the window); ``templatesChanged()`` after a template was saved or
+    deleted; ``closed()``.
     """
 
     sent = Signal(str)
+    handedOver = Signal(object)  # SentEmail
     sendFailed = Signal(str)
     templatesChanged = Signal()
     closed = Signal()
@@ -538,7 +551,9 @@ class ComposeWindow(QWidget):
         self._sending = False
         self._done = True
         self._set_status("Sent.")
+        tracked = self.track_box.isChecked() and (self.defaults.opens or self.defaults.clicks)
         self.sent.emit(queue_id)
+        self.handedOver.emit(SentEmail(queue_id, tracked, self.subject_edit.text().strip()))
         self.close()
 
     def _send_failed(self, error: BaseException) -> None:
