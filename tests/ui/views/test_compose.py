@@ -413,3 +413,24 @@ def test_a_send_hands_over_the_relays_answer_and_whether_it_was_tracked(qtbot: Q
     with qtbot.waitSignal(tracked.handedOver, timeout=WAIT_MS) as handed:
         tracked.send_button.click()
     assert handed.args == [SentEmail("250 2.0.0 OK queued as q-8", True, "Our offer")]
+
+
+def test_autocomplete_survives_a_garbage_collection(qtbot: QtBot, tmp_path: Path) -> None:
+    """Issue 20: the completer's contacts model was collected as soon as nobody in Python
+    held it (as when the tray builds the window), so autocomplete offered nothing."""
+    import gc
+
+    with RecordsStore(tmp_path / "records.db") as store:
+        store.upsert_contact("alice@example.com", name="Alicja Nowak")
+        window = make_window(qtbot, lambda m: "x", contacts=ContactsModel(store))  # no ref kept
+        gc.collect()
+        completer = window.to_edit.completer_
+        assert completer is not None
+        source = completer.model().sourceModel()  # type: ignore[attr-defined]
+        assert source is not None
+        qtbot.waitUntil(lambda: source.rowCount() == 1, timeout=WAIT_MS)
+        window.to_edit.setFocus()
+        qtbot.keyClicks(window.to_edit, "ali")
+        qtbot.waitUntil(lambda: completer.popup().isVisible(), timeout=WAIT_MS)
+        assert completer.currentCompletion() == "Alicja Nowak <alice@example.com>"
+        window.close()

@@ -163,6 +163,11 @@ class ComposeWindow(QWidget):
         self.setWindowTitle("New email — MailBeacon")
         self.resize(820, 680)
         self.setAcceptDrops(True)
+        # The window owns the contacts model: the completers' proxies do not, and a
+        # model nobody in Python holds is collected, leaving autocomplete empty.
+        if contacts is not None and contacts.parent() is None:
+            contacts.setParent(self)
+        self._contacts = contacts
         self._build(contacts)
         self.toolbar = FormatToolbar(
             self.editor, lambda: self._ask_text(self, "Insert link", "Web address:", "https://")
