@@ -231,3 +231,27 @@ def test_a_send_from_compose_shows_in_the_tray_as_the_agent_sees_it(
 def test_a_confirmation_without_a_subject_still_reads() -> None:
     sent = SentEmail("250 queued", True, "")
     assert send_confirmation(sent, _report("ok")) == ("Sent, tracked", "(no subject)")
+
+
+def test_compose_says_when_recipients_cannot_reach_tracking(
+    qtbot: QtBot, profile: Profile
+) -> None:
+    """Issue 20: with a tracking address only this computer reaches, the compose window
+    says so in plain words before the rep sends."""
+    windows = windows_for(profile)
+    unreachable = StatusReport(
+        Sending(SendingState("ok"), 0, ""),
+        Tracking("http://127.0.0.1:8725", Reachable.NO, "127.0.0.1 is this computer."),
+        Stream(StreamLink.CONNECTED),
+    )
+    windows.agent_status = lambda: unreachable
+    windows.compose()
+    compose = windows._compose.windows[-1]
+    qtbot.addWidget(compose)
+    assert compose.reach_label.isVisibleTo(compose)
+    assert "cannot reach tracking" in compose.reach_label.text()
+    windows.agent_status = lambda: _report("ok")
+    windows.compose()
+    again = windows._compose.windows[-1]
+    qtbot.addWidget(again)
+    assert not again.reach_label.isVisibleTo(again)

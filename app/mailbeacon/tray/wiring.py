@@ -18,7 +18,7 @@ from mailbeacon.agent.sending.submit import RelaySubmitter
 from mailbeacon.agent.settings.mail_urls import parse_host_port
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
 from mailbeacon.agent.settings.store import Settings
-from mailbeacon.agent.status import SendingState, StatusReport
+from mailbeacon.agent.status import Reachable, SendingState, StatusReport
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray.desktop.autostart import (
     AutostartError,
@@ -225,6 +225,12 @@ class ProfileWindows:
             templates=TemplateStore.for_profile(self._profile),
         )
         window.handedOver.connect(self._confirm_sent)
+        report = self.agent_status()
+        if report is not None and report.tracking.reachable == Reachable.NO:
+            window.set_reach_note(
+                "Your recipients cannot reach tracking, so their opens and clicks of this "
+                f"email will not be seen. {report.tracking.detail}".strip()
+            )
         return window
 
     def _confirm_sent(self, sent: SentEmail) -> None:

@@ -210,6 +210,13 @@ class ComposeWindow(QWidget):
         self.click_label = QLabel()
         self.click_label.setTextFormat(Qt.TextFormat.PlainText)
         self.click_label.setWordWrap(True)
+        # Said when recipients cannot reach tracking (the agent decides; issue 20).
+        self.reach_label = QLabel()
+        self.reach_label.setObjectName("reach_label")
+        self.reach_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.reach_label.setWordWrap(True)
+        self.reach_label.setStyleSheet("color: #b45309;")
+        self.reach_label.hide()
         self.attachment_list = QListWidget()
         self.attachment_list.setMaximumHeight(72)
         self.attach_button = QPushButton("&Attach…")
@@ -286,6 +293,7 @@ class ComposeWindow(QWidget):
         layout.addWidget(self.attachment_note)
         layout.addLayout(options)
         layout.addWidget(self.click_label)
+        layout.addWidget(self.reach_label)
         layout.addLayout(bottom)
 
     # ------------------------------------------------------------ formatting
@@ -299,6 +307,11 @@ class ComposeWindow(QWidget):
         self.toolbar.insert_link(url, text)
 
     # ------------------------------------------------------------ tracking note
+
+    def set_reach_note(self, text: str) -> None:
+        """Say why opens and clicks of this email will not be seen (empty: hide it)."""
+        self.reach_label.setText(text)
+        self.reach_label.setVisible(bool(text))
 
     def update_click_note(self) -> None:
         """Say what will be tracked for the body as it is now."""
