@@ -134,8 +134,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "remove-user",
         help="remove a user: their API token, key and tracking links stop working at once",
     )
-    remove.add_argument("name", metavar="NAME", help="the rep's name, as given to add-user")
-    remove.add_argument("--id", type=int, metavar="ID", help="which one, if several share NAME")
+    _which_user(remove)
     add_db_option(remove)
     remove.set_defaults(func=_remove_user)
 
@@ -143,8 +142,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "rotate-key",
         help="give a user a new enrollment key; the old key and its tokens stop working",
     )
-    rotate.add_argument("name", metavar="NAME", help="the rep's name, as given to add-user")
-    rotate.add_argument("--id", type=int, metavar="ID", help="which one, if several share NAME")
+    _which_user(rotate)
     _db_options(rotate)
     rotate.add_argument(
         "--json", action="store_true", help="print enrollment_key, user_id, api_token as JSON"
@@ -237,6 +235,12 @@ def serve_config(args: argparse.Namespace, profile: Profile) -> ServerConfig:
         max_events_per_token_hour=args.max_events_per_token_hour,
         apple_ranges=args.proxy_ranges or operator_commands.default_apple_ranges(profile),
     )
+
+
+def _which_user(parser: argparse.ArgumentParser) -> None:
+    """NAME, and --id when several users share it (remove-user, rotate-key)."""
+    parser.add_argument("name", metavar="NAME", help="the rep's name, as given to add-user")
+    parser.add_argument("--id", type=int, metavar="ID", help="which one, if several share NAME")
 
 
 def _serve(args: argparse.Namespace, profile: Profile) -> int:
