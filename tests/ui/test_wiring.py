@@ -27,10 +27,11 @@ from mailbeacon.tray.views.compose.window import ComposeWindow, SentEmail
 from mailbeacon.tray.views.contacts.window import ContactsWindow
 from mailbeacon.tray.views.email.actions import reply_subject
 from mailbeacon.tray.views.email.window import EmailWindow
-from mailbeacon.tray.views.reports.window import ReportsWindow
+from mailbeacon.tray.views.reports.window import PERIODS, ReportsWindow
 from mailbeacon.tray.views.settings.dialog import SettingsDialog
 from mailbeacon.tray.wiring import ProfileWindows, saved_pause, send_confirmation
 from tests.helpers.contacts import fill_records
+from tests.helpers.records import event, sent_email
 
 
 def note(recipient: str | None) -> Notification:
@@ -255,3 +256,39 @@ def test_compose_says_when_recipients_cannot_reach_tracking(
     again = windows._compose.windows[-1]
     qtbot.addWidget(again)
     assert not again.reach_label.isVisibleTo(again)
+
+
+def test_a_stored_event_moves_the_open_feed_contacts_and_reports_without_reopening(
+    qtbot: QtBot, profile: Profile
+) -> None:
+    """Issue 20, live windows: the agent's news reaches every open window through
+    ``ProfileWindows.event_added``; the reports' figures move without a reload."""
+    windows = windows_for(profile)
+    menu = windows.menu()
+    for opener in (menu.activity, menu.contacts, menu.reports):
+        assert opener is not None
+        opener()
+    activity, contacts, reports = (
+        windows.activity.window, windows.contacts.window, windows.reports.window
+    )
+    assert isinstance(activity, ActivityWindow) and isinstance(contacts, ContactsWindow)
+    assert isinstance(reports, ReportsWindow)
+    for window in (activity, contacts, reports):
+        qtbot.addWidget(window)
+    with qtbot.waitSignal(reports.loaded, timeout=10_000):
+        reports.period_box.setCurrentIndex(len(PERIODS) - 1)  # all time
+    assert reports.report is not None
+    opens = reports.report.totals.opens
+    qtbot.waitUntil(lambda: activity.model.rowCount() > 0, timeout=10_000)
+    qtbot.waitUntil(lambda: not contacts.model.loading, timeout=10_000)
+    rows, people = activity.model.rowCount(), contacts.model.rowCount()
+    with RecordsStore.for_profile(profile) as store:
+        email_id = store.record_sent(sent_email("dora@example.com", subject="Demo"))
+        store.add_event(event("open", "2030-01-05T10:00:00Z", email_id=email_id,
+                              contact="dora@example.com"))
+    with qtbot.waitSignal(reports.loaded, timeout=10_000):
+        windows.event_added(note("dora@example.com"))
+    assert reports.report is not None and reports.report.totals.opens == opens + 1
+    qtbot.waitUntil(lambda: activity.model.rowCount() == rows + 1, timeout=10_000)
+    qtbot.waitUntil(lambda: contacts.model.rowCount() == people + 1, timeout=10_000)
+    windows.close()

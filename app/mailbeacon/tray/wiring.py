@@ -111,7 +111,7 @@ class ProfileWindows:
 
     def event_added(self, *_event: object) -> None:
         """The agent stored something new: the open windows read it again (issue 20)."""
-        for lazy in (self.activity, self.contacts):
+        for lazy in (self.activity, self.contacts, self.reports):
             refresh = getattr(lazy.window, "event_added", None)
             if refresh is not None:
                 refresh()
