@@ -20,6 +20,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "mailbeacon.agent.status_commands",
     "mailbeacon.agent.records.commands",
     "mailbeacon.agent.account.commands",
+    "mailbeacon.agent.followup.commands",
     "mailbeacon.tray.commands",
 )
 

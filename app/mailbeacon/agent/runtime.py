@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, TextIO
 import httpx
 
 from mailbeacon.agent.account.signin import AgentSignIn
+from mailbeacon.agent.followup.loop import FollowUp
+from mailbeacon.agent.followup.store import FollowupError, FollowupStore
 from mailbeacon.agent.mailbox.replies import build_reply_watcher
 from mailbeacon.agent.mailbox.sent_cleanup import SentCleanup, build_sent_cleanup
 from mailbeacon.agent.mailbox.sent_status import PROBLEM_PREFIX, CleanupStatus
@@ -177,6 +179,8 @@ class AgentRuntime:
         self.imap: ImapWatcher | None = None
         self.sent_cleanup: SentCleanup | None = None
         self.sign_in: AgentSignIn | None = None
+        self.followup: FollowUp | None = None
+        self.followup_store: FollowupStore | None = None
         self._http: httpx.AsyncClient | None = None
         self.enrollment: Enrollment | None = None
         self._connection = ConnectionState.CONNECTING
@@ -222,9 +226,10 @@ class AgentRuntime:
             self.records, self.outbox, TrackingUrls(self.enrollment, self._clock),
             self.current_settings, self._clock, keeper=self.sent_cleanup,
         )
+        self.followup = await self._followup(sender)
         relay = self.settings.relay
         self.relay = Relay(
-            sender.accept,
+            self.followup.accept,
             self._relay_password(),
             user=relay.user,
             host=relay.host,
@@ -249,6 +254,8 @@ class AgentRuntime:
         """Stop the relay first (no new mail), then the stream, outbox and server."""
         if self.relay is not None:
             await self.relay.stop()
+        if self.followup is not None:
+            await self.followup.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -269,6 +276,8 @@ class AgentRuntime:
             await self._http.aclose()
         if self.records is not None:
             self.records.close()
+        if self.followup_store is not None:
+            self.followup_store.close()
 
     def current_settings(self) -> Settings:
         """The settings as saved now: notification switches, pause, privacy and the
@@ -392,6 +401,20 @@ class AgentRuntime:
             return Credentials(self.sign_in.user, bearer=self.sign_in)
 
         return Upstream(url, signed_in if self.sign_in is not None else credentials)
+
+    async def _followup(self, sender: Sender) -> FollowUp:
+        """Send later, reminders and sequences (agent/followup), over the same sender."""
+        assert self.records is not None
+        try:
+            self.followup_store = FollowupStore.in_dir(self._profile.data_dir)
+        except FollowupError as exc:
+            raise AgentStartError(str(exc)) from exc
+        followup = FollowUp(
+            self.followup_store, self.records, sender.accept_recorded, self._notify_local,
+            self.current_settings, self._clock,
+        )
+        await followup.start()
+        return followup
 
     def _start_sign_in(self) -> None:
         """With ``account.auth = oauth2``: one token source for SMTP and IMAP."""

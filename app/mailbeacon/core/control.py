@@ -23,12 +23,19 @@ Rules:
 * Everything else of the message stays byte-identical; when nothing had to be
   removed, the very same ``bytes`` object is returned (no copy of a large
   message).
+* ``X-MailBeacon-Send-At`` (a date with a zone) and ``X-MailBeacon-Remind``
+  (``3d``, ``4h``; ``no`` for none) are read too (core/followup_time.py). A value
+  that cannot be read is a ``refusal``: the relay refuses the message instead of
+  sending it now or without the reminder the rep asked for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
+
+from mailbeacon.core.followup_time import Delay, TimeRuleError, parse_delay, parse_send_at
 
 CONTROL_DOMAIN = "mailbeacon.invalid"
 HEADER_PREFIX = "x-mailbeacon-"
@@ -57,6 +64,9 @@ class ControlDecision:
     else ``None`` (the setting ``tracking.opens`` decides). ``recipients`` are
     the envelope recipients left to deliver to.
     ``notes`` describes ignored controls, for the operator's log.
+    ``send_at`` (UTC) asks for a later send; ``remind`` for a reminder when nobody
+    replies (amount 0: explicitly none); ``refusal`` says why the message must be
+    refused (an unreadable value of either).
     """
 
     track: bool | None
@@ -65,6 +75,9 @@ class ControlDecision:
     message: bytes
     notes: tuple[str, ...] = ()
     opens: bool | None = None
+    send_at: datetime | None = None
+    remind: Delay | None = None
+    refusal: str | None = None
 
 
 def is_control_address(address: str) -> bool:
@@ -87,6 +100,7 @@ def _local(address: str) -> str:
 def decide(recipients: Iterable[str], message: bytes) -> ControlDecision:
     """Read the controls of one message and remove them from envelope and headers."""
     votes: dict[str, list[bool]] = {"track": [], "log": [], "opens": []}
+    timing: dict[str, object] = {}
     notes: list[str] = []
     kept: list[str] = []
     for address in recipients:
@@ -101,7 +115,10 @@ def decide(recipients: Iterable[str], message: bytes) -> ControlDecision:
             votes[control[0]].append(control[1])
             if _local(address) == "clicks":
                 votes["opens"].append(False)
-    cleaned = _strip_headers(message, votes, notes)
+    cleaned = _strip_headers(message, votes, notes, timing)
+    send_at = timing.get("send_at")
+    remind = timing.get("remind")
+    refusal = timing.get("refusal")
     return ControlDecision(
         track=_resolve(votes["track"]),
         log=_resolve(votes["log"]),
@@ -109,6 +126,9 @@ def decide(recipients: Iterable[str], message: bytes) -> ControlDecision:
         message=cleaned,
         notes=tuple(notes),
         opens=_resolve(votes["opens"]),
+        send_at=send_at if isinstance(send_at, datetime) else None,
+        remind=remind if isinstance(remind, Delay) else None,
+        refusal=refusal if isinstance(refusal, str) else None,
     )
 
 
@@ -140,7 +160,12 @@ def _fields(header: bytes) -> list[bytes]:
     return [b"".join(lines) for lines in fields]
 
 
-def _strip_headers(message: bytes, votes: dict[str, list[bool]], notes: list[str]) -> bytes:
+def _strip_headers(
+    message: bytes,
+    votes: dict[str, list[bool]],
+    notes: list[str],
+    timing: dict[str, object] | None = None,
+) -> bytes:
     end = _header_end(message)
     header = message[:end]
     lowered = header.lower()
@@ -150,7 +175,7 @@ def _strip_headers(message: bytes, votes: dict[str, list[bool]], notes: list[str
     out: list[bytes] = []
     changed = False
     for field in _fields(header):
-        replacement = _clean_field(field, eol, votes, notes)
+        replacement = _clean_field(field, eol, votes, notes, timing)
         if replacement is not field:
             changed = True
         if replacement is not None:
@@ -161,7 +186,11 @@ def _strip_headers(message: bytes, votes: dict[str, list[bool]], notes: list[str
 
 
 def _clean_field(
-    field: bytes, eol: str, votes: dict[str, list[bool]], notes: list[str]
+    field: bytes,
+    eol: str,
+    votes: dict[str, list[bool]],
+    notes: list[str],
+    timing: dict[str, object] | None = None,
 ) -> bytes | None:
     """The field unchanged (same object), a rewritten field, or None to drop it."""
     text = field.decode("ascii", "surrogateescape")
@@ -170,7 +199,10 @@ def _clean_field(
         return field
     key = name.strip().lower()
     if key.startswith(HEADER_PREFIX):
-        _vote_header(key, value, votes, notes)
+        if key in _TIMING_HEADERS:
+            _read_timing(key, value, timing if timing is not None else {})
+        else:
+            _vote_header(key, value, votes, notes)
         return None
     if key not in _ADDRESS_HEADERS or CONTROL_DOMAIN not in value.lower():
         return field
@@ -197,6 +229,23 @@ def _vote_header(key: str, value: str, votes: dict[str, list[bool]], notes: list
         votes[switch].append(False)
     else:
         notes.append(f"control header {key!r} with unknown value {word!r} ignored")
+
+
+_TIMING_HEADERS = frozenset({"x-mailbeacon-send-at", "x-mailbeacon-remind"})
+
+
+def _read_timing(key: str, value: str, timing: dict[str, object]) -> None:
+    """Send-At and Remind; an unreadable value becomes the refusal (the first one wins)."""
+    word = " ".join(value.split())
+    try:
+        if key == "x-mailbeacon-send-at":
+            timing["send_at"] = parse_send_at(word)
+        elif word.lower() in _NO:
+            timing["remind"] = Delay(0, "d")
+        else:
+            timing["remind"] = parse_delay(word, what="X-MailBeacon-Remind")
+    except TimeRuleError as exc:
+        timing.setdefault("refusal", str(exc))
 
 
 def _address_pieces(value: str) -> list[tuple[str, str]]:

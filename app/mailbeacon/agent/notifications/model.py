@@ -21,6 +21,10 @@ class NotificationType(StrEnum):
     SIGN_IN = "sign_in_required"  # the provider refused the sign-in: mail waits
     # Sending stopped working with mail waiting; told once per outage and once on recovery.
     DELIVERY_DELAYED = "delivery_delayed"
+    # Scheduled mail whose time passed while the agent was not running went out late.
+    SENT_LATE = "sent_late"
+    # "Remind me if no reply": nobody answered in the time the rep gave (agent/followup).
+    REMINDER = "reminder"
 
 
 @dataclass(frozen=True, slots=True)

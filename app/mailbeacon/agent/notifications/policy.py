@@ -79,8 +79,10 @@ class PolicyConfig:
         """The policy the rep configured."""
         n = settings.notify
         # Summaries, "Sign in again" and delayed mail cannot be switched off: mail waits.
+        # Reminders and late sends were asked for by the rep, email by email.
         kinds: set[str] = {
-            NotificationType.SUMMARY, NotificationType.SIGN_IN, NotificationType.DELIVERY_DELAYED
+            NotificationType.SUMMARY, NotificationType.SIGN_IN, NotificationType.DELIVERY_DELAYED,
+            NotificationType.SENT_LATE, NotificationType.REMINDER,
         }
         for kind, on in ((NotificationType.OPEN, n.opens), (NotificationType.CLICK, n.clicks),
                          (NotificationType.REPLY, n.replies),

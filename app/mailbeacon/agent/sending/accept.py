@@ -91,6 +91,15 @@ def _decoded(display: str) -> str:
         return display
 
 
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A message durably queued: its first queue id, its record and its Message-ID."""
+
+    queue_id: str
+    email_id: int
+    message_id: str
+
+
 class OriginalKeeper(Protocol):
     """Keeps the untracked original of a tracked send until Sent is put right
     (``sent_cleanup.SentCleanup`` is one)."""
@@ -127,6 +136,14 @@ class Sender:
 
     async def accept(self, message: IncomingMessage) -> str:
         """Rewrite, record and durably queue ``message``; returns the first queue id."""
+        return (await self.accept_recorded(message)).queue_id
+
+    async def accept_recorded(self, message: IncomingMessage) -> Accepted:
+        """As ``accept``, also saying which record it made (reminders, sequences).
+
+        Tracking tokens are minted here, at send time: a scheduled email is handed
+        in only when it is due (agent/followup).
+        """
         settings = self._settings()
         decision = decide(message, settings)
         domain = message.mail_from.rpartition("@")[2] or "mailbeacon.localhost"
@@ -179,7 +196,7 @@ class Sender:
             if keeper is not None and kept:
                 await keeper.forget(email_id)
             raise
-        return ids[0]
+        return Accepted(ids[0], email_id, message_id)
 
     async def _forget(self, email_id: int) -> None:
         try:

@@ -33,12 +33,14 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
 from mailbeacon.agent.settings.mail_urls import is_loopback
 from mailbeacon.core.control import control_of, decide, is_control_address
+from mailbeacon.core.followup_time import Delay
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,8 @@ class IncomingMessage:
 
     ``track_override``/``log_override``/``opens_override`` are None when the message
     did not say (the rep's defaults apply); ``opens_override`` False is "clicks only".
+    ``send_at`` (UTC) asks for a later send, ``remind`` for a reminder when nobody
+    replies (``X-MailBeacon-Send-At``, ``X-MailBeacon-Remind``; docs/interfaces.md).
     """
 
     mail_from: str
@@ -76,6 +80,8 @@ class IncomingMessage:
     track_override: bool | None
     log_override: bool | None
     opens_override: bool | None = None
+    send_at: datetime | None = None
+    remind: Delay | None = None
 
 
 Accept = Callable[[IncomingMessage], Awaitable[str]]
@@ -368,6 +374,10 @@ class _RelayHandler:
             log.info("relay: %s", note)
         if not decision.recipients:
             return "554 5.5.1 No recipients left besides MailBeacon control addresses"
+        if decision.refusal is not None:
+            # Never sent now instead of later, never without the asked-for reminder.
+            log.info("relay: refused a message: %s", decision.refusal)
+            return f"554 5.6.0 {_one_line(decision.refusal)}"
         message = IncomingMessage(
             mail_from=envelope.mail_from,
             recipients=decision.recipients,
@@ -375,6 +385,8 @@ class _RelayHandler:
             track_override=decision.track,
             log_override=decision.log,
             opens_override=decision.opens,
+            send_at=decision.send_at,
+            remind=decision.remind,
         )
         del raw, decision
         envelope.original_content = envelope.content = None
@@ -408,6 +420,12 @@ class _RelayHandler:
         """Wait for messages being queued right now."""
         if self._in_flight:
             await asyncio.wait(list(self._in_flight))
+
+
+def _one_line(text: str) -> str:
+    """An SMTP reply text: printable ASCII on one line, bounded."""
+    clean = "".join(ch if " " <= ch <= "~" else "?" for ch in text)
+    return clean[:400]
 
 
 class _QuietSession(Session):

@@ -15,6 +15,8 @@ from mailbeacon.agent.sending.relay import IncomingMessage
 
 TRACK_HEADER = b"X-MailBeacon-Track"
 LOG_HEADER = b"X-MailBeacon-Log"
+SEND_AT_HEADER = b"X-MailBeacon-Send-At"
+REMIND_HEADER = b"X-MailBeacon-Remind"
 
 
 class SubmitError(RuntimeError):
@@ -34,6 +36,12 @@ def with_controls(message: IncomingMessage) -> bytes:
             word = b"clicks" if header == TRACK_HEADER and clicks_only else (
                 b"yes" if value else b"no")  # fmt: skip
             lines.append(header + b": " + word + b"\r\n")
+    if message.send_at is not None:
+        stamp = message.send_at.isoformat(timespec="seconds").encode("ascii")
+        lines.append(SEND_AT_HEADER + b": " + stamp + b"\r\n")
+    if message.remind is not None:
+        word = str(message.remind).encode("ascii") if message.remind.amount else b"no"
+        lines.append(REMIND_HEADER + b": " + word + b"\r\n")
     return b"".join(lines) + message.data
 
 

@@ -178,6 +178,12 @@ class DefaultsSettings:
 
     track: bool = setting(True, _BOOL, "track opens and clicks of outgoing emails")
     log: bool = setting(False, _BOOL, "store a copy of outgoing emails on the contacts' records")
+    remind_days: int = setting(
+        0,
+        IntKind(0, 60),
+        "remind me when a recipient has not replied in this many days (0: no reminder "
+        "unless the email asks, e.g. X-MailBeacon-Remind: 3d)",
+    )
 
 
 @dataclass

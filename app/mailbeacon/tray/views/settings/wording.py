@@ -33,7 +33,7 @@ TABS: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...] = (
         ("Sent folder", ("sent_cleanup.enabled",)),
     )),
     ("Tracking", (
-        ("New emails", ("defaults.track", "defaults.log")),
+        ("New emails", ("defaults.track", "defaults.log", "defaults.remind_days")),
         ("How tracking works", (
             "tracking.opens", "tracking.clicks", "tracking.per_recipient",
             "tracking.settle_seconds", "tracking.repeat_window_seconds",
@@ -81,6 +81,7 @@ LABELS: dict[str, str] = {
     "upstream.allow_plain": "Allow an unencrypted connection to another computer",
     "defaults.track": "Track opens and clicks",
     "defaults.log": "Log a copy on the contacts' records",
+    "defaults.remind_days": "Remind me if no reply in (days, 0: off)",
     "tracking.opens": "Track opens (an invisible image; off: clicks only)",
     "tracking.clicks": "Track clicks (links go through the tracking server)",
     "tracking.self_window_minutes": "Opens from your address are yours for",
