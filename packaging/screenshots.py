@@ -10,8 +10,8 @@ own signals, bounded), and saved with the strongest PNG compression (then throug
 ``optipng`` when it is installed).
 
 Writes: ``first_run``, ``toast``, ``tray_menu``, ``tray_menu_paused``, ``icons``,
-``settings_<tab>`` (one per tab), ``account-<step>`` (the account flow, one per step),
-``activity``, ``activity_filtered``, ``compose``,
+``settings_<tab>`` (one per tab), ``settings_test_tracking``, ``account-<step>``
+(the account flow, one per step), ``activity``, ``activity_filtered``, ``compose``,
 ``contacts``, ``record``, ``email_viewer``, ``reports`` and ``reports_chart``
 (``.png`` each). Times are shown in UTC unless ``TZ`` says otherwise.
 """
@@ -54,7 +54,7 @@ from PySide6.QtCore import (
     SignalInstance,
 )
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QTextCursor
-from PySide6.QtWidgets import QAbstractItemView, QApplication, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QApplication, QScrollArea, QWidget
 
 from mailbeacon.agent.account import presets
 from mailbeacon.agent.account.model import AuthMethod, Discovered, Security, ServerSetting, Source
@@ -71,6 +71,8 @@ from mailbeacon.agent.records.model import (
 )
 from mailbeacon.agent.settings.secrets import Secret, SecretStore
 from mailbeacon.agent.settings.store import Settings
+from mailbeacon.agent.tracking.check import TrackingCheck, public_result
+from mailbeacon.agent.tracking.reach import ANSWER_STEP, NAME_STEP, TLS_STEP, CheckStep, Outcome
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.profile import Profile
 from mailbeacon.core.tokens import new_message_key, new_recipient_key
@@ -574,6 +576,37 @@ def settings_tabs(out: Path, data: Sample) -> None:
     for index in range(dialog.tabs.count()):
         dialog.tabs.setCurrentIndex(index)
         _save(dialog, out / f"settings_{_slug(dialog.tabs.tabText(index))}.png")
+    _dispose(dialog)
+    settings_test_tracking(out, secrets)
+
+
+def settings_test_tracking(out: Path, secrets: SecretStore) -> None:
+    """"Test tracking" for a public address: what each step found (the check's words)."""
+    steps = (
+        CheckStep(NAME_STEP, Outcome.YES, "yes (203.0.113.5)"),
+        CheckStep(TLS_STEP, Outcome.YES,
+                  "yes, the certificate for track.mojafirma.pl is valid until 2025-08-30 "
+                  "11:02 UTC"),
+        CheckStep(ANSWER_STEP, Outcome.YES, "the pixel came back in 42 ms"),
+    )
+    answer = public_result("https://track.mojafirma.pl", steps, [])
+
+    async def canned(_enrollment: Enrollment) -> TrackingCheck:
+        return answer
+
+    dialog = SettingsDialog(sample_settings(), secrets, lambda _settings: None,
+                            open_account=lambda: None, test_tracking=canned)
+    dialog.show_field("server.mode")
+    dialog.resize(dialog.sizeHint().width(), dialog.sizeHint().height() + 120)
+    dialog.show()
+    dialog.run_tracking_test()
+    wait_until(lambda: dialog.tracking_result.text() == answer.message,
+               (dialog.trackingTested,), "Test tracking")
+    area = dialog.tabs.currentWidget()
+    if isinstance(area, QScrollArea):
+        QApplication.processEvents()
+        area.ensureWidgetVisible(dialog.tracking_result)
+    _save(dialog, out / "settings_test_tracking.png")
     _dispose(dialog)
 
 

@@ -44,6 +44,15 @@ from mailbeacon.agent.settings.kinds import (
 )
 from mailbeacon.agent.settings.secrets import Secret, SecretStore
 from mailbeacon.agent.settings.store import KEYS, SECRET_KEYS, Settings
+from mailbeacon.agent.tracking.check import TrackingCheck, public_result
+from mailbeacon.agent.tracking.reach import (
+    ANSWER_STEP,
+    NAME_STEP,
+    TLS_STEP,
+    CheckStep,
+    Outcome,
+    not_checked,
+)
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.profile import Profile
 from mailbeacon.server.config import ServerConfig
@@ -764,3 +773,45 @@ def test_a_pause_that_is_over_shows_unticked_and_is_kept_untouched(
     assert isinstance(field, PauseField) and not field.box.isChecked()
     dialog.accept()
     assert saver.saved[-1].notify.paused_until == past
+
+
+def test_a_public_test_tracking_result_shows_every_step_whole_at_the_minimum_size(
+    qtbot: QtBot, saver: Saver, tmp_path: Path
+) -> None:
+    """Issue 20, item 1: what each step found is shown, nothing clipped (the words are
+    the check's own; tests/integration/agent/tracking runs the real path)."""
+    steps = (
+        CheckStep(NAME_STEP, Outcome.YES, "yes (203.0.113.5)"),
+        CheckStep(TLS_STEP, Outcome.NO, "no. The server's certificate is not made out to "
+                  "track.acme.com. The server needs a certificate for track.acme.com from "
+                  "a public authority (Caddy and Let's Encrypt make one automatically)."),
+        not_checked(ANSWER_STEP, "there was no secure connection to ask over"),
+    )
+    answer = public_result("https://track.acme.com", steps, [])
+
+    async def test_tracking(_enrollment: Enrollment) -> TrackingCheck:
+        return answer
+
+    SecretStore(SERVICE).set_enrollment(Enrollment("https://track.acme.com", 7, "t", bytes(32)))
+    dialog = make_dialog(qtbot, saver, test_tracking=test_tracking, open_account=lambda: None)
+    dialog.resize(dialog.minimumSize())
+    dialog.show_field("server.mode")
+    with qtbot.waitSignal(dialog.trackingTested, timeout=WAIT_MS) as result:
+        dialog.run_tracking_test()
+    assert result.args == [False, answer.message]
+    label = dialog.tracking_result
+    assert label.text().splitlines() == [
+        "Recipients cannot reach tracking at https://track.acme.com:",
+        "Name resolves: yes (203.0.113.5)",
+        steps[1].line(),
+        "Answer: not checked (there was no secure connection to ask over)",
+    ]
+    qtbot.waitUntil(lambda: label.height() >= label.heightForWidth(label.width()),
+                    timeout=WAIT_MS)
+    area = dialog.tabs.currentWidget()
+    assert isinstance(area, QScrollArea)
+    assert not area.horizontalScrollBar().isVisible()
+    right = label.mapTo(area.viewport(), label.rect().topRight()).x()
+    assert right < area.viewport().width()
+    assert label.width() > dialog.test_tracking_button.width() * 2  # not a narrow column
+    assert dialog.grab().save(str(tmp_path / "settings-test-tracking.png"))

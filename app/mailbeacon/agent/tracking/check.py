@@ -3,44 +3,119 @@
 A freshly minted message key, so the request is an open of an email the agent
 does not know: the server records it like any such open and nobody is notified.
 A GET (not HEAD) so the whole path is tried, and no redirect is followed: a
-tracking server answers the pixel itself. The IMAP counterpart is
-``agent.mailbox.check``.
+tracking server answers the pixel itself. An address only this computer or its
+network reaches is never reported as working. A public address is checked step
+by step through its public name — the name, the secure connection, the answer
+(``agent.tracking.reach``) — and the result says for each what it found or could
+not check. The IMAP counterpart is ``agent.mailbox.check``.
 """
 
 from __future__ import annotations
 
-import time
+import os
+import ssl
 from dataclasses import dataclass
 
 import httpx
 
+from mailbeacon.agent.account.discovery import NameserverInvalid, resolver_from_env
+from mailbeacon.agent.tracking.reach import (
+    ANSWER_STEP,
+    TLS_STEP,
+    CheckStep,
+    Outcome,
+    Probe,
+    Target,
+    fetch_pixel,
+    is_pixel,
+    not_checked,
+    resolve,
+    secure_connection,
+)
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.tokens import new_message_key
-from mailbeacon.core.tracking_domain import check_tracking_url
+from mailbeacon.core.tracking_domain import DomainCheck, check_tracking_url
 from mailbeacon.core.urls import TrackingUrls
 
 
 @dataclass(frozen=True, slots=True)
 class TrackingCheck:
-    """Result of "Test tracking": ok, and a sentence for the rep."""
+    """Result of "Test tracking": ok, the words for the rep, and (for a public
+    address) each step's own finding, in order."""
 
     ok: bool
     message: str
+    steps: tuple[CheckStep, ...] = ()
 
 
 async def check_tracking(
-    enrollment: Enrollment, seconds: float = 10.0, sender_domain: str | None = None
+    enrollment: Enrollment,
+    seconds: float = 10.0,
+    sender_domain: str | None = None,
+    *,
+    probe: Probe | None = None,
 ) -> TrackingCheck:
     """Fetch a freshly minted test pixel the way a recipient's mail client would.
 
     An address recipients elsewhere cannot reach (this computer, a private network)
     is never reported as working, whatever this computer gets back: the rep would
     believe opens are seen when none ever will be (docs/rules.md, "The tracking domain").
+    A public address is checked through its public name with ``probe`` (default: the
+    system's resolver or ``MAILBEACON_NAMESERVER``, the system's trust store, only
+    global addresses count).
     """
     base = enrollment.server_url
     domain = check_tracking_url(base, sender_domain)
     url = TrackingUrls(enrollment).pixel(new_message_key(), None)
-    started = time.perf_counter()
+    if domain.reachable_by_recipients:
+        if probe is None:
+            try:
+                probe = default_probe(seconds)
+            except NameserverInvalid as exc:
+                return TrackingCheck(False, str(exc))
+        return await check_public(base, url, domain, probe)
+    return await _check_local(base, url, domain, seconds)
+
+
+def default_probe(seconds: float) -> Probe:
+    """What "Test tracking" uses outside tests: the system's resolver and trust store."""
+    return Probe(resolver_from_env(os.environ), ssl.create_default_context(), seconds=seconds)
+
+
+async def check_public(base: str, url: str, domain: DomainCheck, probe: Probe) -> TrackingCheck:
+    """Name, secure connection and answer, each said in plain words (``reach``)."""
+    target = Target.of(base)
+    name, address = await resolve(target, probe)
+    if address is None:
+        because = "the name gave no address to connect to"
+        tls, answer = not_checked(TLS_STEP, because), not_checked(ANSWER_STEP, because)
+    else:
+        tls = await secure_connection(target, address, probe)
+        if tls.outcome == Outcome.NO:
+            answer = not_checked(ANSWER_STEP, "there was no secure connection to ask over")
+        else:
+            answer, _response = await fetch_pixel(target, address, url, probe)
+    return public_result(base, (name, tls, answer), domain.sentences())
+
+
+def public_result(base: str, steps: tuple[CheckStep, ...], advice: list[str]) -> TrackingCheck:
+    """The result for a public address from its steps: works only when the pixel came
+    back; a headline, one line per step, then the domain's advice (``tracking_domain``)."""
+    ok = bool(steps) and steps[-1].outcome == Outcome.YES
+    if ok:
+        head = f"Tracking works: recipients can reach {base}."
+    elif any(step.outcome == Outcome.NO for step in steps):
+        head = f"Recipients cannot reach tracking at {base}:"
+    else:
+        head = f"Tracking at {base} could not be checked:"
+    lines = [head, *(step.line() for step in steps)]
+    if advice:
+        lines.append(" ".join(advice))
+    return TrackingCheck(ok, "\n".join(lines), steps)
+
+
+async def _check_local(base: str, url: str, domain: DomainCheck, seconds: float) -> TrackingCheck:
+    """An address only this computer or network reaches: fetched, never called working."""
     try:
         async with httpx.AsyncClient(timeout=seconds, follow_redirects=False) as client:
             response = await client.get(url)
@@ -52,32 +127,6 @@ async def check_tracking(
             "server, MailBeacon must be running; a remote server must be reachable at "
             "that address.",
         )
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    answered = _judge(base, response, elapsed_ms)
-    if not domain.reachable_by_recipients:
-        said = "This computer got the pixel, but" if answered.ok else "And"
-        return TrackingCheck(False, f"{said} {domain.sentences()[0]}")
-    if answered.ok and domain.problems:
-        advice = " ".join(domain.sentences())
-        return TrackingCheck(True, f"{answered.message} {advice}")
-    return answered
-
-
-def _judge(base: str, response: httpx.Response, elapsed_ms: float) -> TrackingCheck:
-    """Did the answer look like the pixel (200, image/gif, GIF bytes)?"""
-    content_type = response.headers.get("content-type", "").split(";")[0].strip()
-    if (
-        response.status_code == 200
-        and content_type == "image/gif"
-        and response.content.startswith(b"GIF")
-    ):
-        return TrackingCheck(
-            True,
-            f"Tracking works: {base} answered with the pixel (200 image/gif) "
-            f"in {elapsed_ms:.0f} ms.",
-        )
-    return TrackingCheck(
-        False,
-        f"{base} answered {response.status_code} {content_type or '(no type)'} instead of "
-        "the pixel (200 image/gif). Is that address really your MailBeacon tracking server?",
-    )
+    # Whatever came back, recipients elsewhere cannot load it: say so, never "works".
+    said = "This computer got the pixel, but" if is_pixel(response) else "And"
+    return TrackingCheck(False, f"{said} {domain.sentences()[0]}")

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
     QGroupBox,
+    QHBoxLayout,
     QLabel,
     QPushButton,
     QScrollArea,
@@ -312,7 +313,13 @@ class SettingsDialog(QDialog):
         self.test_tracking_button.clicked.connect(self.run_tracking_test)
         self.tracking_result = plain_label(wrap=True)
         self.tracking_result.setObjectName("tracking_result")
-        form.addRow(self.test_tracking_button, self.tracking_result)
+        # Under the button, the box's whole width: a public address's result is a
+        # line per step (name, secure connection, answer), too long for half a row.
+        button_row = QHBoxLayout()
+        button_row.addWidget(self.test_tracking_button)
+        button_row.addStretch(1)
+        form.addRow(button_row)
+        form.addRow(self.tracking_result)
         return box
 
     def _account_box(self, open_account: Callable[[], None]) -> QGroupBox:
