@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from mailbeacon.agent.followup.store import FollowupStore, ScheduledMail
 from mailbeacon.agent.notifications.model import Notification, NotificationType
 from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.sending.submit import RelaySubmitter
@@ -19,6 +21,7 @@ from mailbeacon.agent.settings.mail_urls import parse_host_port
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.agent.status import Reachable, SendingState, StatusReport
+from mailbeacon.core.extract import extract_for_log, header_value
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray.desktop.autostart import (
     AutostartError,
@@ -37,10 +40,13 @@ from mailbeacon.tray.views.compose.templates import TemplateStore
 from mailbeacon.tray.views.compose.window import ComposeDefaults, ComposeWindow, SentEmail
 from mailbeacon.tray.views.contacts.model import ContactsModel
 from mailbeacon.tray.views.contacts.window import ContactsWindow
+from mailbeacon.tray.views.email.actions import ComposeFill
 from mailbeacon.tray.views.email.window import EmailWindow, EmailWindows, fill_compose
 from mailbeacon.tray.views.first_run import MailClientSettings
 from mailbeacon.tray.views.reach import ReachStep, team_link_saver
+from mailbeacon.tray.views.reminder import FollowUpFill, ReminderWindow
 from mailbeacon.tray.views.reports.window import ReportsWindow
+from mailbeacon.tray.views.scheduled.window import ScheduledWindow
 from mailbeacon.tray.views.settings.dialog import SettingsDialog
 
 log = logging.getLogger(__name__)
@@ -99,6 +105,10 @@ class ProfileWindows:
         self.reports = LazyWindow("the reports", self._make_reports)
         self.settings = LazyWindow("the settings", self._make_settings)
         self.account = LazyWindow("your email account", self._make_account)
+        # Follow-up (issue 17): its own store, which the running agent reads on each pass.
+        self._followup: FollowupStore | None = None
+        self.scheduled = LazyWindow("the scheduled emails", self._make_scheduled)
+        self.reminders: list[ReminderWindow] = []
         # What the account window's last page tells the rep to type into the mail client.
         # (the keyring's; a launch with its own relay password sets this to that one).
         self.relay_password: Callable[[], str | None] = relay_password_source(None, profile)
@@ -135,6 +145,10 @@ class ProfileWindows:
         if self._store is not None:
             self._store.close()
             self._store = None
+        self.scheduled.forget()
+        if self._followup is not None:
+            self._followup.close()
+            self._followup = None
 
     def store(self) -> RecordsStore:
         """The records store the windows read (opened on first use)."""
@@ -150,6 +164,7 @@ class ProfileWindows:
             contacts=self.contacts.open,
             reports=self.reports.open,
             settings=self.settings.open,
+            scheduled=self.scheduled.open,
         )
 
     def compose(self) -> None:
@@ -161,6 +176,8 @@ class ProfileWindows:
         notification names an email, else the contact's record, else the activity feed."""
         if notification.type == NotificationType.SIGN_IN:
             self.account.open()  # "Sign in again": the flow's button opens the browser
+        elif notification.type == NotificationType.REMINDER:
+            self.open_reminder(notification)
         elif notification.email_id is not None:
             self.open_email(notification.email_id)
         elif notification.recipient:
@@ -198,6 +215,39 @@ class ProfileWindows:
 
     def _settings(self) -> Settings:
         return Settings.load_or_default(self._profile.config_file)
+
+    def followup(self) -> FollowupStore:
+        """The follow-up store the Scheduled and Sequences windows change."""
+        if self._followup is None:
+            self._followup = FollowupStore.in_dir(self._profile.data_dir)
+        return self._followup
+
+    def _make_scheduled(self) -> QWidget:
+        return ScheduledWindow(self.followup(), clock=time.time, edit=self._edit_scheduled)
+
+    def _edit_scheduled(self, item: ScheduledMail, data: bytes) -> None:
+        copy = extract_for_log(data)
+        cc = header_value(data, "Cc") or ""
+        fill_compose(self._compose(), ComposeFill(
+            to=tuple(a for a in item.to_text.split(", ") if a and a not in cc),
+            cc=tuple(a.strip() for a in cc.split(",") if a.strip()),
+            subject=item.subject, html=copy.html, text=copy.text,
+            note="Taken out of the schedule: send it, or choose Send later… again.",
+        ))  # fmt: skip
+
+    def open_reminder(self, notification: Notification) -> None:
+        """A reminder's own small window: Open record, Write follow-up, Snooze."""
+        window = ReminderWindow(
+            notification, self.followup(), self.store(), clock=time.time,
+            open_email=self.open_email, write=self._write_follow_up,
+        )  # fmt: skip
+        self.reminders = [w for w in self.reminders if w.isVisible()] + [window]
+        window.show()
+        window.raise_()
+
+    def _write_follow_up(self, reply: FollowUpFill) -> None:
+        window = fill_compose(self._compose(), reply.fill)
+        window.reply_thread = (reply.in_reply_to, reply.references)
 
     def _make_activity(self) -> QWidget:
         window = ActivityWindow(self.store())
@@ -303,6 +353,10 @@ def send_confirmation(sent: SentEmail, report: StatusReport | None) -> tuple[str
     ``agent/status.py``, decides), "Sent, tracked" or "Sent" while it works, and no
     more than "Handed to MailBeacon" while its status is not known.
     """
+    if sent.send_at is not None:
+        local = sent.send_at.astimezone()
+        when = f"{local:%a} {local.day} {local:%b %H:%M}"
+        return f"Scheduled for {when}", sent.subject or "(no subject)"
     if report is None:
         return HANDED_OVER, GOES_OUT
     sending = report.sending

@@ -48,6 +48,9 @@ class Draft:
     cc: tuple[str, ...] = ()
     bcc: tuple[str, ...] = ()
     attachments: tuple[OutgoingAttachment, ...] = ()
+    # A reply in the thread of an earlier email: In-Reply-To and References (RFC 5322 3.6.4).
+    in_reply_to: str = ""
+    references: str = ""
 
 
 def split_addresses(text: str) -> list[str]:
@@ -164,6 +167,9 @@ def build_message(draft: Draft, now: datetime, message_id: str | None = None) ->
     msg["Date"] = format_datetime(now)
     domain = sender_address.rpartition("@")[2] or "mailbeacon.localhost"
     msg["Message-ID"] = message_id or make_msgid(domain=domain)
+    if draft.in_reply_to:
+        msg["In-Reply-To"] = draft.in_reply_to
+        msg["References"] = draft.references or draft.in_reply_to
     msg.set_content(_with_final_newline(draft.text), subtype="plain", charset="utf-8")
     msg.add_alternative(_with_final_newline(draft.html), subtype="html", charset="utf-8")
     for attachment in draft.attachments:

@@ -22,6 +22,8 @@ class Windows:
     contacts: Opener | None = None
     reports: Opener | None = None
     settings: Opener | None = None
+    scheduled: Opener | None = None
+    sequences: Opener | None = None
 
 
 class TrayMenu(QMenu):
@@ -46,6 +48,8 @@ class TrayMenu(QMenu):
         self._add_opener("activity", "&Activity", windows.activity)
         self._add_opener("contacts", "C&ontacts", windows.contacts)
         self._add_opener("reports", "&Reports", windows.reports)
+        self._add_opener("scheduled", "Sc&heduled", windows.scheduled)
+        self._add_opener("sequences", "Se&quences", windows.sequences)
         if len(self.actions_by_key) > 1:
             self.addSeparator()
 

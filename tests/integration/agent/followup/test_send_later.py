@@ -52,7 +52,7 @@ async def test_mail_waits_until_its_time_then_goes_out_once_without_the_header(
         rig.clock.advance(1)
         await rig.tick()
         await rig.tick()
-        [got] = sink.wait_for(1, timeout=10)
+        [got] = await sink.until(1, within=10)
         assert b"X-MailBeacon" not in got.data
         assert got.message_id == waiting.message_id
         # Tokens are minted when it goes, not when it was scheduled.
@@ -93,7 +93,7 @@ async def test_scheduled_mail_survives_a_restart_and_is_sent_once(
         await rig.tick()
         rig.clock.advance(86400)
         await rig.tick()
-        sink.wait_for(1, timeout=10)
+        await sink.until(1, within=10)
         assert len(sink.handler.received) == 1
 
 
@@ -108,7 +108,7 @@ async def test_time_passed_while_stopped_goes_out_at_start_with_a_notification(
         rig.clock.advance(8 * 3600)  # the laptop was off (or asleep) all morning
         await rig.start()
         await rig.tick()
-        sink.wait_for(1, timeout=10)
+        await sink.until(1, within=10)
         [late] = rig.notifications
         assert late.type == "sent_late"
         assert late.title == "Sent late: “Oferta”"
@@ -134,7 +134,7 @@ async def test_a_crash_between_claim_and_queue_is_settled_by_the_records(
         assert rig.store.claim_scheduled(second.id, rig.clock())
         await rig.restart()
         await rig.tick()
-        got = sink.wait_for(2, timeout=10)
+        got = await sink.until(2, within=10)
         assert sorted(g.rcpt_tos for g in got) == [("a@client.example",), ("b@client.example",)]
         await rig.tick()
         assert len(sink.handler.received) == 2
@@ -163,14 +163,14 @@ async def test_cancel_send_now_and_a_new_time_act_on_the_running_loop(
         assert rig.store.reschedule(b.id, rig.clock())  # send now
         assert rig.store.reschedule(c.id, START + 7200)  # change the time
         await rig.tick()
-        [now] = sink.wait_for(1, timeout=10)
+        [now] = await sink.until(1, within=10)
         assert now.rcpt_tos == ("b@client.example",)
         rig.clock.advance(3600)
         await rig.tick()
         assert len(sink.handler.received) == 1  # a cancelled, c not yet
         rig.clock.advance(3600)
         await rig.tick()
-        got = sink.wait_for(2, timeout=10)
+        got = await sink.until(2, within=10)
         assert got[1].rcpt_tos == ("c@client.example",)
         assert not rig.store.cancel_scheduled(c.id)  # already sent: nothing to cancel
 
@@ -189,7 +189,7 @@ async def test_the_reps_zone_changing_or_the_clock_jumping_sends_nothing_twice_o
         rig.clock.advance(3 * 86400)  # then the machine slept for three days
         await rig.tick()
         await rig.tick()
-        sink.wait_for(1, timeout=10)
+        await sink.until(1, within=10)
         rig.clock.advance(-86400)
         await rig.tick()
         assert len(sink.handler.received) == 1

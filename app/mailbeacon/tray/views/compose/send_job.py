@@ -25,6 +25,7 @@ from mailbeacon.agent.sending.compose_message import (
     parse_address,
 )
 from mailbeacon.agent.sending.relay import IncomingMessage
+from mailbeacon.core.followup_time import Delay
 from mailbeacon.tray.views.compose.templates import fill, placeholder_values, unfilled
 
 Send = Callable[[IncomingMessage], Awaitable[str] | str]
@@ -43,6 +44,8 @@ class SendJob:
     clock: Callable[[], datetime]
     send: Send
     clicks_only: bool = False  # tracked links, no pixel
+    send_at: datetime | None = None  # "Send later…" (X-MailBeacon-Send-At)
+    remind: Delay | None = None  # "Remind me if no reply" (X-MailBeacon-Remind; 0d: none)
 
     def run(self) -> Awaitable[str] | str:
         """Fill placeholders, read the attachments, build the bytes, hand them to ``send``."""
@@ -62,6 +65,7 @@ class SendJob:
         message = IncomingMessage(
             sender, envelope_recipients(draft), raw, self.track, self.log,
             opens_override=False if self.clicks_only else None,
+            send_at=self.send_at, remind=self.remind,
         )
         return self.send(message)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 from PySide6.QtCore import QAbstractItemModel, Qt, QTimer, Signal
@@ -59,6 +59,14 @@ from mailbeacon.tray.views.compose.document import (
     local_files,
     size_text,
     trackable_links,
+)
+from mailbeacon.tray.views.compose.later import (
+    AskTime,
+    LaterButton,
+    RemindControls,
+    ask_time_dialog,
+    describe_time,
+    local_zone,
 )
 from mailbeacon.tray.views.compose.send_job import ContactLookup, Send, SendJob
 from mailbeacon.tray.views.compose.templates import (
@@ -97,12 +105,14 @@ class ComposeDefaults:
     log: bool = False
     clicks: bool = True  # settings tracking.clicks
     opens: bool = True  # settings tracking.opens (off: clicks only)
+    remind_days: int = 0  # settings defaults.remind_days (0: the box starts unticked)
 
     @classmethod
     def from_settings(cls, settings: Settings, sender: str) -> ComposeDefaults:
         """Track and Log defaults and click tracking from the rep's settings."""
         return cls(sender, settings.defaults.track, settings.defaults.log,
-                   settings.tracking.clicks, settings.tracking.opens)
+                   settings.tracking.clicks, settings.tracking.opens,
+                   settings.defaults.remind_days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +123,7 @@ class SentEmail:
     answer: str
     tracked: bool
     subject: str
+    send_at: datetime | None = None  # scheduled ("Send later…"): when it goes
 
 
 class ComposeWindow(QWidget):
@@ -145,8 +156,15 @@ class ComposeWindow(QWidget):
         ask_text: AskText = ask_text_dialog,
         confirm: Confirm = confirm_dialog,
         parent: QWidget | None = None,
+        zone: Callable[[], tzinfo] = local_zone,
+        ask_time: AskTime = ask_time_dialog,
     ) -> None:
         super().__init__(parent)
+        self._zone = zone
+        self._ask_time = ask_time
+        self._send_at: datetime | None = None
+        # Set by a reply in a thread ("Write follow-up"): In-Reply-To and References.
+        self.reply_thread: tuple[str, str] = ("", "")
         self._send = send
         self.defaults = defaults or ComposeDefaults()
         self._lookup = lookup_contact
@@ -233,6 +251,8 @@ class ComposeWindow(QWidget):
         self.status.setWordWrap(True)
         self.send_button = QPushButton("&Send")
         self.send_button.setDefault(True)
+        self.later_button = LaterButton(self._clock, self._zone, self._ask_time)
+        self.remind = RemindControls(self.defaults.remind_days)
 
     def _connect(self) -> None:
         self._note_timer.timeout.connect(self.update_click_note)
@@ -249,6 +269,7 @@ class ComposeWindow(QWidget):
         self.save_template_button.clicked.connect(self.save_as_template)
         self.delete_template_button.clicked.connect(self.delete_selected_template)
         self.send_button.clicked.connect(self.send)
+        self.later_button.chosen.connect(self.send_later)
 
     # ------------------------------------------------------------ layout
 
@@ -282,6 +303,7 @@ class ComposeWindow(QWidget):
         options.addStretch(1)
         bottom = QHBoxLayout()
         bottom.addWidget(self.status, 1)
+        bottom.addWidget(self.later_button)
         bottom.addWidget(self.send_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -292,6 +314,7 @@ class ComposeWindow(QWidget):
         layout.addLayout(attachments)
         layout.addWidget(self.attachment_note)
         layout.addLayout(options)
+        layout.addWidget(self.remind)
         layout.addWidget(self.click_label)
         layout.addWidget(self.reach_label)
         layout.addLayout(bottom)
@@ -522,12 +545,19 @@ class ComposeWindow(QWidget):
             subject=self.subject_edit.text(),
             html=email_html(self.editor.document()),
             text=document_text(self.editor.document()),
+            in_reply_to=self.reply_thread[0],
+            references=self.reply_thread[1],
         )
 
-    def send(self) -> None:
+    def send_later(self, at: datetime) -> None:
+        """Send at ``at`` (aware): the agent keeps the email until then."""
+        self.send(at)
+
+    def send(self, at: datetime | None = None) -> None:
         """Check the email, then build and send it off the UI thread."""
         if self._sending:
             return
+        self._send_at = at if isinstance(at, datetime) else None
         draft = self.draft()
         try:
             check_draft(draft)
@@ -536,7 +566,8 @@ class ComposeWindow(QWidget):
             return
         job = SendJob(draft, tuple(self.attachment_paths), self.track_box.isChecked(),
                        self.log_box.isChecked(), self._lookup, self._clock, self._send,
-                       clicks_only=self._clicks_only())
+                       clicks_only=self._clicks_only(), send_at=self._send_at,
+                       remind=self.remind.delay())
         self._set_sending(True)
         self._set_status("Sending…")
         self._worker.submit(job.run, self._sent, self._send_failed)
@@ -568,10 +599,15 @@ class ComposeWindow(QWidget):
     def _sent(self, queue_id: str) -> None:
         self._sending = False
         self._done = True
-        self._set_status("Sent.")
+        when = self._send_at
+        self._set_status(
+            "Sent." if when is None else f"Scheduled for {describe_time(when, self._zone())}."
+        )
         tracked = self.track_box.isChecked() and (self.defaults.opens or self.defaults.clicks)
         self.sent.emit(queue_id)
-        self.handedOver.emit(SentEmail(queue_id, tracked, self.subject_edit.text().strip()))
+        self.handedOver.emit(
+            SentEmail(queue_id, tracked, self.subject_edit.text().strip(), send_at=when)
+        )
         self.close()
 
     def _send_failed(self, error: BaseException) -> None:
@@ -585,6 +621,7 @@ class ComposeWindow(QWidget):
 
     def _set_sending(self, sending: bool) -> None:
         self._sending = sending
+        self.later_button.setEnabled(not sending)
         for widget in (self.send_button, self.from_edit, self.to_edit, self.cc_edit,
                        self.bcc_edit, self.subject_edit, self.attach_button,
                        self.remove_button, self.track_box, self.clicks_only_box, self.log_box,

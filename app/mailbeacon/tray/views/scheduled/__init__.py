@@ -1,0 +1,1 @@
+"""The Scheduled window: email waiting to be sent later (issue 17)."""

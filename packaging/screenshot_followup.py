@@ -1,0 +1,144 @@
+"""Renders the follow-up windows (issue 17) offscreen to PNG.
+
+Usage: ``.venv/bin/python packaging/screenshot_followup.py OUTDIR`` (the committed
+pictures live in ``packaging/screenshots/``). Writes ``scheduled.png`` (the
+Scheduled window with three waiting emails), ``compose_send_later.png`` (compose
+with the "Send later…" menu open and the reminder box) and ``reminder.png`` (what
+a "No reply from …" notification opens). Kept apart from ``screenshots.py``; it
+reuses that module's offscreen set-up and saving. Sample data lives in a
+temporary folder.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+# Importing the module first sets the offscreen platform and TZ, before Qt loads.
+import screenshots
+from PySide6.QtCore import QPoint
+from PySide6.QtGui import QPainter, QPixmap
+from PySide6.QtWidgets import QApplication
+
+from mailbeacon.agent.followup.store import FollowupStore
+from mailbeacon.agent.notifications.model import Notification
+from mailbeacon.agent.records.model import Recipient, SentEmail
+from mailbeacon.agent.records.store import RecordsStore
+from mailbeacon.tray.views.compose.window import ComposeDefaults, ComposeWindow
+from mailbeacon.tray.views.reminder import ReminderWindow
+from mailbeacon.tray.views.scheduled.window import ScheduledWindow
+
+WARSAW = ZoneInfo("Europe/Warsaw")
+NOW = datetime(2026, 12, 7, 16, 5, tzinfo=UTC)  # Monday, 17:05 in Warsaw
+DAY = 86400.0
+
+
+def _later(store: FollowupStore, to: str, subject: str, hours: float, remind: str | None) -> None:
+    store.schedule(
+        mail_from="anna.kowalska@mojafirma.pl", recipients=(to.rpartition("<")[2].strip(">"),),
+        data=f"Subject: {subject}\r\n\r\n".encode(), track=None, log=None, opens=None,
+        remind=remind, subject=subject, to_text=to, message_id=f"<{hours}@mojafirma.pl>",
+        created_at=NOW.timestamp(), send_at=NOW.timestamp() + hours * 3600,
+    )  # fmt: skip
+
+
+def scheduled(out: Path, root: Path) -> None:
+    """Three emails waiting, the second selected."""
+    store = FollowupStore(root / "followup.db")
+    tomorrow_eight = 15 - 5 / 60  # Tue 08:00 in Warsaw
+    _later(store, "Alicja Nowak <alicja.nowak@klient.pl>", "Oferta Q1 2027 — warunki",
+           tomorrow_eight, "3d")  # fmt: skip
+    _later(store, "Piotr Lis <piotr.lis@hurt-lis.pl>", "Umowa ramowa do podpisu",
+           tomorrow_eight + 1.5, None)  # fmt: skip
+    _later(store, "Ewa Zielińska <ewa@zielinska.eu>", "Zaproszenie na targi",
+           tomorrow_eight + 49, "0d")  # fmt: skip
+    window = ScheduledWindow(
+        store, clock=NOW.timestamp, zone=lambda: WARSAW, edit=lambda _item, _data: None
+    )
+    window.select_row(1)
+    screenshots._save(window, out / "scheduled.png")
+    screenshots._dispose(window)
+    store.close()
+
+
+def compose_send_later(out: Path) -> None:
+    """Compose with the reminder ticked and the Send later menu open beside it."""
+    window = ComposeWindow(
+        lambda _m: "", defaults=ComposeDefaults("Anna Kowalska <anna.kowalska@mojafirma.pl>",
+                                                remind_days=3),
+        clock=lambda: NOW, zone=lambda: WARSAW,
+    )  # fmt: skip
+    window.resize(820, 560)
+    window.to_edit.setText("Alicja Nowak <alicja.nowak@klient.pl>")
+    window.subject_edit.setText("Oferta Q1 2027 — warunki")
+    window.editor.setHtml("<p>Dzień dobry Pani Alicjo,</p><p>w załączeniu nasza oferta.</p>")
+    window.show()
+    QApplication.processEvents()
+    base = window.grab()
+    menu = window.later_button.later_menu
+    menu.ensurePolished()
+    window.later_button.refresh_labels()
+    menu.adjustSize()
+    picture = menu.grab()
+    corner = window.later_button.mapTo(window, QPoint(0, 0))
+    at = QPoint(
+        min(corner.x(), base.width() - picture.width() - 8), corner.y() - picture.height() - 4
+    )
+    canvas = QPixmap(base)
+    painter = QPainter(canvas)
+    painter.drawPixmap(at, picture)
+    painter.end()
+    screenshots._write_png(canvas.toImage(), out / "compose_send_later.png")
+    screenshots._dispose(window)
+
+
+def reminder(out: Path, root: Path) -> None:
+    """What a reminder notification opens."""
+    records = RecordsStore(root / "records.db")
+    followup = FollowupStore(root / "followup.db")
+    email_id = records.record_sent(
+        SentEmail(
+            message_id="<q1@mojafirma.pl>", message_key="k", subject="Oferta Q1 2027 — warunki",
+            sender="anna.kowalska@mojafirma.pl", sent_at="2026-12-02T09:00:00Z",
+            recipients=(Recipient("alicja.nowak@klient.pl", "to", "Alicja Nowak", None),),
+            track=True, log=True, tracked=True,
+        )
+    )  # fmt: skip
+    note = Notification(
+        event=None, type="reminder", message_id="<q1@mojafirma.pl>",
+        subject="Oferta Q1 2027 — warunki", recipient="alicja.nowak@klient.pl",
+        anonymous=False, title="No reply from Alicja Nowak to “Oferta Q1 2027 — warunki” in 3 days",
+        body="Open the record, write a follow-up, or snooze this reminder.",
+        at="2026-12-07T16:05:00.000Z", email_id=email_id,
+    )  # fmt: skip
+    window = ReminderWindow(
+        note, followup, records, clock=NOW.timestamp, open_email=lambda _i: None,
+        write=lambda _f: None,
+    )  # fmt: skip
+    screenshots._save(window, out / "reminder.png", fit=True)
+    screenshots._dispose(window)
+    followup.close()
+    records.close()
+
+
+def main(argv: list[str]) -> int:
+    """Render into the folder given."""
+    if len(argv) != 1:
+        print("usage: screenshot_followup.py OUTDIR", file=sys.stderr)
+        return 2
+    out = Path(argv[0])
+    out.mkdir(parents=True, exist_ok=True)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    with tempfile.TemporaryDirectory() as tmp:
+        scheduled(out, Path(tmp))
+        compose_send_later(out)
+        reminder(out, Path(tmp))
+    del app
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
