@@ -738,13 +738,26 @@ def compose(out: Path, data: Sample) -> None:
     _dispose(window)
 
 
+def _news(data: Sample, type: str, ago: timedelta, server_id: int, **extra: Any) -> None:
+    """Alicja acts on the offer ``ago`` before now, after a window was first read: it
+    shows there as new (bold, counted) until the rep has seen it."""
+    mail = _Mail(data.store)
+    mail.server_id = server_id
+    mail.sent_at[data.offer_id] = NOW - ago
+    mail.event(type, data.offer_id, timedelta(0), ALICJA, user_agent=CHROME, **extra)
+
+
 def contacts(out: Path, data: Sample) -> None:
-    """The contacts table."""
+    """The contacts table, with one contact's new activity not yet seen."""
     window = ContactsWindow(data.store, now=lambda: NOW)
     model = window.model
     window.show()
     wait_until(lambda: not model.loading and model.rowCount() > 0 and not model.worker.busy,
                (model.loaded, model.loadingChanged, model.loadFailed), "the contacts")
+    _news(data, "open", 3 * MINUTE, 9001)
+    window.event_added()
+    wait_until(lambda: model.new_count > 0 and not model.worker.busy,
+               (model.newCountChanged, model.loaded), "the contacts' news")
     _save(window, out / "contacts.png")
     _dispose(window)
 
@@ -757,6 +770,10 @@ def record_and_viewer(out: Path, data: Sample) -> None:
                (view.loaded, view.loadFailed, view.worker.busyChanged), "the record")
     view.show_filtered.setChecked(True)
     wait_until(idle(view.worker), (view.loaded, view.worker.busyChanged), "the filtered record")
+    _news(data, "click", MINUTE, 9002, url="https://mojafirma.pl/oferta/cennik")
+    view.reload()
+    wait_until(lambda: view.timeline_model.new_count > 0 and not view.worker.busy,
+               (view.loaded, view.worker.busyChanged), "the record's news")
     _save(view, out / "record.png")
     _dispose(view)
 

@@ -65,6 +65,7 @@ def test_contacts_and_an_open_record_refresh_on_a_new_event(
     qtbot.waitUntil(lambda: not window.model.loading, timeout=WAIT_MS)
     before = window.model.rowCount()
     view = window.open_record("alice@example.com")
+    qtbot.addWidget(view)  # closed at the end: no record window outlives the test
     qtbot.waitUntil(lambda: view.timeline_model.rowCount() > 0, timeout=WAIT_MS)
     rows = view.timeline_model.rowCount()
     store.add_event(event("open", "2031-01-01T10:00:00Z", contact="alice@example.com"))

@@ -24,6 +24,7 @@ from mailbeacon.tray.views.contacts.record import RecordView
 from mailbeacon.tray.views.contacts.window import NO_CONTACTS, NO_MATCH, ContactsWindow
 from mailbeacon.tray.views.tables import SORT_ROLE
 from tests.helpers.contacts import fill_records
+from tests.helpers.records import event, sent_email
 
 WAIT_MS = 10_000
 
@@ -206,3 +207,44 @@ def test_time_columns_sort_by_the_time_not_the_text(
     with qtbot.waitSignal(win.model.dataChanged):
         win.model.times_changed()  # the minute clock: texts are asked for again
     win.shutdown()
+
+
+# ---------------------------------------------------------------- unread (issue 20)
+
+
+def is_bold(window: ContactsWindow, email: str) -> bool:
+    model = window.model
+    row = next(r for r in range(model.rowCount())
+               if model.index(r, 0).data(CONTACT_ROLE).email == email)
+    font = model.index(row, Column.NAME).data(Qt.ItemDataRole.FontRole)
+    return font is not None and font.bold()
+
+
+def test_a_contact_with_new_activity_is_bold_and_counted_until_its_record_is_seen(
+    qtbot: QtBot, window: ContactsWindow, store: RecordsStore, qtmodeltester: ModelTester
+) -> None:
+    # What was there when the list was first read is not news.
+    assert window.model.new_count == 0
+    assert not is_bold(window, "alice@example.com")
+    assert "new" not in window.status.text() and window.windowTitle() == "Contacts — MailBeacon"
+    dora = store.record_sent(sent_email("dora@example.com", subject="Demo"))
+    store.add_event(event("open", "2031-01-01T10:01:00Z", contact="dora@example.com",
+                          email_id=dora))
+    # As the agent does for a counted event (notifications.policy):
+    store.update_contact_engagement("alice@example.com", "click", "2031-01-01T10:00:00Z")
+    store.update_contact_engagement("dora@example.com", "open", "2031-01-01T10:01:00Z")
+    with qtbot.waitSignal(window.model.newCountChanged, timeout=WAIT_MS):
+        window.event_added()
+    qtbot.waitUntil(lambda: window.model.new_count == 2, timeout=WAIT_MS)
+    qtmodeltester.check(window.model)
+    assert is_bold(window, "alice@example.com") and is_bold(window, "dora@example.com")
+    assert not is_bold(window, "bob@example.com")
+    assert window.status.text().endswith(" · 2 with new activity")
+    assert window.windowTitle() == "Contacts (2 new) — MailBeacon"
+    record = window.open_record("alice@example.com")  # the rep looks at Alice
+    qtbot.addWidget(record)
+    assert not is_bold(window, "alice@example.com") and is_bold(window, "dora@example.com")
+    assert window.status.text().endswith(" · 1 with new activity")
+    window.hide()  # having seen the list: nothing is new
+    assert window.model.new_count == 0 and not is_bold(window, "dora@example.com")
+    assert window.windowTitle() == "Contacts — MailBeacon"

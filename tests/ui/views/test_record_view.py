@@ -24,6 +24,7 @@ from mailbeacon.tray.views.contacts.record import (
 from mailbeacon.tray.views.tables import ROW_ROLE
 from tests.helpers.activity import HTML_SUBJECT
 from tests.helpers.contacts import fill_records
+from tests.helpers.records import event
 
 WAIT_MS = 10_000
 
@@ -178,3 +179,28 @@ def test_a_recent_event_reads_minutes_ago(
     with qtbot.waitSignal(view.loaded, timeout=WAIT_MS):
         view.show()
     assert view.timeline_model.index(0, TimelineColumn.WHEN).data() == "5 min ago"
+
+
+def test_new_events_are_bold_and_counted_until_the_record_is_seen(
+    qtbot: QtBot, store: RecordsStore, ids: dict[str, int], qtmodeltester: ModelTester
+) -> None:
+    """Issue 20, unread markers: what arrived since the rep last saw the record."""
+    view = open_view(qtbot, store, "alice@example.com")
+    model = view.timeline_model
+    assert model.new_count == 0  # the first read is the baseline
+    entries = model.rowCount()
+    store.add_event(event("click", "2031-01-01T10:00:00Z", contact="alice@example.com",
+                          email_id=ids["logged"], url="https://example.com/price"))
+    with qtbot.waitSignal(view.loaded, timeout=WAIT_MS):
+        view.reload()  # what ContactsWindow.event_added does for an open record
+    qtmodeltester.check(model)
+    assert model.rowCount() == entries + 1 and model.new_count == 1
+    newest = model.index(0, TimelineColumn.WHAT)
+    assert newest.data() == "Clicked" and newest.data(Qt.ItemDataRole.FontRole).bold()
+    assert model.index(1, TimelineColumn.WHAT).data(Qt.ItemDataRole.FontRole) is None
+    assert view.status.text().endswith(" · 1 new since you last looked")
+    assert "(1 new)" in view.windowTitle()
+    view.hide()  # closing the record is having seen it
+    assert model.new_count == 0
+    assert newest.data(Qt.ItemDataRole.FontRole) is None
+    assert "new" not in view.status.text() and "(1 new)" not in view.windowTitle()

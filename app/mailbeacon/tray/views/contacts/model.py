@@ -7,6 +7,11 @@ The compose window completes addresses from the same model (``COMPLETION_ROLE``:
 ``Name <address>``). Everything is plain text. The last open, click and engagement
 read like the activity feed ("5 min ago", "yesterday 14:02"), the full local time
 on hover; they sort by the stored UTC time.
+
+Unread (issue 20): a contact whose last engagement is newer than when the rep last
+saw it (the first read is the baseline, as in the feed) is bold and counted in
+``new_count`` until ``mark_seen`` — for that contact when its record is opened,
+for everyone when the rep has seen the list.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from enum import IntEnum
 from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QFont, QGuiApplication
 
 from mailbeacon.agent.records.model import Contact
 from mailbeacon.agent.sending.compose_message import format_address
@@ -97,13 +103,15 @@ class ContactsModel(RowTableModel[Contact]):
     """Every contact, most recently engaged first until the view sorts otherwise.
 
     Signals: ``loaded(int rows)`` after each read; ``loadFailed(str)`` with a
-    message for the rep; ``loadingChanged(bool)``. ``now()`` is the clock "5 min
+    message for the rep; ``loadingChanged(bool)``; ``newCountChanged(int)`` the
+    contacts with activity the rep has not seen. ``now()`` is the clock "5 min
     ago" is measured from, ``tz`` the zone times are shown in (None: local).
     """
 
     loaded = Signal(int)
     loadFailed = Signal(str)
     loadingChanged = Signal(bool)
+    newCountChanged = Signal(int)
 
     def __init__(
         self,
@@ -121,6 +129,12 @@ class ContactsModel(RowTableModel[Contact]):
         self._worker = worker or Worker(1, self)
         self._generation = 0
         self._loading = False
+        # Last engagement per address when the rep last saw it; None until the first
+        # read, which is the baseline (what was there before is not news).
+        self._seen: dict[str, str] | None = None
+        self._new_count = 0
+        self._new_font = QFont(QGuiApplication.font())
+        self._new_font.setBold(True)
         self.refresh()
 
     @property
@@ -153,6 +167,28 @@ class ContactsModel(RowTableModel[Contact]):
         key = email.strip().lower()
         return next((c for c in self._rows if c.email == key), None)
 
+    @property
+    def new_count(self) -> int:
+        """Contacts with activity the rep has not seen yet."""
+        return self._new_count
+
+    def is_new(self, contact: Contact) -> bool:
+        """True when ``contact`` did something since the rep last saw it."""
+        engaged = contact.last_engagement
+        if self._seen is None or not engaged:
+            return False
+        return engaged > self._seen.get(contact.email, "")
+
+    def mark_seen(self, email: str | None = None) -> None:
+        """The rep saw ``email``'s record (None: the whole list): no longer new."""
+        if self._seen is None:
+            return
+        key = email.strip().lower() if email is not None else None
+        for contact in self._rows:
+            if (key is None or contact.email == key) and contact.last_engagement:
+                self._seen[contact.email] = contact.last_engagement
+        self._count_new(repaint=True)
+
     def times_changed(self) -> None:
         """The clock moved on: "5 min ago" becomes "6 min ago"."""
         if self._rows:
@@ -180,8 +216,20 @@ class ContactsModel(RowTableModel[Contact]):
         if role == SORT_ROLE:  # times as stored, text case-folded
             sort = _SORTS.get(column)
             return sort(row) if sort is not None else None
+        if role == Qt.ItemDataRole.FontRole:
+            return self._new_font if self.is_new(row) else None
         whole = _WHOLE_ROW.get(role)
         return whole(row) if whole is not None else None
+
+    def _count_new(self, repaint: bool = False) -> None:
+        count = sum(1 for contact in self._rows if self.is_new(contact))
+        if repaint and self._rows:  # bold rows turn normal
+            self.dataChanged.emit(self.index(0, 0),
+                                  self.index(len(self._rows) - 1, len(HEADERS) - 1),
+                                  [Qt.ItemDataRole.FontRole])
+        if count != self._new_count:
+            self._new_count = count
+            self.newCountChanged.emit(count)
 
     # ------------------------------------------------------------ loading
 
@@ -189,6 +237,9 @@ class ContactsModel(RowTableModel[Contact]):
         if generation != self._generation:
             return
         self.set_rows(contacts)
+        if self._seen is None:
+            self._seen = {c.email: c.last_engagement for c in contacts if c.last_engagement}
+        self._count_new()
         self._set_loading(False)
         self.loaded.emit(len(self._rows))
 

@@ -11,6 +11,9 @@ verdict, its reason, the IP address and the user agent are behind "Show
 details", off by default.
 Double-clicking a logged email opens it in an ``EmailViewer`` (remote content
 blocked). Everything from the records is plain text.
+Unread (issue 20): events that arrived after the rep last saw the record (the
+first read is the baseline) are bold and counted in the status line and the title
+until the rep has seen the window (looked at and left, or closed: ``views.seen``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from enum import IntEnum
 from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -49,6 +53,7 @@ from mailbeacon.tray.views.email_viewer import (
     load_viewer_data,
 )
 from mailbeacon.tray.views.labels import plain_label, show_status
+from mailbeacon.tray.views.seen import SeenWatcher
 from mailbeacon.tray.views.tables import (
     AnyIndex,
     RowTableModel,
@@ -108,6 +113,7 @@ class TimelineRow:
     reason: str = ""
     ip: str = ""
     user_agent: str = ""
+    event_id: int | None = None  # the stored event's id (None: a sent email)
 
 
 def timeline_rows(record: ContactRecord) -> list[TimelineRow]:
@@ -173,6 +179,7 @@ def _event_row(entry: EventEntry) -> TimelineRow:
         reason=event.reason,
         ip=event.ip or "",
         user_agent=event.user_agent,
+        event_id=event.id,
     )
 
 
@@ -197,7 +204,8 @@ DETAIL_COLUMNS = (TimelineColumn.VERDICT, TimelineColumn.REASON, TimelineColumn.
 
 
 class TimelineModel(RowTableModel[TimelineRow]):
-    """The timeline rows (plain text); non-human rows greyed; times relative to ``now()``."""
+    """The timeline rows (plain text); non-human rows greyed; times relative to ``now()``;
+    events newer than ``seen_id`` bold (None: nothing is new)."""
 
     def __init__(
         self, parent: QObject | None = None, now: Callable[[], datetime] = utc_now
@@ -205,6 +213,30 @@ class TimelineModel(RowTableModel[TimelineRow]):
         super().__init__(TIMELINE_HEADERS, parent)
         self._grey = greyed_brush()
         self._now = now
+        self._seen_id: int | None = None
+        self._new_font = QFont(QGuiApplication.font())
+        self._new_font.setBold(True)
+
+    @property
+    def new_count(self) -> int:
+        """Events shown that arrived after the rep last saw the record."""
+        return sum(1 for row in self._rows if self.is_new(row))
+
+    def is_new(self, row: TimelineRow) -> bool:
+        """True for an event newer than what the rep has seen."""
+        return self._seen_id is not None and (row.event_id or 0) > self._seen_id
+
+    def newest_event(self) -> int:
+        """The newest event id shown (0: none)."""
+        return max((row.event_id or 0 for row in self._rows), default=0)
+
+    def set_seen(self, seen_id: int) -> None:
+        """Events up to ``seen_id`` are seen; bold rows turn normal."""
+        self._seen_id = seen_id
+        if self._rows:
+            self.dataChanged.emit(self.index(0, 0),
+                                  self.index(len(self._rows) - 1, len(TIMELINE_HEADERS) - 1),
+                                  [Qt.ItemDataRole.FontRole])
 
     def cell_data(self, row: TimelineRow, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
@@ -216,6 +248,8 @@ class TimelineModel(RowTableModel[TimelineRow]):
             return full_when(row.at)  # our own text, never data from outside
         if role == Qt.ItemDataRole.ForegroundRole and not row.human:
             return self._grey
+        if role == Qt.ItemDataRole.FontRole and self.is_new(row):
+            return self._new_font
         return None
 
 
@@ -253,6 +287,7 @@ class RecordView(QWidget):
             lambda data: EmailViewer(data, source.attachment_content)
         )
         self._generation = 0
+        self._first_read = True
         self._now = now
         self.contact: Contact | None = None
         self.viewers: list[EmailViewer] = []
@@ -300,6 +335,7 @@ class RecordView(QWidget):
         self.show_filtered.toggled.connect(lambda _on: self.reload())
         self.show_details.toggled.connect(self._show_details)
         self.timeline.doubleClicked.connect(self._double_clicked)
+        self._seen_watcher = SeenWatcher(self, self.mark_seen)
         self.reload()
 
     # ------------------------------------------------------------ public
@@ -319,6 +355,11 @@ class RecordView(QWidget):
             lambda record: self._loaded(generation, record),
             lambda error: self._load_failed(generation, error),
         )
+
+    def mark_seen(self) -> None:
+        """The rep has seen the record: nothing in it is new any more."""
+        self.timeline_model.set_seen(self.timeline_model.newest_event())
+        self._show_counts()
 
     def properties(self) -> tuple[str, str, str | None]:
         """Name, company and lawful basis (None: none) as typed."""
@@ -427,6 +468,9 @@ class RecordView(QWidget):
         if record is None:
             self.contact = None
             self.timeline_model.set_rows([])
+            if self._first_read:  # a contact yet to come: all they do will be new
+                self._first_read = False
+                self.timeline_model.set_seen(0)
             self._set_status(EMPTY_RECORD)
             self.loaded.emit()
             return
@@ -436,13 +480,26 @@ class RecordView(QWidget):
             f"{record.clicks} click{'' if record.clicks == 1 else 's'} · "
             f"{record.replies} repl{'y' if record.replies == 1 else 'ies'}"
         )
-        self.timeline_model.set_rows(timeline_rows(record))
-        entries = len(record.timeline)
-        self._set_status(
-            f"{entries} timeline entr{'y' if entries == 1 else 'ies'}" if entries
-            else EMPTY_RECORD
-        )
+        model = self.timeline_model
+        model.set_rows(timeline_rows(record))
+        if self._first_read:  # the baseline: what was there before is not news
+            self._first_read = False
+            model.set_seen(model.newest_event())
+        self._show_counts()
         self.loaded.emit()
+
+    def _show_counts(self) -> None:
+        entries = self.timeline_model.rowCount()
+        new = self.timeline_model.new_count
+        if self.contact is None:
+            return
+        text = f"{entries} timeline entr{'y' if entries == 1 else 'ies'}" if entries else (
+            EMPTY_RECORD
+        )
+        self._set_status(text + (f" · {new} new since you last looked" if new else ""))
+        display = self.contact.name or self.contact.email
+        self.setWindowTitle(f"{display} ({new} new) — MailBeacon" if new
+                            else f"{display} — MailBeacon")
 
     def _show_contact(self, contact: Contact) -> None:
         keep_edits = self.is_dirty() and self.contact is not None

@@ -1,6 +1,9 @@
 """The contacts window: every contact, searchable and sortable; double-click opens the
 contact's record (``RecordView``), one window per contact. With no contacts yet, or
-none matching the search, the window says what to do next instead of an empty table."""
+none matching the search, the window says what to do next instead of an empty table.
+Contacts with activity the rep has not seen are bold and counted in the title and
+the status line; opening a record marks that contact seen, having seen the window
+(looked at and left, or closed) marks them all (``views.seen``)."""
 
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ from mailbeacon.tray.views.contacts.model import (
 )
 from mailbeacon.tray.views.contacts.record import RecordSource, RecordView
 from mailbeacon.tray.views.labels import plain_label
+from mailbeacon.tray.views.seen import SeenWatcher
 from mailbeacon.tray.views.tables import SORT_ROLE, setup_read_only_table
 
 AnyIndex = QModelIndex | QPersistentModelIndex
@@ -56,6 +60,7 @@ NO_CONTACTS = (
     "with their last open and click."
 )
 NO_MATCH = "No contact matches the search. Clear it to see everyone."
+TITLE = "Contacts — MailBeacon"
 
 
 class ContactsSearch(QSortFilterProxyModel):
@@ -102,7 +107,7 @@ class ContactsWindow(QWidget):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Contacts — MailBeacon")
+        self.setWindowTitle(TITLE)
         self.resize(1100, 600)
         self._source = source
         self.model = model or ContactsModel(source, worker=worker, now=now, tz=tz, parent=self)
@@ -142,6 +147,8 @@ class ContactsWindow(QWidget):
         self.table.doubleClicked.connect(self._double_clicked)
         self.model.loaded.connect(self._update_status)
         self.model.loadFailed.connect(self.status.setText)
+        self.model.newCountChanged.connect(self._update_status)
+        self._seen_watcher = SeenWatcher(self, self.mark_seen)
 
         self._clock = QTimer(self)
         self._clock.setInterval(CLOCK_MS)
@@ -160,9 +167,15 @@ class ContactsWindow(QWidget):
             if view.isVisible():
                 view.reload()
 
+    def mark_seen(self) -> None:
+        """The rep has seen the list: no contact's activity is new any more."""
+        self.model.mark_seen()
+
     def open_record(self, email: str) -> RecordView:
-        """Show the record of ``email`` (raising it if it is open already)."""
+        """Show the record of ``email`` (raising it if it is open already); what that
+        contact did is no longer new in the list."""
         key = email.strip().lower()
+        self.model.mark_seen(key)
         view = self.record_views.get(key)
         if view is None:
             view = self._record_factory(key)
@@ -198,9 +211,12 @@ class ContactsWindow(QWidget):
         total = self.model.rowCount()
         shown = self.proxy.rowCount()
         noun = "contact" if total == 1 else "contacts"
+        new = self.model.new_count
         self.status.setText(
-            f"{total:,} {noun}" if shown == total else f"{shown:,} of {total:,} {noun}"
+            (f"{total:,} {noun}" if shown == total else f"{shown:,} of {total:,} {noun}")
+            + (f" · {new} with new activity" if new else "")
         )
+        self.setWindowTitle(f"Contacts ({new} new) — MailBeacon" if new else TITLE)
         empty = shown == 0 and not self.model.loading
         self.empty.setText(NO_CONTACTS if total == 0 else NO_MATCH)
         self.stack.setCurrentWidget(self.empty if empty else self.table)
