@@ -10,7 +10,8 @@ own signals, bounded), and saved with the strongest PNG compression (then throug
 ``optipng`` when it is installed).
 
 Writes: ``first_run``, ``toast``, ``tray_menu``, ``tray_menu_paused``, ``icons``,
-``settings_<tab>`` (one per tab), ``settings_test_tracking``, ``account-<step>``
+``settings_<tab>`` (one per tab), ``settings_test_tracking``,
+``settings_tracking_this_computer``, ``account-<step>``
 (the account flow, one per step), ``activity``, ``activity_filtered``, ``compose``,
 ``contacts``, ``record``, ``email_viewer``, ``reports`` and ``reports_chart``
 (``.png`` each). Times are shown in UTC unless ``TZ`` says otherwise.
@@ -608,6 +609,12 @@ def settings_test_tracking(out: Path, secrets: SecretStore) -> None:
         area.ensureWidgetVisible(dialog.tracking_result)
     _save(dialog, out / "settings_test_tracking.png")
     _dispose(dialog)
+    # Out of the box (this computer, 127.0.0.1): said before any test.
+    local = SettingsDialog(Settings(), secrets, lambda _settings: None,
+                           open_account=lambda: None)
+    local.show_field("server.mode")
+    _save(local, out / "settings_tracking_this_computer.png")
+    _dispose(local)
 
 
 class _NoSteps:

@@ -287,9 +287,15 @@ def upstream_server(url: str) -> str:
 def tracking_url_of(settings: Settings) -> str:
     """The base URL the agent puts into emails, from the settings alone."""
     server = settings.server
-    if server.mode == "remote":
-        return server.url
-    return server.public_url or f"http://{server.listen}"
+    return tracking_url_from(server.mode, server.url, server.public_url, server.listen)
+
+
+def tracking_url_from(mode: str, url: str, public_url: str, listen: str) -> str:
+    """The base URL in emails from the tracking server's settings (a team's server, or
+    this computer's: its public address, else where it listens)."""
+    if mode == "remote":
+        return url
+    return public_url or f"http://{listen}"
 
 
 def paused_until(settings: Settings, now: float) -> str | None:

@@ -58,7 +58,7 @@ from mailbeacon.core.profile import Profile
 from mailbeacon.server.config import ServerConfig
 from mailbeacon.server.tracking_server import TrackingServer
 from mailbeacon.tray.views.settings.dialog import PER_RECIPIENT_TRADE_OFF, SettingsDialog
-from mailbeacon.tray.views.settings.fields import MB, MB_KEYS, BoolField, PauseField
+from mailbeacon.tray.views.settings.fields import MB, MB_KEYS, BoolField, ChoiceField, PauseField
 from tests.helpers import dovecot as dv
 from tests.helpers.fakes import MemoryKeyring
 from tests.helpers.smtp import SmtpSink
@@ -815,3 +815,25 @@ def test_a_public_test_tracking_result_shows_every_step_whole_at_the_minimum_siz
     assert right < area.viewport().width()
     assert label.width() > dialog.test_tracking_button.width() * 2  # not a narrow column
     assert dialog.grab().save(str(tmp_path / "settings-test-tracking.png"))
+
+
+def test_the_tracking_server_tab_says_when_recipients_cannot_reach_the_address(
+    qtbot: QtBot, saver: Saver
+) -> None:
+    """Issue 20, item 1: Settings says it before any test, as the tray and compose do,
+    and follows what is typed."""
+    dialog = make_dialog(qtbot, saver)  # out of the box: this computer, 127.0.0.1:8725
+    dialog.show_field("server.mode")
+    note = dialog.reach_note
+    assert dialog.tracking_url() == "http://127.0.0.1:8725"
+    assert note.isVisible()
+    assert note.text().startswith("127.0.0.1 is this computer: opens and clicks are only seen")
+    assert "public https address (Address in your emails)" in note.text()
+    line(dialog, "server.public_url").setText("https://track.acme.com")
+    assert not note.isVisible() and note.text() == ""
+    mode = dialog.fields["server.mode"]
+    assert isinstance(mode, ChoiceField)
+    mode.combo.setCurrentIndex(mode.combo.findData("remote"))
+    line(dialog, "server.url").setText("https://10.1.2.3")
+    assert note.isVisible()
+    assert note.text().startswith("10.1.2.3 is a private network address")

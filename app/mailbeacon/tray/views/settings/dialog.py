@@ -50,6 +50,7 @@ from mailbeacon.agent.sending.check import UpstreamProbe, check_upstream
 from mailbeacon.agent.sending.upstream import UpstreamCheck
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
 from mailbeacon.agent.settings.store import KEYS, SECRET_KEYS, Settings
+from mailbeacon.agent.status import Reachable, tracking_status, tracking_url_from
 from mailbeacon.agent.tracking.check import TrackingCheck, check_tracking
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.urls import TrackingUrls
@@ -199,6 +200,10 @@ class SettingsDialog(QDialog):
         mode = self.fields["server.mode"]
         if isinstance(mode, ChoiceField):
             mode.combo.currentIndexChanged.connect(self._mode_changed)
+        for key in (*REMOTE_ONLY, *EMBEDDED_ONLY):
+            address = self.fields.get(key)
+            if isinstance(address, TextField):
+                address.edit.textChanged.connect(self._update_reach_note)
         self._mode_changed()
 
     # ------------------------------------------------------------ building
@@ -298,6 +303,12 @@ class SettingsDialog(QDialog):
     def _tracking_checks(self) -> QGroupBox:
         box = QGroupBox("Check")
         form = QFormLayout(box)
+        # Said before any test, as the tray and compose say it (issue 20): an address
+        # recipients cannot reach means their opens and clicks are never seen.
+        self.reach_note = plain_label(wrap=True)
+        self.reach_note.setObjectName("reach_note")
+        self.reach_note.setStyleSheet(ERROR_STYLE)
+        form.addRow(self.reach_note)
         self.claim_button = QPushButton("&Mark this browser as mine")
         self.claim_button.setToolTip(
             "Opens a page on your tracking server in your browser; your own clicks from "
@@ -370,6 +381,27 @@ class SettingsDialog(QDialog):
             self.fields[key].set_enabled(remote)
         for key in EMBEDDED_ONLY:
             self.fields[key].set_enabled(not remote)
+        self._update_reach_note()
+
+    def tracking_url(self) -> str:
+        """The address emails would carry with the values typed (as the agent decides)."""
+        def typed(key: str) -> str:
+            return self.fields[key].text().strip()
+
+        return tracking_url_from(typed("server.mode"), typed("server.url"),
+                                 typed("server.public_url"), typed("server.listen"))
+
+    def _update_reach_note(self, *_: object) -> None:
+        """Say, with the values typed, when recipients could never reach tracking."""
+        url = self.tracking_url()
+        status = tracking_status(url) if url else None
+        unreachable = status is not None and status.reachable == Reachable.NO
+        self.reach_note.setText(
+            f"{status.detail} Use your team's server (Count opens), or give this "
+            "computer's server a public https address (Address in your emails)."
+            if status is not None and unreachable else ""
+        )
+        self.reach_note.setVisible(unreachable)
 
     # ------------------------------------------------------------ OK
 
