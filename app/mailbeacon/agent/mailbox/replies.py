@@ -39,6 +39,7 @@ from mailbeacon.agent.mailbox.watch import ImapStatus, ImapWatcher, build_watche
 from mailbeacon.agent.notifications import wording
 from mailbeacon.agent.notifications.model import Notification, NotificationType
 from mailbeacon.agent.notifications.policy import PolicyConfig
+from mailbeacon.agent.notifications.refusals import refusal_body
 from mailbeacon.agent.records.model import (
     ActivityFilter,
     Contact,
@@ -370,7 +371,9 @@ class ReplyRecorder:
                 recipient=recipient.address,
                 anonymous=False,
                 title=title,
-                body=f"The recipient's mail server returned it: {reason[:200]}",
+                body=refusal_body(
+                    reason, recipient.status or None, in_records=email is not None
+                ),
                 at=at,
                 email_id=email.id if email else None,
             ),

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 
 from mailbeacon.agent.notifications import wording
 from mailbeacon.agent.notifications.model import Notification, NotificationType
+from mailbeacon.agent.notifications.refusals import OURS, refusal_body
 from mailbeacon.agent.records.model import (
     ActivityFilter,
     Contact,
@@ -584,7 +585,8 @@ class Notifier:
                 recipient=recipients[0] if len(recipients) == 1 else None,
                 anonymous=False,
                 title=f"Could not deliver {wording.quoted(subject)} to {', '.join(recipients)}",
-                body=f"The mail server refused it: {reply[:200]}. The message is kept.",
+                # Plain words and what to do; the server's own are the event's reason.
+                body=refusal_body(reply, server=OURS, in_records=email is not None),
                 at=at,
                 email_id=email.id if email else None,
             ),

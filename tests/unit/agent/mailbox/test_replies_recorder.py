@@ -235,6 +235,11 @@ async def test_a_bounce_marks_the_recipient_bouncing_and_records_the_reason(
     [note] = harness.notes
     assert note.type == "delivery_failed"
     assert note.title == "Could not deliver “Oferta Q4” to bob@example.com"
+    # The rep's words and what to do (issue 20), not the remote server's reply.
+    assert note.body == (
+        "The address does not exist. Click to see the email, correct the address and "
+        "send it again."
+    )
 
 
 async def test_a_bounce_for_an_address_we_never_wrote_to_changes_nothing(
