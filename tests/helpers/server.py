@@ -5,20 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager, closing, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 from websockets.asyncio.client import ClientConnection, connect
 
 from mailbeacon.core import tokens
 from mailbeacon.core.enrollment import Enrollment
-from mailbeacon.server.config import ServerConfig
+from mailbeacon.server.config import Database, ServerConfig
 from mailbeacon.server.tracking_server import TrackingServer
 
 RECIPIENT = "127.0.0.9"  # a recipient's machine, as the server sees it
@@ -31,7 +33,7 @@ WAIT = 5.0  # seconds any single expected thing may take
 
 
 @asynccontextmanager
-async def running_server(db: Path, **options: Any) -> AsyncIterator[TrackingServer]:
+async def running_server(db: Database, **options: Any) -> AsyncIterator[TrackingServer]:
     """A real server on a free loopback port, stopped afterwards."""
     server = TrackingServer(ServerConfig(db_path=db, host="127.0.0.1", port=0, **options))
     await server.start()
@@ -43,7 +45,7 @@ async def running_server(db: Path, **options: Any) -> AsyncIterator[TrackingServ
 
 @asynccontextmanager
 async def serving_process(
-    profile: Path, db: Path, *options: str
+    profile: Path, db: Database, *options: str
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
     """``mailbeacon server serve`` as a child process on a free port: (process, base URL).
 
@@ -51,7 +53,7 @@ async def serving_process(
     """
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mailbeacon", "--profile", str(profile),
-        "server", "serve", "--listen", "127.0.0.1:0", "--db", str(db), *options,
+        "server", "serve", "--listen", "127.0.0.1:0", "--db", db_option(db), *options,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -67,11 +69,16 @@ async def serving_process(
         await process.wait()
 
 
-async def add_user_process(profile: Path, db: Path, name: str = "alice") -> Enrollment:
+def db_option(db: Database) -> str:
+    """The ``--db`` value naming ``db``."""
+    return str(db) if isinstance(db, Path) else db.url
+
+
+async def add_user_process(profile: Path, db: Database, name: str = "alice") -> Enrollment:
     """``mailbeacon server add-user NAME --json`` as a child process."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mailbeacon", "--profile", str(profile),
-        "server", "add-user", name, "--db", str(db), "--json",
+        "server", "add-user", name, "--db", db_option(db), "--json",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )
     async with asyncio.timeout(3 * WAIT):
@@ -224,3 +231,14 @@ def get(path: str, extra: str = "") -> bytes:
         f"GET {path} HTTP/1.1\r\nHost: tracking.test\r\nUser-Agent: {CHROME}\r\n{extra}"
         "Connection: close\r\n\r\n"
     ).encode("latin-1")
+
+
+def query(db: Database, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` (written with ``?`` placeholders) read straight from the database,
+    SQLite or PostgreSQL, behind the server's back."""
+    if isinstance(db, Path):
+        with closing(sqlite3.connect(db)) as conn:
+            return [tuple(row) for row in conn.execute(sql, params).fetchall()]
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        rows = conn.execute(sql.replace("?", "%s").encode(), params).fetchall()
+    return [tuple(row) for row in rows]

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from mailbeacon.core.profile import Profile
-from mailbeacon.server.config import parse_db_url
+from mailbeacon.server.config import Database, parse_db_url
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -18,12 +17,15 @@ DB_FILE = "server.db"  # in the profile's data dir, unless --db says otherwise
 def add_db_option(parser: argparse.ArgumentParser) -> None:
     """Add ``--db URL``."""
     parser.add_argument(
-        "--db", metavar="URL", help="SQLite path or sqlite:///PATH (default: in the data dir)"
+        "--db",
+        metavar="URL",
+        help="SQLite path, sqlite:///PATH or postgresql://USER@HOST/NAME (default: a SQLite "
+        "file in the data dir)",
     )
 
 
-def db_path(args: argparse.Namespace, profile: Profile) -> Path:
-    """The database file ``--db`` names, or the default one (ConfigError if malformed)."""
+def db_path(args: argparse.Namespace, profile: Profile) -> Database:
+    """The database ``--db`` names, or the default file (ConfigError if malformed)."""
     return parse_db_url(args.db, profile.data_dir / DB_FILE)
 
 

@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import signal
-import sqlite3
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -38,16 +37,18 @@ from mailbeacon.server.config import (
     DEFAULT_FLOOD_WINDOW_SECONDS,
     DEFAULT_LISTEN,
     DEFAULT_MAX_EVENTS_PER_TOKEN_HOUR,
+    DEFAULT_POOL_SIZE,
     DEFAULT_PUBLIC_URL,
     ConfigError,
+    Database,
     ServerConfig,
     load_secret,
     parse_listen,
     parse_networks,
 )
-from mailbeacon.server.sqlite_schema import SchemaTooNew
-from mailbeacon.server.sqlite_store import SqliteStore
-from mailbeacon.server.store import UserRecord
+from mailbeacon.server.schema import SchemaTooNew
+from mailbeacon.server.store import Store, UserRecord
+from mailbeacon.server.stores import DATABASE_ERRORS, OPEN_ERRORS, open_store
 from mailbeacon.server.tracker import iso_utc
 from mailbeacon.server.users import UserAdmin, create_user, signing_key
 
@@ -112,6 +113,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="N",
         help="past this many stored events of one pixel or link in an hour, further hits "
         "are only counted (default %(default)s)",
+    )
+    serve.add_argument(
+        "--pool-size",
+        type=int,
+        default=DEFAULT_POOL_SIZE,
+        metavar="N",
+        help="database connections for reads (stream backlogs, lookups) besides the "
+        "writer's (default %(default)s)",
     )
     serve.add_argument(
         "--proxy-ranges",
@@ -198,15 +207,15 @@ class CommandFailed(Exception):
         self.code = code
 
 
-def _open_store(db_path: Path) -> SqliteStore:
+def _open_store(db: Database) -> Store:
     """The store, or CommandFailed with a message for the operator."""
     try:
-        return SqliteStore(db_path)
+        return open_store(db, role="mailbeacon-admin")
     except SchemaTooNew as exc:
         raise CommandFailed(str(exc)) from exc
-    except (OSError, sqlite3.Error) as exc:
-        log.debug("could not open %s", db_path, exc_info=True)
-        raise CommandFailed(f"could not open the database {db_path}: {exc}") from exc
+    except OPEN_ERRORS as exc:
+        log.debug("could not open %s", db, exc_info=True)
+        raise CommandFailed(f"could not open the database {db}: {exc}") from exc
 
 
 def _checked_public_url(value: str | None) -> str | None:
@@ -234,6 +243,7 @@ def serve_config(args: argparse.Namespace, profile: Profile) -> ServerConfig:
         flood_window_seconds=args.flood_window_seconds,
         max_events_per_token_hour=args.max_events_per_token_hour,
         apple_ranges=args.proxy_ranges or operator_commands.default_apple_ranges(profile),
+        pool_size=args.pool_size,
     )
 
 
@@ -273,7 +283,7 @@ async def _serve_until_signalled(config: ServerConfig) -> int:
         await server.start()
     except (ServerStartError, ConfigError, SchemaTooNew) as exc:
         return fail(str(exc), EXIT_FAILURE)
-    except (OSError, sqlite3.Error) as exc:
+    except OPEN_ERRORS as exc:
         log.debug("could not start the tracking server", exc_info=True)
         return fail(f"could not open the database {config.db_path}: {exc}", EXIT_FAILURE)
     stop = asyncio.Event()
@@ -315,7 +325,7 @@ def _add_user(args: argparse.Namespace, profile: Profile) -> int:
             new = create_user(store, name, iso_utc(time.time()))
     except ConfigError as exc:
         return fail(str(exc), EXIT_USAGE)
-    except sqlite3.Error as exc:
+    except DATABASE_ERRORS as exc:
         return fail(f"could not add the user to {path}: {exc}", EXIT_FAILURE)
     finally:
         store.close()
@@ -344,16 +354,10 @@ def _print_enrollment(enrollment: Enrollment, as_json: bool) -> None:
         print(key)
 
 
-def _open_admin(path: Path) -> UserAdmin:
-    if not path.is_file():
-        raise CommandFailed(f"there is no database at {path}")
-    try:
-        return UserAdmin(path)
-    except SchemaTooNew as exc:
-        raise CommandFailed(str(exc)) from exc
-    except (OSError, sqlite3.Error) as exc:
-        log.debug("could not open %s", path, exc_info=True)
-        raise CommandFailed(f"could not open the database {path}: {exc}") from exc
+def _open_admin(db: Database) -> UserAdmin:
+    if isinstance(db, Path) and not db.is_file():
+        raise CommandFailed(f"there is no database at {db}")
+    return UserAdmin(_open_store(db))
 
 
 def _the_user(admin: UserAdmin, name: str, user_id: int | None) -> UserRecord:
@@ -363,7 +367,7 @@ def _the_user(admin: UserAdmin, name: str, user_id: int | None) -> UserRecord:
         named = [user for user in named if user.id == user_id]
     if not named:
         which = f"named {name!r}" + ("" if user_id is None else f" with id {user_id}")
-        raise CommandFailed(f"there is no user {which} in {admin.path}")
+        raise CommandFailed(f"there is no user {which} in {admin.where}")
     if len(named) > 1:
         ids = ", ".join(str(user.id) for user in named)
         raise CommandFailed(
@@ -388,7 +392,7 @@ def _remove_user(args: argparse.Namespace, profile: Profile) -> int:
             admin.close()
     except CommandFailed as exc:
         return fail(exc.message, exc.code)
-    except sqlite3.Error as exc:
+    except DATABASE_ERRORS as exc:
         return fail(f"could not remove the user from {path}: {exc}", EXIT_FAILURE)
     log.info("removed user %d (%s) from %s", user.id, user.name, path)
     print(
@@ -410,9 +414,9 @@ def _rotate_key(args: argparse.Namespace, profile: Profile) -> int:
         admin = _open_admin(path)
         try:
             user = _the_user(admin, str(args.name), args.id)
-            with admin.transaction():  # the secret as add-user checks it, read before
-                secret = meta.enrollment_secret(admin, external)
-                url, _source = meta.public_url(admin, given_url)
+            with admin.store.transaction():  # the secret as add-user checks it, read before
+                secret = meta.enrollment_secret(admin.store, external)
+                url, _source = meta.public_url(admin.store, given_url)
             rotated = admin.rotate(user.id)
             if rotated is None:
                 raise CommandFailed(f"user {user.id} was removed meanwhile")
@@ -422,7 +426,7 @@ def _rotate_key(args: argparse.Namespace, profile: Profile) -> int:
         return fail(exc.message, exc.code)
     except ConfigError as exc:
         return fail(str(exc), EXIT_USAGE)
-    except sqlite3.Error as exc:
+    except DATABASE_ERRORS as exc:
         return fail(f"could not rotate the key in {path}: {exc}", EXIT_FAILURE)
     token, generation = rotated
     log.info("rotated the key of user %d (%s) to generation %d", user.id, user.name, generation)

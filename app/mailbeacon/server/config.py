@@ -28,10 +28,29 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class PostgresUrl:
+    """A PostgreSQL database named by ``--db postgresql://...``."""
+
+    url: str
+
+    def __str__(self) -> str:
+        """The URL without its password (for messages and logs)."""
+        parts = urlsplit(self.url)
+        host = parts.hostname or "localhost"
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+# Where the server's data lives: a SQLite file, or a PostgreSQL database.
+Database = Path | PostgresUrl
+DEFAULT_POOL_SIZE = 4
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     """Everything a TrackingServer needs. Limits have sensible defaults."""
 
-    db_path: Path
+    db_path: Database
     host: str = "127.0.0.1"
     port: int = 0
     public_url: str | None = None
@@ -80,6 +99,12 @@ class ServerConfig:
     # Apple's relay ranges as refreshed by `server refresh-proxy-ranges` (None or a
     # missing file: the snapshot shipped with the package).
     apple_ranges: Path | None = None
+    # Read connections (stream backlogs, token lookups) besides the writer's; SQLite
+    # readers never wait on each other's connection, PostgreSQL ones run in parallel.
+    pool_size: int = DEFAULT_POOL_SIZE
+    # PostgreSQL: how often a subscriber's instance looks for events stored by other
+    # instances when no NOTIFY came (a lost NOTIFY costs this much latency, no event).
+    poll_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         if self.click_token_max_days < 1:
@@ -92,6 +117,8 @@ class ServerConfig:
                 f"flood window {self.flood_window_seconds}: give a number of seconds, 0 or "
                 f"more (0 stores every hit; default {DEFAULT_FLOOD_WINDOW_SECONDS:g})"
             )
+        if self.pool_size < 1:
+            raise ConfigError(f"--pool-size {self.pool_size}: give at least 1")
         if self.max_events_per_token_hour < 1:
             raise ConfigError(
                 f"max events per token and hour {self.max_events_per_token_hour}: give at "
@@ -113,16 +140,25 @@ class ServerConfig:
         )
 
 
-def parse_db_url(value: str | None, default: Path) -> Path:
-    """The SQLite file a ``--db`` value names (a path or ``sqlite:///...``)."""
+def parse_db_url(value: str | None, default: Path) -> Database:
+    """The database a ``--db`` value names: a SQLite path or ``sqlite:///...``, or a
+    ``postgresql://USER@HOST:PORT/NAME`` URL."""
     if value is None or value == "":
         return default
     lowered = value.lower()
-    if lowered.startswith(("postgresql:", "postgres:", "postgresql+")):
+    if lowered.startswith(("postgresql+", "postgres+")):
         raise ConfigError(
-            "PostgreSQL is not supported yet (it is planned); use a SQLite file for now, "
-            "e.g. --db sqlite:///var/lib/mailbeacon/server.db or --db /path/to/server.db"
+            f"--db {value.split('://', 1)[0]}://...: write postgresql://USER@HOST/NAME "
+            "(no driver name)"
         )
+    if lowered.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(value)
+        if not parts.path.strip("/"):
+            raise ConfigError(
+                "--db postgresql://...: name the database, e.g. "
+                "postgresql://mailbeacon@db.example.com/mailbeacon"
+            )
+        return PostgresUrl(value)
     if lowered.startswith("sqlite:"):
         parts = urlsplit(value)
         if parts.netloc not in ("", "localhost"):
@@ -134,7 +170,10 @@ def parse_db_url(value: str | None, default: Path) -> Path:
         return Path(path).expanduser()
     if "://" in value:
         scheme = value.split("://", 1)[0]
-        raise ConfigError(f"--db: unsupported database {scheme!r}; give a SQLite file path")
+        raise ConfigError(
+            f"--db: unsupported database {scheme!r}; give a SQLite file path or a "
+            "postgresql:// URL"
+        )
     return Path(value).expanduser()
 
 

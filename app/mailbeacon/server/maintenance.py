@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shlex
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from pathlib import Path
 from mailbeacon.core.durable import replacing
 from mailbeacon.core.ipranges import truncate_ip
 from mailbeacon.server.sqlite_schema import RESTORED_KEY, stored_version
-from mailbeacon.server.sqlite_store import BUSY_TIMEOUT_MS, SqliteStore
+from mailbeacon.server.sqlite_store import BUSY_TIMEOUT_MS
+from mailbeacon.server.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,11 @@ def iso_cutoff(now: datetime, days: float) -> str:
     """The ``at`` value (UTC ISO 8601, as stored) ``days`` before ``now``."""
     cutoff = now.astimezone(UTC) - timedelta(days=days)
     return cutoff.strftime("%Y-%m-%dT%H:%M:%S.") + f"{cutoff.microsecond // 1000:03d}Z"
+
+
+def pg_dump_command(url: str, dest: Path) -> str:
+    """The command that backs up a PostgreSQL database consistently while it serves."""
+    return f"pg_dump --format=custom --file={shlex.quote(str(dest))} {shlex.quote(url)}"
 
 
 def backup(source: Path, dest: Path) -> BackupResult:
@@ -125,7 +132,7 @@ def _count_events(db: sqlite3.Connection) -> int:
 
 
 def apply_retention(
-    store: SqliteStore, now: datetime, days: float, truncate_days: float | None = None
+    store: Store, now: datetime, days: float, truncate_days: float | None = None
 ) -> RetentionResult:
     """Delete events older than ``days``; truncate the addresses of those older than
     ``truncate_days`` to their /24 or /48. Works in short transactions."""
@@ -150,7 +157,7 @@ def apply_retention(
     return RetentionResult(deleted, revisions, truncated, deleted_before, truncated_before)
 
 
-def _in_chunks(store: SqliteStore, before: str, step: _Step) -> int:
+def _in_chunks(store: Store, before: str, step: _Step) -> int:
     span = store.event_span(before)
     if span is None:
         return 0

@@ -18,11 +18,16 @@ from mailbeacon.server.cli_support import (
     db_path,
     fail,
 )
-from mailbeacon.server.config import ConfigError
-from mailbeacon.server.maintenance import MaintenanceError, apply_retention, backup
+from mailbeacon.server.config import ConfigError, PostgresUrl
+from mailbeacon.server.maintenance import (
+    MaintenanceError,
+    apply_retention,
+    backup,
+    pg_dump_command,
+)
 from mailbeacon.server.proxy_ranges import APPLE_EGRESS_URL, RangeRefreshError, refresh_apple_ranges
-from mailbeacon.server.sqlite_schema import SchemaTooNew
-from mailbeacon.server.sqlite_store import SqliteStore
+from mailbeacon.server.schema import SchemaTooNew
+from mailbeacon.server.stores import OPEN_ERRORS, open_store
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +104,14 @@ def _backup(args: argparse.Namespace, profile: Profile) -> int:
         source = db_path(args, profile)
     except ConfigError as exc:
         return fail(str(exc), EXIT_USAGE)
+    if isinstance(source, PostgresUrl):
+        # PostgreSQL's own tool takes a consistent copy while the servers run.
+        return fail(
+            "on PostgreSQL, back up with pg_dump (one consistent snapshot while the "
+            f"servers run): {pg_dump_command(source.url, Path(args.dest).expanduser())}; "
+            "restore with pg_restore --dbname=URL into an empty database",
+            EXIT_USAGE,
+        )
     try:
         result = backup(source, Path(args.dest).expanduser())
     except MaintenanceError as exc:
@@ -117,13 +130,13 @@ def _retention(args: argparse.Namespace, profile: Profile, now: datetime | None 
         path = db_path(args, profile)
     except ConfigError as exc:
         return fail(str(exc), EXIT_USAGE)
-    if not path.is_file():
+    if isinstance(path, Path) and not path.is_file():
         return fail(f"there is no database at {path}", EXIT_FAILURE)
     try:
-        store = SqliteStore(path)
+        store = open_store(path, role="mailbeacon-retention")
     except SchemaTooNew as exc:
         return fail(str(exc), EXIT_FAILURE)
-    except OSError as exc:
+    except OPEN_ERRORS as exc:
         return fail(f"could not open the database {path}: {exc}", EXIT_FAILURE)
     try:
         result = apply_retention(

@@ -41,10 +41,13 @@ _COUNTING_OPEN = (
 class SqliteStore:
     """The store in one SQLite file. One connection; one thread at a time."""
 
+    dialect = "sqlite"
+
     def __init__(self, path: Path) -> None:
         # The server's secret and every rep's events: readable by this user alone.
         private_file(path)
         self.path = path
+        self.where = str(path)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a batch is exactly
         # one transaction and one fsync.
         self._db = sqlite3.connect(
@@ -201,6 +204,28 @@ class SqliteStore:
         stored = self.get_meta(key)
         assert stored is not None  # just inserted or already there
         return stored
+
+    def delete_meta(self, key: str) -> None:
+        """Remove a server setting."""
+        self._db.execute("DELETE FROM meta WHERE key = ?", (key,))
+
+    def users_named(self, name: str) -> list[UserRecord]:
+        """Every user with this name, oldest first (names need not be unique)."""
+        rows = self._db.execute(
+            "SELECT id, name FROM users WHERE name = ? ORDER BY id", (name,)
+        ).fetchall()
+        return [UserRecord(int(row[0]), str(row[1])) for row in rows]
+
+    def delete_user(self, user_id: int) -> bool:
+        """Delete the user's row; False if there was none."""
+        return self._db.execute("DELETE FROM users WHERE id = ?", (user_id,)).rowcount == 1
+
+    def set_token_hash(self, user_id: int, token_hash: str) -> bool:
+        """Replace the user's API token hash; False if there is no such user."""
+        cursor = self._db.execute(
+            "UPDATE users SET token_hash = ? WHERE id = ?", (token_hash, user_id)
+        )
+        return cursor.rowcount == 1
 
     def add_user(self, name: str, token_hash: str, created_at: str) -> int:
         """Create a user; returns its id."""

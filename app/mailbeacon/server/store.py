@@ -1,12 +1,12 @@
-"""What the tracking server keeps, behind one small interface (SQLite now, PostgreSQL later).
+"""What the tracking server keeps, behind one small interface (SQLite or PostgreSQL).
 
 A store is one connection: not thread-safe, used by one thread at a time. The server
-opens one for its single writer thread and one (behind a lock) for reads.
+opens one for its single writer and a few (``--pool-size``) for reads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -57,6 +57,20 @@ class StreamItem:
 class Store(Protocol):
     """Storage of users, server metadata, agent addresses and events."""
 
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        ...
+
+    @property
+    def where(self) -> str:
+        """The database, as the operator named it (no password)."""
+        ...
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """A read transaction: every query inside sees the same committed state."""
+        ...
+
     def transaction(self) -> AbstractContextManager[None]:
         """Group writes; committed durably on a clean exit, rolled back on an error."""
         ...
@@ -94,8 +108,24 @@ class Store(Protocol):
         """The stored value, storing ``value`` first if there is none (race-free)."""
         ...
 
+    def delete_meta(self, key: str) -> None:
+        """Remove a server setting."""
+        ...
+
     def add_user(self, name: str, token_hash: str, created_at: str) -> int:
         """Create a user; returns its id."""
+        ...
+
+    def users_named(self, name: str) -> list[UserRecord]:
+        """Every user with this name, oldest first."""
+        ...
+
+    def delete_user(self, user_id: int) -> bool:
+        """Delete the user's row; False if there was none."""
+        ...
+
+    def set_token_hash(self, user_id: int, token_hash: str) -> bool:
+        """Replace the user's API token hash; False if there is no such user."""
         ...
 
     def get_user(self, user_id: int) -> UserRecord | None:
@@ -143,6 +173,28 @@ class Store(Protocol):
     def identity(self) -> tuple[str, int, int]:
         """(database identity, generation, id floor): a restored backup is a new
         generation whose ids are all above the floor (docs/promises.md)."""
+        ...
+
+    def event_span(self, before: str) -> tuple[int, int] | None:
+        """(lowest, highest) id of the events stored before ``before`` (ISO 8601 UTC)."""
+        ...
+
+    def delete_events(self, first: int, last: int, before: str) -> int:
+        """Delete the events with ids in [first, last] stored before ``before``."""
+        ...
+
+    def delete_orphan_revisions(self) -> int:
+        """Delete revisions whose event or cause no longer exists."""
+        ...
+
+    def truncate_ips(
+        self, first: int, last: int, before: str, truncate: Callable[[str], str]
+    ) -> int:
+        """Truncate the addresses of events in [first, last] stored before ``before``."""
+        ...
+
+    def max_event_id(self) -> int:
+        """The highest event id so far (0 for none)."""
         ...
 
     def close(self) -> None:

@@ -32,8 +32,8 @@ from mailbeacon.server.proxy_ranges import load_ranges
 from mailbeacon.server.reader import Reader
 from mailbeacon.server.recent import RecentHits
 from mailbeacon.server.recorder import Classifier, FloodLimits, Recorder
-from mailbeacon.server.sqlite_store import SqliteStore
 from mailbeacon.server.store import Store
+from mailbeacon.server.stores import open_store
 from mailbeacon.server.stream import StreamEndpoint
 from mailbeacon.server.tracker import Tracker, iso_utc
 from mailbeacon.server.users import UserAdmin, UserKeys, UsersWatch, create_user, hash_token
@@ -146,12 +146,15 @@ class TrackingServer:
         async with contextlib.AsyncExitStack() as cleanup:  # undone if any step fails
             # Load the verdict lists now, not on the first hit.
             await asyncio.to_thread(warm_up)
-            store = await asyncio.to_thread(SqliteStore, config.db_path)
+            store = await asyncio.to_thread(open_store, config.db_path)
             cleanup.callback(store.close)
-            reader = Reader(await asyncio.to_thread(SqliteStore, config.db_path))
-            cleanup.callback(reader.close)
+            readers: list[Store] = []
+            cleanup.callback(_close_all, readers)
+            for _ in range(config.pool_size):
+                readers.append(await asyncio.to_thread(open_store, config.db_path))
+            reader = Reader(readers)
             # Its own connection: polled on a timer for removals and rotations (users.py).
-            watch = UsersWatch(await asyncio.to_thread(SqliteStore, config.db_path))
+            watch = UsersWatch(await asyncio.to_thread(open_store, config.db_path))
             cleanup.callback(watch.close)
             secret = serving_secret(store, config.secret)
             addresses = AgentAddresses(
@@ -336,7 +339,7 @@ class TrackingServer:
         state = self._state
 
         def new_token() -> tuple[int, str] | None:
-            admin = UserAdmin(self.config.db_path)
+            admin = UserAdmin(open_store(self.config.db_path))
             try:
                 users = admin.users_named(name)
                 token = admin.new_api_token(users[0].id) if users else None
@@ -361,6 +364,11 @@ class TrackingServer:
         if not hmac.compare_digest(state.users.add(user.id), old.signing_key):
             return None
         return replace(old, server_url=state.public_url)
+
+
+def _close_all(stores: list[Store]) -> None:
+    for store in stores:
+        store.close()
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -23,6 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from mailbeacon.core.tokens import derive_signing_key
 from mailbeacon.server.meta import SECRET_KEY
@@ -164,53 +165,62 @@ def _bump(store: Store) -> None:
     store.set_meta(USERS_GENERATION_KEY, str(users_generation(store) + 1))
 
 
-class UserAdmin(SqliteStore):
-    """The store with the operator's user changes (removal, a new API token).
+class UserAdmin:
+    """The operator's user changes (removal, a new API token, rotation) on a store.
 
     Only the operator commands change users this way; the server reads them through
-    :class:`UsersWatch`.
+    :class:`UsersWatch`. ``store`` is SQLite or PostgreSQL alike.
     """
+
+    def __init__(self, store: Store | Path) -> None:
+        # A path: the SQLite file (the embedded server's, as the agent names it).
+        self.store: Store = SqliteStore(store) if isinstance(store, Path) else store
+
+    @property
+    def where(self) -> str:
+        """The database, as the operator named it (for messages)."""
+        return str(getattr(self.store, "where", "the database"))
 
     def users_named(self, name: str) -> list[UserRecord]:
         """Every user with this name, oldest first (names need not be unique)."""
-        rows = self._db.execute(
-            "SELECT id, name FROM users WHERE name = ? ORDER BY id", (name,)
-        ).fetchall()
-        return [UserRecord(int(row[0]), str(row[1])) for row in rows]
+        return self.store.users_named(name)
+
+    def get_meta(self, key: str) -> str | None:
+        """A server setting, or None."""
+        return self.store.get_meta(key)
 
     def remove_user(self, user_id: int) -> bool:
         """Delete the user (their API token and key go with them); False if unknown.
 
         Their events stay until retention deletes them; ids are never reused
-        (AUTOINCREMENT), so a later user cannot inherit their tokens.
+        (AUTOINCREMENT, an identity column), so a later user cannot inherit their tokens.
         """
-        with self.transaction():
-            removed = self._db.execute("DELETE FROM users WHERE id = ?", (user_id,)).rowcount
+        store = self.store
+        with store.transaction():
+            removed = store.delete_user(user_id)
             if removed:
-                ids = sorted(removed_users(self) | {user_id})
-                self.set_meta(REMOVED_KEY, json.dumps(ids))
-                _bump(self)
-        return bool(removed)
+                ids = sorted(removed_users(store) | {user_id})
+                store.set_meta(REMOVED_KEY, json.dumps(ids))
+                _bump(store)
+        return removed
 
     def new_api_token(self, user_id: int) -> str | None:
         """A new API token for the user, the same id and signing key (tokens in mail
         already sent keep working); None if unknown. The old API token stops working."""
         token = secrets.token_urlsafe(API_TOKEN_BYTES)
-        with self.transaction():
-            changed = self._db.execute(
-                "UPDATE users SET token_hash = ? WHERE id = ?", (hash_token(token), user_id)
-            ).rowcount
+        with self.store.transaction():
+            changed = self.store.set_token_hash(user_id, hash_token(token))
             if changed:
-                _bump(self)
+                _bump(self.store)
         return token if changed else None
 
     def take_secret(self) -> bytes | None:
         """The secret this database generated for itself, removed from it (it moves to
         the desktop's keyring); None if it holds none."""
-        with self.transaction():
-            value = self.get_meta(SECRET_KEY)
+        with self.store.transaction():
+            value = self.store.get_meta(SECRET_KEY)
             if value:
-                self._db.execute("DELETE FROM meta WHERE key = ?", (SECRET_KEY,))
+                self.store.delete_meta(SECRET_KEY)
         return value.encode("ascii") if value else None
 
     def rotate(self, user_id: int) -> tuple[str, int] | None:
@@ -218,21 +228,23 @@ class UserAdmin(SqliteStore):
         or None if unknown. The old token and every token signed with the old key stop
         working."""
         token = secrets.token_urlsafe(API_TOKEN_BYTES)
-        with self.transaction():
-            changed = self._db.execute(
-                "UPDATE users SET token_hash = ? WHERE id = ?", (hash_token(token), user_id)
-            ).rowcount
-            if not changed:
+        store = self.store
+        with store.transaction():
+            if not store.set_token_hash(user_id, hash_token(token)):
                 return None
-            generations = key_generations(self)
+            generations = key_generations(store)
             generation = generations.get(user_id, 0) + 1
             generations[user_id] = generation
-            self.set_meta(
+            store.set_meta(
                 KEY_GENERATIONS_KEY,
                 json.dumps({str(k): v for k, v in sorted(generations.items())}),
             )
-            _bump(self)
+            _bump(store)
         return token, generation
+
+    def close(self) -> None:
+        """Release the connection."""
+        self.store.close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,13 +10,13 @@ import hashlib
 import hmac
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from mailbeacon.core import tokens
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.server import claim
+from mailbeacon.server.config import Database
 from mailbeacon.server.tracking_server import TrackingServer
 from tests.helpers.server import new_mail, next_event, recipient, running_server, subscribed
 
@@ -26,9 +26,9 @@ DAY = 86400
 
 
 @pytest.fixture
-async def known(tmp_path: Path) -> AsyncIterator[TrackingServer]:
+async def known(database: Database) -> AsyncIterator[TrackingServer]:
     """The real server with a secret the test knows (to make cookies of any age)."""
-    async with running_server(tmp_path / "server.db", secret=SECRET) as running:
+    async with running_server(database, secret=SECRET) as running:
         yield running
 
 

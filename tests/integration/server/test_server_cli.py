@@ -15,6 +15,7 @@ import pytest
 from mailbeacon.cli import main
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.server.config import load_secret
+from tests.helpers.net import free_port
 from tests.helpers.server import (
     WAIT,
     new_mail,
@@ -85,12 +86,14 @@ def test_the_default_database_lives_in_the_profile(
 
 
 @pytest.mark.parametrize("command", ["add-user alice", "serve --listen 127.0.0.1:0"])
-def test_postgresql_is_refused_as_not_supported_yet(
+def test_an_unreachable_postgresql_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
-    code, _, err = _cli(capsys, tmp_path, *command.split(), "--db", "postgresql://db/mailbeacon")
-    assert code == 2
-    assert "PostgreSQL is not supported yet" in err
+    url = f"postgresql://mb:hunter2@127.0.0.1:{free_port()}/mailbeacon"
+    code, _, err = _cli(capsys, tmp_path, *command.split(), "--db", url)
+    assert code == 1
+    assert "could not connect to postgresql://127.0.0.1:" in err
+    assert "hunter2" not in err  # the password is never shown
 
 
 @pytest.mark.parametrize("secret_file", ["missing.txt", "."], ids=["missing", "a directory"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from mailbeacon.core import tokens
@@ -13,6 +11,7 @@ from tests.helpers.server import (
     new_mail,
     next_event,
     next_message,
+    query,
     recipient,
     subscribed,
 )
@@ -24,11 +23,9 @@ APPLE_MPP = "Mozilla/5.0"
 
 
 def _stored(server: TrackingServer, event_id: int) -> tuple[object, ...]:
-    with sqlite3.connect(server.config.db_path) as db:
-        row = db.execute(
-            "SELECT verdict, counts, via FROM events WHERE id = ?", (event_id,)
-        ).fetchone()
-    return tuple(row)
+    rows = query(server.config.db_path, "SELECT verdict, counts, via FROM events WHERE id = ?",
+                 (event_id,))
+    return rows[0]
 
 
 @pytest.mark.parametrize(

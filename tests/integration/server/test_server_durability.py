@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import signal
-import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,13 +18,15 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from mailbeacon.core.enrollment import Enrollment
-from mailbeacon.server.config import ServerConfig
+from mailbeacon.server.config import Database, ServerConfig
 from mailbeacon.server.tracking_server import TrackingServer
 from tests.helpers.net import free_port
 from tests.helpers.server import (
     WAIT,
     add_user_process,
+    db_option,
     new_mail,
+    query,
     recipient,
     served_at,
     serving_process,
@@ -38,12 +39,12 @@ MAX_PER_WORKER = 2000
 
 @contextlib.asynccontextmanager
 async def _serving(
-    profile: Path, db: Path
+    profile: Path, db: Database
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mailbeacon", "--profile", str(profile),
-        "server", "serve", "--listen", f"127.0.0.1:{port}", "--db", f"sqlite:///{db}",
+        "server", "serve", "--listen", f"127.0.0.1:{port}", "--db", db_option(db),
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -59,10 +60,10 @@ async def _serving(
         await process.wait()
 
 
-async def _add_user(profile: Path, db: Path) -> Enrollment:
+async def _add_user(profile: Path, db: Database) -> Enrollment:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mailbeacon", "--profile", str(profile),
-        "server", "add-user", "alice", "--db", str(db), "--json",
+        "server", "add-user", "alice", "--db", db_option(db), "--json",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )
     out, _ = await process.communicate()
@@ -90,8 +91,10 @@ async def _stream(port: int, token: str, after: int, into: list[dict[str, Any]])
                     into.append(message)
 
 
-async def test_every_answered_hit_survives_kill_9_and_ids_continue(tmp_path: Path) -> None:
-    profile, db = tmp_path / "profile", tmp_path / "server.db"
+async def test_every_answered_hit_survives_kill_9_and_ids_continue(
+    tmp_path: Path, database: Database
+) -> None:
+    profile, db = tmp_path / "profile", database
     user = await _add_user(profile, db)
     answered: list[str] = []
     streamed: list[dict[str, Any]] = []
@@ -148,8 +151,8 @@ async def test_every_answered_hit_survives_kill_9_and_ids_continue(tmp_path: Pat
     assert ids[-1] > max(event["id"] for event in after_restart[:-1])
 
 
-async def test_stop_finishes_and_commits_the_hits_in_flight(tmp_path: Path) -> None:
-    db = tmp_path / "server.db"
+async def test_stop_finishes_and_commits_the_hits_in_flight(database: Database) -> None:
+    db = database
     server = TrackingServer(ServerConfig(db_path=db, host="127.0.0.1", port=0))
     await server.start()
     alice = await server.add_user("alice")
@@ -168,15 +171,14 @@ async def test_stop_finishes_and_commits_the_hits_in_flight(tmp_path: Path) -> N
     for outcome in outcomes:
         assert isinstance(outcome, httpx.Response | httpx.TransportError), outcome
         assert not isinstance(outcome, httpx.Response) or outcome.status_code == 200
-    with sqlite3.connect(db) as check:
-        stored = {row[0] for row in check.execute("SELECT message FROM events")}
+    stored = {row[0] for row in query(db, "SELECT message FROM events")}
     assert answered and answered <= stored
 
 
 async def test_sigterm_mid_traffic_stores_every_answered_hit_and_exits_cleanly(
-    tmp_path: Path,
+    tmp_path: Path, database: Database
 ) -> None:
-    profile, db = tmp_path / "profile", tmp_path / "server.db"
+    profile, db = tmp_path / "profile", database
     user = await add_user_process(profile, db)
     answered: list[str] = []
     failures: list[BaseException] = []
@@ -213,7 +215,6 @@ async def test_sigterm_mid_traffic_stores_every_answered_hit_and_exits_cleanly(
     assert code == 0, errors
     assert "Traceback" not in errors
     assert failures == []
-    with sqlite3.connect(db) as check:
-        stored = [row[0] for row in check.execute("SELECT message FROM events")]
+    stored = [row[0] for row in query(db, "SELECT message FROM events")]
     assert set(answered) <= set(stored), "an answered hit was lost"
     assert len(stored) == len(set(stored)), "a hit was stored twice"

@@ -7,7 +7,6 @@ is injected (TrackingServer's ``clock``), so the flood window passes without wai
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,10 +19,11 @@ from mailbeacon.server.config import (
     DEFAULT_FLOOD_WINDOW_SECONDS,
     DEFAULT_MAX_EVENTS_PER_TOKEN_HOUR,
     ConfigError,
+    Database,
     ServerConfig,
 )
 from mailbeacon.server.tracking_server import TrackingServer
-from tests.helpers.server import CHROME, new_mail, next_event, recipient, subscribed
+from tests.helpers.server import CHROME, new_mail, next_event, query, recipient, subscribed
 
 OTHER_RECIPIENT = "127.0.0.10"
 QUIET = 0.3  # long enough for a wrongly streamed repeat to arrive first
@@ -45,8 +45,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def server(tmp_path: Path, clock: Clock) -> AsyncIterator[TrackingServer]:
-    running = TrackingServer(ServerConfig(db_path=tmp_path / "server.db"), clock=clock)
+async def server(database: Database, clock: Clock) -> AsyncIterator[TrackingServer]:
+    running = TrackingServer(ServerConfig(db_path=database), clock=clock)
     await running.start()
     try:
         yield running
@@ -55,10 +55,9 @@ async def server(tmp_path: Path, clock: Clock) -> AsyncIterator[TrackingServer]:
 
 
 def _events(server: TrackingServer) -> list[tuple[int, str, str, str, int]]:
-    with sqlite3.connect(server.config.db_path) as db:
-        rows = db.execute(
-            "SELECT id, type, ip, user_agent, repeats FROM events ORDER BY id"
-        ).fetchall()
+    rows = query(
+        server.config.db_path, "SELECT id, type, ip, user_agent, repeats FROM events ORDER BY id"
+    )
     return [(int(i), str(t), str(ip), str(ua), int(r)) for i, t, ip, ua, r in rows]
 
 

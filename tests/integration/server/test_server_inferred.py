@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
@@ -16,6 +15,7 @@ from tests.helpers.server import (
     Mail,
     new_mail,
     next_event,
+    query,
     recipient,
     subscribed,
 )
@@ -134,6 +134,5 @@ async def test_the_inferred_open_is_stored_like_any_event(
     mail = new_mail(alice)
     async with recipient() as client:
         await client.get(mail.click(TARGET))
-    with sqlite3.connect(server.config.db_path) as db:
-        rows = db.execute("SELECT type, inferred, counts FROM events ORDER BY id").fetchall()
+    rows = query(server.config.db_path, "SELECT type, inferred, counts FROM events ORDER BY id")
     assert rows == [("open", 1, 1), ("click", 0, 1)]

@@ -14,14 +14,18 @@ from mailbeacon.cli import main
 from mailbeacon.core.events import EventType, Revision, ServerEvent, Verdict
 from mailbeacon.core.profile import Profile
 from mailbeacon.server import commands, operator_commands
+from mailbeacon.server.config import Database
 from mailbeacon.server.proxy_ranges import APPLE_EGRESS_URL
 from mailbeacon.server.sqlite_store import SqliteStore
 from mailbeacon.server.store import UNSTORED, NewEvent
+from mailbeacon.server.stores import open_store
 from mailbeacon.server.tracker import iso_utc
 from tests.helpers.server import (
     WAIT,
+    db_option,
     new_mail,
     next_event,
+    query,
     recipient,
     running_server,
     subscribed,
@@ -130,8 +134,8 @@ def _aged_event(user_id: int, days: float, ip: str, message: str) -> NewEvent:
     return NewEvent(user_id, event)
 
 
-def _fill(db: Path) -> dict[str, int]:
-    store = SqliteStore(db)
+def _fill(db: Database) -> dict[str, int]:
+    store = open_store(db)
     ids: dict[str, int] = {}
     with store.transaction():
         for name, days, ip in [
@@ -149,20 +153,20 @@ def _fill(db: Path) -> dict[str, int]:
 
 
 def test_retention_deletes_old_events_and_truncates_older_addresses(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], database: Database
 ) -> None:
-    db = tmp_path / "server.db"
+    db = database
     ids = _fill(db)
     code, out, err = _cli(
-        capsys, tmp_path, "retention", "--db", str(db), "--days", "30", "--truncate-ips-days", "7"
+        capsys, tmp_path, "retention", "--db", db_option(db), "--days", "30",
+        "--truncate-ips-days", "7",
     )
     assert code == 0, err
     assert "deleted 2 events older than 30 days" in out
     assert "and 1 revisions" in out
     assert "truncated the IP addresses of 2 events older than 7 days" in out
-    with sqlite3.connect(db) as check:
-        rows = dict(check.execute("SELECT id, ip FROM events"))
-        revisions = check.execute("SELECT event_id, cause_id FROM revisions").fetchall()
+    rows = dict(query(db, "SELECT id, ip FROM events"))
+    revisions = query(db, "SELECT event_id, cause_id FROM revisions")
     assert rows == {
         ids["month"]: "198.51.100.0",
         ids["week"]: "192.0.2.0",
@@ -171,27 +175,27 @@ def test_retention_deletes_old_events_and_truncates_older_addresses(
     assert revisions == [(ids["week"], ids["new"])]  # the one about a deleted event is gone
     # Running it again changes nothing more; new events still get new ids.
     code, out, _ = _cli(
-        capsys, tmp_path, "retention", "--db", str(db), "--days", "30", "--truncate-ips-days", "7"
+        capsys, tmp_path, "retention", "--db", db_option(db), "--days", "30",
+        "--truncate-ips-days", "7",
     )
     assert "deleted 0 events" in out and "of 0 events" in out
-    store = SqliteStore(db)
+    store = open_store(db)
     with store.transaction():
         assert store.insert_event(_aged_event(1, 0, "192.0.2.1", "x")) > max(ids.values())
     store.close()
 
 
 def test_retention_without_truncation_keeps_addresses(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], database: Database
 ) -> None:
-    db = tmp_path / "server.db"
+    db = database
     ids = _fill(db)
-    code, out, _ = _cli(capsys, tmp_path, "retention", "--db", str(db), "--days", "365")
+    code, out, _ = _cli(capsys, tmp_path, "retention", "--db", db_option(db), "--days", "365")
     assert code == 0
     assert "deleted 1 events" in out and "truncated" not in out
-    with sqlite3.connect(db) as check:
-        assert check.execute("SELECT ip FROM events WHERE id = ?", (ids["old"],)).fetchone() == (
-            "2001:db8:1:2::5",
-        )
+    assert query(db, "SELECT ip FROM events WHERE id = ?", (ids["old"],)) == [
+        ("2001:db8:1:2::5",)
+    ]
 
 
 @pytest.mark.parametrize("days", ["0", "-3", "soon"])
@@ -306,3 +310,12 @@ def test_serve_options_reach_the_config(tmp_path: Path, profile: Profile) -> Non
     )
     assert tuned.truncate_ips is True
     assert tuned.apple_ranges == tmp_path / "r.csv"
+
+
+def test_backup_on_postgresql_names_pg_dump(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], postgres_url: str
+) -> None:
+    code, _, err = _cli(capsys, tmp_path, "backup", "--db", postgres_url, str(tmp_path / "b.dump"))
+    assert code == 2
+    assert f"pg_dump --format=custom --file={tmp_path / 'b.dump'} {postgres_url}" in err
+    assert "pg_restore" in err

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -22,11 +21,14 @@ from websockets.exceptions import InvalidStatus
 from mailbeacon.core import tokens
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.pixel import GIF
+from mailbeacon.server.config import Database
 from tests.helpers.server import (
     WAIT,
     add_user_process,
+    db_option,
     new_mail,
     next_event,
+    query,
     recipient,
     served_at,
     serving_process,
@@ -35,11 +37,11 @@ from tests.helpers.server import (
 TARGET = "https://example.com/pricing"
 
 
-async def _server_command(profile: Path, db: Path, *args: str) -> tuple[int, str, str]:
+async def _server_command(profile: Path, db: Database, *args: str) -> tuple[int, str, str]:
     """``mailbeacon server ARGS --db DB`` as a child process: (exit code, stdout, stderr)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mailbeacon", "--profile", str(profile),
-        "server", *args, "--db", str(db),
+        "server", *args, "--db", db_option(db),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     async with asyncio.timeout(3 * WAIT):
@@ -63,17 +65,14 @@ async def _closed_by_server(stream: ClientConnection) -> int | None:
     return stream.close_code
 
 
-def _events_of(db: Path, message: str) -> int:
-    with sqlite3.connect(db) as conn:
-        return int(conn.execute(
-            "SELECT count(*) FROM events WHERE message = ?", (message,)
-        ).fetchone()[0])
+def _events_of(db: Database, message: str) -> int:
+    return int(query(db, "SELECT count(*) FROM events WHERE message = ?", (message,))[0][0])
 
 
 async def test_remove_user_closes_streams_refuses_the_token_and_records_nothing(
-    tmp_path: Path,
+    tmp_path: Path, database: Database,
 ) -> None:
-    profile, db = tmp_path / "profile", tmp_path / "server.db"
+    profile, db = tmp_path / "profile", database
     alice_key = await add_user_process(profile, db, "alice")
     bob_key = await add_user_process(profile, db, "bob")
     async with serving_process(profile, db) as (_, url):
@@ -120,9 +119,9 @@ def _claim_token(enrollment: Enrollment) -> str:
 
 
 async def test_rotate_key_refuses_the_old_key_and_token_and_the_new_one_works(
-    tmp_path: Path,
+    tmp_path: Path, database: Database,
 ) -> None:
-    profile, db = tmp_path / "profile", tmp_path / "server.db"
+    profile, db = tmp_path / "profile", database
     old_key = await add_user_process(profile, db, "alice")
     async with serving_process(profile, db) as (_, url):
         old = served_at(old_key, url)
@@ -159,8 +158,10 @@ async def test_rotate_key_refuses_the_old_key_and_token_and_the_new_one_works(
     assert _events_of(db, stale.message) == 0
 
 
-async def test_a_rotated_key_stays_refused_after_a_restart(tmp_path: Path) -> None:
-    profile, db = tmp_path / "profile", tmp_path / "server.db"
+async def test_a_rotated_key_stays_refused_after_a_restart(
+    tmp_path: Path, database: Database
+) -> None:
+    profile, db = tmp_path / "profile", database
     old_key = await add_user_process(profile, db, "alice")
     code, out, err = await _server_command(profile, db, "rotate-key", "alice")
     assert code == 0, err
@@ -176,8 +177,10 @@ async def test_a_rotated_key_stays_refused_after_a_restart(tmp_path: Path) -> No
             pass
 
 
-async def test_the_commands_name_one_user_or_say_why_not(tmp_path: Path) -> None:
-    profile, db = tmp_path / "profile", tmp_path / "server.db"
+async def test_the_commands_name_one_user_or_say_why_not(
+    tmp_path: Path, database: Database
+) -> None:
+    profile, db = tmp_path / "profile", database
     first = await add_user_process(profile, db, "sam")
     second = await add_user_process(profile, db, "sam")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
@@ -14,6 +13,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from mailbeacon.core import tokens
 from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.server.config import Database
 from mailbeacon.server.tracking_server import TrackingServer
 from tests.helpers.server import (
     WAIT,
@@ -28,8 +28,8 @@ from tests.helpers.server import (
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[TrackingServer]:
-    async with running_server(tmp_path / "server.db", stream_page_size=4) as running:
+async def server(database: Database) -> AsyncIterator[TrackingServer]:
+    async with running_server(database, stream_page_size=4) as running:
         yield running
 
 
@@ -167,8 +167,8 @@ async def test_a_revision_is_delivered_again_on_resume(
     assert [m["id"] for m in again[1:]] == [opened["id"], click["id"]]
 
 
-async def test_ids_keep_increasing_across_restarts(tmp_path: Path) -> None:
-    db = tmp_path / "server.db"
+async def test_ids_keep_increasing_across_restarts(database: Database) -> None:
+    db = database
     async with running_server(db) as first:
         alice = await first.add_user("alice")
         await _opens(first, alice, 2)
@@ -184,12 +184,12 @@ async def test_ids_keep_increasing_across_restarts(tmp_path: Path) -> None:
 
 
 async def test_a_subscriber_that_never_reads_is_dropped_and_memory_stays_bounded(
-    tmp_path: Path,
+    database: Database,
 ) -> None:
     limit = 16
     # Every click an event of its own: no flood collapsing, no per-token bound.
     async with running_server(
-        tmp_path / "server.db", stream_queue_limit=limit, flood_window_seconds=0,
+        database, stream_queue_limit=limit, flood_window_seconds=0,
         max_events_per_token_hour=10_000,
     ) as server:
         alice = await server.add_user("alice")
@@ -243,8 +243,8 @@ async def test_a_subscriber_that_never_reads_is_dropped_and_memory_stays_bounded
             assert closed.value.rcvd.code == 1013
 
 
-async def test_stop_sends_subscribers_away_cleanly(tmp_path: Path) -> None:
-    async with running_server(tmp_path / "server.db") as server:
+async def test_stop_sends_subscribers_away_cleanly(database: Database) -> None:
+    async with running_server(database) as server:
         alice = await server.add_user("alice")
         async with subscribed(server, alice.api_token) as stream:
             await server.stop()

@@ -837,3 +837,40 @@ def test_the_tracking_server_tab_says_when_recipients_cannot_reach_the_address(
     line(dialog, "server.url").setText("https://10.1.2.3")
     assert note.isVisible()
     assert note.text().startswith("10.1.2.3 is a private network address")
+
+
+def shown_whole(qtbot: QtBot, dialog: SettingsDialog, label: QLabel) -> None:
+    """``label`` shows all its text inside its tab's visible width (issue 20, item 5)."""
+    qtbot.waitUntil(lambda: label.height() >= label.heightForWidth(label.width()),
+                    timeout=WAIT_MS)
+    area = dialog.tabs.currentWidget()
+    assert isinstance(area, QScrollArea)
+    assert not area.horizontalScrollBar().isVisible()
+    assert label.mapTo(area.viewport(), label.rect().topRight()).x() < area.viewport().width()
+
+
+def test_outgoing_server_results_show_whole_at_the_minimum_size(
+    qtbot: QtBot, saver: Saver
+) -> None:
+    """The clipped "Connected to smtp://" and "Cannot reach 127.0.0.1:2599:" of issue 20:
+    real answers from a real server and a closed port, at the dialog's minimum size."""
+    SecretStore(SERVICE).set(Secret.UPSTREAM_PASSWORD, "sink-pw")
+    dialog = make_dialog(qtbot, saver, test_upstream=check_upstream)
+    dialog.resize(dialog.minimumSize())
+    dialog.show_field("upstream.url")
+    label = dialog.upstream_result
+    with SmtpSink(user="rep", password="sink-pw") as sink:
+        line(dialog, "upstream.url").setText(f"smtp://127.0.0.1:{sink.port}")
+        line(dialog, "upstream.user").setText("rep")
+        with qtbot.waitSignal(dialog.upstreamTested, timeout=WAIT_MS) as result:
+            dialog.run_upstream_test()
+    assert result.args is not None and result.args[0] is True
+    assert label.text() == result.args[1] and label.text().startswith("Connected to smtp://")
+    shown_whole(qtbot, dialog, label)
+    port = closed_port()
+    line(dialog, "upstream.url").setText(f"smtp://127.0.0.1:{port}")
+    with qtbot.waitSignal(dialog.upstreamTested, timeout=WAIT_MS) as result:
+        dialog.run_upstream_test()
+    assert result.args is not None and result.args[0] is False
+    assert label.text() == result.args[1] and f"127.0.0.1:{port}" in label.text()
+    shown_whole(qtbot, dialog, label)

@@ -15,7 +15,13 @@ from mailbeacon.core.events import EventType, Verdict
 from mailbeacon.core.ipranges import truncate_ip
 from mailbeacon.server import claim
 from mailbeacon.server.addresses import AgentAddresses
-from mailbeacon.server.config import ConfigError, parse_db_url, parse_listen, parse_networks
+from mailbeacon.server.config import (
+    ConfigError,
+    PostgresUrl,
+    parse_db_url,
+    parse_listen,
+    parse_networks,
+)
 from mailbeacon.server.proxies import TrustedProxies
 from mailbeacon.server.recent import RecentHits
 from mailbeacon.server.tracker import iso_utc, location_for
@@ -39,12 +45,18 @@ def test_db_urls_name_a_sqlite_file(value: str | None, expected: Path) -> None:
     assert parse_db_url(value, DEFAULT) == expected
 
 
+def test_postgresql_urls_name_a_postgresql_database() -> None:
+    db = parse_db_url("postgresql://mb:pw@db.example.com:5433/mailbeacon", DEFAULT)
+    assert db == PostgresUrl("postgresql://mb:pw@db.example.com:5433/mailbeacon")
+    assert str(db) == "postgresql://db.example.com:5433/mailbeacon"  # no password shown
+    assert parse_db_url("postgres://h/db", DEFAULT) == PostgresUrl("postgres://h/db")
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("postgresql://u@h/db", "not supported yet"),
-        ("postgres://h/db", "not supported yet"),
-        ("postgresql+asyncpg://h/db", "not supported yet"),
+        ("postgresql://u@h", "name the database"),
+        ("postgresql+asyncpg://h/db", "no driver name"),
         ("mysql://h/db", "unsupported database"),
         ("sqlite:///:memory:", "name a database file"),
         ("sqlite://host/x.db", "three slashes"),

@@ -276,7 +276,9 @@ class SettingsDialog(QDialog):
             self.test_upstream_button.clicked.connect(self.run_upstream_test)
             self.upstream_result = plain_label(wrap=True)
             self.upstream_result.setObjectName("upstream_result")
-            form.addRow(self.test_upstream_button, self.upstream_result)
+            # Under the button, the form's whole width: beside it, the answer was a
+            # narrow column cut to "Connected to smtp://" (issue 20).
+            self._button_and_result(form, self.test_upstream_button, self.upstream_result)
         elif key == "imap.allow_plain":
             self.test_imap_button = QPushButton("Test co&nnection")
             self.test_imap_button.setToolTip(
@@ -326,12 +328,17 @@ class SettingsDialog(QDialog):
         self.tracking_result.setObjectName("tracking_result")
         # Under the button, the box's whole width: a public address's result is a
         # line per step (name, secure connection, answer), too long for half a row.
+        self._button_and_result(form, self.test_tracking_button, self.tracking_result)
+        return box
+
+    @staticmethod
+    def _button_and_result(form: QFormLayout, button: QPushButton, result: QLabel) -> None:
+        """A test button, and its answer under it across the whole form."""
         button_row = QHBoxLayout()
-        button_row.addWidget(self.test_tracking_button)
+        button_row.addWidget(button)
         button_row.addStretch(1)
         form.addRow(button_row)
-        form.addRow(self.tracking_result)
-        return box
+        form.addRow(result)
 
     def _account_box(self, open_account: Callable[[], None]) -> QGroupBox:
         box = QGroupBox("Your email account")

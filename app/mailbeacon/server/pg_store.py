@@ -1,0 +1,560 @@
+"""The PostgreSQL store: several server instances on one database (psycopg 3, sync).
+
+Same interface as the SQLite store (store.py): one connection, one thread at a time.
+psycopg's synchronous API fits how the server uses a store: the writer's blocking
+parts (taking the lock, COMMIT) already run on a thread of their own, and reads run
+on worker threads (reader.py). It measured faster than asyncpg for this use
+(README, "Dependencies").
+
+Event ids (docs/architecture.md, "Event ids on PostgreSQL"): a write transaction
+starts by locking the one row of ``event_counter`` (``SELECT ... FOR UPDATE``) and
+holds it until COMMIT. Ids are handed out from that row while the lock is held, so
+transactions that store events commit one after the other in id order: a reader that
+sees id N sees every smaller id that will ever exist. A subscriber resuming with
+``after=N`` on any instance therefore never misses an event that commits later
+with a smaller id.
+
+The writer's statements are gathered and sent at COMMIT (one COPY for the events):
+the recorder calls :meth:`insert_event` on the event loop, which must not wait for a
+network round trip per hit. The few calls that must read (an inferred open's check,
+a revision of an event already committed) do, and see the gathered rows first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import errors, pq
+
+from mailbeacon.core.events import EventType, Revision, ServerEvent, Verdict
+from mailbeacon.server.pg_schema import migrate, refuse_if_newer
+from mailbeacon.server.schema import DB_ID_KEY, FLOOR_KEY, GENERATION_KEY
+from mailbeacon.server.store import NewEvent, StreamItem, UserRecord
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10  # seconds: an unreachable database is said so, not waited on forever
+# The channel every instance LISTENs on; the payload is a hint, never trusted.
+CHANNEL = "mailbeacon_events"
+_COLUMNS = (
+    "id",
+    "user_id",
+    "type",
+    "message",
+    "recipient",
+    "at",
+    "ip",
+    "user_agent",
+    "verdict",
+    "reason",
+    "inferred",
+    "link",
+    "url",
+    "counts",
+    "via",
+    "repeats",
+)
+_EVENT_COLUMNS = (
+    "id, type, message, recipient, at, ip, user_agent, verdict, reason, inferred, link, url, "
+    "counts, via"
+)
+_COPY_EVENTS = f"COPY events ({', '.join(_COLUMNS)}) FROM STDIN"
+_COUNTING_OPEN = (
+    "SELECT 1 FROM events WHERE user_id = %s AND message = %s "
+    "AND recipient IS NOT DISTINCT FROM %s AND type = %s "
+    "AND coalesce(counts::boolean, verdict = %s) LIMIT 1"
+)
+
+# One round trip each: psycopg sends both statements in one simple query.
+_BEGIN_LOCKED = b"BEGIN; SELECT next_id FROM event_counter FOR UPDATE"
+_BEGIN_LOCKED_NOWAIT = b"BEGIN; SELECT next_id FROM event_counter FOR UPDATE NOWAIT"
+
+Row = tuple[object, ...]
+
+
+def describe(url: str) -> str:
+    """The URL without its password (for messages and logs)."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "the PostgreSQL database"
+    host = info.get("host") or "localhost"
+    port = info.get("port") or "5432"
+    name = info.get("dbname") or info.get("user") or ""
+    return f"postgresql://{host}:{port}/{name}"
+
+
+@dataclass(slots=True)
+class _Pending:
+    """An event stored in the open transaction, not sent yet."""
+
+    row: list[object]  # in _COLUMNS order
+
+    @property
+    def user_id(self) -> int:
+        return int(str(self.row[1]))
+
+
+class PgStore:
+    """The store on a PostgreSQL database. One connection; one thread at a time."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, *, application_name: str = "mailbeacon-server") -> None:
+        self.url = url
+        self.where = describe(url)
+        self._db: psycopg.Connection[Row] = psycopg.connect(
+            url,
+            autocommit=True,
+            connect_timeout=CONNECT_TIMEOUT,
+            application_name=application_name,
+        )
+        try:
+            refuse_if_newer(self._db, self.where)
+            self.migrated_from = migrate(self._db, self.where)
+        except BaseException:
+            self._db.close()
+            raise
+        self._next_id = 0  # valid while a write transaction holds the counter
+        self._counter_start = 0
+        self._events: dict[int, _Pending] = {}
+        self._revisions: list[tuple[int, int, int, str, str, int]] = []
+        self._repeats: dict[tuple[int, int], int] = {}
+
+    # -- transactions ---------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction (rolled back on error)."""
+        self.begin()
+        try:
+            yield
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
+
+    def begin(self) -> None:
+        """BEGIN and lock the event counter (waits for another writer's COMMIT)."""
+        self._start(_BEGIN_LOCKED)
+
+    def try_begin(self) -> bool:
+        """BEGIN and lock the counter without waiting; False when another writer has it."""
+        try:
+            self._start(_BEGIN_LOCKED_NOWAIT)
+        except errors.LockNotAvailable:
+            self._db.execute("ROLLBACK")
+            return False
+        return True
+
+    def _start(self, begin: bytes) -> None:
+        self._clear()
+        cursor = self._db.execute(begin)
+        cursor.nextset()  # past BEGIN's result, to the counter's row
+        row = cursor.fetchone()
+        if row is None:
+            raise RuntimeError("the event_counter row is missing; the schema is damaged")
+        self._next_id = self._counter_start = int(str(row[0]))
+
+    def commit(self) -> None:
+        """Send what was gathered, then COMMIT (durable once it returns)."""
+        try:
+            self._flush()
+            self._db.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+        finally:
+            self._clear()
+
+    def _flush(self) -> None:
+        if self._events:
+            with self._db.cursor() as cursor, cursor.copy(_COPY_EVENTS.encode()) as copy:
+                for pending in self._events.values():
+                    copy.write_row(pending.row)
+        with self._db.cursor() as cursor:
+            if self._revisions:
+                cursor.executemany(
+                    "INSERT INTO revisions (user_id, cause_id, event_id, verdict, reason, "
+                    "counts) VALUES (%s, %s, %s, %s, %s, %s)",
+                    self._revisions,
+                )
+            if self._repeats:
+                self._flush_repeats(cursor)
+            if self._next_id != self._counter_start:
+                cursor.execute("UPDATE event_counter SET next_id = %s", (self._next_id,))
+                # Wakes every instance's stream (they read by id; the payload is a hint).
+                cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(self._next_id - 1)))
+
+    def _flush_repeats(self, cursor: psycopg.Cursor[Row]) -> None:
+        for (user_id, event_id), count in self._repeats.items():
+            cursor.execute(
+                "UPDATE events SET repeats = repeats + %s WHERE id = %s AND user_id = %s",
+                (count, event_id, user_id),
+            )
+            if cursor.rowcount != 1:
+                # Retention deleted it within the flood window: only the count is lost.
+                log.warning(
+                    "%d repeat(s) of event %d not counted: the event is gone", count, event_id
+                )
+
+    def rollback(self) -> None:
+        """ROLLBACK, if a transaction is open."""
+        self._clear()
+        if self._db.closed:
+            return
+        if self._db.info.transaction_status != pq.TransactionStatus.IDLE:
+            self._db.execute("ROLLBACK")
+
+    def _clear(self) -> None:
+        self._events.clear()
+        self._revisions.clear()
+        self._repeats.clear()
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a write transaction is open and usable (a failed statement ends it)."""
+        return self._db.info.transaction_status == pq.TransactionStatus.INTRANS
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read transaction: every query inside sees the same committed state."""
+        self._db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            yield
+        finally:
+            if self._db.info.transaction_status != pq.TransactionStatus.IDLE:
+                self._db.execute("COMMIT")
+
+    # -- meta and users -------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        """A server setting, or None."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a server setting."""
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (%s, %s) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def setdefault_meta(self, key: str, value: str) -> str:
+        """The stored value, storing ``value`` first when there is none."""
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT DO NOTHING", (key, value)
+        )
+        stored = self.get_meta(key)
+        assert stored is not None  # just inserted or already there
+        return stored
+
+    def delete_meta(self, key: str) -> None:
+        """Remove a server setting."""
+        self._db.execute("DELETE FROM meta WHERE key = %s", (key,))
+
+    def add_user(self, name: str, token_hash: str, created_at: str) -> int:
+        """Create a user; returns its id."""
+        row = self._db.execute(
+            "INSERT INTO users (name, token_hash, created_at) VALUES (%s, %s, %s) RETURNING id",
+            (name, token_hash, created_at),
+        ).fetchone()
+        assert row is not None
+        return int(str(row[0]))
+
+    def get_user(self, user_id: int) -> UserRecord | None:
+        """The user with this id, or None."""
+        row = self._db.execute("SELECT id, name FROM users WHERE id = %s", (user_id,)).fetchone()
+        return None if row is None else UserRecord(int(str(row[0])), str(row[1]))
+
+    def user_by_token_hash(self, token_hash: str) -> UserRecord | None:
+        """The user whose API token hashes to ``token_hash``."""
+        row = self._db.execute(
+            "SELECT id, name FROM users WHERE token_hash = %s", (token_hash,)
+        ).fetchone()
+        return None if row is None else UserRecord(int(str(row[0])), str(row[1]))
+
+    def users_named(self, name: str) -> list[UserRecord]:
+        """Every user with this name, oldest first."""
+        rows = self._db.execute(
+            "SELECT id, name FROM users WHERE name = %s ORDER BY id", (name,)
+        ).fetchall()
+        return [UserRecord(int(str(row[0])), str(row[1])) for row in rows]
+
+    def delete_user(self, user_id: int) -> bool:
+        """Delete the user's row; False if there was none."""
+        cursor = self._db.execute("DELETE FROM users WHERE id = %s", (user_id,))
+        return cursor.rowcount == 1
+
+    def set_token_hash(self, user_id: int, token_hash: str) -> bool:
+        """Replace the user's API token hash; False if there is no such user."""
+        cursor = self._db.execute(
+            "UPDATE users SET token_hash = %s WHERE id = %s", (token_hash, user_id)
+        )
+        return cursor.rowcount == 1
+
+    def all_users(self) -> list[tuple[int, str, str, str]]:
+        """(id, name, token hash, created at) of every user (for ``server migrate``)."""
+        rows = self._db.execute(
+            "SELECT id, name, token_hash, created_at FROM users ORDER BY id"
+        ).fetchall()
+        return [(int(str(r[0])), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+
+    # -- events -----------------------------------------------------------------------
+
+    def insert_event(self, new: NewEvent) -> int:
+        """Store an event (sent at COMMIT); returns its id."""
+        event_id = self._next_id
+        self._next_id += 1
+        event = new.event
+        self._events[event_id] = _Pending(
+            [
+                event_id,
+                new.user_id,
+                str(event.type),
+                event.message,
+                event.recipient,
+                event.at,
+                event.ip,
+                event.user_agent,
+                str(event.verdict),
+                event.reason,
+                int(event.inferred),
+                event.link,
+                event.url,
+                None if event.counts is None else int(event.counts),
+                event.via,
+                0,
+            ]
+        )
+        return event_id
+
+    def revise(self, user_id: int, cause_id: int, revision: Revision) -> bool:
+        """Change an earlier event's verdict; False when it is not this user's event."""
+        counts = revision.counts
+        if counts is None:
+            counts = revision.verdict == Verdict.HUMAN
+        pending = self._events.get(revision.id)
+        if pending is not None:
+            if pending.user_id != user_id:
+                return False
+            pending.row[8], pending.row[9], pending.row[13] = (
+                str(revision.verdict),
+                revision.reason,
+                int(counts),
+            )
+        else:
+            cursor = self._db.execute(
+                "UPDATE events SET verdict = %s, reason = %s, counts = %s "
+                "WHERE id = %s AND user_id = %s",
+                (str(revision.verdict), revision.reason, int(counts), revision.id, user_id),
+            )
+            if cursor.rowcount != 1:
+                return False
+        self._revisions.append(
+            (user_id, cause_id, revision.id, str(revision.verdict), revision.reason, int(counts))
+        )
+        return True
+
+    def add_repeat(self, user_id: int, event_id: int) -> bool:
+        """Count one more repeat of a stored event (counted at COMMIT for a committed one)."""
+        pending = self._events.get(event_id)
+        if pending is not None:
+            if pending.user_id != user_id:
+                return False
+            pending.row[15] = int(str(pending.row[15])) + 1
+            return True
+        key = (user_id, event_id)
+        self._repeats[key] = self._repeats.get(key, 0) + 1
+        return True
+
+    def has_counting_open(self, user_id: int, message: str, recipient: str | None) -> bool:
+        """Whether this recipient (None: the shared pixel) has an open that counts."""
+        for pending in self._events.values():
+            row = pending.row
+            if (
+                row[1] == user_id
+                and row[3] == message
+                and row[4] == recipient
+                and row[2] == str(EventType.OPEN)
+                and (bool(row[13]) if row[13] is not None else row[8] == str(Verdict.HUMAN))
+            ):
+                return True
+        params = (user_id, message, recipient, str(EventType.OPEN), str(Verdict.HUMAN))
+        return self._db.execute(_COUNTING_OPEN, params).fetchone() is not None
+
+    def stream_page(self, user_id: int, after: int, limit: int) -> list[StreamItem]:
+        """Up to ``limit`` events with id > ``after``, each followed by its revisions."""
+        with self.snapshot():
+            rows = self._db.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE user_id = %s AND id > %s "  # noqa: S608
+                "ORDER BY id LIMIT %s",
+                (user_id, after, limit),
+            ).fetchall()
+            if not rows:
+                return []
+            revisions = self._db.execute(
+                "SELECT cause_id, event_id, verdict, reason, counts FROM revisions "
+                "WHERE user_id = %s AND cause_id > %s AND cause_id <= %s ORDER BY cause_id, id",
+                (user_id, after, int(str(rows[-1][0]))),
+            ).fetchall()
+        return [item for _user, item in _items([(user_id, *row) for row in rows], revisions)]
+
+    def events_after(self, after: int, limit: int) -> list[tuple[int, StreamItem]]:
+        """Every user's events with id > ``after`` (up to ``limit``), each followed by
+        its revisions: ``(user id, item)`` in id order (what other instances stored)."""
+        with self.snapshot():
+            rows = self._db.execute(
+                f"SELECT user_id, {_EVENT_COLUMNS} FROM events WHERE id > %s "  # noqa: S608
+                "ORDER BY id LIMIT %s",
+                (after, limit),
+            ).fetchall()
+            if not rows:
+                return []
+            revisions = self._db.execute(
+                "SELECT cause_id, event_id, verdict, reason, counts FROM revisions "
+                "WHERE cause_id > %s AND cause_id <= %s ORDER BY cause_id, id",
+                (after, int(str(rows[-1][1]))),
+            ).fetchall()
+        return _items(rows, revisions)
+
+    def touch_agent_address(self, user_id: int, ip: str, seen_at: float) -> None:
+        """Remember that an agent of this user connected from ``ip``."""
+        self._db.execute(
+            "INSERT INTO agent_addresses (user_id, ip, last_seen) VALUES (%s, %s, %s) "
+            "ON CONFLICT (user_id, ip) DO UPDATE SET last_seen = "
+            "greatest(agent_addresses.last_seen, excluded.last_seen)",
+            (user_id, ip, seen_at),
+        )
+
+    def agent_addresses(self, since: float) -> Iterator[tuple[int, str, float]]:
+        """(user id, address, last seen) seen at or after ``since``."""
+        rows = self._db.execute(
+            "SELECT user_id, ip, last_seen FROM agent_addresses WHERE last_seen >= %s",
+            (since,),
+        ).fetchall()
+        for user_id, ip, last_seen in rows:
+            yield int(str(user_id)), str(ip), float(str(last_seen))
+
+    def identity(self) -> tuple[str, int, int]:
+        """(database identity, generation, id floor of the generation)."""
+        with self.snapshot():
+            db = self.get_meta(DB_ID_KEY) or ""
+            generation = int(self.get_meta(GENERATION_KEY) or "1")
+            floor = int(self.get_meta(FLOOR_KEY) or "0")
+        return db, generation, floor
+
+    # -- retention --------------------------------------------------------------------
+
+    def event_span(self, before: str) -> tuple[int, int] | None:
+        """(lowest, highest) id of the events stored before ``before`` (ISO 8601 UTC)."""
+        row = self._db.execute(
+            "SELECT min(id), max(id) FROM events WHERE at < %s", (before,)
+        ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return int(str(row[0])), int(str(row[1]))
+
+    def delete_events(self, first: int, last: int, before: str) -> int:
+        """Delete the events with ids in [first, last] stored before ``before``."""
+        cursor = self._db.execute(
+            "DELETE FROM events WHERE id BETWEEN %s AND %s AND at < %s", (first, last, before)
+        )
+        return int(cursor.rowcount)
+
+    def delete_orphan_revisions(self) -> int:
+        """Delete revisions whose event or cause no longer exists."""
+        cursor = self._db.execute(
+            "DELETE FROM revisions r WHERE NOT EXISTS (SELECT 1 FROM events e "
+            "WHERE e.id = r.event_id) OR NOT EXISTS (SELECT 1 FROM events e "
+            "WHERE e.id = r.cause_id)"
+        )
+        return int(cursor.rowcount)
+
+    def truncate_ips(
+        self, first: int, last: int, before: str, truncate: Callable[[str], str]
+    ) -> int:
+        """Replace the address of events in [first, last] stored before ``before`` by
+        ``truncate(address)``; returns how many changed."""
+        rows = self._db.execute(
+            "SELECT id, ip FROM events WHERE id BETWEEN %s AND %s AND at < %s",
+            (first, last, before),
+        ).fetchall()
+        changes = [(truncate(str(ip)), int(str(i))) for i, ip in rows if truncate(str(ip)) != ip]
+        if changes:
+            with self._db.cursor() as cursor:
+                cursor.executemany("UPDATE events SET ip = %s WHERE id = %s", changes)
+        return len(changes)
+
+    def max_event_id(self) -> int:
+        """The highest event id so far (0 for none)."""
+        row = self._db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+        return 0 if row is None else int(str(row[0]))
+
+    def close(self) -> None:
+        """Release the connection."""
+        self._clear()
+        self._db.close()
+
+
+def _items(rows: list[Row], revisions: list[Row]) -> list[tuple[int, StreamItem]]:
+    """Events (``user_id`` first, then the stream columns) with their revisions."""
+    by_cause: dict[int, list[Revision]] = {}
+    for cause_id, event_id, verdict, reason, counts in revisions:
+        by_cause.setdefault(int(str(cause_id)), []).append(
+            Revision(
+                int(str(event_id)),
+                str(verdict),
+                str(reason),
+                None if counts is None else bool(counts),
+            )
+        )
+    items: list[tuple[int, StreamItem]] = []
+    for row in rows:
+        user_id = int(str(row[0]))
+        event = _event_from_row(row[1:])
+        items.append((user_id, StreamItem(event.id, event=event)))
+        items.extend(
+            (user_id, StreamItem(event.id, revision=r)) for r in by_cause.get(event.id, ())
+        )
+    return items
+
+
+def _event_from_row(row: Row) -> ServerEvent:
+    (
+        event_id,
+        type_,
+        message,
+        recipient,
+        at,
+        ip,
+        user_agent,
+        verdict,
+        reason,
+        inferred,
+        link,
+        url,
+        counts,
+        via,
+    ) = row
+    return ServerEvent(
+        id=int(str(event_id)),
+        type=str(type_),
+        message=str(message),
+        recipient=None if recipient is None else str(recipient),
+        at=str(at),
+        ip=str(ip),
+        user_agent=str(user_agent),
+        verdict=str(verdict),
+        reason=str(reason),
+        inferred=bool(inferred),
+        link=None if link is None else int(str(link)),
+        url=None if url is None else str(url),
+        counts=None if counts is None else bool(counts),
+        via=None if via is None else str(via),
+    )
