@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import threading
+import time
 
 import psycopg
 import pytest
 
+from mailbeacon.core.events import EventType, ServerEvent, Verdict
 from mailbeacon.server.config import PostgresUrl
 from mailbeacon.server.pg_schema import MIGRATIONS, stored_version
 from mailbeacon.server.pg_store import PgStore
 from mailbeacon.server.schema import VERSION, render
 from mailbeacon.server.sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
+from mailbeacon.server.store import UNSTORED, NewEvent
 from tests.helpers.server import running_server
 
 INSTANCES = 4
@@ -72,3 +76,83 @@ async def test_servers_starting_concurrently_on_an_empty_database(postgres_url: 
     finally:
         for s in servers:
             await s.__aexit__(None, None, None)
+
+
+WRITERS = 4
+GROUPS_PER_WRITER = 40
+
+
+def _event(message: str) -> NewEvent:
+    event = ServerEvent(
+        UNSTORED,
+        EventType.OPEN,
+        message,
+        None,
+        "2026-01-01T00:00:00.000Z",
+        "192.0.2.1",
+        "UA",
+        Verdict.HUMAN,
+        "person",
+    )
+    return NewEvent(1, event)
+
+
+def test_concurrent_writers_never_open_a_gap_a_reader_skips(postgres_url: str) -> None:
+    """docs/architecture.md, "Event ids on PostgreSQL": writers on several connections
+    (as several instances have them) pause at random inside their transactions, after
+    taking ids; a reader advancing by id, as a resuming subscriber does, must still see
+    every committed event, exactly once."""
+    PgStore(postgres_url).close()  # the schema, before the race
+    committed: list[int] = []
+    lock = threading.Lock()
+    writing = threading.Event()
+    writing.set()
+    randomness = random.Random(15)
+    pauses = [
+        [randomness.uniform(0, 0.004) for _ in range(GROUPS_PER_WRITER)] for _ in range(WRITERS)
+    ]
+
+    def writer(number: int) -> None:
+        store = PgStore(postgres_url)
+        try:
+            for group, pause in enumerate(pauses[number]):
+                with store.transaction():
+                    ids = [
+                        store.insert_event(_event(f"w{number}g{group}e{i}"))
+                        for i in range(1 + group % 5)
+                    ]
+                    time.sleep(pause)  # ids taken, not committed yet
+                with lock:
+                    committed.extend(ids)
+        finally:
+            store.close()
+
+    seen: list[int] = []
+
+    def reader() -> None:
+        store = PgStore(postgres_url)
+        cursor = 0
+        try:
+            for _ in range(100_000):  # bounded; ends well before
+                page = store.events_after(cursor, 50)
+                events = [item.seq for _user, item in page if item.event is not None]
+                seen.extend(events)
+                if events:
+                    cursor = events[-1]
+                elif not writing.is_set():
+                    return
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
+    reading = threading.Thread(target=reader)
+    reading.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    writing.clear()
+    reading.join(timeout=60)
+    assert not reading.is_alive()
+    assert len(committed) == sum(1 + g % 5 for g in range(GROUPS_PER_WRITER)) * WRITERS
+    assert seen == sorted(committed), "the reader skipped or repeated an event"
