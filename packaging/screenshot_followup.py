@@ -3,8 +3,9 @@
 Usage: ``.venv/bin/python packaging/screenshot_followup.py OUTDIR`` (the committed
 pictures live in ``packaging/screenshots/``). Writes ``scheduled.png`` (the
 Scheduled window with three waiting emails), ``compose_send_later.png`` (compose
-with the "Send later…" menu open and the reminder box) and ``reminder.png`` (what
-a "No reply from …" notification opens). Kept apart from ``screenshots.py``; it
+with the "Send later…" menu open and the reminder box), ``reminder.png`` (what
+a "No reply from …" notification opens) and ``sequences.png`` (a three-step
+sequence six contacts into it). Kept apart from ``screenshots.py``; it
 reuses that module's offscreen set-up and saving. Sample data lives in a
 temporary folder.
 """
@@ -25,11 +26,12 @@ from PySide6.QtWidgets import QApplication
 
 from mailbeacon.agent.followup.store import FollowupStore
 from mailbeacon.agent.notifications.model import Notification
-from mailbeacon.agent.records.model import Recipient, SentEmail
+from mailbeacon.agent.records.model import EventRecord, Recipient, SentEmail
 from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.tray.views.compose.window import ComposeDefaults, ComposeWindow
 from mailbeacon.tray.views.reminder import ReminderWindow
 from mailbeacon.tray.views.scheduled.window import ScheduledWindow
+from mailbeacon.tray.views.sequences.window import SequencesWindow
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 NOW = datetime(2026, 12, 7, 16, 5, tzinfo=UTC)  # Monday, 17:05 in Warsaw
@@ -124,6 +126,85 @@ def reminder(out: Path, root: Path) -> None:
     records.close()
 
 
+SEQUENCE = """
+name = "q1-2027-oferta"
+from = "Anna Kowalska <anna.kowalska@mojafirma.pl>"
+[window]
+days = ["mon", "tue", "wed", "thu", "fri"]
+hours = "08:00-18:00"
+timezone = "Europe/Warsaw"
+daily_cap = 50
+[[step]]
+subject = "Oferta Q1 2027 dla {company}"
+html = "<p>Dzień dobry {first_name}</p>"
+[[step]]
+delay = "2d"
+html = "<p>Czy oferta dotarła?</p>"
+[[step]]
+delay = "4d"
+text = "Ostatnia wiadomość w tej sprawie."
+"""
+PEOPLE = (
+    ("alicja.nowak@klient.pl", 1, "replied"),
+    ("piotr.lis@hurt-lis.pl", 1, "bounced"),
+    ("ewa@zielinska.eu", 3, "finished"),
+    ("marek.wrona@wrona-transport.pl", 2, "active"),
+    ("jan.kowal@kowal-sa.pl", 1, "active"),
+    ("olga.bak@bak-bud.pl", 2, "active"),
+)
+
+
+def sequences(out: Path, root: Path) -> None:
+    """A running three-step sequence six contacts into it."""
+    records = RecordsStore(root / "seq-records.db")
+    store = FollowupStore(root / "seq-followup.db")
+    start = NOW.timestamp() - 6 * DAY
+    store.add_sequence("q1-2027-oferta", SEQUENCE, start)
+    store.enroll("q1-2027-oferta", [(email, {}) for email, _n, _s in PEOPLE], start)
+    hits = iter(range(1, 1000))
+    for enrollment, (email, sent, state) in zip(
+        store.enrollments("q1-2027-oferta"), PEOPLE, strict=True
+    ):
+        for step in range(sent):
+            at = start + step * 2 * DAY
+            email_id = records.record_sent(
+                SentEmail(
+                    message_id=f"<{enrollment.id}.{step}@mojafirma.pl>",
+                    message_key=f"k{next(hits)}",
+                    subject="Oferta", sender="anna.kowalska@mojafirma.pl",
+                    sent_at=datetime.fromtimestamp(at, UTC).isoformat(),
+                    recipients=(Recipient(email, "to"),), track=True, log=False, tracked=True,
+                )
+            )  # fmt: skip
+            store.claim_step(enrollment.id, step, f"<{enrollment.id}.{step}@m>", "", at)
+            # Tue 09:00, Tue 10:30, Wed 08:00 in Warsaw (inside the window)
+            soon = {4: 16 * 3600 - 300, 5: 17.5 * 3600 - 300, 6: 39 * 3600 - 300}
+            next_at = NOW.timestamp() + soon.get(enrollment.id, 0)
+            store.step_sent(enrollment.id, step, email_id, next_at, step == 2)
+            if state != "bounced" and (step == 0 or enrollment.id % 2 == 0):
+                records.add_event(EventRecord(
+                    type="open", at=datetime.fromtimestamp(at + 3600, UTC).isoformat(),
+                    email_id=email_id, contact=email, server_id=next(hits),
+                ))  # fmt: skip
+            if step == 0 and enrollment.id in (3, 4):
+                records.add_event(EventRecord(
+                    type="click", at=datetime.fromtimestamp(at + 4000, UTC).isoformat(),
+                    email_id=email_id, contact=email, server_id=next(hits),
+                ))  # fmt: skip
+            if state == "replied":
+                records.add_event(EventRecord(
+                    type="reply", at=datetime.fromtimestamp(at + 7200, UTC).isoformat(),
+                    email_id=email_id, contact=email, local_key=f"reply:{email}",
+                ))  # fmt: skip
+        if state in ("replied", "bounced"):
+            store.leave(enrollment.id, state, state)
+    window = SequencesWindow(store, records, zone=lambda: WARSAW)
+    screenshots._save(window, out / "sequences.png")
+    screenshots._dispose(window)
+    store.close()
+    records.close()
+
+
 def main(argv: list[str]) -> int:
     """Render into the folder given."""
     if len(argv) != 1:
@@ -136,6 +217,7 @@ def main(argv: list[str]) -> int:
         scheduled(out, Path(tmp))
         compose_send_later(out)
         reminder(out, Path(tmp))
+        sequences(out, Path(tmp))
     del app
     return 0
 

@@ -24,6 +24,7 @@ from types import TracebackType
 from zoneinfo import ZoneInfo
 
 from mailbeacon.agent.followup.loop import FollowUp
+from mailbeacon.agent.followup.sequences import SequenceRunner
 from mailbeacon.agent.followup.store import FollowupStore
 from mailbeacon.agent.notifications.model import Notification
 from mailbeacon.agent.records.store import RecordsStore
@@ -62,6 +63,7 @@ class FollowupRig:
         self.outbox: Outbox | None = None
         self.relay: Relay | None = None
         self.followup: FollowUp | None = None
+        self.sequences: SequenceRunner | None = None
 
     async def __aenter__(self) -> FollowupRig:
         await self.start()
@@ -83,9 +85,13 @@ class FollowupRig:
             self.records, self.outbox, TrackingUrls(ENROLLMENT, self.clock),
             lambda: self.settings, self.clock,
         )  # fmt: skip
+        self.sequences = SequenceRunner(
+            self.store, self.records, sender.accept_recorded, lambda: self.settings,
+            self.clock, lambda: self.zone, templates=self.templates or self.root / "none.json",
+        )  # fmt: skip
         self.followup = FollowUp(
             self.store, self.records, sender.accept_recorded, self.notifications.append,
-            lambda: self.settings, self.clock, lambda: self.zone,
+            lambda: self.settings, self.clock, lambda: self.zone, sequences=self.sequences,
         )  # fmt: skip
         self.followup.recover()
         self.relay = Relay(self.followup.accept, PASSWORD)

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, TextIO
 import httpx
 
 from mailbeacon.agent.account.signin import AgentSignIn
-from mailbeacon.agent.followup.loop import FollowUp
+from mailbeacon.agent.followup.loop import FollowUp, local_zone
+from mailbeacon.agent.followup.sequences import SequenceRunner
 from mailbeacon.agent.followup.store import FollowupError, FollowupStore
 from mailbeacon.agent.mailbox.replies import build_reply_watcher
 from mailbeacon.agent.mailbox.sent_cleanup import SentCleanup, build_sent_cleanup
@@ -409,9 +410,13 @@ class AgentRuntime:
             self.followup_store = FollowupStore.in_dir(self._profile.data_dir)
         except FollowupError as exc:
             raise AgentStartError(str(exc)) from exc
+        sequences = SequenceRunner(
+            self.followup_store, self.records, sender.accept_recorded, self.current_settings,
+            self._clock, local_zone, templates=self._profile.config_dir / "templates.json",
+        )
         followup = FollowUp(
             self.followup_store, self.records, sender.accept_recorded, self._notify_local,
-            self.current_settings, self._clock,
+            self.current_settings, self._clock, sequences=sequences,
         )
         await followup.start()
         return followup

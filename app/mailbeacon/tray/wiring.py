@@ -47,6 +47,7 @@ from mailbeacon.tray.views.reach import ReachStep, team_link_saver
 from mailbeacon.tray.views.reminder import FollowUpFill, ReminderWindow
 from mailbeacon.tray.views.reports.window import ReportsWindow
 from mailbeacon.tray.views.scheduled.window import ScheduledWindow
+from mailbeacon.tray.views.sequences.window import SequencesWindow
 from mailbeacon.tray.views.settings.dialog import SettingsDialog
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class ProfileWindows:
         # Follow-up (issue 17): its own store, which the running agent reads on each pass.
         self._followup: FollowupStore | None = None
         self.scheduled = LazyWindow("the scheduled emails", self._make_scheduled)
+        self.sequences = LazyWindow("the sequences", self._make_sequences)
         self.reminders: list[ReminderWindow] = []
         # What the account window's last page tells the rep to type into the mail client.
         # (the keyring's; a launch with its own relay password sets this to that one).
@@ -146,6 +148,7 @@ class ProfileWindows:
             self._store.close()
             self._store = None
         self.scheduled.forget()
+        self.sequences.forget()
         if self._followup is not None:
             self._followup.close()
             self._followup = None
@@ -165,6 +168,7 @@ class ProfileWindows:
             reports=self.reports.open,
             settings=self.settings.open,
             scheduled=self.scheduled.open,
+            sequences=self.sequences.open,
         )
 
     def compose(self) -> None:
@@ -224,6 +228,9 @@ class ProfileWindows:
 
     def _make_scheduled(self) -> QWidget:
         return ScheduledWindow(self.followup(), clock=time.time, edit=self._edit_scheduled)
+
+    def _make_sequences(self) -> QWidget:
+        return SequencesWindow(self.followup(), self.store())
 
     def _edit_scheduled(self, item: ScheduledMail, data: bytes) -> None:
         copy = extract_for_log(data)

@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-from mailbeacon.agent.followup.store import FollowupError, FollowupStore
-from mailbeacon.core.durable import private_dir
+from mailbeacon.agent.followup.cli_support import fail, iso, open_store, plain
+from mailbeacon.agent.followup.sequence_commands import (
+    cmd_sequence_create,
+    cmd_sequence_enroll,
+    cmd_sequence_remove,
+    cmd_sequence_state,
+    cmd_sequence_status,
+)
+from mailbeacon.agent.followup.store import FollowupError
 from mailbeacon.core.profile import Profile
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    """Add ``schedule``."""
+    """Add ``schedule`` and ``sequence``."""
     schedule = sub.add_parser("schedule", help="emails waiting to be sent later")
     schedule_sub = schedule.add_subparsers(dest="schedule_command", required=True)
     listing = schedule_sub.add_parser("list", help="every email waiting, soonest first")
@@ -33,30 +39,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     now = schedule_sub.add_parser("send-now", help="send a waiting email now")
     now.add_argument("id", type=int)
     now.set_defaults(func=cmd_schedule_send_now)
-
-
-def open_store(profile: Profile) -> FollowupStore:
-    """The profile's follow-up store (created if need be)."""
-    private_dir(profile.data_dir)
-    return FollowupStore.in_dir(profile.data_dir)
-
-
-def iso(at: float | None) -> str | None:
-    """A stored time as UTC ISO 8601 (seconds), or None."""
-    if at is None:
-        return None
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def plain(text: str) -> str:
-    """Text from outside for a terminal: control characters replaced."""
-    return "".join(ch if ch.isprintable() else "?" for ch in text)
-
-
-def fail(message: str, code: int) -> int:
-    """Say why on stderr and return the exit code."""
-    print(f"mailbeacon: {message}", file=sys.stderr)
-    return code
+    register_sequence(sub)
 
 
 def cmd_schedule_list(args: argparse.Namespace, profile: Profile) -> int:
@@ -107,3 +90,32 @@ def cmd_schedule_send_now(args: argparse.Namespace, profile: Profile) -> int:
         store.close()
     print(f"Scheduled email {args.id} is due now; the running agent sends it within a second.")
     return 0
+
+
+# ------------------------------------------------------------------ sequences
+
+
+def register_sequence(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add ``sequence create|enroll|status|pause|resume|remove``."""
+    sequence = sub.add_parser("sequence", help="emails sent in steps until the contact answers")
+    inner = sequence.add_subparsers(dest="sequence_command", required=True)
+    create = inner.add_parser("create", help="store a sequence from its TOML file")
+    create.add_argument("file")
+    create.set_defaults(func=cmd_sequence_create)
+    enroll = inner.add_parser("enroll", help="enrol contacts (addresses, or a CSV)")
+    enroll.add_argument("name")
+    enroll.add_argument("emails", nargs="*", metavar="EMAIL")
+    enroll.add_argument("--csv", metavar="FILE", help="email, name, company and custom columns")
+    enroll.set_defaults(func=cmd_sequence_enroll)
+    status = inner.add_parser("status", help="who is at which step")
+    status.add_argument("name")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_sequence_status)
+    for verb, state in (("pause", "paused"), ("resume", "active")):
+        command = inner.add_parser(verb, help=f"{verb} the whole sequence")
+        command.add_argument("name")
+        command.set_defaults(func=cmd_sequence_state, state=state)
+    remove = inner.add_parser("remove", help="take a contact out (nothing more is sent)")
+    remove.add_argument("name")
+    remove.add_argument("email")
+    remove.set_defaults(func=cmd_sequence_remove)

@@ -1,0 +1,1 @@
+"""The Sequences window: steps, who is at which step, next sends, per-step results."""

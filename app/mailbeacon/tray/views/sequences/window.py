@@ -1,0 +1,176 @@
+"""The Sequences window: pick a sequence; see its steps with opens, clicks and replies,
+and each contact's step, state and next send; pause or resume it, remove a contact.
+
+It reads and changes the follow-up store (agent/followup/store.py) like ``mailbeacon
+sequence``; the running agent acts on the change at its next pass. Sequences are
+created and contacts enrolled from the command line (``sequence create``,
+``sequence enroll``), which the empty window says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import tzinfo
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QCloseEvent, QShowEvent
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mailbeacon.agent.followup.status import SequenceStatus, sequence_status
+from mailbeacon.agent.followup.store import FollowupStore
+from mailbeacon.agent.records.store import RecordsStore
+from mailbeacon.tray.views.compose.later import local_zone
+from mailbeacon.tray.views.compose.widgets import Confirm, confirm_dialog
+from mailbeacon.tray.views.labels import plain_label, show_status
+from mailbeacon.tray.views.sequences.model import EnrolledModel, StepsModel
+from mailbeacon.tray.views.tables import setup_read_only_table
+
+REFRESH_MS = 2000
+EMPTY = (
+    "No sequences yet. Write one as a TOML file and run "
+    "`mailbeacon sequence create FILE`, then `mailbeacon sequence enroll NAME --csv FILE`."
+)
+
+
+class SequencesWindow(QWidget):
+    """Every sequence, one at a time."""
+
+    def __init__(
+        self,
+        store: FollowupStore,
+        records: RecordsStore | None,
+        *,
+        zone: Callable[[], tzinfo] = local_zone,
+        confirm: Confirm = confirm_dialog,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._records = records
+        self._confirm = confirm
+        self.status_now: SequenceStatus | None = None
+        self.setWindowTitle("Sequences — MailBeacon")
+        self.resize(900, 560)
+        self.chooser = QComboBox()
+        self.state_label = QLabel()
+        self.pause_button = QPushButton("&Pause")
+        self.empty_label = plain_label(EMPTY, wrap=True)
+        self.steps_model = StepsModel(self)
+        self.steps_table = QTableView()
+        self.steps_table.setModel(self.steps_model)
+        setup_read_only_table(self.steps_table, ((0, 50), (1, 100), (2, 340), (3, 60),
+                                                 (4, 60), (5, 60)))  # fmt: skip
+        self.contacts_model = EnrolledModel(self._step_count, zone, self)
+        self.contacts_table = QTableView()
+        self.contacts_table.setModel(self.contacts_model)
+        setup_read_only_table(self.contacts_table, ((0, 280), (1, 100), (2, 180)))
+        self.remove_button = QPushButton("&Remove from sequence")
+        self.status = QLabel()
+        self._lay_out()
+        self.chooser.currentTextChanged.connect(lambda _t: self.reload())
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.remove_button.clicked.connect(self.remove_selected)
+        self._timer = QTimer(self)
+        self._timer.setInterval(REFRESH_MS)
+        self._timer.timeout.connect(self.reload)
+        self._timer.start()
+        self.reload_names()
+
+    def _lay_out(self) -> None:
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Sequence:"))
+        top.addWidget(self.chooser, 1)
+        top.addWidget(self.state_label)
+        top.addWidget(self.pause_button)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.status, 1)
+        bottom.addWidget(self.remove_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.empty_label)
+        layout.addWidget(QLabel("Steps"))
+        layout.addWidget(self.steps_table, 2)
+        layout.addWidget(QLabel("Contacts"))
+        layout.addWidget(self.contacts_table, 3)
+        layout.addLayout(bottom)
+
+    def _step_count(self) -> int:
+        return len(self.status_now.steps) if self.status_now else 0
+
+    def reload_names(self) -> None:
+        """The list of sequences (keeping the one chosen)."""
+        chosen = self.chooser.currentText()
+        names = [row.name for row in self._store.sequences()]
+        self.chooser.blockSignals(True)
+        self.chooser.clear()
+        self.chooser.addItems(names)
+        if chosen in names:
+            self.chooser.setCurrentText(chosen)
+        self.chooser.blockSignals(False)
+        self.empty_label.setVisible(not names)
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the chosen sequence again."""
+        name = self.chooser.currentText()
+        if self.chooser.count() != len(self._store.sequences()):
+            self.reload_names()
+            return
+        self.status_now = sequence_status(self._store, self._records, name) if name else None
+        status = self.status_now
+        self.steps_model.set_rows(status.steps if status else ())
+        self.contacts_model.set_rows(status.contacts if status else ())
+        paused = status is not None and status.row.state == "paused"
+        self.state_label.setText("" if status is None else ("Paused" if paused else "Running"))
+        self.pause_button.setText("&Resume" if paused else "&Pause")
+        self.pause_button.setEnabled(status is not None)
+        self.remove_button.setEnabled(status is not None)
+
+    def choose(self, name: str) -> None:
+        """Show sequence ``name``."""
+        self.chooser.setCurrentText(name)
+        self.reload()
+
+    def toggle_pause(self) -> None:
+        """Pause a running sequence, resume a paused one (nothing is lost while paused)."""
+        status = self.status_now
+        if status is None:
+            return
+        paused = status.row.state == "paused"
+        self._store.set_sequence_state(status.row.name, "active" if paused else "paused")
+        show_status(self.status, "Running again." if paused else "Paused: nothing is sent.")
+        self.reload()
+
+    def remove_selected(self) -> None:
+        """Take the selected contact out: nothing more is sent to them."""
+        rows = self.contacts_table.selectionModel().selectedRows()
+        chosen = self.contacts_model.row_at(rows[0]) if rows else None
+        if chosen is None:
+            show_status(self.status, "Select a contact first.", error=True)
+            return
+        if not self._confirm(self, f"Send nothing more to {chosen.email}?"):
+            return
+        done = self._store.leave(chosen.id, "removed", "removed by the rep")
+        show_status(
+            self.status,
+            f"Removed {chosen.email}." if done else f"{chosen.email} had left already.",
+            error=not done,
+        )
+        self.reload()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._timer.stop()
+        super().closeEvent(event)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        self._timer.start()
+        self.reload_names()
+        super().showEvent(event)
