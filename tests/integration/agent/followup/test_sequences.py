@@ -291,3 +291,18 @@ async def test_pause_resume_and_removal(tmp_path: Path, sink: SmtpSink) -> None:
 def test_start_is_a_monday_morning() -> None:
     start = datetime.fromtimestamp(START, UTC).astimezone(ZoneInfo("Europe/Warsaw"))
     assert (start.weekday(), start.hour) == (0, 9)
+
+
+async def test_the_tracking_policy_seam_sends_steps_untracked_and_keeps_the_contact(
+    tmp_path: Path, sink: SmtpSink
+) -> None:
+    async with FollowupRig(tmp_path, sink) as rig:
+        assert rig.sequences is not None
+        # No account policy exists yet; the runner's seam is what one would answer through.
+        rig.sequences._tracking_allowed = lambda address: address != "ewa@client.example"
+        _create(rig, people={k: PEOPLE[k] for k in ("alicja@client.example", "ewa@client.example")})
+        await rig.tick()
+        got = await sink.until(2, within=10)
+        tracked = {g.rcpt_tos[0]: b"/o/" in g.data for g in got}
+        assert tracked == {"alicja@client.example": True, "ewa@client.example": False}
+        assert _states(rig)["ewa@client.example"] == (1, "active")
