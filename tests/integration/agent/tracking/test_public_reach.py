@@ -11,6 +11,7 @@ server answering something other than the pixel, and a name server that is silen
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -20,14 +21,19 @@ from pathlib import Path
 import pytest
 
 from mailbeacon.agent.account.discovery import resolver_from_env
+from mailbeacon.agent.settings.secrets import SecretStore
+from mailbeacon.agent.settings.store import Settings
 from mailbeacon.agent.tracking.check import TrackingCheck, check_tracking
 from mailbeacon.agent.tracking.reach import Outcome, Probe
 from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.core.profile import Profile
 from mailbeacon.server.config import ServerConfig
 from mailbeacon.server.tracking_server import TrackingServer
+from tests.helpers.agent_process import run_cli
 from tests.helpers.caddy import Caddy, Proxy, running_caddy
 from tests.helpers.certs import self_signed
 from tests.helpers.dnsmasq import Nameserver, Zone, running_dnsmasq, silent_nameserver
+from tests.helpers.keyring_file_backend import ENV_FILE, FileKeyring
 from tests.helpers.net import free_port
 
 pytestmark = [pytest.mark.needs_program("dnsmasq"), pytest.mark.needs_program("caddy")]
@@ -242,3 +248,49 @@ async def test_by_default_the_name_is_asked_of_the_configured_name_server_and_th
             f"Name resolves: to {FRONT}, which recipients outside your network cannot reach."
         )
     )
+
+
+# ---------------------------------------------------------------- mailbeacon status
+
+
+async def test_status_test_tracking_reports_what_the_check_found(
+    enrollment: Enrollment,
+    front: Front,
+    nameserver: Nameserver,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """``mailbeacon status --test-tracking``: the settings dialog's check for scripts;
+    "unknown" becomes "no" with each step's finding (this machine is not the internet
+    for the real command), and the text form puts each step on a line of its own."""
+    monkeypatch.setenv("MAILBEACON_NAMESERVER", nameserver.env)
+    keyring_file = tmp_path / "keyring.json"
+    monkeypatch.setenv(ENV_FILE, str(keyring_file))
+    root = tmp_path / "profile"
+    url = f"https://track.example.test:{front.port}"
+    settings = Settings()
+    settings.set("server.mode", "remote")
+    settings.set("server.url", url)
+    settings.save(Profile.at(root).config_file)
+    secrets = SecretStore(Profile.at(root).keyring_service, {}, backend=FileKeyring())
+    secrets.set_enrollment(
+        Enrollment(url, enrollment.user_id, enrollment.api_token, enrollment.signing_key)
+    )
+
+    code, out, err = await run_cli(root, keyring_file, "status", "--json")
+    assert code in (0, 1), err
+    assert json.loads(out)["tracking"]["reachable"] == "unknown"
+
+    code, out, err = await run_cli(root, keyring_file, "status", "--json", "--test-tracking")
+    assert code == 1, err
+    tracking = json.loads(out)["tracking"]
+    assert tracking["public_url"] == url and tracking["reachable"] == "no"
+    assert tracking["detail"].splitlines()[:2] == [
+        f"Recipients cannot reach tracking at {url}:",
+        f"Name resolves: to {FRONT}, which recipients outside your network cannot reach. "
+        "Point track.example.test at the tracking server's public address.",
+    ]
+    code, out, err = await run_cli(root, keyring_file, "status", "--test-tracking")
+    assert code == 1, err
+    assert f"Tracking: {url} reachable no - Recipients cannot reach tracking at" in out
+    assert f"\n  Name resolves: to {FRONT}" in out
