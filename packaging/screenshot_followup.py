@@ -3,8 +3,9 @@
 Usage: ``.venv/bin/python packaging/screenshot_followup.py OUTDIR`` (the committed
 pictures live in ``packaging/screenshots/``). Writes ``scheduled.png`` (the
 Scheduled window with three waiting emails), ``compose_send_later.png`` (compose
-with the "Send later…" menu open and the reminder box), ``reminder.png`` (what
-a "No reply from …" notification opens) and ``sequences.png`` (a three-step
+with the "Send later…" menu open and the reminder box), ``reminder_notification.png``
+(the notification as the in-app toast shows it), ``reminder.png`` (what a "No
+reply from …" notification opens when clicked) and ``sequences.png`` (a three-step
 sequence six contacts into it). Kept apart from ``screenshots.py``; it
 reuses that module's offscreen set-up and saving. Sample data lives in a
 temporary folder.
@@ -28,6 +29,8 @@ from mailbeacon.agent.followup.store import FollowupStore
 from mailbeacon.agent.notifications.model import Notification
 from mailbeacon.agent.records.model import EventRecord, Recipient, SentEmail
 from mailbeacon.agent.records.store import RecordsStore
+from mailbeacon.tray.assets import IconSet, PanelTheme
+from mailbeacon.tray.desktop.toast import Toast
 from mailbeacon.tray.views.compose.window import ComposeDefaults, ComposeWindow
 from mailbeacon.tray.views.reminder import ReminderWindow
 from mailbeacon.tray.views.scheduled.window import ScheduledWindow
@@ -113,9 +116,14 @@ def reminder(out: Path, root: Path) -> None:
         event=None, type="reminder", message_id="<q1@mojafirma.pl>",
         subject="Oferta Q1 2027 — warunki", recipient="alicja.nowak@klient.pl",
         anonymous=False, title="No reply from Alicja Nowak to “Oferta Q1 2027 — warunki” in 3 days",
-        body="Open the record, write a follow-up, or snooze this reminder.",
+        body="Sent Wed 2 Dec 10:00. Click to open the record, write a follow-up or snooze.",
         at="2026-12-07T16:05:00.000Z", email_id=email_id,
     )  # fmt: skip
+    toast = Toast(IconSet(PanelTheme.LIGHT).app())
+    toast.title_label.setText(note.title)
+    toast.body_label.setText(note.body)
+    screenshots._save(toast, out / "reminder_notification.png", fit=True)
+    screenshots._dispose(toast)
     window = ReminderWindow(
         note, followup, records, clock=NOW.timestamp, open_email=lambda _i: None,
         write=lambda _f: None,

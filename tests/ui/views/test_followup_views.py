@@ -165,7 +165,7 @@ def test_a_reminder_opens_the_record_writes_a_threaded_follow_up_and_snoozes(
         event=None, type="reminder", message_id="<q4@rep.example>", subject="Oferta Q4",
         recipient="alicja@client.example", anonymous=False,
         title="No reply from Alicja Nowak to “Oferta Q4” in 3 days",
-        body="Open the record, write a follow-up, or snooze this reminder.",
+        body="Sent Wed 2 Dec 10:00. Click to open the record, write a follow-up or snooze.",
         at="2026-12-07T16:00:00.000Z", email_id=email_id,
     )  # fmt: skip
     opened: list[int] = []

@@ -307,7 +307,10 @@ class FollowUp:
                 f"No reply from {who} to {wording.quoted(_short(reminder.subject))} "
                 f"in {_delay_words(reminder.delay)}"
             ),
-            body="Open the record, write a follow-up, or snooze this reminder.",
+            body=(
+                f"Sent {_day(reminder.sent_at, self._zone())}. Click to open the record, "
+                "write a follow-up or snooze."
+            ),
             at=normalize_at(datetime.fromtimestamp(now, UTC)),
             email_id=reminder.email_id,
         )
@@ -318,6 +321,12 @@ def _remind_of(text: str | None) -> Delay | None:
         return None
     amount, unit = text[:-1], text[-1:]
     return Delay(int(amount), unit)
+
+
+def _day(at: float, zone: tzinfo) -> str:
+    """``Mon 7 Dec 09:00`` in the rep's zone."""
+    local = datetime.fromtimestamp(at, UTC).astimezone(zone)
+    return f"{local:%a} {local.day} {local:%b %H:%M}"
 
 
 def _short(subject: str, limit: int = 40) -> str:

@@ -63,6 +63,9 @@ async def test_a_reminder_per_recipient_fires_without_a_reply_and_a_reply_cancel
             "No reply from Alicja Nowak to “Oferta na rok 2027 dla działu zakupów i…” in 3 days"
         )
         assert reminder.recipient == "alicja@client.example" and reminder.email_id is not None
+        assert reminder.body == (
+            "Sent Mon 7 Dec 09:00. Click to open the record, write a follow-up or snooze."
+        )
         states = {r.recipient: r.state for r in rig.store.reminders(("fired", "replied"))}
         assert states == {"alicja@client.example": "fired", "piotr@client.example": "replied"}
 
