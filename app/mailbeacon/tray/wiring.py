@@ -13,6 +13,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from mailbeacon.agent.followup.sequences import template_lookup
 from mailbeacon.agent.followup.store import FollowupStore, ScheduledMail
 from mailbeacon.agent.notifications.model import Notification, NotificationType
 from mailbeacon.agent.records.store import RecordsStore
@@ -230,7 +231,10 @@ class ProfileWindows:
         return ScheduledWindow(self.followup(), clock=time.time, edit=self._edit_scheduled)
 
     def _make_sequences(self) -> QWidget:
-        return SequencesWindow(self.followup(), self.store())
+        return SequencesWindow(
+            self.followup(), self.store(), settings=self._settings,
+            templates=template_lookup(self._profile.config_dir / "templates.json"),
+        )
 
     def _edit_scheduled(self, item: ScheduledMail, data: bytes) -> None:
         copy = extract_for_log(data)

@@ -103,3 +103,42 @@ def test_without_sequences_the_window_says_how_to_make_one(qtbot: QtBot, tmp_pat
     assert "mailbeacon sequence create" in window.empty_label.text()
     assert not window.pause_button.isEnabled()
     store.close()
+
+
+def test_a_sequence_made_and_filled_from_the_tray_is_checked_whole(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    store = FollowupStore(tmp_path / "followup.db")
+    (tmp_path / "q2.toml").write_text(SOURCE.replace('text = "b"', 'text = "{product}"'))
+    (tmp_path / "bad.csv").write_text(
+        "email,name,company,product\na@x.example,Ala,A SA,\nb@x.example,Bo,,cranes\n"
+    )
+    (tmp_path / "good.csv").write_text(
+        "email,name,company,product\na@x.example,Ala,A SA,cranes\nb@x.example,Bo,B SA,cranes\n"
+    )
+    chosen: list[str] = []
+    window = SequencesWindow(
+        store, None, zone=lambda: WARSAW, clock=lambda: NOW,
+        choose_file=lambda _parent, _title, _filters: chosen.pop(0),
+    )  # fmt: skip
+    qtbot.addWidget(window)
+    window.show()
+    chosen.append(str(tmp_path / "q2.toml"))
+    window.new_from_file()
+    assert window.chooser.currentText() == "q2" and "3 steps" in window.status.text()
+    chosen.append(str(tmp_path / "q2.toml"))
+    window.new_from_file()
+    assert "exists already" in window.status.text()
+    chosen.append(str(tmp_path / "bad.csv"))
+    window.enroll_from_csv()
+    assert window.status.text() == (
+        "Nobody was enrolled:\n• line 2 (a@x.example): no value for {product}\n"
+        "• line 3 (b@x.example): no value for {company}"
+    )
+    assert store.enrollments("q2") == []
+    chosen.append(str(tmp_path / "good.csv"))
+    window.enroll_from_csv()
+    assert window.status.text() == "Enrolled 2 contact(s)."
+    assert window.contacts_model.rowCount() == 2
+    assert window.contacts_model.index(0, 3).data() == "Mon 7 Dec 10:00"
+    store.close()

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mailbeacon.agent.followup.cli_support import fail, iso, open_store, plain
-from mailbeacon.agent.followup.sequences import sender_of, template_lookup
+from mailbeacon.agent.followup.enrolment import create_sequence, enroll_rows
+from mailbeacon.agent.followup.sequences import template_lookup
 from mailbeacon.agent.followup.status import sequence_status
 from mailbeacon.agent.followup.store import FollowupError, FollowupStore
 from mailbeacon.agent.records.database import RecordsError
@@ -27,10 +28,7 @@ from mailbeacon.core.sequence_spec import (
     ContactRow,
     SequenceError,
     is_address,
-    missing_fields,
-    missing_templates,
     parse_contacts_csv,
-    parse_sequence,
 )
 
 TEMPLATES_FILE = "templates.json"
@@ -57,21 +55,16 @@ def cmd_sequence_create(args: argparse.Namespace, profile: Profile) -> int:
         source = Path(args.file).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return fail(f"cannot read {args.file}: {exc}", 2)
-    try:
-        sequence = parse_sequence(source)
-    except SequenceError as exc:
-        return _refuse(exc.problems, f"{args.file} is not a usable sequence")
-    problems = missing_templates(sequence, template_lookup(profile.config_dir / TEMPLATES_FILE))
-    if sender_of(sequence, Settings.load_or_default(profile.config_file)) is None:
-        problems.append("no 'from' in the file and no account address (config set account.email)")
-    if problems:
-        return _refuse(problems, f"{args.file} is not a usable sequence")
     store = _store(profile)
     if store is None:
         return 1
     try:
-        if not store.add_sequence(sequence.name, source, time.time()):
-            return fail(f"a sequence named {sequence.name!r} exists already", 2)
+        sequence = create_sequence(
+            store, source, Settings.load_or_default(profile.config_file),
+            template_lookup(profile.config_dir / TEMPLATES_FILE), time.time(),
+        )  # fmt: skip
+    except SequenceError as exc:
+        return _refuse(exc.problems, f"{args.file} is not a usable sequence")
     finally:
         store.close()
     print(f"Created sequence {sequence.name!r} with {len(sequence.steps)} steps.")
@@ -112,24 +105,22 @@ def cmd_sequence_enroll(args: argparse.Namespace, profile: Profile) -> int:
     if store is None:
         return 1
     try:
-        row = store.sequence(args.name)
-        if row is None:
+        if store.sequence(args.name) is None:
             return fail(f"there is no sequence {args.name!r}", 1)
-        sequence = parse_sequence(row.source)
         try:
             rows = _rows_from_args(args, profile)
         except SequenceError as exc:
             return _refuse(exc.problems, "nobody was enrolled")
         templates = template_lookup(profile.config_dir / TEMPLATES_FILE)
-        problems = missing_fields(sequence, rows, templates)
-        if problems:
-            return _refuse(problems, "nobody was enrolled; these contacts lack a value")
-        already = store.enroll(sequence.name, [(r.email, r.fields) for r in rows], time.time())
+        try:
+            already = enroll_rows(store, args.name, rows, templates, time.time())
+        except SequenceError as exc:
+            return _refuse(exc.problems, "nobody was enrolled; these contacts lack a value")
     finally:
         store.close()
     for email in already:
-        print(f"{plain(email)} was in {sequence.name!r} already: left as it was.")
-    print(f"Enrolled {len(rows) - len(already)} contact(s) in {sequence.name!r}.")
+        print(f"{plain(email)} was in {args.name!r} already: left as it was.")
+    print(f"Enrolled {len(rows) - len(already)} contact(s) in {args.name!r}.")
     return 0
 
 

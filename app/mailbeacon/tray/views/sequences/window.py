@@ -2,20 +2,24 @@
 and each contact's step, state and next send; pause or resume it, remove a contact.
 
 It reads and changes the follow-up store (agent/followup/store.py) like ``mailbeacon
-sequence``; the running agent acts on the change at its next pass. Sequences are
-created and contacts enrolled from the command line (``sequence create``,
-``sequence enroll``), which the empty window says.
+sequence``; the running agent acts on the change at its next pass. *New from file…*
+and *Enroll from CSV…* check exactly as ``sequence create`` and ``sequence enroll``
+do (agent/followup/enrolment.py): a refusal lists every problem, rows by line, and
+stores nothing.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import tzinfo
+from pathlib import Path
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -24,9 +28,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from mailbeacon.agent.followup.enrolment import create_sequence, enroll_rows
 from mailbeacon.agent.followup.status import SequenceStatus, sequence_status
 from mailbeacon.agent.followup.store import FollowupStore
 from mailbeacon.agent.records.store import RecordsStore
+from mailbeacon.agent.settings.store import Settings
+from mailbeacon.core.sequence_spec import SequenceError, TemplateLookup, parse_contacts_csv
 from mailbeacon.tray.views.compose.later import local_zone
 from mailbeacon.tray.views.compose.widgets import Confirm, confirm_dialog
 from mailbeacon.tray.views.labels import plain_label, show_status
@@ -35,9 +42,22 @@ from mailbeacon.tray.views.tables import setup_read_only_table
 
 REFRESH_MS = 2000
 EMPTY = (
-    "No sequences yet. Write one as a TOML file and run "
-    "`mailbeacon sequence create FILE`, then `mailbeacon sequence enroll NAME --csv FILE`."
+    "No sequences yet. Write one as a TOML file (see the guide) and choose "
+    "“New from file…”, then “Enroll from CSV…” — or `mailbeacon sequence create FILE`."
 )
+
+# parent, title, file filter: the chosen path, or None when cancelled
+ChooseFile = Callable[[QWidget, str, str], str | None]
+
+
+def choose_file_dialog(parent: QWidget, title: str, filters: str) -> str | None:
+    """Ask for one file to open."""
+    path, _filter = QFileDialog.getOpenFileName(parent, title, "", filters)
+    return path or None
+
+
+def _no_templates(_name: str) -> tuple[str, str] | None:
+    return None
 
 
 class SequencesWindow(QWidget):
@@ -50,12 +70,20 @@ class SequencesWindow(QWidget):
         *,
         zone: Callable[[], tzinfo] = local_zone,
         confirm: Confirm = confirm_dialog,
+        settings: Callable[[], Settings] = Settings,
+        templates: TemplateLookup = _no_templates,
+        choose_file: ChooseFile = choose_file_dialog,
+        clock: Callable[[], float] = time.time,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self._store = store
         self._records = records
         self._confirm = confirm
+        self._settings = settings
+        self._templates = templates
+        self._choose_file = choose_file
+        self._clock = clock
         self.status_now: SequenceStatus | None = None
         self.setWindowTitle("Sequences — MailBeacon")
         self.resize(900, 560)
@@ -73,11 +101,15 @@ class SequencesWindow(QWidget):
         self.contacts_table.setModel(self.contacts_model)
         setup_read_only_table(self.contacts_table, ((0, 280), (1, 100), (2, 180)))
         self.remove_button = QPushButton("&Remove from sequence")
-        self.status = QLabel()
+        self.new_button = QPushButton("&New from file…")
+        self.enroll_button = QPushButton("&Enroll from CSV…")
+        self.status = plain_label(wrap=True)
         self._lay_out()
         self.chooser.currentTextChanged.connect(lambda _t: self.reload())
         self.pause_button.clicked.connect(self.toggle_pause)
         self.remove_button.clicked.connect(self.remove_selected)
+        self.new_button.clicked.connect(self.new_from_file)
+        self.enroll_button.clicked.connect(self.enroll_from_csv)
         self._timer = QTimer(self)
         self._timer.setInterval(REFRESH_MS)
         self._timer.timeout.connect(self.reload)
@@ -92,6 +124,8 @@ class SequencesWindow(QWidget):
         top.addWidget(self.pause_button)
         bottom = QHBoxLayout()
         bottom.addWidget(self.status, 1)
+        bottom.addWidget(self.new_button)
+        bottom.addWidget(self.enroll_button)
         bottom.addWidget(self.remove_button)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
@@ -133,6 +167,7 @@ class SequencesWindow(QWidget):
         self.pause_button.setText("&Resume" if paused else "&Pause")
         self.pause_button.setEnabled(status is not None)
         self.remove_button.setEnabled(status is not None)
+        self.enroll_button.setEnabled(status is not None)
 
     def choose(self, name: str) -> None:
         """Show sequence ``name``."""
@@ -165,6 +200,56 @@ class SequencesWindow(QWidget):
             error=not done,
         )
         self.reload()
+
+    def new_from_file(self) -> None:
+        """Store a sequence from its TOML file, checked whole first."""
+        path = self._choose_file(self, "New sequence", "Sequences (*.toml);;All files (*)")
+        if path is None:
+            return
+        try:
+            source = Path(path).read_text(encoding="utf-8")
+            sequence = create_sequence(
+                self._store, source, self._settings(), self._templates, self._clock()
+            )
+        except (OSError, UnicodeDecodeError) as exc:
+            show_status(self.status, f"Cannot read {path}: {exc}", error=True)
+            return
+        except SequenceError as exc:
+            self._refused(f"{Path(path).name} was not stored", exc)
+            return
+        self.reload_names()
+        self.choose(sequence.name)
+        show_status(self.status, f"Created “{sequence.name}” with {len(sequence.steps)} steps.")
+
+    def enroll_from_csv(self) -> None:
+        """Enrol the contacts of a CSV in the shown sequence: all of them, or none."""
+        status = self.status_now
+        if status is None:
+            return
+        path = self._choose_file(self, "Enroll contacts", "CSV files (*.csv);;All files (*)")
+        if path is None:
+            return
+        try:
+            rows = parse_contacts_csv(Path(path).read_text(encoding="utf-8"))
+            already = enroll_rows(
+                self._store, status.row.name, rows, self._templates, self._clock()
+            )
+        except (OSError, UnicodeDecodeError) as exc:
+            show_status(self.status, f"Cannot read {path}: {exc}", error=True)
+            return
+        except SequenceError as exc:
+            self._refused("Nobody was enrolled", exc)
+            return
+        added = len(rows) - len(already)
+        note = f" ({len(already)} were in it already)" if already else ""
+        show_status(self.status, f"Enrolled {added} contact(s){note}.")
+        self.reload()
+
+    def _refused(self, headline: str, error: SequenceError) -> None:
+        lines = "\n".join(f"• {p}" for p in error.problems[:8])
+        more = len(error.problems) - 8
+        tail = f"\n… and {more} more" if more > 0 else ""
+        show_status(self.status, f"{headline}:\n{lines}{tail}", error=True)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._timer.stop()
