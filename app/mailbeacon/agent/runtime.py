@@ -66,8 +66,10 @@ from mailbeacon.agent.status import (
     tracking_url_of,
     write_status,
 )
+from mailbeacon.agent.tracking.check import TrackingCheck, check_tracking
 from mailbeacon.agent.tracking.remote import PlainServerRefused, checked_remote
 from mailbeacon.agent.tracking.stream import StreamState, StreamSubscriber
+from mailbeacon.agent.tracking.watch import TrackingWatch
 from mailbeacon.core import uainfo
 from mailbeacon.core.durable import make_private, private_dir
 from mailbeacon.core.enrollment import Enrollment
@@ -248,6 +250,7 @@ class AgentRuntime:
         # The user-agent parser compiles its rules on first use (~0.1 s): not on a hit.
         await asyncio.to_thread(uainfo.describe, "Mozilla/5.0 (warm-up)")
         self._tasks.append(asyncio.create_task(stream.run(), name="stream"))
+        self._tasks.append(asyncio.create_task(self._tracking_watch().run(), name="reach"))
         self._publish()
         self._tasks.append(asyncio.create_task(self._keep_status(), name="status"))
 
@@ -553,6 +556,22 @@ class AgentRuntime:
                 tracking_tested=self.tracking_tested,
                 sign_in_problem=sign_in,
             )
+        )
+
+    def _tracking_watch(self) -> TrackingWatch:
+        """The agent's own "Test tracking" of a public address (agent/tracking/watch.py)."""
+        assert self.enrollment is not None
+        enrollment = self.enrollment
+        sender_domain = self.settings.account.email.rpartition("@")[2] or None
+
+        def tested(result: TrackingCheck) -> None:
+            self.tracking_tested = (result.ok, result.message)
+            self._status_wake.set()
+
+        return TrackingWatch(
+            enrollment.server_url,
+            lambda: check_tracking(enrollment, sender_domain=sender_domain),
+            tested,
         )
 
     def _publish(self) -> None:

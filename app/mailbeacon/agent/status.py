@@ -268,7 +268,12 @@ def tracking_status(url: str, tested: tuple[bool, str] | None = None) -> Trackin
     if tested is not None:
         ok, sentence = tested
         return Tracking(url, Reachable.YES if ok else Reachable.NO, sentence)
-    return Tracking(url, Reachable.UNKNOWN, "Not tested yet: use Test tracking in Settings.")
+    return Tracking(
+        url,
+        Reachable.UNKNOWN,
+        "Not checked yet: MailBeacon checks it shortly after it starts (or use Test "
+        "tracking in Settings).",
+    )
 
 
 def upstream_server(url: str) -> str:
