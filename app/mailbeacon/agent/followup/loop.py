@@ -284,12 +284,14 @@ class FollowUp:
     def _check_reminders(self) -> None:
         now = self._clock()
         config = PolicyConfig.from_settings(self._settings())
-        for reminder in self._store.reminders():
+        # Only the due ones are looked at (twice a second, a thousand waiting reminders
+        # must cost nothing); a reply is what settles them then, not the time.
+        for reminder in self._store.reminders(due_by=now):
             if self.replied(reminder.email_id, reminder.recipient):
                 self._store.settle_reminder(reminder.id, "replied")
                 log.info("follow-up: reminder %d cancelled by a reply", reminder.id)
                 continue
-            if reminder.due_at > now or config.paused(now):
+            if config.paused(now):
                 continue  # while paused it waits: the rep asked to be told
             if self._store.settle_reminder(reminder.id, "fired"):
                 self._notify(self._reminder_notice(reminder, now))

@@ -96,6 +96,9 @@ CREATE TABLE IF NOT EXISTS step_sends (
     at REAL NOT NULL,
     UNIQUE (enrollment, step)
 );
+CREATE INDEX IF NOT EXISTS scheduled_due ON scheduled (state, send_at);
+CREATE INDEX IF NOT EXISTS reminders_due ON reminders (state, due_at);
+CREATE INDEX IF NOT EXISTS enrollments_of ON enrollments (sequence, state);
 """
 
 
@@ -399,14 +402,18 @@ class FollowupStore:
                 (email_id, message_id, subject, recipient, name, sent_at, due_at, delay),
             )
 
-    def reminders(self, states: tuple[str, ...] = ("waiting",)) -> list[Reminder]:
-        """Reminders in these states, soonest first."""
+    def reminders(
+        self, states: tuple[str, ...] = ("waiting",), due_by: float | None = None
+    ) -> list[Reminder]:
+        """Reminders in these states (due by ``due_by`` if given), soonest first."""
         marks = ",".join("?" * len(states))
+        due = "" if due_by is None else "AND due_at <= ? "
+        params = (*states, due_by) if due_by is not None else states
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {_REMINDER} FROM reminders WHERE state IN ({marks}) "  # noqa: S608
+                f"SELECT {_REMINDER} FROM reminders WHERE state IN ({marks}) {due}"  # noqa: S608
                 "ORDER BY due_at, id",
-                states,
+                params,
             ).fetchall()
         return [Reminder(*r) for r in rows]
 
