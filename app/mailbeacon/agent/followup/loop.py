@@ -178,7 +178,8 @@ class FollowUp:
     async def tick(self) -> None:
         """One pass: due scheduled mail, reminders, sequence steps."""
         async with self._lock:
-            for item in await asyncio.to_thread(self._store.scheduled):
+            due = await asyncio.to_thread(self._store.scheduled, ("waiting",), self._clock())
+            for item in due:
                 now = self._clock()
                 if item.send_at <= now and self._retry_at.get(item.id, 0) <= now:
                     await self._send_scheduled(item)

@@ -134,7 +134,8 @@ class SequenceRunner:
             sequence = self._sequence(row.name, row.source)
             if sequence is None:
                 continue
-            for enrollment in await asyncio.to_thread(self._store.enrollments, row.name):
+            due = await asyncio.to_thread(self._store.due_enrollments, row.name, self._clock())
+            for enrollment in due:
                 now = self._clock()
                 if enrollment.state != "active" or enrollment.next_at is None:
                     continue

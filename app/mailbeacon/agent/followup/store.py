@@ -98,7 +98,7 @@ CREATE TABLE IF NOT EXISTS step_sends (
 );
 CREATE INDEX IF NOT EXISTS scheduled_due ON scheduled (state, send_at);
 CREATE INDEX IF NOT EXISTS reminders_due ON reminders (state, due_at);
-CREATE INDEX IF NOT EXISTS enrollments_of ON enrollments (sequence, state);
+CREATE INDEX IF NOT EXISTS enrollments_due ON enrollments (sequence, state, next_at);
 """
 
 
@@ -308,14 +308,18 @@ class FollowupStore:
             )  # fmt: skip
             return int(cursor.lastrowid or 0)
 
-    def scheduled(self, states: tuple[str, ...] = ("waiting",)) -> list[ScheduledMail]:
-        """Scheduled emails in these states, soonest first."""
+    def scheduled(
+        self, states: tuple[str, ...] = ("waiting",), due_by: float | None = None
+    ) -> list[ScheduledMail]:
+        """Scheduled emails in these states (due by ``due_by`` if given), soonest first."""
         marks = ",".join("?" * len(states))
+        due = "" if due_by is None else "AND send_at <= ? "
+        params = (*states, due_by) if due_by is not None else states
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {_SCHEDULED} FROM scheduled WHERE state IN ({marks}) "  # noqa: S608
+                f"SELECT {_SCHEDULED} FROM scheduled WHERE state IN ({marks}) {due}"  # noqa: S608
                 "ORDER BY send_at, id",
-                states,
+                params,
             ).fetchall()
         return [_scheduled(r) for r in rows]
 
@@ -502,6 +506,16 @@ class FollowupStore:
                 f"SELECT {_ENROLLMENT} FROM enrollments WHERE sequence = ? "  # noqa: S608
                 "ORDER BY id",
                 (sequence,),
+            ).fetchall()
+        return [_enrollment(r) for r in rows]
+
+    def due_enrollments(self, sequence: str, now: float) -> list[Enrollment]:
+        """Active contacts of a sequence whose next step is due by ``now``."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_ENROLLMENT} FROM enrollments WHERE sequence = ? "  # noqa: S608
+                "AND state = 'active' AND next_at <= ? ORDER BY next_at, id",
+                (sequence, now),
             ).fetchall()
         return [_enrollment(r) for r in rows]
 
