@@ -6,16 +6,21 @@ nothing twice and nothing skipped across restarts, clock changes and sleep.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import smtplib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from mailbeacon.agent.sending.relay import IncomingMessage
+from mailbeacon.agent.sending.submit import RelaySubmitter
+from mailbeacon.core.followup_time import Delay
 from mailbeacon.core.tokens import parse_unverified
-from tests.helpers.followup import START, FollowupRig, email
+from tests.helpers.followup import PASSWORD, START, FollowupRig, email
 from tests.helpers.smtp import SmtpSink
 
 IN_ONE_HOUR = "2026-12-07T10:00:00+01:00"  # START + 3600
@@ -140,9 +145,7 @@ async def test_a_crash_between_claim_and_queue_is_settled_by_the_records(
         assert len(sink.handler.received) == 2
 
 
-def _as_incoming(rig: FollowupRig, item_id: int):  # type: ignore[no-untyped-def]
-    from mailbeacon.agent.sending.relay import IncomingMessage
-
+def _as_incoming(rig: FollowupRig, item_id: int) -> IncomingMessage:
     assert rig.store is not None
     item = rig.store.scheduled_item(item_id)
     assert item is not None
@@ -194,3 +197,27 @@ async def test_the_reps_zone_changing_or_the_clock_jumping_sends_nothing_twice_o
         await rig.tick()
         assert len(sink.handler.received) == 1
         assert [n.type for n in rig.notifications] == ["sent_late"]
+
+
+async def test_the_compose_windows_way_in_schedules_with_its_reminder(
+    tmp_path: Path, sink: SmtpSink
+) -> None:
+    async with FollowupRig(tmp_path, sink) as rig:
+        assert rig.relay is not None and rig.store is not None
+        submit = RelaySubmitter(rig.relay.host, rig.relay.port, "mailbeacon", lambda: PASSWORD)
+        raw = email("alicja@client.example", "Z okna").as_bytes()
+        at = datetime.fromtimestamp(START + 7200, UTC)
+        message = IncomingMessage(
+            "anna@rep.example", ("alicja@client.example",), raw, True, None,
+            send_at=at, remind=Delay(2, "d"),
+        )  # fmt: skip
+        answer = await asyncio.to_thread(submit, message)
+        assert "queued as scheduled-" in answer
+        [waiting] = rig.store.scheduled()
+        assert (waiting.send_at, waiting.remind, waiting.track) == (at.timestamp(), "2d", True)
+        rig.clock.advance(7200)
+        await rig.tick()
+        [got] = await sink.until(1, within=10)
+        assert b"X-MailBeacon" not in got.data
+        [reminder] = rig.store.reminders()
+        assert reminder.due_at == START + 7200 + 2 * 86400

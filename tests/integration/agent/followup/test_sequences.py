@@ -5,6 +5,7 @@ nothing twice, nothing skipped, nobody written to after answering or bouncing)."
 from __future__ import annotations
 
 import email
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.policy import default as default_policy
@@ -306,3 +307,30 @@ async def test_the_tracking_policy_seam_sends_steps_untracked_and_keeps_the_cont
         tracked = {g.rcpt_tos[0]: b"/o/" in g.data for g in got}
         assert tracked == {"alicja@client.example": True, "ewa@client.example": False}
         assert _states(rig)["ewa@client.example"] == (1, "active")
+
+
+async def test_a_step_from_a_saved_template_and_an_unthreaded_step(
+    tmp_path: Path, sink: SmtpSink
+) -> None:
+    templates = tmp_path / "templates.json"
+    templates.write_text(
+        json.dumps({"version": 1, "templates": [
+            {"name": "Oferta", "subject": "Oferta dla {company}",
+             "html": "<p>Dzień dobry {first_name}, <b>oferta</b>.</p>"},
+        ]}),
+        encoding="utf-8",
+    )  # fmt: skip
+    source = (
+        'name = "q2"\nfrom = "anna@rep.example"\n[[step]]\ntemplate = "Oferta"\n'
+        '[[step]]\ndelay = "1m"\nthread = false\nsubject = "Nowy cennik"\ntext = "Cennik"\n'
+    )
+    async with FollowupRig(tmp_path, sink, templates=templates) as rig:
+        _create(rig, source, {"ewa@client.example": PEOPLE["ewa@client.example"]})
+        await rig.tick()
+        rig.clock.advance(60)
+        await rig.tick()
+        got = await sink.until(2, within=10)
+    first, second = _to(got, "ewa@client.example")
+    assert first["Subject"] == "Oferta dla Zieleń"
+    assert "<b>oferta</b>" in first.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert second["Subject"] == "Nowy cennik" and second["In-Reply-To"] is None
