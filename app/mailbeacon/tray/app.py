@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OpenRecord = Callable[[Notification], None]
+# The buttons a notification offers besides a click (a reminder's Open record, Write
+# follow-up, Snooze): (label, what it does), on the UI thread.
+NotificationActions = Callable[[Notification], list[tuple[str, Callable[[], None]]]]
 PasswordSource = Callable[[], str | None]
 
 _MAX_TIMER_MS = 2**31 - 1
@@ -79,6 +82,8 @@ class TrayApp(QObject):
         self.setup_dialog: FirstRunDialog | None = None
         self.quitting = False
         self._open_record = open_record
+        # Set once the windows exist (commands.py); backends without buttons ignore it.
+        self.notification_actions: NotificationActions | None = None
         self._relay_password = relay_password or (lambda: None)
         self._first_run = first_run
         self._first_run_shown = first_run_shown
@@ -116,6 +121,11 @@ class TrayApp(QObject):
             if self._open_record is not None
             else None
         )
+        actions = self.notification_actions(notification) if self.notification_actions else []
+        with_buttons = getattr(self.notifier, "show_with_actions", None)
+        if actions and with_buttons is not None:
+            with_buttons(notification.title, notification.body, on_click, actions)
+            return
         self._notify(notification.title, notification.body, on_click)
 
     def notify(self, title: str, body: str) -> None:

@@ -120,6 +120,7 @@ def run_tray(
         started.append(app)
         windows.notify = app.notify  # a compose window's send shows in the tray
         windows.agent_status = lambda: app.tray.status.report
+        app.notification_actions = windows.notification_actions  # a reminder's buttons
 
     try:
         code: int = tray_app.main(

@@ -45,7 +45,7 @@ from mailbeacon.tray.views.email.actions import ComposeFill
 from mailbeacon.tray.views.email.window import EmailWindow, EmailWindows, fill_compose
 from mailbeacon.tray.views.first_run import MailClientSettings
 from mailbeacon.tray.views.reach import ReachStep, team_link_saver
-from mailbeacon.tray.views.reminder import FollowUpFill, ReminderWindow
+from mailbeacon.tray.views.reminder import FollowUpFill, ReminderWindow, reminder_actions
 from mailbeacon.tray.views.reports.window import ReportsWindow
 from mailbeacon.tray.views.scheduled.window import ScheduledWindow
 from mailbeacon.tray.views.sequences.window import SequencesWindow
@@ -255,6 +255,17 @@ class ProfileWindows:
         self.reminders = [w for w in self.reminders if w.isVisible()] + [window]
         window.show()
         window.raise_()
+
+    def notification_actions(
+        self, notification: Notification
+    ) -> list[tuple[str, Callable[[], None]]]:
+        """A reminder's buttons in the notification itself (where the desktop draws them)."""
+        if notification.type != NotificationType.REMINDER:
+            return []
+        return reminder_actions(
+            notification, self.followup(), self.store(), clock=time.time,
+            open_email=self.open_email, write=self._write_follow_up,
+        )  # fmt: skip
 
     def _write_follow_up(self, reply: FollowUpFill) -> None:
         window = fill_compose(self._compose(), reply.fill)

@@ -3,7 +3,8 @@
 Talks D-Bus with jeepney (a keyring dependency on Linux; absent elsewhere, then this
 backend simply is not offered). Every call to the service runs on one worker thread,
 so a slow or bus-activated daemon never holds up the UI; clicks ("default" action)
-come back on the UI thread.
+and the buttons of a notification that has some (``show_with_actions``: a reminder's
+Open record, Write follow-up, Snooze) come back on the UI thread.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import queue
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,8 @@ APP_NAME = "MailBeacon"
 DESKTOP_ENTRY = "mailbeacon"
 _KEPT_CALLBACKS = 64  # clicks on older notifications than this are ignored
 
+Action = tuple[str, Callable[[], None]]  # a button's label and what it does
+
 
 class FreedesktopNotifier(QObject):
     """DesktopNotifier over the session bus; ``fallback`` (owned) shows what the service drops."""
@@ -71,7 +74,7 @@ class FreedesktopNotifier(QObject):
         self.app_icon = app_icon
         self._fallback = fallback
         self._reply_timeout = reply_timeout
-        self._callbacks: OrderedDict[int, Callable[[], None]] = OrderedDict()
+        self._callbacks: OrderedDict[int, dict[str, Callable[[], None]]] = OrderedDict()
         self._lock = threading.Lock()
         self._capabilities: frozenset[str] | None = None
         self._closed = False
@@ -125,6 +128,19 @@ class FreedesktopNotifier(QObject):
             return
         self._worker.submit(self._send, title, body, on_click)
 
+    def show_with_actions(
+        self,
+        title: str,
+        body: str,
+        on_click: Callable[[], None] | None,
+        actions: Sequence[Action],
+    ) -> None:
+        """As ``show``, with buttons (where the server draws actions); a click on the
+        notification itself still runs ``on_click``."""
+        if self._closed:
+            return
+        self._worker.submit(self._send, title, body, on_click, tuple(actions))
+
     def close(self) -> None:
         """Stop the worker and listener threads, close the bus connection and the fallback."""
         self._closed = True
@@ -138,13 +154,23 @@ class FreedesktopNotifier(QObject):
 
     # Worker thread -----------------------------------------------------------------
 
-    def _send(self, title: str, body: str, on_click: Callable[[], None] | None) -> None:
+    def _send(
+        self,
+        title: str,
+        body: str,
+        on_click: Callable[[], None] | None,
+        buttons: tuple[Action, ...] = (),
+    ) -> None:
         address = DBusAddress(OBJECT_PATH, bus_name=BUS_NAME, interface=BUS_NAME)
         try:
             capabilities = self._prepare(address)
             # The summary is plain text by the spec; the body may be read as markup.
             text = html.escape(body, quote=False) if "body-markup" in capabilities else body
             actions = ["default", "Open"] if on_click is not None else []
+            handlers = {"default": on_click} if on_click is not None else {}
+            for number, (label, run) in enumerate(buttons):
+                actions += [f"mailbeacon-{number}", label]
+                handlers[f"mailbeacon-{number}"] = run
             hints = {"desktop-entry": ("s", DESKTOP_ENTRY)}
             message = new_method_call(
                 address,
@@ -159,9 +185,9 @@ class FreedesktopNotifier(QObject):
                 log.warning("notification service failed (%s); showing it in the app", exc)
                 self._failed.emit(title, body, on_click)
             return
-        if on_click is not None:
+        if handlers:
             with self._lock:
-                self._callbacks[notification_id] = on_click
+                self._callbacks[notification_id] = handlers
                 while len(self._callbacks) > _KEPT_CALLBACKS:
                     self._callbacks.popitem(last=False)
 
@@ -187,10 +213,11 @@ class FreedesktopNotifier(QObject):
                 notification_id, action = message.body
             except (TypeError, ValueError):
                 continue
-            if action != "default":
-                continue
             with self._lock:
-                callback = self._callbacks.pop(int(notification_id), None)
+                handlers = self._callbacks.get(int(notification_id), {})
+                callback = handlers.get(str(action))
+                if callback is not None:  # one action per notification
+                    self._callbacks.pop(int(notification_id), None)
             if callback is not None:
                 self._clicked.emit(callback)
 

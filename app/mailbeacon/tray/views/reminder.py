@@ -57,6 +57,37 @@ def follow_up_reply(store: RecordsStore, email: EmailRecord, recipient: str) -> 
     )
 
 
+def reminder_actions(
+    notification: Notification,
+    followup: FollowupStore,
+    records: RecordsStore,
+    *,
+    clock: Callable[[], float],
+    open_email: Callable[[int], None],
+    write: Callable[[FollowUpFill], None],
+) -> list[tuple[str, Callable[[], None]]]:
+    """The notification's own buttons: Open record, Write follow-up, Snooze (a day)."""
+    email_id, recipient = notification.email_id, notification.recipient
+    if email_id is None or not recipient:
+        return []
+
+    def write_follow_up() -> None:
+        email = records.email(email_id)
+        if email is not None:
+            write(follow_up_reply(records, email, recipient))
+
+    def snooze() -> None:
+        reminder = followup.reminder_for(email_id, recipient)
+        if reminder is not None:
+            followup.snooze_reminder(reminder.id, clock() + DAY)
+
+    return [
+        ("Open record", lambda: open_email(email_id)),
+        ("Write follow-up", write_follow_up),
+        ("Snooze", snooze),
+    ]
+
+
 class ReminderWindow(QWidget):
     """One reminder and its actions."""
 
