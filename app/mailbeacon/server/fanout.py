@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass, field
 
 from mailbeacon.server.recorder import Recorded
+from mailbeacon.server.store import StreamItem
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,14 @@ class Message:
 def encode(payload: dict[str, object]) -> str:
     """The JSON text of a stream message."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+def item_text(item: StreamItem) -> str:
+    """The JSON text of a stored event or revision."""
+    if item.event is not None:
+        return encode(item.event.to_json())
+    assert item.revision is not None
+    return encode(item.revision.to_json())
 
 
 @dataclass(eq=False, slots=True)
@@ -60,11 +69,13 @@ class Fanout:
         self._subscribers: dict[int, set[Subscription]] = {}
         self.dropped = 0  # subscribers dropped for falling behind
         self.largest_queue = 0  # the deepest any subscriber queue has been
+        self.subscribed = 0  # subscriptions ever made (tells a reader one came meanwhile)
 
     def subscribe(self, user_id: int, limit: int) -> Subscription:
         """A new subscription; from now on it receives every event of ``user_id``."""
         subscription = Subscription(user_id, limit)
         self._subscribers.setdefault(user_id, set()).add(subscription)
+        self.subscribed += 1
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -90,13 +101,25 @@ class Fanout:
                 continue  # nobody listening: skip the serialization
             messages = [Message(item.id, encode(item.event.to_json()))]
             messages.extend(Message(item.id, encode(r.to_json())) for r in item.revisions)
-            for subscription in list(subscribers):
-                for message in messages:
-                    accepted = subscription.offer(message)
-                    self.largest_queue = max(self.largest_queue, subscription.queue.qsize())
-                    if not accepted:
-                        self.dropped += 1
-                        log.info("stream subscriber of user %d fell behind; dropping it",
-                                 item.user_id)
-                        self.unsubscribe(subscription)
-                        break
+            self._offer(item.user_id, subscribers, messages)
+
+    def publish_items(self, items: list[tuple[int, StreamItem]]) -> None:
+        """Deliver events and revisions read from the store, ``(user id, item)`` in id
+        order (what every instance stored, on PostgreSQL: pg_feed.py)."""
+        for user_id, item in items:
+            subscribers = self._subscribers.get(user_id)
+            if subscribers:
+                self._offer(user_id, subscribers, [Message(item.seq, item_text(item))])
+
+    def _offer(
+        self, user_id: int, subscribers: set[Subscription], messages: list[Message]
+    ) -> None:
+        for subscription in list(subscribers):
+            for message in messages:
+                accepted = subscription.offer(message)
+                self.largest_queue = max(self.largest_queue, subscription.queue.qsize())
+                if not accepted:
+                    self.dropped += 1
+                    log.info("stream subscriber of user %d fell behind; dropping it", user_id)
+                    self.unsubscribe(subscription)
+                    break

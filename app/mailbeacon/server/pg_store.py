@@ -107,23 +107,42 @@ class PgStore:
     def __init__(self, url: str, *, application_name: str = "mailbeacon-server") -> None:
         self.url = url
         self.where = describe(url)
-        self._db: psycopg.Connection[Row] = psycopg.connect(
-            url,
-            autocommit=True,
-            connect_timeout=CONNECT_TIMEOUT,
-            application_name=application_name,
-        )
+        self._application_name = application_name
+        self._closed = False
+        self._conn = self._connect()
         try:
-            refuse_if_newer(self._db, self.where)
-            self.migrated_from = migrate(self._db, self.where)
+            refuse_if_newer(self._conn, self.where)
+            self.migrated_from = migrate(self._conn, self.where)
         except BaseException:
-            self._db.close()
+            self._conn.close()
             raise
         self._next_id = 0  # valid while a write transaction holds the counter
         self._counter_start = 0
         self._events: dict[int, _Pending] = {}
         self._revisions: list[tuple[int, int, int, str, str, int]] = []
         self._repeats: dict[tuple[int, int], int] = {}
+
+    def _connect(self) -> psycopg.Connection[Row]:
+        return psycopg.connect(
+            self.url,
+            autocommit=True,
+            connect_timeout=CONNECT_TIMEOUT,
+            application_name=self._application_name,
+        )
+
+    @property
+    def _db(self) -> psycopg.Connection[Row]:
+        """The connection; a new one when the last was lost (the database restarted,
+        a network blip): the statement that met the loss failed, the next one works
+        once the database answers again."""
+        if self._conn.broken and not self._closed:
+            self._conn.close()
+            self._conn = self._connect()
+        return self._conn
+
+    def ping(self) -> None:
+        """One round trip (raises when the database does not answer)."""
+        self._db.execute("SELECT 1").fetchone()
 
     # -- transactions ---------------------------------------------------------------
 
@@ -203,12 +222,12 @@ class PgStore:
                 )
 
     def rollback(self) -> None:
-        """ROLLBACK, if a transaction is open."""
+        """ROLLBACK, if a transaction is open (nothing to do on a lost connection)."""
         self._clear()
-        if self._db.closed:
+        if self._conn.closed or self._conn.broken:
             return
-        if self._db.info.transaction_status != pq.TransactionStatus.IDLE:
-            self._db.execute("ROLLBACK")
+        if self._conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            self._conn.execute("ROLLBACK")
 
     def _clear(self) -> None:
         self._events.clear()
@@ -218,7 +237,9 @@ class PgStore:
     @property
     def in_transaction(self) -> bool:
         """Whether a write transaction is open and usable (a failed statement ends it)."""
-        return self._db.info.transaction_status == pq.TransactionStatus.INTRANS
+        if self._conn.broken or self._conn.closed:
+            return False
+        return self._conn.info.transaction_status == pq.TransactionStatus.INTRANS
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -498,8 +519,9 @@ class PgStore:
 
     def close(self) -> None:
         """Release the connection."""
+        self._closed = True
         self._clear()
-        self._db.close()
+        self._conn.close()
 
 
 def _items(rows: list[Row], revisions: list[Row]) -> list[tuple[int, StreamItem]]:

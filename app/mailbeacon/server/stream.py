@@ -26,10 +26,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from mailbeacon.core.events import CaughtUp, StreamHello
 from mailbeacon.server.addresses import AgentAddresses
-from mailbeacon.server.fanout import Fanout, Subscription, encode
+from mailbeacon.server.fanout import Fanout, Subscription, encode, item_text
 from mailbeacon.server.reader import Reader
 from mailbeacon.server.recorder import Recorder, RecorderStopped
-from mailbeacon.server.store import StreamItem
 from mailbeacon.server.tracker import Tracker
 from mailbeacon.server.users import hash_token
 
@@ -152,20 +151,13 @@ class StreamEndpoint:
         while not subscription.overflowed.is_set():
             page = await self._reader.stream_page(subscription.user_id, last, self._page_size)
             for item in page:
-                await websocket.send_text(_text(item))
+                await websocket.send_text(item_text(item))
             events = [item.seq for item in page if item.event is not None]
             if events:
                 last = events[-1]
             if len(events) < self._page_size:
                 break
         return last
-
-
-def _text(item: StreamItem) -> str:
-    if item.event is not None:
-        return encode(item.event.to_json())
-    assert item.revision is not None
-    return encode(item.revision.to_json())
 
 
 def _wants_control(websocket: WebSocket) -> bool:

@@ -23,17 +23,19 @@ from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.tracking_domain import check_tracking_url
 from mailbeacon.server.addresses import AgentAddresses
 from mailbeacon.server.app import ASGIApp, RevocableStream, TrackingApp
-from mailbeacon.server.config import ServerConfig, base_url
+from mailbeacon.server.config import PostgresUrl, ServerConfig, base_url
 from mailbeacon.server.fanout import Fanout
 from mailbeacon.server.http_limits import bounded_protocol
 from mailbeacon.server.meta import PUBLIC_URL_KEY, serving_secret
+from mailbeacon.server.pg_feed import Feed, Listener
+from mailbeacon.server.pg_store import PgStore
 from mailbeacon.server.proxies import TrustedProxies
 from mailbeacon.server.proxy_ranges import load_ranges
 from mailbeacon.server.reader import Reader
 from mailbeacon.server.recent import RecentHits
 from mailbeacon.server.recorder import Classifier, FloodLimits, Recorder
 from mailbeacon.server.store import Store
-from mailbeacon.server.stores import open_store
+from mailbeacon.server.stores import open_postgres, open_store
 from mailbeacon.server.stream import StreamEndpoint
 from mailbeacon.server.tracker import Tracker, iso_utc
 from mailbeacon.server.users import UserAdmin, UserKeys, UsersWatch, create_user, hash_token
@@ -71,6 +73,20 @@ class _Running:
     streams: RevocableStream
     watch: UsersWatch
     watching: asyncio.Task[None]
+    # PostgreSQL: every instance's events, read by id (pg_feed.py); None on SQLite.
+    feed: _SharedStream | None = None
+
+
+@dataclass(slots=True)
+class _SharedStream:
+    feed: Feed
+    listener: Listener
+    store: PgStore
+
+    async def stop(self) -> None:
+        self.listener.stop()
+        await self.feed.stop()
+        self.store.close()
 
 
 class TrackingServer:
@@ -164,12 +180,18 @@ class TrackingServer:
             )
             addresses.load(store.agent_addresses(self._clock() - config.agent_address_ttl))
             fanout = Fanout()
+            shared = await self._shared_stream(fanout)
+            if shared is not None:
+                cleanup.push_async_callback(shared.stop)
             recent = RecentHits(
                 config.recent_per_message, config.recent_seconds, config.recent_total
             )
             ranges = await asyncio.to_thread(load_ranges, config.apple_ranges)
+            # On SQLite this instance is the only writer: it publishes what it commits.
+            # On PostgreSQL the feed reads every instance's events by id, this one's too.
+            published = fanout.publish if shared is None else shared.feed.wake_after
             recorder = Recorder(
-                store, addresses, recent, fanout.publish, self._classifier,
+                store, addresses, recent, published, self._classifier,
                 thresholds=config.thresholds,
                 ranges=ranges,
                 flood=FloodLimits(config.flood_window_seconds, config.max_events_per_token_hour),
@@ -195,13 +217,34 @@ class TrackingServer:
         )
         self._running = _Running(
             server, main_loop, [sock], store, reader, recorder, fanout, self._users, addresses,
-            app, int(sock.getsockname()[1]), public, streams, watch, watching,
+            app, int(sock.getsockname()[1]), public, streams, watch, watching, shared,
         )
         log.info("tracking server on %s (public URL %s)", self.url, public)
         if config_public := self.config.public_url:
             # The operator chose this URL for every rep's mail: say what it costs them.
             for sentence in check_tracking_url(config_public).sentences():
                 log.warning("public URL: %s", sentence)
+
+    async def _shared_stream(self, fanout: Fanout) -> _SharedStream | None:
+        """On PostgreSQL: the feed of every instance's events and its NOTIFY listener."""
+        db = self.config.db_path
+        if not isinstance(db, PostgresUrl):
+            return None
+        store = await asyncio.to_thread(open_postgres, db, "mailbeacon-feed")
+        feed = Feed(store, fanout, self.config.poll_seconds)
+        try:
+            await feed.start()
+        except BaseException:
+            store.close()
+            raise
+        loop = asyncio.get_running_loop()
+
+        def wake() -> None:  # on the listener's thread
+            loop.call_soon_threadsafe(feed.wake)
+
+        listener = Listener(db.url, wake)
+        listener.start()
+        return _SharedStream(feed, listener, store)
 
     async def _prepare(
         self,
@@ -316,6 +359,8 @@ class TrackingServer:
         await running.main_loop
         await running.uvicorn.shutdown(sockets=running.sockets)
         await running.recorder.stop()
+        if running.feed is not None:
+            await running.feed.stop()
         running.watch.close()
         running.reader.close()
         running.store.close()

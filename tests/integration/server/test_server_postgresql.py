@@ -22,7 +22,7 @@ from mailbeacon.server.pg_store import PgStore
 from mailbeacon.server.schema import VERSION, render
 from mailbeacon.server.sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
 from mailbeacon.server.store import UNSTORED, NewEvent
-from tests.helpers.server import running_server
+from tests.helpers.server import new_mail, next_event, recipient, running_server, subscribed
 
 INSTANCES = 4
 
@@ -134,12 +134,15 @@ def test_concurrent_writers_never_open_a_gap_a_reader_skips(postgres_url: str) -
         cursor = 0
         try:
             for _ in range(100_000):  # bounded; ends well before
+                # Read "writers done" before the page: an empty page read after every
+                # commit is the end; one read before the last commit is not.
+                done = not writing.is_set()
                 page = store.events_after(cursor, 50)
                 events = [item.seq for _user, item in page if item.event is not None]
                 seen.extend(events)
                 if events:
                     cursor = events[-1]
-                elif not writing.is_set():
+                elif done:
                     return
         finally:
             store.close()
@@ -156,3 +159,43 @@ def test_concurrent_writers_never_open_a_gap_a_reader_skips(postgres_url: str) -
     assert not reading.is_alive()
     assert len(committed) == sum(1 + g % 5 for g in range(GROUPS_PER_WRITER)) * WRITERS
     assert seen == sorted(committed), "the reader skipped or repeated an event"
+
+
+async def test_two_servers_started_at_once_share_one_database(postgres_url: str) -> None:
+    db = PostgresUrl(postgres_url)
+    async with running_server(db) as one, running_server(db) as two:
+        alice = await one.add_user("alice")
+        mail = new_mail(alice)
+        async with subscribed(one, alice.api_token) as stream, recipient() as client:
+            pixel = mail.pixel().replace(f":{one.port}/", f":{two.port}/")
+            assert (await client.get(pixel)).status_code == 200
+            event = await next_event(stream)
+    assert event["message"] == mail.message
+
+
+@pytest.mark.expect_log("lost the connection that listens")
+async def test_a_lost_notify_costs_latency_never_an_event(postgres_url: str) -> None:
+    """The connection that LISTENs is cut (as a network drop or a database restart
+    would): hits on the other instance still reach the subscriber, by polling, and the
+    listener comes back by itself."""
+    db = PostgresUrl(postgres_url)
+    async with running_server(db) as one, running_server(db, poll_seconds=0.2) as two:
+        alice = await one.add_user("alice")
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            cut = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'mailbeacon-listen'"
+            ).fetchall()
+        assert len(cut) == 2  # one listener per instance
+        async with subscribed(two, alice.api_token) as stream, recipient() as client:
+            for _ in range(3):
+                mail = new_mail(alice)
+                assert (await client.get(mail.pixel())).status_code == 200
+                assert (await next_event(stream))["message"] == mail.message
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            async with asyncio.timeout(5):
+                while admin.execute(  # noqa: ASYNC110 - another process's state: polled
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE application_name = 'mailbeacon-listen'"
+                ).fetchone() != (2,):
+                    await asyncio.sleep(0.05)
