@@ -15,6 +15,8 @@ command line all act within one poll). Decisions:
 * Nothing twice: an item is claimed in the store before it is handed over
   (agent/followup/store.py); one left half-handed by a crash is settled at start
   by its Message-ID in the records: found means handed over, else it waits again.
+* The Date header of scheduled mail is set to when it goes (a mail client shows and
+  sorts by it; "sent yesterday evening" would be wrong for mail sent this morning).
 * Late: scheduled mail whose time came before this run started (the agent was
   stopped, the machine off), or that goes more than ``late_after`` seconds after
   its time (the machine slept), goes out with a notification saying so.
@@ -32,6 +34,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
+from email.utils import format_datetime
 from typing import Protocol
 
 from mailbeacon.agent.followup.store import FollowupStore, Reminder, ScheduledMail
@@ -46,6 +49,7 @@ from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.events import EventType, Verdict
 from mailbeacon.core.extract import header_value
 from mailbeacon.core.followup_time import Delay, Window, add_delay
+from mailbeacon.core.mime import line_ending, split_header
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +208,10 @@ class FollowUp:
         now = self._clock()
         if not await asyncio.to_thread(self._store.claim_scheduled, item.id, now):
             return  # cancelled or taken meanwhile
-        data = await asyncio.to_thread(self._store.scheduled_data, item.id)
+        data = _dated(
+            await asyncio.to_thread(self._store.scheduled_data, item.id),
+            datetime.fromtimestamp(now, UTC).astimezone(self._zone()),
+        )
         message = IncomingMessage(
             mail_from=item.mail_from,
             recipients=item.recipients,
@@ -317,6 +324,27 @@ class FollowUp:
             at=normalize_at(datetime.fromtimestamp(now, UTC)),
             email_id=reminder.email_id,
         )
+
+
+def _dated(raw: bytes, when: datetime) -> bytes:
+    """``raw`` with its top-level Date header (added if missing) saying ``when``."""
+    end, _body = split_header(raw, 0, len(raw))
+    date = b"Date: " + format_datetime(when).encode("ascii") + line_ending(raw)
+    kept: list[bytes] = []
+    in_date = replaced = False
+    for line in raw[:end].splitlines(keepends=True):
+        if in_date and line[:1] in (b" ", b"\t"):
+            continue  # the old Date's folded continuation
+        in_date = line[:5].lower() == b"date:"
+        if in_date:
+            if not replaced:
+                kept.append(date)
+                replaced = True
+            continue
+        kept.append(line)
+    if not replaced:
+        kept.insert(0, date)
+    return b"".join(kept) + raw[end:]
 
 
 def _remind_of(text: str | None) -> Delay | None:

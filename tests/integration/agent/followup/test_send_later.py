@@ -11,6 +11,7 @@ import re
 import smtplib
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -60,6 +61,10 @@ async def test_mail_waits_until_its_time_then_goes_out_once_without_the_header(
         [got] = await sink.until(1, within=10)
         assert b"X-MailBeacon" not in got.data
         assert got.message_id == waiting.message_id
+        # Dated when it went, in the rep's zone (a mail client shows and sorts by it).
+        [date] = re.findall(rb"(?m)^Date: (.*)\r$", got.data.split(b"\r\n\r\n")[0])
+        assert parsedate_to_datetime(date.decode()) == datetime.fromtimestamp(START + 3600, UTC)
+        assert date.endswith(b"+0100")
         # Tokens are minted when it goes, not when it was scheduled.
         assert _pixel_minted_at(got.data) == int(START + 3600)
         assert rig.store.scheduled() == []
@@ -205,7 +210,9 @@ async def test_the_compose_windows_way_in_schedules_with_its_reminder(
     async with FollowupRig(tmp_path, sink) as rig:
         assert rig.relay is not None and rig.store is not None
         submit = RelaySubmitter(rig.relay.host, rig.relay.port, "mailbeacon", lambda: PASSWORD)
-        raw = email("alicja@client.example", "Z okna").as_bytes()
+        message_raw = email("alicja@client.example", "Z okna")
+        message_raw["Date"] = "Mon, 07 Dec 2026 08:00:00 +0000"
+        raw = message_raw.as_bytes()
         at = datetime.fromtimestamp(START + 7200, UTC)
         message = IncomingMessage(
             "anna@rep.example", ("alicja@client.example",), raw, True, None,
@@ -219,5 +226,9 @@ async def test_the_compose_windows_way_in_schedules_with_its_reminder(
         await rig.tick()
         [got] = await sink.until(1, within=10)
         assert b"X-MailBeacon" not in got.data
+        assert (
+            got.data.count(b"\nDate: ") == 1
+            and b"Date: Mon, 07 Dec 2026 11:00:00 +0100" in got.data
+        )
         [reminder] = rig.store.reminders()
         assert reminder.due_at == START + 7200 + 2 * 86400
