@@ -48,6 +48,7 @@ from mailbeacon.tray.views.reach import ReachStep, team_link_saver
 from mailbeacon.tray.views.reminder import FollowUpFill, ReminderWindow, reminder_actions
 from mailbeacon.tray.views.reports.window import ReportsWindow
 from mailbeacon.tray.views.scheduled.window import ScheduledWindow
+from mailbeacon.tray.views.sequences.enroll import SequenceEnroller
 from mailbeacon.tray.views.sequences.window import SequencesWindow
 from mailbeacon.tray.views.settings.dialog import SettingsDialog
 
@@ -279,7 +280,10 @@ class ProfileWindows:
         return window
 
     def _make_contacts(self) -> QWidget:
-        self._contacts = ContactsWindow(self.store())
+        enroller = SequenceEnroller(
+            self.followup, template_lookup(self._profile.config_dir / "templates.json")
+        )
+        self._contacts = ContactsWindow(self.store(), add_to_sequence=enroller)
         return self._contacts
 
     def _make_reports(self) -> QWidget:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from mailbeacon.agent.followup.sequences import sender_of
 from mailbeacon.agent.followup.store import FollowupStore
+from mailbeacon.agent.records.model import Contact
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.sequence_spec import (
     ContactRow,
@@ -21,6 +22,12 @@ from mailbeacon.core.sequence_spec import (
     missing_templates,
     parse_sequence,
 )
+
+
+def contact_row(email: str, contact: Contact | None) -> ContactRow:
+    """The row to enrol for ``email``: its record's name and company fill placeholders."""
+    fields = {"name": contact.name, "company": contact.company} if contact else {}
+    return ContactRow(email.strip().lower(), fields)
 
 
 def create_sequence(

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mailbeacon.agent.followup.cli_support import fail, iso, open_store, plain
-from mailbeacon.agent.followup.enrolment import create_sequence, enroll_rows
+from mailbeacon.agent.followup.enrolment import contact_row, create_sequence, enroll_rows
 from mailbeacon.agent.followup.sequences import template_lookup
 from mailbeacon.agent.followup.status import sequence_status
 from mailbeacon.agent.followup.store import FollowupError, FollowupStore
@@ -90,9 +90,7 @@ def _rows_from_args(args: argparse.Namespace, profile: Profile) -> list[ContactR
         records = None
     try:
         for email in dict.fromkeys(e.strip().lower() for e in args.emails):
-            contact = records.contact(email) if records is not None else None
-            fields = {"name": contact.name, "company": contact.company} if contact else {}
-            rows.append(ContactRow(email, fields))
+            rows.append(contact_row(email, records.contact(email) if records else None))
     finally:
         if records is not None:
             records.close()

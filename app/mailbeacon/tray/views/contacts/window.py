@@ -20,6 +20,7 @@ from PySide6.QtCore import (
     Signal,
 )
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -31,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from mailbeacon.agent.records.model import Contact
 from mailbeacon.tray.threads.workers import Worker
 from mailbeacon.tray.views.activity.when import CLOCK_MS, utc_now
 from mailbeacon.tray.views.contacts.model import (
@@ -43,6 +45,7 @@ from mailbeacon.tray.views.contacts.model import (
 from mailbeacon.tray.views.contacts.record import RecordSource, RecordView
 from mailbeacon.tray.views.labels import plain_label
 from mailbeacon.tray.views.seen import SeenWatcher
+from mailbeacon.tray.views.sequences.enroll import Enrolled
 from mailbeacon.tray.views.tables import SORT_ROLE, setup_read_only_table
 
 AnyIndex = QModelIndex | QPersistentModelIndex
@@ -83,6 +86,8 @@ class ContactsStore(RecordSource, ContactsSource, Protocol):
 
 
 RecordFactory = Callable[[str], RecordView]
+# Enrols the selected contacts in a sequence the rep picks (None: cancelled).
+AddToSequence = Callable[[QWidget, list[Contact]], Enrolled | None]
 
 
 class ContactsWindow(QWidget):
@@ -91,6 +96,7 @@ class ContactsWindow(QWidget):
     ``record_factory(email)`` builds a record window (default: a ``RecordView``
     over the same store); ``record_views`` holds the open ones by address.
     ``now()`` and ``tz`` go to the model (times relative to now, in ``tz``).
+    With ``add_to_sequence``, "Add to sequence…" enrols the selected contacts.
     """
 
     recordOpened = Signal(str)
@@ -104,10 +110,12 @@ class ContactsWindow(QWidget):
         record_factory: RecordFactory | None = None,
         now: Callable[[], datetime] = utc_now,
         tz: tzinfo | None = None,
+        add_to_sequence: AddToSequence | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle(TITLE)
+        self._add_to_sequence = add_to_sequence
         self.resize(1100, 600)
         self._source = source
         self.model = model or ContactsModel(source, worker=worker, now=now, tz=tz, parent=self)
@@ -132,18 +140,17 @@ class ContactsWindow(QWidget):
         self.stack = QStackedWidget()
         self.stack.addWidget(self.table)
         self.stack.addWidget(self.empty)
-
-        bar = QHBoxLayout()
-        bar.addWidget(self.search, 3)
-        bar.addWidget(self.refresh_button)
-        bar.addStretch(1)
-        bar.addWidget(self.status)
-        layout = QVBoxLayout(self)
-        layout.addLayout(bar)
-        layout.addWidget(self.stack, 1)
+        self.sequence_button = QPushButton("Add to &sequence…")
+        self.sequence_button.setVisible(add_to_sequence is not None)
+        self.sequence_button.setEnabled(False)
+        self.note = plain_label(wrap=True)
+        self.note.setVisible(False)
+        self._lay_out()
 
         self.search.textChanged.connect(self._search_changed)
         self.refresh_button.clicked.connect(self.refresh)
+        self.sequence_button.clicked.connect(self.add_selected_to_sequence)
+        self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.table.doubleClicked.connect(self._double_clicked)
         self.model.loaded.connect(self._update_status)
         self.model.loadFailed.connect(self.status.setText)
@@ -187,6 +194,24 @@ class ContactsWindow(QWidget):
         self.recordOpened.emit(key)
         return view
 
+    def selected_contacts(self) -> list[Contact]:
+        """The contacts whose rows are selected, in table order."""
+        rows = sorted(self.table.selectionModel().selectedRows(), key=lambda i: i.row())
+        found = (index.data(CONTACT_ROLE) for index in rows)
+        return [contact for contact in found if contact is not None]
+
+    def add_selected_to_sequence(self) -> None:
+        """Enrol the selected contacts in a sequence; say what happened under the table."""
+        contacts = self.selected_contacts()
+        if self._add_to_sequence is None or not contacts:
+            return
+        result = self._add_to_sequence(self, contacts)
+        if result is None:
+            return
+        self.note.setText(result.message)
+        self.note.setStyleSheet("" if result.ok else "color: #b00020;")
+        self.note.setVisible(True)
+
     def shutdown(self, timeout_ms: int = 5000) -> None:
         """Stop background reads here and in open records (before the store closes)."""
         for view in self.record_views.values():
@@ -196,12 +221,29 @@ class ContactsWindow(QWidget):
 
     # ------------------------------------------------------------ internals
 
+    def _lay_out(self) -> None:
+        bar = QHBoxLayout()
+        bar.addWidget(self.search, 3)
+        bar.addWidget(self.refresh_button)
+        bar.addWidget(self.sequence_button)
+        bar.addStretch(1)
+        bar.addWidget(self.status)
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(self.stack, 1)
+        layout.addWidget(self.note)
+
     def _setup_table(self) -> None:
         table = self.table
         setup_read_only_table(table, COLUMN_WIDTHS.items())
         table.setSortingEnabled(True)
         table.sortByColumn(Column.LAST_ENGAGEMENT, Qt.SortOrder.DescendingOrder)
         table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        # Several contacts at once go into a sequence (Ctrl/Shift-click).
+        table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+
+    def _selection_changed(self, *_: object) -> None:
+        self.sequence_button.setEnabled(self.table.selectionModel().hasSelection())
 
     def _search_changed(self, text: str) -> None:
         self.proxy.set_text(text)
