@@ -16,13 +16,13 @@ import asyncio
 import contextlib
 import html
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from mailbeacon.core import tokens
 from mailbeacon.core.pixel import GIF
@@ -106,6 +106,7 @@ class TrackingApp:
         stream: ASGIApp,
         secure_cookies: bool = False,
         clock: Callable[[], float] = time.time,
+        routes: Sequence[BaseRoute] = (),
     ) -> None:
         self._tracker = tracker
         self._secret = secret
@@ -116,6 +117,7 @@ class TrackingApp:
             routes=[
                 Route("/healthz", _healthz, methods=["GET", "HEAD"]),
                 WebSocketRoute("/v1/stream", stream),
+                *routes,  # the team's (server/team_service.py)
             ]
         )
         # Starlette would answer /healthz/ with a redirect built from the Host header:

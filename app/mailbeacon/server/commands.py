@@ -24,7 +24,7 @@ from typing import Any
 from mailbeacon.core.botlists import Thresholds
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.profile import Profile
-from mailbeacon.server import meta, operator_commands
+from mailbeacon.server import meta, operator_commands, team_commands
 from mailbeacon.server.cli_support import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -158,6 +158,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     rotate.set_defaults(func=_rotate_key)
     operator_commands.register(commands)
+    team_commands.register(commands)
 
 
 def _db_options(parser: argparse.ArgumentParser) -> None:

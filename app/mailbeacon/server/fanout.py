@@ -13,6 +13,10 @@ from mailbeacon.server.store import StreamItem
 log = logging.getLogger(__name__)
 
 
+# The seq of a control message: beyond every event id (SQLite's largest integer).
+CONTROL_SEQ = 2**63 - 1
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """One stream message, serialized once for every subscriber.
@@ -44,6 +48,8 @@ class Subscription:
 
     user_id: int
     limit: int
+    # Whether the subscriber takes control messages besides events (the ``policy``).
+    control: bool = False
     queue: asyncio.Queue[Message] = field(init=False)
     overflowed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -71,9 +77,9 @@ class Fanout:
         self.largest_queue = 0  # the deepest any subscriber queue has been
         self.subscribed = 0  # subscriptions ever made (tells a reader one came meanwhile)
 
-    def subscribe(self, user_id: int, limit: int) -> Subscription:
+    def subscribe(self, user_id: int, limit: int, control: bool = False) -> Subscription:
         """A new subscription; from now on it receives every event of ``user_id``."""
-        subscription = Subscription(user_id, limit)
+        subscription = Subscription(user_id, limit, control)
         self._subscribers.setdefault(user_id, set()).add(subscription)
         self.subscribed += 1
         return subscription
@@ -102,6 +108,19 @@ class Fanout:
             messages = [Message(item.id, encode(item.event.to_json()))]
             messages.extend(Message(item.id, encode(r.to_json())) for r in item.revisions)
             self._offer(item.user_id, subscribers, messages)
+
+    def broadcast(self, text: str) -> int:
+        """Deliver a control message (the team's policy) to every subscriber that takes
+        them, after whatever is queued; returns how many got it. Its ``seq`` is above
+        every id, so the stream forwards it whatever it sent before."""
+        message = Message(CONTROL_SEQ, text)
+        reached = 0
+        for user_id, subscribers in list(self._subscribers.items()):
+            takers = {s for s in subscribers if s.control}
+            if takers:
+                self._offer(user_id, takers, [message])
+                reached += sum(1 for s in takers if not s.overflowed.is_set())
+        return reached
 
     def publish_items(self, items: list[tuple[int, StreamItem]]) -> None:
         """Deliver events and revisions read from the store, ``(user id, item)`` in id

@@ -517,6 +517,14 @@ class PgStore:
         row = self._db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
         return 0 if row is None else int(str(row[0]))
 
+    def rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """Rows of a query (``?`` placeholders, as on SQLite)."""
+        return list(self._db.execute(_placeholders(sql), params).fetchall())
+
+    def write(self, sql: str, params: tuple[object, ...] = ()) -> int:
+        """Run one statement (``?`` placeholders); the rows it changed."""
+        return self._db.execute(_placeholders(sql), params).rowcount
+
     def close(self) -> None:
         """Release the connection."""
         self._closed = True
@@ -545,6 +553,12 @@ def _items(rows: list[Row], revisions: list[Row]) -> list[tuple[int, StreamItem]
             (user_id, StreamItem(event.id, revision=r)) for r in by_cause.get(event.id, ())
         )
     return items
+
+
+def _placeholders(sql: str) -> bytes:
+    """SQLite's ``?`` placeholders as psycopg's ``%s`` (the shared SQL has no literal
+    ``?`` or ``%``)."""
+    return sql.replace("%", "%%").replace("?", "%s").encode("utf-8")
 
 
 def _event_from_row(row: Row) -> ServerEvent:

@@ -124,7 +124,47 @@ _V2: tuple[Statement, ...] = (
 # being stored as events of their own (server/recorder.py, FloodGuard).
 _V3: tuple[Statement, ...] = ("ALTER TABLE events ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0",)
 
-STEPS: tuple[tuple[Statement, ...], ...] = (_V1, _V2, _V3)
+# v4: the team's administration (issue 16): the account's policy (server/team.py), the
+# administrators of the web console and their sessions (server/admin/), and each rep's
+# last agent connection with its version.
+_V4: tuple[Statement, ...] = (
+    """CREATE TABLE policy (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    enforced INTEGER NOT NULL,
+    changed_at TEXT NOT NULL
+)""",
+    """CREATE TABLE admins (
+    id {serial_pk},
+    name TEXT NOT NULL UNIQUE,
+    password_hash TEXT,
+    setup_hash TEXT,
+    setup_expires {real},
+    created_at TEXT NOT NULL
+)""",
+    """CREATE TABLE admin_sessions (
+    token_hash TEXT PRIMARY KEY,
+    admin_id {bigint} NOT NULL,
+    csrf TEXT NOT NULL,
+    expires {real} NOT NULL
+)""",
+    """CREATE TABLE agent_seen (
+    user_id {bigint} PRIMARY KEY,
+    last_seen {real} NOT NULL,
+    version TEXT NOT NULL
+)""",
+    # What only the agents know, for the team report: each tracked send and each
+    # person's reply, by the message's tracking key.
+    """CREATE TABLE rep_activity (
+    user_id {bigint} NOT NULL,
+    message TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (user_id, message, kind)
+)""",
+)
+
+STEPS: tuple[tuple[Statement, ...], ...] = (_V1, _V2, _V3, _V4)
 VERSION = len(STEPS)
 LEGACY_KEY = "schema"  # the version in the meta table (SQLite also keeps user_version)
 # The stream's database identity and generation (meta keys; docs/promises.md, "No

@@ -392,6 +392,14 @@ class SqliteStore:
         row = self._db.execute("SELECT max(id) FROM events").fetchone()
         return int(row[0] or 0)
 
+    def rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """Rows of a query (``?`` placeholders)."""
+        return [tuple(row) for row in self._db.execute(sql, params).fetchall()]
+
+    def write(self, sql: str, params: tuple[object, ...] = ()) -> int:
+        """Run one statement (``?`` placeholders); the rows it changed."""
+        return self._db.execute(sql, params).rowcount
+
     def close(self) -> None:
         """Release the connection."""
         self._db.close()

@@ -197,6 +197,16 @@ class Store(Protocol):
         """The highest event id so far (0 for none)."""
         ...
 
+    def rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """Rows of a query written for both back ends (``?`` placeholders): the team's
+        administration (server/team.py, server/admin/) keeps its SQL in its own modules."""
+        ...
+
+    def write(self, sql: str, params: tuple[object, ...] = ()) -> int:
+        """Run one statement written for both back ends (``?`` placeholders); returns
+        the rows it changed."""
+        ...
+
     def close(self) -> None:
         """Release the connection."""
         ...

@@ -10,6 +10,11 @@ An agent that sends ``MailBeacon-Stream: 2`` also gets a ``hello`` first (the
 database's identity and generation, docs/promises.md "No event lost or doubled")
 and a ``caught_up`` after the backlog, so it can tell catch-up from live events
 (one summary for what happened while it was away). Older agents get neither.
+
+An agent that sends ``MailBeacon-Stream: 3`` also gets the team's ``policy`` right
+after ``hello`` (before any event: an agent that was away applies a change made
+meanwhile before it does anything else) and again whenever it changes
+(``Fanout.broadcast``); ``MailBeacon-Agent`` names its version for the console.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from mailbeacon.core.events import CaughtUp, StreamHello
+from mailbeacon.core.policy import TeamPolicy
 from mailbeacon.server.addresses import AgentAddresses
 from mailbeacon.server.fanout import Fanout, Subscription, encode, item_text
 from mailbeacon.server.reader import Reader
 from mailbeacon.server.recorder import Recorder, RecorderStopped
+from mailbeacon.server.team import load_policy, touch_agent
 from mailbeacon.server.tracker import Tracker
 from mailbeacon.server.users import hash_token
 
@@ -40,6 +47,8 @@ _MAX_TOKEN_CHARS = 512
 _MAX_ID = 2**63 - 1  # SQLite's largest integer
 # The request header by which an agent asks for ``hello`` and ``caught_up``.
 VERSION_HEADER = "mailbeacon-stream"
+POLICY_VERSION = 3  # the stream version from which an agent takes ``policy`` messages
+AGENT_HEADER = "mailbeacon-agent"  # the agent's version, shown on the console
 
 
 class StreamEndpoint:
@@ -76,13 +85,18 @@ class StreamEndpoint:
         ip = self._tracker.client_ip(client.host if client else "", websocket.scope["headers"])
         # Subscribe before reading the backlog (see the module docstring), and count the
         # address as the rep's own before the client can send a single hit.
-        subscription = self._fanout.subscribe(user_id, self._queue_limit)
+        policy = _version(websocket) >= POLICY_VERSION
+        subscription = self._fanout.subscribe(user_id, self._queue_limit, control=policy)
         self._addresses.connected(user_id, ip, self._clock())
         try:
             await self._remember_address(user_id, ip)
+            await self._remember_agent(user_id, websocket.headers.get(AGENT_HEADER, ""))
             await websocket.accept()
             hello = await self._hello() if _wants_control(websocket) else None
-            await self._run(websocket, subscription, after, hello)
+            # Read now, not from the server's poll: a change made a moment ago reaches
+            # an agent that connects now before any event does.
+            team = policy_text(await self._reader.run(load_policy)) if policy else None
+            await self._run(websocket, subscription, after, hello, team)
         finally:
             self._fanout.unsubscribe(subscription)
             self._addresses.disconnected(user_id, ip, self._clock())
@@ -106,15 +120,24 @@ class StreamEndpoint:
         except Exception:
             log.warning("could not store the agent address of user %d", user_id, exc_info=True)
 
+    async def _remember_agent(self, user_id: int, version: str) -> None:
+        now = self._clock()
+        try:
+            await self._recorder.run(lambda store: touch_agent(store, user_id, version, now))
+        except RecorderStopped:
+            pass
+        except Exception:
+            log.warning("could not store the agent version of user %d", user_id, exc_info=True)
+
     async def _hello(self) -> StreamHello:
         db, generation, floor = await self._reader.identity()
         return StreamHello(db, generation, floor)
 
     async def _run(
         self, websocket: WebSocket, subscription: Subscription, after: int,
-        hello: StreamHello | None,
+        hello: StreamHello | None, team: str | None = None,
     ) -> None:
-        sender = asyncio.create_task(self._send(websocket, subscription, after, hello))
+        sender = asyncio.create_task(self._send(websocket, subscription, after, hello, team))
         listener = asyncio.create_task(_until_disconnect(websocket))
         try:
             await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
@@ -127,11 +150,13 @@ class StreamEndpoint:
 
     async def _send(
         self, websocket: WebSocket, subscription: Subscription, after: int,
-        hello: StreamHello | None,
+        hello: StreamHello | None, team: str | None = None,
     ) -> None:
         try:
             if hello is not None:
                 await websocket.send_text(encode(hello.to_json()))
+            if team is not None:
+                await websocket.send_text(team)
             last = await self._backlog(websocket, subscription, after)
             if hello is not None:
                 # Everything up to here was committed before this connection: catch-up.
@@ -160,9 +185,18 @@ class StreamEndpoint:
         return last
 
 
-def _wants_control(websocket: WebSocket) -> bool:
+def _version(websocket: WebSocket) -> int:
     version = websocket.headers.get(VERSION_HEADER, "").strip()
-    return version.isdigit() and int(version) >= 2
+    return int(version) if version.isdigit() and len(version) < 4 else 0
+
+
+def _wants_control(websocket: WebSocket) -> bool:
+    return _version(websocket) >= 2
+
+
+def policy_text(policy: TeamPolicy) -> str:
+    """The ``policy`` stream message."""
+    return encode({"type": "policy", **policy.to_json()})
 
 
 def _after(websocket: WebSocket) -> int | None:

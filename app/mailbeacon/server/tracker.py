@@ -20,6 +20,7 @@ from mailbeacon.core import tokens
 from mailbeacon.core.classify import Hit
 from mailbeacon.core.events import EventType
 from mailbeacon.core.ipranges import truncate_ip
+from mailbeacon.core.policy import TeamPolicy
 from mailbeacon.core.tokens import Claims, Kind
 from mailbeacon.server import claim
 from mailbeacon.server.proxies import TrustedProxies
@@ -80,7 +81,11 @@ class Tracker:
         user_agent_limit: int = 1024,
         truncate_ips: bool = False,
         click_token_max_age: float = DEFAULT_CLICK_TOKEN_MAX_DAYS * DAY,
+        policy: Callable[[], TeamPolicy] = TeamPolicy,
     ) -> None:
+        # The team's policy now (team.py, PolicyWatch): tracking off for the account
+        # means hits are answered but nothing is recorded or streamed.
+        self._policy = policy
         self._secret = secret
         self._users = users
         self._reader = reader
@@ -161,6 +166,9 @@ class Tracker:
     async def _record(
         self, claims: Claims, type_: EventType, method: str, peer: str, headers: Headers
     ) -> None:
+        policy = self._policy()
+        if not policy.tracking_allowed:
+            return
         user_agent = b""
         cookie: bytes | None = None
         forwarded: list[bytes] = []
@@ -188,7 +196,8 @@ class Tracker:
             claimed_browser=claim.is_claimed(self._secret, claims.user_id, cookie),
         )
         # Classified with the full address; only the truncated one is stored (rule 8).
-        stored_ip = truncate_ip(ip) if self._truncate_ips else None
+        truncate = self._truncate_ips or policy.value("privacy.truncate_ip") == "true"
+        stored_ip = truncate_ip(ip) if truncate else None
         request = HitRequest(claims.user_id, hit, iso_utc(at), ua, claims.target, stored_ip)
         try:
             await self._recorder.record(request)

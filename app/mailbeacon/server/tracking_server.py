@@ -37,6 +37,7 @@ from mailbeacon.server.recorder import Classifier, FloodLimits, Recorder
 from mailbeacon.server.store import Store
 from mailbeacon.server.stores import open_postgres, open_store
 from mailbeacon.server.stream import StreamEndpoint
+from mailbeacon.server.team_service import TeamService
 from mailbeacon.server.tracker import Tracker, iso_utc
 from mailbeacon.server.users import UserAdmin, UserKeys, UsersWatch, create_user, hash_token
 
@@ -106,6 +107,7 @@ class TrackingServer:
         self._classifier = classifier
         self._running: _Running | None = None
         self._users = UserKeys(b"")
+        self._team: TeamService
 
     async def __aenter__(self) -> TrackingServer:
         await self.start()
@@ -172,6 +174,11 @@ class TrackingServer:
             # Its own connection: polled on a timer for removals and rotations (users.py).
             watch = UsersWatch(await asyncio.to_thread(open_store, config.db_path))
             cleanup.callback(watch.close)
+            # The team's policy, polled on its own connection like the users (team.py).
+            self._team = TeamService(
+                await asyncio.to_thread(open_store, config.db_path), config.users_check_seconds
+            )
+            cleanup.push_async_callback(self._team.stop)
             secret = serving_secret(store, config.secret)
             addresses = AgentAddresses(
                 config.agent_address_ttl,
@@ -210,6 +217,7 @@ class TrackingServer:
             server.lifespan = server.config.lifespan_class(server.config)
             await server.startup(sockets=[sock])
             cleanup.pop_all()
+        self._team.start(fanout)
         main_loop = asyncio.create_task(server.main_loop(), name="mailbeacon-server")
         watching = asyncio.create_task(
             self._watch_users(watch, streams, app, secret, reader, recorder),
@@ -274,6 +282,7 @@ class TrackingServer:
         app = TrackingApp(
             tracker, secret, streams, secure_cookies=public.startswith("https:"),
             clock=self._clock,
+            routes=self._team.routes(reader, recorder),
         )
         return app, streams, public
 
@@ -289,6 +298,7 @@ class TrackingServer:
             user_agent_limit=config.user_agent_limit,
             truncate_ips=config.truncate_ips,
             click_token_max_age=config.click_token_max_age,
+            policy=self._team.policy,
         )
 
     async def _watch_users(
@@ -362,6 +372,7 @@ class TrackingServer:
         if running.feed is not None:
             await running.feed.stop()
         running.watch.close()
+        await self._team.stop()
         running.reader.close()
         running.store.close()
 

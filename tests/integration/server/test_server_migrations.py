@@ -168,7 +168,7 @@ async def test_a_schema_2_database_gains_the_repeat_count_and_counts_a_flood(
             for _ in range(3):
                 assert (await client.get(mail.pixel())).status_code == 200
     with sqlite3.connect(db) as check:
-        assert check.execute("PRAGMA user_version").fetchone()[0] == VERSION == 3
+        assert check.execute("PRAGMA user_version").fetchone()[0] == VERSION == 4
         rows = check.execute("SELECT id, repeats FROM events ORDER BY id").fetchall()
     assert rows == [(1, 0), (2, 0), (3, 0), (4, 2)]
 
