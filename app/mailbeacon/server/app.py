@@ -106,16 +106,18 @@ class TrackingApp:
         stream: ASGIApp,
         secure_cookies: bool = False,
         clock: Callable[[], float] = time.time,
+        database_health: Callable[[], Awaitable[bool]] | None = None,
         routes: Sequence[BaseRoute] = (),
     ) -> None:
         self._tracker = tracker
+        self._database_health = database_health
         self._secret = secret
         self._secure = secure_cookies
         self._clock = clock
         self._used_claims = claim.UsedClaims()
         self._rest = Starlette(
             routes=[
-                Route("/healthz", _healthz, methods=["GET", "HEAD"]),
+                Route("/healthz", self._healthz, methods=["GET", "HEAD"]),
                 WebSocketRoute("/v1/stream", stream),
                 *routes,  # the team's (server/team_service.py)
             ]
@@ -123,6 +125,17 @@ class TrackingApp:
         # Starlette would answer /healthz/ with a redirect built from the Host header:
         # the server redirects nowhere but to minted targets (docs/interfaces.md).
         self._rest.router.redirect_slashes = False
+
+    async def _healthz(self, request: Request) -> Response:
+        body = await _healthz_body(self._database_health)
+        # 503 when the database does not answer, for load balancers that should send
+        # traffic to an instance that still reaches it (?database=required).
+        status = 200
+        if request.query_params.get("database") == "required" and body.get("database") not in (
+            None, "ok"
+        ):
+            status = 503
+        return JSONResponse(body, status_code=status, headers={"cache-control": "no-store"})
 
     def use_tracker(self, tracker: Tracker) -> None:
         """Answer from now on with ``tracker`` (a fresh one forgets every verified token:
@@ -303,5 +316,11 @@ async def _not_allowed(send: Send) -> None:
     await _plain(send, 405, _NOT_ALLOWED, [(b"allow", b"GET, HEAD")])
 
 
-async def _healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"}, headers={"cache-control": "no-store"})
+async def _healthz_body(database_health: Callable[[], Awaitable[bool]] | None) -> dict[str, str]:
+    if database_health is None:
+        return {"status": "ok"}  # SQLite: the file is this process's own
+    # The instance answers recipients either way (the outage spool keeps their hits):
+    # "database" tells the operator, and a load balancer that routes by it, whether
+    # PostgreSQL answers this instance.
+    answers = await database_health()
+    return {"status": "ok", "database": "ok" if answers else "unreachable"}

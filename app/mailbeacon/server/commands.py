@@ -54,6 +54,8 @@ from mailbeacon.server.users import UserAdmin, create_user, signing_key
 
 log = logging.getLogger(__name__)
 
+SPOOL_DIR = "spool"  # in the profile's data dir, unless --spool-dir says otherwise
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add this package's sub-commands."""
     server = sub.add_parser("server", help="the tracking server")
@@ -121,6 +123,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="N",
         help="database connections for reads (stream backlogs, lookups) besides the "
         "writer's (default %(default)s)",
+    )
+    serve.add_argument(
+        "--spool-dir",
+        type=Path,
+        metavar="PATH",
+        help="PostgreSQL: where hits are stored while the database does not answer, "
+        f"until they are replayed into it (default: {SPOOL_DIR} in the data dir)",
     )
     serve.add_argument(
         "--proxy-ranges",
@@ -245,6 +254,7 @@ def serve_config(args: argparse.Namespace, profile: Profile) -> ServerConfig:
         max_events_per_token_hour=args.max_events_per_token_hour,
         apple_ranges=args.proxy_ranges or operator_commands.default_apple_ranges(profile),
         pool_size=args.pool_size,
+        spool_dir=args.spool_dir or profile.data_dir / SPOOL_DIR,
     )
 
 

@@ -105,6 +105,11 @@ class ServerConfig:
     # PostgreSQL: how often a subscriber's instance looks for events stored by other
     # instances when no NOTIFY came (a lost NOTIFY costs this much latency, no event).
     poll_seconds: float = 1.0
+    # PostgreSQL: the folder of the outage spool (spool.py): while the database does
+    # not answer, hits are stored there (fsync'd) before they are answered, and
+    # replayed by themselves when it answers again. None: no spool (hits are answered
+    # but lost while the database is down; `server serve` always sets one).
+    spool_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.click_token_max_days < 1:

@@ -162,7 +162,11 @@ class PgStore:
         self._start(_BEGIN_LOCKED)
 
     def try_begin(self) -> bool:
-        """BEGIN and lock the counter without waiting; False when another writer has it."""
+        """BEGIN and lock the counter without waiting; False when another writer has it,
+        or when the connection must be made again (not on the event loop: :meth:`begin`
+        does it, on the writer's thread)."""
+        if self._conn.broken:
+            return False
         try:
             self._start(_BEGIN_LOCKED_NOWAIT)
         except errors.LockNotAvailable:
@@ -516,6 +520,18 @@ class PgStore:
         """The highest event id so far (0 for none)."""
         row = self._db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
         return 0 if row is None else int(str(row[0]))
+
+    def has_event(self, event_id: int, user_id: int, message: str, at: str) -> bool:
+        """Whether this exact event is stored."""
+        row = self._db.execute(
+            "SELECT 1 FROM events WHERE id = %s AND user_id = %s AND message = %s AND at = %s",
+            (event_id, user_id, message, at),
+        ).fetchone()
+        return row is not None
+
+    def unreachable(self) -> bool:
+        """Whether the connection is lost (the database is down or out of reach)."""
+        return bool(self._conn.broken or self._conn.closed)
 
     def rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         """Rows of a query (``?`` placeholders, as on SQLite)."""

@@ -38,7 +38,14 @@ class Reader:
         def on_a_connection() -> T:
             store = self._free.get()
             try:
-                return call(store)
+                try:
+                    return call(store)
+                except Exception:
+                    if not store.unreachable():
+                        raise
+                    # The connection was lost (PostgreSQL restarted): a read is safe to
+                    # try once more, on a new connection.
+                    return call(store)
             finally:
                 self._free.put(store)
 

@@ -27,12 +27,14 @@ lives in memory, bounded: after a restart its windows start afresh.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mailbeacon.core.botlists import Thresholds
 from mailbeacon.core.classify import Context, Decision, Hit, PriorHit, classify
@@ -47,12 +49,16 @@ from mailbeacon.server.config import (
 from mailbeacon.server.recent import RecentHits
 from mailbeacon.server.store import UNSTORED, NewEvent, Store
 
+if TYPE_CHECKING:
+    from mailbeacon.server.spool import Spool, Spooled
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Classifier = Callable[[Hit, Context], Decision]
 # Bounds the time the loop spends inserting one group (and so the latency of others).
 MAX_BATCH = 512
+SPOOLED_REASON = "stored in the outage spool; classified when replayed"
 INFERRED_REASON = "inferred from a click"
 HOUR = 3600.0
 
@@ -86,6 +92,9 @@ class Recorded:
     # True for a hit counted on an earlier event (a flood's repeat): nothing new was
     # stored or streamed; ``id`` and ``stored`` are that earlier event's.
     repeat: bool = False
+    # True for a hit stored in the outage spool (spool.py): it gets its id, verdict
+    # and stream message when it is replayed into the database.
+    spooled: bool = False
 
     @property
     def user_id(self) -> int:
@@ -250,6 +259,10 @@ class RecorderStopped(RuntimeError):
     """The recorder no longer accepts work (the server is stopping)."""
 
 
+class DatabaseDown(RuntimeError):
+    """The database does not answer: hits go to the spool, other writes wait."""
+
+
 @dataclass(slots=True)
 class _Job:
     future: asyncio.Future[Any]
@@ -274,8 +287,15 @@ class Recorder:
         ranges: KnownRanges | None = None,
         agents: AgentMatcher | None = None,
         flood: FloodLimits | None = None,
+        spool: Spool | None = None,
+        retry_seconds: float = 0.5,
     ) -> None:
         self._store = store
+        # PostgreSQL: where hits go while the database does not answer (spool.py).
+        self._spool = spool
+        self._retry_seconds = retry_seconds
+        self._db_down = False
+        self._next_try = 0.0
         self.flood = FloodGuard(flood if flood is not None else FloodLimits())
         # Built once here, not per hit (Context's defaults would look them up each time).
         self._thresholds = thresholds if thresholds is not None else Thresholds()
@@ -332,32 +352,144 @@ class Recorder:
     async def _blocking(self, call: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, call)
 
+    def _spooling(self) -> bool:
+        """Whether hits go to the spool: the database is down, or the spool still
+        holds hits that must reach it first (order)."""
+        return self._spool is not None and (self._db_down or self._spool.pending())
+
     async def _write_loop(self) -> None:
         in_transaction = False
         while True:
             if not self._pending:
-                if self._closing:
+                if self._closing and not self._spooling():
                     return
                 self._wakeup.clear()
-                await self._wakeup.wait()
+                if not self._spooling():
+                    await self._wakeup.wait()
+                    continue
+                # Spooling: retry the database now and then, even with no new hits.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._retry_seconds):
+                        await self._wakeup.wait()
+                await self._replay()
+                if self._closing and not self._pending:
+                    return  # what is left in the spool is replayed at the next start
                 continue
             batch = self._pending[:MAX_BATCH]
             del self._pending[:MAX_BATCH]
+            if self._spooling():
+                await self._replay()
+                if self._spooling():
+                    await self._to_spool(batch, {})
+                    continue
+            given: dict[int, int] = {}
             try:
                 if not in_transaction and not self._store.try_begin():
                     # Another process (add-user, backup) is writing: wait off the loop.
                     await self._blocking(self._store.begin)
                 in_transaction = True
                 recorded, outcomes = self._apply(batch)
+                given = _given_ids(batch, outcomes)
                 in_transaction = await self._blocking(self._commit_and_continue)
             except Exception as exc:
-                log.exception("could not commit %d hits/writes to the store", len(batch))
                 if in_transaction:
                     await self._blocking(self._rollback)
                 in_transaction = False
+                if self._spool is not None and self._store.unreachable():
+                    self._went_down(exc)
+                    self._forget(batch)
+                    await self._to_spool(batch, given)
+                    continue
+                log.exception("could not commit %d hits/writes to the store", len(batch))
                 self._fail(batch, exc)
                 continue
             self._deliver(recorded, outcomes)
+
+    def _went_down(self, exc: BaseException) -> None:
+        if not self._db_down:
+            reason = str(exc).strip().splitlines()[-1:] or [type(exc).__name__]
+            log.warning("the database does not answer (%s): hits are stored in the local "
+                        "spool and replayed when it answers again", reason[0])
+        self._db_down = True
+
+    async def _to_spool(self, batch: list[_Job], given: dict[int, int]) -> None:
+        """Store the batch's hits in the spool (fsync'd), then answer them; other
+        writes fail (the database is needed for them)."""
+        assert self._spool is not None
+        spool = self._spool
+        hits = [(job.hit, given.get(i)) for i, job in enumerate(batch) if job.hit is not None]
+        try:
+            if hits:
+                await self._blocking(lambda: spool.append(hits))
+        except Exception as exc:
+            log.exception("could not store %d hits in the spool either", len(hits))
+            self._fail(batch, exc)
+            return
+        down = DatabaseDown("the database does not answer; try again later")
+        for job in batch:
+            if job.future.done():
+                continue
+            if job.hit is None:
+                job.future.set_exception(down)
+                continue
+            new = _new_event(job.hit, job.hit.hit.type, Verdict.HUMAN, SPOOLED_REASON, False,
+                             None)
+            job.future.set_result(Recorded(UNSTORED, new, spooled=True))
+
+    async def _replay(self) -> None:
+        """Replay the spool into the database, oldest first, while it answers (at most
+        one attempt per ``retry_seconds`` while it does not)."""
+        spool = self._spool
+        if spool is None:
+            return
+        now = time.monotonic()
+        if self._db_down and now < self._next_try:
+            return
+        self._next_try = now + self._retry_seconds
+        for _ in range(100_000):  # bounded: each round replays a group or a file ends
+            if not spool.pending():
+                if self._db_down:
+                    log.info("the database answers again; the spool is replayed")
+                self._db_down = False
+                return
+            key, entries, offset = spool.head(MAX_BATCH)
+            if not entries:
+                spool.drop_head()
+                continue
+            try:
+                recorded = await self._replay_group(key, entries)
+            except Exception as exc:
+                await self._blocking(self._rollback)
+                self._recent.forget({(e.request.user_id, e.request.hit.message)
+                                     for e in entries})
+                self.flood.forget({(e.request.user_id, e.request.hit.message)
+                                   for e in entries})
+                if not self._store.unreachable():
+                    log.exception("could not replay the spool; trying again")
+                self._went_down(exc)
+                return
+            spool.replayed(offset)
+            self._deliver(recorded, [])
+
+    async def _replay_group(self, key: str, entries: list[Spooled]) -> list[Recorded]:
+        """One transaction: the entries not replayed before, and how far it got."""
+        store = self._store
+        await self._blocking(store.begin)
+        done = int(store.get_meta(key) or 0)
+        recorded: list[Recorded] = []
+        for entry in entries:
+            if entry.seq <= done:
+                continue  # replayed before a crash, with its progress
+            request = entry.request
+            if entry.maybe_id is not None and store.has_event(
+                entry.maybe_id, request.user_id, request.hit.message, request.at
+            ):
+                continue  # its COMMIT did happen, though the answer was lost
+            stored, _ = self._record(request)
+            recorded.extend(stored)
+        store.set_meta(key, str(entries[-1].seq))
+        await self._blocking(store.commit)
+        return recorded
 
     def _commit_and_continue(self) -> bool:
         """In the thread: COMMIT, and when more work is waiting, BEGIN the next group
@@ -478,11 +610,14 @@ class Recorder:
             return Decision(Verdict.BOT, "HEAD request (never a person)", decision.revisions)
         return decision
 
-    def _fail(self, batch: list[_Job], error: Exception) -> None:
+    def _forget(self, batch: list[_Job]) -> None:
         # The window may hold ids that were rolled back: forget those messages.
         refs = {(j.hit.user_id, j.hit.hit.message) for j in batch if j.hit}
         self._recent.forget(refs)
         self.flood.forget(refs)
+
+    def _fail(self, batch: list[_Job], error: Exception) -> None:
+        self._forget(batch)
         for job in batch:
             if not job.future.done():
                 job.future.set_exception(error)
@@ -500,3 +635,13 @@ class Recorder:
                 future.set_result(value)
             else:
                 future.set_exception(error)
+
+
+def _given_ids(batch: list[_Job], outcomes: list[_Outcome]) -> dict[int, int]:
+    """The id each hit of the batch was given (by index in the batch): if the COMMIT is
+    cut off, the spool's replay checks whether it happened after all."""
+    given: dict[int, int] = {}
+    for index, (job, (_future, value, _error)) in enumerate(zip(batch, outcomes, strict=True)):
+        if job.hit is not None and isinstance(value, Recorded) and not value.repeat:
+            given[index] = value.id
+    return given

@@ -392,6 +392,18 @@ class SqliteStore:
         row = self._db.execute("SELECT max(id) FROM events").fetchone()
         return int(row[0] or 0)
 
+    def has_event(self, event_id: int, user_id: int, message: str, at: str) -> bool:
+        """Whether this exact event is stored."""
+        row = self._db.execute(
+            "SELECT 1 FROM events WHERE id = ? AND user_id = ? AND message = ? AND at = ?",
+            (event_id, user_id, message, at),
+        ).fetchone()
+        return row is not None
+
+    def unreachable(self) -> bool:
+        """A file is never out of reach the way a database server is."""
+        return False
+
     def rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         """Rows of a query (``?`` placeholders)."""
         return [tuple(row) for row in self._db.execute(sql, params).fetchall()]

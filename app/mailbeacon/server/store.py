@@ -197,6 +197,15 @@ class Store(Protocol):
         """The highest event id so far (0 for none)."""
         ...
 
+    def has_event(self, event_id: int, user_id: int, message: str, at: str) -> bool:
+        """Whether this exact event is stored (the spool's check after a cut-off COMMIT)."""
+        ...
+
+    def unreachable(self) -> bool:
+        """Whether the last failure was the database not answering (the connection is
+        lost): hits then go to the outage spool. Always False on SQLite."""
+        ...
+
     def rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         """Rows of a query written for both back ends (``?`` placeholders): the team's
         administration (server/team.py, server/admin/) keeps its SQL in its own modules."""

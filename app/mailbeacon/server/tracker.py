@@ -127,7 +127,15 @@ class Tracker:
     async def _lookup(self, user_id: int) -> bytes | None:
         if self._users.recently_missing(user_id):
             return None
-        if await self._reader.get_user(user_id) is None:
+        try:
+            user = await self._reader.get_user(user_id)
+        except Exception:
+            # The database does not answer (PostgreSQL down): the token is still checked
+            # against the key derived from the secret, and removed users stay refused,
+            # so the hit is kept (in the outage spool) rather than lost.
+            log.debug("user %d looked up without the database", user_id, exc_info=True)
+            return self._users.add(user_id)
+        if user is None:
             self._users.add_missing(user_id)
             return None
         return self._users.add(user_id)

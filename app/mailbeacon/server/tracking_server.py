@@ -34,6 +34,7 @@ from mailbeacon.server.proxy_ranges import load_ranges
 from mailbeacon.server.reader import Reader
 from mailbeacon.server.recent import RecentHits
 from mailbeacon.server.recorder import Classifier, FloodLimits, Recorder
+from mailbeacon.server.spool import Spool
 from mailbeacon.server.store import Store
 from mailbeacon.server.stores import open_postgres, open_store
 from mailbeacon.server.stream import StreamEndpoint
@@ -42,6 +43,8 @@ from mailbeacon.server.tracker import Tracker, iso_utc
 from mailbeacon.server.users import UserAdmin, UserKeys, UsersWatch, create_user, hash_token
 
 log = logging.getLogger(__name__)
+
+HEALTH_TIMEOUT = 2.0  # seconds /healthz waits for the database before saying it does not answer
 
 
 class ServerStartError(RuntimeError):
@@ -76,6 +79,7 @@ class _Running:
     watching: asyncio.Task[None]
     # PostgreSQL: every instance's events, read by id (pg_feed.py); None on SQLite.
     feed: _SharedStream | None = None
+    spool: Spool | None = None
 
 
 @dataclass(slots=True)
@@ -197,11 +201,15 @@ class TrackingServer:
             # On SQLite this instance is the only writer: it publishes what it commits.
             # On PostgreSQL the feed reads every instance's events by id, this one's too.
             published = fanout.publish if shared is None else shared.feed.wake_after
+            spool = self._spool()
+            if spool is not None:
+                cleanup.callback(spool.close)
             recorder = Recorder(
                 store, addresses, recent, published, self._classifier,
                 thresholds=config.thresholds,
                 ranges=ranges,
                 flood=FloodLimits(config.flood_window_seconds, config.max_events_per_token_hour),
+                spool=spool,
             )
             recorder.start()
             cleanup.push_async_callback(recorder.stop)
@@ -225,13 +233,20 @@ class TrackingServer:
         )
         self._running = _Running(
             server, main_loop, [sock], store, reader, recorder, fanout, self._users, addresses,
-            app, int(sock.getsockname()[1]), public, streams, watch, watching, shared,
+            app, int(sock.getsockname()[1]), public, streams, watch, watching, shared, spool,
         )
         log.info("tracking server on %s (public URL %s)", self.url, public)
         if config_public := self.config.public_url:
             # The operator chose this URL for every rep's mail: say what it costs them.
             for sentence in check_tracking_url(config_public).sentences():
                 log.warning("public URL: %s", sentence)
+
+    def _spool(self) -> Spool | None:
+        """On PostgreSQL with a spool folder: the outage spool (spool.py)."""
+        config = self.config
+        if not isinstance(config.db_path, PostgresUrl) or config.spool_dir is None:
+            return None
+        return Spool(config.spool_dir)
 
     async def _shared_stream(self, fanout: Fanout) -> _SharedStream | None:
         """On PostgreSQL: the feed of every instance's events and its NOTIFY listener."""
@@ -279,9 +294,21 @@ class TrackingServer:
             clock=self._clock,
         )
         streams = RevocableStream(stream, reader)
+        health = None
+        if isinstance(config.db_path, PostgresUrl):
+
+            async def health() -> bool:
+                """Whether the database answers (for /healthz)."""
+                try:
+                    async with asyncio.timeout(HEALTH_TIMEOUT):
+                        await reader.run(lambda s: s.get_meta(PUBLIC_URL_KEY))
+                except Exception:
+                    return False
+                return True
+
         app = TrackingApp(
             tracker, secret, streams, secure_cookies=public.startswith("https:"),
-            clock=self._clock,
+            clock=self._clock, database_health=health,
             routes=self._team.routes(reader, recorder),
         )
         return app, streams, public
@@ -312,15 +339,19 @@ class TrackingServer:
     ) -> None:
         """Apply removals and rotations made by ``server remove-user`` / ``rotate-key``
         in another process, within ``users_check_seconds`` (users.py)."""
+        failing = False
         while True:
             await asyncio.sleep(self.config.users_check_seconds)
             candidates = self._users.known_ids() | streams.users()
             try:
                 change = await asyncio.to_thread(watch.poll, candidates)
             except Exception:
-                log.warning("could not check the users table for removals and rotations; "
-                            "trying again", exc_info=True)
+                if not failing:  # once per outage, not four times a second
+                    log.warning("could not check the users table for removals and "
+                                "rotations; trying again", exc_info=True)
+                failing = True
                 continue
+            failing = False
             if change is None:
                 continue
             self._users.revise(change)
@@ -369,6 +400,8 @@ class TrackingServer:
         await running.main_loop
         await running.uvicorn.shutdown(sockets=running.sockets)
         await running.recorder.stop()
+        if running.spool is not None:
+            running.spool.close()
         if running.feed is not None:
             await running.feed.stop()
         running.watch.close()

@@ -23,10 +23,12 @@ from websockets.exceptions import ConnectionClosed
 
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.server.config import PostgresUrl
+from tests.helpers.postgres import running_cluster
 from tests.helpers.server import (
     WAIT,
     add_user_process,
     new_mail,
+    query,
     recipient,
     served_at,
     serving_process,
@@ -177,3 +179,84 @@ async def test_a_killed_instance_loses_no_answered_hit_and_the_agent_resumes_exa
     assert len(messages) == len(set(messages)), "a hit was streamed twice"
     ids = [e["id"] for e in received]
     assert ids == sorted(ids)
+
+
+OUTAGE_SECONDS = 10.0
+
+
+async def test_postgresql_down_for_ten_seconds_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    """PostgreSQL stops (``pg_ctl stop -m fast``: every connection cut) for 10 s while
+    recipients keep hitting both instances through nginx: every hit answered before,
+    during and after is in PostgreSQL exactly once afterwards, the rep's agent gets
+    each once, and the servers recover by themselves (the outage spool, spool.py)."""
+    with running_cluster() as cluster:
+        url = cluster.new_database()
+        profile, db = tmp_path / "profile", PostgresUrl(url)
+        rep = await add_user_process(profile, db, "alice")
+        spools = [("--spool-dir", str(tmp_path / f"spool{n}")) for n in (1, 2)]
+        async with (
+            serving_process(profile, db, *PROXIED, *spools[0]) as (_, one_url),
+            serving_process(profile, db, *PROXIED, *spools[1]) as (_, two_url),
+        ):
+            ports = [int(u.rsplit(":", 1)[1]) for u in (one_url, two_url)]
+            with running_balancer(tmp_path / "nginx", ports) as balancer:
+                alice = served_at(rep, balancer.url)
+                received: list[dict[str, Any]] = []
+                progress = Progress()
+                subscriber = asyncio.create_task(
+                    _collect(alice.server_url, alice.api_token, 0, received, progress)
+                )
+                answered: list[str] = []
+                failed: list[int] = []
+                stop = asyncio.Event()
+
+                async def send() -> None:
+                    async with recipient() as client:
+                        for _ in range(MAX_PER_SENDER * 10):
+                            if stop.is_set():
+                                return
+                            mail = new_mail(alice)
+                            response = await client.get(mail.pixel())
+                            if response.status_code == 200:
+                                answered.append(mail.message)
+                                progress.tick()
+                            else:
+                                failed.append(response.status_code)
+                            await asyncio.sleep(0.01)  # ~100 hits/s per sender
+
+                senders = [asyncio.create_task(send()) for _ in range(2)]
+                await progress.until(lambda: len(answered) >= 50)
+                await asyncio.to_thread(cluster.stop, "fast")
+                down_from = len(answered)
+                async with httpx.AsyncClient(timeout=WAIT) as probe:
+                    health = (await probe.get(f"{one_url}/healthz")).json()
+                    required = await probe.get(f"{one_url}/healthz?database=required")
+                assert health == {"status": "ok", "database": "unreachable"}
+                assert required.status_code == 503
+                await asyncio.sleep(OUTAGE_SECONDS)  # the outage, with traffic going on
+                during = len(answered) - down_from
+                await asyncio.to_thread(cluster.start)
+                back_from = len(answered)
+                await progress.until(lambda: len(answered) >= back_from + 100)
+                stop.set()
+                await asyncio.gather(*senders)
+                wanted = set(answered)
+                await progress.until(lambda: {e["message"] for e in received} >= wanted)
+                async with httpx.AsyncClient(timeout=WAIT) as probe:
+                    for base in (one_url, two_url):
+                        health = (await probe.get(f"{base}/healthz")).json()
+                        assert health == {"status": "ok", "database": "ok"}
+                subscriber.cancel()
+                await asyncio.gather(subscriber, return_exceptions=True)
+        stored = query(db, "SELECT message, count(*) FROM events GROUP BY message")
+        spooled_left = [p for n in (1, 2) for p in (tmp_path / f"spool{n}").glob("*.jsonl")]
+
+    assert failed == []  # recipients were answered all along
+    assert during > 100  # hits answered while PostgreSQL was down
+    counts = dict(stored)
+    assert set(answered) <= set(counts), "an answered hit is not in PostgreSQL"
+    assert all(count == 1 for count in counts.values()), "a hit was stored twice"
+    messages = [e["message"] for e in received]
+    assert set(answered) <= set(messages)
+    assert len(messages) == len(set(messages)), "a hit was streamed twice"
+    assert spooled_left == []  # replayed, and the spool files gone

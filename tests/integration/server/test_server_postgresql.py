@@ -11,18 +11,31 @@ import logging
 import random
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from mailbeacon.core.classify import Hit
 from mailbeacon.core.events import EventType, ServerEvent, Verdict
 from mailbeacon.server.config import PostgresUrl
 from mailbeacon.server.pg_schema import MIGRATIONS, stored_version
 from mailbeacon.server.pg_store import PgStore
+from mailbeacon.server.recorder import HitRequest
 from mailbeacon.server.schema import VERSION, render
+from mailbeacon.server.spool import Spool, Spooled
 from mailbeacon.server.sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
 from mailbeacon.server.store import UNSTORED, NewEvent
-from tests.helpers.server import new_mail, next_event, recipient, running_server, subscribed
+from mailbeacon.server.tracker import iso_utc
+from tests.helpers.server import (
+    CHROME,
+    new_mail,
+    next_event,
+    query,
+    recipient,
+    running_server,
+    subscribed,
+)
 
 INSTANCES = 4
 
@@ -199,3 +212,59 @@ async def test_a_lost_notify_costs_latency_never_an_event(postgres_url: str) -> 
                     "WHERE application_name = 'mailbeacon-listen'"
                 ).fetchone() != (2,):
                     await asyncio.sleep(0.05)
+
+
+def _spooled_hit(user_id: int, message: str) -> HitRequest:
+    at = time.time() - 5
+    hit = Hit(EventType.OPEN, "GET", "192.0.2.7", CHROME, at, int(at) - 3600, message, None)
+    return HitRequest(user_id, hit, iso_utc(at), CHROME)
+
+
+@pytest.mark.expect_log("left by a stopped server", "storing hits in")
+async def test_a_spool_left_by_a_killed_server_is_replayed_once(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """A server was killed after replaying the first two entries of its spool (their
+    progress committed with them) but before removing the file: the next start
+    replays the third only, and a line cut short by the crash (never answered) not
+    at all."""
+    db = PostgresUrl(postgres_url)
+    async with running_server(db) as first:
+        alice = await first.add_user("alice")
+    folder = tmp_path / "spool"
+    left = Spool(folder)
+    left.append([(_spooled_hit(alice.user_id, f"m{n}" * 11), None) for n in range(3)])
+    (path,) = folder.glob("*.jsonl")
+    with path.open("ab") as torn:
+        torn.write(b'{"seq":4,"user"')
+    left.close()
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("INSERT INTO meta (key, value) VALUES (%s, '2')", (f"spool:{path.name}",))
+    async with (
+        running_server(db, spool_dir=folder) as second,
+        subscribed(second, alice.api_token) as stream,
+    ):
+        event = await next_event(stream)
+    assert event["message"] == "m2" * 11
+    assert query(db, "SELECT message FROM events") == [("m2" * 11,)]
+    assert list(folder.glob("*.jsonl")) == []
+
+
+@pytest.mark.expect_log("storing hits in")
+def test_a_spool_entry_survives_the_round_trip_and_a_torn_line_is_ignored(
+    tmp_path: Path,
+) -> None:
+    spool = Spool(tmp_path)
+    request = _spooled_hit(7, "x" * 22)
+    spool.append([(request, 41)])
+    (path,) = tmp_path.glob("*.jsonl")
+    with path.open("ab") as torn:
+        torn.write(b'{"seq":2')
+    key, entries, offset = spool.head(10)
+    assert key == f"spool:{path.name}"
+    assert entries == [Spooled(1, request, 41)]
+    spool.replayed(offset)
+    assert spool.head(10)[1] == []
+    spool.drop_head()
+    assert not spool.pending() and not path.exists()
+    spool.close()

@@ -14,6 +14,7 @@ import pytest
 from mailbeacon.core import tokens
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.pixel import GIF
+from mailbeacon.server.config import PostgresUrl
 from mailbeacon.server.tracking_server import TrackingServer
 from tests.helpers.server import (
     CHROME,
@@ -267,8 +268,13 @@ async def test_other_methods_on_tracking_paths_are_refused(
 async def test_healthz(server: TrackingServer) -> None:
     async with recipient() as client:
         response = await client.get(f"{server.url}/healthz")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+        required = await client.get(f"{server.url}/healthz?database=required")
+    assert response.status_code == required.status_code == 200
+    if isinstance(server.config.db_path, PostgresUrl):
+        # For load balancers: whether PostgreSQL answers this instance.
+        assert response.json() == {"status": "ok", "database": "ok"}
+    else:
+        assert response.json() == {"status": "ok"}
 
 
 async def test_a_claimed_browser_makes_self_clicks(
