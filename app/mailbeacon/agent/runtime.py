@@ -73,6 +73,7 @@ from mailbeacon.agent.tracking.watch import TrackingWatch
 from mailbeacon.core import uainfo
 from mailbeacon.core.durable import make_private, private_dir
 from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.core.language import Language
 from mailbeacon.core.profile import Profile
 from mailbeacon.core.urls import TrackingUrls
 
@@ -194,6 +195,7 @@ class AgentRuntime:
         self._outage = OutageWatch()
         # The last "Test tracking" of the tracking URL: (worked?, its sentence).
         self.tracking_tested: tuple[bool, str] | None = None
+        self._language: tuple[str, Language] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -213,6 +215,7 @@ class AgentRuntime:
             describe_client=lambda ua: uainfo.describe(ua).label,
             device_family=uainfo.device_family,
             country_of=CountryLookup().country_of,
+            language=self.language,
         )
         self._start_sign_in()
         self._start_reply_watcher()
@@ -292,6 +295,14 @@ class AgentRuntime:
             fresh = Settings.load_or_default(self._profile.config_file)
             self.settings = apply_options(fresh, self._options)
         return self.settings
+
+    def language(self) -> Language:
+        """The rep's language for notifications (``app.language``, else the system's
+        locale): a saved change applies to the next notification, no restart."""
+        setting = self.current_settings().app.language
+        if self._language is None or self._language[0] != setting:
+            self._language = (setting, Language.load(setting, self._environ))
+        return self._language[1]
 
     def _config_stamp(self) -> tuple[int, int] | None:
         try:
@@ -419,7 +430,7 @@ class AgentRuntime:
         )
         followup = FollowUp(
             self.followup_store, self.records, sender.accept_recorded, self._notify_local,
-            self.current_settings, self._clock, sequences=sequences,
+            self.current_settings, self._clock, sequences=sequences, language=self.language,
         )
         await followup.start()
         return followup
@@ -454,7 +465,7 @@ class AgentRuntime:
             self.imap = build_reply_watcher(
                 self.current_settings, self.secrets, self._profile.data_dir, self.records,
                 self._notify_local, self._on_imap_status, clock=self._clock,
-                bearer=self.sign_in,
+                bearer=self.sign_in, language=self.language,
             )
         except SettingError as exc:
             self._problem(f"Replies are not watched: {exc}")

@@ -49,6 +49,7 @@ from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.events import EventType, Verdict
 from mailbeacon.core.extract import header_value
 from mailbeacon.core.followup_time import Delay, Window, add_delay
+from mailbeacon.core.language import ENGLISH, Language
 from mailbeacon.core.mime import line_ending, split_header
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,10 @@ class FollowUp:
         sequences: StepRunner | None = None,
         poll_seconds: float = POLL_SECONDS,
         late_after: float = LATE_AFTER_SECONDS,
+        language: Callable[[], Language] = lambda: ENGLISH,
     ) -> None:
         self._store = store
+        self._language = language  # asked per notice: a change applies at once
         self._records = records
         self._send = send
         self._notify = notify
@@ -241,7 +244,7 @@ class FollowUp:
             self._notify(self._late_notice(item, accepted, now))
 
     def _late_notice(self, item: ScheduledMail, accepted: Accepted, now: float) -> Notification:
-        due = datetime.fromtimestamp(item.send_at, UTC).astimezone(self._zone())
+        tr = self._language().in_zone(self._zone())
         return Notification(
             event=None,
             type=NotificationType.SENT_LATE,
@@ -249,10 +252,11 @@ class FollowUp:
             subject=item.subject,
             recipient=item.recipients[0] if len(item.recipients) == 1 else None,
             anonymous=False,
-            title=f"Sent late: {wording.quoted(item.subject)}",
-            body=(
-                f"It was scheduled for {due:%a %d %b %H:%M} while MailBeacon was not running; "
-                f"it went out now to {item.to_text}."
+            title=tr.t("Sent late: {subject}", subject=wording.quoted(item.subject, tr)),
+            body=tr.t(
+                "It was scheduled for {when} while MailBeacon was not running; "
+                "it went out now to {recipients}.",
+                when=_day(item.send_at, tr), recipients=item.to_text,
             ),
             at=normalize_at(datetime.fromtimestamp(now, UTC)),
             email_id=accepted.email_id,
@@ -306,6 +310,7 @@ class FollowUp:
 
     def _reminder_notice(self, reminder: Reminder, now: float) -> Notification:
         who = reminder.name or reminder.recipient
+        tr = self._language().in_zone(self._zone())
         return Notification(
             event=None,
             type=NotificationType.REMINDER,
@@ -313,13 +318,14 @@ class FollowUp:
             subject=reminder.subject,
             recipient=reminder.recipient,
             anonymous=False,
-            title=(
-                f"No reply from {who} to {wording.quoted(_short(reminder.subject))} "
-                f"in {_delay_words(reminder.delay)}"
+            title=tr.t(
+                "No reply from {name} to {subject} in {delay}", name=who,
+                subject=wording.quoted(_short(reminder.subject), tr),
+                delay=_delay_words(reminder.delay, tr),
             ),
-            body=(
-                f"Sent {_day(reminder.sent_at, self._zone())}. Click to open the record, "
-                "write a follow-up or snooze."
+            body=tr.t(
+                "Sent {when}. Click to open the record, write a follow-up or snooze.",
+                when=_day(reminder.sent_at, tr),
             ),
             at=normalize_at(datetime.fromtimestamp(now, UTC)),
             email_id=reminder.email_id,
@@ -354,10 +360,11 @@ def _remind_of(text: str | None) -> Delay | None:
     return Delay(int(amount), unit)
 
 
-def _day(at: float, zone: tzinfo) -> str:
-    """``Mon 7 Dec 09:00`` in the rep's zone."""
-    local = datetime.fromtimestamp(at, UTC).astimezone(zone)
-    return f"{local:%a} {local.day} {local:%b %H:%M}"
+def _day(at: float, tr: Language) -> str:
+    """``Mon 7 Dec 09:00`` in the rep's zone and words (``pon. 7 gru 09:00``)."""
+    local = tr.local(datetime.fromtimestamp(at, UTC))
+    return tr.t("{weekday} {date} {time}", weekday=tr.weekday(local),
+                date=tr.short_day(local), time=tr.clock(local))
 
 
 def _short(subject: str, limit: int = 40) -> str:
@@ -365,8 +372,13 @@ def _short(subject: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _delay_words(delay: str) -> str:
-    """``3d`` → "3 days", ``1h`` → "1 hour"."""
-    names = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
-    amount, unit = int(delay[:-1]), names.get(delay[-1:], "day")
-    return f"{amount} {unit}" + ("" if amount == 1 else "s")
+def _delay_words(delay: str, tr: Language = ENGLISH) -> str:
+    """``3d`` → "3 days", ``1h`` → "1 hour" (Polish: "3 dni", "1 godzinę")."""
+    amount, unit = int(delay[:-1]), delay[-1:]
+    if unit == "s":
+        return tr.n("{count} second", "{count} seconds", amount)
+    if unit == "m":
+        return tr.n("{count} minute", "{count} minutes", amount)
+    if unit == "h":
+        return tr.n("{count} hour", "{count} hours", amount)
+    return tr.n("{count} day", "{count} days", amount)

@@ -61,6 +61,7 @@ from mailbeacon.core.inbound import (
     classify,
     parse_bounce,
 )
+from mailbeacon.core.language import ENGLISH, Language
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +102,10 @@ class ReplyRecorder:
         clock: Callable[[], float] = time.time,
         max_logged_bytes: int = MAX_LOGGED_BYTES,
         bounce_bytes: int = BOUNCE_BYTES,
+        language: Callable[[], Language] = lambda: ENGLISH,
     ) -> None:
         self._store = store
+        self._language = language  # asked per notification: a change applies at once
         self._config = config
         self._emit = emit
         self._clock = clock
@@ -253,17 +256,18 @@ class ReplyRecorder:
         if NotificationType.REPLY not in config.kinds or config.paused(self._clock()):
             return
         contact = None if event.anonymous else self._store.contact(event.contact or "")
+        tr = self._language()
         if event.anonymous or contact is None:
-            name = wording.SOMEONE
+            name = wording.someone(tr)
         else:
             name = contact.name or incoming.sender_name or contact.email
         logged = event.details.get("logged")
         snippet = logged.get("snippet", "") if isinstance(logged, dict) else ""
         body = wording.body_for([
-            wording.since_sending(email, event.at),
+            wording.since_sending(email, event.at, tr),
             "" if event.details.get("recipient", True) or event.anonymous
-            else "not one of the recipients",
-            f"“{snippet}”" if snippet else "",
+            else tr.t("not one of the recipients"),
+            tr.t("“{subject}”", subject=snippet) if snippet else "",
         ])
         notification = Notification(
             event=None,
@@ -272,7 +276,7 @@ class ReplyRecorder:
             subject=email.subject,
             recipient=None if event.anonymous or contact is None else contact.email,
             anonymous=event.anonymous,
-            title=f"{name} replied to {wording.quoted(email.subject)}",
+            title=wording.reply_title(name, email.subject, tr),
             body=body,
             at=event.at,
             inferred=inferred,
@@ -357,10 +361,11 @@ class ReplyRecorder:
         if config.paused(self._clock()):
             return
         subject = email.subject if email else ""
+        tr = self._language()
         title = (
-            f"Could not deliver {wording.quoted(subject)} to {recipient.address}"
+            wording.undelivered_title(subject, recipient.address, tr)
             if email
-            else f"Mail to {recipient.address} bounced"
+            else tr.t("Mail to {address} bounced", address=recipient.address)
         )
         self._send(
             Notification(
@@ -372,7 +377,7 @@ class ReplyRecorder:
                 anonymous=False,
                 title=title,
                 body=refusal_body(
-                    reason, recipient.status or None, in_records=email is not None
+                    reason, recipient.status or None, in_records=email is not None, tr=tr
                 ),
                 at=at,
                 email_id=email.id if email else None,
@@ -390,6 +395,7 @@ def build_reply_watcher(
     on_status: Callable[[ImapStatus], None] = lambda _status: None,
     clock: Callable[[], float] = time.time,
     bearer: BearerSource | None = None,
+    language: Callable[[], Language] = lambda: ENGLISH,
 ) -> ImapWatcher | None:
     """The inbox watcher the settings ask for (``imap.url``), recording replies into
     ``store``; None when no IMAP URL is set. Raises SettingError for an unusable URL.
@@ -398,7 +404,8 @@ def build_reply_watcher(
     """
     current = settings()
     recorder = ReplyRecorder(
-        store, lambda: PolicyConfig.from_settings(settings()), emit, clock=clock
+        store, lambda: PolicyConfig.from_settings(settings()), emit, clock=clock,
+        language=language,
     )
     return build_watcher(
         current.imap.url,

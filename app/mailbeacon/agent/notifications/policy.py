@@ -47,6 +47,7 @@ from mailbeacon.core.events import (
     Verdict,
 )
 from mailbeacon.core.ipranges import TRUNCATED_V4_PREFIX, TRUNCATED_V6_PREFIX, parse_ip
+from mailbeacon.core.language import ENGLISH, Language
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +165,11 @@ class Notifier:
         describe_client: Callable[[str], str] = lambda _ua: "",
         device_family: Callable[[str], str] = lambda ua: ua,
         country_of: Callable[[str], str | None] = lambda _ip: None,
+        language: Callable[[], Language] = lambda: ENGLISH,
     ) -> None:
         self._store = store
+        # The rep's language, asked for each notification: a change applies at once.
+        self._language = language
         self._config = config
         self._emit = emit
         self._clock = clock
@@ -343,14 +347,15 @@ class Notifier:
         self._inferred.discard(key)
         if event.type not in config.kinds:
             return None
-        name = wording.who(resolution.contact, anonymous)
+        tr = self._language()
+        name = wording.who(resolution.contact, anonymous, tr)
         email = resolution.email
-        title = wording.title_for(event.type, name, email, event.url, inferred)
+        title = wording.title_for(event.type, name, email, event.url, inferred, tr)
         body = wording.body_for([
-            wording.since_sending(email, event.at),
-            f"via {event.via}" if event.via else self._describe(event.user_agent),
+            wording.since_sending(email, event.at, tr),
+            wording.via(event.via, tr) if event.via else self._describe(event.user_agent),
             self._country(event.ip) or "",
-            "possibly forwarded" if forwarded else "",
+            wording.possibly_forwarded(tr) if forwarded else "",
         ])
         contact = resolution.contact
         notification = Notification(
@@ -462,7 +467,9 @@ class Notifier:
             contact = self._store.contact(note.recipient)
         except ValueError:  # not an address the store keys: show it as it came
             contact = None
-        return wording.who(contact, False) if contact is not None else note.recipient
+        if contact is None:
+            return note.recipient
+        return wording.who(contact, False, self._language())
 
     def flush_summary(self) -> None:
         """Send what was held back as one notification (also at shutdown).
@@ -479,6 +486,7 @@ class Notifier:
         first = summary.items[0]
         one_email = len({item.email for item in summary.items}) == 1 and first.email is not None
         [recipient] = summary.recipients if len(summary.recipients) == 1 else [None]
+        tr = self._language()
         notification = Notification(
             event=None,
             type=NotificationType.SUMMARY,
@@ -486,8 +494,10 @@ class Notifier:
             subject=first.subject if one_email else "",
             recipient=recipient,
             anonymous=False,
-            title=wording.summary_title(summary.items),
-            body=wording.summary_body(summary.counts, summary.away, one_email, bool(recipient)),
+            title=wording.summary_title(summary.items, tr),
+            body=wording.summary_body(
+                summary.counts, summary.away, one_email, bool(recipient), tr
+            ),
             at=normalize_at(datetime.fromtimestamp(self._clock(), UTC)),
             email_id=first.email if one_email and isinstance(first.email, int) else None,
             events=tuple(summary.server_ids),
@@ -527,19 +537,23 @@ class Notifier:
                 subject="",
                 recipient=None,
                 anonymous=False,
-                title="Sign in again",
-                body=f"{why} Your emails wait in the outbox until you sign in.",
+                title=wording.sign_in_title(self._language()),
+                body=wording.sign_in_body(why, self._language()),
                 at=at,
             )
         )
 
     def delivery_delayed(self, server: str, detail: str, waiting: int) -> None:
         """Sending stopped with mail waiting: told once per outage (agent/status.py)."""
-        self._sending_news(wording.delayed_title(server), wording.delayed_body(detail, waiting))
+        tr = self._language()
+        self._sending_news(
+            wording.delayed_title(server, tr), wording.delayed_body(detail, waiting, tr)
+        )
 
     def delivery_resumed(self, server: str, delivered: int) -> None:
         """The outage ended: what waited went out."""
-        self._sending_news(wording.resumed_title(delivered), wording.resumed_body(server))
+        tr = self._language()
+        self._sending_news(wording.resumed_title(delivered, tr), wording.resumed_body(server, tr))
 
     def _sending_news(self, title: str, body: str) -> None:
         self.deliver(
@@ -576,6 +590,7 @@ class Notifier:
         if local_id is None or NotificationType.DELIVERY_FAILED not in self._config().kinds:
             return
         subject = email.subject if email else ""
+        tr = self._language()
         self._send(
             Notification(
                 event=None,
@@ -584,9 +599,9 @@ class Notifier:
                 subject=subject,
                 recipient=recipients[0] if len(recipients) == 1 else None,
                 anonymous=False,
-                title=f"Could not deliver {wording.quoted(subject)} to {', '.join(recipients)}",
+                title=wording.undelivered_title(subject, ", ".join(recipients), tr),
                 # Plain words and what to do; the server's own are the event's reason.
-                body=refusal_body(reply, server=OURS, in_records=email is not None),
+                body=refusal_body(reply, server=OURS, in_records=email is not None, tr=tr),
                 at=at,
                 email_id=email.id if email else None,
             ),

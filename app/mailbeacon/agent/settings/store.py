@@ -53,6 +53,7 @@ from mailbeacon.agent.settings.kinds import (
 )
 from mailbeacon.agent.settings.mail_urls import is_loopback, parse_mail_url, protocol_key
 from mailbeacon.core.durable import atomic_write
+from mailbeacon.core.language import SETTING_CHOICES
 
 __all__ = [
     "KEYS",
@@ -310,6 +311,12 @@ class AppSettings:
     """The desktop app."""
 
     autostart: bool = setting(False, _BOOL, "start MailBeacon when the rep logs in")
+    language: str = setting(
+        "system",
+        ChoiceKind(SETTING_CHOICES),
+        "the language of windows and notifications: 'system' (the desktop's locale), "
+        "'en' or 'pl'; applies without a restart",
+    )
 
 
 @dataclass(frozen=True, slots=True)

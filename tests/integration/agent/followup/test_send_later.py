@@ -122,7 +122,7 @@ async def test_time_passed_while_stopped_goes_out_at_start_with_a_notification(
         [late] = rig.notifications
         assert late.type == "sent_late"
         assert late.title == "Sent late: “Oferta”"
-        assert "Mon 07 Dec 10:00" in late.body and "alicja@client.example" in late.body
+        assert "Mon 7 Dec 10:00" in late.body and "alicja@client.example" in late.body
         assert late.email_id is not None
 
 

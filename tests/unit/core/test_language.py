@@ -1,0 +1,152 @@
+"""The rep's language (issue 19): which one is chosen, plural forms, dates, times and
+numbers in the locale's formats and the rep's zone, and a catalog compiled when the
+build did not."""
+
+# ruff: noqa: RUF001 - Polish text: en dashes and quotation marks are the point
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from mailbeacon.agent.notifications import wording
+from mailbeacon.agent.notifications.refusals import OURS, refusal_body
+from mailbeacon.core.events import EventType
+from mailbeacon.core.language import CATALOGS, ENGLISH, Language, chosen_code, system_locale
+
+WARSAW = ZoneInfo("Europe/Warsaw")
+
+
+@pytest.fixture
+def pl() -> Language:
+    return Language.load("pl", zone=WARSAW)
+
+
+@pytest.mark.parametrize(
+    ("environ", "setting", "code"),
+    [
+        ({"LANG": "pl_PL.UTF-8"}, "system", "pl"),
+        ({"LANG": "en_US.UTF-8"}, "system", "en"),
+        ({"LANG": "de_DE.UTF-8"}, "system", "en"),  # not spoken: the source language
+        ({"LANG": "C.UTF-8"}, "system", "en"),
+        ({}, "system", "en"),
+        ({"LANGUAGE": "pl:en", "LANG": "en_GB.UTF-8"}, "system", "pl"),
+        ({"LC_ALL": "pl_PL.UTF-8", "LANG": "en_GB.UTF-8"}, "system", "pl"),
+        ({"LANG": "pl_PL.UTF-8"}, "en", "en"),  # the setting wins over the system
+        ({"LANG": "en_GB.UTF-8"}, "pl", "pl"),
+    ],
+)
+def test_the_setting_then_the_system_chooses(
+    environ: dict[str, str], setting: str, code: str
+) -> None:
+    assert chosen_code(setting, environ) == code
+    assert Language.load(setting, environ).code == code
+
+
+def test_formats_follow_the_systems_country_when_its_language_is_spoken() -> None:
+    assert system_locale({"LANG": "en_US.UTF-8"}) == "en_US"
+    us = Language.load("system", {"LANG": "en_US.UTF-8"}, zone=UTC)
+    assert us.day(datetime(2025, 6, 12, tzinfo=UTC)) == "Jun 12, 2025"
+    assert ENGLISH.day(datetime(2025, 6, 12, tzinfo=UTC)) == "12 Jun 2025"
+
+
+@pytest.mark.parametrize(
+    ("count", "opens", "clicks", "emails"),
+    [
+        (1, "1 otwarcie", "1 kliknięcie", "1 wiadomość"),
+        (2, "2 otwarcia", "2 kliknięcia", "2 wiadomości"),
+        (5, "5 otwarć", "5 kliknięć", "5 wiadomości"),
+        (12, "12 otwarć", "12 kliknięć", "12 wiadomości"),
+        (22, "22 otwarcia", "22 kliknięcia", "22 wiadomości"),
+        (25, "25 otwarć", "25 kliknięć", "25 wiadomości"),
+        (1001, "1\u00a0001 otwarć", "1\u00a0001 kliknięć", "1\u00a0001 wiadomości"),
+    ],
+)
+def test_polish_has_three_plural_forms(
+    pl: Language, count: int, opens: str, clicks: str, emails: str
+) -> None:
+    assert wording.summary_counts({EventType.OPEN: count}, pl) == opens
+    assert wording.summary_counts({EventType.CLICK: count}, pl) == clicks
+    assert pl.n("{count} email", "{count} emails", count) == emails
+
+
+def test_english_stays_the_source(pl: Language) -> None:
+    assert wording.summary_counts({EventType.OPEN: 7, EventType.CLICK: 1}) == (
+        "7 opens and 1 click"
+    )
+    assert wording.summary_counts({EventType.OPEN: 7, EventType.CLICK: 1}, pl) == (
+        "7 otwarć i 1 kliknięcie"
+    )
+
+
+def test_summary_titles_name_people_with_a_verb_for_how_many(pl: Language) -> None:
+    def items(*names: str) -> list[wording.Summarised]:
+        return [wording.Summarised(EventType.OPEN, n, 1, "Oferta na II kwartał") for n in names]
+
+    assert wording.summary_title(items("Ewa Łukasiewicz"), pl) == (
+        "Ewa Łukasiewicz otwiera „Oferta na II kwartał”"
+    )
+    assert wording.summary_title(items("Ewa Lis", "Piotr Nowak"), pl) == (
+        "Ewa Lis i Piotr Nowak otwierają „Oferta na II kwartał”"
+    )
+    five = items("Ewa Lis", "Piotr Nowak", "Jan Kos", "Ola Wąs", "Adam Mróz")
+    assert wording.summary_title(five, pl) == (
+        "Ewa Lis, Piotr Nowak i 3 inne osoby otwierają „Oferta na II kwartał”"
+    )
+    assert wording.summary_title(items(""), pl) == "Ktoś otwiera „Oferta na II kwartał”"
+
+
+def test_refusals_in_polish(pl: Language) -> None:
+    reply = "550 5.1.1 <typo@client.exmaple>: Recipient address rejected: User unknown"
+    assert refusal_body(reply, tr=pl) == (
+        "Adres nie istnieje. Kliknij, aby zobaczyć wiadomość, poprawić adres i wysłać ją ponownie."
+    )
+    assert refusal_body("554 5.7.1 spam", server=OURS, tr=pl).startswith(
+        "Twój serwer poczty wychodzącej – odrzucono"
+    )
+
+
+def test_numbers_and_sizes_use_the_locales_separators(pl: Language) -> None:
+    assert ENGLISH.number(12345) == "12,345"
+    assert pl.number(12345) == "12\u00a0345"
+    assert ENGLISH.size(1536 * 1024) == "1.5 MB"
+    assert pl.size(1536 * 1024) == "1,5 MB"
+    assert pl.size(820) == "820 B"
+
+
+def test_times_are_in_the_reps_zone_and_relative_in_a_feed(pl: Language) -> None:
+    now = datetime(2025, 6, 12, 12, 30, tzinfo=UTC)  # 14:30 in Warsaw
+    warsaw_english = ENGLISH.in_zone(WARSAW)
+    assert pl.relative(now - timedelta(seconds=20), now) == "przed chwilą"
+    assert pl.relative(now - timedelta(minutes=2), now) == "2 min temu"
+    assert pl.relative(now - timedelta(hours=3), now) == "dziś 11:30"
+    assert pl.relative(now - timedelta(days=1, minutes=25), now) == "wczoraj 14:05"
+    assert warsaw_english.relative(now - timedelta(days=1, minutes=25), now) == ("yesterday 14:05")
+    assert pl.relative(now - timedelta(days=3), now) == "pon. 14:30"
+    assert pl.relative(now - timedelta(days=30), now) == "13 maj 14:30"
+    assert pl.relative(now - timedelta(days=400), now) == "8 maj 2024"
+    assert pl.full(now) == "czw. 12 cze 2025, 14:30:00"
+    assert warsaw_english.full(now) == "Thu 12 Jun 2025, 14:30:00"
+
+
+def test_a_fresh_clone_compiles_the_catalog_when_it_loads(tmp_path: Path) -> None:
+    folder = tmp_path / "locale"
+    shutil.copytree(CATALOGS, folder, ignore=shutil.ignore_patterns("*.mo"))
+    assert not list(folder.rglob("*.mo"))
+    assert Language.load("pl", folder=folder).t("Someone") == "Ktoś"
+
+
+def test_a_stale_compiled_catalog_is_not_used(tmp_path: Path) -> None:
+    folder = tmp_path / "locale"
+    shutil.copytree(CATALOGS, folder, ignore=shutil.ignore_patterns("*.mo"))
+    po = folder / "pl" / "LC_MESSAGES" / "mailbeacon.po"
+    mo = po.with_suffix(".mo")
+    mo.write_bytes(b"not a catalog")
+    older = po.stat().st_mtime - 10  # the .po was edited after the build: it counts
+    os.utime(mo, (older, older))
+    assert Language.load("pl", folder=folder).t("Someone") == "Ktoś"
