@@ -69,6 +69,7 @@ from mailbeacon.agent.status import (
 from mailbeacon.agent.tracking.check import TrackingCheck, check_tracking
 from mailbeacon.agent.tracking.remote import PlainServerRefused, checked_remote
 from mailbeacon.agent.tracking.stream import StreamState, StreamSubscriber
+from mailbeacon.agent.tracking.team import TeamSync
 from mailbeacon.agent.tracking.watch import TrackingWatch
 from mailbeacon.core import uainfo
 from mailbeacon.core.durable import make_private, private_dir
@@ -174,6 +175,8 @@ class AgentRuntime:
         self.settings = apply_options(Settings.load_or_default(profile.config_file), options)
         self._settings_stamp = self._config_stamp()
         self.secrets = SecretStore(profile.keyring_service, self._environ)
+        # The team's policy (agent/tracking/team.py): in force over the rep's settings.
+        self.team = TeamSync(profile.config_dir, profile.config_file, clock)
         self._server: EmbeddedServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.relay: Relay | None = None
@@ -204,6 +207,10 @@ class AgentRuntime:
         private_dir(self._profile.data_dir)
         make_private(self._profile.data_dir, 0o700)  # an older installation's 0755
         self.enrollment = await self._enrollment()
+        # Before anything that sends: the server's policy now (the stored one if it
+        # does not answer; the stream brings it again at every connection).
+        self.team.connect(self.enrollment.server_url, self.enrollment.api_token)
+        await self.team.fetch()
         self.records = RecordsStore.for_profile(
             self._profile, stream_source=self.enrollment.server_url
         )
@@ -231,6 +238,7 @@ class AgentRuntime:
         sender = Sender(
             self.records, self.outbox, TrackingUrls(self.enrollment, self._clock),
             self.current_settings, self._clock, keeper=self.sent_cleanup,
+            policy=lambda: self.team.policy, on_tracked=self.team.tracked,
         )
         self.followup = await self._followup(sender)
         relay = self.settings.relay
@@ -249,6 +257,7 @@ class AgentRuntime:
             self.records.last_stream_id,
             self.notifier.handle,
             on_state=self._on_stream_state,
+            on_policy=self.team.apply,
         )
         # The user-agent parser compiles its rules on first use (~0.1 s): not on a hit.
         await asyncio.to_thread(uainfo.describe, "Mozilla/5.0 (warm-up)")
@@ -261,6 +270,7 @@ class AgentRuntime:
         """Stop the relay first (no new mail), then the stream, outbox and server."""
         if self.relay is not None:
             await self.relay.stop()
+        await self.team.stop()
         if self.followup is not None:
             await self.followup.stop()
         for task in self._tasks:
@@ -294,7 +304,7 @@ class AgentRuntime:
             self._settings_stamp = stamp
             fresh = Settings.load_or_default(self._profile.config_file)
             self.settings = apply_options(fresh, self._options)
-        return self.settings
+        return self.team.settings(self.settings)
 
     def language(self) -> Language:
         """The rep's language for notifications (``app.language``, else the system's
@@ -427,6 +437,7 @@ class AgentRuntime:
         sequences = SequenceRunner(
             self.followup_store, self.records, sender.accept_recorded, self.current_settings,
             self._clock, local_zone, templates=self._profile.config_dir / "templates.json",
+            tracking_allowed=lambda _email: self.team.policy.tracking_allowed,
         )
         followup = FollowUp(
             self.followup_store, self.records, sender.accept_recorded, self._notify_local,

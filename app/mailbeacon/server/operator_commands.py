@@ -1,4 +1,5 @@
-"""Operator commands: ``server backup``, ``server retention``, ``server refresh-proxy-ranges``."""
+"""Operator commands: ``server backup``, ``server retention``, ``server refresh-proxy-ranges``,
+``server migrate``."""
 
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ from mailbeacon.server.cli_support import (
     db_path,
     fail,
 )
-from mailbeacon.server.config import ConfigError, PostgresUrl
+from mailbeacon.server.config import ConfigError, PostgresUrl, parse_db_url
 from mailbeacon.server.maintenance import (
     MaintenanceError,
     apply_retention,
     backup,
     pg_dump_command,
 )
+from mailbeacon.server.migrate import MigrationRefused, migrate
 from mailbeacon.server.proxy_ranges import APPLE_EGRESS_URL, RangeRefreshError, refresh_apple_ranges
 from mailbeacon.server.schema import SchemaTooNew
 from mailbeacon.server.stores import OPEN_ERRORS, open_store
@@ -79,6 +81,21 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         "--url", default=APPLE_EGRESS_URL, metavar="URL", help="the list (default: Apple's)"
     )
     refresh.set_defaults(func=_refresh)
+
+    move = commands.add_parser(
+        "migrate",
+        help="copy a SQLite server database into PostgreSQL (users, keys, events and their "
+        "ids): every link already sent keeps working; resumable",
+    )
+    move.add_argument("--from", dest="source", required=True, metavar="URL",
+                      help="the SQLite database: sqlite:///PATH or a path")
+    move.add_argument("--to", dest="target", required=True, metavar="URL",
+                      help="the PostgreSQL database: postgresql://USER@HOST/NAME")
+    move.add_argument(
+        "--into-non-empty", "--force", action="store_true",
+        help="allow a target that already holds users or events (ids must not collide)",
+    )
+    move.set_defaults(func=_migrate)
 
 
 def _days(value: str) -> float:
@@ -158,6 +175,36 @@ def _retention(args: argparse.Namespace, profile: Profile, now: datetime | None 
             f"truncated the IP addresses of {result.truncated_ips} events older than "
             f"{args.truncate_ips_days:g} days (before {result.truncated_before})"
         )
+    return 0
+
+
+def _migrate(args: argparse.Namespace, profile: Profile) -> int:
+    try:
+        source = parse_db_url(args.source, Path())
+        target = parse_db_url(args.target, Path())
+    except ConfigError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    if not isinstance(source, Path) or not str(source) or str(source) == ".":
+        return fail("--from: give the SQLite database (sqlite:///PATH or a path)", EXIT_USAGE)
+    if not isinstance(target, PostgresUrl):
+        return fail("--to: give the PostgreSQL database (postgresql://USER@HOST/NAME)",
+                    EXIT_USAGE)
+    try:
+        result = migrate(source, target.url, into_non_empty=args.into_non_empty)
+    except MigrationRefused as exc:
+        return fail(str(exc), EXIT_FAILURE)
+    except OPEN_ERRORS as exc:
+        log.debug("migrate failed", exc_info=True)
+        return fail(
+            f"migrate stopped: {exc} (what was copied is kept; run the same command again "
+            "to go on)", EXIT_FAILURE,
+        )
+    resumed = f" (resumed after id {result.resumed_after})" if result.resumed_after else ""
+    print(
+        f"copied {result.users} users, {result.events} events and {result.revisions} "
+        f"revisions{resumed} into {target}; events up to id {result.last_id}. Serve with "
+        f"--db {target} (and the same --secret-file, if you use one)."
+    )
     return 0
 
 

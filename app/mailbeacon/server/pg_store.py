@@ -140,6 +140,11 @@ class PgStore:
             self._conn = self._connect()
         return self._conn
 
+    @property
+    def connection(self) -> psycopg.Connection[Row]:
+        """The connection itself (``server migrate`` copies with COPY on it)."""
+        return self._db
+
     def ping(self) -> None:
         """One round trip (raises when the database does not answer)."""
         self._db.execute("SELECT 1").fetchone()

@@ -117,6 +117,14 @@ class SqliteStore:
         self.set_meta(FLOOR_KEY, str(floor))
         self._db.execute("DELETE FROM meta WHERE key = ?", (RESTORED_KEY,))
 
+    def raw(self, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+        """Rows of a read-only query (``server migrate`` reads the tables as they are)."""
+        return [tuple(row) for row in self._db.execute(sql, params).fetchall()]
+
+    def sequence(self) -> int:
+        """The highest event id ever handed out (deleted events included)."""
+        return self._sequence()
+
     def _sequence(self) -> int:
         row = self._db.execute(
             "SELECT seq FROM sqlite_sequence WHERE name = 'events'"

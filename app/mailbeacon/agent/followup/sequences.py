@@ -18,8 +18,8 @@ is due by the injected clock. For each contact whose time has come, in this orde
    the record.
 4. The next step's time: its delay after this send, in the window.
 
-Tracking policy: there is no account policy in the code yet that could turn
-tracking off. ``tracking_allowed(email)`` is the seam: when it answers False the
+Tracking policy: ``tracking_allowed(email)`` answers from the team's policy
+(agent/tracking/team.py; the sender enforces it too): when it answers False the
 steps still go, untracked (``X-MailBeacon-Track: no``), and the contact stays.
 """
 

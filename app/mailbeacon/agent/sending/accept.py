@@ -23,6 +23,7 @@ from mailbeacon.agent.sending.outbox_items import OutboxItem
 from mailbeacon.agent.sending.relay import IncomingMessage
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.extract import extract_for_log, header_value
+from mailbeacon.core.policy import MessageTracking, TeamPolicy, constrain
 from mailbeacon.core.rewrite import Plan, RewriteResult, UrlMinter, rewrite_message
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,12 @@ class Decision:
     clicks: bool = True
 
 
-def decide(message: IncomingMessage, settings: Settings) -> Decision:
-    """Per-message overrides over the defaults from settings.
+def decide(
+    message: IncomingMessage, settings: Settings, policy: TeamPolicy | None = None
+) -> Decision:
+    """Per-message overrides over the defaults from settings, within the team's policy
+    (core/policy.py: tracking off for the account means nothing is tracked whatever the
+    message asks; clicks enforced off means no rewritten link).
 
     The overrides: docs/interfaces.md#per-message-control-at-the-relay.
     """
@@ -55,6 +60,9 @@ def decide(message: IncomingMessage, settings: Settings) -> Decision:
     opens_override = message.opens_override
     opens = settings.tracking.opens if opens_override is None else opens_override
     clicks = settings.tracking.clicks or not opens
+    if policy is not None:
+        allowed = constrain(policy, MessageTracking(track, opens, clicks))
+        track, opens, clicks = allowed.track, allowed.opens, allowed.clicks
     return Decision(track, log_, opens, clicks)
 
 
@@ -126,7 +134,13 @@ class Sender:
         settings: Callable[[], Settings],
         clock: Callable[[], float] = time.time,
         keeper: OriginalKeeper | None = None,
+        policy: Callable[[], TeamPolicy] | None = None,
+        on_tracked: Callable[[str], None] = lambda _key: None,
     ) -> None:
+        # The team's policy as the agent holds it now (agent/settings/team.py), and who
+        # hears of each tracked send (the team report, by the message's tracking key).
+        self._policy = policy
+        self._on_tracked = on_tracked
         self._store = store
         self._outbox = outbox
         self._minter = minter
@@ -145,7 +159,7 @@ class Sender:
         in only when it is due (agent/followup).
         """
         settings = self._settings()
-        decision = decide(message, settings)
+        decision = decide(message, settings, None if self._policy is None else self._policy())
         domain = message.mail_from.rpartition("@")[2] or "mailbeacon.localhost"
         raw, message_id = ensure_message_id(message.data, domain)
         plan = Plan(
@@ -196,6 +210,8 @@ class Sender:
             if keeper is not None and kept:
                 await keeper.forget(email_id)
             raise
+        if result.tracked:
+            self._on_tracked(result.message_key)
         return Accepted(ids[0], email_id, message_id)
 
     async def _forget(self, email_id: int) -> None:

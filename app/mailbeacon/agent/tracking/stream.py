@@ -3,6 +3,10 @@
 It asks for the stream's control messages (``MailBeacon-Stream: 2``): a ``hello``
 naming the server's database and its generation first, and ``caught_up`` where the
 backlog ends; both reach the handler, which summarises the catch-up (policy.py).
+With ``MailBeacon-Stream: 3`` the server also sends the team's ``policy`` after
+``hello`` and on every change; it goes to ``on_policy`` (applied before the next
+message is read), never to the handler. The connection counts as established once
+the first message arrived: with a current server that is after the policy was applied.
 
 ``Backoff`` is re-exported from :mod:`mailbeacon.core.backoff` for callers that tune it.
 """
@@ -21,14 +25,17 @@ from urllib.parse import urlsplit, urlunsplit
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
+from mailbeacon import __version__
 from mailbeacon.core.backoff import Backoff
 from mailbeacon.core.events import CaughtUp, Revision, ServerEvent, StreamHello, StreamMessage
+from mailbeacon.core.policy import PolicyError, TeamPolicy
 
 log = logging.getLogger(__name__)
 
 Message = StreamMessage
-# Asks the server for ``hello`` and ``caught_up`` (server/stream.py).
-STREAM_VERSION = ("MailBeacon-Stream", "2")
+# Asks the server for ``hello``, ``caught_up`` and ``policy`` (server/stream.py).
+STREAM_VERSION = ("MailBeacon-Stream", "3")
+AGENT_HEADER = "MailBeacon-Agent"  # this agent's version, for the team's console
 Handler = Callable[[Message], Awaitable[None]]
 
 
@@ -54,6 +61,21 @@ def stream_url(server_url: str, after: int) -> str:
     scheme = "wss" if parts.scheme == "https" else "ws"
     path = parts.path.rstrip("/") + "/v1/stream"
     return urlunsplit((scheme, parts.netloc, path, f"after={after}", ""))
+
+
+def parse_policy(raw: str | bytes) -> TeamPolicy | None:
+    """The team's policy when ``raw`` is a ``policy`` message, else None."""
+    head = raw[:40] if isinstance(raw, str) else raw[:40].decode("latin-1")
+    if '"policy"' not in head:
+        return None
+    try:
+        data = json.loads(raw)
+        if data.get("type") != "policy":
+            return None
+        return TeamPolicy.from_json(data)
+    except (ValueError, AttributeError, PolicyError):
+        log.warning("ignoring a policy message this agent cannot read: %.200r", raw)
+        return None
 
 
 def parse_message(raw: str | bytes) -> Message | None:
@@ -98,7 +120,9 @@ class StreamSubscriber:
         backoff: Backoff | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
+        on_policy: Callable[[TeamPolicy], None] = lambda _p: None,
     ) -> None:
+        self._on_policy = on_policy
         self._server_url = server_url
         self._token = api_token
         self._last_id = last_id
@@ -138,12 +162,20 @@ class StreamSubscriber:
     async def _session(self) -> None:
         url = stream_url(self._server_url, self._last_id())
         headers = {
-            "Authorization": f"Bearer {self._token}", STREAM_VERSION[0]: STREAM_VERSION[1]
+            "Authorization": f"Bearer {self._token}", STREAM_VERSION[0]: STREAM_VERSION[1],
+            AGENT_HEADER: __version__,
         }
         async with connect(url, additional_headers=headers, open_timeout=10,
                            max_size=2**20, proxy=None) as ws:
-            self._on_state(StreamState.CONNECTED, self._server_url)
+            connected = False
             async for raw in ws:
+                if not connected:
+                    connected = True
+                    self._on_state(StreamState.CONNECTED, self._server_url)
+                policy = parse_policy(raw)
+                if policy is not None:
+                    self._on_policy(policy)  # before anything else this connection brings
+                    continue
                 message = parse_message(raw)
                 if message is None:
                     continue

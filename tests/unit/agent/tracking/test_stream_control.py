@@ -51,5 +51,5 @@ async def test_hello_backlog_and_caught_up_reach_the_handler_in_order() -> None:
                 await done.wait()
         finally:
             task.cancel()
-    assert asked == ["2"]
+    assert asked == ["3"]  # hello, caught_up and the team policy
     assert [type(m) for m in got] == [StreamHello, ServerEvent, CaughtUp, ServerEvent]
