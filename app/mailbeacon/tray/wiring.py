@@ -21,6 +21,7 @@ from mailbeacon.agent.sending.submit import RelaySubmitter
 from mailbeacon.agent.settings.mail_urls import parse_host_port
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
 from mailbeacon.agent.settings.store import Settings
+from mailbeacon.agent.settings.team import TeamPolicyFile
 from mailbeacon.agent.status import Reachable, SendingState, StatusReport
 from mailbeacon.core.extract import extract_for_log, header_value
 from mailbeacon.core.profile import Profile
@@ -321,7 +322,10 @@ class ProfileWindows:
             self._restart_agent()
 
         secrets = SecretStore(self._profile.keyring_service, dict(os.environ))
-        dialog = SettingsDialog(self._settings(), secrets, save, open_account=self.account.open)
+        team = TeamPolicyFile.load(self._profile.config_dir, self._profile.config_file).policy
+        dialog = SettingsDialog(
+            self._settings(), secrets, save, open_account=self.account.open, team=team
+        )
         dialog.finished.connect(lambda _code: self.settings.forget())
         return dialog
 

@@ -50,9 +50,11 @@ from mailbeacon.agent.sending.check import UpstreamProbe, check_upstream
 from mailbeacon.agent.sending.upstream import UpstreamCheck
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
 from mailbeacon.agent.settings.store import KEYS, SECRET_KEYS, Settings
+from mailbeacon.agent.settings.team import LOCKED_NOTE, locked_keys, overlay
 from mailbeacon.agent.status import Reachable, tracking_status, tracking_url_from
 from mailbeacon.agent.tracking.check import TrackingCheck, check_tracking
 from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.core.policy import TeamPolicy
 from mailbeacon.core.urls import TrackingUrls
 from mailbeacon.tray.threads.workers import Worker
 from mailbeacon.tray.views.labels import ERROR_STYLE, plain_label, show_result
@@ -156,6 +158,7 @@ class SettingsDialog(QDialog):
         open_account: Callable[[], None] | None = None,
         worker: Worker | None = None,
         parent: QWidget | None = None,
+        team: TeamPolicy | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings — MailBeacon")
@@ -175,8 +178,13 @@ class SettingsDialog(QDialog):
         self.message.setObjectName("message")
         self.message.hide()
         stored = self._stored_secrets()
+        # What the team enforces shows its value, locked; the rep's own stays saved.
+        self._locked = locked_keys(team) if team is not None else frozenset()
+        shown = overlay(settings, team) if team is not None else settings
         for key, spec in KEYS.items():
-            self.fields[key] = make_field(spec, settings.value(key))
+            self.fields[key] = make_field(spec, shown.value(key))
+            if key in self._locked:
+                self.fields[key].add_note(LOCKED_NOTE)
         for key, name in SECRET_KEYS.items():
             field = SecretField(key, stored.get(Secret(name)))
             self.fields[key] = self.secret_fields[key] = field
@@ -388,6 +396,8 @@ class SettingsDialog(QDialog):
             self.fields[key].set_enabled(remote)
         for key in EMBEDDED_ONLY:
             self.fields[key].set_enabled(not remote)
+        for key in self._locked:
+            self.fields[key].set_enabled(False)
         self._update_reach_note()
 
     def tracking_url(self) -> str:
@@ -418,7 +428,8 @@ class SettingsDialog(QDialog):
             field.show_error("")
         self._show_message("")
         trial, errors = checked_settings(
-            self.settings, {key: self.fields[key].text() for key in KEYS}
+            self.settings,
+            {key: self.fields[key].text() for key in KEYS if key not in self._locked},
         )
         secrets, secret_errors = checked_secrets(
             {key: field.text() for key, field in self.secret_fields.items()}
