@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.durable import atomic_write
+from mailbeacon.core.language import ENGLISH, Language
 from mailbeacon.core.tracking_domain import check_tracking_url
 
 STATUS_FILE = "status.json"
@@ -117,9 +118,10 @@ class StatusReport:
     stream: Stream
     paused_until: str | None = None
 
-    def headline(self) -> Headline:
-        """The worst state first (:func:`headline`)."""
-        return headline(self)
+    def headline(self, tr: Language = ENGLISH) -> Headline:
+        """The worst state first (:func:`headline`), in ``tr``'s words (the command
+        line keeps English)."""
+        return headline(self, tr)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of ``status --json`` and of ``status.json``."""
@@ -165,7 +167,7 @@ def emails(n: int) -> str:
     return f"{n} email" if n == 1 else f"{n} emails"
 
 
-def headline(report: StatusReport) -> Headline:
+def headline(report: StatusReport, tr: Language = ENGLISH) -> Headline:
     """The worst state of ``report`` in plain words, and the other problems after it.
 
     Worst first: mail that cannot leave (not set up, then failing), then opens that
@@ -175,20 +177,26 @@ def headline(report: StatusReport) -> Headline:
     """
     found: list[tuple[Level, str]] = []
     sending = report.sending
-    waiting = f": {emails(sending.waiting)} waiting" if sending.waiting else ""
+    n = sending.waiting
     if sending.state == SendingState.NOT_CONFIGURED:
-        found.append((Level.ERROR, f"Sending is not set up{waiting}"))
+        found.append((Level.ERROR, tr.n(
+            "Sending is not set up: {count} email waiting",
+            "Sending is not set up: {count} emails waiting", n,
+        ) if n else tr.t("Sending is not set up")))
     elif sending.state == SendingState.FAILING:
-        found.append((Level.ERROR, f"Sending is failing{waiting}"))
+        found.append((Level.ERROR, tr.n(
+            "Sending is failing: {count} email waiting",
+            "Sending is failing: {count} emails waiting", n,
+        ) if n else tr.t("Sending is failing")))
     if report.tracking.reachable == Reachable.NO:
-        found.append((Level.WARNING, "Tracking is not reachable by recipients"))
+        found.append((Level.WARNING, tr.t("Tracking is not reachable by recipients")))
     if report.stream.state == StreamLink.OFFLINE:
-        found.append((Level.WARNING, "Event stream offline: opens are not heard now"))
+        found.append((Level.WARNING, tr.t("Event stream offline: opens are not heard now")))
     if report.paused_until:
         until = clock_time(report.paused_until)
-        found.append((Level.PAUSED, f"Notifications paused until {until}"))
+        found.append((Level.PAUSED, tr.t("Notifications paused until {time}", time=until)))
     if not found:
-        return Headline(Level.OK, "Sending and tracking work")
+        return Headline(Level.OK, tr.t("Sending and tracking work"))
     level, text = found[0]
     return Headline(level, text, tuple(text for _level, text in found[1:]))
 

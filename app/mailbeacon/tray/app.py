@@ -20,6 +20,7 @@ from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from mailbeacon.agent.notifications.model import AgentStatus, ConnectionState, Notification
+from mailbeacon.core.language import ENGLISH, Language
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray.assets import IconSet, detect_panel_theme
 from mailbeacon.tray.desktop.notifiers import DesktopNotifier, choose_notifier
@@ -28,6 +29,7 @@ from mailbeacon.tray.desktop.single_instance import SingleInstance, instance_nam
 from mailbeacon.tray.icon.menu import TrayMenu, Windows
 from mailbeacon.tray.icon.pause import HOUR, PauseState
 from mailbeacon.tray.icon.tray_icon import TrayIcon
+from mailbeacon.tray.language import QtLanguage
 from mailbeacon.tray.threads.bridge import AgentBridge, AgentMain, AgentThread
 from mailbeacon.tray.threads.gc_guard import UiThreadCollector
 from mailbeacon.tray.views.first_run import FirstRunDialog, MailClientSettings
@@ -56,6 +58,8 @@ class TrayApp(QObject):
     quitRequested = Signal()
     # New settings were saved: the agent restarts to take them up.
     restartAgentRequested = Signal()
+    # The rep chose another language (Qt's own words follow it).
+    languageChanged = Signal(object)
 
     def __init__(
         self,
@@ -71,12 +75,14 @@ class TrayApp(QObject):
         parent: QObject | None = None,
         account_flow: AccountFlowFactory | None = None,
         reach_step: ReachStepFactory | None = None,
+        language: Language = ENGLISH,
     ) -> None:
         super().__init__(parent)
         self.icons = icons
+        self.language = language
         self.windows = windows or Windows()
-        self.menu = TrayMenu(self.windows)
-        self.tray = TrayIcon(icons, self.menu, platform, self)
+        self.menu = TrayMenu(self.windows, tr=language)
+        self.tray = TrayIcon(icons, self.menu, platform, self, tr=language)
         self.pause = pause or PauseState()
         self.notifier: DesktopNotifier | None = None
         self.setup_dialog: FirstRunDialog | None = None
@@ -144,14 +150,23 @@ class TrayApp(QObject):
             if self._first_run_shown is not None:
                 self._first_run_shown()
 
+    def set_language(self, language: Language) -> None:
+        """The rep chose another language: the menu, the tooltip and the dialogs from
+        now on speak it (no restart)."""
+        self.language = language
+        self.menu.set_language(language)
+        self.tray.set_language(language)
+        self.languageChanged.emit(language)
+
     def on_agent_exited(self, error: BaseException | None) -> None:
         """The agent ended; unless we are quitting, the rep must know tracking stopped."""
         if self.quitting:
             return
-        reason = (str(error) or type(error).__name__) if error is not None else "it stopped"
-        detail = f"MailBeacon is not tracking: {reason}"
+        tr = self.language
+        reason = (str(error) or type(error).__name__) if error is not None else tr.t("it stopped")
+        detail = tr.t("MailBeacon is not tracking: {reason}", reason=reason)
         self.tray.show_status(AgentStatus(ConnectionState.OFFLINE, detail=detail))
-        self._notify("MailBeacon stopped tracking", detail, None)
+        self._notify(tr.t("MailBeacon stopped tracking"), detail, None)
 
     # Pause ---------------------------------------------------------------------------
 
@@ -197,7 +212,9 @@ class TrayApp(QObject):
         settings = MailClientSettings.from_status(status, self._relay_password())
         account = self._account_flow if account_first else None
         reach = self._reach_step if account_first else None
-        self.setup_dialog = FirstRunDialog(settings, account=account, reach=reach)
+        self.setup_dialog = FirstRunDialog(
+            settings, account=account, reach=reach, tr=self.language
+        )
         self.setup_dialog.setWindowIcon(self.tray.icon())
         self.setup_dialog.show()
         self.setup_dialog.raise_()
@@ -210,7 +227,9 @@ class TrayApp(QObject):
         elif self.tray.status.relay_port > 0:
             self.show_setup()
         else:
-            self._notify("MailBeacon is already running", self.tray.tooltip_text(), None)
+            self._notify(
+                self.language.t("MailBeacon is already running"), self.tray.tooltip_text(), None
+            )
 
     def follow_color_scheme(self, _scheme: Qt.ColorScheme) -> None:
         """The desktop switched between light and dark: icons for the new panel."""
@@ -307,6 +326,7 @@ def main(
     account_flow: AccountFlowFactory | None = None,
     on_event: Callable[[Notification], None] | None = None,
     reach_step: ReachStepFactory | None = None,
+    language: Language = ENGLISH,
 ) -> int:
     """Run the desktop app for ``profile`` until Quit; the agent is ``agent_main``.
 
@@ -322,6 +342,7 @@ def main(
     app.setApplicationName("MailBeacon")
     app.setDesktopFileName("mailbeacon")
     app.setQuitOnLastWindowClosed(False)
+    qt_language = QtLanguage(app, language)
 
     collector = UiThreadCollector()
     guard = SingleInstance(instance_name(profile))
@@ -345,7 +366,9 @@ def main(
         pause=pause or PauseState(clock),
         account_flow=account_flow,
         reach_step=reach_step,
+        language=language,
     )
+    tray_app.languageChanged.connect(qt_language.apply)
     tray_app.tray.show()
 
     bridge = AgentBridge(tray_app)

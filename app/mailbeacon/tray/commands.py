@@ -121,6 +121,7 @@ def run_tray(
         windows.notify = app.notify  # a compose window's send shows in the tray
         windows.agent_status = lambda: app.tray.status.report
         app.notification_actions = windows.notification_actions  # a reminder's buttons
+        windows.on_language = app.set_language  # a language saved in Settings
 
     try:
         code: int = tray_app.main(
@@ -137,6 +138,7 @@ def run_tray(
             account_flow=windows.account_flow,
             reach_step=windows.reach_step,
             on_event=windows.event_added,
+            language=windows.language,
         )
     finally:
         windows.close()

@@ -24,6 +24,7 @@ from mailbeacon.agent.settings.store import Settings
 from mailbeacon.agent.settings.team import TeamPolicyFile
 from mailbeacon.agent.status import Reachable, SendingState, StatusReport
 from mailbeacon.core.extract import extract_for_log, header_value
+from mailbeacon.core.language import Language
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray.desktop.autostart import (
     AutostartError,
@@ -123,6 +124,10 @@ class ProfileWindows:
         self.notify: Callable[[str, str], None] | None = None
         self.agent_status: Callable[[], StatusReport | None] = lambda: None
         self._emails: EmailWindows | None = None
+        # The rep's language (app.language, else the system's): a saved change applies to
+        # the windows at once (each is made afresh) and to the tray through on_language.
+        self.language = Language.load(self._settings().app.language, os.environ)
+        self.on_language: Callable[[Language], None] = lambda _language: None
 
     def event_added(self, *_event: object) -> None:
         """The agent stored something new: the open windows read it again (issue 20)."""
@@ -274,7 +279,7 @@ class ProfileWindows:
         window.reply_thread = (reply.in_reply_to, reply.references)
 
     def _make_activity(self) -> QWidget:
-        window = ActivityWindow(self.store())
+        window = ActivityWindow(self.store(), tr=self.language)
         window.openRecord.connect(
             lambda _email_id, contact: self.open_contact(contact) if contact else None
         )
@@ -320,6 +325,7 @@ class ProfileWindows:
             new.save(self._profile.config_file)
             self._apply_autostart(new.app.autostart)
             self._restart_agent()
+            self._language_saved(new.app.language)
 
         secrets = SecretStore(self._profile.keyring_service, dict(os.environ))
         team = TeamPolicyFile.load(self._profile.config_dir, self._profile.config_file).policy
@@ -360,6 +366,27 @@ class ProfileWindows:
         dialog.accepted.connect(self._account_saved)
         dialog.finished.connect(lambda _code: self.account.forget())
         return dialog
+
+    def _language_saved(self, setting: str) -> None:
+        """The rep chose a language: windows are made afresh in it (an open one opens
+        again), the tray follows."""
+        language = Language.load(setting, os.environ)
+        if language.code == self.language.code:
+            return
+        self.language = language
+        for lazy in (self.activity, self.contacts, self.reports, self.scheduled, self.sequences):
+            window = lazy.window
+            if window is None:
+                continue
+            shown = window.isVisible()
+            window.hide()
+            shutdown = getattr(window, "shutdown", None)
+            if shutdown is not None:
+                shutdown()
+            lazy.forget()
+            if shown:
+                lazy.open()
+        self.on_language(language)
 
     def _account_saved(self) -> None:
         """The flow saved the account: the agent takes it up; an open Settings shows it."""

@@ -81,10 +81,7 @@ NOTIFICATION_FIELDS = frozenset({"title", "body"})
 # Tray modules whose windows are not translated yet (issue 19 follows up on them).
 PENDING = frozenset(
     {
-        "tray/icon/menu.py",
-    "tray/views/activity/window.py",
-    "tray/views/first_run.py",
-    "tray/views/account/flow.py",
+        "tray/views/account/flow.py",
         "tray/views/account/manual.py",
         "tray/views/account/runner.py",
         "tray/views/account/wording.py",

@@ -10,7 +10,25 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QWidget
 
+from mailbeacon.core.language import ENGLISH, Language, mark
+
 Opener = Callable[[], None]
+# Each item's text by key (English source; "&" marks the keyboard shortcut, which a
+# translation picks for itself).
+TEXTS = {
+    "compose": mark("&Compose…"),
+    "activity": mark("&Activity"),
+    "contacts": mark("C&ontacts"),
+    "reports": mark("&Reports"),
+    "scheduled": mark("Sc&heduled"),
+    "sequences": mark("Se&quences"),
+    "pause_hour": mark("For 1 &hour"),
+    "pause_tomorrow": mark("Until &tomorrow"),
+    "resume": mark("&Resume"),
+    "setup": mark("&Mail client setup…"),
+    "settings": mark("&Settings…"),
+    "quit": mark("&Quit MailBeacon"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,47 +54,55 @@ class TrayMenu(QMenu):
     setupRequested = Signal()
     quitRequested = Signal()
 
-    def __init__(self, windows: Windows, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, windows: Windows, parent: QWidget | None = None, tr: Language = ENGLISH
+    ) -> None:
         super().__init__(parent)
+        self._tr = tr
+        self._paused_until = ""
         self.actions_by_key: dict[str, QAction] = {}
         # The agent's worst state first, in plain words; informative, not clickable.
-        self.status_action = self.addAction("Starting…")
+        self.status_action = self.addAction(tr.t("Starting…"))
         self.status_action.setEnabled(False)
         self.actions_by_key["status"] = self.status_action
         self.addSeparator()
-        self._add_opener("compose", "&Compose…", windows.compose)
-        self._add_opener("activity", "&Activity", windows.activity)
-        self._add_opener("contacts", "C&ontacts", windows.contacts)
-        self._add_opener("reports", "&Reports", windows.reports)
-        self._add_opener("scheduled", "Sc&heduled", windows.scheduled)
-        self._add_opener("sequences", "Se&quences", windows.sequences)
+        self._add_opener("compose", windows.compose)
+        self._add_opener("activity", windows.activity)
+        self._add_opener("contacts", windows.contacts)
+        self._add_opener("reports", windows.reports)
+        self._add_opener("scheduled", windows.scheduled)
+        self._add_opener("sequences", windows.sequences)
         if len(self.actions_by_key) > 1:
             self.addSeparator()
 
-        self.pause_menu = self.addMenu("&Pause notifications")
-        self._add("pause_hour", "For 1 &hour", self.pauseForHourRequested.emit, self.pause_menu)
-        self._add(
-            "pause_tomorrow",
-            "Until &tomorrow",
-            self.pauseUntilTomorrowRequested.emit,
-            self.pause_menu,
-        )
+        self.pause_menu = self.addMenu("")
+        self._add("pause_hour", self.pauseForHourRequested.emit, self.pause_menu)
+        self._add("pause_tomorrow", self.pauseUntilTomorrowRequested.emit, self.pause_menu)
         self.pause_menu.addSeparator()
-        self._add("resume", "&Resume", self.resumeRequested.emit, self.pause_menu)
+        self._add("resume", self.resumeRequested.emit, self.pause_menu)
         self.set_paused("")
 
-        self._add("setup", "&Mail client setup…", self.setupRequested.emit)
+        self._add("setup", self.setupRequested.emit)
         self.set_setup_available(False)
-        self._add_opener("settings", "&Settings…", windows.settings)
+        self._add_opener("settings", windows.settings)
         self.addSeparator()
-        self._add("quit", "&Quit MailBeacon", self.quitRequested.emit)
+        self._add("quit", self.quitRequested.emit)
+
+    def set_language(self, tr: Language) -> None:
+        """Word every item in ``tr`` (the rep changed the language)."""
+        self._tr = tr
+        for key, action in self.actions_by_key.items():
+            if key in TEXTS:
+                action.setText(tr.t(TEXTS[key]))
+        self.set_paused(self._paused_until)
 
     def set_paused(self, until: str) -> None:
         """Show the pause's end (e.g. ``15:30``), or that nothing is paused (empty)."""
+        self._paused_until = until
         if until:
-            self.pause_menu.setTitle(f"&Paused until {until}")
+            self.pause_menu.setTitle(self._tr.t("&Paused until {time}", time=until))
         else:
-            self.pause_menu.setTitle("&Pause notifications")
+            self.pause_menu.setTitle(self._tr.t("&Pause notifications"))
         self.actions_by_key["resume"].setEnabled(bool(until))
 
     def set_status(self, line: str, others: tuple[str, ...] = ()) -> None:
@@ -89,11 +115,11 @@ class TrayMenu(QMenu):
         """Mail client setup needs the relay's address, known once the agent runs."""
         self.actions_by_key["setup"].setEnabled(available)
 
-    def _add_opener(self, key: str, text: str, opener: Opener | None) -> None:
+    def _add_opener(self, key: str, opener: Opener | None) -> None:
         if opener is not None:
-            self._add(key, text, opener)
+            self._add(key, opener)
 
-    def _add(self, key: str, text: str, slot: Opener, menu: QMenu | None = None) -> None:
-        action = (menu or self).addAction(text)
+    def _add(self, key: str, slot: Opener, menu: QMenu | None = None) -> None:
+        action = (menu or self).addAction(self._tr.t(TEXTS[key]))
         action.triggered.connect(slot)
         self.actions_by_key[key] = action

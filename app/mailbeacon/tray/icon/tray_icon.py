@@ -16,14 +16,15 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from mailbeacon.agent.notifications.model import AgentStatus, ConnectionState
 from mailbeacon.agent.status import Level
+from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.tray.assets import IconSet
 from mailbeacon.tray.icon.menu import TrayMenu
 
 STATE_LABELS = {
-    ConnectionState.CONNECTED: "Connected",
-    ConnectionState.CONNECTING: "Connecting…",
-    ConnectionState.OFFLINE: "Offline",
-    ConnectionState.PAUSED: "Paused",
+    ConnectionState.CONNECTED: mark("Connected"),
+    ConnectionState.CONNECTING: mark("Connecting…"),
+    ConnectionState.OFFLINE: mark("Offline"),
+    ConnectionState.PAUSED: mark("Paused"),
 }
 
 # Platforms whose tray tooltips are native plain text; elsewhere Qt guesses rich text.
@@ -58,11 +59,13 @@ def shown_for(status: AgentStatus, paused: bool) -> ConnectionState:
     return LEVEL_ICONS.get(level, ConnectionState.CONNECTED)
 
 
-def status_lines(status: AgentStatus) -> tuple[str, tuple[str, ...]]:
+def status_lines(
+    status: AgentStatus, tr: Language = ENGLISH
+) -> tuple[str, tuple[str, ...]]:
     """The status line (worst first) and the other problems, in plain words."""
     if status.report is None:
-        return STATE_LABELS[status.connection], ()
-    head = status.report.headline()
+        return tr.t(STATE_LABELS[status.connection]), ()
+    head = status.report.headline(tr)
     return head.text, head.others
 
 
@@ -87,8 +90,10 @@ class TrayIcon(QSystemTrayIcon):
         menu: QMenu | None = None,
         platform: str | None = None,
         parent: QObject | None = None,
+        tr: Language = ENGLISH,
     ) -> None:
         super().__init__(parent)
+        self._tr = tr
         self._icons = icons
         self._platform = QGuiApplication.platformName() if platform is None else platform
         self.status = AgentStatus(ConnectionState.CONNECTING)
@@ -105,7 +110,12 @@ class TrayIcon(QSystemTrayIcon):
         self._refresh()
         menu = self.contextMenu()
         if isinstance(menu, TrayMenu):
-            menu.set_status(*status_lines(status))
+            menu.set_status(*status_lines(status, self._tr))
+
+    def set_language(self, tr: Language) -> None:
+        """Word the tooltip and the status line in ``tr``."""
+        self._tr = tr
+        self.show_status(self.status)
 
     def set_paused(self, until: str) -> None:
         """Notifications pause until ``until`` (e.g. ``15:30``); empty: not paused."""
@@ -124,16 +134,17 @@ class TrayIcon(QSystemTrayIcon):
 
     def tooltip_text(self) -> str:
         """The tooltip as plain text."""
-        label, others = status_lines(self.status)
-        lines = [f"MailBeacon — {label}"]
+        tr = self._tr
+        label, others = status_lines(self.status, tr)
+        lines = [tr.t("MailBeacon — {state}", state=label)]
         lines.extend(others)
         if self.status.detail:
             lines.append(self.status.detail)
         lines.extend(self.status.problems[:3])
         if self.paused_until:
-            lines.append(f"Notifications paused until {self.paused_until}")
+            lines.append(tr.t("Notifications paused until {time}", time=self.paused_until))
         if self.last_event:
-            lines.append(f"Last: {self.last_event}")
+            lines.append(tr.t("Last: {event}", event=self.last_event))
         return "\n".join(lines)
 
     def _refresh(self) -> None:

@@ -20,14 +20,24 @@ from PySide6.QtWidgets import (
 )
 
 from mailbeacon.agent.notifications.model import AgentStatus
+from mailbeacon.core.language import ENGLISH, Language, mark
 
 if TYPE_CHECKING:  # the account flow shows these settings itself: no import cycle at run time
     from mailbeacon.tray.views.account.flow import AccountFlow
     from mailbeacon.tray.views.reach import ReachStep
 
-SECURITY = "None (local only)"
-AUTHENTICATION = "Normal password"
-UNSET_HINT = "(not set — see Settings)"
+SECURITY = mark("None (local only)")
+AUTHENTICATION = mark("Normal password")
+UNSET_HINT = mark("(not set — see Settings)")
+# The labels as mail clients name them; the English one also names each box.
+_LABELS = {
+    "Server": mark("Server"),
+    "Port": mark("Port"),
+    "Connection security": mark("Connection security"),
+    "Authentication": mark("Authentication"),
+    "User name": mark("User name"),
+    "Password": mark("Password"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,21 +67,37 @@ class MailClientSettings:
             ("Password", self.password if self.password is not None else UNSET_HINT),
         ]
 
-    def as_text(self) -> str:
+    def shown_rows(self, tr: Language = ENGLISH) -> list[tuple[str, str, str]]:
+        """(English label, label as shown, value as shown) in ``tr``'s words."""
+        return [
+            (label, tr.t(_LABELS[label]), tr.t(value) if value in _WORDED else value)
+            for label, value in self.rows()
+        ]
+
+    def as_text(self, tr: Language = ENGLISH) -> str:
         """The settings as lines of ``Label: value``, for the clipboard."""
-        return "".join(f"{label}: {value}\n" for label, value in self.rows())
+        return "".join(
+            tr.t("{label}: {value}", label=shown, value=value) + "\n"
+            for _label, shown, value in self.shown_rows(tr)
+        )
 
 
-def settings_form(settings: MailClientSettings) -> tuple[QFormLayout, dict[str, QLineEdit]]:
-    """The settings as read-only boxes, one row each (the dialog's and the account flow's)."""
+_WORDED = frozenset({SECURITY, AUTHENTICATION, UNSET_HINT})
+
+
+def settings_form(
+    settings: MailClientSettings, tr: Language = ENGLISH
+) -> tuple[QFormLayout, dict[str, QLineEdit]]:
+    """The settings as read-only boxes, one row each (the dialog's and the account flow's);
+    the boxes are keyed by their English label."""
     form = QFormLayout()
     fields: dict[str, QLineEdit] = {}
-    for label, value in settings.rows():
+    for label, shown, value in settings.shown_rows(tr):
         box = QLineEdit(value)
         box.setReadOnly(True)
         box.setMinimumWidth(260)
         box.setObjectName(label)
-        form.addRow(f"{label}:", box)
+        form.addRow(tr.t("{label}:", label=shown), box)
         fields[label] = box
     return form, fields
 
@@ -93,31 +119,38 @@ class FirstRunDialog(QDialog):
         *,
         account: Callable[[MailClientSettings], AccountFlow] | None = None,
         reach: Callable[[], ReachStep] | None = None,
+        tr: Language = ENGLISH,
     ) -> None:
         super().__init__(parent)
         self.settings = settings
+        self._tr = tr
         self._clipboard = clipboard or QGuiApplication.clipboard()
-        self.setWindowTitle("Set up your mail client — MailBeacon")
+        self.setWindowTitle(tr.t("Set up your mail client — MailBeacon"))
 
         intro = QLabel(
-            "MailBeacon tracks the emails you send through it. In your mail client, open "
-            "the settings of the <b>outgoing server (SMTP)</b> of your account and enter:"
+            tr.t(
+                "MailBeacon tracks the emails you send through it. In your mail client, "
+                "open the settings of the <b>outgoing server (SMTP)</b> of your account "
+                "and enter:"
+            )
         )
         intro.setTextFormat(Qt.TextFormat.RichText)
         intro.setWordWrap(True)
 
-        form, self.fields = settings_form(settings)
+        form, self.fields = settings_form(settings, tr)
 
         outro = QLabel(
-            "Incoming mail settings stay as they are. Your mail is sent on to your own "
-            "outgoing server, which you enter in MailBeacon's settings."
+            tr.t(
+                "Incoming mail settings stay as they are. Your mail is sent on to your own "
+                "outgoing server, which you enter in MailBeacon's settings."
+            )
         )
         outro.setTextFormat(Qt.TextFormat.PlainText)
         outro.setWordWrap(True)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        self.copy_button = QPushButton("&Copy")
-        self.copy_button.setToolTip("Copy these settings to the clipboard")
+        self.copy_button = QPushButton(tr.t("&Copy"))
+        self.copy_button.setToolTip(tr.t("Copy these settings to the clipboard"))
         buttons.addButton(self.copy_button, QDialogButtonBox.ButtonRole.ActionRole)
         self.copy_button.clicked.connect(self.copy)
         buttons.rejected.connect(self.reject)
@@ -139,7 +172,7 @@ class FirstRunDialog(QDialog):
         self.reach: ReachStep | None = None
         self._account_done = False
         if account is not None:
-            self.setWindowTitle("Welcome to MailBeacon")
+            self.setWindowTitle(tr.t("Welcome to MailBeacon"))
             self.account = account(settings)
             self.account.contentChanged.connect(self.adjustSize)
             outer.addWidget(self.account)
@@ -163,7 +196,7 @@ class FirstRunDialog(QDialog):
         if self.reach is None:
             self._reach_done("")
             return
-        self.setWindowTitle("Tracking — MailBeacon")
+        self.setWindowTitle(self._tr.t("Tracking — MailBeacon"))
         if self.account is not None:
             self.account.hide()
         self.reach.show()
@@ -179,7 +212,7 @@ class FirstRunDialog(QDialog):
 
     def show_instructions(self) -> None:
         """The mail-client settings (the account is set up later, in Settings)."""
-        self.setWindowTitle("Set up your mail client — MailBeacon")
+        self.setWindowTitle(self._tr.t("Set up your mail client — MailBeacon"))
         if self.account is not None:
             self.account.hide()
         self.instructions.show()
@@ -187,5 +220,5 @@ class FirstRunDialog(QDialog):
 
     def copy(self) -> None:
         """Put the settings on the clipboard."""
-        self._clipboard.setText(self.settings.as_text())
-        self.copied_label.setText("Copied to the clipboard.")
+        self._clipboard.setText(self.settings.as_text(self._tr))
+        self.copied_label.setText(self._tr.t("Copied to the clipboard."))

@@ -49,6 +49,7 @@ from PySide6.QtGui import QFont, QGuiApplication
 
 from mailbeacon.agent.records.model import ActivityFilter, ActivityRow
 from mailbeacon.core.events import HIT_TYPES, EventType, Verdict
+from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.core.uainfo import describe
 from mailbeacon.tray.threads.workers import Worker
 from mailbeacon.tray.views.activity.when import full_when, relative_when, utc_now
@@ -88,18 +89,24 @@ class Column(IntEnum):
     USER_AGENT = 8
 
 
-HEADERS = ("When", "What", "Who", "Email", "Where", "Verdict", "Reason", "IP address",
-           "User agent")
+HEADERS = (mark("When"), mark("What"), mark("Who"), mark("Email"), mark("Where"),
+           mark("Verdict"), mark("Reason"), mark("IP address"), mark("User agent"))
 DETAIL_COLUMNS = (Column.VERDICT, Column.REASON, Column.IP, Column.USER_AGENT)
 """What the agent decided and from where, for the rep who asks ("Show details")."""
 TYPE_LABELS: dict[str, str] = {
-    EventType.OPEN: "Open",
-    EventType.CLICK: "Click",
-    EventType.REPLY: "Reply",
-    EventType.DELIVERY_FAILED: "Delivery failed",
+    EventType.OPEN: mark("Open"),
+    EventType.CLICK: mark("Click"),
+    EventType.REPLY: mark("Reply"),
+    EventType.DELIVERY_FAILED: mark("Delivery failed"),
 }
-SOMEONE = "Someone"
-UNKNOWN_EMAIL = "(unknown email)"
+VERDICT_LABELS: dict[str, str] = {
+    Verdict.HUMAN: mark("Human"),
+    Verdict.BOT: mark("Bot"),
+    Verdict.PROXY: mark("Proxy"),
+    Verdict.SELF: mark("Self"),
+}
+SOMEONE = mark("Someone")
+UNKNOWN_EMAIL = mark("(unknown email)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,40 +181,42 @@ def read_page(
             return Page(found, offset, False)
 
 
-def when_text(at: str) -> str:
-    """A stored UTC time as local ``YYYY-MM-DD HH:MM:SS``."""
+def when_text(at: str, tr: Language = ENGLISH) -> str:
+    """A stored UTC time as the rep's local date and time (``12 Jun 2025, 14:05``)."""
     try:
-        return datetime.fromisoformat(at).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        return tr.when(datetime.fromisoformat(at))
     except ValueError:
         return at
 
 
-def type_text(row: ActivityRow) -> str:
+def type_text(row: ActivityRow, tr: Language = ENGLISH) -> str:
     """``Open``, ``Open (inferred)``, ``Open (possibly forwarded)``, ``Click``, ..."""
     event = row.event
-    label = TYPE_LABELS.get(event.type, event.type)
+    label = tr.t(TYPE_LABELS[event.type]) if event.type in TYPE_LABELS else event.type
     # The same words as the notification (docs/rep-guide.md); an inferred open can be
     # possibly forwarded too, so neither hides the other.
-    notes = [n for n, on in (("inferred", event.inferred),
-                             ("possibly forwarded", event.possibly_forwarded)) if on]
-    return f"{label} ({', '.join(notes)})" if notes else label
+    notes = [tr.t(n) for n, on in ((mark("inferred"), event.inferred),
+                                   (mark("possibly forwarded"), event.possibly_forwarded)) if on]
+    if not notes:
+        return label
+    return tr.t("{what} ({notes})", what=label, notes=", ".join(notes))
 
 
-def who_text(row: ActivityRow) -> str:
+def who_text(row: ActivityRow, tr: Language = ENGLISH) -> str:
     """The contact's name or address; ``Someone`` when not known (rules 8, 9); the
     undelivered recipients of a delivery failure."""
     event = row.event
     if event.contact and not event.anonymous:
         return row.contact_name or event.contact
     if event.anonymous or event.type in HIT_TYPES:
-        return SOMEONE
+        return tr.t(SOMEONE)
     if event.type == EventType.DELIVERY_FAILED:
         recipients = event.details.get("recipients")
         return ", ".join(str(r) for r in recipients) if isinstance(recipients, list) else ""
     return ""
 
 
-def detail_text(row: ActivityRow) -> str:
+def detail_text(row: ActivityRow, tr: Language = ENGLISH) -> str:
     """Where: the clicked link, or the reader's device ("Outlook on Windows (via Gmail)")."""
     event = row.event
     if event.type == EventType.CLICK:
@@ -215,34 +224,42 @@ def detail_text(row: ActivityRow) -> str:
     if event.type == EventType.OPEN:
         client = describe(event.user_agent).label if event.user_agent else ""
         via = event.details.get("via")
-        return f"{client} (via {via})" if via and client else str(via or client)
+        if via and client:
+            return tr.t("{client} (via {proxy})", client=client, proxy=via)
+        return str(via or client)
     return ""
 
 
-def verdict_text(row: ActivityRow) -> str:
+def verdict_text(row: ActivityRow, tr: Language = ENGLISH) -> str:
     """The verdict of an open or click; none for what no hit decided (a bounce)."""
     if row.event.type == EventType.DELIVERY_FAILED:
         return ""  # stored with the default verdict, but nobody opened anything
-    return row.event.verdict.capitalize()
+    verdict = row.event.verdict
+    return tr.t(VERDICT_LABELS[verdict]) if verdict in VERDICT_LABELS else verdict.capitalize()
 
 
-_CELLS: dict[int, Callable[[ActivityRow], str]] = {
-    Column.WHEN: lambda row: when_text(row.event.at),  # the model shows it relative to now
+def _subject(row: ActivityRow, tr: Language) -> str:
+    return row.subject if row.subject is not None else tr.t(UNKNOWN_EMAIL)
+
+
+# The reason is the classifier's own words (docs/rules.md), shown as stored.
+_CELLS: dict[int, Callable[[ActivityRow, Language], str]] = {
+    Column.WHEN: lambda row, tr: when_text(row.event.at, tr),  # the model shows it relative
     Column.TYPE: type_text,
     Column.WHO: who_text,
-    Column.EMAIL: lambda row: row.subject if row.subject is not None else UNKNOWN_EMAIL,
+    Column.EMAIL: _subject,
     Column.DETAIL: detail_text,
     Column.VERDICT: verdict_text,
-    Column.REASON: lambda row: row.event.reason,
-    Column.IP: lambda row: row.event.ip or "",
-    Column.USER_AGENT: lambda row: row.event.user_agent,
+    Column.REASON: lambda row, _tr: row.event.reason,
+    Column.IP: lambda row, _tr: row.event.ip or "",
+    Column.USER_AGENT: lambda row, _tr: row.event.user_agent,
 }
 
 
-def cell_text(row: ActivityRow, column: int) -> str:
+def cell_text(row: ActivityRow, column: int, tr: Language = ENGLISH) -> str:
     """What one cell shows (always plain text)."""
     cell = _CELLS.get(column)
-    return cell(row) if cell is not None else ""
+    return cell(row, tr) if cell is not None else ""
 
 
 class ActivityModel(RowTableModel[ActivityRow]):
@@ -273,8 +290,10 @@ class ActivityModel(RowTableModel[ActivityRow]):
         worker: Worker | None = None,
         now: Callable[[], datetime] = utc_now,
         parent: QObject | None = None,
+        tr: Language = ENGLISH,
     ) -> None:
-        super().__init__(HEADERS, parent)
+        super().__init__(tuple(tr.t(h) for h in HEADERS), parent)
+        self._tr = tr
         self._now = now
         self._seen_id: int | None = None  # None: everything shown counts as seen
         self._new_count = 0
@@ -372,10 +391,10 @@ class ActivityModel(RowTableModel[ActivityRow]):
     def cell_data(self, row: ActivityRow, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             if column == Column.WHEN:
-                return relative_when(row.event.at, self._now())
-            return cell_text(row, column)
+                return relative_when(row.event.at, self._now(), tr=self._tr)
+            return cell_text(row, column, self._tr)
         if role == Qt.ItemDataRole.ToolTipRole and column == Column.WHEN:
-            return full_when(row.event.at)  # our own text, never data from outside
+            return full_when(row.event.at, tr=self._tr)  # our own text, never from outside
         if role == Qt.ItemDataRole.ForegroundRole and row.event.verdict != Verdict.HUMAN:
             return self._filtered_brush
         if role == Qt.ItemDataRole.FontRole and self._is_new(row):
@@ -469,7 +488,7 @@ class ActivityModel(RowTableModel[ActivityRow]):
         log.error("reading the activity feed failed: %s", error)
         self._exhausted = True  # no retry loop; refresh() or a new filter tries again
         self._set_loading(False)
-        self.loadFailed.emit(f"The activity could not be read: {error}")
+        self.loadFailed.emit(self._tr.t("The activity could not be read: {error}", error=error))
 
     def _append(self, rows: list[ActivityRow]) -> None:
         if not rows:
@@ -498,7 +517,7 @@ class ActivityModel(RowTableModel[ActivityRow]):
         self._head_pending = self._head_again = False
         if generation == self._generation.value:
             log.error("refreshing the activity feed failed: %s", error)
-            self.loadFailed.emit(f"The activity could not be read: {error}")
+            self.loadFailed.emit(self._tr.t("The activity could not be read: {error}", error=error))
 
     def _merge_head(self, page: Page) -> None:
         fresh = page.rows

@@ -1,7 +1,8 @@
 """When something happened, the way a rep says it: "5 min ago", "yesterday 14:02".
 
 The feed, a contact's timeline, the contacts table and the report tables show
-times relative to now, in local time; the full local date and time is on hover
+times relative to now, in local time and the rep's language (``Language.relative``,
+``mailbeacon.core.language``); the full local date and time is on hover
 (``full_when``). Tables still sort by the stored time, never by this text. Past a week the date is
 shown (with the year only when it is not this year), since "23 days ago" makes
 the rep count. Stored times are UTC ISO 8601; one that does not parse is shown
@@ -12,8 +13,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
 
-JUST_NOW_SECONDS = 60
-WEEK_DAYS = 7
+from mailbeacon.core.language import ENGLISH, Language
+
 CLOCK_MS = 60_000
 """How often a view showing relative times redraws them ("5 min ago" moves on)."""
 
@@ -33,39 +34,28 @@ def _local(at: str, tz: tzinfo | None) -> datetime | None:
     return moment.astimezone(tz)
 
 
-def relative_when(at: str | None, now: datetime, tz: tzinfo | None = None) -> str:
+def relative_when(
+    at: str | None, now: datetime, tz: tzinfo | None = None, tr: Language = ENGLISH
+) -> str:
     """``just now``, ``5 min ago``, ``today 09:12``, ``yesterday 14:02``, ``Mon 14:02``,
-    ``12 Jun 14:02``, ``12 Jun 2024``; an em dash for no time."""
+    ``12 Jun 14:02``, ``12 Jun 2024`` in ``tr``'s words and formats ("2 min temu",
+    "wczoraj 14:05"); an em dash for no time."""
     moment = _local(at, tz) if at else None
     if moment is None:
         return at or "—"
-    here = now.astimezone(tz)
-    return _relative(moment, here, (here - moment).total_seconds())
+    return _in(tr, tz).relative(moment, now)
 
 
-def _relative(moment: datetime, here: datetime, seconds: float) -> str:
-    clock = f"{moment:%H:%M}"
-    days = (here.date() - moment.date()).days
-    if -JUST_NOW_SECONDS < seconds < JUST_NOW_SECONDS:
-        text = "just now"  # a few seconds of clock difference read as now too
-    elif 0 < seconds < 3600:
-        text = f"{int(seconds // 60)} min ago"
-    elif days in (0, 1):
-        text = f"{('today', 'yesterday')[days]} {clock}"
-    elif 1 < days < WEEK_DAYS:
-        text = f"{moment:%a} {clock}"
-    elif moment.year == here.year:
-        text = f"{moment.day} {moment:%b} {clock}"
-    else:
-        text = f"{moment.day} {moment:%b %Y}"
-    return text
+def _in(tr: Language, tz: tzinfo | None) -> Language:
+    return tr.in_zone(tz) if tz is not None else tr
 
 
-def full_when(at: str | None, tz: tzinfo | None = None) -> str:
-    """The full local date and time, for the hover text: ``Thu 12 Jun 2025, 14:02:07``."""
+def full_when(at: str | None, tz: tzinfo | None = None, tr: Language = ENGLISH) -> str:
+    """The full local date and time, for the hover text: ``Thu 12 Jun 2025, 14:02:07``
+    (``czw. 12 cze 2025, 14:02:07``)."""
     if not at:
         return ""
     moment = _local(at, tz)
     if moment is None:
         return at
-    return f"{moment:%a} {moment.day} {moment:%b %Y, %H:%M:%S}"
+    return _in(tr, tz).full(moment)

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from mailbeacon.agent.records.model import ActivityRow
 from mailbeacon.core.events import NOT_HUMAN, EventType, Verdict
+from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.tray.views.activity.model import (
     DETAIL_COLUMNS,
     PAGE_SIZE,
@@ -45,6 +46,7 @@ from mailbeacon.tray.views.activity.model import (
     Column,
     FeedFilter,
     type_text,
+    verdict_text,
     who_text,
 )
 from mailbeacon.tray.views.activity.when import CLOCK_MS, full_when, utc_now
@@ -52,29 +54,29 @@ from mailbeacon.tray.views.labels import plain_label
 from mailbeacon.tray.views.tables import setup_read_only_table
 
 SEARCH_DELAY_MS = 250  # typing pauses this long before the search runs
-TITLE = "Activity — MailBeacon"
-EMPTY_FEED = (
+TITLE = mark("Activity — MailBeacon")
+EMPTY_FEED = mark(
     "No activity yet. Send an email from your mail client or Compose; opens and clicks "
     "appear here."
 )
-EMPTY_FILTER = (
+EMPTY_FILTER = mark(
     "Nothing matches. Clear the search, choose All types or tick Show filtered to see more."
 )
 
 TYPE_CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("All types", ()),
-    ("Opens", (EventType.OPEN,)),
-    ("Clicks", (EventType.CLICK,)),
-    ("Replies", (EventType.REPLY,)),
-    ("Delivery failures", (EventType.DELIVERY_FAILED,)),
+    (mark("All types"), ()),
+    (mark("Opens"), (EventType.OPEN,)),
+    (mark("Clicks"), (EventType.CLICK,)),
+    (mark("Replies"), (EventType.REPLY,)),
+    (mark("Delivery failures"), (EventType.DELIVERY_FAILED,)),
 )
 VERDICT_CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Any verdict", ()),
-    ("Human", (Verdict.HUMAN,)),
-    ("Bot", (Verdict.BOT,)),
-    ("Proxy", (Verdict.PROXY,)),
-    ("Self", (Verdict.SELF,)),
-    ("Not human", NOT_HUMAN),
+    (mark("Any verdict"), ()),
+    (mark("Human"), (Verdict.HUMAN,)),
+    (mark("Bot"), (Verdict.BOT,)),
+    (mark("Proxy"), (Verdict.PROXY,)),
+    (mark("Self"), (Verdict.SELF,)),
+    (mark("Not human"), NOT_HUMAN),
 )
 COLUMN_WIDTHS = {
     Column.WHEN: 120,
@@ -103,30 +105,38 @@ class ActivityWindow(QWidget):
         page_size: int = PAGE_SIZE,
         now: Callable[[], datetime] = utc_now,
         parent: QWidget | None = None,
+        tr: Language = ENGLISH,
     ) -> None:
         super().__init__(parent)
-        self.setWindowTitle(TITLE)
+        self._tr = tr
+        self.setWindowTitle(tr.t(TITLE))
         self.resize(1100, 600)
-        self.model = model or ActivityModel(query, page_size=page_size, now=now, parent=self)
+        self.model = model or ActivityModel(
+            query, page_size=page_size, now=now, parent=self, tr=tr
+        )
         self._had_focus = False
 
         self.search = QLineEdit()
-        self.search.setPlaceholderText("Search subject or contact")
+        self.search.setPlaceholderText(tr.t("Search subject or contact"))
         self.search.setClearButtonEnabled(True)
-        self.type_box = _combo(TYPE_CHOICES)
-        self.show_filtered = QCheckBox("Show filtered")
+        self.type_box = _combo(TYPE_CHOICES, tr)
+        self.show_filtered = QCheckBox(tr.t("Show filtered"))
         self.show_filtered.setToolTip(
-            "Also show opens and clicks that no person made (scanners, image proxies, "
-            "your own), with the reason for each verdict"
+            tr.t(
+                "Also show opens and clicks that no person made (scanners, image proxies, "
+                "your own), with the reason for each verdict"
+            )
         )
-        self.verdict_box = _combo(VERDICT_CHOICES)
+        self.verdict_box = _combo(VERDICT_CHOICES, tr)
         self.verdict_box.setEnabled(False)
-        self.show_details = QCheckBox("Show details")
+        self.show_details = QCheckBox(tr.t("Show details"))
         self.show_details.setToolTip(
-            "Also show why each event counts as a person or not (verdict and reason), and "
-            "the reader's IP address and browser"
+            tr.t(
+                "Also show why each event counts as a person or not (verdict and reason), "
+                "and the reader's IP address and browser"
+            )
         )
-        self.status = QLabel("Loading…")
+        self.status = QLabel(tr.t("Loading…"))
         self.status.setTextFormat(Qt.TextFormat.PlainText)
 
         self.table = QTableView()
@@ -142,7 +152,7 @@ class ActivityWindow(QWidget):
         self.details = QPlainTextEdit()
         self.details.setReadOnly(True)
         self.details.setMaximumHeight(96)
-        self.details.setPlaceholderText("Select an event to see its details.")
+        self.details.setPlaceholderText(tr.t("Select an event to see its details."))
         self._show_details(False)
         self._lay_out()
         self._connect()
@@ -257,19 +267,27 @@ class ActivityWindow(QWidget):
         total = self.model.total
         searching = bool(self.model.feed.needle())
         new = self.model.new_count
-        self.setWindowTitle(f"Activity ({new} new) — MailBeacon" if new else TITLE)
+        tr = self._tr
+        self.setWindowTitle(
+            tr.n("Activity ({count} new) — MailBeacon", "Activity ({count} new) — MailBeacon",
+                 new) if new else tr.t(TITLE)
+        )
         self._update_empty()
         if total < 0:
             shown = self.model.rowCount()
             self.status.setText(
-                f"Searching… {shown:,} found so far" if searching and shown else "Loading…"
+                tr.n("Searching… {count} found so far", "Searching… {count} found so far", shown)
+                if searching and shown else tr.t("Loading…")
             )
             return
         if searching:
-            text = f"{total:,} {'match' if total == 1 else 'matches'}"
+            text = tr.n("{count} match", "{count} matches", total)
         else:
-            text = f"{total:,} {'event' if total == 1 else 'events'}"
-        self.status.setText(f"{new} new · {text}" if new else text)
+            text = tr.n("{count} event", "{count} events", total)
+        self.status.setText(
+            tr.n("{count} new · {total}", "{count} new · {total}", new, total=text) if new
+            else text
+        )
 
     def _update_empty(self) -> None:
         model = self.model
@@ -277,7 +295,7 @@ class ActivityWindow(QWidget):
         if empty:
             feed = model.feed
             filtered = bool(feed.types or feed.verdicts or feed.needle())
-            self.empty.setText(EMPTY_FILTER if filtered else EMPTY_FEED)
+            self.empty.setText(self._tr.t(EMPTY_FILTER if filtered else EMPTY_FEED))
         self.stack.setCurrentWidget(self.empty if empty else self.table)
 
     def _double_clicked(self, index: QModelIndex | QPersistentModelIndex) -> None:
@@ -292,26 +310,30 @@ class ActivityWindow(QWidget):
         self, current: QModelIndex | QPersistentModelIndex, _previous: object
     ) -> None:
         row = self.model.row_at(current)
-        self.details.setPlainText(details_text(row) if row is not None else "")
+        self.details.setPlainText(details_text(row, self._tr) if row is not None else "")
 
 
-def details_text(row: ActivityRow) -> str:
+def details_text(row: ActivityRow, tr: Language = ENGLISH) -> str:
     """Everything about one event, as plain text lines."""
     event = row.event
+    verdict = verdict_text(row, tr) or event.verdict
     lines = [
-        f"{type_text(row)} — {full_when(event.at)} — {who_text(row)}",
-        f"Email: {row.subject if row.subject is not None else '(unknown)'}",
-        f"Verdict: {event.verdict}" + (f" — {event.reason}" if event.reason else ""),
+        f"{type_text(row, tr)} — {full_when(event.at, tr=tr)} — {who_text(row, tr)}",
+        tr.t("Email: {subject}",
+             subject=row.subject if row.subject is not None else tr.t("(unknown)")),
+        tr.t("Verdict: {verdict}", verdict=verdict)
+        + (f" — {event.reason}" if event.reason else ""),
     ]
     if event.url:
-        lines.append(f"URL: {event.url}")
+        lines.append(tr.t("URL: {url}", url=event.url))
     if event.ip or event.user_agent:
-        lines.append(f"From: {event.ip or '?'}  {event.user_agent}")
+        lines.append(tr.t("From: {address}  {agent}", address=event.ip or "?",
+                          agent=event.user_agent))
     return "\n".join(lines)
 
 
-def _combo(choices: tuple[tuple[str, tuple[str, ...]], ...]) -> QComboBox:
+def _combo(choices: tuple[tuple[str, tuple[str, ...]], ...], tr: Language) -> QComboBox:
     box = QComboBox()
     for label, _value in choices:
-        box.addItem(label)
+        box.addItem(tr.t(label))
     return box

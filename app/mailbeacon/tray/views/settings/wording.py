@@ -52,7 +52,7 @@ TABS: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...] = (
             "notify.opens", "notify.clicks", "notify.replies", "notify.delivery_failures",
         )),
         ("Pause", ("notify.paused_until",)),
-        ("This computer", ("app.autostart",)),
+        ("This computer", ("app.language", "app.autostart")),
     )),
 )
 ACCOUNT_TAB = "Account"  # where the "Set up your email account" button goes
@@ -105,6 +105,7 @@ LABELS: dict[str, str] = {
     "imap.allow_plain": "Allow an unencrypted connection to another computer",
     "sent_cleanup.enabled": "Remove the extra per-recipient copies from Sent",
     "app.autostart": "Start MailBeacon when I log in",
+    "app.language": "Language",
 }
 CHOICE_LABELS: dict[str, dict[str, str]] = {
     "server.mode": {
@@ -114,6 +115,12 @@ CHOICE_LABELS: dict[str, dict[str, str]] = {
     "account.auth": {
         "password": "Password (or app password)",
         "oauth2": "Google / Microsoft sign-in",
+    },
+    # Each language in its own words: a rep who cannot read the current one finds theirs.
+    "app.language": {
+        "system": "As the system",
+        "en": "English",
+        "pl": "Polski",
     },
 }
 SUFFIXES = {
