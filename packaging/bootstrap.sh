@@ -69,6 +69,8 @@ ensure_venv() {
         rm -f .venv/.mailbeacon-*
         touch "$stamp"
     fi
+    # The translation catalogs as .mo (the app compiles a missing or stale one itself).
+    .venv/bin/python packaging/catalogs.py compile
 }
 
 case "$mode" in

@@ -1,7 +1,7 @@
 """Renders every window of the tray app offscreen to PNG files, with sample data.
 
-Usage: ``.venv/bin/python packaging/screenshots.py OUTDIR`` (the committed set lives
-in ``packaging/screenshots/``). A throw-away profile gets a records store with a few
+Usage: ``.venv/bin/python packaging/screenshots.py [--lang pl] OUTDIR`` (the committed
+sets live in ``packaging/screenshots/``, English, and ``packaging/screenshots/pl/``). A throw-away profile gets a records store with a few
 contacts (Polish and English names), sent emails (one logged, with a PDF), opens and
 clicks judged human, bot, proxy and self, an anonymous "Someone" open, replies and a
 delivery failure; each window is built over it as ``tray.wiring`` builds it, shown
@@ -75,6 +75,7 @@ from mailbeacon.agent.settings.store import Settings
 from mailbeacon.agent.tracking.check import TrackingCheck, public_result
 from mailbeacon.agent.tracking.reach import ANSWER_STEP, NAME_STEP, TLS_STEP, CheckStep, Outcome
 from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.core.language import LANGUAGES, Language
 from mailbeacon.core.profile import Profile
 from mailbeacon.core.tokens import new_message_key, new_recipient_key
 from mailbeacon.tray.views.account.flow import AccountDialog
@@ -82,6 +83,7 @@ from mailbeacon.tray.views.account.runner import AccountRunner
 from mailbeacon.tray.views.account.wording import CHECKING, IN_BROWSER, LOOKING_UP, SIGNING_IN
 from mailbeacon.tray.views.activity.window import ActivityWindow
 from mailbeacon.tray.app import TrayApp
+from mailbeacon.tray.language import QtLanguage
 from mailbeacon.tray.assets import IconSet, PanelTheme
 from mailbeacon.tray.views.compose.window import ComposeDefaults, ComposeWindow
 from mailbeacon.tray.views.contacts.model import ContactsModel
@@ -521,37 +523,37 @@ def _relay_status() -> AgentStatus:
     )
 
 
-def first_run(out: Path) -> None:
+def first_run(out: Path, tr: Language) -> None:
     """The mail-client settings dialog."""
     settings = MailClientSettings.from_status(_relay_status(), "k3V9-relay-Pw2x")
-    dialog = FirstRunDialog(settings)
+    dialog = FirstRunDialog(settings, tr=tr)
     _save(dialog, out / "first_run.png", fit=True)
     _dispose(dialog)
 
 
-def toast(out: Path, icons: IconSet, data: Sample) -> None:
+def toast(out: Path, icons: IconSet, data: Sample, tr: Language) -> None:
     """The in-app toast, worded as the agent words an open of the logged offer."""
     email = data.store.email(data.offer_id)
     assert email is not None
     opened = email.sent_at.replace("Z", "+00:00")
     at = _at(datetime.fromisoformat(opened) + timedelta(minutes=38))
     widget = Toast(icons.app())
-    widget.title_label.setText(wording.title_for("open", ALICJA.name, email, None, False))
+    widget.title_label.setText(wording.title_for("open", ALICJA.name, email, None, False, tr))
     widget.body_label.setText(wording.body_for([
-        wording.since_sending(email, at), "Outlook on Windows", "Poland",
+        wording.since_sending(email, at, tr), "Outlook on Windows", "PL",
     ]))
     _save(widget, out / "toast.png", fit=True)
     _dispose(widget)
 
 
-def tray_menus(out: Path, icons: IconSet) -> None:
+def tray_menus(out: Path, icons: IconSet, tr: Language) -> None:
     """The tray menu with every window wired, running and paused."""
     def nothing() -> None:
         return None
 
     windows = Windows(compose=nothing, activity=nothing, contacts=nothing, reports=nothing,
                       settings=nothing)
-    app = TrayApp(icons, windows=windows, pause=PauseState(clock=NOW.timestamp))
+    app = TrayApp(icons, windows=windows, pause=PauseState(clock=NOW.timestamp), language=tr)
     app.on_status(_relay_status())
     _save(app.menu, out / "tray_menu.png", fit=True)
     app.pause_for_hour()
@@ -672,10 +674,10 @@ def account_flow(out: Path) -> None:
         _dispose(dialog)
 
 
-def activity(out: Path, data: Sample) -> None:
+def activity(out: Path, data: Sample, tr: Language) -> None:
     """The feed as it opens (people only), then with the filtered events and the details
     (verdict, reason, address, browser) shown."""
-    window = ActivityWindow(data.store, now=lambda: NOW)
+    window = ActivityWindow(data.store, now=lambda: NOW, tr=tr)
     model = window.model
     signals = (model.pageLoaded, model.totalChanged, model.loadingChanged)
 
@@ -823,28 +825,33 @@ def icon_sheet(out: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Render everything into the folder given."""
+    """Render everything into the folder given (``--lang pl``: in Polish)."""
+    code = "en"
+    if len(argv) == 3 and argv[0] == "--lang" and argv[1] in LANGUAGES:
+        code, argv = argv[1], argv[2:]
     if len(argv) != 1:
-        print("usage: screenshots.py OUTDIR", file=sys.stderr)
+        print("usage: screenshots.py [--lang en|pl] OUTDIR", file=sys.stderr)
         return 2
     out = Path(argv[0])
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    tr = Language.load(code)  # times in TZ (UTC unless it says otherwise)
+    qt_language = QtLanguage(app, tr)  # Qt's own buttons in the same language
     icons = IconSet(PanelTheme.LIGHT)
     with tempfile.TemporaryDirectory(prefix="mailbeacon-screenshots-") as root, \
             sample(Path(root)) as data:
-        first_run(out)
-        toast(out, icons, data)
-        tray_menus(out, icons)
+        first_run(out, tr)
+        toast(out, icons, data, tr)
+        tray_menus(out, icons, tr)
         settings_tabs(out, data)
         account_flow(out)
-        activity(out, data)
+        activity(out, data, tr)
         compose(out, data)
         contacts(out, data)
         record_and_viewer(out, data)
         reports(out, data)
         icon_sheet(out)
-    del app
+    del qt_language, app
     return 0
 
 

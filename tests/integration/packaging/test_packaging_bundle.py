@@ -170,7 +170,12 @@ def test_the_bundle_carries_its_resources_and_only_the_qt_it_uses(bundle: Path) 
     for unwanted in ("libQt6Qml", "libQt6Quick", "libQt6WebEngineCore", "libQt6Multimedia"):
         assert unwanted not in qt_libs
     assert {"libQt6Core", "libQt6Gui", "libQt6Widgets", "libQt6Network"} <= qt_libs
-    assert not (internal / "PySide6" / "Qt" / "translations").exists()
+    # Qt's own words only in the languages MailBeacon speaks (tray/language.py).
+    qt_words = internal / "PySide6" / "Qt" / "translations"
+    assert sorted(p.name for p in qt_words.iterdir()) == ["qtbase_pl.qm"]
+    # The catalogs, compiled by the build (docs/architecture.md, "Languages").
+    assert (internal / "mailbeacon" / "data" / "locale" / "pl" / "LC_MESSAGES"
+            / "mailbeacon.mo").is_file()
     assert not list(internal.glob("libgtk-3*"))  # the GTK platform theme is left out
     size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file() and not p.is_symlink())
     assert size < SIZE_BUDGET_MB * 1e6, f"bundle is {size / 1e6:.0f} MB"
