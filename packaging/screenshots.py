@@ -1,13 +1,13 @@
 """Renders every window of the tray app offscreen to PNG files, with sample data.
 
 Usage: ``.venv/bin/python packaging/screenshots.py [--lang pl] OUTDIR`` (the committed
-sets live in ``packaging/screenshots/``, English, and ``packaging/screenshots/pl/``). A throw-away profile gets a records store with a few
-contacts (Polish and English names), sent emails (one logged, with a PDF), opens and
-clicks judged human, bot, proxy and self, an anonymous "Someone" open, replies and a
-delivery failure; each window is built over it as ``tray.wiring`` builds it, shown
-offscreen, grabbed once its background reads have delivered (waiting on the windows'
-own signals, bounded), and saved with the strongest PNG compression (then through
-``optipng`` when it is installed).
+sets live in ``packaging/screenshots/``, English, and ``packaging/screenshots/pl/``). A
+throw-away profile gets a records store with a few contacts (Polish and English names),
+sent emails (one logged, with a PDF), opens and clicks judged human, bot, proxy and
+self, an anonymous "Someone" open, replies and a delivery failure; each window is built
+over it as ``tray.wiring`` builds it, shown offscreen, grabbed once its background reads
+have delivered (waiting on the windows' own signals, bounded), and saved with the
+strongest PNG compression (then through ``optipng`` when it is installed).
 
 Writes: ``first_run``, ``toast``, ``tray_menu``, ``tray_menu_paused``, ``icons``,
 ``settings_<tab>`` (one per tab), ``settings_test_tracking``,
@@ -94,7 +94,7 @@ from mailbeacon.tray.icon.menu import Windows
 from mailbeacon.tray.icon.pause import PauseState
 from mailbeacon.tray.views.contacts.record import RecordView
 from mailbeacon.tray.views.reports.window import ReportsWindow
-from mailbeacon.tray.views.settings.dialog import SettingsDialog
+from mailbeacon.tray.views.settings.dialog import TABS, SettingsDialog
 from mailbeacon.tray.views.compose.templates import Template, TemplateStore
 from mailbeacon.tray.desktop.toast import Toast
 from mailbeacon.tray.threads.workers import Worker
@@ -565,7 +565,7 @@ def _slug(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", title.replace("&", "").lower()).strip("_")
 
 
-def settings_tabs(out: Path, data: Sample) -> None:
+def settings_tabs(out: Path, data: Sample, tr: Language) -> None:
     """The settings dialog, one picture per tab, with the secrets stored."""
     keyring = MemoryKeyring()
     secrets = SecretStore(data.profile.keyring_service, {}, backend=keyring)
@@ -575,15 +575,17 @@ def settings_tabs(out: Path, data: Sample) -> None:
         secrets.set(secret, value)
     secrets.set_enrollment(Enrollment("https://track.mojafirma.pl", 7, "token", bytes(32)))
     dialog = SettingsDialog(sample_settings(), secrets, lambda _settings: None,
-                            open_account=lambda: None)
+                            open_account=lambda: None, tr=tr)
     for index in range(dialog.tabs.count()):
         dialog.tabs.setCurrentIndex(index)
-        _save(dialog, out / f"settings_{_slug(dialog.tabs.tabText(index))}.png")
+        # Named by the English tab in every language: the sets line up file by file.
+        name = TABS[index][0] if index < len(TABS) else dialog.tabs.tabText(index)
+        _save(dialog, out / f"settings_{_slug(name)}.png")
     _dispose(dialog)
-    settings_test_tracking(out, secrets)
+    settings_test_tracking(out, secrets, tr)
 
 
-def settings_test_tracking(out: Path, secrets: SecretStore) -> None:
+def settings_test_tracking(out: Path, secrets: SecretStore, tr: Language) -> None:
     """"Test tracking" for a public address: what each step found (the check's words)."""
     steps = (
         CheckStep(NAME_STEP, Outcome.YES, "yes (203.0.113.5)"),
@@ -598,7 +600,7 @@ def settings_test_tracking(out: Path, secrets: SecretStore) -> None:
         return answer
 
     dialog = SettingsDialog(sample_settings(), secrets, lambda _settings: None,
-                            open_account=lambda: None, test_tracking=canned)
+                            open_account=lambda: None, test_tracking=canned, tr=tr)
     dialog.show_field("server.mode")
     dialog.resize(dialog.sizeHint().width(), dialog.sizeHint().height() + 120)
     dialog.show()
@@ -613,7 +615,7 @@ def settings_test_tracking(out: Path, secrets: SecretStore) -> None:
     _dispose(dialog)
     # Out of the box (this computer, 127.0.0.1): said before any test.
     local = SettingsDialog(Settings(), secrets, lambda _settings: None,
-                           open_account=lambda: None)
+                           open_account=lambda: None, tr=tr)
     local.show_field("server.mode")
     _save(local, out / "settings_tracking_this_computer.png")
     _dispose(local)
@@ -843,7 +845,7 @@ def main(argv: list[str]) -> int:
         first_run(out, tr)
         toast(out, icons, data, tr)
         tray_menus(out, icons, tr)
-        settings_tabs(out, data)
+        settings_tabs(out, data, tr)
         account_flow(out)
         activity(out, data, tr)
         compose(out, data)

@@ -330,7 +330,8 @@ class ProfileWindows:
         secrets = SecretStore(self._profile.keyring_service, dict(os.environ))
         team = TeamPolicyFile.load(self._profile.config_dir, self._profile.config_file).policy
         dialog = SettingsDialog(
-            self._settings(), secrets, save, open_account=self.account.open, team=team
+            self._settings(), secrets, save, open_account=self.account.open, team=team,
+            tr=self.language,
         )
         dialog.finished.connect(lambda _code: self.settings.forget())
         return dialog

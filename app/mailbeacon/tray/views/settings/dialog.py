@@ -54,6 +54,7 @@ from mailbeacon.agent.settings.team import LOCKED_NOTE, locked_keys, overlay
 from mailbeacon.agent.status import Reachable, tracking_status, tracking_url_from
 from mailbeacon.agent.tracking.check import TrackingCheck, check_tracking
 from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.core.policy import TeamPolicy
 from mailbeacon.core.urls import TrackingUrls
 from mailbeacon.tray.threads.workers import Worker
@@ -91,7 +92,7 @@ log = logging.getLogger(__name__)
 # What the account flow (tray.views.account) sets; reloaded here once it saved.
 ACCOUNT_SECTIONS = ("upstream", "imap", "account", "oauth")
 ACCOUNT_PASSWORDS = ("upstream.password", "imap.password")
-NO_ACCOUNT = "No email account is set up yet."
+NO_ACCOUNT = mark("No email account is set up yet.")
 
 REMOTE_ONLY = ("server.url", "server.enrollment")
 EMBEDDED_ONLY = ("server.listen", "server.public_url")
@@ -159,9 +160,11 @@ class SettingsDialog(QDialog):
         worker: Worker | None = None,
         parent: QWidget | None = None,
         team: TeamPolicy | None = None,
+        tr: Language = ENGLISH,
     ) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Settings — MailBeacon")
+        self._tr = tr
+        self.setWindowTitle(tr.t("Settings — MailBeacon"))
         self.settings = settings
         self._secrets = secrets
         self._save = save
@@ -182,11 +185,11 @@ class SettingsDialog(QDialog):
         self._locked = locked_keys(team) if team is not None else frozenset()
         shown = overlay(settings, team) if team is not None else settings
         for key, spec in KEYS.items():
-            self.fields[key] = make_field(spec, shown.value(key))
+            self.fields[key] = make_field(spec, shown.value(key), tr)
             if key in self._locked:
                 self.fields[key].add_note(LOCKED_NOTE)
         for key, name in SECRET_KEYS.items():
-            field = SecretField(key, stored.get(Secret(name)))
+            field = SecretField(key, stored.get(Secret(name)), tr)
             self.fields[key] = self.secret_fields[key] = field
 
         self.tabs = QTabWidget()
@@ -224,7 +227,7 @@ class SettingsDialog(QDialog):
             if title == ACCOUNT_TAB and self._open_account is not None:
                 page_layout.addWidget(self._account_box(self._open_account))
             for group_title, keys in groups:
-                box = QGroupBox(group_title)
+                box = QGroupBox(self._tr.t(group_title))
                 form = QFormLayout(box)
                 form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
                 for key in keys:
@@ -232,20 +235,20 @@ class SettingsDialog(QDialog):
                         self._add_row(form, self.fields[key])
                         placed.add(key)
                         if key in NOTES:
-                            self.fields[key].add_note(NOTES[key])
+                            self.fields[key].add_note(self._tr.t(NOTES[key]))
                     self._add_extras(form, key)
                 page_layout.addWidget(box)
             if title == CHECKS_TAB:
                 page_layout.addWidget(self._tracking_checks())
             page_layout.addStretch(1)
-            self.tabs.addTab(_scrolled(page), title.replace("&", "&&"))
+            self.tabs.addTab(_scrolled(page), self._tr.t(title).replace("&", "&&"))
         rest = [key for key in self.fields if key not in placed]
         if rest:  # a key nobody placed yet still gets a widget
             page = QWidget()
             form = QFormLayout(page)
             for key in rest:
                 self._add_row(form, self.fields[key])
-            self.tabs.addTab(_scrolled(page), "Other")
+            self.tabs.addTab(_scrolled(page), self._tr.t("Other"))
 
     def _minimum_size(self) -> QSize:
         """Wide enough that every tab's widest row shows whole (no label cut off)."""
@@ -259,27 +262,29 @@ class SettingsDialog(QDialog):
         margins = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent) + 2 * 24
         return QSize(width + margins, 480)
 
-    @staticmethod
-    def _add_row(form: QFormLayout, field: Field) -> None:
+    def _add_row(self, form: QFormLayout, field: Field) -> None:
         if field.full_row:
             form.addRow(field.row)
         else:
-            label = QLabel(f"{label_for(field.key)}:")
+            label = QLabel(self._tr.t("{label}:", label=label_for(field.key, self._tr)))
             label.setTextFormat(Qt.TextFormat.PlainText)
             label.setBuddy(field.widget)
             form.addRow(label, field.row)
 
     def _add_extras(self, form: QFormLayout, key: str) -> None:
+        tr = self._tr
         if key == "relay.password":
-            self.generate_button = QPushButton("&Generate")
-            self.generate_button.setToolTip("Make up a new random relay password")
+            self.generate_button = QPushButton(tr.t("&Generate"))
+            self.generate_button.setToolTip(tr.t("Make up a new random relay password"))
             self.generate_button.clicked.connect(self.generate_relay_password)
             self.fields[key].line.addWidget(self.generate_button)
         elif key == "upstream.allow_plain":
-            self.test_upstream_button = QPushButton("Test &outgoing server")
+            self.test_upstream_button = QPushButton(tr.t("Test &outgoing server"))
             self.test_upstream_button.setToolTip(
-                "Signs in to your outgoing mail server with the values above (not yet saved); "
-                "sends nothing"
+                tr.t(
+                    "Signs in to your outgoing mail server with the values above (not yet "
+                    "saved); sends nothing"
+                )
             )
             self.test_upstream_button.clicked.connect(self.run_upstream_test)
             self.upstream_result = plain_label(wrap=True)
@@ -288,10 +293,12 @@ class SettingsDialog(QDialog):
             # narrow column cut to "Connected to smtp://" (issue 20).
             self._button_and_result(form, self.test_upstream_button, self.upstream_result)
         elif key == "imap.allow_plain":
-            self.test_imap_button = QPushButton("Test co&nnection")
+            self.test_imap_button = QPushButton(tr.t("Test co&nnection"))
             self.test_imap_button.setToolTip(
-                "Logs in to your inbox with the values above (not yet saved) and opens "
-                "INBOX read-only"
+                tr.t(
+                    "Logs in to your inbox with the values above (not yet saved) and opens "
+                    "INBOX read-only"
+                )
             )
             self.test_imap_button.clicked.connect(self.run_imap_test)
             self.imap_result = plain_label(wrap=True)
@@ -302,16 +309,17 @@ class SettingsDialog(QDialog):
             )
             form.addRow(self.test_imap_button, self.imap_result)
         elif key == "tracking.opens":
-            self.opens_note = plain_label(OPEN_TRACKING_COST, wrap=True)
+            self.opens_note = plain_label(tr.t(OPEN_TRACKING_COST), wrap=True)
             self.opens_note.setObjectName("opens_note")
             form.addRow(self.opens_note)
         elif key == "tracking.per_recipient":
-            self.per_recipient_note = plain_label(PER_RECIPIENT_TRADE_OFF, wrap=True)
+            self.per_recipient_note = plain_label(tr.t(PER_RECIPIENT_TRADE_OFF), wrap=True)
             self.per_recipient_note.setObjectName("per_recipient_note")
             form.addRow(self.per_recipient_note)
 
     def _tracking_checks(self) -> QGroupBox:
-        box = QGroupBox("Check")
+        tr = self._tr
+        box = QGroupBox(tr.t("Check"))
         form = QFormLayout(box)
         # Said before any test, as the tray and compose say it (issue 20): an address
         # recipients cannot reach means their opens and clicks are never seen.
@@ -319,17 +327,19 @@ class SettingsDialog(QDialog):
         self.reach_note.setObjectName("reach_note")
         self.reach_note.setStyleSheet(ERROR_STYLE)
         form.addRow(self.reach_note)
-        self.claim_button = QPushButton("&Mark this browser as mine")
+        self.claim_button = QPushButton(tr.t("&Mark this browser as mine"))
         self.claim_button.setToolTip(
-            "Opens a page on your tracking server in your browser; your own clicks from "
-            "that browser are then never counted as the recipient's"
+            tr.t(
+                "Opens a page on your tracking server in your browser; your own clicks from "
+                "that browser are then never counted as the recipient's"
+            )
         )
         self.claim_button.clicked.connect(self.claim_browser)
         self.claim_result = plain_label(wrap=True)
         form.addRow(self.claim_button, self.claim_result)
-        self.test_tracking_button = QPushButton("Test &tracking")
+        self.test_tracking_button = QPushButton(tr.t("Test &tracking"))
         self.test_tracking_button.setToolTip(
-            "Fetches a test pixel from your tracking server, as a recipient would"
+            tr.t("Fetches a test pixel from your tracking server, as a recipient would")
         )
         self.test_tracking_button.clicked.connect(self.run_tracking_test)
         self.tracking_result = plain_label(wrap=True)
@@ -349,11 +359,11 @@ class SettingsDialog(QDialog):
         form.addRow(result)
 
     def _account_box(self, open_account: Callable[[], None]) -> QGroupBox:
-        box = QGroupBox("Your email account")
+        box = QGroupBox(self._tr.t("Your email account"))
         layout = QVBoxLayout(box)
         self.account_summary = plain_label(wrap=True)
         self._show_account_summary(self.settings)
-        self.account_button = QPushButton("Set up your &email account…")
+        self.account_button = QPushButton(self._tr.t("Set up your &email account…"))
         self.account_button.clicked.connect(open_account)
         layout.addWidget(self.account_summary)
         layout.addWidget(self.account_button, 0, Qt.AlignmentFlag.AlignLeft)
@@ -361,8 +371,14 @@ class SettingsDialog(QDialog):
 
     def _show_account_summary(self, settings: Settings) -> None:
         email = settings.account.email or settings.upstream.user
-        how = "signed in with your provider" if settings.account.auth == "oauth2" else "password"
-        self.account_summary.setText(f"{email} ({how})" if email else NO_ACCOUNT)
+        tr = self._tr
+        if not email:
+            self.account_summary.setText(tr.t(NO_ACCOUNT))
+        elif settings.account.auth == "oauth2":
+            self.account_summary.setText(tr.t("{email} (signed in with your provider)",
+                                              email=email))
+        else:
+            self.account_summary.setText(tr.t("{email} (password)", email=email))
 
     def account_saved(self, saved: Settings) -> None:
         """The account flow saved ``saved``: show its account values, so OK keeps them."""
@@ -414,8 +430,11 @@ class SettingsDialog(QDialog):
         status = tracking_status(url) if url else None
         unreachable = status is not None and status.reachable == Reachable.NO
         self.reach_note.setText(
-            f"{status.detail} Use your team's server (Count opens), or give this "
-            "computer's server a public https address (Address in your emails)."
+            self._tr.t(
+                "{detail} Use your team's server (Count opens), or give this computer's "
+                "server a public https address (Address in your emails).",
+                detail=status.detail,
+            )
             if status is not None and unreachable else ""
         )
         self.reach_note.setVisible(unreachable)
@@ -479,8 +498,10 @@ class SettingsDialog(QDialog):
         for key, message in errors.items():
             self.fields[key].show_error(message)
         self.show_field(next(iter(errors)))
-        names = ", ".join(f"{label_for(key)} ({key})" for key in errors)
-        self._show_message(f"Nothing was saved. Please correct: {names}.", error=True)
+        tr = self._tr
+        names = ", ".join(f"{label_for(key, tr)} ({key})" for key in errors)
+        self._show_message(tr.t("Nothing was saved. Please correct: {names}.", names=names),
+                           error=True)
 
     def _show_message(self, text: str, error: bool = False) -> None:
         self.message.setText(text)
@@ -512,7 +533,7 @@ class SettingsDialog(QDialog):
             return test(probe)
 
         self.test_upstream_button.setEnabled(False)
-        show_result(self.upstream_result, None, "Testing…")
+        show_result(self.upstream_result, None, self._tr.t("Testing…"))
         self._worker.submit(call, self._upstream_done, self._upstream_failed)
 
     def run_imap_test(self) -> None:
@@ -528,7 +549,7 @@ class SettingsDialog(QDialog):
             return test(url, password, allow_plain)
 
         self.test_imap_button.setEnabled(False)
-        show_result(self.imap_result, None, "Testing…")
+        show_result(self.imap_result, None, self._tr.t("Testing…"))
         self._worker.submit(call, self._imap_done, self._imap_failed)
 
     def run_tracking_test(self) -> None:
@@ -539,7 +560,8 @@ class SettingsDialog(QDialog):
             return
         test = self._test_tracking
         self.test_tracking_button.setEnabled(False)
-        show_result(self.tracking_result, None, f"Testing {enrollment.server_url}…")
+        show_result(self.tracking_result, None,
+                    self._tr.t("Testing {address}…", address=enrollment.server_url))
         self._worker.submit(
             lambda: test(enrollment), self._tracking_done, self._tracking_failed
         )
@@ -557,14 +579,15 @@ class SettingsDialog(QDialog):
         url = TrackingUrls(enrollment).claim()
         if self._open_url(url) is False:
             show_result(
-                self.claim_result, False, f"No browser could be opened. Open this address "
-                f"in the browser you use: {url}"
+                self.claim_result, False,
+                self._tr.t("No browser could be opened. Open this address in the browser "
+                           "you use: {url}", url=url),
             )
             return
         show_result(
             self.claim_result, True,
-            "Opened your tracking server in the browser: your clicks from that browser "
-            "now count as your own.",
+            self._tr.t("Opened your tracking server in the browser: your clicks from that "
+                       "browser now count as your own."),
         )
 
     def _enrollment(self, report: QLabel) -> Enrollment | None:
@@ -574,13 +597,13 @@ class SettingsDialog(QDialog):
             enrollment = Enrollment.decode(text) if text else self._secrets.enrollment()
         except ValueError as exc:
             log.info("the typed team link is not valid: %s", exc)
-            show_result(report, False, BAD_TEAM_LINK)
+            show_result(report, False, self._tr.t(BAD_TEAM_LINK))
             return None
         except SecretStoreUnavailable as exc:
             show_result(report, False, str(exc))
             return None
         if enrollment is None:
-            show_result(report, False, NO_ENROLLMENT)
+            show_result(report, False, self._tr.t(NO_ENROLLMENT))
         return enrollment
 
     def _upstream_done(self, result: CheckResult) -> None:
@@ -589,7 +612,7 @@ class SettingsDialog(QDialog):
         self.upstreamTested.emit(result.ok, result.message)
 
     def _upstream_failed(self, error: BaseException) -> None:
-        self._upstream_done(UpstreamCheck(False, f"The test could not run: {error}"))
+        self._upstream_done(UpstreamCheck(False, self._could_not_run(error)))
 
     def _imap_done(self, result: CheckResult) -> None:
         self.test_imap_button.setEnabled(True)
@@ -597,7 +620,7 @@ class SettingsDialog(QDialog):
         self.imapTested.emit(result.ok, result.message)
 
     def _imap_failed(self, error: BaseException) -> None:
-        self._imap_done(ImapCheck(False, f"The test could not run: {error}"))
+        self._imap_done(ImapCheck(False, self._could_not_run(error)))
 
     def _tracking_done(self, result: CheckResult) -> None:
         self.test_tracking_button.setEnabled(True)
@@ -605,7 +628,10 @@ class SettingsDialog(QDialog):
         self.trackingTested.emit(result.ok, result.message)
 
     def _tracking_failed(self, error: BaseException) -> None:
-        self._tracking_done(TrackingCheck(False, f"The test could not run: {error}"))
+        self._tracking_done(TrackingCheck(False, self._could_not_run(error)))
+
+    def _could_not_run(self, error: BaseException) -> str:
+        return self._tr.t("The test could not run: {error}", error=error)
 
 
 # ---------------------------------------------------------------- helpers

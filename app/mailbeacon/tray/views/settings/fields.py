@@ -38,6 +38,7 @@ from mailbeacon.agent.settings.kinds import (
     TimestampKind,
 )
 from mailbeacon.agent.settings.store import SettingSpec
+from mailbeacon.core.language import ENGLISH, Language
 from mailbeacon.tray.views.labels import ERROR_STYLE, plain_label
 from mailbeacon.tray.views.settings.wording import (
     CHOICE_LABELS,
@@ -65,6 +66,7 @@ __all__ = [
 MB = 1024 * 1024  # what mail clients and providers call a megabyte
 MB_KEYS = frozenset({"relay.max_message_bytes"})  # stored in bytes, shown in MB
 PAUSE_FORMAT = "ddd d MMM yyyy, HH:mm"  # local time, the way the tray menu says it
+
 
 class Field(ABC):
     """One key's input widget, its error line and the row that holds both.
@@ -122,8 +124,8 @@ class BoolField(Field):
 
     full_row = True
 
-    def __init__(self, key: str, value: bool, doc: str) -> None:
-        self.box = QCheckBox(label_for(key))
+    def __init__(self, key: str, value: bool, doc: str, tr: Language = ENGLISH) -> None:
+        self.box = QCheckBox(label_for(key, tr))
         self.box.setChecked(value)
         super().__init__(key, self.box, doc)
 
@@ -134,11 +136,13 @@ class BoolField(Field):
 class IntField(Field):
     """A spin box over the key's range."""
 
-    def __init__(self, key: str, value: int, kind: IntKind, doc: str) -> None:
+    def __init__(
+        self, key: str, value: int, kind: IntKind, doc: str, tr: Language = ENGLISH
+    ) -> None:
         self.spin = QSpinBox()
         self.spin.setRange(kind.low, kind.high)
         self.spin.setGroupSeparatorShown(kind.high >= 100_000)
-        self.spin.setSuffix(SUFFIXES.get(key, ""))
+        self.spin.setSuffix(_suffix(key, tr))
         self.spin.setValue(value)
         super().__init__(key, self.spin, doc)
 
@@ -149,14 +153,16 @@ class IntField(Field):
 class MegabytesField(Field):
     """A size stored in bytes, shown and edited in MB; an untouched value is kept exactly."""
 
-    def __init__(self, key: str, value: int, kind: IntKind, doc: str) -> None:
+    def __init__(
+        self, key: str, value: int, kind: IntKind, doc: str, tr: Language = ENGLISH
+    ) -> None:
         self.spin = QDoubleSpinBox()
         # One decimal: the smallest allowed size (64 KB) still shows as 0.1 MB, not 0.
         self.spin.setDecimals(1)
         self.spin.setRange(kind.low / MB, kind.high / MB)
         self.spin.setSingleStep(1)
         self.spin.setGroupSeparatorShown(True)
-        self.spin.setSuffix(SUFFIXES.get(key, " MB"))
+        self.spin.setSuffix(_suffix(key, tr, " MB"))
         self.spin.setValue(value / MB)
         self._kind = kind
         self._loaded = (self.spin.value(), value)
@@ -170,7 +176,7 @@ class MegabytesField(Field):
 
 
 class PauseField(Field):
-    """"Paused until" a local date and time; unticked: not paused. Stored as UTC ISO 8601.
+    """ "Paused until" a local date and time; unticked: not paused. Stored as UTC ISO 8601.
 
     A pause already over shows unticked (nothing is paused), but an untouched
     field keeps the stored text exactly, so OK changes nothing by itself.
@@ -178,10 +184,17 @@ class PauseField(Field):
 
     full_row = True
 
-    def __init__(self, key: str, value: str, doc: str, now: datetime | None = None) -> None:
+    def __init__(
+        self,
+        key: str,
+        value: str,
+        doc: str,
+        now: datetime | None = None,
+        tr: Language = ENGLISH,
+    ) -> None:
         moment = _parse_utc(value)
         current = now or datetime.now(UTC)
-        self.box = QCheckBox(f"{label_for(key)}:")
+        self.box = QCheckBox(tr.t("{label}:", label=label_for(key, tr)))
         self.box.setChecked(moment is not None and moment > current)
         self.picker = QDateTimeEdit()
         self.picker.setCalendarPopup(True)
@@ -212,12 +225,14 @@ class PauseField(Field):
 class FloatField(Field):
     """A spin box with decimals; an untouched value is kept exactly as it was."""
 
-    def __init__(self, key: str, value: float, kind: FloatKind, doc: str) -> None:
+    def __init__(
+        self, key: str, value: float, kind: FloatKind, doc: str, tr: Language = ENGLISH
+    ) -> None:
         self.spin = QDoubleSpinBox()
         self.spin.setDecimals(2)
         self.spin.setRange(kind.low, kind.high)
         self.spin.setSingleStep(0.5)
-        self.spin.setSuffix(SUFFIXES.get(key, ""))
+        self.spin.setSuffix(_suffix(key, tr))
         self.spin.setValue(value)
         self._loaded = (self.spin.value(), kind.render(value))
         super().__init__(key, self.spin, doc)
@@ -230,11 +245,13 @@ class FloatField(Field):
 class ChoiceField(Field):
     """A combo box of the key's options."""
 
-    def __init__(self, key: str, value: str, kind: ChoiceKind, doc: str) -> None:
+    def __init__(
+        self, key: str, value: str, kind: ChoiceKind, doc: str, tr: Language = ENGLISH
+    ) -> None:
         self.combo = QComboBox()
         names = CHOICE_LABELS.get(key, {})
         for option in kind.options:
-            self.combo.addItem(names.get(option, option), option)
+            self.combo.addItem(tr.t(names[option]) if option in names else option, option)
         self.combo.setCurrentIndex(max(0, kind.options.index(value)))
         super().__init__(key, self.combo, doc)
 
@@ -245,9 +262,9 @@ class ChoiceField(Field):
 class TextField(Field):
     """A line edit."""
 
-    def __init__(self, key: str, value: str, doc: str) -> None:
+    def __init__(self, key: str, value: str, doc: str, tr: Language = ENGLISH) -> None:
         self.edit = QLineEdit(value)
-        self.edit.setPlaceholderText(PLACEHOLDERS.get(key, ""))
+        self.edit.setPlaceholderText(tr.t(PLACEHOLDERS[key]) if key in PLACEHOLDERS else "")
         super().__init__(key, self.edit, doc)
 
     def text(self) -> str:
@@ -257,23 +274,25 @@ class TextField(Field):
 class SecretField(Field):
     """A masked line edit; empty keeps the stored secret."""
 
-    def __init__(self, key: str, stored: bool | None) -> None:
+    def __init__(self, key: str, stored: bool | None, tr: Language = ENGLISH) -> None:
+        self._tr = tr
         self.edit = QLineEdit()
         self.edit.setEchoMode(QLineEdit.EchoMode.Password)
-        self.show_box = QCheckBox("Show")
+        self.show_box = QCheckBox(tr.t("Show"))
         self.show_box.toggled.connect(self._show)
-        super().__init__(
-            key, self.edit, "kept in the OS keyring, never in the settings file"
-        )
+        super().__init__(key, self.edit, tr.t("kept in the OS keyring, never in the settings file"))
         self.line.addWidget(self.show_box)
         self.set_stored(stored)
 
     def set_stored(self, stored: bool | None) -> None:
         """Say whether the keyring holds this secret (None: it cannot be read)."""
+        tr = self._tr
         self.edit.setPlaceholderText(
-            "(keyring unavailable)" if stored is None
-            else "stored in the keyring: leave empty to keep it" if stored
-            else "not set"
+            tr.t("(keyring unavailable)")
+            if stored is None
+            else tr.t("stored in the keyring: leave empty to keep it")
+            if stored
+            else tr.t("not set")
         )
 
     def text(self) -> str:
@@ -285,29 +304,31 @@ class SecretField(Field):
         self.show_box.setChecked(True)
 
     def _show(self, shown: bool) -> None:
-        self.edit.setEchoMode(
-            QLineEdit.EchoMode.Normal if shown else QLineEdit.EchoMode.Password
-        )
+        self.edit.setEchoMode(QLineEdit.EchoMode.Normal if shown else QLineEdit.EchoMode.Password)
 
 
-def make_field(spec: SettingSpec, value: Any) -> Field:
-    """The widget for one setting, chosen by its value kind."""
+def make_field(spec: SettingSpec, value: Any, tr: Language = ENGLISH) -> Field:
+    """The widget for one setting, chosen by its value kind, worded in ``tr``."""
     key, kind, doc = spec.key, spec.kind, spec.doc
     field: Field
     if isinstance(kind, BoolKind):
-        field = BoolField(key, bool(value), doc)
+        field = BoolField(key, bool(value), doc, tr)
     elif isinstance(kind, IntKind):
         maker = MegabytesField if key in MB_KEYS else IntField
-        field = maker(key, int(value), kind, doc)
+        field = maker(key, int(value), kind, doc, tr)
     elif isinstance(kind, FloatKind):
-        field = FloatField(key, float(value), kind, doc)
+        field = FloatField(key, float(value), kind, doc, tr)
     elif isinstance(kind, ChoiceKind):
-        field = ChoiceField(key, str(value), kind, doc)
+        field = ChoiceField(key, str(value), kind, doc, tr)
     elif isinstance(kind, TimestampKind):
-        field = PauseField(key, kind.render(value), doc)
+        field = PauseField(key, kind.render(value), doc, tr=tr)
     else:
-        field = TextField(key, kind.render(value), doc)
+        field = TextField(key, kind.render(value), doc, tr)
     return field
+
+
+def _suffix(key: str, tr: Language, default: str = "") -> str:
+    return tr.t(SUFFIXES[key]) if key in SUFFIXES else default
 
 
 def _parse_utc(text: str) -> datetime | None:
@@ -321,4 +342,3 @@ def _parse_utc(text: str) -> datetime | None:
 def _next_hour(now: datetime) -> datetime:
     """The top of the hour at least an hour from now: what a rep most often picks."""
     return now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
-
