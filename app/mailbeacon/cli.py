@@ -17,6 +17,7 @@ from mailbeacon.core.redact import RedactSecrets
 _COMMAND_MODULES: tuple[str, ...] = (
     "mailbeacon.server.commands",
     "mailbeacon.agent.commands",
+    "mailbeacon.agent.enroll_commands",
     "mailbeacon.agent.status_commands",
     "mailbeacon.agent.records.commands",
     "mailbeacon.agent.account.commands",

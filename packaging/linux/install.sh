@@ -36,6 +36,8 @@ done
 apps=$prefix/applications
 icons=$prefix/icons/hicolor
 entry=$apps/mailbeacon.desktop
+# Opens mailbeacon://enroll?key=… links (the console's enrollment links).
+handler=$apps/mailbeacon-enroll.desktop
 sizes="16 22 24 32 48 64 128 256 512"
 
 refresh() {
@@ -50,7 +52,7 @@ refresh() {
 }
 
 if [ "$uninstall" = yes ]; then
-    rm -f "$entry" "$icons/scalable/apps/mailbeacon.svg"
+    rm -f "$entry" "$handler" "$icons/scalable/apps/mailbeacon.svg"
     for n in $sizes; do rm -f "$icons/${n}x$n/apps/mailbeacon.png"; done
     refresh
     echo "removed MailBeacon's menu entry and icons from $prefix"
@@ -73,17 +75,21 @@ esac
 
 mkdir -p "$apps" "$icons/scalable/apps"
 
-# The desktop entry, with Exec pointing at the program.
-src_entry=$here/mailbeacon.desktop
-[ -f "$src_entry" ] || die "missing $src_entry"
-tmp=$(mktemp "$apps/.mailbeacon-XXXXXX")
-mv "$tmp" "$tmp.desktop" && tmp=$tmp.desktop
-sed "s|^Exec=mailbeacon |Exec=$program |" "$src_entry" > "$tmp"
-if command -v desktop-file-validate >/dev/null 2>&1; then
-    desktop-file-validate "$tmp" || { rm -f "$tmp"; die "the desktop entry does not validate"; }
-fi
-chmod 0644 "$tmp"
-mv -f "$tmp" "$entry"
+# The desktop entries, with Exec pointing at the program.
+put_entry() {
+    src_entry=$here/$1
+    [ -f "$src_entry" ] || die "missing $src_entry"
+    tmp=$(mktemp "$apps/.mailbeacon-XXXXXX")
+    mv "$tmp" "$tmp.desktop" && tmp=$tmp.desktop
+    sed "s|^Exec=mailbeacon |Exec=$program |" "$src_entry" > "$tmp"
+    if command -v desktop-file-validate >/dev/null 2>&1; then
+        desktop-file-validate "$tmp" || { rm -f "$tmp"; die "the desktop entry does not validate"; }
+    fi
+    chmod 0644 "$tmp"
+    mv -f "$tmp" "$2"
+}
+put_entry mailbeacon.desktop "$entry"
+put_entry mailbeacon-enroll.desktop "$handler"
 
 # Icons: pre-rendered PNGs (bundle), else the SVG (+ PNGs if Qt is at hand).
 if [ -d "$here/icons/hicolor" ]; then
@@ -102,4 +108,8 @@ else
 fi
 
 refresh
+# The enrollment links' handler, for this user (no-op without xdg-utils).
+if command -v xdg-mime >/dev/null 2>&1; then
+    xdg-mime default mailbeacon-enroll.desktop x-scheme-handler/mailbeacon 2>/dev/null || true
+fi
 echo "installed $entry (starts $program) and icons under $icons"

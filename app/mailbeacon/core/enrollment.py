@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
 
 PREFIX = "mbk1_"
 
@@ -57,3 +58,20 @@ class Enrollment:
         if not enrollment.server_url.startswith(("http://", "https://")):
             raise EnrollmentError("the enrollment key names no valid server URL")
         return enrollment
+
+
+LINK_PREFIX = "mailbeacon://enroll"
+
+
+def key_from_link(text: str) -> str:
+    """The key of an enrollment link (``mailbeacon://enroll?key=…``, what the console
+    hands out and the desktop entry opens), or ``text`` itself when it is a bare key.
+    Raises EnrollmentError for a link without a key."""
+    text = text.strip()
+    if not text.lower().startswith(LINK_PREFIX):
+        return text
+    query = parse_qs(urlsplit(text).query)
+    keys = query.get("key", [])
+    if not keys or not keys[-1].strip():
+        raise EnrollmentError("this enrollment link holds no key; copy it again from the email")
+    return keys[-1].strip()

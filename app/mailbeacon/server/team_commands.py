@@ -6,14 +6,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mailbeacon.core.policy import POLICY_KEYS, PolicyError, TeamPolicy
 from mailbeacon.core.profile import Profile
+from mailbeacon.server.admin.accounts import AdminError, add_admin
 from mailbeacon.server.cli_support import EXIT_FAILURE, EXIT_USAGE, add_db_option, db_path, fail
-from mailbeacon.server.config import ConfigError
+from mailbeacon.server.config import DEFAULT_PUBLIC_URL, ConfigError
+from mailbeacon.server.meta import public_url
 from mailbeacon.server.schema import SchemaTooNew
 from mailbeacon.server.store import Store
 from mailbeacon.server.stores import DATABASE_ERRORS, OPEN_ERRORS, open_store
@@ -63,6 +66,19 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     )
     add_db_option(report)
     report.set_defaults(func=_report)
+
+    admin = commands.add_parser(
+        "add-admin",
+        help="create an administrator of the web console (/admin); prints a one-time set-up link",
+    )
+    admin.add_argument("name", metavar="NAME", help="the administrator's login name")
+    admin.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the server's public address (default: the one it was last served with)",
+    )
+    add_db_option(admin)
+    admin.set_defaults(func=_add_admin)
 
 
 def _open(args: argparse.Namespace, profile: Profile) -> Store | int:
@@ -174,4 +190,29 @@ def _report(args: argparse.Namespace, profile: Profile) -> int:
     for row in rows:
         print(f"{row.week:10}  {row.rep[:20]:20} {row.tracked:7d} {row.opens:6d} "
               f"{row.clicks:6d} {row.replies:7d} {row.filtered_share:8.0%}")  # fmt: skip
+    return 0
+
+
+def _add_admin(args: argparse.Namespace, profile: Profile) -> int:
+    store = _open(args, profile)
+    if isinstance(store, int):
+        return store
+    now = time.time()
+    try:
+        token = add_admin(store, str(args.name), now, iso_utc(now))
+        url, _source = public_url(store, args.public_url)
+    except AdminError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    except DATABASE_ERRORS as exc:
+        return fail(f"could not add the administrator: {exc}", EXIT_FAILURE)
+    finally:
+        store.close()
+    base = url or DEFAULT_PUBLIC_URL
+    log.info("administrator %s: set-up link issued", args.name)
+    print(f"{base}/admin/setup/{token}")
+    print(
+        "mailbeacon server: open this link once, within 3 days, to choose the password; "
+        "the console is at /admin of the tracking server from now on",
+        file=sys.stderr,
+    )
     return 0

@@ -17,10 +17,13 @@ from collections.abc import Callable
 from starlette.routing import BaseRoute
 
 from mailbeacon.core.policy import TeamPolicy
+from mailbeacon.server.admin.console import AdminConsole, ConsoleContext
+from mailbeacon.server.config import Database
 from mailbeacon.server.fanout import Fanout
 from mailbeacon.server.reader import Reader
 from mailbeacon.server.recorder import Recorder
 from mailbeacon.server.store import Store
+from mailbeacon.server.stores import open_store
 from mailbeacon.server.stream import policy_text
 from mailbeacon.server.team import PolicyWatch
 from mailbeacon.server.team_api import TeamApi
@@ -40,9 +43,26 @@ class TeamService:
         """The account's policy now (no query: refreshed by the watch)."""
         return self._watch.policy
 
-    def routes(self, reader: Reader, recorder: Recorder) -> list[BaseRoute]:
-        """``/v1/policy`` and ``/v1/activity``."""
-        return TeamApi(reader, recorder, self.policy).routes()
+    def routes(
+        self, reader: Reader, recorder: Recorder, console: ConsoleContext | None = None
+    ) -> list[BaseRoute]:
+        """``/v1/policy`` and ``/v1/activity``; the console's ``/admin`` pages too."""
+        routes = TeamApi(reader, recorder, self.policy).routes()
+        if console is not None:
+            routes.extend(AdminConsole(console).routes())
+        return routes
+
+    @staticmethod
+    def console(db: Database, secret: bytes, public_url: str, fanout: Fanout) -> ConsoleContext:
+        """What the console needs of this server: its database, secret, public URL and
+        connected agents."""
+        return ConsoleContext(
+            open_store=lambda: open_store(db, role="mailbeacon-console"),
+            secret=secret,
+            public_url=public_url,
+            connected=fanout.count,
+            instances=_instances,
+        )
 
     def start(self, fanout: Fanout) -> None:
         """Start watching for changes; each one goes to every agent connected here."""
@@ -74,3 +94,15 @@ class TeamService:
 
 
 PolicySource = Callable[[], TeamPolicy]
+
+
+def _instances(store: Store) -> int:
+    """Server instances on this database: each PostgreSQL one holds one feed
+    connection (pg_feed.py); a SQLite file has one server."""
+    if store.dialect != "postgresql":
+        return 1
+    rows = store.rows(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mailbeacon-feed' "
+        "AND datname = current_database()"
+    )
+    return int(str(rows[0][0])) if rows else 0

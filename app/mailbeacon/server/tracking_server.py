@@ -309,7 +309,9 @@ class TrackingServer:
         app = TrackingApp(
             tracker, secret, streams, secure_cookies=public.startswith("https:"),
             clock=self._clock, database_health=health,
-            routes=self._team.routes(reader, recorder),
+            routes=self._team.routes(
+                reader, recorder, self._team.console(config.db_path, secret, public, fanout)
+            ),
         )
         return app, streams, public
 

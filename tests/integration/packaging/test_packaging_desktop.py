@@ -64,6 +64,14 @@ def test_the_menu_entry_validates_and_starts_the_tray() -> None:
     assert entry["Terminal"] == "false"
 
 
+def test_enrollment_links_open_mailbeacon_enroll() -> None:
+    validate(LINUX / "mailbeacon-enroll.desktop")
+    entry = entry_values(LINUX / "mailbeacon-enroll.desktop")
+    assert entry["Exec"] == "mailbeacon enroll %u"
+    assert entry["MimeType"] == "x-scheme-handler/mailbeacon;"
+    assert entry["NoDisplay"] == "true"  # a handler, not a menu item
+
+
 def test_install_puts_the_entry_and_icons_under_the_prefix_and_uninstall_removes_them(
     tmp_path: Path,
 ) -> None:
@@ -73,6 +81,9 @@ def test_install_puts_the_entry_and_icons_under_the_prefix_and_uninstall_removes
     entry = prefix / "applications" / "mailbeacon.desktop"
     validate(entry)
     assert entry_values(entry)["Exec"] == "/opt/mailbeacon/mailbeacon tray"
+    handler = prefix / "applications" / "mailbeacon-enroll.desktop"
+    validate(handler)
+    assert entry_values(handler)["Exec"] == "/opt/mailbeacon/mailbeacon enroll %u"
     icons = prefix / "icons" / "hicolor"
     svg = icons / "scalable" / "apps" / "mailbeacon.svg"
     assert svg.read_bytes() == (REPO / "resources" / "icons" / "app.svg").read_bytes()
