@@ -221,6 +221,7 @@ class ProfileWindows:
                     self.store(), key,
                     compose=lambda fill: fill_compose(self._compose(), fill),
                     open_contact=self.open_contact,
+                    tr=self.language,
                 )
             )
         emails.open(email_id)
@@ -387,6 +388,9 @@ class ProfileWindows:
             lazy.forget()
             if shown:
                 lazy.open()
+        if self._emails is not None:  # an email's view is made afresh when next opened
+            self._emails.shutdown(2000)
+            self._emails = None
         self.on_language(language)
 
     def _account_saved(self) -> None:

@@ -16,21 +16,24 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt
 
-from mailbeacon.agent.notifications.wording import SOMEONE, link_label
+from mailbeacon.agent.notifications.wording import link_label, someone
 from mailbeacon.agent.records.email_view import RecipientActivity
 from mailbeacon.agent.records.model import ActivityRow
 from mailbeacon.core.events import EventType, Verdict
+from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.core.uainfo import describe
+from mailbeacon.tray.views.activity.when import full_when as feed_full_when
+from mailbeacon.tray.views.activity.when import relative_when as feed_when
 from mailbeacon.tray.views.tables import SORT_ROLE, RowTableModel, greyed_brush
 
 Clock = Callable[[], datetime]
 
-NOT_OPENED = "Not opened yet"
-NOT_DELIVERED = "Could not be delivered"
+NOT_OPENED = mark("Not opened yet")
+NOT_DELIVERED = mark("Could not be delivered")
 VERDICT_WORDS: dict[str, str] = {
-    Verdict.BOT: "Not a person",
-    Verdict.PROXY: "Image proxy",
-    Verdict.SELF: "You",
+    Verdict.BOT: mark("Not a person"),
+    Verdict.PROXY: mark("Image proxy"),
+    Verdict.SELF: mark("You"),
 }
 
 
@@ -38,44 +41,15 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _moment(at: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(at)
-    except ValueError:
-        return None
+def relative_when(at: str | None, now: datetime, tr: Language = ENGLISH) -> str:
+    """A stored time said the way a person would: "just now", "5 min ago", "yesterday
+    14:02" (the feed's words, ``activity/when.py``); empty for no time."""
+    return feed_when(at, now, tr=tr) if at else ""
 
 
-def relative_when(at: str | None, now: datetime) -> str:
-    """A stored time said the way a person would: "just now", "5 min ago", "yesterday"."""
-    moment = _moment(at) if at else None
-    if moment is None:
-        return at or ""
-    seconds = int((now - moment).total_seconds())
-    if seconds < 60:  # a clock a little ahead of ours is "just now" too
-        return "just now"
-    if seconds < 3600:
-        return f"{seconds // 60} min ago"
-    return _days_ago(moment.astimezone(), now.astimezone(), seconds)
-
-
-def _days_ago(local: datetime, today: datetime, seconds: int) -> str:
-    days = (today.date() - local.date()).days
-    if days == 0:
-        return f"{seconds // 3600} h ago"
-    if days == 1:
-        return f"yesterday {local:%H:%M}"
-    if days < 7:
-        return f"{local:%A %H:%M}"
-    return f"{local.day} {local:%b %Y}"
-
-
-def full_when(at: str | None) -> str:
-    """The full local time, for the tooltip ("Tuesday 1 January 2030, 10:00:05")."""
-    moment = _moment(at) if at else None
-    if moment is None:
-        return at or ""
-    local = moment.astimezone()
-    return f"{local:%A} {local.day} {local:%B %Y, %H:%M:%S}"
+def full_when(at: str | None, tr: Language = ENGLISH) -> str:
+    """The full local time, for the tooltip ("Tue 1 Jan 2030, 10:00:05")."""
+    return feed_full_when(at, tr=tr)
 
 
 # ---------------------------------------------------------------- recipients
@@ -91,40 +65,41 @@ class RecipientColumn(IntEnum):
     REPLIES = 4
 
 
-RECIPIENT_HEADERS = ("Recipient", "Status", "Opens", "Clicks", "Replies")
+RECIPIENT_HEADERS = (mark("Recipient"), mark("Status"), mark("Opens"), mark("Clicks"),
+                     mark("Replies"))
 FIELD_NOTES = {"cc": " (Cc)", "bcc": " (Bcc)"}
-SOMEONE_NOTE = (
+SOMEONE_NOTE = mark(
     "Several recipients shared one tracking image, or data privacy keeps this person "
     "unnamed: MailBeacon cannot say who it was."
 )
 
 
-def who_text(person: RecipientActivity) -> str:
+def who_text(person: RecipientActivity, tr: Language = ENGLISH) -> str:
     """``Alicja Nowak <alicja@client.example>``; "Someone" for anonymous events."""
     if not person.email:
-        return f"{SOMEONE} (cannot be told apart)"
+        return tr.t("Someone (cannot be told apart)")
     name = f"{person.name} <{person.email}>" if person.name else person.email
     return name + FIELD_NOTES.get(person.field, "")
 
 
-def status_text(person: RecipientActivity, now: datetime) -> str:
+def status_text(person: RecipientActivity, now: datetime, tr: Language = ENGLISH) -> str:
     """The one thing the rep wants to know about this recipient."""
     if person.failed:
-        return NOT_DELIVERED
+        return tr.t(NOT_DELIVERED)
     if person.last_reply:
-        return f"Replied {relative_when(person.last_reply, now)}"
+        return tr.t("Replied {when}", when=relative_when(person.last_reply, now, tr))
     if person.last_click:
-        return f"Clicked {relative_when(person.last_click, now)}"
+        return tr.t("Clicked {when}", when=relative_when(person.last_click, now, tr))
     if person.last_open:
-        return f"Opened {relative_when(person.last_open, now)}"
-    return NOT_OPENED
+        return tr.t("Opened {when}", when=relative_when(person.last_open, now, tr))
+    return tr.t(NOT_OPENED)
 
 
-def count_text(count: int, last: str | None, now: datetime) -> str:
+def count_text(count: int, last: str | None, now: datetime, tr: Language = ENGLISH) -> str:
     """``3 · 5 min ago`` (the count and the last one); an em dash for none."""
     if not count:
         return "—"
-    return f"{count} · {relative_when(last, now)}"
+    return f"{tr.number(count)} · {relative_when(last, now, tr)}"
 
 
 def _latest(person: RecipientActivity) -> str | None:
@@ -135,9 +110,12 @@ def _latest(person: RecipientActivity) -> str | None:
 class RecipientsModel(RowTableModel[RecipientActivity]):
     """Each recipient with their opens, clicks and replies (human ones only)."""
 
-    def __init__(self, clock: Clock = _utc_now, parent: QObject | None = None) -> None:
-        super().__init__(RECIPIENT_HEADERS, parent)
+    def __init__(
+        self, clock: Clock = _utc_now, parent: QObject | None = None, tr: Language = ENGLISH
+    ) -> None:
+        super().__init__(tuple(tr.t(h) for h in RECIPIENT_HEADERS), parent)
         self._clock = clock
+        self._tr = tr
 
     def cell_data(self, row: RecipientActivity, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
@@ -149,31 +127,30 @@ class RecipientsModel(RowTableModel[RecipientActivity]):
         return None
 
     def _text(self, row: RecipientActivity, column: int) -> str | None:
-        now = self._clock()
+        now, tr = self._clock(), self._tr
         match column:
             case RecipientColumn.WHO:
-                return who_text(row)
+                return who_text(row, tr)
             case RecipientColumn.STATUS:
-                return status_text(row, now)
+                return status_text(row, now, tr)
             case RecipientColumn.OPENS:
-                return count_text(row.opens, row.last_open, now)
+                return count_text(row.opens, row.last_open, now, tr)
             case RecipientColumn.CLICKS:
-                return count_text(row.clicks, row.last_click, now)
+                return count_text(row.clicks, row.last_click, now, tr)
             case RecipientColumn.REPLIES:
-                return count_text(row.replies, row.last_reply, now)
+                return count_text(row.replies, row.last_reply, now, tr)
         return None
 
-    @staticmethod
-    def _tooltip(row: RecipientActivity, column: int) -> str | None:
+    def _tooltip(self, row: RecipientActivity, column: int) -> str | None:
         if column == RecipientColumn.WHO:
-            return SOMEONE_NOTE if not row.email else row.email
+            return self._tr.t(SOMEONE_NOTE) if not row.email else row.email
         last: str | None = {
             int(RecipientColumn.STATUS): _latest(row),
             RecipientColumn.OPENS: row.last_open,
             RecipientColumn.CLICKS: row.last_click,
             RecipientColumn.REPLIES: row.last_reply,
         }.get(column)
-        return full_when(last) if last else None
+        return full_when(last, self._tr) if last else None
 
 
 # ---------------------------------------------------------------- timeline
@@ -187,35 +164,38 @@ class TimelineColumn(IntEnum):
     DETAILS = 2
 
 
-TIMELINE_HEADERS = ("When", "What happened", "Details")
+TIMELINE_HEADERS = (mark("When"), mark("What happened"), mark("Details"))
 
 
-def actor_text(row: ActivityRow) -> str:
+def actor_text(row: ActivityRow, tr: Language = ENGLISH) -> str:
     """Who did it: the contact's name or address, else "Someone"."""
     event = row.event
     if event.contact and not event.anonymous:
         return row.contact_name or event.contact
-    return SOMEONE
+    return someone(tr)
 
 
-def what_text(row: ActivityRow) -> str:
-    """A sentence: "Alicja Nowak opened it", "Bob replied", "Could not be delivered"."""
+def what_text(row: ActivityRow, tr: Language = ENGLISH) -> str:
+    """A sentence: "Alicja Nowak opened it", "Bob replied", "Could not be delivered"
+    (in Polish a noun instead of a verb, so no grammatical gender is guessed)."""
     event = row.event
     if event.type == EventType.DELIVERY_FAILED:
         recipients = event.details.get("recipients")
         named = ", ".join(str(r) for r in recipients) if isinstance(recipients, list) else ""
-        return f"{NOT_DELIVERED} to {named}" if named else NOT_DELIVERED
-    who = actor_text(row)
+        if named:
+            return tr.t("Could not be delivered to {recipients}", recipients=named)
+        return tr.t(NOT_DELIVERED)
+    who = actor_text(row, tr)
     if event.type == EventType.CLICK:
-        return f"{who} clicked {link_label(event.url)}"
+        return tr.t("{name} clicked {link}", name=who, link=link_label(event.url, tr))
     if event.type == EventType.REPLY:
-        return f"{who} replied"
+        return tr.t("{name} replied", name=who)
     if event.type == EventType.OPEN:
-        return f"{who} opened it"
+        return tr.t("{name} opened it", name=who)
     return f"{who}: {event.type}"
 
 
-def details_text(row: ActivityRow) -> str:
+def details_text(row: ActivityRow, tr: Language = ENGLISH) -> str:
     """With what, and the notes: "Chrome on Windows · possibly forwarded"; for what
     no person made, what it was and why MailBeacon thinks so."""
     event = row.event
@@ -223,26 +203,31 @@ def details_text(row: ActivityRow) -> str:
     if event.type == EventType.DELIVERY_FAILED:
         return event.reason
     if event.verdict != Verdict.HUMAN:
-        verdict = VERDICT_WORDS.get(event.verdict, event.verdict.capitalize())
+        verdict = (tr.t(VERDICT_WORDS[event.verdict]) if event.verdict in VERDICT_WORDS
+                   else event.verdict.capitalize())
         parts.append(f"{verdict}: {event.reason}" if event.reason else verdict)
     if event.type in (EventType.OPEN, EventType.CLICK) and event.user_agent:
         parts.append(describe(event.user_agent).label)
     via = event.details.get("via")
     if via:
-        parts.append(f"via {via}")
+        parts.append(tr.t("via {client}", client=via))
     if event.inferred:
-        parts.append("counted from the click" if event.type == EventType.OPEN else "inferred")
+        parts.append(tr.t("counted from the click") if event.type == EventType.OPEN
+                     else tr.t("inferred"))
     if event.possibly_forwarded:
-        parts.append("possibly forwarded")
+        parts.append(tr.t("possibly forwarded"))
     return " · ".join(p for p in parts if p)
 
 
 class EmailTimelineModel(RowTableModel[ActivityRow]):
     """The email's events, newest first; rows no person made greyed."""
 
-    def __init__(self, clock: Clock = _utc_now, parent: QObject | None = None) -> None:
-        super().__init__(TIMELINE_HEADERS, parent)
+    def __init__(
+        self, clock: Clock = _utc_now, parent: QObject | None = None, tr: Language = ENGLISH
+    ) -> None:
+        super().__init__(tuple(tr.t(h) for h in TIMELINE_HEADERS), parent)
         self._clock = clock
+        self._tr = tr
         self._grey = greyed_brush()
 
     def cell_data(self, row: ActivityRow, column: int, role: int) -> Any:
@@ -250,7 +235,7 @@ class EmailTimelineModel(RowTableModel[ActivityRow]):
             return self._text(row, column)
         if role == Qt.ItemDataRole.ToolTipRole:
             if column == TimelineColumn.WHEN:
-                return full_when(row.event.at)
+                return full_when(row.event.at, self._tr)
             # The whole address of a clicked link (the cell shows host and path).
             return row.event.url if column == TimelineColumn.WHAT else None
         if role == SORT_ROLE and column == TimelineColumn.WHEN:
@@ -261,10 +246,10 @@ class EmailTimelineModel(RowTableModel[ActivityRow]):
 
     def _text(self, row: ActivityRow, column: int) -> str | None:
         if column == TimelineColumn.WHEN:
-            return relative_when(row.event.at, self._clock())
+            return relative_when(row.event.at, self._clock(), self._tr)
         if column == TimelineColumn.WHAT:
-            return what_text(row)
-        return details_text(row) if column == TimelineColumn.DETAILS else None
+            return what_text(row, self._tr)
+        return details_text(row, self._tr) if column == TimelineColumn.DETAILS else None
 
 
 def _first_class(row: ActivityRow) -> bool:

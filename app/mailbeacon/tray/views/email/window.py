@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from mailbeacon.agent.records.email_view import EmailView, EmailViewSource, email_view
 from mailbeacon.agent.records.model import EmailRecord
+from mailbeacon.core.language import ENGLISH, Language
 from mailbeacon.tray.threads.workers import Worker
 from mailbeacon.tray.views.compose.window import ComposeWindow
 from mailbeacon.tray.views.email.actions import (
@@ -75,38 +76,42 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def tracking_state(email: EmailRecord) -> str:
+def tracking_state(email: EmailRecord, tr: Language = ENGLISH) -> str:
     """Track and Log in plain words: "Tracked · Logged (a copy is kept)"."""
     if email.tracked:
-        track = "Tracked"
+        track = tr.t("Tracked")
     elif not email.track:
-        track = "Not tracked (Track was off)"
+        track = tr.t("Not tracked (Track was off)")
+    elif email.untracked_reason:
+        track = tr.t("Not tracked: {reason}", reason=email.untracked_reason)
     else:
-        track = "Not tracked" + (f": {email.untracked_reason}" if email.untracked_reason else "")
-    log_text = "Logged (a copy is kept)" if email.logged else "Not logged (no copy kept)"
+        track = tr.t("Not tracked")
+    log_text = (tr.t("Logged (a copy is kept)") if email.logged
+                else tr.t("Not logged (no copy kept)"))
     return f"{track} · {log_text}"
 
 
-def outcome_text(view: EmailView) -> str:
+def outcome_text(view: EmailView, tr: Language = ENGLISH) -> str:
     """One line of what came of it: "1 of 2 opened · 1 clicked · 1 replied"."""
     people = view.recipients
     total = len(people)
     if not view.email.tracked and not any(p.engaged for p in people):
-        parts = ["Opens and clicks are not known (not tracked)"]
+        parts = [tr.t("Opens and clicks are not known (not tracked)")]
     else:
         opened = sum(1 for p in people if p.engaged)
-        parts = [f"{opened} of {total} opened"]
+        parts = [tr.n("{opened} of {count} opened", "{opened} of {count} opened", total,
+                      opened=tr.number(opened))]
     clicked = sum(1 for p in people if p.clicks)
     replied = sum(1 for p in people if p.replies)
     if clicked:
-        parts.append(f"{clicked} clicked")
+        parts.append(tr.n("{count} clicked", "{count} clicked", clicked))
     if replied:
-        parts.append(f"{replied} replied")
+        parts.append(tr.n("{count} replied", "{count} replied", replied))
     if view.someone is not None:
-        parts.append("also opened by Someone")
+        parts.append(tr.t("also opened by Someone"))
     if view.failed:
-        count = len(view.failed)
-        parts.append(f"{count} address{'' if count == 1 else 'es'} could not be delivered")
+        parts.append(tr.n("{count} address could not be delivered",
+                          "{count} addresses could not be delivered", len(view.failed)))
     return " · ".join(parts)
 
 
@@ -152,8 +157,10 @@ class EmailWindow(QWidget):
         viewer_factory: ViewerFactory | None = None,
         clock: Clock = _utc_now,
         parent: QWidget | None = None,
+        tr: Language = ENGLISH,
     ) -> None:
         super().__init__(parent)
+        self._tr = tr
         self.email_id = email_id
         self.view: EmailView | None = None
         self.viewers: list[EmailViewer] = []
@@ -166,7 +173,7 @@ class EmailWindow(QWidget):
         )
         self._clock = clock
         self._generation = 0
-        self.setWindowTitle("Sent email — MailBeacon")
+        self.setWindowTitle(tr.t("Sent email — MailBeacon"))
         self.resize(900, 680)
         self._build()
         self._lay_out()
@@ -231,7 +238,8 @@ class EmailWindow(QWidget):
     # ------------------------------------------------------------ building
 
     def _build(self) -> None:
-        self.subject = plain_label("Loading…", wrap=True)
+        tr = self._tr
+        self.subject = plain_label(tr.t("Loading…"), wrap=True)
         font = self.subject.font()
         font.setPointSizeF(font.pointSizeF() * 1.4)
         font.setBold(True)
@@ -243,24 +251,24 @@ class EmailWindow(QWidget):
         bold.setBold(True)
         self.outcome.setFont(bold)
 
-        self.recipients_model = RecipientsModel(self._clock, self)
+        self.recipients_model = RecipientsModel(self._clock, self, tr)
         self.recipients = QTableView()
         self.recipients.setModel(self.recipients_model)
         setup_read_only_table(self.recipients, ((RecipientColumn.WHO, 270),
                                                 (RecipientColumn.STATUS, 175),
                                                 (RecipientColumn.OPENS, 130),
                                                 (RecipientColumn.CLICKS, 130)))
-        self.recipients.setToolTip("Double-click a recipient to open their record")
+        self.recipients.setToolTip(tr.t("Double-click a recipient to open their record"))
 
-        self.copy_button = QPushButton("View the &logged copy")
-        self.reply_button = QPushButton("&Reply")
-        self.follow_up_button = QPushButton("&Follow up with those who have not opened")
-        self.resend_button = QPushButton("&Correct the address and resend")
+        self.copy_button = QPushButton(tr.t("View the &logged copy"))
+        self.reply_button = QPushButton(tr.t("&Reply"))
+        self.follow_up_button = QPushButton(tr.t("&Follow up with those who have not opened"))
+        self.resend_button = QPushButton(tr.t("&Correct the address and resend"))
         self.resend_button.setVisible(False)
         for button in (self.copy_button, self.reply_button, self.follow_up_button):
             button.setEnabled(False)
 
-        self.timeline_model = EmailTimelineModel(self._clock, self)
+        self.timeline_model = EmailTimelineModel(self._clock, self, tr)
         self.timeline = QTableView()
         self.timeline.setModel(self.timeline_model)
         setup_read_only_table(self.timeline, ((TimelineColumn.WHEN, 140),
@@ -270,8 +278,8 @@ class EmailWindow(QWidget):
         self.details_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.details_button.setArrowType(Qt.ArrowType.RightArrow)
         self.details_button.setAutoRaise(True)
-        self.details_button.setText("Details")
-        self.details_model = EmailTimelineModel(self._clock, self)
+        self.details_button.setText(tr.t("Details"))
+        self.details_model = EmailTimelineModel(self._clock, self, tr)
         self.details = QTableView()
         self.details.setModel(self.details_model)
         setup_read_only_table(self.details, ((TimelineColumn.WHEN, 140),
@@ -280,7 +288,7 @@ class EmailWindow(QWidget):
         self.status = plain_label(wrap=True)
 
     def _lay_out(self) -> None:
-        people = QGroupBox("Recipients")
+        people = QGroupBox(self._tr.t("Recipients"))
         people_layout = QVBoxLayout(people)
         people_layout.addWidget(self.recipients)
         # As tall as its rows: the room left goes to the timeline.
@@ -292,7 +300,7 @@ class EmailWindow(QWidget):
         actions.addWidget(self.resend_button)
         actions.addStretch(1)
         actions.addWidget(self.copy_button)
-        timeline = QGroupBox("Timeline")
+        timeline = QGroupBox(self._tr.t("Timeline"))
         timeline.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
         timeline_layout = QVBoxLayout(timeline)
         timeline_layout.addWidget(self.timeline, 3)
@@ -322,20 +330,24 @@ class EmailWindow(QWidget):
         if generation != self._generation:
             return
         self.view = view
+        tr = self._tr
         if view is None:
-            self.subject.setText("This email is not in the records")
-            self._set_status("It may have been sent from another computer or profile.")
+            self.subject.setText(tr.t("This email is not in the records"))
+            self._set_status(tr.t("It may have been sent from another computer or profile."))
             self.loaded.emit()
             return
         email = view.email
-        subject = email.subject or "(no subject)"
+        subject = email.subject or tr.t("(no subject)")
         self.subject.setText(subject)
-        self.setWindowTitle(f"{subject} — MailBeacon")
-        names = ", ".join(p.display for p in view.recipients) or "nobody"
-        self.sent.setText(f"Sent {relative_when(email.sent_at, self._clock())} to {names}")
-        self.sent.setToolTip(f"Sent {full_when(email.sent_at)} from {email.sender}")
-        self.tracking.setText(tracking_state(email))
-        self.outcome.setText(outcome_text(view))
+        self.setWindowTitle(tr.t("{subject} — MailBeacon", subject=subject))
+        names = ", ".join(p.display for p in view.recipients) or tr.t("nobody")
+        self.sent.setText(tr.t("Sent {when} to {recipients}",
+                               when=relative_when(email.sent_at, self._clock(), tr),
+                               recipients=names))
+        self.sent.setToolTip(tr.t("Sent {when} from {sender}",
+                                  when=full_when(email.sent_at, tr), sender=email.sender))
+        self.tracking.setText(tracking_state(email, tr))
+        self.outcome.setText(outcome_text(view, tr))
         rows = list(view.recipients) + ([view.someone] if view.someone is not None else [])
         self.recipients_model.set_rows(rows)
         self._fit_recipients(len(rows))
@@ -344,39 +356,43 @@ class EmailWindow(QWidget):
         self._update_details_text()
         self._update_actions(view)
         events = len(view.human_events)
-        self._set_status("" if events else "Nothing has happened with this email yet.")
+        self._set_status("" if events else tr.t("Nothing has happened with this email yet."))
         self.loaded.emit()
 
     def _load_failed(self, generation: int, error: BaseException) -> None:
         if generation != self._generation:
             return
         log.error("reading sent email %s failed: %s", self.email_id, error)
-        message = f"The email could not be read: {error}"
+        message = self._tr.t("The email could not be read: {error}", error=error)
         self._set_status(message, error=True)
         self.loadFailed.emit(message)
 
     def _update_actions(self, view: EmailView) -> None:
         self.reply_button.setEnabled(any(p.field in ("to", "cc") for p in view.recipients))
+        tr = self._tr
         waiting = len(view.not_engaged)
         self.follow_up_button.setEnabled(waiting > 0 and view.email.tracked)
         self.follow_up_button.setText(
-            f"&Follow up with those who have not opened ({waiting})" if waiting
-            else "&Follow up with those who have not opened"
+            tr.t("&Follow up with those who have not opened ({count})",
+                 count=tr.number(waiting)) if waiting
+            else tr.t("&Follow up with those who have not opened")
         )
         if not view.email.tracked:
-            tip = "This email was not tracked: MailBeacon cannot tell who opened it."
+            tip = tr.t("This email was not tracked: MailBeacon cannot tell who opened it.")
         elif not waiting:
-            tip = "Everyone it reached has opened it."
+            tip = tr.t("Everyone it reached has opened it.")
         else:
-            tip = "A new email to: " + ", ".join(view.not_engaged)
+            tip = tr.t("A new email to: {recipients}", recipients=", ".join(view.not_engaged))
         self.follow_up_button.setToolTip(tip)
         self.copy_button.setEnabled(view.copy is not None)
         self.copy_button.setToolTip(
-            "The email as it was sent, with its attachments" if view.copy is not None
-            else "Sent without Log: no copy was kept"
+            tr.t("The email as it was sent, with its attachments") if view.copy is not None
+            else tr.t("Sent without Log: no copy was kept")
         )
         self.resend_button.setVisible(bool(view.failed))
-        self.resend_button.setToolTip("Could not be delivered to: " + ", ".join(view.failed))
+        self.resend_button.setToolTip(
+            tr.t("Could not be delivered to: {recipients}", recipients=", ".join(view.failed))
+        )
 
     def _fit_recipients(self, rows: int) -> None:
         """As tall as its rows (up to eight, then it scrolls): no empty grey box."""
@@ -394,10 +410,11 @@ class EmailWindow(QWidget):
 
     def _update_details_text(self) -> None:
         count = self.details_model.rowCount()
-        noun = "event" if count == 1 else "events"
+        tr = self._tr
         self.details_button.setText(
-            f"Details: {count} {noun} no person made (scanners, image proxies, you)"
-            if count else "Details: no events from scanners, image proxies or you"
+            tr.n("Details: {count} event no person made (scanners, image proxies, you)",
+                 "Details: {count} events no person made (scanners, image proxies, you)", count)
+            if count else tr.t("Details: no events from scanners, image proxies or you")
         )
         self.details_button.setEnabled(bool(count))
         if not count:
