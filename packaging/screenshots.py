@@ -794,9 +794,9 @@ def record_and_viewer(out: Path, data: Sample) -> None:
     _dispose(viewer)
 
 
-def reports(out: Path, data: Sample) -> None:
+def reports(out: Path, data: Sample, tr: Language) -> None:
     """The reports for the last 30 days: per email, and per day with the chart."""
-    window = ReportsWindow(data.store, now=lambda: NOW)
+    window = ReportsWindow(data.store, now=lambda: NOW, tr=tr)
     window.show()
     wait_until(lambda: window.report is not None and not window.worker.busy,
                (window.loaded, window.loadFailed, window.worker.busyChanged), "the reports")
@@ -851,7 +851,7 @@ def main(argv: list[str]) -> int:
         compose(out, data)
         contacts(out, data)
         record_and_viewer(out, data)
-        reports(out, data)
+        reports(out, data, tr)
         icon_sheet(out)
     del qt_language, app
     return 0

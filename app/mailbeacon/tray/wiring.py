@@ -294,7 +294,7 @@ class ProfileWindows:
         return self._contacts
 
     def _make_reports(self) -> QWidget:
-        return ReportsWindow(self.store())
+        return ReportsWindow(self.store(), tr=self.language)
 
     def _make_compose(self) -> ComposeWindow:
         settings = self._settings()

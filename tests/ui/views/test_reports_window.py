@@ -95,7 +95,7 @@ def test_the_chart_shows_human_opens_and_clicks_per_day_with_someone_apart(
 ) -> None:
     window = open_window(qtbot, store)
     chart = window.chart
-    assert len(chart.labels) == 30 and chart.labels[-3:] == ("Jan 01", "Jan 02", "Jan 03")
+    assert len(chart.labels) == 30 and chart.labels[-3:] == ("1 Jan", "2 Jan", "3 Jan")
     by_name = {s.name: s.values[-3:] for s in chart.series}
     assert by_name == {
         "Opens": (1, 1, 0),

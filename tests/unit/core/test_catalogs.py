@@ -96,7 +96,6 @@ PENDING = frozenset(
         "tray/views/reach.py",
         "tray/views/reminder.py",
         "tray/views/reports/chart.py",
-        "tray/views/reports/window.py",
         "tray/views/scheduled/window.py",
         "tray/views/sequences/window.py",
         "tray/views/settings/saving.py",

@@ -35,6 +35,7 @@ from mailbeacon.agent.records.model import (
     normalize_at,
 )
 from mailbeacon.core.events import ENGAGEMENT_TYPES, HIT_TYPES, NOT_HUMAN, EventType, Verdict
+from mailbeacon.core.language import ENGLISH, Language, mark
 
 COUNTED_TYPES = ENGAGEMENT_TYPES
 MAX_DAYS = 3700  # the chart's longest span (about ten years)
@@ -362,21 +363,21 @@ class Table:
 NO_OPEN = float("inf")  # sorts unopened emails after every opened one
 
 
-def format_duration(seconds: float | None) -> str:
+def format_duration(seconds: float | None, tr: Language = ENGLISH) -> str:
     """``45 s``, ``12 min``, ``3 h 05 min``, ``2 d 4 h``; an em dash for None."""
     if seconds is None:
         return "—"
     whole = int(seconds)
     if whole < 60:
-        return f"{whole} s"
+        return tr.t("{seconds} s", seconds=whole)
     minutes, _ = divmod(whole, 60)
     if minutes < 60:
-        return f"{minutes} min"
+        return tr.t("{minutes} min", minutes=minutes)
     hours, minutes = divmod(minutes, 60)
     if hours < 24:
-        return f"{hours} h {minutes:02d} min"
+        return tr.t("{hours} h {minutes} min", hours=hours, minutes=str(minutes).zfill(2))
     days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
+    return tr.t("{days} d {hours} h", days=days, hours=hours)
 
 
 def format_when(at: str | None, tz: tzinfo | None = None) -> str:
@@ -389,40 +390,50 @@ def format_when(at: str | None, tz: tzinfo | None = None) -> str:
         return at
 
 
-def _count(total: int, anonymous: int) -> Cell:
-    text = f"{total} ({anonymous} by {SOMEONE})" if anonymous else str(total)
+def _count(total: int, anonymous: int, tr: Language = ENGLISH) -> Cell:
+    text = (tr.t("{total} ({anonymous} by Someone)", total=total, anonymous=anonymous)
+            if anonymous else str(total))
     return Cell(text, total)
 
 
-def emails_table(report: Report, tz: tzinfo | None = None) -> Table:
+# The tables' column titles (English for the command line and CSV; the tray translates).
+EMAIL_HEADERS = (mark("Sent"), mark("Subject"), mark("Recipients"), mark("Opens"),
+                 mark("Opened by"), mark("Clicks"), mark("Replies"), mark("First open after"))
+CONTACT_HEADERS = (mark("Contact"), mark("Email"), mark("Company"), mark("Emails"),
+                   mark("Opens"), mark("Clicks"), mark("Replies"), mark("Last engagement"))
+DAY_HEADERS = (mark("Day"), mark("Opens"), mark("Opens by Someone"), mark("Clicks"),
+               mark("Clicks by Someone"))
+
+
+def emails_table(report: Report, tz: tzinfo | None = None, tr: Language = ENGLISH) -> Table:
     """One row per email sent in the period, newest first."""
-    headers = ("Sent", "Subject", "Recipients", "Opens", "Opened by", "Clicks", "Replies",
-               "First open after")
+    headers = tuple(tr.t(h) for h in EMAIL_HEADERS)
     rows = []
     for e in report.emails:
         if e.tracked:
-            first = Cell(format_duration(e.seconds_to_first_open),
+            first = Cell(format_duration(e.seconds_to_first_open, tr),
                          NO_OPEN if e.seconds_to_first_open is None else e.seconds_to_first_open)
+        elif e.untracked_reason:
+            first = Cell(tr.t("not tracked: {reason}", reason=e.untracked_reason), NO_OPEN)
         else:
-            first = Cell("not tracked" + (f": {e.untracked_reason}" if e.untracked_reason else ""),
-                         NO_OPEN)
+            first = Cell(tr.t("not tracked"), NO_OPEN)
         rows.append((
             Cell(format_when(e.sent_at, tz), e.sent_at),
             Cell(e.subject, e.subject.casefold()),
             Cell(str(e.recipients), e.recipients),
-            _count(e.opens, e.anonymous_opens),
-            Cell(f"{e.opened_by} of {e.recipients}", e.opened_by),
-            _count(e.clicks, e.anonymous_clicks),
+            _count(e.opens, e.anonymous_opens, tr),
+            Cell(tr.t("{opened} of {count}", opened=e.opened_by, count=e.recipients),
+                 e.opened_by),
+            _count(e.clicks, e.anonymous_clicks, tr),
             Cell(str(e.replies), e.replies),
             first,
         ))
     return Table(headers, tuple(rows))
 
 
-def contacts_table(report: Report, tz: tzinfo | None = None) -> Table:
+def contacts_table(report: Report, tz: tzinfo | None = None, tr: Language = ENGLISH) -> Table:
     """One row per named contact emailed or engaged in the period ("Someone" left out)."""
-    headers = ("Contact", "Email", "Company", "Emails", "Opens", "Clicks", "Replies",
-               "Last engagement")
+    headers = tuple(tr.t(h) for h in CONTACT_HEADERS)
     rows = tuple(
         (
             Cell(c.name or c.email, (c.name or c.email).casefold()),
@@ -439,9 +450,9 @@ def contacts_table(report: Report, tz: tzinfo | None = None) -> Table:
     return Table(headers, rows)
 
 
-def days_table(report: Report) -> Table:
+def days_table(report: Report, tr: Language = ENGLISH) -> Table:
     """One row per day: human opens and clicks, named and by "Someone" apart."""
-    headers = ("Day", "Opens", f"Opens by {SOMEONE}", "Clicks", f"Clicks by {SOMEONE}")
+    headers = tuple(tr.t(h) for h in DAY_HEADERS)
     rows = tuple(
         (
             Cell(d.day.isoformat(), d.day.isoformat()),
@@ -455,23 +466,29 @@ def days_table(report: Report) -> Table:
     return Table(headers, rows)
 
 
-def totals_text(totals: Totals) -> str:
-    """The totals in one plain-text line."""
+def totals_text(totals: Totals, tr: Language = ENGLISH) -> str:
+    """The totals in one plain-text line (plural forms from ``tr``)."""
 
-    def apart(count: int, anonymous: int, noun: str) -> str:
-        text = f"{count} {noun}{'' if count == 1 else 's'}"
-        return f"{text} ({anonymous} by {SOMEONE})" if anonymous else text
+    def apart(text: str, anonymous: int) -> str:
+        return tr.t("{counted} ({anonymous} by Someone)", counted=text,
+                    anonymous=anonymous) if anonymous else text
 
+    sent = tr.t(
+        "{emails} to {recipients}",
+        emails=tr.n("{count} email", "{count} emails", totals.emails),
+        recipients=tr.n("{count} recipient", "{count} recipients", totals.recipients),
+    )
+    if totals.untracked:
+        sent = tr.t("{sent} ({count} not tracked)", sent=sent, count=totals.untracked)
     parts = [
-        f"{totals.emails} email{'' if totals.emails == 1 else 's'} to "
-        f"{totals.recipients} recipient{'' if totals.recipients == 1 else 's'}"
-        + (f" ({totals.untracked} not tracked)" if totals.untracked else ""),
-        apart(totals.opens, totals.anonymous_opens, "open"),
-        apart(totals.clicks, totals.anonymous_clicks, "click"),
-        f"{totals.replies} repl{'y' if totals.replies == 1 else 'ies'}",
+        sent,
+        apart(tr.n("{count} open", "{count} opens", totals.opens), totals.anonymous_opens),
+        apart(tr.n("{count} click", "{count} clicks", totals.clicks), totals.anonymous_clicks),
+        tr.n("{count} reply", "{count} replies", totals.replies),
     ]
     if totals.filtered:
-        parts.append(f"{totals.filtered} not counted (scanners, proxies, your own)")
+        parts.append(tr.t("{count} not counted (scanners, proxies, your own)",
+                          count=totals.filtered))
     return " · ".join(parts)
 
 

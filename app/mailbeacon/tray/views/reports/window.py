@@ -36,7 +36,6 @@ from PySide6.QtWidgets import (
 )
 
 from mailbeacon.agent.records.reports import (
-    SOMEONE,
     Cell,
     Report,
     ReportSource,
@@ -50,6 +49,7 @@ from mailbeacon.agent.records.reports import (
     totals_text,
     write_csv,
 )
+from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.tray.threads.workers import Worker
 from mailbeacon.tray.views.activity.when import CLOCK_MS, full_when, relative_when, utc_now
 from mailbeacon.tray.views.labels import plain_label, show_status
@@ -61,11 +61,11 @@ log = logging.getLogger(__name__)
 REFRESH_DELAY_MS = 2000  # new events within this time refresh the report once
 
 PERIODS: tuple[tuple[str, int | None], ...] = (
-    ("Last 7 days", 7),
-    ("Last 30 days", 30),
-    ("Last 90 days", 90),
-    ("Last 12 months", 365),
-    ("All time", None),
+    (mark("Last 7 days"), 7),
+    (mark("Last 30 days"), 30),
+    (mark("Last 90 days"), 90),
+    (mark("Last 12 months"), 365),
+    (mark("All time"), None),
 )
 DEFAULT_PERIOD = 1
 OPEN_COLOR = QColor("#1f6fb4")
@@ -76,11 +76,11 @@ WHEN_HEADERS = frozenset({"Sent", "Last engagement"})
 """Columns holding a stored time; their cells' sort value is that UTC ISO time."""
 TEXT_ROLE = Qt.ItemDataRole.UserRole + 3
 """A cell's text as the report computed it (full times), for the CSV export."""
-NOTHING_YET = (
+NOTHING_YET = mark(
     "Nothing to report yet. Send an email from your mail client or Compose; its opens, "
     "clicks and replies are counted here."
 )
-NOTHING_IN_PERIOD = (
+NOTHING_IN_PERIOD = mark(
     "No emails, opens or clicks in this period. Choose a longer period above, or send an "
     "email from your mail client or Compose."
 )
@@ -88,10 +88,10 @@ NOTHING_IN_PERIOD = (
 ChooseCsvPath = Callable[[QWidget, str], str | None]
 
 
-def choose_csv_dialog(parent: QWidget, suggested: str) -> str | None:
+def choose_csv_dialog(parent: QWidget, suggested: str, tr: Language = ENGLISH) -> str | None:
     """Ask where to save a CSV file."""
     path, _filter = QFileDialog.getSaveFileName(
-        parent, "Export CSV", suggested, "CSV files (*.csv);;All files (*)"
+        parent, tr.t("Export CSV"), suggested, tr.t("CSV files (*.csv);;All files (*)")
     )
     return path or None
 
@@ -111,8 +111,10 @@ class ReportTableModel(RowTableModel[tuple[Cell, ...]]):
         times: Collection[str] = WHEN_HEADERS,
         now: Callable[[], datetime] = utc_now,
         tz: tzinfo | None = None,
+        tr: Language = ENGLISH,
     ) -> None:
         super().__init__(parent=parent)
+        self._tr = tr
         self._table = table or Table((), ())
         self._rows = list(self._table.rows)
         self._times = frozenset(times)
@@ -161,9 +163,9 @@ class ReportTableModel(RowTableModel[tuple[Cell, ...]]):
     def _text(self, cell: Cell, column: int, role: int) -> str | None:
         stored = cell.sort if column in self._time_columns and isinstance(cell.sort, str) else ""
         if role == Qt.ItemDataRole.ToolTipRole:
-            return full_when(stored, self._tz) if stored else None  # our own text
+            return full_when(stored, self._tz, self._tr) if stored else None  # our own text
         if role == Qt.ItemDataRole.DisplayRole and stored:
-            return relative_when(stored, self._now(), self._tz)
+            return relative_when(stored, self._now(), self._tz, self._tr)
         if role in (Qt.ItemDataRole.DisplayRole, TEXT_ROLE):
             return cell.text
         return None
@@ -179,10 +181,13 @@ class _TableTab(QWidget):
         *,
         now: Callable[[], datetime] = utc_now,
         tz: tzinfo | None = None,
+        tr: Language = ENGLISH,
     ) -> None:
         super().__init__(parent)
         self.name = name
-        self.model = ReportTableModel(parent=self, now=now, tz=tz)
+        self.model = ReportTableModel(
+            parent=self, now=now, tz=tz, tr=tr, times={tr.t(h) for h in WHEN_HEADERS}
+        )
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSortRole(SORT_ROLE)
         self.proxy.setSourceModel(self.model)
@@ -226,36 +231,40 @@ class ReportsWindow(QWidget):
         worker: Worker | None = None,
         tz: tzinfo | None = None,
         now: Callable[[], datetime] = utc_now,
-        choose_csv_path: ChooseCsvPath = choose_csv_dialog,
+        choose_csv_path: ChooseCsvPath | None = None,
         parent: QWidget | None = None,
+        tr: Language = ENGLISH,
     ) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Reports — MailBeacon")
+        self._tr = tr
+        self.setWindowTitle(tr.t("Reports — MailBeacon"))
         self.resize(1000, 640)
         self._source = source
         self._worker = worker or Worker(1, self)
         self._tz = tz
         self._now = now
-        self._choose_csv_path = choose_csv_path
+        self._choose_csv_path: ChooseCsvPath = choose_csv_path or (
+            lambda parent, suggested: choose_csv_dialog(parent, suggested, tr)
+        )
         self._generation = 0
         self.report: Report | None = None
 
         self.period_box = QComboBox()
         for label, _days in PERIODS:
-            self.period_box.addItem(label)
+            self.period_box.addItem(tr.t(label))
         self.period_box.setCurrentIndex(DEFAULT_PERIOD)
-        self.refresh_button = QPushButton("&Refresh")
-        self.export_button = QPushButton("&Export CSV…")
+        self.refresh_button = QPushButton(tr.t("&Refresh"))
+        self.export_button = QPushButton(tr.t("&Export CSV…"))
         self.export_button.setEnabled(False)
-        self.totals = QLabel("Loading…")
+        self.totals = QLabel(tr.t("Loading…"))
         self.totals.setTextFormat(Qt.TextFormat.PlainText)
         self.totals.setWordWrap(True)
         self.status = QLabel()
         self.status.setTextFormat(Qt.TextFormat.PlainText)
-        self.emails_tab = _TableTab("emails", now=now, tz=tz)
-        self.contacts_tab = _TableTab("contacts", now=now, tz=tz)
-        self.days_tab = _TableTab("days", now=now, tz=tz)
-        self.chart = BarChart("No human opens or clicks in this period.")
+        self.emails_tab = _TableTab("emails", now=now, tz=tz, tr=tr)
+        self.contacts_tab = _TableTab("contacts", now=now, tz=tz, tr=tr)
+        self.days_tab = _TableTab("days", now=now, tz=tz, tr=tr)
+        self.chart = BarChart(tr.t("No human opens or clicks in this period."))
         self.tabs = QTabWidget()
         self.empty = plain_label(wrap=True)
         self.empty.setObjectName("empty")
@@ -285,11 +294,12 @@ class ReportsWindow(QWidget):
         per_day.addWidget(self.days_tab)
         per_day.setStretchFactor(0, 3)
         per_day.setStretchFactor(1, 1)
-        self.tabs.addTab(self.emails_tab, "Per &email")
-        self.tabs.addTab(self.contacts_tab, "Per &contact")
-        self.tabs.addTab(per_day, "Per &day")
+        tr = self._tr
+        self.tabs.addTab(self.emails_tab, tr.t("Per &email"))
+        self.tabs.addTab(self.contacts_tab, tr.t("Per &contact"))
+        self.tabs.addTab(per_day, tr.t("Per &day"))
         bar = QHBoxLayout()
-        bar.addWidget(QLabel("Period:"))
+        bar.addWidget(QLabel(tr.t("Period:")))
         bar.addWidget(self.period_box)
         bar.addWidget(self.refresh_button)
         bar.addStretch(1)
@@ -325,7 +335,7 @@ class ReportsWindow(QWidget):
         def compute() -> Report:
             return build_report(read_report_data(source, period), period, today, tz)
 
-        self._set_status("Computing…")
+        self._set_status(self._tr.t("Computing…"))
         self._worker.submit(
             compute,
             lambda report: self._show(generation, report),
@@ -351,7 +361,9 @@ class ReportsWindow(QWidget):
         self._worker.submit(
             lambda: write_csv(path, headers, rows),
             lambda _none: self._exported(path),
-            lambda error: self._set_status(f"The CSV file was not written: {error}", True),
+            lambda error: self._set_status(
+                self._tr.t("The CSV file was not written: {error}", error=error), True
+            ),
         )
 
     def shutdown(self, timeout_ms: int = 5000) -> None:
@@ -367,10 +379,11 @@ class ReportsWindow(QWidget):
         if generation != self._generation:
             return
         self.report = report
-        self.totals.setText(totals_text(report.totals))
-        self.emails_tab.model.set_table(emails_table(report, self._tz))
-        self.contacts_tab.model.set_table(contacts_table(report, self._tz))
-        self.days_tab.model.set_table(days_table(report))
+        tr = self._tr
+        self.totals.setText(totals_text(report.totals, tr))
+        self.emails_tab.model.set_table(emails_table(report, self._tz, tr))
+        self.contacts_tab.model.set_table(contacts_table(report, self._tz, tr))
+        self.days_tab.model.set_table(days_table(report, tr))
         # Clicks, like Opens, may read "3 (1 by Someone)".
         for tab, widths in ((self.emails_tab, (120, 240, 75, 125, 75, 125, 60)),
                             (self.contacts_tab, (170, 210, 150, 60, 60, 60, 60)),
@@ -382,7 +395,7 @@ class ReportsWindow(QWidget):
         empty = not (report.emails or totals.opens or totals.clicks or totals.replies
                      or totals.filtered)
         all_time = PERIODS[self.period_box.currentIndex()][1] is None
-        self.empty.setText(NOTHING_YET if all_time else NOTHING_IN_PERIOD)
+        self.empty.setText(tr.t(NOTHING_YET if all_time else NOTHING_IN_PERIOD))
         self.stack.setCurrentWidget(self.empty if empty else self.tabs)
         self.export_button.setEnabled(True)
         self._set_status("")
@@ -390,13 +403,14 @@ class ReportsWindow(QWidget):
 
     def _show_chart(self, report: Report) -> None:
         days = report.days
-        labels = [f"{d.day:%b %d}" for d in days]
+        tr = self._tr
+        labels = [tr.short_day(d.day) for d in days]
         self.chart.set_data(labels, [
-            Series("Opens", tuple(d.opens for d in days), OPEN_COLOR, 0),
-            Series(f"Opens by {SOMEONE}", tuple(d.anonymous_opens for d in days),
+            Series(tr.t("Opens"), tuple(d.opens for d in days), OPEN_COLOR, 0),
+            Series(tr.t("Opens by Someone"), tuple(d.anonymous_opens for d in days),
                    OPEN_SOMEONE_COLOR, 0),
-            Series("Clicks", tuple(d.clicks for d in days), CLICK_COLOR, 1),
-            Series(f"Clicks by {SOMEONE}", tuple(d.anonymous_clicks for d in days),
+            Series(tr.t("Clicks"), tuple(d.clicks for d in days), CLICK_COLOR, 1),
+            Series(tr.t("Clicks by Someone"), tuple(d.anonymous_clicks for d in days),
                    CLICK_SOMEONE_COLOR, 1),
         ])
 
@@ -404,12 +418,12 @@ class ReportsWindow(QWidget):
         if generation != self._generation:
             return
         log.error("computing the report failed: %s", error)
-        message = f"The report could not be computed: {error}"
+        message = self._tr.t("The report could not be computed: {error}", error=error)
         self._set_status(message, True)
         self.loadFailed.emit(message)
 
     def _exported(self, path: Path) -> None:
-        self._set_status(f"Exported to {path}")
+        self._set_status(self._tr.t("Exported to {path}", path=path))
         self.exported.emit(str(path))
 
     def _set_status(self, text: str, error: bool = False) -> None:
