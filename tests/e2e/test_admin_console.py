@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mailbeacon.core.enrollment import Enrollment, key_from_link
 from mailbeacon.server.config import ServerConfig
 from mailbeacon.server.tracking_server import TrackingServer
 from tests.helpers.agent_process import AgentProcess, run_cli
@@ -234,9 +235,27 @@ async def test_an_administrator_runs_the_team_from_the_console(
             assert forged.status == 403  # the session's cookie, but not its token
             assert query(db, "SELECT count(*) FROM users") == users_before
 
+            # -- a key rotated: the old one refused at once, the new one works --------
+            await page.goto(f"{base}/admin/reps")
+            await page.fill("#name", "Bartek Zieliński")
+            await page.click("form.inline button[type=submit]")
+            old_key = key_from_link(str(await page.get_attribute("#enroll-link", "href")))
+            old = Enrollment.decode(old_key)
+            await page.goto(f"{base}/admin/reps")
+            await page.click(f"form[action='/admin/reps/{old.user_id}/rotate'] button")
+            new = Enrollment.decode(await page.inner_text("#enroll-key"))
+            assert (new.user_id, new.server_url) == (old.user_id, old.server_url)
+            async with httpx.AsyncClient(timeout=5) as plain:
+                for enrollment, status in ((old, 401), (new, 200)):
+                    answer = await plain.get(
+                        f"{base}/v1/policy",
+                        headers={"Authorization": f"Bearer {enrollment.api_token}"},
+                    )
+                    assert answer.status_code == status
+
             # -- the rep removed: agent cut off, links record nothing -----------------
             await page.goto(f"{base}/admin/reps")
-            await page.click("form[action$='/remove'] button")
+            await page.click("form[action='/admin/reps/1/remove'] button")  # Alicja
             await agent.wait_log("stream refused", within=5)
             events = query(db, "SELECT count(*) FROM events")
             async with recipient(RECIPIENT) as client:

@@ -69,7 +69,7 @@ from mailbeacon.agent.status import (
 from mailbeacon.agent.tracking.check import TrackingCheck, check_tracking
 from mailbeacon.agent.tracking.remote import PlainServerRefused, checked_remote
 from mailbeacon.agent.tracking.stream import StreamState, StreamSubscriber
-from mailbeacon.agent.tracking.team import TeamSync
+from mailbeacon.agent.tracking.team import TeamSync, TeamUrls
 from mailbeacon.agent.tracking.watch import TrackingWatch
 from mailbeacon.core import uainfo
 from mailbeacon.core.durable import make_private, private_dir
@@ -236,7 +236,7 @@ class AgentRuntime:
         )
         await self.outbox.start()
         sender = Sender(
-            self.records, self.outbox, TrackingUrls(self.enrollment, self._clock),
+            self.records, self.outbox, self._urls(self.enrollment),
             self.current_settings, self._clock, keeper=self.sent_cleanup,
             policy=lambda: self.team.policy, on_tracked=self.team.tracked,
         )
@@ -262,6 +262,9 @@ class AgentRuntime:
         # The user-agent parser compiles its rules on first use (~0.1 s): not on a hit.
         await asyncio.to_thread(uainfo.describe, "Mozilla/5.0 (warm-up)")
         self._tasks.append(asyncio.create_task(stream.run(), name="stream"))
+        self._tasks.append(
+            asyncio.create_task(self.team.report_loop(self.records), name="team-report")
+        )
         self._tasks.append(asyncio.create_task(self._tracking_watch().run(), name="reach"))
         self._publish()
         self._tasks.append(asyncio.create_task(self._keep_status(), name="status"))
@@ -446,13 +449,24 @@ class AgentRuntime:
         await followup.start()
         return followup
 
+    def _urls(self, enrollment: Enrollment) -> TrackingUrls:
+        """The minter of tracking URLs: on a team's server, on the team's tracking
+        domain when its policy names one."""
+        if self.settings.server.mode != "remote" and not self._options.enroll:
+            return TrackingUrls(enrollment, self._clock)
+
+        def domain() -> str:
+            return self.team.policy.value("server.public_url")
+
+        return TeamUrls(enrollment, self._clock, domain)
+
     def _start_sign_in(self) -> None:
         """With ``account.auth = oauth2``: one token source for SMTP and IMAP."""
         if self.settings.account.auth != "oauth2":
             return
         self._http = httpx.AsyncClient(timeout=SIGN_IN_HTTP_SECONDS)
         self.sign_in = AgentSignIn(
-            self.settings,
+            self.current_settings(),  # the team's issuer and client ID when it sets them
             self.secrets,
             self._http,
             on_required=self._on_sign_in_required,

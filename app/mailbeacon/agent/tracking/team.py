@@ -14,19 +14,38 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
+from mailbeacon.agent.records.model import ActivityFilter
+from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.agent.settings.team import TeamPolicyFile, overlay
+from mailbeacon.core.events import EventType, Verdict
 from mailbeacon.core.policy import PolicyError, TeamPolicy
+from mailbeacon.core.urls import TrackingUrls
 
 log = logging.getLogger(__name__)
 
 FETCH_TIMEOUT = 3.0  # seconds the agent's start waits for the server's policy
 MAX_PENDING = 1000  # reports kept while the server cannot be reached
+REPLIES_EVERY = 60.0  # seconds between looks for new replies to report
+REPLY_WEEKS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class TeamUrls(TrackingUrls):
+    """Tracking URLs on the team's tracking domain (policy ``server.public_url``) when
+    the team set one, else on the enrollment's server URL."""
+
+    domain: Callable[[], str] = lambda: ""
+
+    @property
+    def _base(self) -> str:
+        return (self.domain() or self.enrollment.server_url).rstrip("/")
 
 
 class TeamSync:
@@ -46,6 +65,10 @@ class TeamSync:
         self._token = ""
         self._cache: tuple[Settings, int, Settings] | None = None
         self._pending: list[dict[str, str]] = []
+        # Replies are looked for from a few weeks back at start (the report's span).
+        start = datetime.fromtimestamp(clock(), UTC) - timedelta(weeks=REPLY_WEEKS)
+        self._replies_since = start.isoformat().replace("+00:00", "Z")
+        self._replies_at_mark: set[int] = set()  # the events reported at that moment
         self._flushing: asyncio.Task[None] | None = None
 
     @property
@@ -102,10 +125,46 @@ class TeamSync:
     def tracked(self, message_key: str) -> None:
         """Report a tracked send for the team report (in the background)."""
         at = datetime.fromtimestamp(self._clock(), UTC).isoformat().replace("+00:00", "Z")
-        self._pending.append({"kind": "sent", "message": message_key, "at": at})
+        self._report({"kind": "sent", "message": message_key, "at": at})
+
+    def _report(self, *items: dict[str, str]) -> None:
+        self._pending.extend(items)
         del self._pending[:-MAX_PENDING]
         if self._server_url and (self._flushing is None or self._flushing.done()):
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    def report_replies(self, records: RecordsStore) -> int:
+        """Report people's replies recorded since the last pass (the server keeps each
+        once, so a reply reported twice counts once); returns how many were found."""
+        since = self._replies_since
+        rows = records.activity(
+            limit=MAX_PENDING,
+            filters=ActivityFilter(types=(EventType.REPLY,), verdicts=(Verdict.HUMAN,),
+                                   since=since),
+        )  # fmt: skip
+        items = []
+        for row in rows:
+            if row.event.id in self._replies_at_mark:
+                continue  # ``since`` is inclusive: reported at the last pass already
+            email = records.email(row.event.email_id) if row.event.email_id else None
+            if email is not None and email.tracked:
+                items.append({"kind": "reply", "message": email.message_key, "at": row.event.at})
+            if row.event.at > self._replies_since:
+                self._replies_since, self._replies_at_mark = row.event.at, set()
+            if row.event.at == self._replies_since:
+                self._replies_at_mark.add(row.event.id)
+        if items:
+            self._report(*items)
+        return len(items)
+
+    async def report_loop(self, records: RecordsStore, every: float = REPLIES_EVERY) -> None:
+        """Report replies now and then, until cancelled."""
+        while True:
+            try:
+                await asyncio.to_thread(self.report_replies, records)
+            except Exception:
+                log.warning("replies not reported for the team report", exc_info=True)
+            await asyncio.sleep(every)
 
     async def _flush(self) -> None:
         items, self._pending = self._pending, []

@@ -178,3 +178,52 @@ def test_enforced_settings_overlay_the_reps_own_which_return_when_lifted(
     assert not team.apply(lifted, "https://t.example")  # nothing newer
     reloaded = TeamPolicyFile.load(profile.config_dir, profile.config_file)
     assert reloaded.policy == lifted
+
+
+async def test_replies_and_sends_reach_the_team_report_and_links_use_the_team_domain(
+    tmp_path: Path,
+) -> None:
+    from datetime import UTC, datetime
+
+    from mailbeacon.agent.records.store import RecordsStore
+    from mailbeacon.agent.tracking.team import TeamSync, TeamUrls
+    from mailbeacon.core.tokens import new_message_key
+    from mailbeacon.core.urls import TrackingUrls
+    from mailbeacon.server.team import team_report
+    from tests.helpers.records import event, sent_email
+
+    db = tmp_path / "server.db"
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    async with serving(db, free_port()) as server:
+        enrollment = await server.add_user("alice")
+        profile = Profile.at(tmp_path / "rep")
+        records = RecordsStore.for_profile(profile)
+        try:
+            sent = sent_email("client@client.example", sent_at=now)
+            email_id = records.record_sent(sent)
+            reply = event("reply", at=now, server_id=None, local_key="reply:<r1>",
+                          email_id=email_id, contact="client@client.example")  # fmt: skip
+            records.add_event(reply)
+            team = TeamSync(profile.config_dir, profile.config_file, time.time)
+            team.connect(enrollment.server_url, enrollment.api_token)
+            team.tracked(sent.message_key)
+            await team.stop()  # the send's report went
+            assert team.report_replies(records) == 1
+            await team.stop()
+            assert team.report_replies(records) == 0  # nothing new since
+        finally:
+            records.close()
+        store = open_store(db)
+        try:
+            [week] = team_report(store, "2000-01-01T00:00:00Z")
+        finally:
+            store.close()
+        assert (week.rep, week.tracked, week.replies) == ("alice", 1, 1)
+
+        change(db, "server.public_url", "https://track.team.example", enforce=True)
+        assert await team.fetch()
+        urls = TeamUrls(enrollment, time.time, lambda: team.policy.value("server.public_url"))
+        key = new_message_key()
+        assert urls.pixel(key, None).startswith("https://track.team.example/o/")
+        plain = TrackingUrls(enrollment, time.time)
+        assert plain.pixel(key, None).startswith(enrollment.server_url)
