@@ -21,7 +21,7 @@ from mailbeacon.agent.sending.submit import RelaySubmitter
 from mailbeacon.agent.settings.mail_urls import parse_host_port
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
 from mailbeacon.agent.settings.store import Settings
-from mailbeacon.agent.settings.team import TeamPolicyFile
+from mailbeacon.agent.settings.team import TeamPolicyFile, overlay
 from mailbeacon.agent.status import Reachable, SendingState, StatusReport
 from mailbeacon.core.extract import extract_for_log, header_value
 from mailbeacon.core.language import Language
@@ -298,11 +298,14 @@ class ProfileWindows:
 
     def _make_compose(self) -> ComposeWindow:
         settings = self._settings()
+        team = TeamPolicyFile.load(self._profile.config_dir, self._profile.config_file)
         store = self.store()
         sender = settings.upstream.user if "@" in settings.upstream.user else ""
         window = ComposeWindow(
             self._submit,
-            defaults=ComposeDefaults.from_settings(settings, sender),
+            defaults=ComposeDefaults.from_settings(
+                overlay(settings, team.policy), sender, team.policy.tracking_allowed
+            ),
             contacts=ContactsModel(store),
             lookup_contact=store.contact,
             templates=TemplateStore.for_profile(self._profile),

@@ -106,13 +106,17 @@ class ComposeDefaults:
     clicks: bool = True  # settings tracking.clicks
     opens: bool = True  # settings tracking.opens (off: clicks only)
     remind_days: int = 0  # settings defaults.remind_days (0: the box starts unticked)
+    tracking_allowed: bool = True  # the team's policy: off, nothing is tracked (locked)
 
     @classmethod
-    def from_settings(cls, settings: Settings, sender: str) -> ComposeDefaults:
-        """Track and Log defaults and click tracking from the rep's settings."""
-        return cls(sender, settings.defaults.track, settings.defaults.log,
+    def from_settings(
+        cls, settings: Settings, sender: str, tracking_allowed: bool = True
+    ) -> ComposeDefaults:
+        """Track and Log defaults and click tracking from the rep's settings (with what
+        the team enforces), and whether the team allows tracking at all."""
+        return cls(sender, settings.defaults.track and tracking_allowed, settings.defaults.log,
                    settings.tracking.clicks, settings.tracking.opens,
-                   settings.defaults.remind_days)
+                   settings.defaults.remind_days, tracking_allowed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +219,10 @@ class ComposeWindow(QWidget):
         self.editor.setAcceptRichText(True)
         self.track_box = QCheckBox("Trac&k opens and clicks")
         self.track_box.setChecked(self.defaults.track)
+        if not self.defaults.tracking_allowed:
+            # The agent would send it untracked anyway: say so, not offer it.
+            self.track_box.setEnabled(False)
+            self.track_box.setToolTip("Set by your team: tracking is off for your account.")
         # Track: opens and clicks / clicks only / off (docs/rules.md, rule 1).
         self.clicks_only_box = QCheckBox("Clicks onl&y (no open-tracking image)")
         self.clicks_only_box.setChecked(not self.defaults.opens)
@@ -627,6 +635,8 @@ class ComposeWindow(QWidget):
                        self.remove_button, self.track_box, self.clicks_only_box, self.log_box,
                        self.use_template_button):
             widget.setEnabled(not sending)
+        if not self.defaults.tracking_allowed:
+            self.track_box.setEnabled(False)  # the team's, whatever the sending state
         self.editor.setReadOnly(sending)
         if not sending:
             self._update_buttons()
