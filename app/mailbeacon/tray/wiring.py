@@ -236,12 +236,15 @@ class ProfileWindows:
         return self._followup
 
     def _make_scheduled(self) -> QWidget:
-        return ScheduledWindow(self.followup(), clock=time.time, edit=self._edit_scheduled)
+        return ScheduledWindow(
+            self.followup(), clock=time.time, edit=self._edit_scheduled, tr=self.language
+        )
 
     def _make_sequences(self) -> QWidget:
         return SequencesWindow(
             self.followup(), self.store(), settings=self._settings,
             templates=template_lookup(self._profile.config_dir / "templates.json"),
+            tr=self.language,
         )
 
     def _edit_scheduled(self, item: ScheduledMail, data: bytes) -> None:
@@ -258,7 +261,7 @@ class ProfileWindows:
         """A reminder's own small window: Open record, Write follow-up, Snooze."""
         window = ReminderWindow(
             notification, self.followup(), self.store(), clock=time.time,
-            open_email=self.open_email, write=self._write_follow_up,
+            open_email=self.open_email, write=self._write_follow_up, tr=self.language,
         )  # fmt: skip
         self.reminders = [w for w in self.reminders if w.isVisible()] + [window]
         window.show()
@@ -272,7 +275,7 @@ class ProfileWindows:
             return []
         return reminder_actions(
             notification, self.followup(), self.store(), clock=time.time,
-            open_email=self.open_email, write=self._write_follow_up,
+            open_email=self.open_email, write=self._write_follow_up, tr=self.language,
         )  # fmt: skip
 
     def _write_follow_up(self, reply: FollowUpFill) -> None:
@@ -288,7 +291,8 @@ class ProfileWindows:
 
     def _make_contacts(self) -> QWidget:
         enroller = SequenceEnroller(
-            self.followup, template_lookup(self._profile.config_dir / "templates.json")
+            self.followup, template_lookup(self._profile.config_dir / "templates.json"),
+            tr=self.language,
         )
         self._contacts = ContactsWindow(self.store(), add_to_sequence=enroller)
         return self._contacts

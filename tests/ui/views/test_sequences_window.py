@@ -138,7 +138,7 @@ def test_a_sequence_made_and_filled_from_the_tray_is_checked_whole(
     assert store.enrollments("q2") == []
     chosen.append(str(tmp_path / "good.csv"))
     window.enroll_from_csv()
-    assert window.status.text() == "Enrolled 2 contact(s)."
+    assert window.status.text() == "Enrolled 2 contacts."
     assert window.contacts_model.rowCount() == 2
     assert window.contacts_model.index(0, 3).data() == "Mon 7 Dec 10:00"
     store.close()

@@ -18,11 +18,12 @@ from mailbeacon.agent.followup.store import FollowupStore, Reminder
 from mailbeacon.agent.notifications.model import Notification
 from mailbeacon.agent.records.model import EmailRecord
 from mailbeacon.agent.records.store import RecordsStore
+from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.tray.views.email.actions import ComposeFill, reply_subject
 from mailbeacon.tray.views.labels import plain_label, show_status
 
 DAY = 86400.0
-SNOOZES = (("Until tomorrow", 1), ("For 3 days", 3), ("For a week", 7))
+SNOOZES = ((mark("Until tomorrow"), 1), (mark("For 3 days"), 3), (mark("For a week"), 7))
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,22 +35,22 @@ class FollowUpFill:
     references: str
 
 
-def follow_up_reply(store: RecordsStore, email: EmailRecord, recipient: str) -> FollowUpFill:
+def follow_up_reply(
+    store: RecordsStore, email: EmailRecord, recipient: str, tr: Language = ENGLISH
+) -> FollowUpFill:
     """A reply to ``recipient`` in the thread of ``email``, quoting its logged text."""
     copy = store.logged_copy(email.id)
     quoted = ""
-    note = "Written as a reply in the same thread."
+    note = tr.t("Written as a reply in the same thread.")
     if copy is not None and (copy.text or copy.html):
         lines = (copy.text or "").splitlines() or [email.subject]
         quoted = "".join(f"&gt; {html.escape(line)}<br>" for line in lines)
     else:
-        note += " The email was sent without Log, so its text is not quoted."
+        note = tr.t("Written as a reply in the same thread. The email was sent without Log, "
+                    "so its text is not quoted.")
     when = email.sent_at[:10]
-    body = (
-        f"<p></p><p>On {html.escape(when)} I wrote:</p><blockquote>{quoted}</blockquote>"
-        if quoted
-        else None
-    )
+    wrote = tr.t("On {date} I wrote:", date=html.escape(when))
+    body = f"<p></p><p>{wrote}</p><blockquote>{quoted}</blockquote>" if quoted else None
     return FollowUpFill(
         ComposeFill(to=(recipient,), subject=reply_subject(email.subject), html=body, note=note),
         email.message_id,
@@ -65,6 +66,7 @@ def reminder_actions(
     clock: Callable[[], float],
     open_email: Callable[[int], None],
     write: Callable[[FollowUpFill], None],
+    tr: Language = ENGLISH,
 ) -> list[tuple[str, Callable[[], None]]]:
     """The notification's own buttons: Open record, Write follow-up, Snooze (a day)."""
     email_id, recipient = notification.email_id, notification.recipient
@@ -74,7 +76,7 @@ def reminder_actions(
     def write_follow_up() -> None:
         email = records.email(email_id)
         if email is not None:
-            write(follow_up_reply(records, email, recipient))
+            write(follow_up_reply(records, email, recipient, tr))
 
     def snooze() -> None:
         reminder = followup.reminder_for(email_id, recipient)
@@ -82,9 +84,9 @@ def reminder_actions(
             followup.snooze_reminder(reminder.id, clock() + DAY)
 
     return [
-        ("Open record", lambda: open_email(email_id)),
-        ("Write follow-up", write_follow_up),
-        ("Snooze", snooze),
+        (tr.t("Open record"), lambda: open_email(email_id)),
+        (tr.t("Write follow-up"), write_follow_up),
+        (tr.t("Snooze"), snooze),
     ]
 
 
@@ -101,26 +103,28 @@ class ReminderWindow(QWidget):
         open_email: Callable[[int], None],
         write: Callable[[FollowUpFill], None],
         parent: QWidget | None = None,
+        tr: Language = ENGLISH,
     ) -> None:
         super().__init__(parent)
+        self._tr = tr
         self._notification = notification
         self._followup = followup
         self._records = records
         self._clock = clock
         self._open_email = open_email
         self._write = write
-        self.setWindowTitle("Reminder — MailBeacon")
+        self.setWindowTitle(tr.t("Reminder — MailBeacon"))
         self.title = plain_label(notification.title, wrap=True)
         font = self.title.font()
         font.setBold(True)
         self.title.setFont(font)
         self.body = plain_label(notification.body, wrap=True)
-        self.open_button = QPushButton("&Open record")
-        self.write_button = QPushButton("&Write follow-up")
-        self.snooze_button = QPushButton("&Snooze")
+        self.open_button = QPushButton(tr.t("&Open record"))
+        self.write_button = QPushButton(tr.t("&Write follow-up"))
+        self.snooze_button = QPushButton(tr.t("&Snooze"))
         self.snooze_menu = QMenu(self)
         for text, days in SNOOZES:
-            action = self.snooze_menu.addAction(text)
+            action = self.snooze_menu.addAction(tr.t(text))
             action.triggered.connect(lambda _c=False, d=days: self.snooze(d))
         self.snooze_button.setMenu(self.snooze_menu)
         self.status = QLabel()
@@ -155,9 +159,10 @@ class ReminderWindow(QWidget):
         email_id, recipient = self._notification.email_id, self._notification.recipient
         email = self._records.email(email_id) if email_id is not None else None
         if email is None or not recipient:
-            show_status(self.status, "That email is no longer in the records.", error=True)
+            show_status(self.status, self._tr.t("That email is no longer in the records."),
+                        error=True)
             return
-        self._write(follow_up_reply(self._records, email, recipient))
+        self._write(follow_up_reply(self._records, email, recipient, self._tr))
         self.close()
 
     def snooze(self, days: int) -> None:
@@ -166,7 +171,9 @@ class ReminderWindow(QWidget):
         if reminder is None or not self._followup.snooze_reminder(
             reminder.id, self._clock() + days * DAY
         ):
-            show_status(self.status, "This reminder cannot be snoozed any more.", error=True)
+            show_status(self.status, self._tr.t("This reminder cannot be snoozed any more."),
+                        error=True)
             return
-        show_status(self.status, f"Snoozed for {days} day{'s' if days > 1 else ''}.")
+        show_status(self.status, self._tr.n("Snoozed for {count} day.", "Snoozed for {count} days.",
+                                            days))
         self.close()

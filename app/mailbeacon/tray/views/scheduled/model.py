@@ -14,44 +14,53 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt
 
 from mailbeacon.agent.followup.store import ScheduledMail
+from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.tray.views.tables import SORT_ROLE, RowTableModel
 
-HEADERS = ("Sends at", "To", "Subject", "Remind if no reply")
+HEADERS = (mark("Sends at"), mark("To"), mark("Subject"), mark("Remind if no reply"))
 
 
-def remind_words(remind: str | None) -> str:
+def remind_words(remind: str | None, tr: Language = ENGLISH) -> str:
     """``3d`` → "in 3 days"; "as in Settings" when the email did not say."""
     if remind is None:
-        return "as in Settings"
+        return tr.t("as in Settings")
     amount, unit = int(remind[:-1] or 0), remind[-1:]
     if amount == 0:
-        return "no"
-    names = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
-    word = names.get(unit, "day") + ("" if amount == 1 else "s")
-    return f"in {amount} {word}"
+        return tr.t("no")
+    if unit == "s":
+        return tr.n("in {count} second", "in {count} seconds", amount)
+    if unit == "m":
+        return tr.n("in {count} minute", "in {count} minutes", amount)
+    if unit == "h":
+        return tr.n("in {count} hour", "in {count} hours", amount)
+    return tr.n("in {count} day", "in {count} days", amount)
 
 
 class ScheduledModel(RowTableModel[ScheduledMail]):
     """Waiting emails; ``ROW_ROLE`` answers the ``ScheduledMail``."""
 
-    def __init__(self, zone: Callable[[], tzinfo], parent: QObject | None = None) -> None:
-        super().__init__(HEADERS, parent)
+    def __init__(
+        self, zone: Callable[[], tzinfo], parent: QObject | None = None, tr: Language = ENGLISH
+    ) -> None:
+        super().__init__(tuple(tr.t(h) for h in HEADERS), parent)
         self._zone = zone
+        self._tr = tr
 
     def cell_data(self, row: ScheduledMail, column: int, role: int) -> Any:
         """When, to whom, what, and the reminder it carries."""
         if role == SORT_ROLE:
             return row.send_at if column == 0 else None
+        tr = self._tr.in_zone(self._zone())
+        at = datetime.fromtimestamp(row.send_at, UTC)
         if role == Qt.ItemDataRole.ToolTipRole and column == 0:
-            at = datetime.fromtimestamp(row.send_at, UTC).astimezone(self._zone())
-            return at.strftime("%A %d %B %Y, %H:%M:%S %Z")
+            return tr.full(at)
         if role != Qt.ItemDataRole.DisplayRole:
             return None
-        at = datetime.fromtimestamp(row.send_at, UTC).astimezone(self._zone())
         cells = (
-            f"{at:%a} {at.day} {at:%b %Y, %H:%M}",
+            tr.t("{weekday} {date}, {time}", weekday=tr.weekday(at), date=tr.day(at),
+                 time=tr.clock(at)),
             row.to_text,
-            " ".join(row.subject.split()) or "(no subject)",
-            remind_words(row.remind),
+            " ".join(row.subject.split()) or tr.t("(no subject)"),
+            remind_words(row.remind, tr),
         )
         return cells[column] if 0 <= column < len(cells) else None

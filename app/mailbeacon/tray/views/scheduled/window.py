@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from mailbeacon.agent.followup.store import FollowupStore, ScheduledMail
+from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.tray.views.compose.later import AskTime, ask_time_dialog, local_zone
 from mailbeacon.tray.views.compose.widgets import Confirm, confirm_dialog
 from mailbeacon.tray.views.labels import plain_label, show_status
@@ -35,8 +36,8 @@ from mailbeacon.tray.views.tables import setup_read_only_table
 log = logging.getLogger(__name__)
 
 REFRESH_MS = 2000
-EMPTY = "Nothing is waiting. In a new email, choose “Send later…” to schedule one."
-GONE = "That email is no longer waiting: it was sent or cancelled meanwhile."
+EMPTY = mark("Nothing is waiting. In a new email, choose “Send later…” to schedule one.")
+GONE = mark("That email is no longer waiting: it was sent or cancelled meanwhile.")
 
 EditScheduled = Callable[[ScheduledMail, bytes], None]
 
@@ -54,25 +55,27 @@ class ScheduledWindow(QWidget):
         confirm: Confirm = confirm_dialog,
         edit: EditScheduled | None = None,
         parent: QWidget | None = None,
+        tr: Language = ENGLISH,
     ) -> None:
         super().__init__(parent)
+        self._tr = tr
         self._store = store
         self._clock = clock
         self._zone = zone
         self._ask_time = ask_time
         self._confirm = confirm
         self._edit = edit
-        self.setWindowTitle("Scheduled — MailBeacon")
+        self.setWindowTitle(tr.t("Scheduled — MailBeacon"))
         self.resize(820, 360)
-        self.model = ScheduledModel(zone, self)
+        self.model = ScheduledModel(zone, self, tr)
         self.table = QTableView()
         self.table.setModel(self.model)
         setup_read_only_table(self.table, ((0, 190), (1, 230), (2, 250)))
-        self.empty_label = plain_label(EMPTY, wrap=True)
-        self.send_now_button = QPushButton("Send &now")
-        self.change_button = QPushButton("Change &time…")
-        self.edit_button = QPushButton("&Edit…")
-        self.cancel_button = QPushButton("&Cancel email")
+        self.empty_label = plain_label(tr.t(EMPTY), wrap=True)
+        self.send_now_button = QPushButton(tr.t("Send &now"))
+        self.change_button = QPushButton(tr.t("Change &time…"))
+        self.edit_button = QPushButton(tr.t("&Edit…"))
+        self.cancel_button = QPushButton(tr.t("&Cancel email"))
         self.status = QLabel()
         self._lay_out()
         self.send_now_button.clicked.connect(self.send_now)
@@ -124,7 +127,7 @@ class ScheduledWindow(QWidget):
         item = self.selected()
         if item is None:
             return
-        self._after(self._store.reschedule(item.id, self._clock()), "Sending now.")
+        self._after(self._store.reschedule(item.id, self._clock()), self._tr.t("Sending now."))
 
     def change_time(self) -> None:
         """Ask for a new time (in the rep's zone)."""
@@ -135,16 +138,19 @@ class ScheduledWindow(QWidget):
         chosen = self._ask_time(self, proposed)
         if chosen is None:
             return
-        at = chosen.astimezone(self._zone())
+        tr = self._tr.in_zone(self._zone())
         done = self._store.reschedule(item.id, chosen.timestamp())
-        self._after(done, f"Now sends {at:%a} {at.day} {at:%b %H:%M}.")
+        when = tr.t("{weekday} {date} {time}", weekday=tr.weekday(chosen),
+                    date=tr.short_day(chosen), time=tr.clock(chosen))
+        self._after(done, tr.t("Now sends {when}.", when=when))
 
     def cancel(self) -> None:
         """Cancel it for good, after asking."""
         item = self.selected()
-        if item is None or not self._confirm(self, "Cancel this email? It will not be sent."):
+        tr = self._tr
+        if item is None or not self._confirm(self, tr.t("Cancel this email? It will not be sent.")):
             return
-        self._after(self._store.cancel_scheduled(item.id), "Cancelled: it will not be sent.")
+        self._after(self._store.cancel_scheduled(item.id), tr.t("Cancelled: it will not be sent."))
 
     def edit(self) -> None:
         """Take it out of the schedule and open it in a compose window."""
@@ -156,10 +162,10 @@ class ScheduledWindow(QWidget):
             self._after(False, "")
             return
         self._edit(item, data)
-        self._after(True, "Opened for editing; send or schedule it again from there.")
+        self._after(True, self._tr.t("Opened for editing; send or schedule it again from there."))
 
     def _after(self, done: bool, text: str) -> None:
-        show_status(self.status, text if done else GONE, error=not done)
+        show_status(self.status, text if done else self._tr.t(GONE), error=not done)
         self.reload()
 
     def _update_buttons(self, *_: object) -> None:

@@ -16,12 +16,13 @@ from PySide6.QtWidgets import QInputDialog, QWidget
 from mailbeacon.agent.followup.enrolment import contact_row, enroll_rows
 from mailbeacon.agent.followup.store import FollowupStore
 from mailbeacon.agent.records.model import Contact
+from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.core.sequence_spec import SequenceError, TemplateLookup
 
 # Asks which sequence (None: the rep cancelled).
 ChooseSequence = Callable[[QWidget, list[str]], str | None]
 
-NO_SEQUENCE = (
+NO_SEQUENCE = mark(
     "There is no sequence yet: open Sequences from the tray menu and create one "
     "(New from file…), then add contacts to it here."
 )
@@ -35,10 +36,12 @@ class Enrolled:
     message: str
 
 
-def choose_sequence_dialog(parent: QWidget, names: list[str]) -> str | None:
+def choose_sequence_dialog(
+    parent: QWidget, names: list[str], tr: Language = ENGLISH
+) -> str | None:
     """A list of the sequences to choose from."""
     name, ok = QInputDialog.getItem(
-        parent, "Add to sequence", "Add the selected contacts to:", names, 0, False
+        parent, tr.t("Add to sequence"), tr.t("Add the selected contacts to:"), names, 0, False
     )
     return name if ok and name else None
 
@@ -51,20 +54,25 @@ class SequenceEnroller:
         store: Callable[[], FollowupStore],
         templates: TemplateLookup,
         *,
-        choose: ChooseSequence = choose_sequence_dialog,
+        choose: ChooseSequence | None = None,
         clock: Callable[[], float] = time.time,
+        tr: Language = ENGLISH,
     ) -> None:
+        self._tr = tr
         self._store = store
         self._templates = templates
-        self._choose = choose
+        self._choose: ChooseSequence = choose or (
+            lambda parent, names: choose_sequence_dialog(parent, names, tr)
+        )
         self._clock = clock
 
     def __call__(self, parent: QWidget, contacts: Sequence[Contact]) -> Enrolled | None:
         """Ask which sequence, enrol them all or none; None when the rep cancelled."""
         store = self._store()
         names = [row.name for row in store.sequences()]
+        tr = self._tr
         if not names:
-            return Enrolled(False, NO_SEQUENCE)
+            return Enrolled(False, tr.t(NO_SEQUENCE))
         name = self._choose(parent, names)
         if name is None:
             return None
@@ -72,8 +80,14 @@ class SequenceEnroller:
         try:
             already = enroll_rows(store, name, rows, self._templates, self._clock())
         except SequenceError as exc:
-            return Enrolled(False, "Nobody was enrolled: " + "; ".join(exc.problems[:5]))
+            return Enrolled(False, tr.t("Nobody was enrolled: {problems}",
+                                        problems="; ".join(exc.problems[:5])))
         added = len(rows) - len(already)
-        people = "1 contact" if added == 1 else f"{added} contacts"
-        note = f" ({', '.join(already)} already in it)" if already else ""
-        return Enrolled(True, f"Added {people} to “{name}”{note}.")
+        if already:
+            return Enrolled(True, tr.n(
+                "Added {count} contact to “{name}” ({already} already in it).",
+                "Added {count} contacts to “{name}” ({already} already in it).",
+                added, name=name, already=", ".join(already),
+            ))
+        return Enrolled(True, tr.n("Added {count} contact to “{name}”.",
+                                   "Added {count} contacts to “{name}”.", added, name=name))

@@ -33,6 +33,7 @@ from mailbeacon.agent.followup.status import SequenceStatus, sequence_status
 from mailbeacon.agent.followup.store import FollowupStore
 from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.settings.store import Settings
+from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.core.sequence_spec import SequenceError, TemplateLookup, parse_contacts_csv
 from mailbeacon.tray.views.compose.later import local_zone
 from mailbeacon.tray.views.compose.widgets import Confirm, confirm_dialog
@@ -41,7 +42,7 @@ from mailbeacon.tray.views.sequences.model import EnrolledModel, StepsModel
 from mailbeacon.tray.views.tables import setup_read_only_table
 
 REFRESH_MS = 2000
-EMPTY = (
+EMPTY = mark(
     "No sequences yet. Write one as a TOML file (see the guide) and choose "
     "“New from file…”, then “Enroll from CSV…” — or `mailbeacon sequence create FILE`."
 )
@@ -75,8 +76,10 @@ class SequencesWindow(QWidget):
         choose_file: ChooseFile = choose_file_dialog,
         clock: Callable[[], float] = time.time,
         parent: QWidget | None = None,
+        tr: Language = ENGLISH,
     ) -> None:
         super().__init__(parent)
+        self._tr = tr
         self._store = store
         self._records = records
         self._confirm = confirm
@@ -85,24 +88,24 @@ class SequencesWindow(QWidget):
         self._choose_file = choose_file
         self._clock = clock
         self.status_now: SequenceStatus | None = None
-        self.setWindowTitle("Sequences — MailBeacon")
+        self.setWindowTitle(tr.t("Sequences — MailBeacon"))
         self.resize(900, 560)
         self.chooser = QComboBox()
         self.state_label = QLabel()
-        self.pause_button = QPushButton("&Pause")
-        self.empty_label = plain_label(EMPTY, wrap=True)
-        self.steps_model = StepsModel(self)
+        self.pause_button = QPushButton(tr.t("&Pause"))
+        self.empty_label = plain_label(tr.t(EMPTY), wrap=True)
+        self.steps_model = StepsModel(self, tr)
         self.steps_table = QTableView()
         self.steps_table.setModel(self.steps_model)
         setup_read_only_table(self.steps_table, ((0, 50), (1, 100), (2, 340), (3, 60),
                                                  (4, 60), (5, 60)))  # fmt: skip
-        self.contacts_model = EnrolledModel(self._step_count, zone, self)
+        self.contacts_model = EnrolledModel(self._step_count, zone, self, tr)
         self.contacts_table = QTableView()
         self.contacts_table.setModel(self.contacts_model)
         setup_read_only_table(self.contacts_table, ((0, 280), (1, 100), (2, 180)))
-        self.remove_button = QPushButton("&Remove from sequence")
-        self.new_button = QPushButton("&New from file…")
-        self.enroll_button = QPushButton("&Enroll from CSV…")
+        self.remove_button = QPushButton(tr.t("&Remove from sequence"))
+        self.new_button = QPushButton(tr.t("&New from file…"))
+        self.enroll_button = QPushButton(tr.t("&Enroll from CSV…"))
         self.status = plain_label(wrap=True)
         self._lay_out()
         self.chooser.currentTextChanged.connect(lambda _t: self.reload())
@@ -118,7 +121,8 @@ class SequencesWindow(QWidget):
 
     def _lay_out(self) -> None:
         top = QHBoxLayout()
-        top.addWidget(QLabel("Sequence:"))
+        tr = self._tr
+        top.addWidget(QLabel(tr.t("Sequence:")))
         top.addWidget(self.chooser, 1)
         top.addWidget(self.state_label)
         top.addWidget(self.pause_button)
@@ -130,9 +134,9 @@ class SequencesWindow(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.empty_label)
-        layout.addWidget(QLabel("Steps"))
+        layout.addWidget(QLabel(tr.t("Steps")))
         layout.addWidget(self.steps_table, 2)
-        layout.addWidget(QLabel("Contacts"))
+        layout.addWidget(QLabel(tr.t("Contacts")))
         layout.addWidget(self.contacts_table, 3)
         layout.addLayout(bottom)
 
@@ -163,8 +167,11 @@ class SequencesWindow(QWidget):
         self.steps_model.set_rows(status.steps if status else ())
         self.contacts_model.set_rows(status.contacts if status else ())
         paused = status is not None and status.row.state == "paused"
-        self.state_label.setText("" if status is None else ("Paused" if paused else "Running"))
-        self.pause_button.setText("&Resume" if paused else "&Pause")
+        tr = self._tr
+        self.state_label.setText(
+            "" if status is None else (tr.t("Paused") if paused else tr.t("Running"))
+        )
+        self.pause_button.setText(tr.t("&Resume") if paused else tr.t("&Pause"))
         self.pause_button.setEnabled(status is not None)
         self.remove_button.setEnabled(status is not None)
         self.enroll_button.setEnabled(status is not None)
@@ -181,29 +188,35 @@ class SequencesWindow(QWidget):
             return
         paused = status.row.state == "paused"
         self._store.set_sequence_state(status.row.name, "active" if paused else "paused")
-        show_status(self.status, "Running again." if paused else "Paused: nothing is sent.")
+        show_status(self.status, self._tr.t("Running again.") if paused
+                    else self._tr.t("Paused: nothing is sent."))
         self.reload()
 
     def remove_selected(self) -> None:
         """Take the selected contact out: nothing more is sent to them."""
         rows = self.contacts_table.selectionModel().selectedRows()
         chosen = self.contacts_model.row_at(rows[0]) if rows else None
+        tr = self._tr
         if chosen is None:
-            show_status(self.status, "Select a contact first.", error=True)
+            show_status(self.status, tr.t("Select a contact first."), error=True)
             return
-        if not self._confirm(self, f"Send nothing more to {chosen.email}?"):
+        if not self._confirm(self, tr.t("Send nothing more to {email}?", email=chosen.email)):
             return
         done = self._store.leave(chosen.id, "removed", "removed by the rep")
         show_status(
             self.status,
-            f"Removed {chosen.email}." if done else f"{chosen.email} had left already.",
+            tr.t("Removed {email}.", email=chosen.email) if done
+            else tr.t("{email} had left already.", email=chosen.email),
             error=not done,
         )
         self.reload()
 
     def new_from_file(self) -> None:
         """Store a sequence from its TOML file, checked whole first."""
-        path = self._choose_file(self, "New sequence", "Sequences (*.toml);;All files (*)")
+        tr = self._tr
+        path = self._choose_file(
+            self, tr.t("New sequence"), tr.t("Sequences (*.toml);;All files (*)")
+        )
         if path is None:
             return
         try:
@@ -212,21 +225,27 @@ class SequencesWindow(QWidget):
                 self._store, source, self._settings(), self._templates, self._clock()
             )
         except (OSError, UnicodeDecodeError) as exc:
-            show_status(self.status, f"Cannot read {path}: {exc}", error=True)
+            show_status(self.status, tr.t("Cannot read {path}: {error}", path=path, error=exc),
+                        error=True)
             return
         except SequenceError as exc:
-            self._refused(f"{Path(path).name} was not stored", exc)
+            self._refused(tr.t("{name} was not stored", name=Path(path).name), exc)
             return
         self.reload_names()
         self.choose(sequence.name)
-        show_status(self.status, f"Created “{sequence.name}” with {len(sequence.steps)} steps.")
+        show_status(self.status, tr.n("Created “{name}” with {count} step.",
+                                      "Created “{name}” with {count} steps.",
+                                      len(sequence.steps), name=sequence.name))
 
     def enroll_from_csv(self) -> None:
         """Enrol the contacts of a CSV in the shown sequence: all of them, or none."""
         status = self.status_now
         if status is None:
             return
-        path = self._choose_file(self, "Enroll contacts", "CSV files (*.csv);;All files (*)")
+        tr = self._tr
+        path = self._choose_file(
+            self, tr.t("Enroll contacts"), tr.t("CSV files (*.csv);;All files (*)")
+        )
         if path is None:
             return
         try:
@@ -235,20 +254,26 @@ class SequencesWindow(QWidget):
                 self._store, status.row.name, rows, self._templates, self._clock()
             )
         except (OSError, UnicodeDecodeError) as exc:
-            show_status(self.status, f"Cannot read {path}: {exc}", error=True)
+            show_status(self.status, tr.t("Cannot read {path}: {error}", path=path, error=exc),
+                        error=True)
             return
         except SequenceError as exc:
-            self._refused("Nobody was enrolled", exc)
+            self._refused(tr.t("Nobody was enrolled"), exc)
             return
         added = len(rows) - len(already)
-        note = f" ({len(already)} were in it already)" if already else ""
-        show_status(self.status, f"Enrolled {added} contact(s){note}.")
+        text = tr.n("Enrolled {count} contact.", "Enrolled {count} contacts.", added)
+        if already:
+            text = tr.n("{enrolled} ({count} was in it already)",
+                        "{enrolled} ({count} were in it already)", len(already), enrolled=text)
+        show_status(self.status, text)
         self.reload()
 
     def _refused(self, headline: str, error: SequenceError) -> None:
         lines = "\n".join(f"• {p}" for p in error.problems[:8])
         more = len(error.problems) - 8
-        tail = f"\n… and {more} more" if more > 0 else ""
+        tail = ""
+        if more > 0:
+            tail = "\n" + self._tr.n("… and {count} more", "… and {count} more", more)
         show_status(self.status, f"{headline}:\n{lines}{tail}", error=True)
 
     def closeEvent(self, event: QCloseEvent) -> None:
