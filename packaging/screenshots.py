@@ -758,9 +758,9 @@ def _news(data: Sample, type: str, ago: timedelta, server_id: int, **extra: Any)
     mail.event(type, data.offer_id, timedelta(0), ALICJA, user_agent=CHROME, **extra)
 
 
-def contacts(out: Path, data: Sample) -> None:
+def contacts(out: Path, data: Sample, tr: Language) -> None:
     """The contacts table, with one contact's new activity not yet seen."""
-    window = ContactsWindow(data.store, now=lambda: NOW)
+    window = ContactsWindow(data.store, now=lambda: NOW, tr=tr)
     model = window.model
     window.show()
     wait_until(lambda: not model.loading and model.rowCount() > 0 and not model.worker.busy,
@@ -773,9 +773,9 @@ def contacts(out: Path, data: Sample) -> None:
     _dispose(window)
 
 
-def record_and_viewer(out: Path, data: Sample) -> None:
+def record_and_viewer(out: Path, data: Sample, tr: Language) -> None:
     """Alicja's record page (filtered events shown), then her logged offer in the viewer."""
-    view = RecordView(data.store, ALICJA.email, now=lambda: NOW)
+    view = RecordView(data.store, ALICJA.email, now=lambda: NOW, tr=tr)
     view.show()
     wait_until(lambda: view.contact is not None and not view.worker.busy,
                (view.loaded, view.loadFailed, view.worker.busyChanged), "the record")
@@ -849,8 +849,8 @@ def main(argv: list[str]) -> int:
         account_flow(out)
         activity(out, data, tr)
         compose(out, data)
-        contacts(out, data)
-        record_and_viewer(out, data)
+        contacts(out, data, tr)
+        record_and_viewer(out, data, tr)
         reports(out, data, tr)
         icon_sheet(out)
     del qt_language, app

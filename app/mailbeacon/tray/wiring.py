@@ -294,7 +294,9 @@ class ProfileWindows:
             self.followup, template_lookup(self._profile.config_dir / "templates.json"),
             tr=self.language,
         )
-        self._contacts = ContactsWindow(self.store(), add_to_sequence=enroller)
+        self._contacts = ContactsWindow(
+            self.store(), add_to_sequence=enroller, tr=self.language
+        )
         return self._contacts
 
     def _make_reports(self) -> QWidget:

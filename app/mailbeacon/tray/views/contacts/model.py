@@ -27,6 +27,7 @@ from PySide6.QtGui import QFont, QGuiApplication
 
 from mailbeacon.agent.records.model import Contact
 from mailbeacon.agent.sending.compose_message import format_address
+from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.tray.threads.workers import Worker
 from mailbeacon.tray.views.activity.when import full_when, relative_when, utc_now
 from mailbeacon.tray.views.tables import ROW_ROLE, SORT_ROLE, AnyIndex, RowTableModel
@@ -63,8 +64,8 @@ class Column(IntEnum):
     LAWFUL_BASIS = 6
 
 
-HEADERS = ("Name", "Email", "Company", "Last open", "Last click", "Last engagement",
-           "Lawful basis")
+HEADERS = (mark("Name"), mark("Email"), mark("Company"), mark("Last open"),
+           mark("Last click"), mark("Last engagement"), mark("Lawful basis"))
 
 _CELLS: dict[int, Callable[[Contact], str]] = {
     Column.NAME: lambda c: c.name,
@@ -121,8 +122,10 @@ class ContactsModel(RowTableModel[Contact]):
         now: Callable[[], datetime] = utc_now,
         tz: tzinfo | None = None,
         parent: QObject | None = None,
+        tr: Language = ENGLISH,
     ) -> None:
-        super().__init__(HEADERS, parent)
+        super().__init__(tuple(tr.t(h) for h in HEADERS), parent)
+        self._tr = tr
         self._source = source
         self._now = now
         self._tz = tz
@@ -207,9 +210,9 @@ class ContactsModel(RowTableModel[Contact]):
     def cell_data(self, row: Contact, column: int, role: int) -> Any:
         time = _TIMES.get(column)
         if time is not None and role == Qt.ItemDataRole.DisplayRole:
-            return relative_when(time(row), self._now(), self._tz)
+            return relative_when(time(row), self._now(), self._tz, self._tr)
         if time is not None and role == Qt.ItemDataRole.ToolTipRole:
-            return full_when(time(row), self._tz) or None  # our own text
+            return full_when(time(row), self._tz, self._tr) or None  # our own text
         if role == Qt.ItemDataRole.DisplayRole:
             cell = _CELLS.get(column)
             return cell(row) if cell is not None else None
@@ -248,7 +251,7 @@ class ContactsModel(RowTableModel[Contact]):
             return
         log.error("reading the contacts failed: %s", error)
         self._set_loading(False)
-        self.loadFailed.emit(f"The contacts could not be read: {error}")
+        self.loadFailed.emit(self._tr.t("The contacts could not be read: {error}", error=error))
 
     def _set_loading(self, loading: bool) -> None:
         if loading != self._loading:

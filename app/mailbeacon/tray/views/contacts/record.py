@@ -43,8 +43,10 @@ from PySide6.QtWidgets import (
 
 from mailbeacon.agent.records.model import Contact, ContactRecord, EventEntry, SentEntry
 from mailbeacon.core.events import HIT_TYPES, EventType, Verdict
+from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.core.uainfo import describe
 from mailbeacon.tray.threads.workers import Worker
+from mailbeacon.tray.views.activity.model import VERDICT_LABELS
 from mailbeacon.tray.views.activity.when import full_when, relative_when, utc_now
 from mailbeacon.tray.views.email_viewer import (
     EmailViewer,
@@ -66,13 +68,13 @@ log = logging.getLogger(__name__)
 LAWFUL_BASES = ("consent", "contract", "legal-obligation", "vital-interests", "public-task",
                 "legitimate-interest")
 TYPE_LABELS: dict[str, str] = {
-    EventType.OPEN: "Opened",
-    EventType.CLICK: "Clicked",
-    EventType.REPLY: "Replied",
-    EventType.DELIVERY_FAILED: "Delivery failed",
+    EventType.OPEN: mark("Opened"),
+    EventType.CLICK: mark("Clicked"),
+    EventType.REPLY: mark("Replied"),
+    EventType.DELIVERY_FAILED: mark("Delivery failed"),
 }
-FIELD_LABELS = {"to": "To", "cc": "Cc", "bcc": "Bcc"}
-EMPTY_RECORD = (
+FIELD_LABELS = {"to": mark("To"), "cc": mark("Cc"), "bcc": mark("Bcc")}
+EMPTY_RECORD = mark(
     "No emails or events for this address yet. Send them an email from your mail client "
     "or Compose; opens and clicks appear here."
 )
@@ -116,29 +118,33 @@ class TimelineRow:
     event_id: int | None = None  # the stored event's id (None: a sent email)
 
 
-def timeline_rows(record: ContactRecord) -> list[TimelineRow]:
+def timeline_rows(record: ContactRecord, tr: Language = ENGLISH) -> list[TimelineRow]:
     """The record's timeline as display rows, newest first (as the store orders it)."""
     rows: list[TimelineRow] = []
     for entry in record.timeline:
         if isinstance(entry, SentEntry):
-            rows.append(_sent_row(entry))
+            rows.append(_sent_row(entry, tr))
         else:
-            rows.append(_event_row(entry))
+            rows.append(_event_row(entry, tr))
     return rows
 
 
-def _sent_row(entry: SentEntry) -> TimelineRow:
+def _sent_row(entry: SentEntry, tr: Language) -> TimelineRow:
     email = entry.email
     if email.tracked:
-        tracking = "tracked"
+        tracking = tr.t("tracked")
+    elif email.track and email.untracked_reason:
+        tracking = tr.t("not tracked: {reason}", reason=email.untracked_reason)
     elif email.track:
-        tracking = "not tracked" + (f": {email.untracked_reason}" if email.untracked_reason else "")
+        tracking = tr.t("not tracked")
     else:
-        tracking = "tracking off"
-    details = tracking + ("; logged copy (double-click to view)" if entry.copy else "")
+        tracking = tr.t("tracking off")
+    details = (tr.t("{tracking}; logged copy (double-click to view)", tracking=tracking)
+               if entry.copy else tracking)
+    field = tr.t(FIELD_LABELS[entry.field]) if entry.field in FIELD_LABELS else entry.field
     return TimelineRow(
         at=entry.at,
-        what=f"Sent ({FIELD_LABELS.get(entry.field, entry.field)})",
+        what=tr.t("Sent ({field})", field=field),
         subject=email.subject,
         details=details,
         verdict="",
@@ -148,13 +154,13 @@ def _sent_row(entry: SentEntry) -> TimelineRow:
     )
 
 
-def _event_row(entry: EventEntry) -> TimelineRow:
+def _event_row(entry: EventEntry, tr: Language) -> TimelineRow:
     event = entry.event
-    what = TYPE_LABELS.get(event.type, event.type)
-    notes = [n for n, on in (("inferred", event.inferred),
-                             ("possibly forwarded", event.possibly_forwarded)) if on]
+    what = tr.t(TYPE_LABELS[event.type]) if event.type in TYPE_LABELS else event.type
+    notes = [tr.t(n) for n, on in ((mark("inferred"), event.inferred),
+                                   (mark("possibly forwarded"), event.possibly_forwarded)) if on]
     if notes:  # the notification's words; neither note hides the other
-        what += f" ({', '.join(notes)})"
+        what = tr.t("{what} ({notes})", what=what, notes=", ".join(notes))
     parts: list[str] = []
     if event.type == EventType.CLICK and event.url:
         parts.append(event.url)
@@ -164,13 +170,14 @@ def _event_row(entry: EventEntry) -> TimelineRow:
         recipients = event.details.get("recipients")
         if isinstance(recipients, list):
             parts.append(", ".join(str(r) for r in recipients))
-    verdict = event.verdict.capitalize()
+    verdict = (tr.t(VERDICT_LABELS[event.verdict]) if event.verdict in VERDICT_LABELS
+               else event.verdict.capitalize())
     if event.type == EventType.DELIVERY_FAILED:
         verdict = ""  # nobody opened anything: no verdict to show
     return TimelineRow(
         at=event.at,
         what=what,
-        subject=entry.subject if entry.subject is not None else "(unknown email)",
+        subject=entry.subject if entry.subject is not None else tr.t("(unknown email)"),
         details=" · ".join(parts),
         verdict=verdict,
         email_id=event.email_id,
@@ -196,8 +203,8 @@ class TimelineColumn(IntEnum):
     USER_AGENT = 7
 
 
-TIMELINE_HEADERS = ("When", "What", "Email", "Where", "Verdict", "Reason", "IP address",
-                    "User agent")
+TIMELINE_HEADERS = (mark("When"), mark("What"), mark("Email"), mark("Where"), mark("Verdict"),
+                    mark("Reason"), mark("IP address"), mark("User agent"))
 DETAIL_COLUMNS = (TimelineColumn.VERDICT, TimelineColumn.REASON, TimelineColumn.IP,
                   TimelineColumn.USER_AGENT)
 """What the agent decided and from where, behind "Show details"."""
@@ -208,9 +215,13 @@ class TimelineModel(RowTableModel[TimelineRow]):
     events newer than ``seen_id`` bold (None: nothing is new)."""
 
     def __init__(
-        self, parent: QObject | None = None, now: Callable[[], datetime] = utc_now
+        self,
+        parent: QObject | None = None,
+        now: Callable[[], datetime] = utc_now,
+        tr: Language = ENGLISH,
     ) -> None:
-        super().__init__(TIMELINE_HEADERS, parent)
+        super().__init__(tuple(tr.t(h) for h in TIMELINE_HEADERS), parent)
+        self._tr = tr
         self._grey = greyed_brush()
         self._now = now
         self._seen_id: int | None = None
@@ -241,11 +252,12 @@ class TimelineModel(RowTableModel[TimelineRow]):
     def cell_data(self, row: TimelineRow, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return (
-                relative_when(row.at, self._now()), row.what, row.subject, row.details,
+                relative_when(row.at, self._now(), tr=self._tr), row.what, row.subject,
+                row.details,
                 row.verdict, row.reason, row.ip, row.user_agent,
             )[column] if 0 <= column < len(TIMELINE_HEADERS) else None
         if role == Qt.ItemDataRole.ToolTipRole and column == TimelineColumn.WHEN:
-            return full_when(row.at)  # our own text, never data from outside
+            return full_when(row.at, tr=self._tr)  # our own text, never data from outside
         if role == Qt.ItemDataRole.ForegroundRole and not row.human:
             return self._grey
         if role == Qt.ItemDataRole.FontRole and self.is_new(row):
@@ -278,8 +290,10 @@ class RecordView(QWidget):
         viewer_factory: ViewerFactory | None = None,
         now: Callable[[], datetime] = utc_now,
         parent: QWidget | None = None,
+        tr: Language = ENGLISH,
     ) -> None:
         super().__init__(parent)
+        self._tr = tr
         self.email = email.strip().lower()
         self._source = source
         self._worker = worker or Worker(1, self)
@@ -291,7 +305,7 @@ class RecordView(QWidget):
         self._now = now
         self.contact: Contact | None = None
         self.viewers: list[EmailViewer] = []
-        self.setWindowTitle(f"{self.email} — MailBeacon")
+        self.setWindowTitle(tr.t("{subject} — MailBeacon", subject=self.email))
         self.resize(900, 640)
 
         self.title = plain_label(self.email)
@@ -303,28 +317,31 @@ class RecordView(QWidget):
         self.name_edit = QLineEdit()
         self.company_edit = QLineEdit()
         self.basis_box = QComboBox()
-        self.save_button = QPushButton("&Save")
+        self.save_button = QPushButton(tr.t("&Save"))
         self.address_label = plain_label(self.email)
         self.last_open = plain_label("—")
         self.last_click = plain_label("—")
         self.last_reply = plain_label("—")
         self.last_engagement = plain_label("—")
         self.counts = plain_label("")
-        self.timeline_model = TimelineModel(self, now)
+        self.timeline_model = TimelineModel(self, now, tr)
         self.timeline = QTableView()
         self.timeline.setModel(self.timeline_model)
         self._setup_timeline()
-        self.show_filtered = QCheckBox("Show filtered")
+        self.show_filtered = QCheckBox(tr.t("Show filtered"))
         self.show_filtered.setToolTip(
-            "Also show opens and clicks that no person made (scanners, image proxies, your own)"
+            tr.t("Also show opens and clicks that no person made (scanners, image proxies, "
+                 "your own)")
         )
-        self.show_details = QCheckBox("Show details")
+        self.show_details = QCheckBox(tr.t("Show details"))
         self.show_details.setToolTip(
-            "Also show why each event counts as a person or not (verdict and reason), and "
-            "the reader's IP address and browser"
+            tr.t(
+                "Also show why each event counts as a person or not (verdict and reason), "
+                "and the reader's IP address and browser"
+            )
         )
         self._show_details(False)
-        self.status = plain_label("Loading…")
+        self.status = plain_label(tr.t("Loading…"))
         self.status.setWordWrap(True)
         self._lay_out()
 
@@ -385,7 +402,7 @@ class RecordView(QWidget):
             return source.set_lawful_basis(email, basis)
 
         self.save_button.setEnabled(False)
-        self._set_status("Saving…")
+        self._set_status(self._tr.t("Saving…"))
         self._worker.submit(write, self._saved, self._save_failed)
 
     def open_email(self, email_id: int) -> None:
@@ -411,7 +428,7 @@ class RecordView(QWidget):
         top.addWidget(self._properties_box(), 1)
         top.addWidget(self._engagement_box(), 1)
         timeline_bar = QHBoxLayout()
-        timeline_bar.addWidget(QLabel("Timeline"))
+        timeline_bar.addWidget(QLabel(self._tr.t("Timeline")))
         timeline_bar.addStretch(1)
         timeline_bar.addWidget(self.show_filtered)
         timeline_bar.addWidget(self.show_details)
@@ -428,13 +445,16 @@ class RecordView(QWidget):
         self.basis_box.addItems(LAWFUL_BASES)
         line = self.basis_box.lineEdit()
         if line is not None:
-            line.setPlaceholderText("none (tracked as Someone when data privacy is on)")
+            line.setPlaceholderText(
+                self._tr.t("none (tracked as Someone when data privacy is on)")
+            )
         self.save_button.setEnabled(False)
-        box = QGroupBox("Properties")
+        tr = self._tr
+        box = QGroupBox(tr.t("Properties"))
         form = QFormLayout(box)
-        form.addRow("Name:", self.name_edit)
-        form.addRow("Company:", self.company_edit)
-        form.addRow("Lawful basis:", self.basis_box)
+        form.addRow(tr.t("Name:"), self.name_edit)
+        form.addRow(tr.t("Company:"), self.company_edit)
+        form.addRow(tr.t("Lawful basis:"), self.basis_box)
         save_row = QHBoxLayout()
         save_row.addStretch(1)
         save_row.addWidget(self.save_button)
@@ -442,14 +462,15 @@ class RecordView(QWidget):
         return box
 
     def _engagement_box(self) -> QGroupBox:
-        box = QGroupBox("Engagement")
+        tr = self._tr
+        box = QGroupBox(tr.t("Engagement"))
         form = QFormLayout(box)
-        form.addRow("Email:", self.address_label)
-        form.addRow("Last open:", self.last_open)
-        form.addRow("Last click:", self.last_click)
-        form.addRow("Last reply:", self.last_reply)
-        form.addRow("Last engagement:", self.last_engagement)
-        form.addRow("Counted:", self.counts)
+        form.addRow(tr.t("Email:"), self.address_label)
+        form.addRow(tr.t("Last open:"), self.last_open)
+        form.addRow(tr.t("Last click:"), self.last_click)
+        form.addRow(tr.t("Last reply:"), self.last_reply)
+        form.addRow(tr.t("Last engagement:"), self.last_engagement)
+        form.addRow(tr.t("Counted:"), self.counts)
         return box
 
     def _setup_timeline(self) -> None:
@@ -471,17 +492,18 @@ class RecordView(QWidget):
             if self._first_read:  # a contact yet to come: all they do will be new
                 self._first_read = False
                 self.timeline_model.set_seen(0)
-            self._set_status(EMPTY_RECORD)
+            self._set_status(self._tr.t(EMPTY_RECORD))
             self.loaded.emit()
             return
         self._show_contact(record.contact)
-        self.counts.setText(
-            f"{record.opens} open{'' if record.opens == 1 else 's'} · "
-            f"{record.clicks} click{'' if record.clicks == 1 else 's'} · "
-            f"{record.replies} repl{'y' if record.replies == 1 else 'ies'}"
-        )
+        tr = self._tr
+        self.counts.setText(" · ".join((
+            tr.n("{count} open", "{count} opens", record.opens),
+            tr.n("{count} click", "{count} clicks", record.clicks),
+            tr.n("{count} reply", "{count} replies", record.replies),
+        )))
         model = self.timeline_model
-        model.set_rows(timeline_rows(record))
+        model.set_rows(timeline_rows(record, tr))
         if self._first_read:  # the baseline: what was there before is not news
             self._first_read = False
             model.set_seen(model.newest_event())
@@ -493,20 +515,26 @@ class RecordView(QWidget):
         new = self.timeline_model.new_count
         if self.contact is None:
             return
-        text = f"{entries} timeline entr{'y' if entries == 1 else 'ies'}" if entries else (
-            EMPTY_RECORD
-        )
-        self._set_status(text + (f" · {new} new since you last looked" if new else ""))
+        tr = self._tr
+        text = (tr.n("{count} timeline entry", "{count} timeline entries", entries) if entries
+                else tr.t(EMPTY_RECORD))
+        if new:
+            text = tr.n("{text} · {count} new since you last looked",
+                        "{text} · {count} new since you last looked", new, text=text)
+        self._set_status(text)
         display = self.contact.name or self.contact.email
-        self.setWindowTitle(f"{display} ({new} new) — MailBeacon" if new
-                            else f"{display} — MailBeacon")
+        self.setWindowTitle(
+            tr.n("{name} ({count} new) — MailBeacon", "{name} ({count} new) — MailBeacon", new,
+                 name=display) if new
+            else tr.t("{subject} — MailBeacon", subject=display)
+        )
 
     def _show_contact(self, contact: Contact) -> None:
         keep_edits = self.is_dirty() and self.contact is not None
         self.contact = contact
         display = contact.name or contact.email
         self.title.setText(display)
-        self.setWindowTitle(f"{display} — MailBeacon")
+        self.setWindowTitle(self._tr.t("{subject} — MailBeacon", subject=display))
         if not keep_edits:  # a reload must not throw away what the rep is typing
             self.name_edit.setText(contact.name)
             self.company_edit.setText(contact.company)
@@ -516,27 +544,27 @@ class RecordView(QWidget):
                           (self.last_click, contact.last_click),
                           (self.last_reply, contact.last_reply),
                           (self.last_engagement, contact.last_engagement)):
-            label.setText(relative_when(at, now))
-            label.setToolTip(full_when(at))
+            label.setText(relative_when(at, now, tr=self._tr))
+            label.setToolTip(full_when(at, tr=self._tr))
         self._update_dirty()
 
     def _load_failed(self, generation: int, error: BaseException) -> None:
         if generation != self._generation:
             return
         log.error("reading the record of %s failed: %s", self.email, error)
-        message = f"The record could not be read: {error}"
+        message = self._tr.t("The record could not be read: {error}", error=error)
         self._set_status(message, error=True)
         self.loadFailed.emit(message)
 
     def _saved(self, contact: Contact) -> None:
         self.contact = None  # take the stored values as they are now
         self._show_contact(contact)
-        self._set_status("Saved.")
+        self._set_status(self._tr.t("Saved."))
         self.saved.emit(contact.email)
 
     def _save_failed(self, error: BaseException) -> None:
         log.error("saving the contact %s failed: %s", self.email, error)
-        self._set_status(f"Not saved: {error}", error=True)
+        self._set_status(self._tr.t("Not saved: {error}", error=error), error=True)
         self._update_dirty()
 
     def _update_dirty(self, *_: object) -> None:

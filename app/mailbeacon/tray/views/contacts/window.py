@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from mailbeacon.agent.records.model import Contact
+from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.tray.threads.workers import Worker
 from mailbeacon.tray.views.activity.when import CLOCK_MS, utc_now
 from mailbeacon.tray.views.contacts.model import (
@@ -58,12 +59,12 @@ COLUMN_WIDTHS = {
     Column.LAST_CLICK: 125,
     Column.LAST_ENGAGEMENT: 125,
 }
-NO_CONTACTS = (
+NO_CONTACTS = mark(
     "No contacts yet. Everyone you email from your mail client or Compose appears here, "
     "with their last open and click."
 )
-NO_MATCH = "No contact matches the search. Clear it to see everyone."
-TITLE = "Contacts — MailBeacon"
+NO_MATCH = mark("No contact matches the search. Clear it to see everyone.")
+TITLE = mark("Contacts — MailBeacon")
 
 
 class ContactsSearch(QSortFilterProxyModel):
@@ -112,21 +113,25 @@ class ContactsWindow(QWidget):
         tz: tzinfo | None = None,
         add_to_sequence: AddToSequence | None = None,
         parent: QWidget | None = None,
+        tr: Language = ENGLISH,
     ) -> None:
         super().__init__(parent)
-        self.setWindowTitle(TITLE)
+        self._tr = tr
+        self.setWindowTitle(tr.t(TITLE))
         self._add_to_sequence = add_to_sequence
         self.resize(1100, 600)
         self._source = source
-        self.model = model or ContactsModel(source, worker=worker, now=now, tz=tz, parent=self)
-        self._record_factory = record_factory or (lambda email: RecordView(source, email))
+        self.model = model or ContactsModel(
+            source, worker=worker, now=now, tz=tz, parent=self, tr=tr
+        )
+        self._record_factory = record_factory or (lambda email: RecordView(source, email, tr=tr))
         self.record_views: dict[str, RecordView] = {}
 
         self.search = QLineEdit()
-        self.search.setPlaceholderText("Search name, email or company")
+        self.search.setPlaceholderText(tr.t("Search name, email or company"))
         self.search.setClearButtonEnabled(True)
-        self.refresh_button = QPushButton("&Refresh")
-        self.status = QLabel("Loading…")
+        self.refresh_button = QPushButton(tr.t("&Refresh"))
+        self.status = QLabel(tr.t("Loading…"))
         self.status.setTextFormat(Qt.TextFormat.PlainText)
 
         self.proxy = ContactsSearch(self)
@@ -140,7 +145,7 @@ class ContactsWindow(QWidget):
         self.stack = QStackedWidget()
         self.stack.addWidget(self.table)
         self.stack.addWidget(self.empty)
-        self.sequence_button = QPushButton("Add to &sequence…")
+        self.sequence_button = QPushButton(tr.t("Add to &sequence…"))
         self.sequence_button.setVisible(add_to_sequence is not None)
         self.sequence_button.setEnabled(False)
         self.note = plain_label(wrap=True)
@@ -252,15 +257,21 @@ class ContactsWindow(QWidget):
     def _update_status(self, *_: object) -> None:
         total = self.model.rowCount()
         shown = self.proxy.rowCount()
-        noun = "contact" if total == 1 else "contacts"
         new = self.model.new_count
-        self.status.setText(
-            (f"{total:,} {noun}" if shown == total else f"{shown:,} of {total:,} {noun}")
-            + (f" · {new} with new activity" if new else "")
+        tr = self._tr
+        text = (tr.n("{count} contact", "{count} contacts", total) if shown == total
+                else tr.n("{shown} of {count} contact", "{shown} of {count} contacts", total,
+                          shown=tr.number(shown)))
+        if new:
+            text = tr.n("{text} · {count} with new activity", "{text} · {count} with new activity",
+                        new, text=text)
+        self.status.setText(text)
+        self.setWindowTitle(
+            tr.n("Contacts ({count} new) — MailBeacon", "Contacts ({count} new) — MailBeacon", new)
+            if new else tr.t(TITLE)
         )
-        self.setWindowTitle(f"Contacts ({new} new) — MailBeacon" if new else TITLE)
         empty = shown == 0 and not self.model.loading
-        self.empty.setText(NO_CONTACTS if total == 0 else NO_MATCH)
+        self.empty.setText(tr.t(NO_CONTACTS if total == 0 else NO_MATCH))
         self.stack.setCurrentWidget(self.empty if empty else self.table)
 
     def _double_clicked(self, index: AnyIndex) -> None:
