@@ -20,6 +20,8 @@ from pathlib import Path
 import screenshots
 from PySide6.QtWidgets import QApplication
 
+from mailbeacon.core.language import LANGUAGES, Language
+from mailbeacon.tray.language import QtLanguage
 from mailbeacon.tray.views.email.window import EmailWindow
 
 PICTURES = {
@@ -28,7 +30,7 @@ PICTURES = {
 }
 
 
-def email_view(out: Path, data: screenshots.Sample) -> None:
+def email_view(out: Path, data: screenshots.Sample, tr: Language) -> None:
     """Each picture's email, as a notification click opens it."""
     store = data.store
     by_subject: dict[str, int] = {}
@@ -38,7 +40,7 @@ def email_view(out: Path, data: screenshots.Sample) -> None:
         email_id += 1
     for name, subject in PICTURES.items():
         window = EmailWindow(store, by_subject[subject], compose=lambda _fill: None,
-                             clock=lambda: screenshots.NOW)
+                             clock=lambda: screenshots.NOW, tr=tr)
         window.show()
         screenshots.wait_until(lambda w=window: w.view is not None,  # type: ignore[misc]
                                (window.loaded, window.loadFailed), f"the email “{subject}”")
@@ -49,17 +51,22 @@ def email_view(out: Path, data: screenshots.Sample) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Render into the folder given."""
+    """Render into the folder given (``--lang pl``: in Polish)."""
+    code = "en"
+    if len(argv) == 3 and argv[0] == "--lang" and argv[1] in LANGUAGES:
+        code, argv = argv[1], argv[2:]
     if len(argv) != 1:
-        print("usage: screenshot_email_view.py OUTDIR", file=sys.stderr)
+        print("usage: screenshot_email_view.py [--lang en|pl] OUTDIR", file=sys.stderr)
         return 2
     out = Path(argv[0])
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    tr = Language.load(code)
+    qt_language = QtLanguage(app, tr)
     with tempfile.TemporaryDirectory(prefix="mailbeacon-screenshots-") as root, \
             screenshots.sample(Path(root)) as data:
-        email_view(out, data)
-    del app
+        email_view(out, data, tr)
+    del qt_language, app
     return 0
 
 

@@ -26,11 +26,14 @@ from PySide6.QtGui import QPainter, QPixmap
 from PySide6.QtWidgets import QApplication
 
 from mailbeacon.agent.followup.store import FollowupStore
+from mailbeacon.agent.notifications import wording
 from mailbeacon.agent.notifications.model import Notification
 from mailbeacon.agent.records.model import EventRecord, Recipient, SentEmail
 from mailbeacon.agent.records.store import RecordsStore
+from mailbeacon.core.language import LANGUAGES, Language
 from mailbeacon.tray.assets import IconSet, PanelTheme
 from mailbeacon.tray.desktop.toast import Toast
+from mailbeacon.tray.language import QtLanguage
 from mailbeacon.tray.views.compose.window import ComposeDefaults, ComposeWindow
 from mailbeacon.tray.views.reminder import ReminderWindow
 from mailbeacon.tray.views.scheduled.window import ScheduledWindow
@@ -50,7 +53,7 @@ def _later(store: FollowupStore, to: str, subject: str, hours: float, remind: st
     )  # fmt: skip
 
 
-def scheduled(out: Path, root: Path) -> None:
+def scheduled(out: Path, root: Path, tr: Language) -> None:
     """Three emails waiting, the second selected."""
     store = FollowupStore(root / "followup.db")
     tomorrow_eight = 15 - 5 / 60  # Tue 08:00 in Warsaw
@@ -61,7 +64,7 @@ def scheduled(out: Path, root: Path) -> None:
     _later(store, "Ewa Zielińska <ewa@zielinska.eu>", "Zaproszenie na targi",
            tomorrow_eight + 49, "0d")  # fmt: skip
     window = ScheduledWindow(
-        store, clock=NOW.timestamp, zone=lambda: WARSAW, edit=lambda _item, _data: None
+        store, clock=NOW.timestamp, zone=lambda: WARSAW, edit=lambda _item, _data: None, tr=tr
     )
     window.select_row(1)
     screenshots._save(window, out / "scheduled.png")
@@ -100,7 +103,7 @@ def compose_send_later(out: Path) -> None:
     screenshots._dispose(window)
 
 
-def reminder(out: Path, root: Path) -> None:
+def reminder(out: Path, root: Path, tr: Language) -> None:
     """What a reminder notification opens."""
     records = RecordsStore(root / "records.db")
     followup = FollowupStore(root / "followup.db")
@@ -115,8 +118,7 @@ def reminder(out: Path, root: Path) -> None:
     note = Notification(
         event=None, type="reminder", message_id="<q1@mojafirma.pl>",
         subject="Oferta Q1 2027 — warunki", recipient="alicja.nowak@klient.pl",
-        anonymous=False, title="No reply from Alicja Nowak to “Oferta Q1 2027 — warunki” in 3 days",
-        body="Sent Wed 2 Dec 10:00. Click to open the record, write a follow-up or snooze.",
+        anonymous=False, title=_reminder_title(tr), body=_reminder_body(tr),
         at="2026-12-07T16:05:00.000Z", email_id=email_id,
     )  # fmt: skip
     toast = Toast(IconSet(PanelTheme.LIGHT).app())
@@ -126,7 +128,7 @@ def reminder(out: Path, root: Path) -> None:
     screenshots._dispose(toast)
     window = ReminderWindow(
         note, followup, records, clock=NOW.timestamp, open_email=lambda _i: None,
-        write=lambda _f: None,
+        write=lambda _f: None, tr=tr,
     )  # fmt: skip
     screenshots._save(window, out / "reminder.png", fit=True)
     screenshots._dispose(window)
@@ -162,7 +164,23 @@ PEOPLE = (
 )
 
 
-def sequences(out: Path, root: Path) -> None:
+def _reminder_title(tr: Language) -> str:
+    """The reminder's title as the agent words it ("No reply from … in 3 days")."""
+    return tr.t("No reply from {name} to {subject} in {delay}", name="Alicja Nowak",
+                subject=wording.quoted("Oferta Q1 2027 — warunki", tr),
+                delay=tr.n("{count} day", "{count} days", 3))
+
+
+def _reminder_body(tr: Language) -> str:
+    """When it was sent, in the rep's zone and words ("Wed 2 Dec 10:00")."""
+    here = tr.in_zone(WARSAW)
+    sent = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+    when = here.t("{weekday} {date} {time}", weekday=here.weekday(sent),
+                  date=here.short_day(sent), time=here.clock(sent))
+    return tr.t("Sent {when}. Click to open the record, write a follow-up or snooze.", when=when)
+
+
+def sequences(out: Path, root: Path, tr: Language) -> None:
     """A running three-step sequence six contacts into it."""
     records = RecordsStore(root / "seq-records.db")
     store = FollowupStore(root / "seq-followup.db")
@@ -206,7 +224,7 @@ def sequences(out: Path, root: Path) -> None:
                 ))  # fmt: skip
         if state in ("replied", "bounced"):
             store.leave(enrollment.id, state, state)
-    window = SequencesWindow(store, records, zone=lambda: WARSAW)
+    window = SequencesWindow(store, records, zone=lambda: WARSAW, tr=tr)
     screenshots._save(window, out / "sequences.png")
     screenshots._dispose(window)
     store.close()
@@ -214,19 +232,24 @@ def sequences(out: Path, root: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Render into the folder given."""
+    """Render into the folder given (``--lang pl``: in Polish)."""
+    code = "en"
+    if len(argv) == 3 and argv[0] == "--lang" and argv[1] in LANGUAGES:
+        code, argv = argv[1], argv[2:]
     if len(argv) != 1:
-        print("usage: screenshot_followup.py OUTDIR", file=sys.stderr)
+        print("usage: screenshot_followup.py [--lang en|pl] OUTDIR", file=sys.stderr)
         return 2
     out = Path(argv[0])
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    tr = Language.load(code)
+    qt_language = QtLanguage(app, tr)
     with tempfile.TemporaryDirectory() as tmp:
-        scheduled(out, Path(tmp))
+        scheduled(out, Path(tmp), tr)
         compose_send_later(out)
-        reminder(out, Path(tmp))
-        sequences(out, Path(tmp))
-    del app
+        reminder(out, Path(tmp), tr)
+        sequences(out, Path(tmp), tr)
+    del qt_language, app
     return 0
 
 

@@ -111,3 +111,14 @@ def setup_read_only_table(table: QTableView, widths: Iterable[tuple[int, int]] =
     table.horizontalHeader().setStretchLastSection(True)
     for column, width in widths:
         table.setColumnWidth(column, width)
+    fit_headers(table)
+
+
+def fit_headers(table: QTableView) -> None:
+    """Widen any column narrower than its title, so no title is cut (a translation is
+    often longer than the English the widths were chosen for)."""
+    header = table.horizontalHeader()
+    for column in range(header.count()):
+        needed = header.sectionSizeFromContents(column).width()
+        if header.sectionSize(column) < needed:
+            table.setColumnWidth(column, needed)

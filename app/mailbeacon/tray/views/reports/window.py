@@ -54,7 +54,12 @@ from mailbeacon.tray.threads.workers import Worker
 from mailbeacon.tray.views.activity.when import CLOCK_MS, full_when, relative_when, utc_now
 from mailbeacon.tray.views.labels import plain_label, show_status
 from mailbeacon.tray.views.reports.chart import BarChart, Series
-from mailbeacon.tray.views.tables import SORT_ROLE, RowTableModel, setup_read_only_table
+from mailbeacon.tray.views.tables import (
+    SORT_ROLE,
+    RowTableModel,
+    fit_headers,
+    setup_read_only_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -390,6 +395,7 @@ class ReportsWindow(QWidget):
                             (self.days_tab, (110, 80, 130, 80))):
             for column, width in enumerate(widths):
                 tab.view.setColumnWidth(column, width)
+            fit_headers(tab.view)
         self._show_chart(report)
         totals = report.totals
         empty = not (report.emails or totals.opens or totals.clicks or totals.replies

@@ -260,7 +260,9 @@ class SettingsDialog(QDialog):
                 width = max(width, page.minimumSizeHint().width())
         # The scroll bar, the tab frame and the dialog's own margins around the page.
         margins = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent) + 2 * 24
-        return QSize(width + margins, 480)
+        # Every tab's title shows too (translated titles run longer than the English).
+        tabs = self.tabs.tabBar().sizeHint().width() + 2 * 12
+        return QSize(max(width + margins, tabs), 480)
 
     def _add_row(self, form: QFormLayout, field: Field) -> None:
         if field.full_row:
