@@ -72,12 +72,12 @@ def scheduled(out: Path, root: Path, tr: Language) -> None:
     store.close()
 
 
-def compose_send_later(out: Path) -> None:
+def compose_send_later(out: Path, tr: Language) -> None:
     """Compose with the reminder ticked and the Send later menu open beside it."""
     window = ComposeWindow(
         lambda _m: "", defaults=ComposeDefaults("Anna Kowalska <anna.kowalska@mojafirma.pl>",
                                                 remind_days=3),
-        clock=lambda: NOW, zone=lambda: WARSAW,
+        clock=lambda: NOW, zone=lambda: WARSAW, tr=tr,
     )  # fmt: skip
     window.resize(820, 560)
     window.to_edit.setText("Alicja Nowak <alicja.nowak@klient.pl>")
@@ -246,7 +246,7 @@ def main(argv: list[str]) -> int:
     qt_language = QtLanguage(app, tr)
     with tempfile.TemporaryDirectory() as tmp:
         scheduled(out, Path(tmp), tr)
-        compose_send_later(out)
+        compose_send_later(out, tr)
         reminder(out, Path(tmp), tr)
         sequences(out, Path(tmp), tr)
     del qt_language, app

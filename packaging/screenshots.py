@@ -704,7 +704,7 @@ def activity(out: Path, data: Sample, tr: Language) -> None:
     _dispose(window)
 
 
-def compose(out: Path, data: Sample) -> None:
+def compose(out: Path, data: Sample, tr: Language) -> None:
     """A new email with a template list, a drafted body with a link, and an attachment."""
     templates = TemplateStore.for_profile(data.profile)
     templates.save(Template("Follow-up po spotkaniu", "Dziękuję za spotkanie, {first_name}",
@@ -713,7 +713,7 @@ def compose(out: Path, data: Sample) -> None:
     worker = Worker(1)
     known = ContactsModel(data.store)  # the To/Cc/Bcc completions
     window = ComposeWindow(
-        lambda _message: "queued",
+        lambda _message: "queued", tr=tr,
         defaults=ComposeDefaults(f"Anna Kowalska <{REP}>", track=True, log=True, clicks=True),
         contacts=known,
         lookup_contact=data.store.contact,
@@ -848,7 +848,7 @@ def main(argv: list[str]) -> int:
         settings_tabs(out, data, tr)
         account_flow(out)
         activity(out, data, tr)
-        compose(out, data)
+        compose(out, data, tr)
         contacts(out, data, tr)
         record_and_viewer(out, data, tr)
         reports(out, data, tr)

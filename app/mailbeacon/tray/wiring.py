@@ -315,6 +315,7 @@ class ProfileWindows:
             contacts=ContactsModel(store),
             lookup_contact=store.contact,
             templates=TemplateStore.for_profile(self._profile),
+            tr=self.language,
         )
         window.handedOver.connect(self._confirm_sent)
         report = self.agent_status()

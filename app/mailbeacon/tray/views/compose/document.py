@@ -14,6 +14,7 @@ from PySide6.QtCore import QMimeData
 from PySide6.QtGui import QTextBlock, QTextCursor, QTextDocument, QTextListFormat
 
 from mailbeacon.core.html_links import plan_html
+from mailbeacon.core.language import ENGLISH, Language
 
 
 def local_files(mime: QMimeData) -> list[str]:
@@ -103,33 +104,46 @@ def trackable_links(html: str) -> tuple[int, int]:
 
 
 def click_note(
-    track: bool, clicks_enabled: bool, trackable: int, total: int, *, clicks_only: bool = False
+    track: bool, clicks_enabled: bool, trackable: int, total: int, *, clicks_only: bool = False,
+    tr: Language = ENGLISH,
 ) -> str:
     """What will be tracked, in words."""
     if not track:
-        return "Track is off: neither opens nor clicks of this email are tracked."
+        return tr.t("Track is off: neither opens nor clicks of this email are tracked.")
     if clicks_only:
-        return _clicks_only_note(trackable)
+        return _clicks_only_note(trackable, tr)
     if not clicks_enabled:
-        return "Opens are tracked. Clicks are not: click tracking is off in Settings."
+        return tr.t("Opens are tracked. Clicks are not: click tracking is off in Settings.")
     if trackable == 0:
-        if total:
-            return ("Opens are tracked. Clicks are not: links that show their own web "
-                    "address are left as they are.")
-        return "Opens are tracked. There is no link whose clicks could be tracked."
-    note = f"Opens and clicks on {trackable} link{'' if trackable == 1 else 's'} are tracked."
+        return _no_link_note(total, tr)
     if total > trackable:
-        note += " Links that show their own web address are left as they are."
-    return note
+        return tr.n(
+            "Opens and clicks on {count} link are tracked. Links that show their own web "
+            "address are left as they are.",
+            "Opens and clicks on {count} links are tracked. Links that show their own web "
+            "address are left as they are.", trackable,
+        )
+    return tr.n("Opens and clicks on {count} link are tracked.",
+                "Opens and clicks on {count} links are tracked.", trackable)
 
 
-def _clicks_only_note(trackable: int) -> str:
+def _no_link_note(total: int, tr: Language) -> str:
+    if total:
+        return tr.t("Opens are tracked. Clicks are not: links that show their own web "
+                    "address are left as they are.")
+    return tr.t("Opens are tracked. There is no link whose clicks could be tracked.")
+
+
+def _clicks_only_note(trackable: int, tr: Language) -> str:
     if trackable == 0:
-        return ("Clicks only, but there is no link whose clicks could be tracked: this "
-                "email goes out untracked.")
-    links = f"{trackable} link{'' if trackable == 1 else 's'}"
-    return (f"Clicks on {links} are tracked; no open-tracking image goes in (the first "
-            "click tells you it was opened).")
+        return tr.t("Clicks only, but there is no link whose clicks could be tracked: this "
+                    "email goes out untracked.")
+    return tr.n(
+        "Clicks on {count} link are tracked; no open-tracking image goes in (the first "
+        "click tells you it was opened).",
+        "Clicks on {count} links are tracked; no open-tracking image goes in (the first "
+        "click tells you it was opened).", trackable,
+    )
 
 
 def size_text(size: int) -> str:

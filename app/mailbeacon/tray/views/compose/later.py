@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from mailbeacon.core.followup_time import Delay, next_monday_nine, tomorrow_morning
+from mailbeacon.core.language import ENGLISH, Language
 
 # parent, the proposed time (aware): the chosen time, or None when cancelled
 AskTime = Callable[[QWidget, datetime], datetime | None]
@@ -38,10 +39,12 @@ def local_zone() -> tzinfo:
     return datetime.now().astimezone().tzinfo or UTC
 
 
-def ask_time_dialog(parent: QWidget, proposed: datetime) -> datetime | None:
+def ask_time_dialog(
+    parent: QWidget, proposed: datetime, tr: Language = ENGLISH
+) -> datetime | None:
     """A date-and-time picker in the rep's zone; None when cancelled."""
     dialog = QDialog(parent)
-    dialog.setWindowTitle("Send later — MailBeacon")
+    dialog.setWindowTitle(tr.t("Send later — MailBeacon"))
     edit = QDateTimeEdit(QDateTime.fromSecsSinceEpoch(int(proposed.timestamp())))
     edit.setCalendarPopup(True)
     edit.setDisplayFormat("ddd d MMM yyyy HH:mm")
@@ -52,7 +55,7 @@ def ask_time_dialog(parent: QWidget, proposed: datetime) -> datetime | None:
     buttons.accepted.connect(dialog.accept)
     buttons.rejected.connect(dialog.reject)
     layout = QVBoxLayout(dialog)
-    layout.addWidget(QLabel("Send this email at (your time):"))
+    layout.addWidget(QLabel(tr.t("Send this email at (your time):")))
     layout.addWidget(edit)
     layout.addWidget(buttons)
     if dialog.exec() != QDialog.DialogCode.Accepted:
@@ -60,10 +63,11 @@ def ask_time_dialog(parent: QWidget, proposed: datetime) -> datetime | None:
     return datetime.fromtimestamp(edit.dateTime().toSecsSinceEpoch(), UTC)
 
 
-def describe_time(at: datetime, zone: tzinfo) -> str:
-    """ "Tue 8 Dec 08:00" in the rep's zone."""
-    local = at.astimezone(zone)
-    return f"{local:%a} {local.day} {local:%b %H:%M}"
+def describe_time(at: datetime, zone: tzinfo, tr: Language = ENGLISH) -> str:
+    """ "Tue 8 Dec 08:00" in the rep's zone ("wt. 8 gru 08:00")."""
+    here = tr.in_zone(zone)
+    return here.t("{weekday} {date} {time}", weekday=here.weekday(at),
+                  date=here.short_day(at), time=here.clock(at))
 
 
 class LaterButton(QPushButton):
@@ -75,17 +79,21 @@ class LaterButton(QPushButton):
         self,
         now: Callable[[], datetime],
         zone: Callable[[], tzinfo] = local_zone,
-        ask_time: AskTime = ask_time_dialog,
+        ask_time: AskTime | None = None,
         parent: QWidget | None = None,
+        tr: Language = ENGLISH,
     ) -> None:
-        super().__init__("Send &later…", parent)
+        super().__init__(tr.t("Send &later…"), parent)
+        self._tr = tr
         self._now = now
         self._zone = zone
-        self._ask_time = ask_time
+        self._ask_time: AskTime = ask_time or (
+            lambda parent, proposed: ask_time_dialog(parent, proposed, tr)
+        )
         self.later_menu = QMenu(self)
-        self.tomorrow_action = self.later_menu.addAction("Tomorrow morning")
-        self.monday_action = self.later_menu.addAction("Monday 9:00")
-        self.pick_action = self.later_menu.addAction("Pick a time…")
+        self.tomorrow_action = self.later_menu.addAction(tr.t("Tomorrow morning"))
+        self.monday_action = self.later_menu.addAction(tr.t("Monday 9:00"))
+        self.pick_action = self.later_menu.addAction(tr.t("Pick a time…"))
         self.tomorrow_action.triggered.connect(
             lambda: self.chosen.emit(tomorrow_morning(self._now(), self._zone()))
         )
@@ -99,13 +107,14 @@ class LaterButton(QPushButton):
 
     def refresh_labels(self) -> None:
         """Name the actual times, so the rep sees what "tomorrow" means."""
-        now, zone = self._now(), self._zone()
-        self.tomorrow_action.setText(
-            f"Tomorrow morning ({describe_time(tomorrow_morning(now, zone), zone)})"
-        )
-        self.monday_action.setText(
-            f"Monday 9:00 ({describe_time(next_monday_nine(now, zone), zone)})"
-        )
+        now, zone, tr = self._now(), self._zone(), self._tr
+        self.tomorrow_action.setText(tr.t(
+            "Tomorrow morning ({when})",
+            when=describe_time(tomorrow_morning(now, zone), zone, tr),
+        ))
+        self.monday_action.setText(tr.t(
+            "Monday 9:00 ({when})", when=describe_time(next_monday_nine(now, zone), zone, tr)
+        ))
 
     def pick(self) -> None:
         """Ask for a time; a time in the past is not offered."""
@@ -117,9 +126,11 @@ class LaterButton(QPushButton):
 class RemindControls(QWidget):
     """ "Remind me if no reply in [N] days" — ticked when the Settings default is set."""
 
-    def __init__(self, default_days: int, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, default_days: int, parent: QWidget | None = None, tr: Language = ENGLISH
+    ) -> None:
         super().__init__(parent)
-        self.box = QCheckBox("Re&mind me if no reply in")
+        self.box = QCheckBox(tr.t("Re&mind me if no reply in"))
         self.days = QSpinBox()
         self.days.setRange(1, 60)
         self.days.setValue(default_days or 3)
@@ -130,7 +141,7 @@ class RemindControls(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.box)
         layout.addWidget(self.days)
-        layout.addWidget(QLabel("days"))
+        layout.addWidget(QLabel(tr.t("days")))
         layout.addStretch(1)
 
     def delay(self) -> Delay:

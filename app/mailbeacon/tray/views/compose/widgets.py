@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from mailbeacon.agent.sending.compose_message import split_addresses, split_last
+from mailbeacon.core.language import ENGLISH, Language
 from mailbeacon.tray.views.compose.document import local_files, toggle_list
 from mailbeacon.tray.views.contacts.model import COMPLETION_ROLE
 from mailbeacon.tray.views.email_viewer import empty_resource
@@ -152,14 +153,15 @@ class FormatToolbar(QToolBar):
 
     def __init__(
         self, editor: QTextEdit, ask_link: Callable[[], str | None],
-        parent: QWidget | None = None,
+        parent: QWidget | None = None, tr: Language = ENGLISH,
     ) -> None:
-        super().__init__("Format", parent)
+        super().__init__(tr.t("Format"), parent)
         self._editor = editor
         self._ask_link = ask_link
-        self.bold_action = self._toggle("Bold", QKeySequence.StandardKey.Bold, self.set_bold)
+        self.bold_action = self._toggle(tr.t("Bold"), QKeySequence.StandardKey.Bold,
+                                        self.set_bold)
         self.italic_action = self._toggle(
-            "Italic", QKeySequence.StandardKey.Italic, self.set_italic
+            tr.t("Italic"), QKeySequence.StandardKey.Italic, self.set_italic
         )
         bold_font = self.bold_action.font()
         bold_font.setBold(True)
@@ -168,16 +170,16 @@ class FormatToolbar(QToolBar):
         italic_font.setItalic(True)
         self.italic_action.setFont(italic_font)
         self.addSeparator()
-        self.bullets_action = self.addAction("• List")
+        self.bullets_action = self.addAction(tr.t("• List"))
         self.bullets_action.triggered.connect(
             lambda: self.toggle_list(QTextListFormat.Style.ListDisc)
         )
-        self.numbers_action = self.addAction("1. List")
+        self.numbers_action = self.addAction(tr.t("1. List"))
         self.numbers_action.triggered.connect(
             lambda: self.toggle_list(QTextListFormat.Style.ListDecimal)
         )
         self.addSeparator()
-        self.link_action = self.addAction("Link…")
+        self.link_action = self.addAction(tr.t("Link…"))
         self.link_action.setShortcut(QKeySequence("Ctrl+K"))
         self.link_action.triggered.connect(self._link_clicked)
         editor.currentCharFormatChanged.connect(self._format_changed)

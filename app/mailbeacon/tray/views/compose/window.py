@@ -51,13 +51,13 @@ from PySide6.QtWidgets import (
 
 from mailbeacon.agent.sending.compose_message import Draft, DraftError, check_draft, parse_address
 from mailbeacon.agent.settings.store import Settings
+from mailbeacon.core.language import ENGLISH, Language
 from mailbeacon.tray.threads.workers import Worker
 from mailbeacon.tray.views.compose.document import (
     click_note,
     document_text,
     email_html,
     local_files,
-    size_text,
     trackable_links,
 )
 from mailbeacon.tray.views.compose.later import (
@@ -162,8 +162,10 @@ class ComposeWindow(QWidget):
         parent: QWidget | None = None,
         zone: Callable[[], tzinfo] = local_zone,
         ask_time: AskTime = ask_time_dialog,
+        tr: Language = ENGLISH,
     ) -> None:
         super().__init__(parent)
+        self._tr = tr
         self._zone = zone
         self._ask_time = ask_time
         self._send_at: datetime | None = None
@@ -182,7 +184,7 @@ class ComposeWindow(QWidget):
         self._done = False
         self.template_list: list[Template] = []
         self.attachment_paths: list[Path] = []
-        self.setWindowTitle("New email — MailBeacon")
+        self.setWindowTitle(self._tr.t("New email — MailBeacon"))
         self.resize(820, 680)
         self.setAcceptDrops(True)
         # The window owns the contacts model: the completers' proxies do not, and a
@@ -192,7 +194,11 @@ class ComposeWindow(QWidget):
         self._contacts = contacts
         self._build(contacts)
         self.toolbar = FormatToolbar(
-            self.editor, lambda: self._ask_text(self, "Insert link", "Web address:", "https://")
+            self.editor,
+            lambda: self._ask_text(
+                self, self._tr.t("Insert link"), self._tr.t("Web address:"), "https://"
+            ),
+            tr=self._tr,
         )
         self.bold_action = self.toolbar.bold_action
         self.italic_action = self.toolbar.italic_action
@@ -217,21 +223,25 @@ class ComposeWindow(QWidget):
         self.subject_edit = QLineEdit()
         self.editor = RichEditor()
         self.editor.setAcceptRichText(True)
-        self.track_box = QCheckBox("Trac&k opens and clicks")
+        self.track_box = QCheckBox(self._tr.t("Trac&k opens and clicks"))
         self.track_box.setChecked(self.defaults.track)
         if not self.defaults.tracking_allowed:
             # The agent would send it untracked anyway: say so, not offer it.
             self.track_box.setEnabled(False)
-            self.track_box.setToolTip("Set by your team: tracking is off for your account.")
+            self.track_box.setToolTip(
+                self._tr.t("Set by your team: tracking is off for your account.")
+            )
         # Track: opens and clicks / clicks only / off (docs/rules.md, rule 1).
-        self.clicks_only_box = QCheckBox("Clicks onl&y (no open-tracking image)")
+        self.clicks_only_box = QCheckBox(self._tr.t("Clicks onl&y (no open-tracking image)"))
         self.clicks_only_box.setChecked(not self.defaults.opens)
         self.clicks_only_box.setEnabled(self.defaults.track)
         self.clicks_only_box.setToolTip(
-            "No image goes into the email, so short emails cost nothing with spam filters; "
-            "the first click still tells you it was opened."
+            self._tr.t(
+                "No image goes into the email, so short emails cost nothing with spam "
+                "filters; the first click still tells you it was opened."
+            )
         )
-        self.log_box = QCheckBox("&Log a copy on the contacts' records")
+        self.log_box = QCheckBox(self._tr.t("&Log a copy on the contacts' records"))
         self.log_box.setChecked(self.defaults.log)
         self.click_label = QLabel()
         self.click_label.setTextFormat(Qt.TextFormat.PlainText)
@@ -245,22 +255,22 @@ class ComposeWindow(QWidget):
         self.reach_label.hide()
         self.attachment_list = QListWidget()
         self.attachment_list.setMaximumHeight(72)
-        self.attach_button = QPushButton("&Attach…")
-        self.remove_button = QPushButton("Remo&ve")
+        self.attach_button = QPushButton(self._tr.t("&Attach…"))
+        self.remove_button = QPushButton(self._tr.t("Remo&ve"))
         self.attachment_note = QLabel()
         self.attachment_note.setTextFormat(Qt.TextFormat.PlainText)
         self.template_box = QComboBox()
         self.template_box.setMinimumContentsLength(18)
-        self.use_template_button = QPushButton("Us&e")
-        self.save_template_button = QPushButton("Save as te&mplate…")
-        self.delete_template_button = QPushButton("&Delete")
+        self.use_template_button = QPushButton(self._tr.t("Us&e"))
+        self.save_template_button = QPushButton(self._tr.t("Save as te&mplate…"))
+        self.delete_template_button = QPushButton(self._tr.t("&Delete"))
         self.status = QLabel()
         self.status.setTextFormat(Qt.TextFormat.PlainText)
         self.status.setWordWrap(True)
-        self.send_button = QPushButton("&Send")
+        self.send_button = QPushButton(self._tr.t("&Send"))
         self.send_button.setDefault(True)
-        self.later_button = LaterButton(self._clock, self._zone, self._ask_time)
-        self.remind = RemindControls(self.defaults.remind_days)
+        self.later_button = LaterButton(self._clock, self._zone, self._ask_time, tr=self._tr)
+        self.remind = RemindControls(self.defaults.remind_days, tr=self._tr)
 
     def _connect(self) -> None:
         self._note_timer.timeout.connect(self.update_click_note)
@@ -283,15 +293,15 @@ class ComposeWindow(QWidget):
 
     def _lay_out(self) -> None:
         form = QFormLayout()
-        form.addRow("&From:", self.from_edit)
-        form.addRow("&To:", self.to_edit)
-        form.addRow("&Cc:", self.cc_edit)
-        form.addRow("&Bcc:", self.bcc_edit)
-        form.addRow("S&ubject:", self.subject_edit)
+        form.addRow(self._tr.t("&From:"), self.from_edit)
+        form.addRow(self._tr.t("&To:"), self.to_edit)
+        form.addRow(self._tr.t("&Cc:"), self.cc_edit)
+        form.addRow(self._tr.t("&Bcc:"), self.bcc_edit)
+        form.addRow(self._tr.t("S&ubject:"), self.subject_edit)
         self.template_row = QWidget()
         templates = QHBoxLayout(self.template_row)
         templates.setContentsMargins(0, 0, 0, 0)
-        templates.addWidget(QLabel("Template:"))
+        templates.addWidget(QLabel(self._tr.t("Template:")))
         templates.addWidget(self.template_box, 1)
         templates.addWidget(self.use_template_button)
         templates.addWidget(self.save_template_button)
@@ -318,7 +328,7 @@ class ComposeWindow(QWidget):
         layout.addWidget(self.template_row)
         layout.addWidget(self.toolbar)
         layout.addWidget(self.editor, 1)
-        layout.addWidget(QLabel("Attachments (drop files here):"))
+        layout.addWidget(QLabel(self._tr.t("Attachments (drop files here):")))
         layout.addLayout(attachments)
         layout.addWidget(self.attachment_note)
         layout.addLayout(options)
@@ -350,7 +360,7 @@ class ComposeWindow(QWidget):
         trackable, total = trackable_links(email_html(self.editor.document()))
         self.click_label.setText(
             click_note(self.track_box.isChecked(), self.defaults.clicks, trackable, total,
-                       clicks_only=self._clicks_only())
+                       clicks_only=self._clicks_only(), tr=self._tr)
         )
 
     def _clicks_only(self) -> bool:
@@ -372,11 +382,12 @@ class ComposeWindow(QWidget):
                 refused.append(path.name or str(path))
                 continue
             self.attachment_paths.append(path)
-            item = QListWidgetItem(f"{path.name}  ({size_text(size)})")
+            item = QListWidgetItem(f"{path.name}  ({self._tr.size(size)})")
             item.setToolTip(str(path).replace("<", "&lt;"))
             self.attachment_list.addItem(item)
         if refused:
-            self._set_status("Not attached (not a readable file): " + ", ".join(refused), True)
+            self._set_status(self._tr.t("Not attached (not a readable file): {files}",
+                                        files=", ".join(refused)), True)
         self._update_attachment_note()
         self._update_buttons()
 
@@ -415,8 +426,8 @@ class ComposeWindow(QWidget):
                 continue
         if total > LARGE_ATTACHMENTS:
             self.attachment_note.setText(
-                f"Attachments total {size_text(total)}: many mail servers refuse messages "
-                "over 25 MB."
+                self._tr.t("Attachments total {size}: many mail servers refuse messages over "
+                           "25 MB.", size=self._tr.size(total))
             )
         else:
             self.attachment_note.setText("")
@@ -433,7 +444,9 @@ class ComposeWindow(QWidget):
         self._worker.submit(
             store.load,
             self._show_templates,
-            lambda error: self._set_status(f"Templates could not be read: {error}", True),
+            lambda error: self._set_status(
+                self._tr.t("Templates could not be read: {error}", error=error), True
+            ),
         )
 
     def selected_template(self) -> Template | None:
@@ -454,7 +467,9 @@ class ComposeWindow(QWidget):
         self._worker.submit(
             lambda: placeholder_values(address, lookup(address), name),
             lambda values: self._apply_template(template, values),
-            lambda error: self._set_status(f"The contact could not be read: {error}", True),
+            lambda error: self._set_status(
+                self._tr.t("The contact could not be read: {error}", error=error), True
+            ),
         )
 
     def save_as_template(self) -> None:
@@ -463,7 +478,7 @@ class ComposeWindow(QWidget):
         if store is None:
             return
         current = self.selected_template()
-        name = self._ask_text(self, "Save as template", "Template name:",
+        name = self._ask_text(self, self._tr.t("Save as template"), self._tr.t("Template name:"),
                               current.name if current else self.subject_edit.text())
         if not name or not name.strip():
             return
@@ -471,7 +486,9 @@ class ComposeWindow(QWidget):
         self._worker.submit(
             lambda: store.save(template),
             self._template_saved,
-            lambda error: self._set_status(f"The template was not saved: {error}", True),
+            lambda error: self._set_status(
+                self._tr.t("The template was not saved: {error}", error=error), True
+            ),
         )
 
     def delete_selected_template(self) -> None:
@@ -479,12 +496,15 @@ class ComposeWindow(QWidget):
         store, template = self._templates, self.selected_template()
         if store is None or template is None:
             return
-        if not self._confirm(self, f"Delete the template “{template.name}”?"):
+        if not self._confirm(self, self._tr.t("Delete the template “{name}”?",
+                                              name=template.name)):
             return
         self._worker.submit(
             lambda: store.delete(template.name),
             lambda _deleted: self._templates_changed(None),
-            lambda error: self._set_status(f"The template was not deleted: {error}", True),
+            lambda error: self._set_status(
+                self._tr.t("The template was not deleted: {error}", error=error), True
+            ),
         )
 
     def _show_templates(self, templates: list[Template], select: str | None = None) -> None:
@@ -503,7 +523,7 @@ class ComposeWindow(QWidget):
         self.save_template_button.setEnabled(self._templates is not None)
 
     def _template_saved(self, template: Template) -> None:
-        self._set_status(f"Saved the template “{template.name}”.")
+        self._set_status(self._tr.t("Saved the template “{name}”.", name=template.name))
         self._templates_changed(template.name)
 
     def _templates_changed(self, select: str | None) -> None:
@@ -513,7 +533,9 @@ class ComposeWindow(QWidget):
         self._worker.submit(
             store.load,
             lambda templates: self._templates_reloaded(templates, select),
-            lambda error: self._set_status(f"Templates could not be read: {error}", True),
+            lambda error: self._set_status(
+                self._tr.t("Templates could not be read: {error}", error=error), True
+            ),
         )
 
     def _templates_reloaded(self, templates: list[Template], select: str | None) -> None:
@@ -525,12 +547,12 @@ class ComposeWindow(QWidget):
         self.editor.setHtml(fill(template.html, values, as_html=True))
         left = unfilled(self.subject_edit.text(), self.editor.toPlainText())
         if left:
-            self._set_status(
-                "To fill in: " + ", ".join(left)
-                + " (filled from the first To recipient's contact when you send)."
-            )
+            self._set_status(self._tr.t(
+                "To fill in: {fields} (filled from the first To recipient's contact when you "
+                "send).", fields=", ".join(left),
+            ))
         else:
-            self._set_status(f"Used the template “{template.name}”.")
+            self._set_status(self._tr.t("Used the template “{name}”.", name=template.name))
         self.update_click_note()
 
     def _first_to(self) -> tuple[str, str] | None:
@@ -577,7 +599,7 @@ class ComposeWindow(QWidget):
                        clicks_only=self._clicks_only(), send_at=self._send_at,
                        remind=self.remind.delay())
         self._set_sending(True)
-        self._set_status("Sending…")
+        self._set_status(self._tr.t("Sending…"))
         self._worker.submit(job.run, self._sent, self._send_failed)
 
     def is_dirty(self) -> bool:
@@ -593,7 +615,7 @@ class ComposeWindow(QWidget):
             not self._done
             and not self._sending
             and self.is_dirty()
-            and not self._confirm(self, "Discard this email?")
+            and not self._confirm(self, self._tr.t("Discard this email?"))
         ):
             event.ignore()
             return
@@ -609,7 +631,10 @@ class ComposeWindow(QWidget):
         self._done = True
         when = self._send_at
         self._set_status(
-            "Sent." if when is None else f"Scheduled for {describe_time(when, self._zone())}."
+            self._tr.t("Sent.") if when is None
+            else self._tr.t(
+                "Scheduled for {when}.", when=describe_time(when, self._zone(), self._tr)
+            )
         )
         tracked = self.track_box.isChecked() and (self.defaults.opens or self.defaults.clicks)
         self.sent.emit(queue_id)
@@ -623,7 +648,7 @@ class ComposeWindow(QWidget):
         message = str(error) or type(error).__name__
         if not isinstance(error, DraftError):
             log.error("sending from the compose window failed: %s", message)
-            message = f"Not sent: {message}"
+            message = self._tr.t("Not sent: {error}", error=message)
         self._set_status(message, True)
         self.sendFailed.emit(message)
 
