@@ -24,7 +24,7 @@ from mailbeacon.agent.settings.store import Settings
 from mailbeacon.agent.settings.team import TeamPolicyFile, overlay
 from mailbeacon.agent.status import Reachable, SendingState, StatusReport
 from mailbeacon.core.extract import extract_for_log, header_value
-from mailbeacon.core.language import Language
+from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray.desktop.autostart import (
     AutostartError,
@@ -57,15 +57,21 @@ from mailbeacon.tray.views.settings.dialog import SettingsDialog
 log = logging.getLogger(__name__)
 
 FIRST_RUN_MARKER = "first-run-shown"
-HANDED_OVER = "Handed to MailBeacon"
-GOES_OUT = "It goes out as soon as your outgoing mail server answers."
+HANDED_OVER = mark("Handed to MailBeacon")
+GOES_OUT = mark("It goes out as soon as your outgoing mail server answers.")
 
 
 class LazyWindow:
     """A window made on first use, then shown and raised on each ``open``."""
 
-    def __init__(self, title: str, factory: Callable[[], QWidget]) -> None:
+    def __init__(
+        self,
+        title: str,
+        factory: Callable[[], QWidget],
+        tr: Callable[[], Language] = lambda: ENGLISH,
+    ) -> None:
         self._title = title
+        self._tr = tr
         self._factory = factory
         self.window: QWidget | None = None
 
@@ -76,7 +82,9 @@ class LazyWindow:
                 self.window = self._factory()
             except Exception as exc:  # a window that cannot open says why, never crashes
                 log.exception("cannot open %s", self._title)
-                QMessageBox.warning(None, "MailBeacon", f"Cannot open {self._title}: {exc}")
+                message = self._tr().t("Cannot open {window}: {error}",
+                                       window=self._tr().t(self._title), error=exc)
+                QMessageBox.warning(None, "MailBeacon", message)
                 return
         self.window.show()
         self.window.raise_()
@@ -105,15 +113,16 @@ class ProfileWindows:
         self._submit = submit
         self._store: RecordsStore | None = None
         self._contacts: ContactsWindow | None = None
-        self.activity = LazyWindow("the activity feed", self._make_activity)
-        self.contacts = LazyWindow("the contacts", self._make_contacts)
-        self.reports = LazyWindow("the reports", self._make_reports)
-        self.settings = LazyWindow("the settings", self._make_settings)
-        self.account = LazyWindow("your email account", self._make_account)
+        words = self._words  # the language as it is when a window fails to open
+        self.activity = LazyWindow(mark("the activity feed"), self._make_activity, words)
+        self.contacts = LazyWindow(mark("the contacts"), self._make_contacts, words)
+        self.reports = LazyWindow(mark("the reports"), self._make_reports, words)
+        self.settings = LazyWindow(mark("the settings"), self._make_settings, words)
+        self.account = LazyWindow(mark("your email account"), self._make_account, words)
         # Follow-up (issue 17): its own store, which the running agent reads on each pass.
         self._followup: FollowupStore | None = None
-        self.scheduled = LazyWindow("the scheduled emails", self._make_scheduled)
-        self.sequences = LazyWindow("the sequences", self._make_sequences)
+        self.scheduled = LazyWindow(mark("the scheduled emails"), self._make_scheduled, words)
+        self.sequences = LazyWindow(mark("the sequences"), self._make_sequences, words)
         self.reminders: list[ReminderWindow] = []
         # What the account window's last page tells the rep to type into the mail client.
         # (the keyring's; a launch with its own relay password sets this to that one).
@@ -205,7 +214,8 @@ class ProfileWindows:
                 self.contacts.window = self._make_contacts()
             except Exception as exc:  # as LazyWindow.open: say why, never crash
                 log.exception("cannot open the contact's record")
-                QMessageBox.warning(None, "MailBeacon", f"Cannot open the record: {exc}")
+                QMessageBox.warning(None, "MailBeacon", self.language.t(
+                    "Cannot open the record: {error}", error=exc))
                 return
         assert self._contacts is not None
         self._contacts.open_record(email)
@@ -254,7 +264,9 @@ class ProfileWindows:
             to=tuple(a for a in item.to_text.split(", ") if a and a not in cc),
             cc=tuple(a.strip() for a in cc.split(",") if a.strip()),
             subject=item.subject, html=copy.html, text=copy.text,
-            note="Taken out of the schedule: send it, or choose Send later… again.",
+            note=self.language.t(
+                "Taken out of the schedule: send it, or choose Send later… again."
+            ),
         ))  # fmt: skip
 
     def open_reminder(self, notification: Notification) -> None:
@@ -320,16 +332,16 @@ class ProfileWindows:
         window.handedOver.connect(self._confirm_sent)
         report = self.agent_status()
         if report is not None and report.tracking.reachable == Reachable.NO:
-            window.set_reach_note(
+            window.set_reach_note(self.language.t(
                 "Your recipients cannot reach tracking, so their opens and clicks of this "
-                f"email will not be seen. {report.tracking.detail}".strip()
-            )
+                "email will not be seen. {detail}", detail=report.tracking.detail,
+            ).strip())
         return window
 
     def _confirm_sent(self, sent: SentEmail) -> None:
         """The compose window's email was taken: the tray says so, truthfully."""
         if self.notify is not None:
-            self.notify(*send_confirmation(sent, self.agent_status()))
+            self.notify(*send_confirmation(sent, self.agent_status(), self.language))
 
     def _make_settings(self) -> QWidget:
         def save(new: Settings) -> None:
@@ -379,6 +391,9 @@ class ProfileWindows:
         dialog.finished.connect(lambda _code: self.account.forget())
         return dialog
 
+    def _words(self) -> Language:
+        return self.language
+
     def _language_saved(self, setting: str) -> None:
         """The rep chose a language: windows are made afresh in it (an open one opens
         again), the tray follows."""
@@ -415,28 +430,32 @@ class ProfileWindows:
             apply_autostart(enabled, self._config_home, exec_command_for(own))
         except AutostartError as exc:
             log.warning("autostart: %s", exc)
-            QMessageBox.warning(None, "MailBeacon", f"Start at login could not be set: {exc}")
+            QMessageBox.warning(None, "MailBeacon", self.language.t(
+                "Start at login could not be set: {error}", error=exc))
 
 
-def send_confirmation(sent: SentEmail, report: StatusReport | None) -> tuple[str, str]:
+def send_confirmation(
+    sent: SentEmail, report: StatusReport | None, tr: Language = ENGLISH
+) -> tuple[str, str]:
     """(title, body) of the notification for an email the relay took.
 
     "Queued: …" while the agent says sending is not set up or failing (its status,
     ``agent/status.py``, decides), "Sent, tracked" or "Sent" while it works, and no
     more than "Handed to MailBeacon" while its status is not known.
     """
+    subject = sent.subject or tr.t("(no subject)")
     if sent.send_at is not None:
-        local = sent.send_at.astimezone()
-        when = f"{local:%a} {local.day} {local:%b %H:%M}"
-        return f"Scheduled for {when}", sent.subject or "(no subject)"
+        when = tr.t("{weekday} {date} {time}", weekday=tr.weekday(sent.send_at),
+                    date=tr.short_day(sent.send_at), time=tr.clock(sent.send_at))
+        return tr.t("Scheduled for {when}", when=when), subject
     if report is None:
-        return HANDED_OVER, GOES_OUT
+        return tr.t(HANDED_OVER), tr.t(GOES_OUT)
     sending = report.sending
     if sending.state == SendingState.NOT_CONFIGURED:
-        return "Queued: sending is not set up", sending.detail
+        return tr.t("Queued: sending is not set up"), sending.detail
     if sending.state == SendingState.FAILING:
-        return "Queued: sending is failing", sending.detail
-    return ("Sent, tracked" if sent.tracked else "Sent"), sent.subject or "(no subject)"
+        return tr.t("Queued: sending is failing"), sending.detail
+    return (tr.t("Sent, tracked") if sent.tracked else tr.t("Sent")), subject
 
 
 def keyring_problem(profile: Profile) -> str | None:
