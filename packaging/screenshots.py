@@ -636,7 +636,7 @@ def _preset_found(email: str, preset: presets.Preset, source: Source) -> Discove
                       preset.issuer, preset.scopes)
 
 
-def account_flow(out: Path) -> None:
+def account_flow(out: Path, tr: Language) -> None:
     """The account flow, one picture per step (``account-<n>-<step>.png``)."""
     mail_client = MailClientSettings.from_status(_relay_status(), "k3V9-relay-Pw2x")
     own = Discovered(
@@ -653,14 +653,14 @@ def account_flow(out: Path) -> None:
 
     steps: list[tuple[str, Callable[[AccountDialog], None]]] = [
         ("email", lambda _dialog: None),
-        ("looking-up", lambda dialog: dialog.flow.show_busy(LOOKING_UP)),
+        ("looking-up", lambda dialog: dialog.flow.show_busy(tr.t(LOOKING_UP))),
         ("google", lambda dialog: dialog.flow.show_found(
             _preset_found("anna.kowalska@gmail.com", presets.GOOGLE, Source.PRESET))),
         ("microsoft", lambda dialog: dialog.flow.show_found(
             _preset_found(REP, presets.MICROSOFT, Source.MX))),
         ("password", lambda dialog: dialog.flow.show_found(own)),
-        ("signing-in", lambda dialog: dialog.flow.show_busy(SIGNING_IN, IN_BROWSER)),
-        ("checking", lambda dialog: dialog.flow.show_busy(CHECKING)),
+        ("signing-in", lambda dialog: dialog.flow.show_busy(tr.t(SIGNING_IN), tr.t(IN_BROWSER))),
+        ("checking", lambda dialog: dialog.flow.show_busy(tr.t(CHECKING))),
         ("wrong-password", wrong_password),
         ("manual", lambda dialog: dialog.flow.show_not_found(
             "No mail servers were found for mojafirma.pl. Enter them under Edit manually.")),
@@ -670,7 +670,7 @@ def account_flow(out: Path) -> None:
     ]
     for number, (name, step) in enumerate(steps, 1):
         dialog = AccountDialog(AccountRunner(_NoSteps()), mail_client=mail_client,
-                               name="Anna Kowalska", email=REP)
+                               name="Anna Kowalska", email=REP, tr=tr)
         step(dialog)
         _save(dialog, out / f"account-{number:02d}-{name}.png", fit=True)
         _dispose(dialog)
@@ -846,7 +846,7 @@ def main(argv: list[str]) -> int:
         toast(out, icons, data, tr)
         tray_menus(out, icons, tr)
         settings_tabs(out, data, tr)
-        account_flow(out)
+        account_flow(out, tr)
         activity(out, data, tr)
         compose(out, data, tr)
         contacts(out, data, tr)

@@ -367,6 +367,7 @@ class ProfileWindows:
             mail_client=mail_client,
             name=settings.account.name,
             email=settings.account.email,
+            tr=self.language,
         )
         flow.completed.connect(lambda _result: self._account_saved())
         return flow
@@ -386,6 +387,7 @@ class ProfileWindows:
             ),
             name=settings.account.name,
             email=settings.account.email,
+            tr=self.language,
         )
         dialog.accepted.connect(self._account_saved)
         dialog.finished.connect(lambda _code: self.account.forget())

@@ -81,10 +81,7 @@ NOTIFICATION_FIELDS = frozenset({"title", "body"})
 # Tray modules not translated yet (the issue 19 follow-up): the list may only shrink.
 PENDING = frozenset(
     {
-        "tray/views/account/flow.py",
-        "tray/views/account/manual.py",
         "tray/views/account/runner.py",
-        "tray/views/account/wording.py",
         "tray/views/compose/templates.py",
         "tray/views/email/actions.py",
         "tray/views/email_viewer.py",

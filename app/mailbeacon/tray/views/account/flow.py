@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from mailbeacon.agent.account.model import AuthMethod, Discovered, Source
 from mailbeacon.agent.account.setup import AccountRequest, AccountResult
+from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.tray.views.account.manual import InvalidServer, ManualServers
 from mailbeacon.tray.views.account.runner import AccountRunner
 from mailbeacon.tray.views.account.wording import (
@@ -161,11 +162,13 @@ class AccountFlow(QWidget):
         mail_client: MailClientSettings | None = None,
         name: str = "",
         email: str = "",
-        dismiss_text: str = "Later",
+        dismiss_text: str = mark("Later"),
         clipboard: QClipboard | None = None,
         parent: QWidget | None = None,
+        tr: Language = ENGLISH,
     ) -> None:
         super().__init__(parent)
+        self._tr = tr
         self.runner = runner
         runner.setParent(self)
         self.mail_client = mail_client
@@ -204,41 +207,42 @@ class AccountFlow(QWidget):
 
     def _build_email_page(self, name: str, email: str, dismiss_text: str) -> QWidget:
         intro = plain_label(
-            "MailBeacon sends your emails through your own email account. Type your name "
-            "and email address: MailBeacon finds the rest.",
+            self._tr.t("MailBeacon sends your emails through your own email account. Type "
+                       "your name and email address: MailBeacon finds the rest."),
             wrap=True,
         )
         self.name_edit = QLineEdit(name)
         self.name_edit.setObjectName("name")
-        self.name_edit.setPlaceholderText("as your recipients see it")
+        self.name_edit.setPlaceholderText(self._tr.t("as your recipients see it"))
         self.email_edit = QLineEdit(email)
         self.email_edit.setObjectName("email")
         self.email_edit.setPlaceholderText("you@yourcompany.com")
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
-        form.addRow("Your name:", self.name_edit)
-        form.addRow("Email address:", self.email_edit)
+        form.addRow(self._tr.t("Your name:"), self.name_edit)
+        form.addRow(self._tr.t("Email address:"), self.email_edit)
         self.email_error = _error_label("email_error")
-        self.manual_from_email = QPushButton("Edit &manually")
+        self.manual_from_email = QPushButton(self._tr.t("Edit &manually"))
         self.manual_from_email.clicked.connect(self.edit_manually)
-        self.dismiss_button = QPushButton(dismiss_text)
+        self.dismiss_button = QPushButton(self._tr.t(dismiss_text))
         self.dismiss_button.clicked.connect(self._dismiss)
-        self.continue_button = QPushButton("&Continue")
+        self.continue_button = QPushButton(self._tr.t("&Continue"))
         self.continue_button.setDefault(True)
         self.continue_button.clicked.connect(self.look_up)
         self.email_edit.returnPressed.connect(self.look_up)
         buttons = _row(self.manual_from_email, None, self.dismiss_button, self.continue_button)
-        return _page(_heading("Your email account"), intro, form, self.email_error, None, buttons)
+        heading = _heading(self._tr.t("Your email account"))
+        return _page(heading, intro, form, self.email_error, None, buttons)
 
     def _build_busy_page(self) -> QWidget:
-        self.busy_label = _heading(LOOKING_UP)
+        self.busy_label = _heading(self._tr.t(LOOKING_UP))
         self.busy_label.setObjectName("busy")
         self.busy_detail = plain_label(wrap=True)
         self.busy_detail.hide()
         progress = QProgressBar()
         progress.setRange(0, 0)  # no known length: the bar just moves
         progress.setTextVisible(False)
-        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button = QPushButton(self._tr.t("Cancel"))
         self.cancel_button.clicked.connect(self.cancel)
         return _page(self.busy_label, self.busy_detail, progress, None, _row(None,
                                                                               self.cancel_button))
@@ -248,7 +252,7 @@ class AccountFlow(QWidget):
         self.found_label.setObjectName("found")
         self.servers_label = plain_label(wrap=True)
         self.servers_label.setObjectName("servers")
-        self.sign_in_button = QPushButton("Sign in")
+        self.sign_in_button = QPushButton(self._tr.t("Sign in"))
         self.sign_in_button.setObjectName("sign_in")
         self.sign_in_button.setMinimumHeight(44)
         self.sign_in_button.setStyleSheet(SIGN_IN_STYLE)
@@ -259,7 +263,7 @@ class AccountFlow(QWidget):
         self.sign_in_button.setFont(font)
         self.sign_in_button.clicked.connect(self.sign_in)
         self.sign_in_note = plain_label(wrap=True)
-        self.use_password_button = QPushButton("Use a password instead")
+        self.use_password_button = QPushButton(self._tr.t("Use a password instead"))
         self.use_password_button.setFlat(True)
         self.use_password_button.setStyleSheet(LINK_STYLE)
         self.use_password_button.setCursor(Qt.CursorShape.PointingHandCursor)
@@ -273,19 +277,19 @@ class AccountFlow(QWidget):
         form = QFormLayout(self.password_form)
         form.setContentsMargins(0, 0, 0, 0)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
-        form.addRow("Password or app password:", self.password_edit)
+        form.addRow(self._tr.t("Password or app password:"), self.password_edit)
         self.password_note = plain_label(
-            "If your account asks for a code when you sign in, make an app password in "
-            "your account's security settings and type it here.",
+            self._tr.t("If your account asks for a code when you sign in, make an app "
+                       "password in your account's security settings and type it here."),
             wrap=True,
         )
 
         self.sign_in_error = _error_label("sign_in_error")
-        back = QPushButton("&Back")
+        back = QPushButton(self._tr.t("&Back"))
         back.clicked.connect(lambda: self.go_to(self.email_page))
-        self.manual_from_sign_in = QPushButton("Edit &manually")
+        self.manual_from_sign_in = QPushButton(self._tr.t("Edit &manually"))
         self.manual_from_sign_in.clicked.connect(self.edit_manually)
-        self.check_button = QPushButton("&Continue")
+        self.check_button = QPushButton(self._tr.t("&Continue"))
         self.check_button.clicked.connect(self.check_password)
         buttons = _row(back, self.manual_from_sign_in, None, self.check_button)
         return _page(
@@ -298,19 +302,19 @@ class AccountFlow(QWidget):
     def _build_manual_page(self) -> QWidget:
         self.manual_note = plain_label(wrap=True)
         self.manual_note.setObjectName("manual_note")
-        self.manual = ManualServers()
+        self.manual = ManualServers(tr=self._tr)
         self.manual_error = _error_label("manual_error")
-        back = QPushButton("&Back")
+        back = QPushButton(self._tr.t("&Back"))
         back.clicked.connect(self._back_from_manual)
-        self.manual_continue = QPushButton("&Continue")
+        self.manual_continue = QPushButton(self._tr.t("&Continue"))
         self.manual_continue.clicked.connect(self.use_manual)
         return _page(
-            _heading("Your mail servers"), self.manual_note, self.manual, self.manual_error,
-            None, _row(back, None, self.manual_continue),
+            _heading(self._tr.t("Your mail servers")), self.manual_note, self.manual,
+            self.manual_error, None, _row(back, None, self.manual_continue),
         )
 
     def _build_done_page(self) -> QWidget:
-        self.done_label = _heading("Your email account is set up")
+        self.done_label = _heading(self._tr.t("Your email account is set up"))
         self.done_detail = plain_label(wrap=True)
         self.done_detail.setObjectName("done_detail")
         self.done_detail.setStyleSheet(OK_STYLE)
@@ -320,17 +324,17 @@ class AccountFlow(QWidget):
         self.copied_label = plain_label()
         if self.mail_client is not None:
             intro = QLabel(
-                "<b>One last step:</b> in your mail client, open the settings of your "
-                "account's <b>outgoing server (SMTP)</b> and enter:"
+                self._tr.t("<b>One last step:</b> in your mail client, open the settings of "
+                           "your account's <b>outgoing server (SMTP)</b> and enter:")
             )
             intro.setTextFormat(Qt.TextFormat.RichText)
             intro.setWordWrap(True)
-            form, self.client_fields = settings_form(self.mail_client)
-            self.copy_button = QPushButton("&Copy")
-            self.copy_button.setToolTip("Copy these settings to the clipboard")
+            form, self.client_fields = settings_form(self.mail_client, self._tr)
+            self.copy_button = QPushButton(self._tr.t("&Copy"))
+            self.copy_button.setToolTip(self._tr.t("Copy these settings to the clipboard"))
             self.copy_button.clicked.connect(self.copy)
             parts += [intro, form, _row(self.copy_button, self.copied_label, None)]
-        self.finish_button = QPushButton("&Done")
+        self.finish_button = QPushButton(self._tr.t("&Done"))
         self.finish_button.clicked.connect(self._finish)
         parts += [None, _row(None, self.finish_button)]
         return _page(*parts)
@@ -347,12 +351,12 @@ class AccountFlow(QWidget):
             return  # Enter reached both the field and the default button
         who = self.who()
         if not looks_like_email(who.email):
-            self._say(self.email_error, WHOLE_ADDRESS)
+            self._say(self.email_error, self._tr.t(WHOLE_ADDRESS))
             self.email_edit.setFocus()
             return
         self._say(self.email_error, "")
         self.manual.set_user(who.email)
-        self.show_busy(LOOKING_UP, back_to=self.email_page)
+        self.show_busy(self._tr.t(LOOKING_UP), back_to=self.email_page)
         self.runner.find(AccountRequest(email=who.email, name=who.name))
 
     def show_busy(self, text: str, detail: str = "", back_to: QWidget | None = None) -> None:
@@ -370,23 +374,24 @@ class AccountFlow(QWidget):
     def show_found(self, found: Discovered) -> None:
         """What was found, and how to sign in."""
         self.found = found
-        self.found_label.setText(found_sentence(found))
-        lines = [f"Outgoing mail: {server_line(found.smtp)}"]
+        tr = self._tr
+        self.found_label.setText(found_sentence(found, tr))
+        lines = [tr.t("Outgoing mail: {server}", server=server_line(found.smtp, tr))]
         if found.imap is not None:
-            lines.append(f"Incoming mail: {server_line(found.imap)}")
+            lines.append(tr.t("Incoming mail: {server}", server=server_line(found.imap, tr)))
         self.servers_label.setText("\n".join(lines))
-        label = sign_in_label(found)
+        label = sign_in_label(found, tr)
         self.sign_in_button.setVisible(label is not None)
         self.use_password_button.setVisible(
             label is not None and AuthMethod.PASSWORD in found.auth
         )
         if label is not None:
-            who = PROVIDER_SHORT.get(found.provider or "", "your provider")
+            who = PROVIDER_SHORT.get(found.provider or "") or tr.t("your provider")
             self.sign_in_button.setText(label)
-            self.sign_in_note.setText(
-                f"Opens your browser, where you sign in with {who}. MailBeacon never sees "
-                "your password."
-            )
+            self.sign_in_note.setText(tr.t(
+                "Opens your browser, where you sign in with {provider}. MailBeacon never "
+                "sees your password.", provider=who,
+            ))
         self._say(self.sign_in_note, self.sign_in_note.text() if label else "")
         self._password_mode(label is None)
         self._say(self.sign_in_error, "")
@@ -398,7 +403,7 @@ class AccountFlow(QWidget):
         """Discovery found nothing: the manual fields, with the sentence saying so."""
         said = sentence.replace(" Enter them under Edit manually.", "").strip()
         self.edit_manually()
-        self._say(self.manual_note, f"{said} {NOT_FOUND_HINT}")
+        self._say(self.manual_note, f"{said} {self._tr.t(NOT_FOUND_HINT)}")
 
     def edit_manually(self) -> None:
         """The manual fields, filled with what was found (if anything)."""
@@ -407,7 +412,7 @@ class AccountFlow(QWidget):
         self.manual.show_servers(email, found.smtp if found else None,
                                  found.imap if found else None)
         self.manual_note.setText(
-            "Type your mail servers as your email provider lists them."
+            self._tr.t("Type your mail servers as your email provider lists them.")
         )
         self._say(self.manual_error, "")
         self.go_to(self.manual_page)
@@ -418,7 +423,7 @@ class AccountFlow(QWidget):
         who = self.who()
         if not looks_like_email(who.email):
             self.go_to(self.email_page)
-            self._say(self.email_error, WHOLE_ADDRESS)
+            self._say(self.email_error, self._tr.t(WHOLE_ADDRESS))
             return
         try:
             smtp, imap = self.manual.settings()
@@ -438,7 +443,7 @@ class AccountFlow(QWidget):
         request = AccountRequest(
             email=self.found.email, name=self.who().name, method=AuthMethod.OAUTH2
         )  # no servers given: the agent finds them again, with the provider's sign-in
-        self.show_busy(SIGNING_IN, IN_BROWSER, back_to=self.sign_in_page)
+        self.show_busy(self._tr.t(SIGNING_IN), self._tr.t(IN_BROWSER), back_to=self.sign_in_page)
         self.runner.set_up(request)
 
     def check_password(self) -> None:
@@ -447,7 +452,7 @@ class AccountFlow(QWidget):
             return  # Enter reached both the field and the default button
         password = self.password_edit.text()
         if not password:
-            self._say(self.sign_in_error, "Type your password (or app password).")
+            self._say(self.sign_in_error, self._tr.t("Type your password (or app password)."))
             self.password_edit.setFocus()
             return
         found = self.found
@@ -456,7 +461,7 @@ class AccountFlow(QWidget):
             password=password, smtp=found.smtp, imap=found.imap, login=self.login,
         )  # the servers the rep sees are the ones tried
         self._say(self.sign_in_error, "")
-        self.show_busy(CHECKING, back_to=self.sign_in_page)
+        self.show_busy(self._tr.t(CHECKING), back_to=self.sign_in_page)
         self.runner.set_up(request)
 
     def show_failure(self, sentence: str) -> None:
@@ -471,10 +476,12 @@ class AccountFlow(QWidget):
         """Saved: both servers checked, then what to type into the mail client."""
         self.result = result
         servers = result.servers
-        lines = [f"{servers.email} can send and receive mail through MailBeacon."]
-        lines.append(f"Outgoing mail: signed in to {servers.smtp.host}.")
+        tr = self._tr
+        lines = [tr.t("{email} can send and receive mail through MailBeacon.",
+                      email=servers.email)]
+        lines.append(tr.t("Outgoing mail: signed in to {server}.", server=servers.smtp.host))
         if servers.imap is not None:
-            lines.append(f"Incoming mail: signed in to {servers.imap.host}.")
+            lines.append(tr.t("Incoming mail: signed in to {server}.", server=servers.imap.host))
         self.done_detail.setText("\n".join(lines))
         # The servers' own answers name addresses and protocols: there for whoever asks.
         said = [result.smtp_said, result.imap_said or ""]
@@ -486,8 +493,8 @@ class AccountFlow(QWidget):
     def copy(self) -> None:
         """Put the mail-client settings on the clipboard."""
         if self.mail_client is not None:
-            self._clipboard.setText(self.mail_client.as_text())
-            show_status(self.copied_label, "Copied to the clipboard.")
+            self._clipboard.setText(self.mail_client.as_text(self._tr))
+            show_status(self.copied_label, self._tr.t("Copied to the clipboard."))
 
     # ------------------------------------------------------------ internals
 
@@ -558,11 +565,13 @@ class AccountDialog(QDialog):
         name: str = "",
         email: str = "",
         parent: QWidget | None = None,
+        tr: Language = ENGLISH,
     ) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Your email account — MailBeacon")
+        self.setWindowTitle(tr.t("Your email account — MailBeacon"))
         self.flow = AccountFlow(
-            runner, mail_client=mail_client, name=name, email=email, dismiss_text="Cancel"
+            runner, mail_client=mail_client, name=name, email=email,
+            dismiss_text=mark("Cancel"), tr=tr,
         )
         self.flow.completed.connect(self.accept)
         self.flow.dismissed.connect(self.reject)

@@ -19,10 +19,11 @@ from PySide6.QtWidgets import (
 )
 
 from mailbeacon.agent.account.model import Security, ServerSetting
+from mailbeacon.core.language import ENGLISH, Language, mark
 
 # The words a mail client uses for each choice, in the order mail clients list them.
 SECURITY_LABELS: dict[Security, str] = {
-    Security.NONE: "None",
+    Security.NONE: mark("None"),
     Security.STARTTLS: "STARTTLS",
     Security.TLS: "SSL/TLS",
 }
@@ -42,14 +43,17 @@ class InvalidServer(ValueError):
 class ServerFields(QGroupBox):
     """One server's fields: ``server``, ``port``, ``security`` and ``user``."""
 
-    def __init__(self, protocol: str, title: str, optional: bool = False) -> None:
-        super().__init__(title)
+    def __init__(
+        self, protocol: str, title: str, optional: bool = False, tr: Language = ENGLISH
+    ) -> None:
+        super().__init__(tr.t(title))
+        self._tr = tr
         self.protocol = protocol
         self.optional = optional
         self.server = QLineEdit()
         self.server.setPlaceholderText(
-            f"e.g. {EXAMPLES[protocol]}" + (" (empty: replies are not watched)" if optional
-                                            else "")
+            tr.t("e.g. {example} (empty: replies are not watched)", example=EXAMPLES[protocol])
+            if optional else tr.t("e.g. {example}", example=EXAMPLES[protocol])
         )
         self.server.setObjectName(f"{protocol}_server")
         self.port = QSpinBox()
@@ -58,16 +62,18 @@ class ServerFields(QGroupBox):
         self.security = QComboBox()
         self.security.setObjectName(f"{protocol}_security")
         for security, label in SECURITY_LABELS.items():
-            self.security.addItem(label, str(security))
+            self.security.addItem(tr.t(label), str(security))
         self.user = QLineEdit()
         self.user.setObjectName(f"{protocol}_user")
-        self.user.setToolTip("Usually your email address; some company servers use another name")
+        self.user.setToolTip(
+            tr.t("Usually your email address; some company servers use another name")
+        )
         form = QFormLayout(self)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
-        form.addRow("Server:", self.server)
-        form.addRow("Port:", self.port)
-        form.addRow("Security:", self.security)
-        form.addRow("User name:", self.user)
+        form.addRow(tr.t("Server:"), self.server)
+        form.addRow(tr.t("Port:"), self.port)
+        form.addRow(tr.t("Security:"), self.security)
+        form.addRow(tr.t("User name:"), self.user)
         self._shown_security = Security.TLS
         self.set_setting(None)
         self.security.currentIndexChanged.connect(self._security_changed)
@@ -94,14 +100,15 @@ class ServerFields(QGroupBox):
         if not host:
             if self.optional:
                 return None
-            raise InvalidServer(
-                f"Type the {self.title().lower()} server's name, like {EXAMPLES[self.protocol]}."
-            )
+            raise InvalidServer(self._tr.t(
+                "Type the {server} server's name, like {example}.",
+                server=self.title().lower(), example=EXAMPLES[self.protocol],
+            ))
         if "/" in host or ":" in host or " " in host or "@" in host:
-            raise InvalidServer(
-                f"Type only the {self.title().lower()} server's name, like "
-                f"{EXAMPLES[self.protocol]}; the port goes in its own box."
-            )
+            raise InvalidServer(self._tr.t(
+                "Type only the {server} server's name, like {example}; the port goes in its "
+                "own box.", server=self.title().lower(), example=EXAMPLES[self.protocol],
+            ))
         return ServerSetting(host, self.port.value(), self.chosen_security())
 
     def _security_changed(self) -> None:
@@ -116,10 +123,11 @@ class ServerFields(QGroupBox):
 class ManualServers(QWidget):
     """Both servers' fields; ``outgoing`` and ``incoming`` are :class:`ServerFields`."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, tr: Language = ENGLISH) -> None:
         super().__init__(parent)
-        self.outgoing = ServerFields("smtp", "Outgoing mail")
-        self.incoming = ServerFields("imap", "Incoming mail", optional=True)
+        self._tr = tr
+        self.outgoing = ServerFields("smtp", mark("Outgoing mail"), tr=tr)
+        self.incoming = ServerFields("imap", mark("Incoming mail"), optional=True, tr=tr)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.outgoing)
@@ -147,5 +155,5 @@ class ManualServers(QWidget):
         """(outgoing, incoming or None); raises :class:`InvalidServer` with a sentence."""
         smtp = self.outgoing.setting()
         if smtp is None:  # pragma: no cover - the outgoing server is never optional
-            raise InvalidServer("Type the outgoing mail server's name.")
+            raise InvalidServer(self._tr.t("Type the outgoing mail server's name."))
         return smtp, self.incoming.setting()
