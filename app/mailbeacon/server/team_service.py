@@ -53,15 +53,22 @@ class TeamService:
         return routes
 
     @staticmethod
-    def console(db: Database, secret: bytes, public_url: str, fanout: Fanout) -> ConsoleContext:
-        """What the console needs of this server: its database, secret, public URL and
-        connected agents."""
+    def console(
+        db: Database,
+        secret: bytes,
+        public_url: str,
+        fanout: Fanout,
+        client_ip: Callable[[str, list[tuple[bytes, bytes]]], str],
+    ) -> ConsoleContext:
+        """What the console needs of this server: its database, secret, public URL,
+        connected agents and how it tells a client's address (trusted proxies)."""
         return ConsoleContext(
             open_store=lambda: open_store(db, role="mailbeacon-console"),
             secret=secret,
             public_url=public_url,
             connected=fanout.count,
             instances=_instances,
+            client_ip=client_ip,
         )
 
     def start(self, fanout: Fanout) -> None:

@@ -310,7 +310,8 @@ class TrackingServer:
             tracker, secret, streams, secure_cookies=public.startswith("https:"),
             clock=self._clock, database_health=health,
             routes=self._team.routes(
-                reader, recorder, self._team.console(config.db_path, secret, public, fanout)
+                reader, recorder,
+                self._team.console(config.db_path, secret, public, fanout, tracker.client_ip),
             ),
         )
         return app, streams, public

@@ -5,10 +5,12 @@ journey is tests/e2e/test_admin_console.py.)"""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
 
 import httpx
+import pytest
 
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.server.admin import accounts
@@ -17,7 +19,16 @@ from mailbeacon.server.stores import open_store
 from mailbeacon.server.team import set_policy_item
 from mailbeacon.server.tracker import iso_utc
 from mailbeacon.server.tracking_server import TrackingServer
-from tests.helpers.server import WAIT, new_mail, next_event, query, recipient, served_at, subscribed
+from tests.helpers.server import (
+    WAIT,
+    new_mail,
+    next_event,
+    query,
+    recipient,
+    running_server,
+    served_at,
+    subscribed,
+)
 from tests.integration.server.test_server_team_policy import until_policy
 
 PASSWORD = "a long enough password"
@@ -96,3 +107,37 @@ async def test_truncated_addresses_by_policy(server: TrackingServer, database: D
             await client.get(new_mail(alice).pixel())
         await next_event(ws)
     assert query(database, "SELECT ip FROM events") == [("127.0.0.0",)]
+
+
+@pytest.mark.expect_log("failed login", "held back")
+async def test_behind_a_trusted_proxy_the_login_limit_counts_each_browser(
+    database: Database,
+) -> None:
+    _admin(database)
+    proxy = (ipaddress.ip_network("127.0.0.1/32"),)
+    async with running_server(database, trusted_proxies=proxy) as server:
+        base = server.url
+
+        async def attempt(
+            client: httpx.AsyncClient, browser: str, password: str, name: str = "olga"
+        ) -> int:
+            page = await client.get("/admin/login")
+            csrf = CSRF.search(page.text)
+            assert csrf is not None
+            answer = await client.post(
+                "/admin/login",
+                data={"name": name, "password": password, "csrf": csrf.group(1)},
+                headers={"Origin": base, "Cookie": f"mb_login={_cookie(page, 'mb_login')}",
+                         "X-Forwarded-For": browser},
+            )  # fmt: skip
+            return answer.status_code
+
+        async with httpx.AsyncClient(timeout=WAIT, base_url=base) as client:
+            for _ in range(5):
+                assert await attempt(client, "203.0.113.7", "wrong password!") == 401
+            assert await attempt(client, "203.0.113.7", "wrong password!") == 429
+            # Another browser behind the same proxy is not held back by that one's address
+            # (it would be if the proxy's own address counted)...
+            assert await attempt(client, "198.51.100.2", "wrong password!", "bob") == 401
+            # ...while the name tried too often stays held back from anywhere.
+            assert await attempt(client, "198.51.100.2", PASSWORD) == 429

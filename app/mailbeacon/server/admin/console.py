@@ -81,6 +81,9 @@ class ConsoleContext:
     public_url: str
     connected: Callable[[int | None], int]  # agents streaming now (one user's, or all)
     instances: Callable[[Store], int]
+    # The client's address: X-Forwarded-For from the operator's trusted proxies only,
+    # so the login limit counts each browser, not the TLS proxy in front.
+    client_ip: Callable[[str, list[tuple[bytes, bytes]]], str] = lambda peer, _h: peer
 
 
 class AdminConsole:
@@ -226,7 +229,8 @@ class AdminConsole:
         if isinstance(form, Response):
             return form
         name, password = form.get("name", "").strip()[:64], form.get("password", "")
-        ip = request.client.host if request.client else ""
+        ip = self._ctx.client_ip(request.client.host if request.client else "",
+                                 request.scope["headers"])  # fmt: skip
         keys = (f"ip:{ip}", f"name:{name.lower()}")
         wait = self._limiter.wait_seconds(*keys)
         if wait > 0:
