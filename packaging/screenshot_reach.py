@@ -18,14 +18,16 @@ from pathlib import Path
 import screenshots
 from PySide6.QtWidgets import QApplication, QDialog, QVBoxLayout
 
+from mailbeacon.core.language import LANGUAGES, Language
+from mailbeacon.tray.language import QtLanguage
 from mailbeacon.tray.views.reach import TEAM, ReachStep
 
 
-def first_run_reach(out: Path) -> None:
+def first_run_reach(out: Path, tr: Language) -> None:
     """The step in a window of its own, as the first-run dialog frames it."""
     dialog = QDialog()
-    dialog.setWindowTitle("Tracking — MailBeacon")
-    step = ReachStep(lambda _link: None)
+    dialog.setWindowTitle(tr.t("Tracking — MailBeacon"))
+    step = ReachStep(lambda _link: None, tr=tr)
     QVBoxLayout(dialog).addWidget(step)
     step.choose(TEAM)
     screenshots._save(dialog, out / "first_run_reach.png", fit=True)
@@ -33,15 +35,20 @@ def first_run_reach(out: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Render into the folder given."""
+    """Render into the folder given (``--lang pl``: in Polish)."""
+    code = "en"
+    if len(argv) == 3 and argv[0] == "--lang" and argv[1] in LANGUAGES:
+        code, argv = argv[1], argv[2:]
     if len(argv) != 1:
-        print("usage: screenshot_reach.py OUTDIR", file=sys.stderr)
+        print("usage: screenshot_reach.py [--lang en|pl] OUTDIR", file=sys.stderr)
         return 2
     out = Path(argv[0])
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    first_run_reach(out)
-    del app
+    tr = Language.load(code)
+    qt_language = QtLanguage(app, tr)
+    first_run_reach(out, tr)
+    del qt_language, app
     return 0
 
 

@@ -375,7 +375,7 @@ class ProfileWindows:
     def reach_step(self) -> ReachStep:
         """The first-run step "How will your recipients reach tracking?"; a saved team
         link restarts the agent, which then counts opens on that server."""
-        return ReachStep(team_link_saver(self._profile, self._restart_agent))
+        return ReachStep(team_link_saver(self._profile, self._restart_agent), tr=self.language)
 
     def _make_account(self) -> QWidget:
         settings = self._settings()

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from mailbeacon.agent.settings.secrets import SecretStore
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray.views.labels import ERROR_STYLE, OK_STYLE, plain_label
 from mailbeacon.tray.views.settings.saving import (
@@ -43,25 +44,25 @@ TEAM = "team"
 OWN = "own"
 LOCAL = "local"
 
-QUESTION = "How will your recipients reach tracking?"
+QUESTION = mark("How will your recipients reach tracking?")
 CHOICES = {
-    TEAM: "My team has a tracking server",
-    OWN: "My own server",
-    LOCAL: "Only this computer, to try MailBeacon",
+    TEAM: mark("My team has a tracking server"),
+    OWN: mark("My own server"),
+    LOCAL: mark("Only this computer, to try MailBeacon"),
 }
-TEAM_HELP = "Paste the team link your administrator sent you. It starts with mbk1_."
-OWN_GUIDE = (
+TEAM_HELP = mark("Paste the team link your administrator sent you. It starts with mbk1_.")
+OWN_GUIDE = mark(
     "Run the MailBeacon server container (in packaging/server/) on a small always-on "
     "host with a domain of its own, such as track.yourcompany.com, and https. "
     "packaging/OPERATORS.md walks through it. Then come back here with its team link."
 )
-LOCAL_NOTE = (
+LOCAL_NOTE = mark(
     "MailBeacon keeps its tracking on this computer. Opens and clicks are then only "
     "seen when your emails are read on this computer: your recipients elsewhere cannot "
     "reach it. Choose a tracking server in Settings whenever you are ready."
 )
-NO_LINK = "Paste the team link first, or choose another answer."
-SAVED = "Saved: MailBeacon now counts opens on {url}."
+NO_LINK = mark("Paste the team link first, or choose another answer.")
+SAVED = mark("Saved: MailBeacon now counts opens on {url}.")
 
 SaveTeamLink = Callable[[str], None]
 
@@ -102,22 +103,25 @@ class ReachStep(QWidget):
     completed = Signal(str)
     contentChanged = Signal()
 
-    def __init__(self, save: SaveTeamLink, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, save: SaveTeamLink, parent: QWidget | None = None, tr: Language = ENGLISH
+    ) -> None:
         super().__init__(parent)
+        self._tr = tr
         self._save = save
         self.saved_url: str | None = None
 
-        title = QLabel(f"<b>{QUESTION}</b>")
+        title = QLabel(f"<b>{tr.t(QUESTION)}</b>")
         intro = plain_label(
-            "Opens and clicks are seen when your recipients' mail can reach MailBeacon's "
-            "tracking server.",
+            tr.t("Opens and clicks are seen when your recipients' mail can reach "
+                 "MailBeacon's tracking server."),
             wrap=True,
         )
 
         self.group = QButtonGroup(self)
         self.buttons: dict[str, QRadioButton] = {}
         for key, text in CHOICES.items():
-            button = QRadioButton(text)
+            button = QRadioButton(tr.t(text))
             button.setObjectName(key)
             self.group.addButton(button)
             self.buttons[key] = button
@@ -130,20 +134,20 @@ class ReachStep(QWidget):
         self.team_box = QWidget()
         team = QVBoxLayout(self.team_box)
         team.setContentsMargins(24, 0, 0, 0)
-        team.addWidget(plain_label(TEAM_HELP, wrap=True))
+        team.addWidget(plain_label(tr.t(TEAM_HELP), wrap=True))
         team.addWidget(self.link_edit)
-        self.own_label = plain_label(OWN_GUIDE, wrap=True)
+        self.own_label = plain_label(tr.t(OWN_GUIDE), wrap=True)
         self.own_label.setContentsMargins(24, 0, 0, 0)
-        self.local_label = plain_label(LOCAL_NOTE, wrap=True)
+        self.local_label = plain_label(tr.t(LOCAL_NOTE), wrap=True)
         self.local_label.setContentsMargins(24, 0, 0, 0)
         self.details = {TEAM: self.team_box, OWN: self.own_label, LOCAL: self.local_label}
 
         self.message = plain_label(wrap=True)
 
-        self.skip_button = QPushButton("&Skip")
-        self.skip_button.setToolTip("Decide later, in Settings → Tracking server")
+        self.skip_button = QPushButton(tr.t("&Skip"))
+        self.skip_button.setToolTip(tr.t("Decide later, in Settings → Tracking server"))
         self.skip_button.clicked.connect(lambda: self.completed.emit(""))
-        self.continue_button = QPushButton("&Continue")
+        self.continue_button = QPushButton(tr.t("&Continue"))
         self.continue_button.setDefault(True)
         self.continue_button.clicked.connect(self.go_on)
 
@@ -183,12 +187,12 @@ class ReachStep(QWidget):
     def _save_link(self) -> bool:
         text = self.link_edit.text().strip()
         if not text:
-            self._say(NO_LINK, error=True)
+            self._say(self._tr.t(NO_LINK), error=True)
             return False
         try:
             url = Enrollment.decode(text).server_url
         except ValueError:
-            self._say(BAD_TEAM_LINK, error=True)
+            self._say(self._tr.t(BAD_TEAM_LINK), error=True)
             return False
         try:
             self._save(text)
@@ -196,7 +200,7 @@ class ReachStep(QWidget):
             self._say(str(exc), error=True)
             return False
         self.saved_url = url
-        self._say(SAVED.format(url=url))
+        self._say(self._tr.t(SAVED, url=url))
         return True
 
     def _say(self, text: str, error: bool = False) -> None:
