@@ -99,8 +99,9 @@ _LETTERS = re.compile(r"[A-Za-z]{2}")
 _FIELD = re.compile(r"\{(\w*)[^{}]*\}")
 
 
-# Not words of any language: the product's name and example addresses in placeholders.
-_NOT_WORDS = re.compile(r"^(MailBeacon|[\w.+-]*@[\w.-]+(, …)?)$")
+# Not words of any language: the product's name, example addresses and the team link's
+# prefix in placeholders.
+_NOT_WORDS = re.compile(r"^(MailBeacon|mbk1_…|[\w.+-]*@[\w.-]+(, …)?)$")
 
 
 def _shown_literal(node: ast.expr) -> bool:
