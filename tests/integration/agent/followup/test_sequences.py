@@ -299,7 +299,7 @@ async def test_the_tracking_policy_seam_sends_steps_untracked_and_keeps_the_cont
 ) -> None:
     async with FollowupRig(tmp_path, sink) as rig:
         assert rig.sequences is not None
-        # No account policy exists yet; the runner's seam is what one would answer through.
+        # The running agent answers this seam from the team policy (runtime.py, team.py).
         rig.sequences._tracking_allowed = lambda address: address != "ewa@client.example"
         _create(rig, people={k: PEOPLE[k] for k in ("alicja@client.example", "ewa@client.example")})
         await rig.tick()
