@@ -788,7 +788,8 @@ def record_and_viewer(out: Path, data: Sample, tr: Language) -> None:
     _save(view, out / "record.png")
     _dispose(view)
 
-    viewer = EmailViewer(load_viewer_data(data.store, data.offer_id), data.store.attachment_content)
+    viewer = EmailViewer(load_viewer_data(data.store, data.offer_id), data.store.attachment_content,
+                         tr=tr)
     viewer.show()
     _save(viewer, out / "email_viewer.png")
     _dispose(viewer)

@@ -28,6 +28,7 @@ import os
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -50,6 +51,7 @@ from PySide6.QtWidgets import (
 
 from mailbeacon.agent.records.model import AttachmentRef, EmailRecord, StoredCopy
 from mailbeacon.agent.records.reports import format_when
+from mailbeacon.core.language import ENGLISH, Language
 from mailbeacon.tray.threads.workers import Worker
 
 log = logging.getLogger(__name__)
@@ -195,13 +197,23 @@ def recipients_text(email: EmailRecord) -> str:
     )
 
 
-def tracking_text(email: EmailRecord) -> str:
+def tracking_text(email: EmailRecord, tr: Language = ENGLISH) -> str:
     """Whether the email was tracked, and why not."""
     if email.tracked:
-        return "tracked"
+        return tr.t("tracked")
     if not email.track:
-        return "not tracked (Track was off)"
-    return "not tracked" + (f" ({email.untracked_reason})" if email.untracked_reason else "")
+        return tr.t("not tracked (Track was off)")
+    if email.untracked_reason:
+        return tr.t("not tracked ({reason})", reason=email.untracked_reason)
+    return tr.t("not tracked")
+
+
+def _when(at: str, tr: Language) -> str:
+    """The local date and time sent, in the rep's formats (as stored if unreadable)."""
+    try:
+        return tr.when(datetime.fromisoformat(at))
+    except ValueError:
+        return format_when(at)
 
 
 def _plain_label(text: str = "") -> QLabel:
@@ -220,8 +232,10 @@ def _size_text(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
-def _default_choose_save_path(parent: QWidget, suggested: str) -> str | None:
-    path, _filter = QFileDialog.getSaveFileName(parent, "Save attachment", suggested)
+def _default_choose_save_path(
+    parent: QWidget, suggested: str, tr: Language = ENGLISH
+) -> str | None:
+    path, _filter = QFileDialog.getSaveFileName(parent, tr.t("Save attachment"), suggested)
     return path or None
 
 
@@ -245,19 +259,23 @@ class EmailViewer(QWidget):
         *,
         worker: Worker | None = None,
         open_url: OpenUrl = QDesktopServices.openUrl,
-        choose_save_path: ChooseSavePath = _default_choose_save_path,
+        choose_save_path: ChooseSavePath | None = None,
         temp_dir: Path | None = None,
         parent: QWidget | None = None,
+        tr: Language = ENGLISH,
     ) -> None:
         super().__init__(parent)
+        self._tr = tr
         self.data = data
         self._content = content
         self._worker = worker or Worker(1, self)
         self._open_url = open_url
-        self._choose_save_path = choose_save_path
+        self._choose_save_path: ChooseSavePath = choose_save_path or (
+            lambda parent, suggested: _default_choose_save_path(parent, suggested, tr)
+        )
         self._temp_dir = temp_dir
-        subject = data.email.subject or "(no subject)"
-        self.setWindowTitle(f"{subject} — MailBeacon")
+        subject = data.email.subject or tr.t("(no subject)")
+        self.setWindowTitle(tr.t("{subject} — MailBeacon", subject=subject))
         self.resize(820, 640)
 
         self.subject = _plain_label(subject)
@@ -267,8 +285,8 @@ class EmailViewer(QWidget):
         self.subject.setFont(font)
         self.from_label = _plain_label(data.email.sender)
         self.to_label = _plain_label(recipients_text(data.email))
-        self.sent_label = _plain_label(format_when(data.email.sent_at))
-        self.tracking_label = _plain_label(tracking_text(data.email))
+        self.sent_label = _plain_label(_when(data.email.sent_at, tr))
+        self.tracking_label = _plain_label(tracking_text(data.email, tr))
         self.blocked_note = _plain_label()
         self.blocked_note.setVisible(False)
         self.browser = SafeBrowser(inline_images(data.copy, data.images))
@@ -279,8 +297,8 @@ class EmailViewer(QWidget):
         else:
             self.browser.setPlainText(data.copy.text or "")
         self.attachments = QListWidget()
-        self.open_button = QPushButton("&Open")
-        self.save_button = QPushButton("&Save…")
+        self.open_button = QPushButton(self._tr.t("&Open"))
+        self.save_button = QPushButton(self._tr.t("&Save…"))
         self.status = _plain_label()
         self._fill_attachments(data.copy.attachments)
         self._lay_out()
@@ -291,7 +309,8 @@ class EmailViewer(QWidget):
     def _fill_attachments(self, refs: tuple[AttachmentRef, ...]) -> None:
         self.attachments.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         for ref in refs:
-            item = QListWidgetItem(f"{ref.filename}  ({ref.content_type}, {_size_text(ref.size)})")
+            size = self._tr.size(ref.size)
+            item = QListWidgetItem(f"{ref.filename}  ({ref.content_type}, {size})")
             item.setData(Qt.ItemDataRole.UserRole, ref)
             self.attachments.addItem(item)
         if refs:
@@ -299,10 +318,11 @@ class EmailViewer(QWidget):
 
     def _lay_out(self) -> None:
         form = QFormLayout()
-        form.addRow("From:", self.from_label)
-        form.addRow("To:", self.to_label)
-        form.addRow("Sent:", self.sent_label)
-        form.addRow("Tracking:", self.tracking_label)
+        tr = self._tr
+        form.addRow(tr.t("From:"), self.from_label)
+        form.addRow(tr.t("To:"), self.to_label)
+        form.addRow(tr.t("Sent:"), self.sent_label)
+        form.addRow(tr.t("Tracking:"), self.tracking_label)
         buttons = QVBoxLayout()
         buttons.addWidget(self.open_button)
         buttons.addWidget(self.save_button)
@@ -344,7 +364,8 @@ class EmailViewer(QWidget):
         self._worker.submit(
             lambda: self._write(ref, folder / (Path(ref.filename).name or "attachment")),
             self._opened,
-            lambda error: self._failed(f"{ref.filename} could not be opened: {error}"),
+            lambda error: self._failed(self._tr.t("{file} could not be opened: {error}",
+                                                  file=ref.filename, error=error)),
         )
 
     def save_selected(self) -> None:
@@ -359,7 +380,8 @@ class EmailViewer(QWidget):
         self._worker.submit(
             lambda: self._write(ref, target),
             self._saved,
-            lambda error: self._failed(f"{ref.filename} could not be saved: {error}"),
+            lambda error: self._failed(self._tr.t("{file} could not be saved: {error}",
+                                                  file=ref.filename, error=error)),
         )
 
     def shutdown(self, timeout_ms: int = 5000) -> None:
@@ -380,12 +402,12 @@ class EmailViewer(QWidget):
     def _opened(self, path: Path) -> None:
         self._open_url(QUrl.fromLocalFile(str(path)))
         self.status.setStyleSheet("")
-        self.status.setText(f"Opened {path.name}")
+        self.status.setText(self._tr.t("Opened {file}", file=path.name))
         self.attachmentOpened.emit(str(path))
 
     def _saved(self, path: Path) -> None:
         self.status.setStyleSheet("")
-        self.status.setText(f"Saved to {path}")
+        self.status.setText(self._tr.t("Saved to {path}", path=path))
         self.attachmentSaved.emit(str(path))
 
     def _failed(self, message: str) -> None:
@@ -395,8 +417,10 @@ class EmailViewer(QWidget):
         self.failed.emit(message)
 
     def _show_blocked(self, count: int) -> None:
-        self.blocked_note.setText(
-            f"Remote content blocked ({count} item{'' if count == 1 else 's'}): viewing a "
-            "logged email never loads images from the internet."
-        )
+        self.blocked_note.setText(self._tr.n(
+            "Remote content blocked ({count} item): viewing a logged email never loads "
+            "images from the internet.",
+            "Remote content blocked ({count} items): viewing a logged email never loads "
+            "images from the internet.", count,
+        ))
         self.blocked_note.setVisible(True)

@@ -298,7 +298,7 @@ class RecordView(QWidget):
         self._source = source
         self._worker = worker or Worker(1, self)
         self._viewer_factory = viewer_factory or (
-            lambda data: EmailViewer(data, source.attachment_content)
+            lambda data: EmailViewer(data, source.attachment_content, tr=tr)
         )
         self._generation = 0
         self._first_read = True

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mailbeacon.agent.records.email_view import EmailView, RecipientActivity
+from mailbeacon.core.language import ENGLISH, Language
 
 REPLY_PREFIXES = ("re:", "aw:", "sv:", "odp:")  # what mail clients put there already
 
@@ -32,6 +33,7 @@ class ComposeFill:
     html: str | None = None
     text: str | None = None
     note: str = ""
+    address_first: bool = False  # a resend: the rep's first job is the address
 
 
 def reply_subject(subject: str) -> str:
@@ -56,14 +58,14 @@ def reply_fill(view: EmailView) -> ComposeFill:
     )
 
 
-def follow_up_fill(view: EmailView) -> ComposeFill:
+def follow_up_fill(view: EmailView, tr: Language = ENGLISH) -> ComposeFill:
     """A follow-up to those who have not opened, clicked or replied yet."""
     waiting = set(view.not_engaged)
     people = [p for p in view.recipients if p.email in waiting]
     note = ""
     if view.someone is not None:
-        note = ("Someone opened it without being named, so one of these may have read it "
-                "already.")
+        note = tr.t("Someone opened it without being named, so one of these may have read "
+                    "it already.")
     return ComposeFill(
         to=_by_field(people, "to") + _by_field(people, ""),
         cc=_by_field(people, "cc"),
@@ -73,20 +75,22 @@ def follow_up_fill(view: EmailView) -> ComposeFill:
     )
 
 
-def resend_fill(view: EmailView) -> ComposeFill:
+def resend_fill(view: EmailView, tr: Language = ENGLISH) -> ComposeFill:
     """The undelivered email again, to the failed addresses for the rep to correct."""
     copy = view.copy
     if copy is None:
-        note = ("Correct the address. This email was sent without Log, so its text was not "
-                "kept: write it again.")
+        note = tr.t("Correct the address. This email was sent without Log, so its text was "
+                    "not kept: write it again.")
+    elif copy.attachments:
+        note = tr.t("Correct the address, then send. Attachments are not added again: "
+                    "attach them if they are needed.")
     else:
-        note = "Correct the address, then send."
-        if copy.attachments:
-            note += " Attachments are not added again: attach them if they are needed."
+        note = tr.t("Correct the address, then send.")
     return ComposeFill(
         to=view.failed,
         subject=view.email.subject,
         html=copy.html if copy is not None else None,
         text=copy.text if copy is not None else None,
         note=note,
+        address_first=True,
     )

@@ -128,7 +128,7 @@ def fill_compose(window: ComposeWindow, fill: ComposeFill) -> ComposeWindow:
     if fill.note:
         show_status(window.status, fill.note)
     # The rep's first job is the address (a resend) or the text (a reply).
-    (window.to_edit if fill.note.startswith("Correct") else window.editor).setFocus()
+    (window.to_edit if fill.address_first else window.editor).setFocus()
     return window
 
 
@@ -169,7 +169,7 @@ class EmailWindow(QWidget):
         self._open_contact = open_contact
         self._worker = worker or Worker(1, self)
         self._viewer_factory = viewer_factory or (
-            lambda data: EmailViewer(data, source.attachment_content)
+            lambda data: EmailViewer(data, source.attachment_content, tr=tr)
         )
         self._clock = clock
         self._generation = 0
@@ -209,11 +209,11 @@ class EmailWindow(QWidget):
 
     def follow_up(self) -> None:
         """A compose window to those who have not opened yet."""
-        self._open_compose("follow_up", follow_up_fill)
+        self._open_compose("follow_up", lambda view: follow_up_fill(view, self._tr))
 
     def resend(self) -> None:
         """A compose window with the undelivered email, the failed address to correct."""
-        self._open_compose("resend", resend_fill)
+        self._open_compose("resend", lambda view: resend_fill(view, self._tr))
 
     def open_copy(self) -> None:
         """Show the logged copy in the email viewer (remote content blocked)."""
