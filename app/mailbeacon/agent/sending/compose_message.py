@@ -19,6 +19,8 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, getaddresses, make_msgid
 
+from mailbeacon.core.language import ENGLISH, Language
+
 # A bare address: something@domain, no spaces or angle brackets (what SMTP can carry).
 _ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.?[^@\s<>()\[\],;:\"]*")
 
@@ -99,15 +101,15 @@ def split_last(text: str) -> tuple[str, str]:
     return head, text[cut:].strip()
 
 
-def parse_address(item: str) -> tuple[str, str]:
+def parse_address(item: str, tr: Language = ENGLISH) -> tuple[str, str]:
     """``(display name, address)`` of one typed address; DraftError if it is not one."""
     pairs = getaddresses([item])
     if len(pairs) != 1:
-        raise DraftError(f"{item!r} is not one email address")
+        raise DraftError(tr.t("{address} is not one email address", address=repr(item)))
     name, address = pairs[0]
     address = address.strip()
     if not _ADDRESS.fullmatch(address) or "." not in address.rpartition("@")[2]:
-        raise DraftError(f"{item!r} is not an email address")
+        raise DraftError(tr.t("{address} is not an email address", address=repr(item)))
     return name.strip(), address
 
 
@@ -130,15 +132,15 @@ def envelope_recipients(draft: Draft) -> tuple[str, ...]:
     return tuple(out)
 
 
-def check_draft(draft: Draft) -> None:
+def check_draft(draft: Draft, tr: Language = ENGLISH) -> None:
     """Raise DraftError naming the first thing that stops the draft from being sent."""
     if not draft.sender.strip():
-        raise DraftError("Fill in From: the address you send as.")
-    parse_address(draft.sender)
+        raise DraftError(tr.t("Fill in From: the address you send as."))
+    parse_address(draft.sender, tr)
     if not (draft.to or draft.cc or draft.bcc):
-        raise DraftError("Add at least one recipient.")
+        raise DraftError(tr.t("Add at least one recipient."))
     for item in (*draft.to, *draft.cc, *draft.bcc):
-        parse_address(item)
+        parse_address(item, tr)
 
 
 def guess_content_type(filename: str) -> str:

@@ -26,6 +26,7 @@ from mailbeacon.agent.sending.compose_message import (
 )
 from mailbeacon.agent.sending.relay import IncomingMessage
 from mailbeacon.core.followup_time import Delay
+from mailbeacon.core.language import ENGLISH, Language
 from mailbeacon.tray.views.compose.templates import fill, placeholder_values, unfilled
 
 Send = Callable[[IncomingMessage], Awaitable[str] | str]
@@ -46,6 +47,7 @@ class SendJob:
     clicks_only: bool = False  # tracked links, no pixel
     send_at: datetime | None = None  # "Send later…" (X-MailBeacon-Send-At)
     remind: Delay | None = None  # "Remind me if no reply" (X-MailBeacon-Remind; 0d: none)
+    tr: Language = ENGLISH  # the rep's language, for what the rep is told
 
     def run(self) -> Awaitable[str] | str:
         """Fill placeholders, read the attachments, build the bytes, hand them to ``send``."""
@@ -55,9 +57,10 @@ class SendJob:
             try:
                 data = path.read_bytes()
             except OSError as exc:
-                raise DraftError(
-                    f"The attachment {path.name} cannot be read: {exc.strerror or exc}"
-                ) from exc
+                raise DraftError(self.tr.t(
+                    "The attachment {file} cannot be read: {error}", file=path.name,
+                    error=exc.strerror or exc,
+                )) from exc
             files.append(OutgoingAttachment(path.name, guess_content_type(path.name), data))
         draft = replace(draft, attachments=tuple(files))
         raw = build_message(draft, self.clock())
@@ -74,7 +77,9 @@ class SendJob:
             return draft
         first = next(iter(draft.to), None)
         if first is None:
-            raise DraftError("Placeholders are filled from the first To recipient: add one.")
+            raise DraftError(
+                self.tr.t("Placeholders are filled from the first To recipient: add one.")
+            )
         name, address = parse_address(first)
         contact = self.lookup(address) if self.lookup is not None else None
         values = placeholder_values(address, contact, name)
@@ -86,9 +91,11 @@ class SendJob:
         )
         left = unfilled(draft.subject, draft.html, draft.text)
         if left:
-            raise DraftError(
-                f"Nothing is known for {', '.join(left)} of {address}: replace "
-                f"{'it' if len(left) == 1 else 'them'} before sending, or add the details "
-                "to the contact's record."
-            )
+            raise DraftError(self.tr.n(
+                "Nothing is known for {fields} of {address}: replace it before sending, or "
+                "add the details to the contact's record.",
+                "Nothing is known for {fields} of {address}: replace them before sending, or "
+                "add the details to the contact's record.",
+                len(left), fields=", ".join(left), address=address,
+            ))
         return draft

@@ -590,14 +590,14 @@ class ComposeWindow(QWidget):
         self._send_at = at if isinstance(at, datetime) else None
         draft = self.draft()
         try:
-            check_draft(draft)
+            check_draft(draft, self._tr)
         except DraftError as exc:
             self._set_status(str(exc), True)
             return
         job = SendJob(draft, tuple(self.attachment_paths), self.track_box.isChecked(),
                        self.log_box.isChecked(), self._lookup, self._clock, self._send,
                        clicks_only=self._clicks_only(), send_at=self._send_at,
-                       remind=self.remind.delay())
+                       remind=self.remind.delay(), tr=self._tr)
         self._set_sending(True)
         self._set_status(self._tr.t("Sending…"))
         self._worker.submit(job.run, self._sent, self._send_failed)
