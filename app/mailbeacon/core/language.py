@@ -169,6 +169,11 @@ class Language:
             amount /= 1024
         return f"{format_decimal(amount, '#,##0.#', locale=self.locale)} GB"
 
+    def country(self, code: str) -> str:
+        """A country's name from its ISO code: ``PL`` → ``Poland`` / ``Polska``."""
+        names: Mapping[str, str] = self.locale.territories
+        return names.get(code.upper(), code)
+
     # ------------------------------------------------------------------ time
 
     def local(self, moment: datetime) -> datetime:

@@ -119,6 +119,12 @@ def test_numbers_and_sizes_use_the_locales_separators(pl: Language) -> None:
     assert pl.size(820) == "820 B"
 
 
+def test_countries_are_named_in_the_reps_language(pl: Language) -> None:
+    assert ENGLISH.country("PL") == "Poland"
+    assert pl.country("DE") == "Niemcy"
+    assert pl.country("XX") == "XX"  # not a country Babel knows: shown as it came
+
+
 def test_times_are_in_the_reps_zone_and_relative_in_a_feed(pl: Language) -> None:
     now = datetime(2025, 6, 12, 12, 30, tzinfo=UTC)  # 14:30 in Warsaw
     warsaw_english = ENGLISH.in_zone(WARSAW)

@@ -354,7 +354,7 @@ class Notifier:
         body = wording.body_for([
             wording.since_sending(email, event.at, tr),
             wording.via(event.via, tr) if event.via else self._describe(event.user_agent),
-            self._country(event.ip) or "",
+            tr.country(country) if (country := self._country(event.ip)) else "",
             wording.possibly_forwarded(tr) if forwarded else "",
         ])
         contact = resolution.contact
