@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ("server", "notify", "rewrite", "relay", "classify", "tray", "activity")
+ORDER = ("server", "server_pg", "notify", "rewrite", "relay", "classify", "tray", "activity")
 
 
 def available() -> list[str]:
