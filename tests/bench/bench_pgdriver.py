@@ -6,7 +6,7 @@ tests/helpers/postgres.py). Both drivers, the same database, the same work:
 
 * a round trip (``SELECT 1``) as the store's lookups make it;
 * a group commit of 100 events: BEGIN + lock the counter row, COPY 100 rows, update
-  the counter, COMMIT (what ``PgStore.commit`` sends), repeated.
+  the counter, COMMIT (a group commit's work), repeated.
 
 psycopg is called as the server calls it (from a thread, synchronously); asyncpg from
 its own event loop, as it only offers asyncio.
@@ -87,8 +87,13 @@ def run() -> list[Row]:
                     db.execute(statement.encode())
             trip, group = _psycopg(url) if name == "psycopg" else asyncio.run(_asyncpg(url))
             rows.append((f"{name} round trip", trip * 1e6, "µs (SELECT 1), lower is better"))
-            rows.append((f"{name} group commit of {GROUP}", group * 1e3,
-                         "ms (lock, COPY, counter, COMMIT), lower is better"))
+            rows.append(
+                (
+                    f"{name} group commit of {GROUP}",
+                    group * 1e3,
+                    "ms (lock, COPY, counter, COMMIT), lower is better",
+                )
+            )
     return rows
 
 

@@ -98,8 +98,14 @@ async def test_caddy_with_the_instances_file_balances_two_instances(
             MAILBEACON_SITE=f"http://127.0.0.1:{port}",
             MAILBEACON_UPSTREAMS=f"127.0.0.1:{one.port} 127.0.0.1:{two.port}",
         )  # fmt: skip
-        argv = [binary, "run", "--adapter", "caddyfile",
-                "--config", str(SERVER_DIR / "Caddyfile.instances")]
+        argv = [
+            binary,
+            "run",
+            "--adapter",
+            "caddyfile",
+            "--config",
+            str(SERVER_DIR / "Caddyfile.instances"),
+        ]
         with (tmp_path / "caddy.log").open("wb") as log:
             caddy = await asyncio.create_subprocess_exec(
                 *argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env
