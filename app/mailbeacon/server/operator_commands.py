@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from mailbeacon.server.maintenance import (
 from mailbeacon.server.migrate import MigrationRefused, migrate
 from mailbeacon.server.proxy_ranges import APPLE_EGRESS_URL, RangeRefreshError, refresh_apple_ranges
 from mailbeacon.server.schema import SchemaTooNew
-from mailbeacon.server.stores import OPEN_ERRORS, open_store
+from mailbeacon.server.stores import OPEN_ERRORS, open_postgres, open_store
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,14 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     )
     move.set_defaults(func=_migrate)
 
+    restored = commands.add_parser(
+        "restored",
+        help="PostgreSQL: after pg_restore, start a new generation of event ids above "
+        "every id agents saw (a restored SQLite backup does it by itself)",
+    )
+    add_db_option(restored)
+    restored.set_defaults(func=_restored)
+
 
 def _days(value: str) -> float:
     try:
@@ -126,7 +135,8 @@ def _backup(args: argparse.Namespace, profile: Profile) -> int:
         return fail(
             "on PostgreSQL, back up with pg_dump (one consistent snapshot while the "
             f"servers run): {pg_dump_command(source.url, Path(args.dest).expanduser())}; "
-            "restore with pg_restore --dbname=URL into an empty database",
+            "restore with pg_restore --dbname=URL into an empty database, then run "
+            "`mailbeacon server restored --db URL` before serving it",
             EXIT_USAGE,
         )
     try:
@@ -205,6 +215,27 @@ def _migrate(args: argparse.Namespace, profile: Profile) -> int:
         f"revisions{resumed} into {target}; events up to id {result.last_id}. Serve with "
         f"--db {target} (and the same --secret-file, if you use one)."
     )
+    return 0
+
+
+def _restored(args: argparse.Namespace, profile: Profile) -> int:
+    try:
+        db = db_path(args, profile)
+    except ConfigError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    if not isinstance(db, PostgresUrl):
+        return fail("a restored SQLite backup starts its new generation by itself; "
+                    "restored is for PostgreSQL (--db postgresql://…)", EXIT_USAGE)
+    try:
+        store = open_postgres(db, "mailbeacon-restored")
+        try:
+            generation, floor = store.new_generation(time.time())
+        finally:
+            store.close()
+    except OPEN_ERRORS as exc:
+        return fail(f"could not start a new generation in {db}: {exc}", EXIT_FAILURE)
+    print(f"{db}: generation {generation}; new events get ids above {floor}, so agents "
+          "receive every one of them")
     return 0
 
 

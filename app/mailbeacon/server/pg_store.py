@@ -515,6 +515,19 @@ class PgStore:
         for user_id, ip, last_seen in rows:
             yield int(str(user_id)), str(ip), float(str(last_seen))
 
+    def new_generation(self, now: float) -> tuple[int, int]:
+        """Start the next generation after a restore (``server restored``): its ids start
+        above every id handed out before, as a restored SQLite backup does
+        (docs/promises.md): the current time in microseconds, or the counter if higher.
+        Returns (generation, floor)."""
+        with self.transaction():
+            generation = int(self.get_meta(GENERATION_KEY) or "1") + 1
+            floor = max(self._next_id - 1, self.max_event_id(), int(now * 1_000_000))
+            self._next_id = floor + 1  # written, and notified, at COMMIT
+            self.set_meta(GENERATION_KEY, str(generation))
+            self.set_meta(FLOOR_KEY, str(floor))
+        return generation, floor
+
     def identity(self) -> tuple[str, int, int]:
         """(database identity, generation, id floor of the generation)."""
         with self.snapshot():

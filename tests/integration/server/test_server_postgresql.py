@@ -7,15 +7,20 @@ per test.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
+import shlex
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from websockets.asyncio.client import connect
 
+from mailbeacon.cli import main
 from mailbeacon.core.classify import Hit
 from mailbeacon.core.events import EventType, ServerEvent, Verdict
 from mailbeacon.server.config import PostgresUrl
@@ -27,6 +32,8 @@ from mailbeacon.server.spool import Spool, Spooled
 from mailbeacon.server.sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
 from mailbeacon.server.store import UNSTORED, NewEvent
 from mailbeacon.server.tracker import iso_utc
+from mailbeacon.server.tracking_server import TrackingServer
+from tests.helpers.postgres import Cluster
 from tests.helpers.server import (
     CHROME,
     new_mail,
@@ -34,6 +41,7 @@ from tests.helpers.server import (
     query,
     recipient,
     running_server,
+    served_at,
     subscribed,
 )
 
@@ -268,3 +276,61 @@ def test_a_spool_entry_survives_the_round_trip_and_a_torn_line_is_ignored(
     spool.drop_head()
     assert not spool.pending() and not path.exists()
     spool.close()
+
+
+async def test_a_pg_dump_restore_then_restored_is_a_new_generation_above_every_id(
+    postgres_cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The operator's backup on PostgreSQL (the pg_dump command `server backup` names),
+    events stored after it, a restore with pg_restore and `server restored`: the agent,
+    which saw ids beyond the dump, receives every event of the new generation."""
+    source = postgres_cluster.new_database()
+    dump = tmp_path / "team.dump"
+    async with running_server(PostgresUrl(source)) as server:
+        alice = await server.add_user("alice")
+        async with recipient() as client:
+            assert (await client.get(new_mail(alice).pixel())).status_code == 200
+            code = main(["server", "backup", "--db", source, str(dump)])
+            command = capsys.readouterr().err.split(": ", 2)[-1].split("; ")[0]
+            assert code == 2 and command.startswith("pg_dump ")
+            # The command as printed, with the cluster's own pg_dump.
+            await _run(str(postgres_cluster.bin / "pg_dump"), *shlex.split(command)[1:])
+            after = new_mail(alice)  # stored after the dump: lost by the restore
+            assert (await client.get(after.pixel())).status_code == 200
+        async with subscribed(server, alice.api_token) as stream:
+            seen = [await next_event(stream) for _ in range(2)]
+        before = await _hello(server, alice.api_token)
+    restored = postgres_cluster.new_database()
+    await _run(
+        str(postgres_cluster.bin / "pg_restore"), "--no-owner", f"--dbname={restored}", str(dump)
+    )
+    assert main(["server", "restored", "--db", restored]) == 0
+    async with running_server(PostgresUrl(restored)) as server:
+        hello = await _hello(server, alice.api_token)
+        assert hello["db"] == before["db"] and hello["generation"] == before["generation"] + 1
+        assert hello["floor"] >= seen[-1]["id"]
+        async with subscribed(server, alice.api_token, after=seen[-1]["id"]) as stream:
+            mail = new_mail(served_at(alice, server.url))
+            async with recipient() as client:
+                assert (await client.get(mail.pixel())).status_code == 200
+            event = await next_event(stream)
+    assert event["message"] == mail.message and event["id"] > hello["floor"]
+
+
+async def _run(*argv: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(60):
+        _, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+
+
+async def _hello(server: TrackingServer, token: str) -> dict[str, Any]:
+    async with connect(
+        f"ws://127.0.0.1:{server.port}/v1/stream?after=0",
+        additional_headers={"Authorization": f"Bearer {token}", "MailBeacon-Stream": "2"},
+        open_timeout=5,
+    ) as websocket:
+        hello: dict[str, Any] = json.loads(await websocket.recv())
+    return hello
