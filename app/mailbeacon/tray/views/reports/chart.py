@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from PySide6.QtCore import QEvent, QPoint, QRectF, QSize, Qt
+from PySide6.QtCore import QEvent, QLocale, QPoint, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QHelpEvent, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QToolTip, QWidget
 
@@ -161,7 +161,10 @@ class BarChart(QWidget):
             painter.setPen(grid_color)
             painter.drawLine(int(plot.left()), int(y), int(plot.right()), int(y))
             painter.setPen(text_color)
-            label = f"{value:,.0f}" if value == int(value) else f"{value:,.1f}"
+            # The locale's separators (QLocale's default follows the rep's language).
+            locale = QLocale()
+            label = (locale.toString(int(value)) if value == int(value)
+                     else locale.toString(value, "f", 1))
             height = metrics.height()
             painter.drawText(
                 QRectF(MARGIN, y - height / 2, plot.left() - MARGIN - 4, height),
