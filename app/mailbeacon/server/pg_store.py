@@ -111,6 +111,13 @@ _BEGIN_LOCKED = b"BEGIN; SELECT next_id FROM event_counter FOR UPDATE"
 _BEGIN_LOCKED_NOWAIT = b"BEGIN; SELECT next_id FROM event_counter FOR UPDATE NOWAIT"
 
 Row = tuple[object, ...]
+_EVENTS_AFTER = (
+    f"SELECT e.user_id, {', '.join('e.' + c.strip() for c in _EVENT_COLUMNS.split(','))}, "  # noqa: S608
+    "(SELECT coalesce(json_agg(json_build_array(r.event_id, r.verdict, r.reason, r.counts) "
+    "ORDER BY r.id), '[]'::json) FROM revisions r "
+    "WHERE r.user_id = e.user_id AND r.cause_id = e.id) "
+    "FROM events e WHERE e.id > %s ORDER BY e.id LIMIT %s"
+).encode()
 
 
 def describe(url: str) -> str:
@@ -481,21 +488,20 @@ class PgStore:
 
     def events_after(self, after: int, limit: int) -> list[tuple[int, StreamItem]]:
         """Every user's events with id > ``after`` (up to ``limit``), each followed by
-        its revisions: ``(user id, item)`` in id order (what other instances stored)."""
-        with self.snapshot():
-            rows = self._db.execute(
-                f"SELECT user_id, {_EVENT_COLUMNS} FROM events WHERE id > %s "  # noqa: S608
-                "ORDER BY id LIMIT %s",
-                (after, limit),
-            ).fetchall()
-            if not rows:
-                return []
-            revisions = self._db.execute(
-                "SELECT cause_id, event_id, verdict, reason, counts FROM revisions "
-                "WHERE cause_id > %s AND cause_id <= %s ORDER BY cause_id, id",
-                (after, int(str(rows[-1][1]))),
-            ).fetchall()
-        return _items(rows, revisions)
+        its revisions: ``(user id, item)`` in id order (what other instances stored).
+
+        One statement, one round trip (the feed runs it after every commit on every
+        instance): each event carries its revisions as a JSON array. A revision is
+        stored in the transaction of the event that caused it, so it is visible
+        exactly when that event is."""
+        rows = self._db.execute(_EVENTS_AFTER, (after, limit)).fetchall()
+        revisions: list[Row] = []
+        events: list[Row] = []
+        for row in rows:
+            events.append(row[:-1])
+            cause = row[1]
+            revisions.extend((cause, *revision) for revision in _json_list(row[-1]))
+        return _items(events, revisions)
 
     def touch_agent_address(self, user_id: int, ip: str, seen_at: float) -> None:
         """Remember that an agent of this user connected from ``ip``."""
@@ -608,6 +614,13 @@ class PgStore:
         self._closed = True
         self._clear()
         self._conn.close()
+
+
+def _json_list(value: object) -> list[list[object]]:
+    """A JSON array of arrays as psycopg hands it over (already parsed)."""
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, list)]
 
 
 def _items(rows: list[Row], revisions: list[Row]) -> list[tuple[int, StreamItem]]:
