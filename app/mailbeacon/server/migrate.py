@@ -5,7 +5,11 @@ values (the server secret, so every pixel and link in mail already sent verifies
 the stream's database identity, generation and id floor, so agents resume where
 they were; key generations and removed users), users with their ids and token
 hashes, agent addresses, and events and revisions with their ids. The target's id
-counter is set past every id the source ever handed out, so no id is reused.
+counter is set past every id the source ever handed out, so no id is reused. The
+team's administration comes too: the policy (so no rep's agent starts tracking what
+the team turned off), the console's administrators with their password hashes, each
+rep's last agent connection and the agents' reported sends and replies (the team
+report). Console sessions are not copied: administrators sign in again.
 
 Resumable: events go over in chunks, each in one transaction with the id it reached
 (meta ``migrate_progress``); a run interrupted anywhere starts again after the last
@@ -141,7 +145,7 @@ def _copy(
         # Past every id the source ever handed out (deleted ones too): none is reused.
         handed_out = max(last, src.max_event_id(), src.sequence())
         db.execute("UPDATE event_counter SET next_id = greatest(next_id, %s)", (handed_out + 1,))
-        for table in ("users", "revisions"):
+        for table in ("users", "revisions", "admins"):
             db.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
                 f"greatest((SELECT max(id) FROM {table}), 1))".encode()
@@ -209,7 +213,37 @@ def _copy_small_tables(src: SqliteStore, db: psycopg.Connection[tuple[object, ..
             "greatest(agent_addresses.last_seen, excluded.last_seen)",
             src.raw("SELECT user_id, ip, last_seen FROM agent_addresses", ()),
         )
+        for statement, query in _TEAM_TABLES:
+            cursor.executemany(statement, src.raw(query, ()))
     return len(users)
+
+
+# The team's administration (schema 4): (target statement, source query). A re-run
+# (resume) leaves what the target has changed since, except the policy, which the
+# source decides until the switch.
+_TEAM_TABLES = (
+    (
+        "INSERT INTO policy (key, value, enforced, changed_at) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+        "enforced = excluded.enforced, changed_at = excluded.changed_at",
+        "SELECT key, value, enforced, changed_at FROM policy",
+    ),
+    (
+        "INSERT INTO admins (id, name, password_hash, setup_hash, setup_expires, created_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        "SELECT id, name, password_hash, setup_hash, setup_expires, created_at FROM admins",
+    ),
+    (
+        "INSERT INTO agent_seen (user_id, last_seen, version) VALUES (%s, %s, %s) "
+        "ON CONFLICT (user_id) DO NOTHING",
+        "SELECT user_id, last_seen, version FROM agent_seen",
+    ),
+    (
+        "INSERT INTO rep_activity (user_id, message, kind, at) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT DO NOTHING",
+        "SELECT user_id, message, kind, at FROM rep_activity",
+    ),
+)
 
 
 def _copy_rows(

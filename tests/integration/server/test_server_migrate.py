@@ -16,8 +16,13 @@ from websockets.asyncio.client import connect
 
 from mailbeacon.cli import main
 from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.core.policy import TeamPolicy
+from mailbeacon.server.admin.accounts import add_admin, has_admin
 from mailbeacon.server.config import PostgresUrl
 from mailbeacon.server.migrate import MigrationRefused, migrate
+from mailbeacon.server.pg_store import PgStore
+from mailbeacon.server.sqlite_store import SqliteStore
+from mailbeacon.server.team import load_policy, set_policy_item
 from mailbeacon.server.tracking_server import TrackingServer
 from tests.helpers.server import (
     WAIT,
@@ -139,3 +144,45 @@ async def test_a_non_empty_target_is_refused_unless_told(tmp_path: Path, postgre
         migrate(db, postgres_url)
     with pytest.raises(MigrationRefused, match="user id 1 exists in both"):
         migrate(db, postgres_url, into_non_empty=True)
+
+
+async def test_the_teams_policy_and_administrators_move_too(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    db, *_ = await _history(tmp_path)
+    source = SqliteStore(db)
+    try:
+        decided = set_policy_item(source, "tracking.enabled", "false", True, "2026-12-07T09:00Z")
+        set_policy_item(source, "defaults.log", "true", False, "2026-12-07T09:01Z")
+        add_admin(source, "Ola Sales-Ops", 1_800_000_000.0, "2026-12-07T09:02Z")
+    finally:
+        source.close()
+
+    migrate(db, postgres_url)
+
+    target = PgStore(postgres_url)
+    try:
+        moved = load_policy(target)
+        assert moved == load_policy_of(db)
+        assert moved.version == decided.version + 1
+        assert not moved.tracking_allowed  # no rep's agent starts tracking again
+        assert has_admin(target)
+    finally:
+        target.close()
+    # Ids go on after the copied administrators: a new one does not collide.
+    assert query(PostgresUrl(postgres_url), "SELECT name FROM admins ORDER BY id") == [
+        ("Ola Sales-Ops",)
+    ]
+    again = PgStore(postgres_url)
+    try:
+        add_admin(again, "Second Admin", 1_800_000_000.0, "2026-12-07T10:00Z")
+    finally:
+        again.close()
+
+
+def load_policy_of(db: Path) -> TeamPolicy:
+    store = SqliteStore(db)
+    try:
+        return load_policy(store)
+    finally:
+        store.close()
