@@ -6,24 +6,33 @@ without a restart."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QLocale, Qt
-from PySide6.QtWidgets import QApplication, QComboBox
+from PySide6.QtCore import QLocale, Qt, QTimer
+from PySide6.QtWidgets import QApplication, QComboBox, QLabel, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from mailbeacon.agent.records.store import RecordsStore
+from mailbeacon.agent.settings.secrets import SecretStore
+from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.language import ENGLISH, Language
+from mailbeacon.core.policy import TeamPolicy
 from mailbeacon.core.profile import Profile
+from mailbeacon.core.uainfo import describe
+from mailbeacon.core.uainfo import label as device_label
 from mailbeacon.tray.app import TrayApp
 from mailbeacon.tray.assets import IconSet
 from mailbeacon.tray.icon.menu import Windows
 from mailbeacon.tray.language import QtLanguage
+from mailbeacon.tray.views.account.runner import sentence_for
 from mailbeacon.tray.views.activity.model import Column
 from mailbeacon.tray.views.activity.window import ActivityWindow
+from mailbeacon.tray.views.compose.templates import Template, TemplateStore
 from mailbeacon.tray.views.first_run import FirstRunDialog, MailClientSettings
 from mailbeacon.tray.views.settings.dialog import SettingsDialog
-from mailbeacon.tray.wiring import ProfileWindows
+from mailbeacon.tray.views.settings.saving import Refused, write_all
+from mailbeacon.tray.wiring import ProfileWindows, ask_session_only
 from tests.helpers.activity import small_feed
 
 WAIT_MS = 10_000
@@ -140,3 +149,61 @@ def test_a_language_saved_in_settings_remakes_the_windows_and_tells_the_tray(
         assert again.windowTitle() == "Aktywność — MailBeacon"
     finally:
         windows.close()
+
+
+def test_the_team_lock_note_in_a_polish_settings_dialog(
+    qtbot: QtBot, profile: Profile, pl: Language
+) -> None:
+    Settings().save(profile.config_file)
+    team = TeamPolicy().with_item("privacy.enabled", "true", enforce=True)
+    dialog = SettingsDialog(
+        Settings.load(profile.config_file),
+        SecretStore("mailbeacon-test"),
+        lambda s: s.save(profile.config_file),
+        team=team,
+        tr=pl,
+    )
+    qtbot.addWidget(dialog)
+    notes = [label.text() for label in dialog.fields["privacy.enabled"].row.findChildren(QLabel)]
+    assert "Ustawione przez zespół" in notes
+    assert "Set by your team" not in notes
+
+
+@pytest.mark.expect_log("account set-up failed unexpectedly", "saving the settings failed")
+def test_refusals_of_the_tray_modules_in_polish(tmp_path: Path, pl: Language) -> None:
+    with pytest.raises(ValueError, match=r"^Szablon musi mieć nazwę\.$"):
+        TemplateStore(tmp_path / "templates.json", pl).save(Template(" ", "", ""))
+    with pytest.raises(ValueError, match=r"^A template needs a name\.$"):
+        TemplateStore(tmp_path / "templates.json").save(Template(" ", "", ""))
+
+    def broken(_settings: Settings) -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(
+        Refused, match=r"^Nie udało się zapisać ustawień, nic nie zostało zmienione"
+    ):
+        write_all(SecretStore("mailbeacon-test"), broken, Settings(), {}, pl)
+    assert sentence_for(RuntimeError("boom"), pl) == (
+        "MailBeacon nie mógł dokończyć tego kroku: boom"
+    )
+
+
+@pytest.mark.expect_log("account set-up failed unexpectedly")
+def test_unexpected_failures_are_worded_in_english_by_default() -> None:
+    assert sentence_for(RuntimeError("boom")) == "MailBeacon could not finish this step: boom"
+
+
+def test_the_no_keyring_dialog_in_polish(qtbot: QtBot, pl: Language) -> None:
+    def answer() -> None:
+        box = QApplication.activeModalWidget()
+        assert isinstance(box, QMessageBox)
+        assert box.windowTitle() == "MailBeacon: brak pęku kluczy"
+        assert [b.text() for b in box.buttons()] == ["Działaj w tej sesji", "Zakończ"]
+        box.buttons()[1].click()
+
+    QTimer.singleShot(0, answer)
+    assert ask_session_only("no keyring here", pl) is False
+
+
+def test_a_device_name_in_a_polish_feed_detail(pl: Language) -> None:
+    assert device_label(describe(""), pl) == "nieznane urządzenie"

@@ -74,7 +74,7 @@ from mailbeacon.agent.tracking.watch import TrackingWatch
 from mailbeacon.core import uainfo
 from mailbeacon.core.durable import make_private, private_dir
 from mailbeacon.core.enrollment import Enrollment
-from mailbeacon.core.language import Language
+from mailbeacon.core.language import ENGLISH, Language
 from mailbeacon.core.profile import Profile
 from mailbeacon.core.urls import TrackingUrls
 
@@ -193,7 +193,8 @@ class AgentRuntime:
         self._connection = ConnectionState.CONNECTING
         self._detail = ""
         self._problems: list[str] = []
-        self._report: StatusReport | None = None
+        self._report: StatusReport | None = None  # in English: the status file
+        self._shown: StatusReport | None = None  # the same in the rep's language: the tray
         self._status_wake = asyncio.Event()
         self._outage = OutageWatch()
         # The last "Test tracking" of the tracking URL: (worked?, its sentence).
@@ -219,7 +220,7 @@ class AgentRuntime:
             lambda: PolicyConfig.from_settings(self.current_settings()),
             self._listener.notification,
             clock=self._clock,
-            describe_client=lambda ua: uainfo.describe(ua).label,
+            describe_client=lambda ua: uainfo.label(uainfo.describe(ua), self.language()),
             device_family=uainfo.device_family,
             country_of=CountryLookup().country_of,
             language=self.language,
@@ -568,11 +569,12 @@ class AgentRuntime:
             relay_port=self.relay.port if self.relay else 0,
             relay_user=self.settings.relay.user,
             problems=tuple(self._problems),
-            report=self._report,
+            report=self._shown,
         )
 
-    def status_report(self) -> StatusReport:
-        """What works and what does not, decided now (agent/status.py)."""
+    def status_report(self, tr: Language = ENGLISH) -> StatusReport:
+        """What works and what does not, decided now (agent/status.py), worded in ``tr``
+        (English for the status file; the rep's language for the tray)."""
         settings = self.current_settings()
         outbox = self.outbox
         sign_in = next((p for p in self._problems if p.startswith(SIGN_IN_PROBLEM)), None)
@@ -591,7 +593,8 @@ class AgentRuntime:
                 paused_until=paused_until(settings, self._clock()),
                 tracking_tested=self.tracking_tested,
                 sign_in_problem=sign_in,
-            )
+            ),
+            tr,
         )
 
     def _tracking_watch(self) -> TrackingWatch:
@@ -612,6 +615,7 @@ class AgentRuntime:
 
     def _publish(self) -> None:
         self._report = self.status_report()
+        self._shown = self.status_report(self.language())
         self._tell_outage(self._outage.observe(self._report.sending, self._clock()))
         self._listener.status(self.status())
         self._status_wake.set()

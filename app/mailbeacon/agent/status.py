@@ -229,46 +229,57 @@ class StatusInputs:
     sign_in_problem: str | None = None
 
 
-def decide(inputs: StatusInputs) -> StatusReport:
-    """The report for what the running agent knows."""
+def decide(inputs: StatusInputs, tr: Language = ENGLISH) -> StatusReport:
+    """The report for what the running agent knows, its details worded in ``tr`` (the
+    status file and the command line keep English; the tray asks for the rep's)."""
     server = upstream_server(inputs.upstream_url)
     if not inputs.upstream_configured:
         sending = Sending(
-            SendingState.NOT_CONFIGURED, inputs.waiting, not_configured_detail(inputs.waiting)
+            SendingState.NOT_CONFIGURED, inputs.waiting, not_configured_detail(inputs.waiting, tr)
         )
     elif inputs.sign_in_problem or inputs.blocked_reason:
         why = inputs.sign_in_problem or inputs.blocked_reason or ""
-        sending = Sending(
-            SendingState.FAILING,
-            inputs.waiting,
-            f"{server or 'The outgoing mail server'} is not taking mail: {why}",
-            server,
+        detail = (
+            tr.t("{server} is not taking mail: {reason}", server=server, reason=why)
+            if server
+            else tr.t("The outgoing mail server is not taking mail: {reason}", reason=why)
         )
+        sending = Sending(SendingState.FAILING, inputs.waiting, detail, server)
     else:
-        sending = Sending(SendingState.OK, inputs.waiting, f"Mail goes out through {server}.",
-                          server)
+        sending = Sending(
+            SendingState.OK, inputs.waiting, tr.t("Mail goes out through {server}.", server=server),
+            server,
+        )  # fmt: skip
     if not inputs.stream_enabled:
         stream = Stream(StreamLink.DISABLED, inputs.stream_detail)
     elif inputs.stream_connected:
         stream = Stream(StreamLink.CONNECTED, inputs.stream_detail)
     else:
-        stream = Stream(StreamLink.OFFLINE, inputs.stream_detail or "Connecting…")
+        stream = Stream(StreamLink.OFFLINE, inputs.stream_detail or tr.t("Connecting…"))
     return StatusReport(
         sending,
-        tracking_status(inputs.tracking_url, inputs.tracking_tested),
+        tracking_status(inputs.tracking_url, inputs.tracking_tested, tr),
         stream,
         inputs.paused_until,
     )
 
 
-def not_configured_detail(waiting: int) -> str:
+def not_configured_detail(waiting: int, tr: Language = ENGLISH) -> str:
     """Why nothing is sent before the rep named a mail server."""
-    verb = "waits" if waiting == 1 else "wait"
-    queued = f" {emails(waiting).capitalize()} {verb} in the outbox." if waiting else ""
-    return f"No outgoing mail server is set up: set up your email account.{queued}"
+    if not waiting:
+        return tr.t("No outgoing mail server is set up: set up your email account.")
+    return tr.n(
+        "No outgoing mail server is set up: set up your email account. {count} email waits "
+        "in the outbox.",
+        "No outgoing mail server is set up: set up your email account. {count} emails wait "
+        "in the outbox.",
+        waiting,
+    )
 
 
-def tracking_status(url: str, tested: tuple[bool, str] | None = None) -> Tracking:
+def tracking_status(
+    url: str, tested: tuple[bool, str] | None = None, tr: Language = ENGLISH
+) -> Tracking:
     """Whether recipients can reach ``url``: never "yes" for loopback or private."""
     check = check_tracking_url(url)
     if not check.reachable_by_recipients:
@@ -279,8 +290,10 @@ def tracking_status(url: str, tested: tuple[bool, str] | None = None) -> Trackin
     return Tracking(
         url,
         Reachable.UNKNOWN,
-        "Not checked yet: MailBeacon checks it shortly after it starts (or use Test "
-        "tracking in Settings).",
+        tr.t(
+            "Not checked yet: MailBeacon checks it shortly after it starts (or use Test "
+            "tracking in Settings)."
+        ),
     )
 
 
@@ -319,21 +332,25 @@ def paused_until(settings: Settings, now: float) -> str | None:
     return None
 
 
-def from_settings(settings: Settings, now: float, waiting: int = 0) -> StatusReport:
+def from_settings(
+    settings: Settings, now: float, waiting: int = 0, tr: Language = ENGLISH
+) -> StatusReport:
     """What can be said with no agent running: nothing is sent, nothing is heard."""
     configured = bool(settings.upstream.url)
     server = upstream_server(settings.upstream.url)
     if configured:
         sending = Sending(
             SendingState.FAILING, waiting,
-            "MailBeacon is not running: nothing is sent until it starts.", server,
-        )
+            tr.t("MailBeacon is not running: nothing is sent until it starts."), server,
+        )  # fmt: skip
     else:
-        sending = Sending(SendingState.NOT_CONFIGURED, waiting, not_configured_detail(waiting))
+        sending = Sending(
+            SendingState.NOT_CONFIGURED, waiting, not_configured_detail(waiting, tr)
+        )
     return StatusReport(
         sending,
-        tracking_status(tracking_url_of(settings)),
-        Stream(StreamLink.OFFLINE, "MailBeacon is not running."),
+        tracking_status(tracking_url_of(settings), tr=tr),
+        Stream(StreamLink.OFFLINE, tr.t("MailBeacon is not running.")),
         paused_until(settings, now),
     )
 

@@ -19,6 +19,8 @@ from functools import lru_cache
 
 import ua_parser
 
+from mailbeacon.core.language import ENGLISH, Language
+
 UNKNOWN = "unknown"
 _MAX_CHARS = 1024
 
@@ -67,7 +69,8 @@ class ClientInfo:
     family: str  # the client: "Outlook", "Apple Mail", "Chrome"; "" if unknown
     os: str  # "Windows", "macOS", "iOS", "Android", "Linux", "ChromeOS"; "" if unknown
     device: str  # "iPhone", "iPad", "Mac", a phone model; "" if unknown
-    label: str  # for the notification: "Outlook on Windows", "via Gmail"
+    label: str  # in English: "Outlook on Windows", "via Gmail" (:func:`label` words it)
+    proxy: bool = False  # an image proxy (Gmail, Apple): ``family`` names the service
 
 
 def describe(user_agent: str | None) -> ClientInfo:
@@ -81,7 +84,7 @@ def _describe(agent: str) -> ClientInfo:
         return ClientInfo("", "", "", "unknown device")
     for pattern, via in _PROXIES:
         if pattern.search(agent):
-            return ClientInfo(via, "", "", f"via {via}")
+            return ClientInfo(via, "", "", f"via {via}", proxy=True)
     result = ua_parser.parse(agent)
     os_name = _OS_NAMES.get(result.os.family, result.os.family) if result.os else ""
     if os_name == "Other":
@@ -118,16 +121,24 @@ def _device(agent: str, result: ua_parser.Result, os_name: str) -> str:
 
 
 def _label(family: str, os_name: str, device: str) -> str:
-    where = device if device in ("iPhone", "iPad", "iPod") else os_name
-    if os_name == "Android" and not where:
+    return label(ClientInfo(family, os_name, device, ""))
+
+
+def label(info: ClientInfo, tr: Language = ENGLISH) -> str:
+    """The client and device as a rep reads them in ``tr``: ``Outlook on Windows`` /
+    ``Outlook (Windows)``, ``via Gmail`` / ``przez Gmail``, ``unknown device``."""
+    if info.proxy:
+        return tr.t("via {service}", service=info.family)
+    where = info.device if info.device in ("iPhone", "iPad", "iPod") else info.os
+    if info.os == "Android" and not where:
         where = "Android"
-    if family and where:
-        return f"{family} on {where}"
-    if family:
-        return family
+    if info.family and where:
+        return tr.t("{client} on {system}", client=info.family, system=where)
+    if info.family:
+        return info.family
     if where:
-        return f"a device on {where}"
-    return "unknown device"
+        return tr.t("a device on {system}", system=where)
+    return tr.t("unknown device")
 
 
 def device_family(user_agent: str | None) -> str:

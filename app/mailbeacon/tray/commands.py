@@ -93,7 +93,11 @@ def run_tray(
     if problem is not None and options.relay_password is None:
         log.warning("keyring unavailable: %s", problem)
         _app = _application()  # held until the tray, which reuses it, has run
-        if not (choose_session_only or wiring.ask_session_only)(problem):
+        if choose_session_only is not None:
+            session_ok = choose_session_only(problem)
+        else:
+            session_ok = wiring.ask_session_only(problem, wiring.profile_language(profile))
+        if not session_ok:
             return 1
         options = replace(options, relay_password=secrets.token_urlsafe(12))
         session_only = True

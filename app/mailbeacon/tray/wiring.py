@@ -20,7 +20,7 @@ from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.sending.submit import RelaySubmitter
 from mailbeacon.agent.settings.mail_urls import parse_host_port
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
-from mailbeacon.agent.settings.store import Settings
+from mailbeacon.agent.settings.store import ConfigError, Settings
 from mailbeacon.agent.settings.team import TeamPolicyFile, overlay
 from mailbeacon.agent.status import Reachable, SendingState, StatusReport
 from mailbeacon.core.extract import extract_for_log, header_value
@@ -326,7 +326,7 @@ class ProfileWindows:
             ),
             contacts=ContactsModel(store),
             lookup_contact=store.contact,
-            templates=TemplateStore.for_profile(self._profile),
+            templates=TemplateStore.for_profile(self._profile, self.language),
             tr=self.language,
         )
         window.handedOver.connect(self._confirm_sent)
@@ -363,7 +363,7 @@ class ProfileWindows:
         """The account flow for the first-run dialog (``FirstRunDialog(account=...)``)."""
         settings = self._settings()
         flow = AccountFlow(
-            AccountRunner(ProfileSteps(self._profile)),
+            AccountRunner(ProfileSteps(self._profile, language=self.language), tr=self.language),
             mail_client=mail_client,
             name=settings.account.name,
             email=settings.account.email,
@@ -375,13 +375,15 @@ class ProfileWindows:
     def reach_step(self) -> ReachStep:
         """The first-run step "How will your recipients reach tracking?"; a saved team
         link restarts the agent, which then counts opens on that server."""
-        return ReachStep(team_link_saver(self._profile, self._restart_agent), tr=self.language)
+        return ReachStep(
+            team_link_saver(self._profile, self._restart_agent, self.language), tr=self.language
+        )
 
     def _make_account(self) -> QWidget:
         settings = self._settings()
         relay = settings.relay
         dialog = AccountDialog(
-            AccountRunner(ProfileSteps(self._profile)),
+            AccountRunner(ProfileSteps(self._profile, language=self.language), tr=self.language),
             mail_client=MailClientSettings(
                 relay.host, relay.port, relay.user, self.relay_password()
             ),
@@ -429,7 +431,7 @@ class ProfileWindows:
     def _apply_autostart(self, enabled: bool) -> None:
         own = None if self._profile == Profile.default() else self._profile.config_dir.parent
         try:
-            apply_autostart(enabled, self._config_home, exec_command_for(own))
+            apply_autostart(enabled, self._config_home, exec_command_for(own), self.language)
         except AutostartError as exc:
             log.warning("autostart: %s", exc)
             QMessageBox.warning(None, "MailBeacon", self.language.t(
@@ -469,22 +471,34 @@ def keyring_problem(profile: Profile) -> str | None:
     return None
 
 
-def ask_session_only(problem: str) -> bool:
+def profile_language(profile: Profile) -> Language:
+    """The rep's language before the tray starts (``app.language``, else the system's)."""
+    try:
+        setting = Settings.load_or_default(profile.config_file).app.language
+    except ConfigError as exc:  # the tray reports a bad settings file itself
+        log.info("language: the settings file cannot be read (%s)", exc)
+        setting = "system"
+    return Language.load(setting, os.environ)
+
+
+def ask_session_only(problem: str, tr: Language = ENGLISH) -> bool:
     """Ask the rep whether to run with secrets kept in memory for this session only."""
     box = QMessageBox(
         QMessageBox.Icon.Warning,
-        "MailBeacon: no keyring",
+        tr.t("MailBeacon: no keyring"),
         problem,
         QMessageBox.StandardButton.NoButton,
     )
     box.setTextFormat(Qt.TextFormat.PlainText)
     box.setInformativeText(
-        "MailBeacon can run for this session with its passwords kept in memory only: "
-        "your mail client then needs the new relay password shown next. Nothing is "
-        "written to a file."
+        tr.t(
+            "MailBeacon can run for this session with its passwords kept in memory only: "
+            "your mail client then needs the new relay password shown next. Nothing is "
+            "written to a file."
+        )
     )
-    session = box.addButton("Run for this session", QMessageBox.ButtonRole.AcceptRole)
-    box.addButton("Quit", QMessageBox.ButtonRole.RejectRole)
+    session = box.addButton(tr.t("Run for this session"), QMessageBox.ButtonRole.AcceptRole)
+    box.addButton(tr.t("Quit"), QMessageBox.ButtonRole.RejectRole)
     box.exec()
     return box.clickedButton() is session
 

@@ -14,10 +14,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from mailbeacon.agent.account import discovery
+from mailbeacon.agent.account.discovery import DiscoveryFailed
 from mailbeacon.agent.notifications import wording
 from mailbeacon.agent.notifications.refusals import OURS, refusal_body
+from mailbeacon.agent.settings.team import LOCKED_NOTE
+from mailbeacon.agent.status import StatusInputs, decide
 from mailbeacon.core.events import EventType
 from mailbeacon.core.language import CATALOGS, ENGLISH, Language, chosen_code, system_locale
+from mailbeacon.core.uainfo import describe, label
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 
@@ -156,3 +161,71 @@ def test_a_stale_compiled_catalog_is_not_used(tmp_path: Path) -> None:
     older = po.stat().st_mtime - 10  # the .po was edited after the build: it counts
     os.utime(mo, (older, older))
     assert Language.load("pl", folder=folder).t("Someone") == "Ktoś"
+
+
+def _inputs(**changes: object) -> StatusInputs:
+    values: dict[str, object] = {
+        "upstream_url": "smtps://smtp.example.org:465",
+        "upstream_configured": True,
+        "blocked_reason": None,
+        "waiting": 0,
+        "tracking_url": "https://t.example.org",
+        "stream_connected": True,
+    }
+    values.update(changes)
+    return StatusInputs(**values)  # type: ignore[arg-type]
+
+
+def test_status_details_in_polish_and_english_for_the_status_file(pl: Language) -> None:
+    english = decide(_inputs(upstream_configured=False, waiting=5))
+    assert english.sending.detail == (
+        "No outgoing mail server is set up: set up your email account. 5 emails wait in the outbox."
+    )
+    polish = decide(_inputs(upstream_configured=False, waiting=5), pl)
+    assert polish.sending.detail == (
+        "Nie ustawiono serwera poczty wychodzącej: skonfiguruj konto e-mail. 5 wiadomości "
+        "czeka w skrzynce nadawczej."
+    )
+    assert polish.sending.state == english.sending.state  # one rule, two wordings
+    failing = decide(_inputs(blocked_reason="550 relay denied"), pl)
+    assert failing.sending.detail == "smtp.example.org:465 nie przyjmuje poczty: 550 relay denied"
+    ok = decide(_inputs(stream_connected=False), pl)
+    assert ok.sending.detail == "Poczta wychodzi przez smtp.example.org:465."
+    assert ok.stream.detail == "Łączenie…"
+    assert ok.tracking.detail.startswith("Jeszcze nie sprawdzono: MailBeacon sprawdza")
+    assert decide(_inputs()).tracking.detail.startswith("Not checked yet: MailBeacon checks")
+
+
+def test_sign_in_and_discovery_refusals_in_polish(pl: Language) -> None:
+    with pytest.raises(DiscoveryFailed) as english:
+        discovery._split("not an address", ENGLISH)
+    assert str(english.value) == (
+        "'not an address' is not an email address: enter it as name@example.org."
+    )
+    with pytest.raises(DiscoveryFailed) as polish:
+        discovery._split("not an address", pl)
+    assert str(polish.value) == (
+        "'not an address' nie jest adresem e-mail: wpisz go w postaci nazwa@example.org."
+    )
+    assert pl.t(discovery.ENTER_MANUALLY) == "Wpisz je po kliknięciu Ustaw ręcznie."
+
+
+def test_device_names_in_polish(pl: Language) -> None:
+    outlook = describe(
+        "Mozilla/4.0 (compatible; ms-office; MSOffice 16) Microsoft Outlook 16.0.17328"
+    )
+    assert outlook.label == label(outlook) == "Outlook on Windows"
+    assert label(outlook, pl) == "Outlook (Windows)"
+    assert label(describe(""), pl) == "nieznane urządzenie"
+    assert describe("").label == "unknown device"
+    gmail = describe(
+        "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+    )
+    assert (gmail.label, label(gmail, pl)) == ("via Gmail", "przez Gmail")
+
+
+def test_the_team_lock_note_in_polish(pl: Language) -> None:
+    assert (ENGLISH.t(LOCKED_NOTE), pl.t(LOCKED_NOTE)) == (
+        "Set by your team",
+        "Ustawione przez zespół",
+    )

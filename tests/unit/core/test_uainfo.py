@@ -41,7 +41,7 @@ def test_proxies_hide_the_device() -> None:
     info = describe(
         "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
     )
-    assert info == ClientInfo("Gmail", "", "", "via Gmail")  # not "Firefox on Windows XP"
+    assert info == ClientInfo("Gmail", "", "", "via Gmail", proxy=True)  # not "Firefox on XP"
 
 
 def test_a_new_device_family_is_told_apart_from_the_same_one() -> None:

@@ -42,6 +42,7 @@ from mailbeacon.agent.account.model import (
     Source,
 )
 from mailbeacon.agent.account.probe import Probe
+from mailbeacon.core.language import ENGLISH, Language, mark
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,9 @@ DNS_PORT = 53
 # Each step's share of the deadline: DNS answers fast or not at all; HTTPS and the
 # probe need a TLS handshake or two.
 SHARES = {Source.MX: 0.15, Source.SRV: 0.15, Source.AUTOCONFIG: 0.35, Source.PROBE: 0.35}
+
+
+ENTER_MANUALLY = mark("Enter them under Edit manually.")
 
 
 class DiscoveryFailed(Exception):
@@ -120,9 +124,11 @@ async def discover(
     http: httpx.AsyncClient,
     probe: Probe,
     deadline: float = 10.0,
+    tr: Language = ENGLISH,
 ) -> Discovered:
-    """The servers for ``email``; raises :class:`DiscoveryFailed` within ``deadline`` s."""
-    email, domain = _split(email)
+    """The servers for ``email``; raises :class:`DiscoveryFailed` within ``deadline`` s,
+    its sentence in ``tr`` (the command line keeps English)."""
+    email, domain = _split(email, tr)
     preset = presets.by_domain(domain)
     if preset is not None:
         return from_preset(email, preset, Source.PRESET)
@@ -139,8 +145,9 @@ async def discover(
                     return found
     except TimeoutError:
         log.info("discovery: %s ran out of time (%.1f s)", domain, deadline)
+    # Two sentences: the account window shows the first with a hint of its own.
     raise DiscoveryFailed(
-        f"No mail servers were found for {domain}. Enter them under Edit manually."
+        f"{tr.t('No mail servers were found for {domain}.', domain=domain)} {tr.t(ENTER_MANUALLY)}"
     )
 
 
@@ -156,13 +163,16 @@ async def _run(step: Step, source: Source, context: _Context, budget: float) -> 
         return None
 
 
-def _split(email: str) -> tuple[str, str]:
+def _split(email: str, tr: Language) -> tuple[str, str]:
     address = email.strip()
     local, at, domain = address.rpartition("@")
     domain = presets.normalise_host(domain)
     if not at or not local or "." not in domain or any(c.isspace() for c in address):
         raise DiscoveryFailed(
-            f"{address!r} is not an email address: enter it as name@example.org."
+            tr.t(
+                "{address} is not an email address: enter it as name@example.org.",
+                address=repr(address),
+            )
         )
     return address, domain
 

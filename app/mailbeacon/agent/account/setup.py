@@ -33,6 +33,7 @@ from mailbeacon.agent.sending.check import UpstreamProbe, check_upstream
 from mailbeacon.agent.settings.errors import SettingError
 from mailbeacon.agent.settings.secrets import Secret, SecretStore
 from mailbeacon.agent.settings.store import Settings
+from mailbeacon.core.language import ENGLISH, Language
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,11 @@ class AccountSetup:
         opener: Callable[[str], bool] | None = None,
         show_code: Callable[[DeviceCode], None] | None = None,
         save: Callable[[Settings], None],
+        tr: Language = ENGLISH,
     ) -> None:
-        """``save`` writes the settings file (atomically); ``opener`` shows a URL."""
+        """``save`` writes the settings file (atomically); ``opener`` shows a URL;
+        ``tr`` words the refusals for the rep (the command line keeps English)."""
+        self._tr = tr
         self._settings = settings
         self._secrets = secrets
         self._http = http
@@ -142,7 +146,11 @@ class AccountSetup:
             tokens, bearer = None, None
             password = request.password or ""
             if not password:
-                raise SetupError(f"Type the password (or app password) for {servers.email}.")
+                raise SetupError(
+                    self._tr.t(
+                        "Type the password (or app password) for {email}.", email=servers.email
+                    )
+                )
         login = servers.email if method is AuthMethod.OAUTH2 else request.user
         smtp_said = await self._try_smtp(servers, login, password, bearer)
         imap_said = await self._try_imap(servers, login, password, bearer)
@@ -176,13 +184,18 @@ class AccountSetup:
         issuer = self._settings.oauth.issuer or servers.issuer
         if not issuer:
             raise SetupError(
-                f"{servers.email} has no sign-in provider we know: set oauth.issuer, or "
-                "use a password."
+                self._tr.t(
+                    "{email} has no sign-in provider we know: set oauth.issuer, or use a password.",
+                    email=servers.email,
+                )
             )
         if not self._settings.oauth.client_id:
             raise SetupError(
-                "Sign-in needs the client ID your administrator registered for MailBeacon "
-                "(Settings → Account, or `mailbeacon config set oauth.client_id ID`)."
+                self._tr.t(
+                    "Sign-in needs the client ID your administrator registered for "
+                    "MailBeacon (Settings → Account, or `mailbeacon config set "
+                    "oauth.client_id ID`)."
+                )
             )
         try:
             client = self._client_for(await oauth.discover(issuer, self._http), servers)

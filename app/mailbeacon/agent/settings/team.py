@@ -24,12 +24,13 @@ from pathlib import Path
 from mailbeacon.agent.settings.errors import SettingError
 from mailbeacon.agent.settings.store import KEYS, ConfigError, Settings
 from mailbeacon.core.durable import atomic_write
+from mailbeacon.core.language import mark
 from mailbeacon.core.policy import PolicyError, TeamPolicy, defaults_to_apply
 
 log = logging.getLogger(__name__)
 
 FILE_NAME = "team_policy.json"
-LOCKED_NOTE = "Set by your team"
+LOCKED_NOTE = mark("Set by your team")
 
 
 def policy_file(config_dir: Path) -> Path:

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mailbeacon.core.durable import atomic_write
+from mailbeacon.core.language import ENGLISH, Language
 
 log = logging.getLogger(__name__)
 
@@ -97,17 +98,19 @@ def render_entry(exec_command: str) -> str:
     )
 
 
-def apply_autostart(enabled: bool, config_home: Path, exec_command: str) -> Path:
+def apply_autostart(
+    enabled: bool, config_home: Path, exec_command: str, tr: Language = ENGLISH
+) -> Path:
     """Write (``enabled``) or remove the autostart entry under ``config_home``; its path.
 
     ``exec_command`` is the command line to start at login, split like a shell would
     (``exec_command_for()`` makes one). Writing is atomic, so a crash never leaves a
     half-written entry for the desktop to run. Raises AutostartError with a message for
-    the rep when the folder cannot be written.
+    the rep (in ``tr``) when the folder cannot be written.
     """
     path = entry_path(config_home)
     if enabled:
-        _write_atomically(path, render_entry(exec_command))
+        _write_atomically(path, render_entry(exec_command), tr)
         log.info("autostart entry written: %s", path)
     else:
         try:
@@ -117,20 +120,27 @@ def apply_autostart(enabled: bool, config_home: Path, exec_command: str) -> Path
         except OSError as exc:
             log.warning("cannot remove the autostart entry %s: %s", path, exc)
             raise AutostartError(
-                f"Could not remove {path} ({exc.strerror or exc}); delete it to stop "
-                "MailBeacon from starting at login."
+                tr.t(
+                    "Could not remove {path} ({error}); delete it to stop MailBeacon from "
+                    "starting at login.",
+                    path=path,
+                    error=exc.strerror or exc,
+                )
             ) from exc
         log.info("autostart entry removed: %s", path)
     return path
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def _write_atomically(path: Path, text: str, tr: Language) -> None:
     try:
         # 0o644: the desktop session reads it; it holds no secret.
         atomic_write(path, text.encode("utf-8"), 0o644)
     except OSError as exc:
         log.warning("cannot write the autostart entry %s: %s", path, exc)
         raise AutostartError(
-            f"Could not set MailBeacon to start at login: {path.parent} is not writable "
-            f"({exc.strerror or exc})."
+            tr.t(
+                "Could not set MailBeacon to start at login: {folder} is not writable ({error}).",
+                folder=path.parent,
+                error=exc.strerror or exc,
+            )
         ) from exc

@@ -68,7 +68,7 @@ SaveTeamLink = Callable[[str], None]
 
 
 def team_link_saver(
-    profile: Profile, after: Callable[[], None] = lambda: None
+    profile: Profile, after: Callable[[], None] = lambda: None, tr: Language = ENGLISH
 ) -> SaveTeamLink:
     """Saves a team link for ``profile`` as Settings → Tracking server does, then calls
     ``after`` (the agent restarts). Raises ``Refused`` with words for the rep."""
@@ -76,7 +76,7 @@ def team_link_saver(
     def save(link: str) -> None:
         values, errors = checked_secrets({"server.enrollment": link})
         if errors or not values:
-            raise Refused(errors.get("server.enrollment", BAD_TEAM_LINK))
+            raise Refused(tr.t(errors.get("server.enrollment", BAD_TEAM_LINK)))
         enrollment = Enrollment.decode(link.strip())
         settings = Settings.load_or_default(profile.config_file)
         trial, problems = checked_settings(
@@ -85,7 +85,7 @@ def team_link_saver(
         if problems:
             raise Refused(" ".join(problems.values()))
         secrets = SecretStore(profile.keyring_service, dict(os.environ))
-        write_all(secrets, lambda new: new.save(profile.config_file), trial, values)
+        write_all(secrets, lambda new: new.save(profile.config_file), trial, values, tr)
         after()
 
     return save

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from mailbeacon.agent.account.discovery import ENTER_MANUALLY
 from mailbeacon.agent.account.model import AuthMethod, Discovered, Source
 from mailbeacon.agent.account.setup import AccountRequest, AccountResult
 from mailbeacon.core.language import ENGLISH, Language, mark
@@ -401,7 +402,7 @@ class AccountFlow(QWidget):
 
     def show_not_found(self, sentence: str) -> None:
         """Discovery found nothing: the manual fields, with the sentence saying so."""
-        said = sentence.replace(" Enter them under Edit manually.", "").strip()
+        said = sentence.replace(f" {self._tr.t(ENTER_MANUALLY)}", "").strip()
         self.edit_manually()
         self._say(self.manual_note, f"{said} {self._tr.t(NOT_FOUND_HINT)}")
 

@@ -31,6 +31,7 @@ from mailbeacon.agent.account.probe import Probe
 from mailbeacon.agent.account.setup import AccountRequest, AccountResult, AccountSetup, SetupError
 from mailbeacon.agent.settings.secrets import SecretStore, SecretStoreUnavailable
 from mailbeacon.agent.settings.store import ConfigError, Settings
+from mailbeacon.core.language import ENGLISH, Language
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray.threads.workers import Job, Worker
 
@@ -70,9 +71,12 @@ class ProfileSteps:
         profile: Profile,
         environ: Mapping[str, str] | None = None,
         opener: Callable[[str], bool] | None = None,
+        language: Language = ENGLISH,
     ) -> None:
-        """``opener`` shows the sign-in page (default: the system browser)."""
+        """``opener`` shows the sign-in page (default: the system browser); the agent's
+        sentences for the rep are in ``language``."""
         self._profile = profile
+        self._language = language
         self._environ = dict(os.environ if environ is None else environ)
         self._opener = opener
 
@@ -89,12 +93,13 @@ class ProfileSteps:
     def _setup(self, http: httpx.AsyncClient) -> AccountSetup:
         config = self._profile.config_file
         environ = self._environ
+        language = self._language
 
         async def find(email: str) -> Discovered:
             # As ``mailbeacon account discover`` does (agent/account/commands.py).
             resolver = discovery.resolver_from_env(environ)
             return await discovery.discover(
-                email, resolver=resolver, http=http, probe=Probe(resolver)
+                email, resolver=resolver, http=http, probe=Probe(resolver), tr=language
             )
 
         return AccountSetup(
@@ -104,6 +109,7 @@ class ProfileSteps:
             find,
             opener=self._opener,
             save=lambda kept: kept.save(config),
+            tr=language,
         )
 
 
@@ -122,10 +128,16 @@ class AccountRunner(QObject):
     busyChanged = Signal(bool)
 
     def __init__(
-        self, steps: AccountSteps, worker: Worker | None = None, parent: QObject | None = None
+        self,
+        steps: AccountSteps,
+        worker: Worker | None = None,
+        parent: QObject | None = None,
+        tr: Language = ENGLISH,
     ) -> None:
+        """``tr`` words a failure the agent did not word itself."""
         super().__init__(parent)
         self._steps = steps
+        self._tr = tr
         # One thread: a set-up never overtakes the look-up it follows.
         self._worker = worker or Worker(1, self)
         self._job: Job[object] | None = None
@@ -179,7 +191,7 @@ class AccountRunner(QObject):
 
         def error(exc: BaseException) -> None:
             self._set_job(None)
-            said(sentence_for(exc))
+            said(sentence_for(exc, self._tr))
 
         self._set_job(self._worker.submit(lambda: _until_stopped(call, stop), done, error))
 
@@ -206,10 +218,10 @@ async def _until_stopped(call: Callable[[], Awaitable[object]], stop: threading.
     return step.result()
 
 
-def sentence_for(error: BaseException) -> str:
+def sentence_for(error: BaseException, tr: Language = ENGLISH) -> str:
     """What to tell the rep about a step that failed."""
     if isinstance(error, SAID_FOR_THE_REP):
         return str(error)
     # Not one of the agent's worded failures: a bug or an odd environment; keep the trace.
     log.error("account set-up failed unexpectedly", exc_info=error)
-    return f"MailBeacon could not finish this step: {error}"
+    return tr.t("MailBeacon could not finish this step: {error}", error=error)

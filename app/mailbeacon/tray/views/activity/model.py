@@ -51,6 +51,7 @@ from mailbeacon.agent.records.model import ActivityFilter, ActivityRow
 from mailbeacon.core.events import HIT_TYPES, EventType, Verdict
 from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.core.uainfo import describe
+from mailbeacon.core.uainfo import label as device_label
 from mailbeacon.tray.threads.workers import Worker
 from mailbeacon.tray.views.activity.when import full_when, relative_when, utc_now
 from mailbeacon.tray.views.tables import AnyIndex, RowTableModel, greyed_brush
@@ -222,7 +223,7 @@ def detail_text(row: ActivityRow, tr: Language = ENGLISH) -> str:
     if event.type == EventType.CLICK:
         return event.url or ""
     if event.type == EventType.OPEN:
-        client = describe(event.user_agent).label if event.user_agent else ""
+        client = device_label(describe(event.user_agent), tr) if event.user_agent else ""
         via = event.details.get("via")
         if via and client:
             return tr.t("{client} (via {proxy})", client=client, proxy=via)

@@ -23,6 +23,7 @@ from pathlib import Path
 from mailbeacon.agent.records.model import Contact
 from mailbeacon.core.durable import atomic_write
 from mailbeacon.core.html_links import plan_html, render
+from mailbeacon.core.language import ENGLISH, Language
 from mailbeacon.core.profile import Profile
 from mailbeacon.core.stale import unwrap_text
 
@@ -52,13 +53,15 @@ class Template:
 class TemplateStore:
     """The templates of one profile (one JSON file)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, tr: Language = ENGLISH) -> None:
+        """``tr`` words the refusals the compose window shows the rep."""
         self.path = path
+        self._tr = tr
 
     @classmethod
-    def for_profile(cls, profile: Profile) -> TemplateStore:
+    def for_profile(cls, profile: Profile, tr: Language = ENGLISH) -> TemplateStore:
         """The store in the profile's config folder."""
-        return cls(profile.config_dir / FILE_NAME)
+        return cls(profile.config_dir / FILE_NAME, tr)
 
     def load(self) -> list[Template]:
         """Every template, by name; an absent file is no templates."""
@@ -67,7 +70,11 @@ class TemplateStore:
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise TemplatesError(f"cannot read the templates file {self.path}: {exc}") from exc
+            raise TemplatesError(
+                self._tr.t(
+                    "cannot read the templates file {path}: {error}", path=self.path, error=exc
+                )
+            ) from exc
         try:
             data = json.loads(raw)
             items = data["templates"]
@@ -77,7 +84,11 @@ class TemplateStore:
             ]
         except (ValueError, KeyError, TypeError) as exc:
             raise TemplatesError(
-                f"the templates file {self.path} is damaged ({exc}); fix it or move it aside"
+                self._tr.t(
+                    "the templates file {path} is damaged ({error}); fix it or move it aside",
+                    path=self.path,
+                    error=exc,
+                )
             ) from exc
         return sorted(templates, key=lambda t: t.name.casefold())
 
@@ -86,15 +97,27 @@ class TemplateStore:
         (tracking removed). Raises TemplatesError or ValueError (a bad name)."""
         name = template.name.strip()
         if not name:
-            raise ValueError("A template needs a name.")
+            raise ValueError(self._tr.t("A template needs a name."))
         if len(name) > MAX_NAME:
-            raise ValueError(f"A template name has at most {MAX_NAME} characters.")
+            raise ValueError(
+                self._tr.n(
+                    "A template name has at most {count} character.",
+                    "A template name has at most {count} characters.",
+                    MAX_NAME,
+                )
+            )
         stored = Template(
             name, strip_tracking_text(template.subject), strip_tracking(template.html)
         )
         others = [t for t in self.load() if t.name.casefold() != name.casefold()]
         if len(others) >= MAX_TEMPLATES:
-            raise ValueError(f"There are already {MAX_TEMPLATES} templates; delete some first.")
+            raise ValueError(
+                self._tr.n(
+                    "There is already {count} template; delete it first.",
+                    "There are already {count} templates; delete some first.",
+                    MAX_TEMPLATES,
+                )
+            )
         self._write([*others, stored])
         return stored
 
@@ -117,7 +140,11 @@ class TemplateStore:
         try:
             atomic_write(self.path, data)
         except OSError as exc:
-            raise TemplatesError(f"cannot write the templates file {self.path}: {exc}") from exc
+            raise TemplatesError(
+                self._tr.t(
+                    "cannot write the templates file {path}: {error}", path=self.path, error=exc
+                )
+            ) from exc
 
 
 def strip_tracking(html_text: str) -> str:

@@ -45,6 +45,7 @@ from mailbeacon.agent.records.model import Contact, ContactRecord, EventEntry, S
 from mailbeacon.core.events import HIT_TYPES, EventType, Verdict
 from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.core.uainfo import describe
+from mailbeacon.core.uainfo import label as device_label
 from mailbeacon.tray.threads.workers import Worker
 from mailbeacon.tray.views.activity.model import VERDICT_LABELS
 from mailbeacon.tray.views.activity.when import full_when, relative_when, utc_now
@@ -165,7 +166,7 @@ def _event_row(entry: EventEntry, tr: Language) -> TimelineRow:
     if event.type == EventType.CLICK and event.url:
         parts.append(event.url)
     if event.type in HIT_TYPES and event.user_agent:
-        parts.append(describe(event.user_agent).label)
+        parts.append(device_label(describe(event.user_agent), tr))
     if event.type == EventType.DELIVERY_FAILED:
         recipients = event.details.get("recipients")
         if isinstance(recipients, list):

@@ -22,6 +22,7 @@ from mailbeacon.agent.records.model import ActivityRow
 from mailbeacon.core.events import EventType, Verdict
 from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.core.uainfo import describe
+from mailbeacon.core.uainfo import label as device_label
 from mailbeacon.tray.views.activity.when import full_when as feed_full_when
 from mailbeacon.tray.views.activity.when import relative_when as feed_when
 from mailbeacon.tray.views.tables import SORT_ROLE, RowTableModel, greyed_brush
@@ -207,7 +208,7 @@ def details_text(row: ActivityRow, tr: Language = ENGLISH) -> str:
                    else event.verdict.capitalize())
         parts.append(f"{verdict}: {event.reason}" if event.reason else verdict)
     if event.type in (EventType.OPEN, EventType.CLICK) and event.user_agent:
-        parts.append(describe(event.user_agent).label)
+        parts.append(device_label(describe(event.user_agent), tr))
     via = event.details.get("via")
     if via:
         parts.append(tr.t("via {client}", client=via))

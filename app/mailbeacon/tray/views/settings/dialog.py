@@ -187,7 +187,7 @@ class SettingsDialog(QDialog):
         for key, spec in KEYS.items():
             self.fields[key] = make_field(spec, shown.value(key), tr)
             if key in self._locked:
-                self.fields[key].add_note(LOCKED_NOTE)
+                self.fields[key].add_note(tr.t(LOCKED_NOTE))
         for key, name in SECRET_KEYS.items():
             field = SecretField(key, stored.get(Secret(name)), tr)
             self.fields[key] = self.secret_fields[key] = field
@@ -460,7 +460,7 @@ class SettingsDialog(QDialog):
             self._show_errors(errors)
             return
         try:
-            write_all(self._secrets, self._save, trial, secrets)
+            write_all(self._secrets, self._save, trial, secrets, self._tr)
         except Refused as exc:
             self._show_message(str(exc), error=True)
             return

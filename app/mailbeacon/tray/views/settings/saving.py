@@ -18,9 +18,11 @@ from mailbeacon.agent.settings.errors import SettingError
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
 from mailbeacon.agent.settings.store import KEYS, SECRET_KEYS, Settings
 from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.tray.views.settings.wording import BAD_TEAM_LINK
 
 log = logging.getLogger(__name__)
+NOT_SAVED = mark("The settings could not be saved, nothing was changed: {error}")
 
 
 class Refused(Exception):
@@ -83,17 +85,18 @@ def write_all(
     save: Callable[[Settings], None],
     trial: Settings,
     values: dict[Secret, str],
+    tr: Language = ENGLISH,
 ) -> None:
     """Secrets first (rolled back if anything after them fails), then the settings.
 
-    Raises ``Refused`` with words for the rep when nothing could be saved.
+    Raises ``Refused`` with words for the rep (in ``tr``) when nothing could be saved.
     """
     names = _affected(values)
     try:
         before = {name: secrets.get(name) for name in names}
     except SecretStoreUnavailable as exc:
         log.warning("settings not saved: %s", exc)
-        raise Refused(f"Nothing was saved. {exc}") from exc
+        raise Refused(tr.t("Nothing was saved. {error}", error=exc)) from exc
     try:
         for name, value in values.items():
             if name is Secret.ENROLLMENT:
@@ -104,15 +107,15 @@ def write_all(
     except SecretStoreUnavailable as exc:
         _restore(secrets, before)
         log.warning("settings not saved: %s", exc)
-        raise Refused(f"Nothing was saved. {exc}") from exc
+        raise Refused(tr.t("Nothing was saved. {error}", error=exc)) from exc
     except (OSError, SettingError) as exc:
         _restore(secrets, before)
         log.error("saving the settings failed: %s", exc)
-        raise Refused(f"The settings could not be saved, nothing was changed: {exc}") from exc
+        raise Refused(tr.t(NOT_SAVED, error=exc)) from exc
     except Exception as exc:  # whatever the caller's save raises, the rep gets words
         _restore(secrets, before)
         log.exception("saving the settings failed")
-        raise Refused(f"The settings could not be saved, nothing was changed: {exc}") from exc
+        raise Refused(tr.t(NOT_SAVED, error=exc)) from exc
 
 
 def _restore(secrets: SecretStore, before: dict[Secret, str | None]) -> None:
@@ -131,7 +134,7 @@ def _restore(secrets: SecretStore, before: dict[Secret, str | None]) -> None:
 def _reason(key: str, error: SettingError) -> str:
     text = str(error)
     prefix = f"{key}: "
-    return text[len(prefix):] if text.startswith(prefix) else text
+    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 def _affected(values: Iterable[Secret]) -> list[Secret]:
