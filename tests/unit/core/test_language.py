@@ -6,6 +6,7 @@ build did not."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -16,8 +17,10 @@ import pytest
 
 from mailbeacon.agent.account import discovery
 from mailbeacon.agent.account.discovery import DiscoveryFailed
+from mailbeacon.agent.mailbox.check import check_imap
 from mailbeacon.agent.notifications import wording
 from mailbeacon.agent.notifications.refusals import OURS, refusal_body
+from mailbeacon.agent.sending.check import UpstreamProbe, check_upstream
 from mailbeacon.agent.settings.team import LOCKED_NOTE
 from mailbeacon.agent.status import StatusInputs, decide
 from mailbeacon.core.events import EventType
@@ -229,3 +232,17 @@ def test_the_team_lock_note_in_polish(pl: Language) -> None:
         "Set by your team",
         "Ustawione przez zespół",
     )
+
+
+def test_test_results_in_polish_and_english_for_the_command_line(pl: Language) -> None:
+    empty = UpstreamProbe("", "", None, allow_plain=False)
+    assert asyncio.run(check_upstream(empty)).message == (
+        "Enter the URL of your outgoing mail server first."
+    )
+    assert asyncio.run(check_upstream(empty, tr=pl)).message == (
+        "Najpierw wpisz adres URL serwera poczty wychodzącej."
+    )
+    no_password = asyncio.run(check_imap("imaps://rep@imap.example.invalid", "", False, tr=pl))
+    assert no_password.message == "Nie ustawiono hasła IMAP; wpisz je w polu Hasło."
+    english = asyncio.run(check_imap("imaps://rep@imap.example.invalid", "", False))
+    assert english.message == "No IMAP password is set; type it into the Password field."

@@ -26,6 +26,7 @@ from mailbeacon.agent.mailbox.imap_client import (
 from mailbeacon.agent.mailbox.session import ImapAccount, imap_session, plain_refused
 from mailbeacon.agent.settings.errors import SettingError
 from mailbeacon.agent.settings.mail_urls import MailServerUrl, parse_mail_url
+from mailbeacon.core.language import ENGLISH, Language, mark
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,15 @@ async def check_imap(
     ssl_context: ssl.SSLContext | None = None,
     timeout: float = 15,  # noqa: ASYNC109 - the dialog's callers pass seconds, not a scope
     bearer: BearerSource | None = None,
+    tr: Language = ENGLISH,
 ) -> ImapCheck:
     """Connect, log in and EXAMINE INBOX once with these (maybe unsaved) settings.
 
     With ``bearer`` the login is by OAuth access token and ``password`` is not needed.
+    The sentence is in ``tr`` (the settings dialog passes the rep's language; the log
+    keeps English).
     """
-    server = _usable_url(url, password or ("-" if bearer else ""), allow_plain)
+    server = _usable_url(url, password or ("-" if bearer else ""), allow_plain, tr)
     if isinstance(server, ImapCheck):
         return server
     where = f"{server.host}:{server.port}"
@@ -68,9 +72,9 @@ async def check_imap(
             account = ImapAccount(
                 server, lambda: password, allow_plain, ssl_context, timeout, bearer=bearer
             )
-            return await _probe(account)
+            return await _probe(account, tr)
     except Exception as exc:  # every failure becomes words for the rep
-        message = _explain(exc, server, timeout)
+        message = _explain(exc, server, timeout, tr)
         if _expected(exc):
             log.info("IMAP test of %s failed: %s: %s", where, type(exc).__name__, exc)
         else:
@@ -78,33 +82,44 @@ async def check_imap(
         return ImapCheck(False, message)
 
 
-def _usable_url(url: str, password: str, allow_plain: bool) -> MailServerUrl | ImapCheck:
+def _usable_url(
+    url: str, password: str, allow_plain: bool, tr: Language
+) -> MailServerUrl | ImapCheck:
     """The parsed URL, or why it cannot be tried (nothing is sent anywhere then)."""
     if not url.strip():
         return ImapCheck(
-            False, "Enter the URL of your inbox first, like imaps://you@imap.example.com."
+            False, tr.t("Enter the URL of your inbox first, like imaps://you@imap.example.com.")
         )
     try:
         server = parse_mail_url(url, "imap")
     except SettingError as exc:
-        return ImapCheck(False, f"The inbox URL cannot be used: {exc}.")
+        return ImapCheck(False, tr.t("The inbox URL cannot be used: {error}.", error=exc))
     if not server.user:
         return ImapCheck(
             False,
-            f"Put your IMAP user name in the URL, like {server.scheme}://you@{server.host}.",
+            tr.t(
+                "Put your IMAP user name in the URL, like {scheme}://you@{host}.",
+                scheme=server.scheme,
+                host=server.host,
+            ),
         )
     if plain_refused(server, allow_plain):
         return ImapCheck(
             False,
-            f"{server.host} is not on this computer, so imap:// would send your password "
-            "unencrypted; use imaps:// or imap+starttls://, or allow unencrypted imap://.",
+            tr.t(
+                "{host} is not on this computer, so imap:// would send your password "
+                "unencrypted; use imaps:// or imap+starttls://, or allow unencrypted imap://.",
+                host=server.host,
+            ),
         )
     if not password:
-        return ImapCheck(False, "No IMAP password is set; type it into the Password field.")
+        return ImapCheck(
+            False, tr.t("No IMAP password is set; type it into the Password field.")
+        )
     return server
 
 
-async def _probe(account: ImapAccount) -> ImapCheck:
+async def _probe(account: ImapAccount, tr: Language) -> ImapCheck:
     async with imap_session(account) as client:
         try:
             mailbox = await client.examine(MAILBOX)
@@ -114,7 +129,7 @@ async def _probe(account: ImapAccount) -> ImapCheck:
             raise _InboxUnavailable(str(exc)) from exc
         sent = await _sent_folder(client)
         idle = "IDLE" in client.capabilities
-    return ImapCheck(True, _success(account.url, mailbox.exists, idle, sent), idle, sent)
+    return ImapCheck(True, _success(account.url, mailbox.exists, idle, sent, tr), idle, sent)
 
 
 async def _sent_folder(client: ImapClient) -> str | None:
@@ -129,22 +144,28 @@ async def _sent_folder(client: ImapClient) -> str | None:
     return folders.sent.name if folders.sent is not None else None
 
 
-def _success(server: MailServerUrl, exists: int, idle: bool, sent: str | None) -> str:
-    count = "1 message" if exists == 1 else f"{exists} messages"
+def _success(
+    server: MailServerUrl, exists: int, idle: bool, sent: str | None, tr: Language
+) -> str:
+    where = f"{server.host}:{server.port}"
+    connected = tr.n(
+        "Connected to {where} as {user}; INBOX holds {count} message.",
+        "Connected to {where} as {user}; INBOX holds {count} messages.",
+        exists,
+        where=where,
+        user=server.user,
+    )
     waiting = (
-        "it supports IDLE, so replies are noticed as they arrive"
+        tr.t("It supports IDLE, so replies are noticed as they arrive.")
         if idle
-        else "it does not support IDLE, so MailBeacon checks for replies every minute"
+        else tr.t("It does not support IDLE, so MailBeacon checks for replies every minute.")
     )
     folder = (
-        f'Sent folder: "{sent}".'
+        tr.t('Sent folder: "{folder}".', folder=sent)
         if sent
-        else "No Sent folder was found, so the extra copies in Sent cannot be removed."
+        else tr.t("No Sent folder was found, so the extra copies in Sent cannot be removed.")
     )
-    return (
-        f"Connected to {server.host}:{server.port} as {server.user}; INBOX holds {count}, "
-        f"and {waiting}. {folder}"
-    )
+    return f"{connected} {waiting} {folder}"
 
 
 def _expected(exc: BaseException) -> bool:
@@ -154,48 +175,57 @@ def _expected(exc: BaseException) -> bool:
 # The first entry whose type fits the failure words it (TLS failures come before these).
 _SENTENCES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
     (AuthenticationFailed,
-     "{host} refused the user name {user!r} or its password ({detail}); check both."),
-    (_InboxUnavailable, "Logged in to {host}, but INBOX could not be opened ({detail})."),
+     mark("{host} refused the user name {user} or its password ({detail}); check both.")),
+    (_InboxUnavailable, mark("Logged in to {host}, but INBOX could not be opened ({detail}).")),
     (TimeoutError,
-     "{where} did not answer within {timeout:g} seconds; check the host and port, and that "
-     "no firewall blocks the way."),
+     mark("{where} did not answer within {timeout} seconds; check the host and port, and "
+          "that no firewall blocks the way.")),
     (socket.gaierror,
-     "The mail server {host} was not found; check its name and that this computer is online."),
+     mark("The mail server {host} was not found; check its name and that this computer is "
+          "online.")),
     (ConnectionRefusedError,
-     "Nothing answers at {where} (connection refused); check the host and port."),
+     mark("Nothing answers at {where} (connection refused); check the host and port.")),
     (ConnectionClosed,
-     "{where} closed the connection ({detail}); is it an IMAP server, and does the port fit "
-     "the URL?"),
-    (ImapError, "The mail server at {where} refused: {detail}."),
-    (OSError, "Cannot reach {where} ({detail}); check the host and port."),
-    (ValueError, "The test could not be sent to {where}: {detail}."),  # e.g. CR/LF typed
+     mark("{where} closed the connection ({detail}); is it an IMAP server, and does the port "
+          "fit the URL?")),
+    (ImapError, mark("The mail server at {where} refused: {detail}.")),
+    (OSError, mark("Cannot reach {where} ({detail}); check the host and port.")),
+    (ValueError, mark("The test could not be sent to {where}: {detail}.")),  # e.g. CR/LF typed
 )
 
 
-def _explain(exc: BaseException, server: MailServerUrl, timeout: float) -> str:
+def _explain(exc: BaseException, server: MailServerUrl, timeout: float, tr: Language) -> str:
     """One sentence for the rep: what went wrong and what to check."""
     where = f"{server.host}:{server.port}"
     tls = _tls_error(exc)
     if tls is not None and not isinstance(exc, AuthenticationFailed | _InboxUnavailable):
-        return _tls_sentence(tls, where)
+        return _tls_sentence(tls, where, tr)
     for kind, sentence in _SENTENCES:
         if isinstance(exc, kind):
-            return sentence.format(
-                host=server.host, user=server.user, where=where, timeout=timeout,
-                detail=_detail(exc),
+            return tr.t(
+                sentence, host=server.host, user=repr(server.user), where=where,
+                timeout=tr.number(timeout), detail=_detail(exc),
             )  # fmt: skip
-    return f"The test of {where} failed unexpectedly ({type(exc).__name__}); see the log."
+    return tr.t(
+        "The test of {where} failed unexpectedly ({error}); see the log.",
+        where=where,
+        error=type(exc).__name__,
+    )
 
 
-def _tls_sentence(tls: ssl.SSLError, where: str) -> str:
+def _tls_sentence(tls: ssl.SSLError, where: str, tr: Language) -> str:
     if isinstance(tls, ssl.SSLCertVerificationError):
-        return (
-            f"The secure connection to {where} failed: its certificate is not trusted "
-            f"({tls.verify_message or tls.reason}); check the host name."
+        return tr.t(
+            "The secure connection to {where} failed: its certificate is not trusted "
+            "({reason}); check the host name.",
+            where=where,
+            reason=tls.verify_message or tls.reason,
         )
-    return (
-        f"The secure connection to {where} failed ({tls.reason or tls}); check that the "
-        "port fits the URL: imaps:// usually 993, imap+starttls:// usually 143."
+    return tr.t(
+        "The secure connection to {where} failed ({reason}); check that the port fits the "
+        "URL: imaps:// usually 993, imap+starttls:// usually 143.",
+        where=where,
+        reason=tls.reason or tls,
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from mailbeacon.agent.account.bearer import BearerSource
 from mailbeacon.agent.sending.upstream import Credentials, Upstream, UpstreamCheck
 from mailbeacon.agent.settings.mail_urls import UpstreamConfigError, parse_upstream
+from mailbeacon.core.language import ENGLISH, Language
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +28,13 @@ class UpstreamProbe:
     bearer: BearerSource | None = None  # sign-in by OAuth access token instead
 
 
-async def check_upstream(probe: UpstreamProbe, seconds: float = 15.0) -> UpstreamCheck:
-    """Connect and log in to the outgoing server once."""
+async def check_upstream(
+    probe: UpstreamProbe, seconds: float = 15.0, tr: Language = ENGLISH
+) -> UpstreamCheck:
+    """Connect and log in to the outgoing server once; our own sentences in ``tr`` (a
+    server's refusal is shown as it came)."""
     if not probe.url.strip():
-        return UpstreamCheck(False, "Enter the URL of your outgoing mail server first.")
+        return UpstreamCheck(False, tr.t("Enter the URL of your outgoing mail server first."))
     try:
         url = parse_upstream(probe.url, allow_plain=probe.allow_plain)
     except UpstreamConfigError as exc:
@@ -38,11 +42,12 @@ async def check_upstream(probe: UpstreamProbe, seconds: float = 15.0) -> Upstrea
     user = url.user or probe.user
     if probe.bearer is not None:
         user = probe.bearer.user
-    credentials = (
-        Credentials(user, probe.password or "", bearer=probe.bearer) if user else None
-    )
+    credentials = Credentials(user, probe.password or "", bearer=probe.bearer) if user else None
     upstream = Upstream(url, lambda: credentials, timeout=seconds)
     try:
-        return await upstream.test_connection()
+        result = await upstream.test_connection()
     finally:
         await upstream.close()
+    if result.ok:
+        return UpstreamCheck(True, tr.t("Connected to {server} and logged in.", server=url))
+    return result

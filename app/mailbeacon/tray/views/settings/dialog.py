@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import secrets as random_secrets
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Protocol
 
 from PySide6.QtCore import QSize, Qt, QUrl, Signal
@@ -168,9 +169,10 @@ class SettingsDialog(QDialog):
         self.settings = settings
         self._secrets = secrets
         self._save = save
-        self._test_upstream: TestUpstream = test_upstream or check_upstream
+        # The agent's checks word their results in the rep's language.
+        self._test_upstream: TestUpstream = test_upstream or partial(check_upstream, tr=tr)
         self._test_tracking: TestTracking = test_tracking or self._check_tracking
-        self._test_imap: TestImap = test_imap or check_imap
+        self._test_imap: TestImap = test_imap or partial(check_imap, tr=tr)
         self._open_url: OpenUrl = open_url or open_in_browser
         self._open_account = open_account
         self._worker = worker or Worker(2, self)
