@@ -151,7 +151,7 @@ def test_a_language_saved_in_settings_remakes_the_windows_and_tells_the_tray(
         windows.close()
 
 
-def test_the_team_lock_note_in_a_polish_settings_dialog(
+def test_the_team_lock_note_and_tooltips_in_a_polish_settings_dialog(
     qtbot: QtBot, profile: Profile, pl: Language
 ) -> None:
     Settings().save(profile.config_file)
@@ -167,6 +167,9 @@ def test_the_team_lock_note_in_a_polish_settings_dialog(
     notes = [label.text() for label in dialog.fields["privacy.enabled"].row.findChildren(QLabel)]
     assert "Ustawione przez zespół" in notes
     assert "Set by your team" not in notes
+    assert dialog.fields["tracking.clicks"].widget.toolTip() == (
+        "przepisuj linki, aby śledzić kliknięcia (tracking.clicks)"
+    )
 
 
 @pytest.mark.expect_log("account set-up failed unexpectedly", "saving the settings failed")

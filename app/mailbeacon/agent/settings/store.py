@@ -53,7 +53,7 @@ from mailbeacon.agent.settings.kinds import (
 )
 from mailbeacon.agent.settings.mail_urls import is_loopback, parse_mail_url, protocol_key
 from mailbeacon.core.durable import atomic_write
-from mailbeacon.core.language import SETTING_CHOICES
+from mailbeacon.core.language import SETTING_CHOICES, mark
 
 __all__ = [
     "KEYS",
@@ -111,33 +111,33 @@ class ServerSettings:
     mode: str = setting(
         "embedded",
         ChoiceKind(("embedded", "remote")),
-        "embedded: run the tracking server inside the app; remote: use the server "
-        "of the enrollment key (server.enrollment)",
+        mark("embedded: run the tracking server inside the app; remote: use the server "
+        "of the enrollment key (server.enrollment)"),
     )
-    url: str = setting("", HttpUrlKind(), "URL of the remote tracking server (remote mode)")
+    url: str = setting("", HttpUrlKind(), mark("URL of the remote tracking server (remote mode)"))
     listen: str = setting(
         "127.0.0.1:8725",
         HostPortKind(),
-        "where the embedded server listens; a fixed port keeps the links of sent "
-        "emails working across restarts (port 0: a free port for this run only)",
+        mark("where the embedded server listens; a fixed port keeps the links of sent "
+        "emails working across restarts (port 0: a free port for this run only)"),
     )
     public_url: str = setting(
         "",
         HttpUrlKind(),
-        "base URL the embedded server puts into emails (a custom tracking domain); "
-        "empty: http://<server.listen>",
+        mark("base URL the embedded server puts into emails (a custom tracking domain); "
+        "empty: http://<server.listen>"),
     )
     allow_plain: bool = setting(
         False,
         _BOOL,
-        "allow an http:// tracking server on another machine (its API token would "
-        "cross the network unencrypted)",
+        mark("allow an http:// tracking server on another machine (its API token would "
+        "cross the network unencrypted)"),
     )
     trusted_proxies: str = setting(
         "",
         NetworksKind(),
-        "addresses of a local TLS proxy or tunnel in front of the embedded server, whose "
-        "X-Forwarded-For the server believes (space-separated, e.g. 127.0.0.1/32)",
+        mark("addresses of a local TLS proxy or tunnel in front of the embedded server, whose "
+        "X-Forwarded-For the server believes (space-separated, e.g. 127.0.0.1/32)"),
     )
 
 
@@ -145,13 +145,13 @@ class ServerSettings:
 class RelaySettings:
     """The local SMTP relay that mail clients send through."""
 
-    host: str = setting("127.0.0.1", HostKind(loopback_only=True), "relay address (loopback)")
-    port: int = setting(2525, _PORT, "relay port mail clients connect to")
+    host: str = setting("127.0.0.1", HostKind(loopback_only=True), mark("relay address (loopback)"))
+    port: int = setting(2525, _PORT, mark("relay port mail clients connect to"))
     user: str = setting(
-        "mailbeacon", NameKind(allow_empty=False, max_length=64), "relay login name"
+        "mailbeacon", NameKind(allow_empty=False, max_length=64), mark("relay login name")
     )
     max_message_bytes: int = setting(
-        35 * MiB, IntKind(64 * 1024, 1024 * MiB), "largest message the relay accepts"
+        35 * MiB, IntKind(64 * 1024, 1024 * MiB), mark("largest message the relay accepts")
     )
 
 
@@ -162,14 +162,14 @@ class UpstreamSettings:
     url: str = setting(
         "",
         MailUrlKind("smtp"),
-        "outgoing mail server; plain smtp:// only to this machine unless "
-        "upstream.allow_plain is true",
+        mark("outgoing mail server; plain smtp:// only to this machine unless "
+        "upstream.allow_plain is true"),
     )
     user: str = setting(
-        "", NameKind(), "login at the outgoing server (MAILBEACON_UPSTREAM_USER overrides)"
+        "", NameKind(), mark("login at the outgoing server (MAILBEACON_UPSTREAM_USER overrides)")
     )
     allow_plain: bool = setting(
-        False, _BOOL, "allow unencrypted smtp:// to a server on another machine"
+        False, _BOOL, mark("allow unencrypted smtp:// to a server on another machine")
     )
 
 
@@ -177,13 +177,15 @@ class UpstreamSettings:
 class DefaultsSettings:
     """What happens to an email unless the message says otherwise."""
 
-    track: bool = setting(True, _BOOL, "track opens and clicks of outgoing emails")
-    log: bool = setting(False, _BOOL, "store a copy of outgoing emails on the contacts' records")
+    track: bool = setting(True, _BOOL, mark("track opens and clicks of outgoing emails"))
+    log: bool = setting(
+        False, _BOOL, mark("store a copy of outgoing emails on the contacts' records")
+    )
     remind_days: int = setting(
         0,
         IntKind(0, 60),
-        "remind me when a recipient has not replied in this many days (0: no reminder "
-        "unless the email asks, e.g. X-MailBeacon-Remind: 3d)",
+        mark("remind me when a recipient has not replied in this many days (0: no reminder "
+        "unless the email asks, e.g. X-MailBeacon-Remind: 3d)"),
     )
 
 
@@ -191,36 +193,36 @@ class DefaultsSettings:
 class TrackingSettings:
     """How tracking works."""
 
-    clicks: bool = setting(True, _BOOL, "rewrite links so that clicks are tracked")
+    clicks: bool = setting(True, _BOOL, mark("rewrite links so that clicks are tracked"))
     opens: bool = setting(
-        True, _BOOL, "put an open-tracking pixel in tracked emails (off: clicks only)"
+        True, _BOOL, mark("put an open-tracking pixel in tracked emails (off: clicks only)")
     )
     per_recipient: bool = setting(
         False,
         _BOOL,
-        "send each recipient of a multi-recipient email their own copy, so opens name "
-        "them (some providers then keep several copies in Sent)",
+        mark("send each recipient of a multi-recipient email their own copy, so opens name "
+        "them (some providers then keep several copies in Sent)"),
     )
     settle_seconds: float = setting(
         1.5,
         FloatKind(0.0, 30.0),
-        "hold a notification this long so a scanner's burst never notifies (0: off)",
+        mark("hold a notification this long so a scanner's burst never notifies (0: off)"),
     )
     repeat_window_seconds: int = setting(
         60,
         IntKind(0, 86400),
-        "opens of one email by one recipient within this window notify once",
+        mark("opens of one email by one recipient within this window notify once"),
     )
     self_window_minutes: int = setting(
         15,
         IntKind(0, 1440),
-        "an address counts as yours (your own opens) while MailBeacon is connected from "
-        "it and this long after (embedded server)",
+        mark("an address counts as yours (your own opens) while MailBeacon is connected from "
+        "it and this long after (embedded server)"),
     )
     click_token_max_days: int = setting(
         730,
         IntKind(1, 3650),
-        "tracked links older than this stop redirecting (embedded server)",
+        mark("tracked links older than this stop redirecting (embedded server)"),
     )
 
 
@@ -229,21 +231,23 @@ class PrivacySettings:
     """Data privacy (rule 8)."""
 
     enabled: bool = setting(
-        False, _BOOL, "track contacts without a lawful basis anonymously ('Someone')"
+        False, _BOOL, mark("track contacts without a lawful basis anonymously ('Someone')")
     )
-    truncate_ip: bool = setting(False, _BOOL, "store IP addresses truncated")
+    truncate_ip: bool = setting(False, _BOOL, mark("store IP addresses truncated"))
 
 
 @dataclass
 class NotifySettings:
     """Which notifications the rep sees."""
 
-    opens: bool = setting(True, _BOOL, "notify human opens")
-    clicks: bool = setting(True, _BOOL, "notify human clicks")
-    replies: bool = setting(True, _BOOL, "notify replies (needs imap.url)")
-    delivery_failures: bool = setting(True, _BOOL, "notify emails that could not be delivered")
+    opens: bool = setting(True, _BOOL, mark("notify human opens"))
+    clicks: bool = setting(True, _BOOL, mark("notify human clicks"))
+    replies: bool = setting(True, _BOOL, mark("notify replies (needs imap.url)"))
+    delivery_failures: bool = setting(
+        True, _BOOL, mark("notify emails that could not be delivered")
+    )
     paused_until: str = setting(
-        "", TimestampKind(), "no notifications until this UTC time (empty: not paused)"
+        "", TimestampKind(), mark("no notifications until this UTC time (empty: not paused)")
     )
 
 
@@ -254,10 +258,10 @@ class ImapSettings:
     url: str = setting(
         "",
         MailUrlKind("imap"),
-        "inbox to watch for replies, user in the URL (empty: replies not watched)",
+        mark("inbox to watch for replies, user in the URL (empty: replies not watched)"),
     )
     allow_plain: bool = setting(
-        False, _BOOL, "allow unencrypted imap:// to a server on another machine"
+        False, _BOOL, mark("allow unencrypted imap:// to a server on another machine")
     )
 
 
@@ -268,7 +272,7 @@ class SentCleanupSettings:
     enabled: bool = setting(
         True,
         _BOOL,
-        "remove the extra per-recipient copies the provider kept in Sent (needs imap.url)",
+        mark("remove the extra per-recipient copies the provider kept in Sent (needs imap.url)"),
     )
 
 
@@ -276,13 +280,13 @@ class SentCleanupSettings:
 class AccountSettings:
     """Who the rep is and how MailBeacon signs in to their mail (docs/rep-guide.md)."""
 
-    email: str = setting("", EmailKind(), "the rep's email address (also the mail login)")
-    name: str = setting("", TextKind(200), "the rep's name as recipients see it")
+    email: str = setting("", EmailKind(), mark("the rep's email address (also the mail login)"))
+    name: str = setting("", TextKind(200), mark("the rep's name as recipients see it"))
     auth: str = setting(
         "password",
         ChoiceKind(("password", "oauth2")),
-        "how MailBeacon signs in to the mail servers: password (or app password), or "
-        "oauth2 (Sign in with Google / Microsoft; the refresh token lives in the keyring)",
+        mark("how MailBeacon signs in to the mail servers: password (or app password), or "
+        "oauth2 (Sign in with Google / Microsoft; the refresh token lives in the keyring)"),
     )
 
 
@@ -293,16 +297,16 @@ class OAuthSettings:
     issuer: str = setting(
         "",
         HttpUrlKind(),
-        "OpenID issuer to sign in at (empty: the provider preset's; http:// only for an "
-        "issuer on this machine)",
+        mark("OpenID issuer to sign in at (empty: the provider preset's; http:// only for an "
+        "issuer on this machine)"),
     )
     client_id: str = setting(
-        "", NameKind(max_length=300), "OAuth client ID your administrator registered"
+        "", NameKind(max_length=300), mark("OAuth client ID your administrator registered")
     )
     scopes: str = setting(
         "",
         TextKind(),
-        "space-separated scopes (empty: the preset's, else 'openid email offline_access')",
+        mark("space-separated scopes (empty: the preset's, else 'openid email offline_access')"),
     )
 
 
@@ -310,12 +314,12 @@ class OAuthSettings:
 class AppSettings:
     """The desktop app."""
 
-    autostart: bool = setting(False, _BOOL, "start MailBeacon when the rep logs in")
+    autostart: bool = setting(False, _BOOL, mark("start MailBeacon when the rep logs in"))
     language: str = setting(
         "system",
         ChoiceKind(SETTING_CHOICES),
-        "the language of windows and notifications: 'system' (the desktop's locale), "
-        "'en' or 'pl'; applies without a restart",
+        mark("the language of windows and notifications: 'system' (the desktop's locale), "
+        "'en' or 'pl'; applies without a restart"),
     )
 
 

@@ -76,11 +76,11 @@ class Field(ABC):
 
     full_row = False
 
-    def __init__(self, key: str, widget: QWidget, doc: str) -> None:
+    def __init__(self, key: str, widget: QWidget, doc: str, tr: Language = ENGLISH) -> None:
         self.key = key
         self.widget = widget
         self.widget.setObjectName(key)
-        self.widget.setToolTip(f"{doc} ({key})" if doc else key)
+        self.widget.setToolTip(f"{tr.t(doc)} ({key})" if doc else key)
         self.error = QLabel()
         self.error.setObjectName(f"{key}.error")
         self.error.setTextFormat(Qt.TextFormat.PlainText)
@@ -127,7 +127,7 @@ class BoolField(Field):
     def __init__(self, key: str, value: bool, doc: str, tr: Language = ENGLISH) -> None:
         self.box = QCheckBox(label_for(key, tr))
         self.box.setChecked(value)
-        super().__init__(key, self.box, doc)
+        super().__init__(key, self.box, doc, tr)
 
     def text(self) -> str:
         return "true" if self.box.isChecked() else "false"
@@ -144,7 +144,7 @@ class IntField(Field):
         self.spin.setGroupSeparatorShown(kind.high >= 100_000)
         self.spin.setSuffix(_suffix(key, tr))
         self.spin.setValue(value)
-        super().__init__(key, self.spin, doc)
+        super().__init__(key, self.spin, doc, tr)
 
     def text(self) -> str:
         return str(self.spin.value())
@@ -166,7 +166,7 @@ class MegabytesField(Field):
         self.spin.setValue(value / MB)
         self._kind = kind
         self._loaded = (self.spin.value(), value)
-        super().__init__(key, self.spin, doc)
+        super().__init__(key, self.spin, doc, tr)
 
     def text(self) -> str:
         shown, original = self._loaded
@@ -204,7 +204,7 @@ class PauseField(Field):
         self.picker.setEnabled(self.box.isChecked())
         self.box.toggled.connect(self.picker.setEnabled)
         self._loaded = (self.box.isChecked(), self.picker.dateTime(), value)
-        super().__init__(key, self.picker, doc)
+        super().__init__(key, self.picker, doc, tr)
         self.line.insertWidget(0, self.box)
         self.line.setStretch(1, 1)
 
@@ -235,7 +235,7 @@ class FloatField(Field):
         self.spin.setSuffix(_suffix(key, tr))
         self.spin.setValue(value)
         self._loaded = (self.spin.value(), kind.render(value))
-        super().__init__(key, self.spin, doc)
+        super().__init__(key, self.spin, doc, tr)
 
     def text(self) -> str:
         shown, original = self._loaded
@@ -253,7 +253,7 @@ class ChoiceField(Field):
         for option in kind.options:
             self.combo.addItem(tr.t(names[option]) if option in names else option, option)
         self.combo.setCurrentIndex(max(0, kind.options.index(value)))
-        super().__init__(key, self.combo, doc)
+        super().__init__(key, self.combo, doc, tr)
 
     def text(self) -> str:
         return str(self.combo.currentData())
@@ -265,7 +265,7 @@ class TextField(Field):
     def __init__(self, key: str, value: str, doc: str, tr: Language = ENGLISH) -> None:
         self.edit = QLineEdit(value)
         self.edit.setPlaceholderText(tr.t(PLACEHOLDERS[key]) if key in PLACEHOLDERS else "")
-        super().__init__(key, self.edit, doc)
+        super().__init__(key, self.edit, doc, tr)
 
     def text(self) -> str:
         return self.edit.text()
