@@ -58,6 +58,7 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QTextCursor
 from PySide6.QtWidgets import QAbstractItemView, QApplication, QScrollArea, QWidget
 
 from mailbeacon.agent.account import presets
+from mailbeacon.agent.account.discovery import ENTER_MANUALLY
 from mailbeacon.agent.account.model import AuthMethod, Discovered, Security, ServerSetting, Source
 from mailbeacon.agent.account.setup import AccountRequest, AccountResult
 from mailbeacon.agent.notifications import wording
@@ -662,8 +663,9 @@ def account_flow(out: Path, tr: Language) -> None:
         ("signing-in", lambda dialog: dialog.flow.show_busy(tr.t(SIGNING_IN), tr.t(IN_BROWSER))),
         ("checking", lambda dialog: dialog.flow.show_busy(tr.t(CHECKING))),
         ("wrong-password", wrong_password),
-        ("manual", lambda dialog: dialog.flow.show_not_found(
-            "No mail servers were found for mojafirma.pl. Enter them under Edit manually.")),
+        ("manual", lambda dialog: dialog.flow.show_not_found(  # as discovery says it
+            tr.t("No mail servers were found for {domain}.", domain="mojafirma.pl")
+            + " " + tr.t(ENTER_MANUALLY))),
         ("done", lambda dialog: dialog.flow.show_done(AccountResult(
             own, AuthMethod.PASSWORD, "Connected to smtps://smtp.mojafirma.pl:465 and logged in.",
             "Connected to imap.mojafirma.pl:993 as anna.kowalska@mojafirma.pl."))),

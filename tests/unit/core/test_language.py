@@ -211,6 +211,8 @@ def test_sign_in_and_discovery_refusals_in_polish(pl: Language) -> None:
         "'not an address' nie jest adresem e-mail: wpisz go w postaci nazwa@example.org."
     )
     assert pl.t(discovery.ENTER_MANUALLY) == "Wpisz je po kliknięciu Ustaw ręcznie."
+    found_none = "No mail servers were found for {domain}."
+    assert pl.t(found_none, domain="x.pl") == "Nie znaleziono serwerów poczty dla x.pl."
 
 
 def test_device_names_in_polish(pl: Language) -> None:

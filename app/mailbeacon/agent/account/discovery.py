@@ -146,9 +146,8 @@ async def discover(
     except TimeoutError:
         log.info("discovery: %s ran out of time (%.1f s)", domain, deadline)
     # Two sentences: the account window shows the first with a hint of its own.
-    raise DiscoveryFailed(
-        f"{tr.t('No mail servers were found for {domain}.', domain=domain)} {tr.t(ENTER_MANUALLY)}"
-    )
+    found_none = tr.t("No mail servers were found for {domain}.", domain=domain)
+    raise DiscoveryFailed(f"{found_none} {tr.t(ENTER_MANUALLY)}")
 
 
 async def _run(step: Step, source: Source, context: _Context, budget: float) -> Discovered | None:

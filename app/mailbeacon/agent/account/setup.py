@@ -215,7 +215,7 @@ class AccountSetup:
             allow_plain=self._settings.upstream.allow_plain,
             bearer=bearer,
         )
-        result = await check_upstream(probe, CHECK_SECONDS)
+        result = await check_upstream(probe, CHECK_SECONDS, self._tr)
         if not result.ok:
             raise SetupError(result.message)
         return result.message
@@ -231,6 +231,7 @@ class AccountSetup:
             self._settings.imap.allow_plain,
             timeout=CHECK_SECONDS,
             bearer=bearer,
+            tr=self._tr,
         )
         if not result.ok:
             raise SetupError(result.message)
