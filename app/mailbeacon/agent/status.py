@@ -283,7 +283,7 @@ def tracking_status(
     """Whether recipients can reach ``url``: never "yes" for loopback or private."""
     check = check_tracking_url(url)
     if not check.reachable_by_recipients:
-        return Tracking(url, Reachable.NO, check.sentences()[0])
+        return Tracking(url, Reachable.NO, check.sentences(tr)[0])
     if tested is not None:
         ok, sentence = tested
         return Tracking(url, Reachable.YES if ok else Reachable.NO, sentence)

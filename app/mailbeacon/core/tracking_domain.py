@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
 
+from mailbeacon.core.language import ENGLISH, Language, mark
+
 
 class DomainProblem(StrEnum):
     """One thing wrong with a tracking URL, worst first."""
@@ -33,24 +35,24 @@ class DomainProblem(StrEnum):
 UNREACHABLE = frozenset({DomainProblem.INVALID, DomainProblem.LOOPBACK, DomainProblem.PRIVATE})
 
 _SENTENCES = {
-    DomainProblem.INVALID: "{url} is not a web address recipients could load.",
-    DomainProblem.LOOPBACK: (
+    DomainProblem.INVALID: mark("{url} is not a web address recipients could load."),
+    DomainProblem.LOOPBACK: mark(
         "{host} is this computer: opens and clicks are only seen when the email is "
         "read on this computer, never by your recipients."
     ),
-    DomainProblem.PRIVATE: (
+    DomainProblem.PRIVATE: mark(
         "{host} is a private network address: recipients outside that network can "
         "never reach it, so their opens and clicks are not seen."
     ),
-    DomainProblem.IP_LITERAL: (
+    DomainProblem.IP_LITERAL: mark(
         "{host} is a bare IP address: spam filters add points to every email with "
         "links to one. Use a name such as track.yourcompany.com."
     ),
-    DomainProblem.PLAIN_HTTP: (
+    DomainProblem.PLAIN_HTTP: mark(
         "{url} is not https: links and opens travel unencrypted, and some mail "
         "clients warn about or block them."
     ),
-    DomainProblem.NOT_SUBDOMAIN: (
+    DomainProblem.NOT_SUBDOMAIN: mark(
         "{host} is not part of your own domain {sender}: every tracked email brings "
         "that domain's reputation with it. A subdomain such as track.{sender} is "
         "safer with spam filters."
@@ -72,10 +74,11 @@ class DomainCheck:
         """False when recipients elsewhere cannot reach it at all."""
         return not UNREACHABLE.intersection(self.problems)
 
-    def sentences(self) -> list[str]:
-        """One plain sentence per problem, worst first."""
+    def sentences(self, tr: Language = ENGLISH) -> list[str]:
+        """One plain sentence per problem, worst first, in ``tr`` (English: the
+        command line)."""
         return [
-            _SENTENCES[problem].format(url=self.url, host=self.host, sender=self.sender_domain)
+            tr.t(_SENTENCES[problem], url=self.url, host=self.host, sender=self.sender_domain)
             for problem in self.problems
         ]
 

@@ -248,3 +248,12 @@ def test_test_results_in_polish_and_english_for_the_command_line(pl: Language) -
     assert no_password.message == "Nie ustawiono hasła IMAP; wpisz je w polu Hasło."
     english = asyncio.run(check_imap("imaps://rep@imap.example.invalid", "", False))
     assert english.message == "No IMAP password is set; type it into the Password field."
+
+
+def test_a_tracking_reach_line_in_polish(pl: Language) -> None:
+    here = _inputs(tracking_url="http://127.0.0.1:8725")
+    assert decide(here).tracking.detail.startswith("127.0.0.1 is this computer: opens and")
+    assert decide(here, pl).tracking.detail == (
+        "127.0.0.1 to ten komputer: otwarcia i kliknięcia są widoczne tylko wtedy, gdy "
+        "wiadomość jest czytana na tym komputerze, nigdy u odbiorców."
+    )

@@ -33,6 +33,7 @@ from mailbeacon.agent.tracking.reach import (
     secure_connection,
 )
 from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.core.language import ENGLISH, Language
 from mailbeacon.core.tokens import new_message_key
 from mailbeacon.core.tracking_domain import DomainCheck, check_tracking_url
 from mailbeacon.core.urls import TrackingUrls
@@ -54,6 +55,7 @@ async def check_tracking(
     sender_domain: str | None = None,
     *,
     probe: Probe | None = None,
+    tr: Language = ENGLISH,
 ) -> TrackingCheck:
     """Fetch a freshly minted test pixel the way a recipient's mail client would.
 
@@ -62,7 +64,8 @@ async def check_tracking(
     believe opens are seen when none ever will be (docs/rules.md, "The tracking domain").
     A public address is checked through its public name with ``probe`` (default: the
     system's resolver or ``MAILBEACON_NAMESERVER``, the system's trust store, only
-    global addresses count).
+    global addresses count). The headline and the domain's advice are in ``tr``
+    (English for the command line and the status file).
     """
     base = enrollment.server_url
     domain = check_tracking_url(base, sender_domain)
@@ -73,8 +76,8 @@ async def check_tracking(
                 probe = default_probe(seconds)
             except NameserverInvalid as exc:
                 return TrackingCheck(False, str(exc))
-        return await check_public(base, url, domain, probe)
-    return await _check_local(base, url, domain, seconds)
+        return await check_public(base, url, domain, probe, tr)
+    return await _check_local(base, url, domain, seconds, tr)
 
 
 def default_probe(seconds: float) -> Probe:
@@ -82,7 +85,9 @@ def default_probe(seconds: float) -> Probe:
     return Probe(resolver_from_env(os.environ), ssl.create_default_context(), seconds=seconds)
 
 
-async def check_public(base: str, url: str, domain: DomainCheck, probe: Probe) -> TrackingCheck:
+async def check_public(
+    base: str, url: str, domain: DomainCheck, probe: Probe, tr: Language = ENGLISH
+) -> TrackingCheck:
     """Name, secure connection and answer, each said in plain words (``reach``)."""
     target = Target.of(base)
     name, address = await resolve(target, probe)
@@ -95,26 +100,30 @@ async def check_public(base: str, url: str, domain: DomainCheck, probe: Probe) -
             answer = not_checked(ANSWER_STEP, "there was no secure connection to ask over")
         else:
             answer, _response = await fetch_pixel(target, address, url, probe)
-    return public_result(base, (name, tls, answer), domain.sentences())
+    return public_result(base, (name, tls, answer), domain.sentences(tr), tr)
 
 
-def public_result(base: str, steps: tuple[CheckStep, ...], advice: list[str]) -> TrackingCheck:
+def public_result(
+    base: str, steps: tuple[CheckStep, ...], advice: list[str], tr: Language = ENGLISH
+) -> TrackingCheck:
     """The result for a public address from its steps: works only when the pixel came
     back; a headline, one line per step, then the domain's advice (``tracking_domain``)."""
     ok = bool(steps) and steps[-1].outcome == Outcome.YES
     if ok:
-        head = f"Tracking works: recipients can reach {base}."
+        head = tr.t("Tracking works: recipients can reach {url}.", url=base)
     elif any(step.outcome == Outcome.NO for step in steps):
-        head = f"Recipients cannot reach tracking at {base}:"
+        head = tr.t("Recipients cannot reach tracking at {url}:", url=base)
     else:
-        head = f"Tracking at {base} could not be checked:"
+        head = tr.t("Tracking at {url} could not be checked:", url=base)
     lines = [head, *(step.line() for step in steps)]
     if advice:
         lines.append(" ".join(advice))
     return TrackingCheck(ok, "\n".join(lines), steps)
 
 
-async def _check_local(base: str, url: str, domain: DomainCheck, seconds: float) -> TrackingCheck:
+async def _check_local(
+    base: str, url: str, domain: DomainCheck, seconds: float, tr: Language
+) -> TrackingCheck:
     """An address only this computer or network reaches: fetched, never called working."""
     try:
         async with httpx.AsyncClient(timeout=seconds, follow_redirects=False) as client:
@@ -123,10 +132,16 @@ async def _check_local(base: str, url: str, domain: DomainCheck, seconds: float)
         reason = str(exc) or type(exc).__name__
         return TrackingCheck(
             False,
-            f"The tracking server at {base} did not answer ({reason}). With the embedded "
-            "server, MailBeacon must be running; a remote server must be reachable at "
-            "that address.",
+            tr.t(
+                "The tracking server at {url} did not answer ({reason}). With the embedded "
+                "server, MailBeacon must be running; a remote server must be reachable at "
+                "that address.",
+                url=base,
+                reason=reason,
+            ),
         )
     # Whatever came back, recipients elsewhere cannot load it: say so, never "works".
-    said = "This computer got the pixel, but" if is_pixel(response) else "And"
-    return TrackingCheck(False, f"{said} {domain.sentences()[0]}")
+    why = domain.sentences(tr)[0]
+    if is_pixel(response):
+        return TrackingCheck(False, tr.t("This computer got the pixel, but {why}", why=why))
+    return TrackingCheck(False, tr.t("And {why}", why=why))

@@ -431,7 +431,7 @@ class SettingsDialog(QDialog):
     def _update_reach_note(self, *_: object) -> None:
         """Say, with the values typed, when recipients could never reach tracking."""
         url = self.tracking_url()
-        status = tracking_status(url) if url else None
+        status = tracking_status(url, tr=self._tr) if url else None
         unreachable = status is not None and status.reachable == Reachable.NO
         self.reach_note.setText(
             self._tr.t(
@@ -573,7 +573,7 @@ class SettingsDialog(QDialog):
     def _check_tracking(self, enrollment: Enrollment) -> Awaitable[TrackingCheck]:
         # The rep's own domain decides whether the tracking domain is "theirs" (issue 21).
         sender_domain = self.settings.account.email.rpartition("@")[2] or None
-        return check_tracking(enrollment, sender_domain=sender_domain)
+        return check_tracking(enrollment, sender_domain=sender_domain, tr=self._tr)
 
     def claim_browser(self) -> None:
         """Open the browser-claim page, so the rep's own clicks count as "self"."""
