@@ -23,6 +23,8 @@ from mailbeacon.agent.notifications.refusals import OURS, refusal_body
 from mailbeacon.agent.sending.check import UpstreamProbe, check_upstream
 from mailbeacon.agent.settings.team import LOCKED_NOTE
 from mailbeacon.agent.status import StatusInputs, decide
+from mailbeacon.agent.tracking.check import public_result
+from mailbeacon.agent.tracking.reach import ANSWER_STEP, NAME_STEP, CheckStep, Outcome, not_checked
 from mailbeacon.core.events import EventType
 from mailbeacon.core.language import CATALOGS, ENGLISH, Language, chosen_code, system_locale
 from mailbeacon.core.uainfo import describe, label
@@ -256,4 +258,20 @@ def test_a_tracking_reach_line_in_polish(pl: Language) -> None:
     assert decide(here, pl).tracking.detail == (
         "127.0.0.1 to ten komputer: otwarcia i kliknięcia są widoczne tylko wtedy, gdy "
         "wiadomość jest czytana na tym komputerze, nigdy u odbiorców."
+    )
+
+
+def test_a_test_tracking_result_in_polish(pl: Language) -> None:
+    steps = (
+        CheckStep(NAME_STEP, Outcome.YES, pl.t("yes ({addresses})", addresses="203.0.113.5")),
+        not_checked(ANSWER_STEP, pl.t("the name gave no address to connect to"), pl),
+    )
+    assert public_result("https://t.firma.pl", steps, [], pl).message == (
+        "Nie udało się sprawdzić śledzenia pod https://t.firma.pl:\n"
+        "Nazwa w DNS: tak (203.0.113.5)\n"
+        "Odpowiedź: nie sprawdzono (nazwa nie dała adresu, z którym można się połączyć)"
+    )
+    english = (CheckStep(NAME_STEP, Outcome.YES, "yes (203.0.113.5)"),)
+    assert public_result("https://t.firma.pl", english, []).message == (
+        "Tracking works: recipients can reach https://t.firma.pl.\nName resolves: yes (203.0.113.5)"
     )

@@ -73,16 +73,18 @@ async def check_tracking(
     if domain.reachable_by_recipients:
         if probe is None:
             try:
-                probe = default_probe(seconds)
+                probe = default_probe(seconds, tr)
             except NameserverInvalid as exc:
                 return TrackingCheck(False, str(exc))
         return await check_public(base, url, domain, probe, tr)
     return await _check_local(base, url, domain, seconds, tr)
 
 
-def default_probe(seconds: float) -> Probe:
+def default_probe(seconds: float, tr: Language = ENGLISH) -> Probe:
     """What "Test tracking" uses outside tests: the system's resolver and trust store."""
-    return Probe(resolver_from_env(os.environ), ssl.create_default_context(), seconds=seconds)
+    return Probe(
+        resolver_from_env(os.environ), ssl.create_default_context(), seconds=seconds, tr=tr
+    )
 
 
 async def check_public(
@@ -92,12 +94,14 @@ async def check_public(
     target = Target.of(base)
     name, address = await resolve(target, probe)
     if address is None:
-        because = "the name gave no address to connect to"
-        tls, answer = not_checked(TLS_STEP, because), not_checked(ANSWER_STEP, because)
+        because = tr.t("the name gave no address to connect to")
+        tls, answer = not_checked(TLS_STEP, because, tr), not_checked(ANSWER_STEP, because, tr)
     else:
         tls = await secure_connection(target, address, probe)
         if tls.outcome == Outcome.NO:
-            answer = not_checked(ANSWER_STEP, "there was no secure connection to ask over")
+            answer = not_checked(
+                ANSWER_STEP, tr.t("there was no secure connection to ask over"), tr
+            )
         else:
             answer, _response = await fetch_pixel(target, address, url, probe)
     return public_result(base, (name, tls, answer), domain.sentences(tr), tr)
@@ -115,7 +119,7 @@ def public_result(
         head = tr.t("Recipients cannot reach tracking at {url}:", url=base)
     else:
         head = tr.t("Tracking at {url} could not be checked:", url=base)
-    lines = [head, *(step.line() for step in steps)]
+    lines = [head, *(step.line(tr) for step in steps)]
     if advice:
         lines.append(" ".join(advice))
     return TrackingCheck(ok, "\n".join(lines), steps)

@@ -37,6 +37,8 @@ import dns.exception
 import dns.resolver
 import httpx
 
+from mailbeacon.core.language import ENGLISH, Language, mark
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 AddressPolicy = Callable[[IPAddress], bool]
 """Whether recipients anywhere could reach an address (default: ``is_global``)."""
@@ -47,9 +49,9 @@ _EXPIRED = frozenset({10})
 _UNTRUSTED = frozenset({2, 18, 19, 20, 21, 27})
 _WRONG_NAME = frozenset({62})
 
-NAME_STEP = "Name resolves"
-TLS_STEP = "Secure connection"
-ANSWER_STEP = "Answer"
+NAME_STEP = mark("Name resolves")
+TLS_STEP = mark("Secure connection")
+ANSWER_STEP = mark("Answer")
 
 
 def public_address(address: IPAddress) -> bool:
@@ -73,9 +75,10 @@ class CheckStep:
     outcome: Outcome
     text: str
 
-    def line(self) -> str:
-        """``"Name resolves: yes (203.0.113.5)"``."""
-        return f"{self.name}: {self.text}"
+    def line(self, tr: Language = ENGLISH) -> str:
+        """``"Name resolves: yes (203.0.113.5)"`` (the step's name in ``tr``; its text
+        was worded in the probe's language)."""
+        return tr.t("{step}: {finding}", step=tr.t(self.name), finding=self.text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +116,18 @@ class Probe:
     seconds: float = 10.0
     expiry_warning: timedelta = EXPIRY_WARNING
     clock: Callable[[], float] = time.time
+    tr: Language = ENGLISH  # the language the steps are worded in
 
 
 async def resolve(target: Target, probe: Probe) -> tuple[CheckStep, IPAddress | None]:
     """Step 1: the name's addresses; the one to connect to (None: stop here)."""
+    tr = probe.tr
     literal = target.literal
     if literal is not None:
         return CheckStep(
-            NAME_STEP, Outcome.NOT_CHECKED, f"not needed: {literal} is an address, not a name"
+            NAME_STEP,
+            Outcome.NOT_CHECKED,
+            tr.t("not needed: {address} is an address, not a name", address=literal),
         ), literal
     try:
         found = await _addresses(target.host, probe)
@@ -128,16 +135,23 @@ async def resolve(target: Target, probe: Probe) -> tuple[CheckStep, IPAddress | 
         return CheckStep(
             NAME_STEP,
             Outcome.NOT_CHECKED,
-            f"could not be checked: no name server answered for {target.host} ({_why(exc)}). "
-            "Check this computer's network connection and try again.",
+            tr.t(
+                "could not be checked: no name server answered for {host} ({reason}). "
+                "Check this computer's network connection and try again.",
+                host=target.host,
+                reason=_why(exc),
+            ),
         ), None
     if not found:
         return CheckStep(
             NAME_STEP,
             Outcome.NO,
-            f"no. {target.host} does not exist in DNS, so no recipient can load the "
-            f"pixel. Whoever runs your domain's DNS should add an A record for "
-            f"{target.host} pointing at the tracking server.",
+            tr.t(
+                "no. {host} does not exist in DNS, so no recipient can load the pixel. "
+                "Whoever runs your domain's DNS should add an A record for {host} pointing "
+                "at the tracking server.",
+                host=target.host,
+            ),
         ), None
     shown = ", ".join(str(a) for a in found)
     outside = [a for a in found if probe.reachable(a)]
@@ -145,10 +159,14 @@ async def resolve(target: Target, probe: Probe) -> tuple[CheckStep, IPAddress | 
         return CheckStep(
             NAME_STEP,
             Outcome.NO,
-            f"to {shown}, which recipients outside your network cannot reach. Point "
-            f"{target.host} at the tracking server's public address.",
+            tr.t(
+                "to {addresses}, which recipients outside your network cannot reach. Point "
+                "{host} at the tracking server's public address.",
+                addresses=shown,
+                host=target.host,
+            ),
         ), None
-    return CheckStep(NAME_STEP, Outcome.YES, f"yes ({shown})"), outside[0]
+    return CheckStep(NAME_STEP, Outcome.YES, tr.t("yes ({addresses})", addresses=shown)), outside[0]
 
 
 async def _addresses(host: str, probe: Probe) -> list[IPAddress]:
@@ -165,12 +183,15 @@ async def _addresses(host: str, probe: Probe) -> list[IPAddress]:
 
 async def secure_connection(target: Target, address: IPAddress, probe: Probe) -> CheckStep:
     """Step 2: a TLS handshake for the name at ``address``; the certificate's end date."""
+    tr = probe.tr
     if target.scheme != "https":
         return CheckStep(
             TLS_STEP,
             Outcome.NOT_CHECKED,
-            "not checked: the address is plain http, so opens and clicks travel "
-            "unencrypted. Put the server behind https (Caddy does it in two lines).",
+            tr.t(
+                "not checked: the address is plain http, so opens and clicks travel "
+                "unencrypted. Put the server behind https (Caddy does it in two lines)."
+            ),
         )
     try:
         async with asyncio.timeout(probe.seconds):
@@ -178,14 +199,19 @@ async def secure_connection(target: Target, address: IPAddress, probe: Probe) ->
                 str(address), target.port, ssl=probe.ssl_context, server_hostname=target.host
             )
     except ssl.SSLCertVerificationError as exc:
-        return CheckStep(TLS_STEP, Outcome.NO, _certificate_problem(target, exc))
+        return CheckStep(TLS_STEP, Outcome.NO, _certificate_problem(target, exc, tr))
     except (OSError, TimeoutError, ssl.SSLError) as exc:
         return CheckStep(
             TLS_STEP,
             Outcome.NO,
-            f"no. {address} port {target.port} did not accept a secure connection "
-            f"({_why(exc)}). Is the tracking server (or the proxy in front of it) running "
-            "there, and open to the internet?",
+            tr.t(
+                "no. {address} port {port} did not accept a secure connection ({reason}). "
+                "Is the tracking server (or the proxy in front of it) running there, and "
+                "open to the internet?",
+                address=address,
+                port=target.port,
+                reason=_why(exc),
+            ),
         )
     try:
         peer = writer.get_extra_info("peercert") or {}
@@ -197,9 +223,14 @@ async def secure_connection(target: Target, address: IPAddress, probe: Probe) ->
 
 def _validity(target: Target, peer: dict[str, object], probe: Probe) -> CheckStep:
     """ "certificate valid until …", or that it ends soon."""
+    tr = probe.tr
     not_after = peer.get("notAfter")
     if not isinstance(not_after, str):
-        return CheckStep(TLS_STEP, Outcome.YES, f"yes, the certificate is valid for {target.host}")
+        return CheckStep(
+            TLS_STEP,
+            Outcome.YES,
+            tr.t("yes, the certificate is valid for {host}", host=target.host),
+        )
     ends = ssl.cert_time_to_seconds(not_after)
     until = datetime.fromtimestamp(ends, UTC).strftime("%Y-%m-%d %H:%M UTC")
     left = timedelta(seconds=ends - probe.clock())
@@ -207,37 +238,59 @@ def _validity(target: Target, peer: dict[str, object], probe: Probe) -> CheckSte
         return CheckStep(
             TLS_STEP,
             Outcome.YES,
-            f"yes, but the certificate for {target.host} ends in {_duration(left)} "
-            f"({until}). Make sure it is renewed automatically, or recipients' mail "
-            "clients will stop loading the pixel.",
+            tr.t(
+                "yes, but the certificate for {host} ends in {duration} ({until}). Make "
+                "sure it is renewed automatically, or recipients' mail clients will stop "
+                "loading the pixel.",
+                host=target.host,
+                duration=_duration(left, tr),
+                until=until,
+            ),
         )
     return CheckStep(
-        TLS_STEP, Outcome.YES, f"yes, the certificate for {target.host} is valid until {until}"
+        TLS_STEP,
+        Outcome.YES,
+        tr.t(
+            "yes, the certificate for {host} is valid until {until}", host=target.host, until=until
+        ),
     )
 
 
-def _certificate_problem(target: Target, exc: ssl.SSLCertVerificationError) -> str:
+def _certificate_problem(
+    target: Target, exc: ssl.SSLCertVerificationError, tr: Language = ENGLISH
+) -> str:
     code = exc.verify_code
-    fix = (
-        f"The server needs a certificate for {target.host} from a public authority "
-        "(Caddy and Let's Encrypt make one automatically)."
+    fix = tr.t(
+        "The server needs a certificate for {host} from a public authority (Caddy and "
+        "Let's Encrypt make one automatically).",
+        host=target.host,
     )
     if code in _WRONG_NAME:
-        return f"no. The server's certificate is not made out to {target.host}. {fix}"
-    if code in _EXPIRED:
-        return f"no. The server's certificate for {target.host} has expired. {fix}"
-    if code in _UNTRUSTED:
-        return (
-            "no. The server's certificate is not signed by an authority recipients' "
-            f"devices trust (self-signed, or from a private authority). {fix}"
+        return tr.t(
+            "no. The server's certificate is not made out to {host}. {fix}",
+            host=target.host,
+            fix=fix,
         )
-    return f"no. The certificate was refused ({exc.verify_message}). {fix}"
+    if code in _EXPIRED:
+        return tr.t(
+            "no. The server's certificate for {host} has expired. {fix}", host=target.host, fix=fix
+        )
+    if code in _UNTRUSTED:
+        return tr.t(
+            "no. The server's certificate is not signed by an authority recipients' devices "
+            "trust (self-signed, or from a private authority). {fix}",
+            fix=fix,
+        )
+    return tr.t(
+        "no. The certificate was refused ({reason}). {fix}", reason=exc.verify_message, fix=fix
+    )
 
 
 async def fetch_pixel(
     target: Target, address: IPAddress, url: str, probe: Probe
 ) -> tuple[CheckStep, httpx.Response | None]:
     """Step 3: GET the pixel through the public name, pinned to ``address``."""
+    tr = probe.tr
     parts = urlsplit(url)
     host = f"[{address}]" if address.version == 6 else str(address)
     pinned = parts._replace(netloc=f"{host}:{target.port}").geturl()
@@ -258,20 +311,30 @@ async def fetch_pixel(
         return CheckStep(
             ANSWER_STEP,
             Outcome.NO,
-            f"no answer from {target.host} ({_why(exc)}). Is the tracking server running "
-            "behind that address?",
+            tr.t(
+                "no answer from {host} ({reason}). Is the tracking server running behind "
+                "that address?",
+                host=target.host,
+                reason=_why(exc),
+            ),
         ), None
     elapsed_ms = (time.perf_counter() - started) * 1000
     if is_pixel(response):
         return CheckStep(
-            ANSWER_STEP, Outcome.YES, f"the pixel came back in {elapsed_ms:.0f} ms"
+            ANSWER_STEP,
+            Outcome.YES,
+            tr.t("the pixel came back in {ms} ms", ms=tr.number(round(elapsed_ms))),
         ), response
     return CheckStep(
         ANSWER_STEP,
         Outcome.NO,
-        f"{target.host} answered {response_summary(response)} instead of the pixel "
-        "(200 image/gif). Is that address really your MailBeacon tracking server, and "
-        "does the proxy in front of it pass /o/ and /c/ on to it?",
+        tr.t(
+            "{host} answered {response} instead of the pixel (200 image/gif). Is that "
+            "address really your MailBeacon tracking server, and does the proxy in front "
+            "of it pass /o/ and /c/ on to it?",
+            host=target.host,
+            response=response_summary(response),
+        ),
     ), response
 
 
@@ -295,16 +358,16 @@ def response_summary(response: httpx.Response) -> str:
     return f"{response.status_code} {content_type(response) or '(no type)'}"
 
 
-def not_checked(name: str, because: str) -> CheckStep:
-    """A step that could not run because an earlier one failed."""
-    return CheckStep(name, Outcome.NOT_CHECKED, f"not checked ({because})")
+def not_checked(name: str, because: str, tr: Language = ENGLISH) -> CheckStep:
+    """A step that could not run because an earlier one failed (``because`` in ``tr``)."""
+    return CheckStep(name, Outcome.NOT_CHECKED, tr.t("not checked ({reason})", reason=because))
 
 
-def _duration(left: timedelta) -> str:
+def _duration(left: timedelta, tr: Language) -> str:
     hours = max(0, int(left.total_seconds() // 3600))
     if hours < 48:
-        return f"{hours} hour{'' if hours == 1 else 's'}"
-    return f"{hours // 24} days"
+        return tr.n("{count} hour", "{count} hours", hours)
+    return tr.n("{count} day", "{count} days", hours // 24)
 
 
 def _why(exc: BaseException) -> str:
