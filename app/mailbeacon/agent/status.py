@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.durable import atomic_write
-from mailbeacon.core.language import ENGLISH, Language
+from mailbeacon.core.language import ENGLISH, Language, in_language
 from mailbeacon.core.tracking_domain import check_tracking_url
 
 STATUS_FILE = "status.json"
@@ -250,12 +250,13 @@ def decide(inputs: StatusInputs, tr: Language = ENGLISH) -> StatusReport:
             SendingState.OK, inputs.waiting, tr.t("Mail goes out through {server}.", server=server),
             server,
         )  # fmt: skip
+    detail = in_language(inputs.stream_detail, tr)
     if not inputs.stream_enabled:
-        stream = Stream(StreamLink.DISABLED, inputs.stream_detail)
+        stream = Stream(StreamLink.DISABLED, detail)
     elif inputs.stream_connected:
-        stream = Stream(StreamLink.CONNECTED, inputs.stream_detail)
+        stream = Stream(StreamLink.CONNECTED, detail)
     else:
-        stream = Stream(StreamLink.OFFLINE, inputs.stream_detail or tr.t("Connecting…"))
+        stream = Stream(StreamLink.OFFLINE, detail or tr.t("Connecting…"))
     return StatusReport(
         sending,
         tracking_status(inputs.tracking_url, inputs.tracking_tested, tr),

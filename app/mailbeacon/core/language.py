@@ -103,6 +103,31 @@ def mark(message: str) -> str:
     return message
 
 
+class Phrase(str):
+    """A sentence that reads as English wherever a ``str`` goes (the status file, the
+    log, the command line) and keeps its message and fields, so the tray can say it
+    in the rep's language (:func:`in_language`). ``message`` is marked where it is
+    defined."""
+
+    message: str
+    values: Mapping[str, object]
+
+    def __new__(cls, message: str, /, **values: object) -> Phrase:
+        """The English text of ``message`` with its ``{fields}`` filled."""
+        said = super().__new__(cls, message.format(**values))
+        said.message = message
+        said.values = values
+        return said
+
+
+def in_language(text: str, tr: Language) -> str:
+    """``text`` in ``tr`` when it is a :class:`Phrase`, else as it came (a server's own
+    words, for example)."""
+    if isinstance(text, Phrase):
+        return tr.t(text.message, **text.values)
+    return text
+
+
 class Language:
     """Words, plural forms, dates, times and numbers in one language and time zone.
 

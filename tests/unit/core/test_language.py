@@ -25,8 +25,17 @@ from mailbeacon.agent.settings.team import LOCKED_NOTE
 from mailbeacon.agent.status import StatusInputs, decide
 from mailbeacon.agent.tracking.check import public_result
 from mailbeacon.agent.tracking.reach import ANSWER_STEP, NAME_STEP, CheckStep, Outcome, not_checked
+from mailbeacon.agent.tracking.stream import UNREACHABLE
 from mailbeacon.core.events import EventType
-from mailbeacon.core.language import CATALOGS, ENGLISH, Language, chosen_code, system_locale
+from mailbeacon.core.language import (
+    CATALOGS,
+    ENGLISH,
+    Language,
+    Phrase,
+    chosen_code,
+    in_language,
+    system_locale,
+)
 from mailbeacon.core.uainfo import describe, label
 
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -275,3 +284,14 @@ def test_a_test_tracking_result_in_polish(pl: Language) -> None:
     assert public_result("https://t.firma.pl", english, []).message == (
         "Tracking works: recipients can reach https://t.firma.pl.\nName resolves: yes (203.0.113.5)"
     )
+
+
+def test_a_stream_detail_reads_english_in_the_file_and_polish_in_the_tray(pl: Language) -> None:
+    lost = Phrase(UNREACHABLE, url="https://t.firma.pl", error="timed out")
+    assert lost == "cannot reach https://t.firma.pl: timed out"  # a str: the log, the file
+    offline = _inputs(stream_connected=False, stream_detail=lost)
+    assert decide(offline).stream.detail == "cannot reach https://t.firma.pl: timed out"
+    assert decide(offline, pl).stream.detail == (
+        "nie można połączyć się z https://t.firma.pl: timed out"
+    )
+    assert in_language("a server's own words", pl) == "a server's own words"

@@ -28,9 +28,15 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 from mailbeacon import __version__
 from mailbeacon.core.backoff import Backoff
 from mailbeacon.core.events import CaughtUp, Revision, ServerEvent, StreamHello, StreamMessage
+from mailbeacon.core.language import Phrase, mark
 from mailbeacon.core.policy import PolicyError, TeamPolicy
 
 log = logging.getLogger(__name__)
+# The stream's details, English in the status file and the log, the rep's language in
+# the tray (agent/status.py words them).
+TOKEN_REFUSED = mark("the server refused the API token (HTTP {code}): enroll again")
+UNREACHABLE = mark("cannot reach {url}: {error}")
+NOT_STORED = mark("events cannot be stored: {error}")
 
 Message = StreamMessage
 # Asks the server for ``hello``, ``caught_up`` and ``policy`` (server/stream.py).
@@ -143,16 +149,17 @@ class StreamSubscriber:
                 await self._session()
             except InvalidStatus as exc:
                 code = exc.response.status_code
-                detail = f"the server refused the API token (HTTP {code}): enroll again"
-                self._on_state(StreamState.REFUSED, detail)
+                self._on_state(StreamState.REFUSED, Phrase(TOKEN_REFUSED, code=code))
                 log.error("stream refused by %s: HTTP %s", self._server_url, code)
             except (OSError, WebSocketException, TimeoutError) as exc:
-                self._on_state(StreamState.OFFLINE, f"cannot reach {self._server_url}: {exc}")
+                self._on_state(
+                    StreamState.OFFLINE, Phrase(UNREACHABLE, url=self._server_url, error=exc)
+                )
                 log.info("stream to %s lost: %s", self._server_url, exc)
             except Exception as exc:
                 # The handler could not store an event (disk full, database locked):
                 # reconnect and resume from the last stored id rather than stop for good.
-                self._on_state(StreamState.OFFLINE, f"events cannot be stored: {exc}")
+                self._on_state(StreamState.OFFLINE, Phrase(NOT_STORED, error=exc))
                 log.exception("stream handler failed; resuming from the last stored event")
             # A session that carried events was healthy, however it ended (a reset
             # connection raises): the next reconnect is quick again.
