@@ -238,7 +238,7 @@ def decide(inputs: StatusInputs, tr: Language = ENGLISH) -> StatusReport:
             SendingState.NOT_CONFIGURED, inputs.waiting, not_configured_detail(inputs.waiting, tr)
         )
     elif inputs.sign_in_problem or inputs.blocked_reason:
-        why = inputs.sign_in_problem or inputs.blocked_reason or ""
+        why = in_language(inputs.sign_in_problem or inputs.blocked_reason or "", tr)
         detail = (
             tr.t("{server} is not taking mail: {reason}", server=server, reason=why)
             if server

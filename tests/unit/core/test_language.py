@@ -295,3 +295,15 @@ def test_a_stream_detail_reads_english_in_the_file_and_polish_in_the_tray(pl: La
         "nie można połączyć się z https://t.firma.pl: timed out"
     )
     assert in_language("a server's own words", pl) == "a server's own words"
+
+
+def test_why_sending_fails_in_polish_when_the_agent_worded_it(pl: Language) -> None:
+    why = Phrase("Cannot reach {where}: {error}.", where="smtp.example.org:465", error="timed out")
+    failing = _inputs(blocked_reason=why)
+    assert decide(failing).sending.detail == (
+        "smtp.example.org:465 is not taking mail: Cannot reach smtp.example.org:465: timed out."
+    )
+    assert decide(failing, pl).sending.detail == (
+        "smtp.example.org:465 nie przyjmuje poczty: Nie można połączyć się z "
+        "smtp.example.org:465: timed out."
+    )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from mailbeacon.agent.account.bearer import BearerSource
 from mailbeacon.agent.sending.upstream import Credentials, Upstream, UpstreamCheck
 from mailbeacon.agent.settings.mail_urls import UpstreamConfigError, parse_upstream
-from mailbeacon.core.language import ENGLISH, Language
+from mailbeacon.core.language import ENGLISH, Language, in_language
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,4 +50,4 @@ async def check_upstream(
         await upstream.close()
     if result.ok:
         return UpstreamCheck(True, tr.t("Connected to {server} and logged in.", server=url))
-    return result
+    return UpstreamCheck(False, in_language(result.message, tr))

@@ -44,6 +44,7 @@ from mailbeacon.agent.settings.mail_urls import (
     UpstreamURL,
 )
 from mailbeacon.core import sasl
+from mailbeacon.core.language import Phrase, mark
 
 __all__ = [
     "Credentials",
@@ -303,29 +304,46 @@ class Upstream:
         """A failed connection or login, in words the rep can act on."""
         code = error.code if isinstance(error, aiosmtplib.SMTPResponseException) else None
         if isinstance(error, aiosmtplib.SMTPAuthenticationError):
-            message = (
-                f"{where} refused the user name or password ({error.code} {error.message}). "
-                "Check the upstream user and password in the settings."
+            message: str = Phrase(
+                mark(
+                    "{where} refused the user name or password ({code} {reply}). Check the "
+                    "upstream user and password in the settings."
+                ),
+                where=where,
+                code=error.code,
+                reply=error.message,
             )
         elif isinstance(error, ssl.SSLError | ssl.CertificateError):
             message = _tls_problem(where, error)
         elif isinstance(error, aiosmtplib.SMTPReadTimeoutError):
-            message = f"{where} did not answer within {self._timeout:g}s."
+            message = Phrase(
+                mark("{where} did not answer within {seconds}s."),
+                where=where,
+                seconds=f"{self._timeout:g}",
+            )
         elif isinstance(error, aiosmtplib.SMTPConnectError | OSError):
             message = _connect_problem(where, error)
         elif isinstance(error, aiosmtplib.SMTPResponseException):
-            message = f"{where} refused the session: {error.code} {error.message}"
+            message = Phrase(
+                mark("{where} refused the session: {code} {reply}"),
+                where=where,
+                code=error.code,
+                reply=error.message,
+            )
         else:
             message = self._session_problem(where, error)
         return DeliveryError(message, code=code, connection=True)
 
     def _session_problem(self, where: str, error: Exception) -> str:
         if self._url.security == "starttls" and "starttls" in str(error).lower():
-            return (
-                f"{where} does not offer STARTTLS. Check the port, or use smtps:// if the "
-                "server expects TLS from the start (usually port 465)."
+            return Phrase(
+                mark(
+                    "{where} does not offer STARTTLS. Check the port, or use smtps:// if the "
+                    "server expects TLS from the start (usually port 465)."
+                ),
+                where=where,
             )
-        return f"The session with {where} failed: {error}"
+        return Phrase(mark("The session with {where} failed: {error}"), where=where, error=error)
 
     async def _login(self, client: aiosmtplib.SMTP) -> None:
         creds = self._credentials()
@@ -489,9 +507,14 @@ async def _goodbye(client: aiosmtplib.SMTP) -> None:
 
 def _tls_problem(where: str, error: Exception) -> str:
     reason = getattr(error, "verify_message", None) or getattr(error, "reason", None) or error
-    return (
-        f"TLS with {where} failed ({reason}). Check the port and scheme (smtps:// for 465, "
-        "smtp+starttls:// for 587) and that the server's certificate is valid for this name."
+    return Phrase(
+        mark(
+            "TLS with {where} failed ({reason}). Check the port and scheme (smtps:// for 465, "
+            "smtp+starttls:// for 587) and that the server's certificate is valid for this "
+            "name."
+        ),
+        where=where,
+        reason=reason,
     )
 
 
@@ -499,13 +522,18 @@ def _connect_problem(where: str, error: Exception) -> str:
     cause: BaseException | None = error
     while cause is not None:
         if isinstance(cause, socket.gaierror):
-            return f"The upstream server name in {where} cannot be found (DNS)."
+            return Phrase(
+                mark("The upstream server name in {where} cannot be found (DNS)."), where=where
+            )
         if isinstance(cause, ConnectionRefusedError):
-            return f"Cannot reach {where}: connection refused (nothing listens on that port)."
+            return Phrase(
+                mark("Cannot reach {where}: connection refused (nothing listens on that port)."),
+                where=where,
+            )
         if isinstance(cause, ssl.SSLError | ssl.CertificateError):
             return _tls_problem(where, cause)
         cause = cause.__cause__ or cause.__context__
-    return f"Cannot reach {where}: {error}."
+    return Phrase(mark("Cannot reach {where}: {error}."), where=where, error=error)
 
 
 class DotStuffer:
