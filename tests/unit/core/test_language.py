@@ -16,11 +16,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mailbeacon.agent.account import discovery
+from mailbeacon.agent.account.bearer import SignInRequired
 from mailbeacon.agent.account.discovery import DiscoveryFailed
 from mailbeacon.agent.mailbox.check import check_imap
 from mailbeacon.agent.notifications import wording
 from mailbeacon.agent.notifications.refusals import OURS, refusal_body
 from mailbeacon.agent.sending.check import UpstreamProbe, check_upstream
+from mailbeacon.agent.sending.upstream import sign_in_again
 from mailbeacon.agent.settings.team import LOCKED_NOTE
 from mailbeacon.agent.status import StatusInputs, decide
 from mailbeacon.agent.tracking.check import public_result
@@ -306,4 +308,16 @@ def test_why_sending_fails_in_polish_when_the_agent_worded_it(pl: Language) -> N
     assert decide(failing, pl).sending.detail == (
         "smtp.example.org:465 nie przyjmuje poczty: Nie można połączyć się z "
         "smtp.example.org:465: timed out."
+    )
+
+
+def test_a_sign_in_refusal_in_polish(pl: Language) -> None:
+    said = sign_in_again("anna@firma.pl", SignInRequired(""))
+    assert said == (
+        "Sign in again with the account anna@firma.pl in the settings: the saved sign-in is "
+        "no longer accepted. Mail waits in the outbox until then."
+    )
+    assert in_language(said, pl) == (
+        "Zaloguj się ponownie kontem anna@firma.pl w ustawieniach: zapisane logowanie nie "
+        "jest już akceptowane. Do tego czasu poczta czeka w skrzynce nadawczej."
     )

@@ -354,8 +354,13 @@ class Upstream:
         if creds is None or not creds.password:
             if user:
                 raise DeliveryError(
-                    f"No upstream password for {user!r}: set it in the settings "
-                    "(it is kept in the keyring) or MAILBEACON_UPSTREAM_PASSWORD.",
+                    Phrase(
+                        mark(
+                            "No upstream password for {user}: set it in the settings (it is "
+                            "kept in the keyring) or MAILBEACON_UPSTREAM_PASSWORD."
+                        ),
+                        user=repr(user),
+                    ),
                     connection=True,
                 )
             return
@@ -394,8 +399,13 @@ class _TokenLogin:
         mechanism = sasl.choose_mechanism(self._client.server_auth_methods)
         if not self._client.supports_extension("auth") or mechanism is None:
             raise DeliveryError(
-                f"{self._where} does not offer a sign-in with a token (XOAUTH2 or "
-                "OAUTHBEARER); use a password for this server instead.",
+                Phrase(
+                    mark(
+                        "{where} does not offer a sign-in with a token (XOAUTH2 or "
+                        "OAUTHBEARER); use a password for this server instead."
+                    ),
+                    where=self._where,
+                ),
                 connection=True,
             )
         last = sasl.BearerRefusal("")
@@ -412,9 +422,15 @@ class _TokenLogin:
                 self._where, mechanism, user, attempt, refusal.describe(),
             )  # fmt: skip
         raise DeliveryError(
-            f"{self._where} refused the sign-in for {user} ({last.describe()}). "
-            f"Sign in again with the account {user} in the settings; "
-            "mail waits in the outbox meanwhile.",
+            Phrase(
+                mark(
+                    "{where} refused the sign-in for {user} ({reason}). Sign in again with the "
+                    "account {user} in the settings; mail waits in the outbox meanwhile."
+                ),
+                where=self._where,
+                user=user,
+                reason=last.describe(),
+            ),
             code=535,
             connection=True,
         )
@@ -427,8 +443,14 @@ class _TokenLogin:
             raise DeliveryError(sign_in_again(self._source.user, error), connection=True) from None
         except TimeoutError:
             raise DeliveryError(
-                f"No sign-in token for {self._source.user} within {self._timeout:g}s "
-                "(the sign-in provider did not answer); mail waits in the outbox.",
+                Phrase(
+                    mark(
+                        "No sign-in token for {user} within {seconds}s (the sign-in provider "
+                        "did not answer); mail waits in the outbox."
+                    ),
+                    user=self._source.user,
+                    seconds=f"{self._timeout:g}",
+                ),
                 connection=True,
             ) from None
 
@@ -440,7 +462,14 @@ class _TokenLogin:
             initial = sasl.initial_response(mechanism, user, token, self._url.host, self._url.port)
         except ValueError as error:
             raise DeliveryError(
-                f"The sign-in for {user} cannot be used ({error}); sign in again in the settings.",
+                Phrase(
+                    mark(
+                        "The sign-in for {user} cannot be used ({error}); sign in again in the "
+                        "settings."
+                    ),
+                    user=user,
+                    error=error,
+                ),
                 connection=True,
             ) from None
         response = sasl.encode(initial)
@@ -462,8 +491,16 @@ class _TokenLogin:
         if reply.code == 535:
             return refusal
         raise DeliveryError(
-            f"{self._where} could not check the sign-in for {user} just now "
-            f"({reply.code} {reply.message}); sending is retried later.",
+            Phrase(
+                mark(
+                    "{where} could not check the sign-in for {user} just now ({code} {reply}); "
+                    "sending is retried later."
+                ),
+                where=self._where,
+                user=user,
+                code=reply.code,
+                reply=reply.message,
+            ),
             code=reply.code,
             connection=True,
         )
@@ -471,10 +508,21 @@ class _TokenLogin:
 
 def sign_in_again(user: str, error: SignInRequired) -> str:
     """What the rep reads when the provider no longer accepts the saved sign-in."""
-    why = f" ({error})" if str(error) else ""
-    return (
-        f"Sign in again with the account {user} in the settings: the saved sign-in is "
-        f"no longer accepted{why}. Mail waits in the outbox until then."
+    if str(error):
+        return Phrase(
+            mark(
+                "Sign in again with the account {user} in the settings: the saved sign-in is "
+                "no longer accepted ({reason}). Mail waits in the outbox until then."
+            ),
+            user=user,
+            reason=error,
+        )
+    return Phrase(
+        mark(
+            "Sign in again with the account {user} in the settings: the saved sign-in is "
+            "no longer accepted. Mail waits in the outbox until then."
+        ),
+        user=user,
     )
 
 
