@@ -31,7 +31,14 @@ PACKAGE = ROOT / "app" / "mailbeacon"
 LOCALE = PACKAGE / "data" / "locale"
 TEMPLATE = LOCALE / "mailbeacon.pot"
 # The packages that word things for the rep (the command line and logs stay English).
-SOURCES = ("agent", "tray", "core/language.py", "core/uainfo.py", "core/tracking_domain.py")
+SOURCES = (
+    "agent",
+    "tray",
+    "core/language.py",
+    "core/uainfo.py",
+    "core/tracking_domain.py",
+    "core/rewrite.py",
+)
 KEYWORDS: dict[str, tuple[int, ...] | None] = {"t": None, "n": (1, 2), "mark": None}
 
 

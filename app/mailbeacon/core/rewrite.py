@@ -46,6 +46,7 @@ from typing import Protocol
 
 from mailbeacon.core import tokens
 from mailbeacon.core.html_links import HtmlPlan, TrackedLink, plan_html, render
+from mailbeacon.core.language import mark
 from mailbeacon.core.mime import (
     MAX_LINE,
     MimeError,
@@ -84,14 +85,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-REASON_OFF = "tracking is off for this email"
-REASON_PLAIN_TEXT = "plain-text email: no pixel can work there"
-REASON_NO_HTML = "no HTML body: no pixel can work there"
-REASON_UNPARSABLE = "could not parse MIME safely: sent unmodified"
-REASON_UNDECODABLE = "could not decode the HTML body safely: sent unmodified"
-REASON_SEALED = "signed or encrypted email: tracking would break it, sent unmodified"
-REASON_INTERNAL = "could not add tracking (internal error): sent unmodified"
-REASON_NO_LINKS = "clicks only, and this email has no link that can be tracked"
+REASON_OFF = mark("tracking is off for this email")
+REASON_PLAIN_TEXT = mark("plain-text email: no pixel can work there")
+REASON_NO_HTML = mark("no HTML body: no pixel can work there")
+REASON_UNPARSABLE = mark("could not parse MIME safely: sent unmodified")
+REASON_UNDECODABLE = mark("could not decode the HTML body safely: sent unmodified")
+REASON_SEALED = mark("signed or encrypted email: tracking would break it, sent unmodified")
+REASON_INTERNAL = mark("could not add tracking (internal error): sent unmodified")
+REASON_NO_LINKS = mark("clicks only, and this email has no link that can be tracked")
 
 HONEYPOT_FALLBACK_TARGET = "https://example.invalid/"
 _ORIGIN = re.compile(r"(?i:https?)://[^/?#\s]+")

@@ -38,6 +38,7 @@ from mailbeacon.core.language import (
     in_language,
     system_locale,
 )
+from mailbeacon.core.rewrite import REASON_PLAIN_TEXT
 from mailbeacon.core.uainfo import describe, label
 
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -321,3 +322,9 @@ def test_a_sign_in_refusal_in_polish(pl: Language) -> None:
         "Zaloguj się ponownie kontem anna@firma.pl w ustawieniach: zapisane logowanie nie "
         "jest już akceptowane. Do tego czasu poczta czeka w skrzynce nadawczej."
     )
+
+
+def test_why_an_email_was_not_tracked_is_translated_where_it_is_shown(pl: Language) -> None:
+    # Stored in English with the email; a known reason reads in the rep's language.
+    assert pl.t(REASON_PLAIN_TEXT) == "wiadomość w zwykłym tekście: piksel nie może w niej działać"
+    assert pl.t("a reason from an older version") == "a reason from an older version"

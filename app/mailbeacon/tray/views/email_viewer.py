@@ -204,7 +204,7 @@ def tracking_text(email: EmailRecord, tr: Language = ENGLISH) -> str:
     if not email.track:
         return tr.t("not tracked (Track was off)")
     if email.untracked_reason:
-        return tr.t("not tracked ({reason})", reason=email.untracked_reason)
+        return tr.t("not tracked ({reason})", reason=tr.t(email.untracked_reason))
     return tr.t("not tracked")
 
 

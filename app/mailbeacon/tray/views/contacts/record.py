@@ -135,7 +135,7 @@ def _sent_row(entry: SentEntry, tr: Language) -> TimelineRow:
     if email.tracked:
         tracking = tr.t("tracked")
     elif email.track and email.untracked_reason:
-        tracking = tr.t("not tracked: {reason}", reason=email.untracked_reason)
+        tracking = tr.t("not tracked: {reason}", reason=tr.t(email.untracked_reason))
     elif email.track:
         tracking = tr.t("not tracked")
     else:

@@ -83,7 +83,7 @@ def tracking_state(email: EmailRecord, tr: Language = ENGLISH) -> str:
     elif not email.track:
         track = tr.t("Not tracked (Track was off)")
     elif email.untracked_reason:
-        track = tr.t("Not tracked: {reason}", reason=email.untracked_reason)
+        track = tr.t("Not tracked: {reason}", reason=tr.t(email.untracked_reason))
     else:
         track = tr.t("Not tracked")
     log_text = (tr.t("Logged (a copy is kept)") if email.logged
