@@ -74,7 +74,7 @@ from mailbeacon.agent.tracking.watch import TrackingWatch
 from mailbeacon.core import uainfo
 from mailbeacon.core.durable import make_private, private_dir
 from mailbeacon.core.enrollment import Enrollment
-from mailbeacon.core.language import ENGLISH, Language
+from mailbeacon.core.language import ENGLISH, PHRASES, Language
 from mailbeacon.core.profile import Profile
 from mailbeacon.core.urls import TrackingUrls
 
@@ -609,7 +609,8 @@ class AgentRuntime:
 
         return TrackingWatch(
             enrollment.server_url,
-            lambda: check_tracking(enrollment, sender_domain=sender_domain),
+            # English in the status file, the rep's language in the tray (agent/status.py).
+            lambda: check_tracking(enrollment, sender_domain=sender_domain, tr=PHRASES),
             tested,
         )
 

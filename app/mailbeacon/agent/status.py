@@ -287,7 +287,7 @@ def tracking_status(
         return Tracking(url, Reachable.NO, check.sentences(tr)[0])
     if tested is not None:
         ok, sentence = tested
-        return Tracking(url, Reachable.YES if ok else Reachable.NO, sentence)
+        return Tracking(url, Reachable.YES if ok else Reachable.NO, in_language(sentence, tr))
     return Tracking(
         url,
         Reachable.UNKNOWN,

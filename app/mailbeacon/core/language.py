@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import gettext
 import io
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 
@@ -111,21 +111,63 @@ class Phrase(str):
 
     message: str
     values: Mapping[str, object]
+    plural: tuple[str, int] | None  # (the plural message, the count) for ``n``
 
     def __new__(cls, message: str, /, **values: object) -> Phrase:
         """The English text of ``message`` with its ``{fields}`` filled."""
-        said = super().__new__(cls, message.format(**values))
-        said.message = message
-        said.values = values
+        return _phrase(message, None, values)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Copied (dataclasses.asdict) or pickled, it stays a phrase.
+        return (_phrase, (self.message, self.plural, dict(self.values)))
+
+
+def _phrase(
+    message: str, plural: tuple[str, int] | None, values: Mapping[str, object]
+) -> Phrase:
+    said = str.__new__(Phrase, _english(message, plural, values))
+    said.message = message
+    said.values = values
+    said.plural = plural
+    return said
+
+
+class Joined(str):
+    """Sentences or lines joined, each kept for :func:`in_language`."""
+
+    parts: tuple[str, ...]
+    separator: str
+
+    def __new__(cls, separator: str, parts: Iterable[str]) -> Joined:
+        """``separator.join(parts)``, remembering the parts."""
+        kept = tuple(parts)
+        said = super().__new__(cls, separator.join(kept))
+        said.parts = kept
+        said.separator = separator
         return said
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (Joined, (self.separator, self.parts))
+
+
+def _english(message: str, plural: tuple[str, int] | None, values: Mapping[str, object]) -> str:
+    if plural is None:
+        return message.format(**values)
+    many, count = plural
+    return (message if count == 1 else many).format(count=count, **values)
 
 
 def in_language(text: str, tr: Language) -> str:
-    """``text`` in ``tr`` when it is a :class:`Phrase`, else as it came (a server's own
-    words, for example)."""
-    if isinstance(text, Phrase):
-        return tr.t(text.message, **text.values)
-    return text
+    """``text`` in ``tr`` when it is a :class:`Phrase` (or :class:`Joined` ones, or has
+    them in its fields), else as it came (a server's own words, for example)."""
+    if isinstance(text, Joined):
+        return text.separator.join(in_language(part, tr) for part in text.parts)
+    if not isinstance(text, Phrase):
+        return text
+    values = {k: in_language(v, tr) if isinstance(v, str) else v for k, v in text.values.items()}
+    if text.plural is not None:
+        return tr.n(text.message, text.plural[0], text.plural[1], **values)
+    return tr.t(text.message, **values)
 
 
 class Language:
@@ -272,3 +314,20 @@ class Language:
 ENGLISH = Language(SOURCE, gettext.NullTranslations(), Locale.parse(_DEFAULT_FORMATS[SOURCE]))
 """English with British formats: the source language, and the default of every part
 that is not handed a language (tests read English)."""
+
+
+class _Phrases(Language):
+    """English that keeps each message: what is said once for the status file (English)
+    and again in the tray (the rep's language), through :func:`in_language`."""
+
+    def t(self, message: str, /, **values: object) -> str:
+        return Phrase(message, **values)
+
+    def n(self, singular: str, plural: str, count: int, /, **values: object) -> str:
+        return _phrase(singular, (plural, count), values)
+
+
+PHRASES: Language = _Phrases(
+    SOURCE, gettext.NullTranslations(), Locale.parse(_DEFAULT_FORMATS[SOURCE])
+)
+"""English sentences that the tray can still say in the rep's language."""

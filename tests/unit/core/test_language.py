@@ -32,6 +32,7 @@ from mailbeacon.core.events import EventType
 from mailbeacon.core.language import (
     CATALOGS,
     ENGLISH,
+    PHRASES,
     Language,
     Phrase,
     chosen_code,
@@ -328,3 +329,23 @@ def test_why_an_email_was_not_tracked_is_translated_where_it_is_shown(pl: Langua
     # Stored in English with the email; a known reason reads in the rep's language.
     assert pl.t(REASON_PLAIN_TEXT) == "wiadomość w zwykłym tekście: piksel nie może w niej działać"
     assert pl.t("a reason from an older version") == "a reason from an older version"
+
+
+def test_the_agents_own_test_tracking_is_english_in_the_file_and_polish_in_the_tray(
+    pl: Language,
+) -> None:
+    steps = (
+        CheckStep(NAME_STEP, Outcome.YES, PHRASES.t("yes ({addresses})", addresses="1.2.3.4")),
+    )
+    said = public_result("https://t.firma.pl", steps, [], PHRASES)
+    assert said.message == (
+        "Tracking works: recipients can reach https://t.firma.pl.\nName resolves: yes (1.2.3.4)"
+    )
+    tested = _inputs(tracking_tested=(said.ok, said.message))
+    assert decide(tested).tracking.detail == said.message  # the status file
+    assert decide(tested, pl).tracking.detail == (
+        "Śledzenie działa: odbiorcy mogą połączyć się z https://t.firma.pl.\n"
+        "Nazwa w DNS: tak (1.2.3.4)"
+    )
+    hours = PHRASES.n("{count} hour", "{count} hours", 5)
+    assert (hours, in_language(hours, pl)) == ("5 hours", "5 godzin")

@@ -33,7 +33,7 @@ from mailbeacon.agent.tracking.reach import (
     secure_connection,
 )
 from mailbeacon.core.enrollment import Enrollment
-from mailbeacon.core.language import ENGLISH, Language
+from mailbeacon.core.language import ENGLISH, Joined, Language
 from mailbeacon.core.tokens import new_message_key
 from mailbeacon.core.tracking_domain import DomainCheck, check_tracking_url
 from mailbeacon.core.urls import TrackingUrls
@@ -121,8 +121,10 @@ def public_result(
         head = tr.t("Tracking at {url} could not be checked:", url=base)
     lines = [head, *(step.line(tr) for step in steps)]
     if advice:
-        lines.append(" ".join(advice))
-    return TrackingCheck(ok, "\n".join(lines), steps)
+        lines.append(Joined(" ", advice))
+    # Joined: the sentences keep their messages when ``tr`` is PHRASES (the agent's
+    # own check, said again in the tray's language).
+    return TrackingCheck(ok, Joined("\n", lines), steps)
 
 
 async def _check_local(
