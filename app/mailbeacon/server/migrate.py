@@ -31,7 +31,7 @@ from pathlib import Path
 import psycopg
 
 from mailbeacon.server.pg_store import PgStore
-from mailbeacon.server.schema import DB_ID_KEY, LEGACY_KEY
+from mailbeacon.server.schema import DB_ID_KEY, EVENT_ROW, LEGACY_KEY
 from mailbeacon.server.sqlite_store import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -41,24 +41,7 @@ PROGRESS_KEY = "migrate_progress"
 CHUNK = 5000
 # Meta values that describe the database itself, not the team's data.
 _NOT_COPIED = {LEGACY_KEY, SOURCE_KEY, PROGRESS_KEY}
-_EVENT_COLUMNS = (
-    "id",
-    "user_id",
-    "type",
-    "message",
-    "recipient",
-    "at",
-    "ip",
-    "user_agent",
-    "verdict",
-    "reason",
-    "inferred",
-    "link",
-    "url",
-    "counts",
-    "via",
-    "repeats",
-)
+_EVENT_COLUMNS = EVENT_ROW
 _REVISION_COLUMNS = ("id", "user_id", "cause_id", "event_id", "verdict", "reason", "counts")
 
 

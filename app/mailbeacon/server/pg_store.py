@@ -32,7 +32,7 @@ from psycopg import errors, pq
 
 from mailbeacon.core.events import EventType, Revision, ServerEvent, Verdict
 from mailbeacon.server.pg_schema import migrate, refuse_if_newer
-from mailbeacon.server.schema import DB_ID_KEY, FLOOR_KEY, GENERATION_KEY
+from mailbeacon.server.schema import DB_ID_KEY, EVENT_ROW, FLOOR_KEY, GENERATION_KEY
 from mailbeacon.server.store import NewEvent, StreamItem, UserRecord
 
 log = logging.getLogger(__name__)
@@ -40,24 +40,7 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10  # seconds: an unreachable database is said so, not waited on forever
 # The channel every instance LISTENs on; the payload is a hint, never trusted.
 CHANNEL = "mailbeacon_events"
-_COLUMNS = (
-    "id",
-    "user_id",
-    "type",
-    "message",
-    "recipient",
-    "at",
-    "ip",
-    "user_agent",
-    "verdict",
-    "reason",
-    "inferred",
-    "link",
-    "url",
-    "counts",
-    "via",
-    "repeats",
-)
+_COLUMNS = EVENT_ROW
 _EVENT_COLUMNS = (
     "id, type, message, recipient, at, ip, user_agent, verdict, reason, inferred, link, url, "
     "counts, via"

@@ -165,6 +165,25 @@ _V4: tuple[Statement, ...] = (
 )
 
 STEPS: tuple[tuple[Statement, ...], ...] = (_V1, _V2, _V3, _V4)
+# Every column of an event row, in the order bulk copies (COPY, unnest) write them.
+EVENT_ROW = (
+    "id",
+    "user_id",
+    "type",
+    "message",
+    "recipient",
+    "at",
+    "ip",
+    "user_agent",
+    "verdict",
+    "reason",
+    "inferred",
+    "link",
+    "url",
+    "counts",
+    "via",
+    "repeats",
+)
 VERSION = len(STEPS)
 LEGACY_KEY = "schema"  # the version in the meta table (SQLite also keeps user_version)
 # The stream's database identity and generation (meta keys; docs/promises.md, "No
