@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from PySide6.QtWidgets import QApplication, QCheckBox, QWidget
 from pytestqt.qtbot import QtBot
 
@@ -29,7 +30,7 @@ from mailbeacon.tray.views.email.actions import reply_subject
 from mailbeacon.tray.views.email.window import EmailWindow
 from mailbeacon.tray.views.reports.window import PERIODS, ReportsWindow
 from mailbeacon.tray.views.settings.dialog import SettingsDialog
-from mailbeacon.tray.wiring import ProfileWindows, saved_pause, send_confirmation
+from mailbeacon.tray.wiring import LazyWindow, ProfileWindows, saved_pause, send_confirmation
 from tests.helpers.contacts import fill_records
 from tests.helpers.records import event, sent_email
 
@@ -44,7 +45,12 @@ def windows_for(profile: Profile) -> ProfileWindows:
     profile.data_dir.mkdir(parents=True)
     with RecordsStore.for_profile(profile) as store:
         fill_records(store)
-    return ProfileWindows(profile, lambda: None, lambda _m: "250 queued")
+    # A failure fails the test at once, never a modal box that would wait for a click.
+    return ProfileWindows(profile, lambda: None, lambda _m: "250 queued", warn=fail_now)
+
+
+def fail_now(message: str) -> None:
+    raise AssertionError(f"the rep would be told: {message}")
 
 
 def test_every_menu_entry_opens_its_window(qtbot: QtBot, profile: Profile) -> None:
@@ -292,3 +298,18 @@ def test_a_stored_event_moves_the_open_feed_contacts_and_reports_without_reopeni
     qtbot.waitUntil(lambda: activity.model.rowCount() == rows + 1, timeout=10_000)
     qtbot.waitUntil(lambda: contacts.model.rowCount() == people + 1, timeout=10_000)
     windows.close()
+
+
+@pytest.mark.expect_log("cannot open")
+def test_a_window_that_cannot_be_made_says_why_and_opens_nothing(qtbot: QtBot) -> None:
+    told: list[str] = []
+
+    def broken() -> QWidget:
+        raise OSError("records.db is not a database")
+
+    lazy = LazyWindow("the reports", broken, warn=told.append)
+    lazy.open()
+
+    assert told == ["Cannot open the reports: records.db is not a database"]
+    assert lazy.window is None
+    assert shown_windows() == []

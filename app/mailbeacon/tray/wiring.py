@@ -61,6 +61,11 @@ HANDED_OVER = mark("Handed to MailBeacon")
 GOES_OUT = mark("It goes out as soon as your outgoing mail server answers.")
 
 
+def warn_dialog(message: str) -> None:
+    """Tell the rep in a warning box (what a failure to open or save shows)."""
+    QMessageBox.warning(None, "MailBeacon", message)
+
+
 class LazyWindow:
     """A window made on first use, then shown and raised on each ``open``."""
 
@@ -69,9 +74,11 @@ class LazyWindow:
         title: str,
         factory: Callable[[], QWidget],
         tr: Callable[[], Language] = lambda: ENGLISH,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self._title = title
         self._tr = tr
+        self._warn = warn or warn_dialog
         self._factory = factory
         self.window: QWidget | None = None
 
@@ -84,7 +91,7 @@ class LazyWindow:
                 log.exception("cannot open %s", self._title)
                 message = self._tr().t("Cannot open {window}: {error}",
                                        window=self._tr().t(self._title), error=exc)
-                QMessageBox.warning(None, "MailBeacon", message)
+                self._warn(message)
                 return
         self.window.show()
         self.window.raise_()
@@ -106,7 +113,11 @@ class ProfileWindows:
         restart_agent: Callable[[], None],
         submit: Send,
         config_home: Path | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
+        # How a failure reaches the rep: a dialog; tests pass a list's append instead of
+        # a modal box that would wait for a click no one makes.
+        self._warn = warn or warn_dialog
         self._profile = profile
         self._config_home = config_home or xdg_config_home()
         self._restart_agent = restart_agent
@@ -114,15 +125,19 @@ class ProfileWindows:
         self._store: RecordsStore | None = None
         self._contacts: ContactsWindow | None = None
         words = self._words  # the language as it is when a window fails to open
-        self.activity = LazyWindow(mark("the activity feed"), self._make_activity, words)
-        self.contacts = LazyWindow(mark("the contacts"), self._make_contacts, words)
-        self.reports = LazyWindow(mark("the reports"), self._make_reports, words)
-        self.settings = LazyWindow(mark("the settings"), self._make_settings, words)
-        self.account = LazyWindow(mark("your email account"), self._make_account, words)
+
+        def lazy(title: str, factory: Callable[[], QWidget]) -> LazyWindow:
+            return LazyWindow(title, factory, words, self._warn)
+
+        self.activity = lazy(mark("the activity feed"), self._make_activity)
+        self.contacts = lazy(mark("the contacts"), self._make_contacts)
+        self.reports = lazy(mark("the reports"), self._make_reports)
+        self.settings = lazy(mark("the settings"), self._make_settings)
+        self.account = lazy(mark("your email account"), self._make_account)
         # Follow-up (issue 17): its own store, which the running agent reads on each pass.
         self._followup: FollowupStore | None = None
-        self.scheduled = LazyWindow(mark("the scheduled emails"), self._make_scheduled, words)
-        self.sequences = LazyWindow(mark("the sequences"), self._make_sequences, words)
+        self.scheduled = lazy(mark("the scheduled emails"), self._make_scheduled)
+        self.sequences = lazy(mark("the sequences"), self._make_sequences)
         self.reminders: list[ReminderWindow] = []
         # What the account window's last page tells the rep to type into the mail client.
         # (the keyring's; a launch with its own relay password sets this to that one).
@@ -214,8 +229,7 @@ class ProfileWindows:
                 self.contacts.window = self._make_contacts()
             except Exception as exc:  # as LazyWindow.open: say why, never crash
                 log.exception("cannot open the contact's record")
-                QMessageBox.warning(None, "MailBeacon", self.language.t(
-                    "Cannot open the record: {error}", error=exc))
+                self._warn(self.language.t("Cannot open the record: {error}", error=exc))
                 return
         assert self._contacts is not None
         self._contacts.open_record(email)
@@ -434,8 +448,7 @@ class ProfileWindows:
             apply_autostart(enabled, self._config_home, exec_command_for(own), self.language)
         except AutostartError as exc:
             log.warning("autostart: %s", exc)
-            QMessageBox.warning(None, "MailBeacon", self.language.t(
-                "Start at login could not be set: {error}", error=exc))
+            self._warn(self.language.t("Start at login could not be set: {error}", error=exc))
 
 
 def send_confirmation(
