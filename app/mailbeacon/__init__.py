@@ -1,3 +1,3 @@
 """MailBeacon: email open and click tracking for the desktop."""
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"
