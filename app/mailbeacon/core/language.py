@@ -75,12 +75,15 @@ def _formats(code: str, environ: Mapping[str, str]) -> Locale:
     return Locale.parse(_DEFAULT_FORMATS[code])
 
 
-def load_catalog(code: str, folder: Path = CATALOGS) -> gettext.NullTranslations:
-    """The compiled catalog of ``code``; the ``.po`` compiled in memory when no
-    up-to-date ``.mo`` is there; no translation for the source language."""
+def load_catalog(
+    code: str, folder: Path = CATALOGS, domain: str = DOMAIN
+) -> gettext.NullTranslations:
+    """The compiled catalog of ``code`` in ``domain`` (the admin console has its own);
+    the ``.po`` compiled in memory when no up-to-date ``.mo`` is there; no translation
+    for the source language."""
     if code == SOURCE:
         return gettext.NullTranslations()
-    po = folder / code / "LC_MESSAGES" / f"{DOMAIN}.po"
+    po = folder / code / "LC_MESSAGES" / f"{domain}.po"
     mo = po.with_suffix(".mo")
     if mo.exists() and (not po.exists() or mo.stat().st_mtime >= po.stat().st_mtime):
         with mo.open("rb") as handle:
