@@ -1,6 +1,7 @@
 """The translation catalogs: extract the source strings, update, compile and check them.
 
-Usage: ``.venv/bin/python packaging/catalogs.py update|compile|check``
+Usage: ``.venv/bin/python packaging/catalogs.py update|compile|check [mailbeacon|console]``
+(both domains unless one is named)
 
 Two gettext domains, each with its own template and one ``.po`` per language:
 ``mailbeacon`` (the agent and the tray: what a rep reads) and ``console`` (the tracking
@@ -156,23 +157,28 @@ def _write(po: Path, catalog: Catalog) -> None:
     po.write_bytes(out.getvalue())
 
 
-def update() -> None:
+def _new(code: str, domain: Domain) -> Catalog:
+    """An empty catalog of ``domain`` for a language that has none yet."""
+    return Catalog(locale=code, domain=domain.name, project="MailBeacon", fuzzy=False)
+
+
+def update(domains: tuple[Domain, ...] = DOMAINS) -> None:
     """Write each domain's template and merge it into every catalog."""
     codes = languages()
-    for domain in DOMAINS:
+    for domain in domains:
         template = extract(domain)
         _write(domain.template, template)
         for code in codes:
             po = LOCALE / code / "LC_MESSAGES" / f"{domain.name}.po"
-            catalog = _read(po) if po.exists() else Catalog(locale=code, domain=domain.name)
+            catalog = _read(po) if po.exists() else _new(code, domain)
             catalog.update(template, no_fuzzy_matching=True)
             _write(po, catalog)
             print(f"updated {po.relative_to(ROOT)}")
 
 
-def compile_all() -> None:
+def compile_all(domains: tuple[Domain, ...] = DOMAINS) -> None:
     """Each ``.po`` compiled to ``.mo`` beside it."""
-    for domain in DOMAINS:
+    for domain in domains:
         for po in catalogs(domain):
             out = io.BytesIO()
             write_mo(out, _read(po))
@@ -233,6 +239,8 @@ def unmarked_text(path: Path) -> list[str]:
     pieces = []
     inside = after_block = False
     for _lineno, kind, value in env.lex(path.read_text(encoding="utf-8")):
+        if kind == "whitespace":
+            continue
         if kind == "name" and after_block:
             inside = value in ("trans", "pluralize") or (inside and value != "endtrans")
         after_block = kind == "block_begin"
@@ -240,7 +248,7 @@ def unmarked_text(path: Path) -> list[str]:
         pieces.append(value if kind == "data" and not inside else _MARK)
     text = _CODE.sub(_MARK, "".join(pieces))
     shown = _SHOWN_ATTRIBUTE.findall(text) + _TAG.sub(_MARK, text).split(_MARK)
-    where = path.relative_to(ROOT).as_posix()
+    where = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
     return [
         f"{where}: {' '.join(part.replace(_MARK, '…').split())[:60]!r}"
         for part in shown
@@ -249,15 +257,19 @@ def unmarked_text(path: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    """``update``, ``compile`` or ``check``."""
+    """``update``, ``compile`` or ``check``, of both domains or the one named."""
     command = argv[0] if argv else ""
+    named = [d for d in DOMAINS if d.name in argv[1:]]
+    domains = tuple(named) or DOMAINS
+    if len(argv) > 1 and len(named) != len(argv) - 1:
+        command = ""  # a domain we do not have: show the usage
     if command == "update":
-        update()
+        update(domains)
     elif command == "compile":
-        compile_all()
+        compile_all(domains)
     elif command == "check":
         failed = False
-        for domain in DOMAINS:
+        for domain in domains:
             template = extract(domain)
             for po in catalogs(domain):
                 problems = check(po, template)

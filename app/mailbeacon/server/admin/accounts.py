@@ -5,6 +5,10 @@ Passwords are hashed with Argon2id (argon2-cffi's defaults, which follow RFC 910
 recommendation); set-up and session tokens are random and kept only as SHA-256
 hashes, so a leaked database opens no session. Hashing is slow on purpose: callers run
 these functions off the event loop.
+
+What the set-up page shows of an :class:`AdminError` is a :class:`Phrase`: English
+where a ``str`` goes (the command line), said again in the administrator's language by
+the console.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from mailbeacon.core.language import PHRASES, Phrase, mark
 from mailbeacon.server.store import Store
 
 SETUP_SECONDS = 72 * 3600  # a set-up link works once, within three days
@@ -76,9 +81,13 @@ def setup_name(store: Store, token: str, now: float) -> str | None:
 def check_password(password: str) -> None:
     """Refuse a password too short or too long (AdminError)."""
     if len(password) < MIN_PASSWORD:
-        raise AdminError(f"Choose a password of at least {MIN_PASSWORD} characters.")
+        raise AdminError(PHRASES.n("Choose a password of at least {count} character.",
+                                   "Choose a password of at least {count} characters.",
+                                   MIN_PASSWORD))  # fmt: skip
     if len(password) > MAX_PASSWORD:
-        raise AdminError(f"A password may have at most {MAX_PASSWORD} characters.")
+        raise AdminError(PHRASES.n("A password may have at most {count} character.",
+                                   "A password may have at most {count} characters.",
+                                   MAX_PASSWORD))  # fmt: skip
 
 
 def complete_setup(store: Store, token: str, password: str, now: float) -> str:
@@ -89,7 +98,7 @@ def complete_setup(store: Store, token: str, password: str, now: float) -> str:
     with store.transaction():
         name = setup_name(store, token, now)
         if name is None:
-            raise AdminError("This set-up link was used already or has expired.")
+            raise AdminError(Phrase(mark("This set-up link was used already or has expired.")))
         store.write(
             "UPDATE admins SET password_hash = ?, setup_hash = NULL, setup_expires = NULL "
             "WHERE name = ?",

@@ -6,6 +6,11 @@ the session's CSRF token. Each request opens a short-lived store connection of i
 on a worker thread (the console's traffic is an administrator's clicks), so nothing
 here shares the hit path's writer. The whole console answers 404 until an
 administrator exists.
+
+Each page speaks the administrator's language (English or Polish, from the browser's
+``Accept-Language``; see ``language.py``): the templates through Jinja2's i18n
+extension with the request's own translations, the messages made here through the
+request's :class:`Language`. The log and the CSV stay English.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -31,8 +36,10 @@ from starlette.templating import Jinja2Templates
 
 from mailbeacon import __version__
 from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.core.language import Language, in_language
 from mailbeacon.core.policy import POLICY_KEYS, PolicyError
 from mailbeacon.server.admin import accounts
+from mailbeacon.server.admin.language import ConsoleLanguages, template_words
 from mailbeacon.server.admin.limits import LoginLimiter
 from mailbeacon.server.admin.web import (
     LOGIN_COOKIE,
@@ -65,6 +72,7 @@ ENROLL_SCHEME = "mailbeacon://enroll?key="
 REPORT_WEEKS = 8
 _SORTS = ("week", "rep", "tracked", "opens", "clicks", "replies", "filtered")
 _MODES = ("enforced", "default", "rep")
+MAX_TEXT = 300  # the longest text value mailbeacon.core.policy takes
 
 
 def enrollment_link(key: str) -> str:
@@ -84,6 +92,8 @@ class ConsoleContext:
     # The client's address: X-Forwarded-For from the operator's trusted proxies only,
     # so the login limit counts each browser, not the TLS proxy in front.
     client_ip: Callable[[str, list[tuple[bytes, bytes]]], str] = lambda peer, _h: peer
+    # The console's language: "auto" (each browser's Accept-Language) or "en" / "pl".
+    language: str = "auto"
 
 
 class AdminConsole:
@@ -102,8 +112,15 @@ class AdminConsole:
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
             undefined=jinja2.StrictUndefined,
+            extensions=["jinja2.ext.i18n"],
         )
+        # Compiles {% trans %} new-style (values escaped, %(name)s filled); the English
+        # callables it installs are only a fallback: each page is rendered with its
+        # request's own gettext/ngettext in its context (template_words), so nothing
+        # per request is set on this environment the requests share.
+        env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
         self._templates = Jinja2Templates(env=env)
+        self._languages = ConsoleLanguages(context.language)
         self._started = clock()
 
     def routes(self) -> list[BaseRoute]:
@@ -140,18 +157,28 @@ class AdminConsole:
 
         return await asyncio.to_thread(run)
 
+    def _tr(self, request: Request) -> Language:
+        """The language of the administrator who sent ``request``."""
+        return self._languages.for_header(request.headers.get("accept-language", ""))
+
     def _page(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
         context.setdefault("session", None)
         context.setdefault("error", "")
         context.setdefault("notice", "")
-        return secured(self._templates.TemplateResponse(request, template, context, status))
+        tr = self._tr(request)
+        context.update(template_words(tr))
+        response = self._templates.TemplateResponse(request, template, context, status)
+        response.headers["content-language"] = tr.code
+        response.headers["vary"] = "Accept-Language"
+        return secured(response)
 
     def _refused(self, request: Request, why: str) -> Response:
         log.warning("admin console: refused a form post (%s)", why)
+        tr = self._tr(request)
         return self._page(
-            request, "message.html", 403, title="Refused",
-            text="This form was refused: it did not come from this console's own page. "
-            "Open the page again and repeat what you did.",
+            request, "message.html", 403, title=tr.t("Refused"),
+            text=tr.t("This form was refused: it did not come from this console's own page. "
+                      "Open the page again and repeat what you did."),
         )  # fmt: skip
 
     async def _enabled(self) -> bool:
@@ -233,18 +260,20 @@ class AdminConsole:
                                  request.scope["headers"])  # fmt: skip
         keys = (f"ip:{ip}", f"name:{name.lower()}")
         wait = self._limiter.wait_seconds(*keys)
+        tr = self._tr(request)
         if wait > 0:
             minutes = max(1, round(wait / 60))
             log.warning("admin console: login for %r from %s held back (too many failures)",
                         name, ip)  # fmt: skip
-            return await self._login_page(
-                request, f"Too many failed logins. Try again in {minutes} minutes.", 429
-            )
+            return await self._login_page(request, tr.n(
+                "Too many failed logins. Try again in {count} minute.",
+                "Too many failed logins. Try again in {count} minutes.", minutes,
+            ), 429)  # fmt: skip
         admin_id = await self._db(lambda s: accounts.verify_login(s, name, password))
         if admin_id is None:
             self._limiter.failed(*keys)
             log.warning("admin console: failed login for %r from %s", name, ip)
-            return await self._login_page(request, "Wrong name or password.", 401)
+            return await self._login_page(request, tr.t("Wrong name or password."), 401)
         self._limiter.succeeded(*keys)
         now = self._clock()
         token, _session = await self._db(lambda s: accounts.open_session(s, admin_id, now))
@@ -268,14 +297,17 @@ class AdminConsole:
         token = request.path_params["token"]
         now = self._clock()
         name = await self._db(lambda s: accounts.setup_name(s, token, now))
+        tr = self._tr(request)
         if name is None:
             return self._page(
-                request, "message.html", 404, title="Link not valid",
-                text="This set-up link was used already or has expired. Ask for a new one "
-                "(mailbeacon server add-admin NAME).",
+                request, "message.html", 404, title=tr.t("Link not valid"),
+                text=tr.t("This set-up link was used already or has expired. Ask for a new "
+                          "one (mailbeacon server add-admin NAME)."),
             )  # fmt: skip
         csrf = secrets.token_urlsafe(24)
-        response = self._page(request, "setup.html", name=name, csrf=csrf)
+        response = self._page(
+            request, "setup.html", name=name, csrf=csrf, min_password=accounts.MIN_PASSWORD
+        )
         set_cookie(response, LOGIN_COOKIE, csrf, max_age=3600)
         return response
 
@@ -285,20 +317,24 @@ class AdminConsole:
         if isinstance(form, Response):
             return form
         password = form.get("password", "")
-        again = dict(name=form.get("name", ""), csrf=form.get("csrf", ""))
+        again: dict[str, Any] = dict(name=form.get("name", ""), csrf=form.get("csrf", ""),
+                                     min_password=accounts.MIN_PASSWORD)  # fmt: skip
+        tr = self._tr(request)
         if password != form.get("again", ""):
             return self._page(
-                request, "setup.html", 400, error="The two passwords differ.", **again
+                request, "setup.html", 400, error=tr.t("The two passwords differ."), **again
             )
         now = self._clock()
         try:
             name = await self._db(lambda s: accounts.complete_setup(s, token, password, now))
         except accounts.AdminError as exc:
-            return self._page(request, "setup.html", 400, error=str(exc), **again)
+            said = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+            return self._page(request, "setup.html", 400, error=in_language(said, tr), **again)
         log.info("admin console: %s chose a password", name)
         return self._page(
-            request, "message.html", title="Password set",
-            text=f"{name}, your password is set. Log in with it.", link="/admin/login",
+            request, "message.html", title=tr.t("Password set"),
+            text=tr.t("{name}, your password is set. Log in with it.", name=name),
+            link="/admin/login",
         )  # fmt: skip
 
     # -- reps -------------------------------------------------------------------------
@@ -308,18 +344,22 @@ class AdminConsole:
         if not isinstance(guarded, accounts.Session):
             return guarded
         reps = await self._db(list_reps)
+        tr = self._tr(request)
         rows = [
             {
                 "id": rep.id,
                 "name": rep.name,
-                "enrolled": rep.created_at[:10],
-                "last_seen": _when(rep.last_seen),
+                "enrolled": _day(tr, rep.created_at),
+                "last_seen": _when(tr, rep.last_seen),
                 "version": rep.agent_version or "—",
                 "connected": self._ctx.connected(rep.id),
             }
             for rep in reps
         ]
-        return self._page(request, "reps.html", session=guarded, reps=rows, page="reps")
+        online = sum(1 for row in rows if row["connected"])
+        return self._page(
+            request, "reps.html", session=guarded, reps=rows, online=online, page="reps"
+        )
 
     def _key_page(self, request: Request, session: accounts.Session, enrollment: Enrollment,
                   name: str, title: str) -> Response:  # fmt: skip
@@ -349,7 +389,8 @@ class AdminConsole:
         enrollment = Enrollment(
             self._ctx.public_url, user_id, api_token, signing_key(self._ctx.secret, user_id)
         )
-        return self._key_page(request, session, enrollment, name, f"{name} added")
+        title = self._tr(request).t("{name} added", name=name)
+        return self._key_page(request, session, enrollment, name, title)
 
     async def _remove_rep(self, request: Request) -> Response:
         posted = await self._posted(request)
@@ -382,7 +423,8 @@ class AdminConsole:
             self._ctx.public_url, rep, api_token,
             signing_key(self._ctx.secret, rep, generation),
         )  # fmt: skip
-        return self._key_page(request, session, enrollment, name, f"New key for {name}")
+        title = self._tr(request).t("New key for {name}", name=name)
+        return self._key_page(request, session, enrollment, name, title)
 
     # -- policy -----------------------------------------------------------------------
 
@@ -391,12 +433,13 @@ class AdminConsole:
         if not isinstance(guarded, accounts.Session):
             return guarded
         policy = await self._db(load_policy)
+        tr = self._tr(request)
         rows = []
         for key, spec in POLICY_KEYS.items():
             item = policy.item(key)
             mode = "rep" if item is None else ("enforced" if item.enforced else "default")
             rows.append({
-                "key": key, "doc": spec.doc, "kind": spec.kind, "mode": mode,
+                "key": key, "doc": tr.t(spec.doc), "kind": spec.kind, "mode": mode,
                 "value": spec.default if item is None else item.value,
                 "account": key == "tracking.enabled",
             })  # fmt: skip
@@ -421,12 +464,15 @@ class AdminConsole:
                 enforce = mode == "enforced"
                 policy = await self._db(lambda s: set_policy_item(s, key, value, enforce, now))
         except PolicyError as exc:
-            return await self._policy(request, error=str(exc))
+            log.info("admin console: %s's value for %s refused (%s)", session.name, key, exc)
+            return await self._policy(request, error=_policy_problem(self._tr(request), key, value))
         log.info("admin console: %s set %s (policy version %d)", session.name, key,
                  policy.version)  # fmt: skip
+        tr = self._tr(request)
         return await self._policy(
-            request, notice=f"Saved: policy version {policy.version}. Connected agents "
-            "follow it within seconds; the others when they next connect.",
+            request, notice=tr.t("Saved: policy version {version}. Connected agents follow it "
+                                 "within seconds; the others when they next connect.",
+                                 version=tr.number(policy.version)),
         )  # fmt: skip
 
     # -- report -----------------------------------------------------------------------
@@ -448,6 +494,9 @@ class AdminConsole:
             "tracked": "emails_tracked", "opens": "human_opens", "filtered": "filtered_share",
         }.get(sort, sort)  # fmt: skip
         rows.sort(key=lambda r: (r[column], r["week"], r["rep"]), reverse=sort != "rep")
+        tr = self._tr(request)
+        for row in rows:
+            row["week"] = _day(tr, str(row["week"]))
         return self._page(
             request, "report.html", session=guarded, rows=rows, sort=sort, page="report"
         )
@@ -486,7 +535,7 @@ class AdminConsole:
                 "schema": store.get_meta("schema") or "?",
                 "instances": self._ctx.instances(store),
                 "events": int(str(oldest[0][1] or 0)),
-                "oldest": str(oldest[0][0] or "—")[:10],
+                "oldest": str(oldest[0][0] or ""),
                 "policy": load_policy(store).version,
             }
 
@@ -497,17 +546,45 @@ class AdminConsole:
             log.warning("admin console: the database did not answer", exc_info=True)
             info, database_ok = {}, False
         uptime = int(self._clock() - self._started)
+        tr = self._tr(request)
+        if info.get("oldest"):
+            info["oldest"] = _day(tr, info["oldest"])
         return self._page(
             request, "health.html", session=guarded, page="health", info=info,
             database_ok=database_ok, version=__version__, agents=self._ctx.connected(None),
-            uptime=f"{uptime // 3600} h {uptime % 3600 // 60} min",
+            uptime=tr.t("{hours} h {minutes} min", hours=tr.number(uptime // 3600),
+                        minutes=uptime % 3600 // 60),
         )  # fmt: skip
 
 
-def _when(seen: float | None) -> str:
+def _when(tr: Language, seen: float | None) -> str:
+    """A time as the console shows it: in UTC, in the locale's words and order."""
     if seen is None:
-        return "never"
-    return datetime.fromtimestamp(seen, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return tr.t("never")
+    return tr.t("{when} UTC", when=tr.when(datetime.fromtimestamp(seen, UTC)))
+
+
+def _day(tr: Language, iso: str) -> str:
+    """The date of an ISO 8601 time (or date) in the locale's words: 30 Nov 2026."""
+    try:
+        return tr.day(date.fromisoformat(iso[:10]))
+    except ValueError:
+        return iso[:10]
+
+
+def _policy_problem(tr: Language, key: str, value: str) -> str:
+    """Why ``value`` will not do for ``key``, in the administrator's language (the
+    rules of mailbeacon.core.policy.parse_value, said for this page)."""
+    spec = POLICY_KEYS.get(key)
+    if spec is None:
+        return tr.t("{key} is not a policy item.", key=key)
+    if spec.kind == "bool":
+        return tr.t("{key} is either on or off.", key=key)
+    text = value.strip()
+    if len(text) > MAX_TEXT or any(ord(c) < 32 for c in text):
+        return tr.n("{key}: at most {count} printable character.",
+                    "{key}: at most {count} printable characters.", MAX_TEXT, key=key)  # fmt: skip
+    return tr.t("{key} takes an http:// or https:// address, not “{value}”.", key=key, value=text)
 
 
 def _int(text: str | None, default: int, low: int, high: int) -> int:
