@@ -28,6 +28,7 @@ from mailbeacon.agent.followup.store import FollowupError, FollowupStore
 from mailbeacon.agent.mailbox.replies import build_reply_watcher
 from mailbeacon.agent.mailbox.sent_cleanup import SentCleanup, build_sent_cleanup
 from mailbeacon.agent.mailbox.sent_status import PROBLEM_PREFIX, CleanupStatus
+from mailbeacon.agent.mailbox.session import said
 from mailbeacon.agent.mailbox.watch import ImapStatus, ImapWatcher
 from mailbeacon.agent.notifications.geo import CountryLookup
 from mailbeacon.agent.notifications.model import (
@@ -74,7 +75,7 @@ from mailbeacon.agent.tracking.watch import TrackingWatch
 from mailbeacon.core import uainfo
 from mailbeacon.core.durable import make_private, private_dir
 from mailbeacon.core.enrollment import Enrollment
-from mailbeacon.core.language import ENGLISH, PHRASES, Language
+from mailbeacon.core.language import ENGLISH, PHRASES, Language, Phrase, mark
 from mailbeacon.core.profile import Profile
 from mailbeacon.core.urls import TrackingUrls
 
@@ -106,9 +107,11 @@ class AgentOptions:
     imap: str | None = None
 
 
-NO_UPSTREAM = (
-    "No outgoing mail server is set up: mail is queued until you enter your provider's "
-    "SMTP server in Settings (Sending), or pass --upstream."
+NO_UPSTREAM = Phrase(
+    mark(
+        "No outgoing mail server is set up: mail is queued until you enter your provider's "
+        "SMTP server in Settings (Sending), or pass --upstream."
+    )
 )
 
 
@@ -397,7 +400,9 @@ class AgentRuntime:
         try:
             self.secrets.set_enrollment(enrollment)
         except SecretStoreUnavailable as exc:
-            self._problem(f"The enrollment is used for this run only: {exc}")
+            self._problem(
+                Phrase(mark("The enrollment is used for this run only: {error}"), error=said(exc))
+            )
 
     def _relay_password(self) -> str:
         if self._options.relay_password:
@@ -475,7 +480,7 @@ class AgentRuntime:
         )
 
     def _on_sign_in_required(self, why: str) -> None:
-        self._problem(f"{SIGN_IN_PROBLEM}: {why}")
+        self._problem(Phrase(mark("Sign in again: {reason}"), reason=why))
         if self.notifier is not None:
             self.notifier.sign_in_required(why)
 
@@ -494,7 +499,7 @@ class AgentRuntime:
                 bearer=self.sign_in, language=self.language,
             )
         except SettingError as exc:
-            self._problem(f"Replies are not watched: {exc}")
+            self._problem(Phrase(mark("Replies are not watched: {error}"), error=said(exc)))
         if self.imap is not None:
             self.imap.start()
 
@@ -507,7 +512,7 @@ class AgentRuntime:
                 bearer=self.sign_in,
             )
         except SettingError as exc:
-            self._problem(f"{PROBLEM_PREFIX}: {exc}")
+            self._problem(Phrase(mark("Sent folder not tidied: {detail}"), detail=said(exc)))
         if self.sent_cleanup is not None:
             await self.sent_cleanup.start()
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 
+from mailbeacon.core import reasons
 from mailbeacon.core.botlists import AgentKind, Thresholds
 from mailbeacon.core.events import EventType, Verdict
 from mailbeacon.core.ipranges import (
@@ -155,14 +156,12 @@ def classify(hit: Hit, context: Context) -> Decision:
     neighbours = _same_host_hits(hit, ip, context.recent)
     if hit.honeypot:
         window = _within(neighbours, hit, thresholds.honeypot_window_s)
-        revisions = _revise(window, "the same address followed the hidden honeypot link")
-        return Decision(
-            Verdict.BOT, "followed the hidden honeypot link", revisions, rule="honeypot"
-        )
+        revisions = _revise(window, reasons.HONEYPOT_REVISED.text())
+        return Decision(Verdict.BOT, reasons.HONEYPOT.text(), revisions, rule="honeypot")
     if str(hit.method or "").upper() == "HEAD":
-        return Decision(Verdict.BOT, "HEAD request (link checkers, never a person)", rule="head")
+        return Decision(Verdict.BOT, reasons.HEAD.text(), rule="head")
     if hit.claimed_browser:
-        return Decision(Verdict.SELF, "the rep's browser (claimed)", rule="self-claimed")
+        return Decision(Verdict.SELF, reasons.SELF_CLAIMED.text(), rule="self-claimed")
     if ip is not None and _is_agent_address(hit, context.agent_addresses):
         return Decision(Verdict.SELF, _agent_reason(hit, context), rule="self-agent")
     return _with_burst(_judge(hit, ip, neighbours, context), hit, neighbours, thresholds)
@@ -186,15 +185,20 @@ def _judge(
     too_fast, note = _timing(hit, context.thresholds)
     if proxy is not None:  # a proxy fetch that counts as a person's open
         if too_fast is not None:
-            reason = f"{too_fast} (through {proxy.via}'s proxy): not a real open"
+            reason = reasons.PROXY_TOO_FAST.text(reason=too_fast, via=proxy.via)
             return replace(proxy, reason=reason, proxied_human=False)
-        return replace(proxy, reason=f"{proxy.reason} ({note})") if note else proxy
+        noted = reasons.WITH_NOTE.text(reason=proxy.reason, note=note) if note else None
+        return replace(proxy, reason=noted) if noted else proxy
     if too_fast is not None:
         return Decision(Verdict.BOT, too_fast, rule="timing")
     via = "iCloud Private Relay" if ip is not None and ip in context.ranges.apple_relay else None
-    notes = [f"via {via}"] if via else []
+    notes = [reasons.NOTE_VIA.text(via=via)] if via else []
     notes += [note] if note else []
-    reason = "no sign of automation" + (f" ({'; '.join(notes)})" if notes else "")
+    reason = (
+        reasons.HUMAN_NOTES.text(notes=reasons.NOTE_SEPARATOR.join(notes))
+        if notes
+        else reasons.HUMAN.text()
+    )
     return Decision(Verdict.HUMAN, reason, via=via, rule="human")
 
 
@@ -208,7 +212,7 @@ def _after_honeypot(
             gap = _seconds(abs(hit.at - prior.hit.at))
             return Decision(
                 Verdict.BOT,
-                f"the same address followed the hidden honeypot link ({gap} apart)",
+                reasons.HONEYPOT_ADDRESS.text(gap=gap),
                 rule="honeypot-address",
             )
     return None
@@ -218,19 +222,17 @@ def _malformed_agent(agent: str, limit: int) -> Decision | None:
     if len(agent) > limit:
         return Decision(
             Verdict.BOT,
-            f"user agent of {len(agent):,} characters: no mail client sends one that long",
+            reasons.UA_LENGTH.text(length=f"{len(agent):,}"),
             rule="ua-length",
         )
     if not agent.strip():
         return Decision(
             Verdict.BOT,
-            "no user agent: mail clients and browsers always send one",
+            reasons.UA_EMPTY.text(),
             rule="ua-empty",
         )
     if _UNREADABLE.search(agent):
-        return Decision(
-            Verdict.BOT, "unreadable user agent (binary data): not a mail client", rule="ua-binary"
-        )
+        return Decision(Verdict.BOT, reasons.UA_BINARY.text(), rule="ua-binary")
     return None
 
 
@@ -247,16 +249,16 @@ def _by_user_agent(hit: Hit, ip: IPAddress | None, context: Context) -> Decision
     if hit.type == EventType.CLICK:
         return Decision(
             Verdict.BOT,
-            f"{found.family} agent on a link: proxies fetch images, people click in a browser",
+            reasons.UA_PROXY_CLICK.text(family=found.family),
             rule="ua-proxy-click",
             family=found.family,
         )
     reason = found.reason
     if ip is not None and found.via == "Apple Mail Privacy Protection":
         if ip in context.ranges.apple_relay:
-            reason += " (from Apple's relay network)"
+            reason = reasons.WITH_NOTE.text(reason=reason, note=reasons.NOTE_APPLE_RELAY.text())
     elif ip is not None and found.via == "Gmail" and ip in context.ranges.google_mail:
-        reason += " (from Google's network)"
+        reason = reasons.WITH_NOTE.text(reason=reason, note=reasons.NOTE_GOOGLE_NETWORK.text())
     return Decision(
         Verdict.PROXY,
         reason,
@@ -274,15 +276,13 @@ def _by_network(hit: Hit, ip: IPAddress | None, ranges: KnownRanges) -> Decision
         if hit.type == EventType.CLICK:
             return Decision(
                 Verdict.BOT,
-                "Microsoft Defender Safe Links scanner (link fetched from Microsoft's mail "
-                "servers)",
+                reasons.NET_MICROSOFT_CLICK.text(),
                 rule="net-microsoft",
                 family="Microsoft Defender Safe Links",
             )
         return Decision(
             Verdict.PROXY,
-            "fetched by Microsoft's mail servers (Exchange Online scanning): "
-            "may not be a real open",
+            reasons.NET_MICROSOFT_OPEN.text(),
             via="Microsoft 365",
             rule="net-microsoft",
         )
@@ -290,13 +290,12 @@ def _by_network(hit: Hit, ip: IPAddress | None, ranges: KnownRanges) -> Decision
         if hit.type == EventType.CLICK:
             return Decision(
                 Verdict.BOT,
-                "Google link scan (link fetched from Google's mail servers)",
+                reasons.NET_GOOGLE_CLICK.text(),
                 rule="net-google",
             )
         return Decision(
             Verdict.PROXY,
-            "Gmail prefetch (fetched from Google's servers without Gmail's image proxy): "
-            "not an open",
+            reasons.NET_GOOGLE_OPEN.text(),
             via="Gmail",
             rule="net-google",
         )
@@ -308,19 +307,17 @@ def _timing(hit: Hit, thresholds: Thresholds) -> tuple[str | None, str]:
     try:
         age = float(hit.at) - float(hit.minted_at)
     except (TypeError, ValueError, OverflowError):
-        return None, "no usable time: timing not judged"
+        return None, reasons.NOTE_NO_TIME.text()
     if not math.isfinite(age):
-        return None, "no usable time: timing not judged"
+        return None, reasons.NOTE_NO_TIME.text()
     if age < -thresholds.clock_skew_tolerance_s:
-        return None, (
-            f"clock skew: the hit came {_seconds(-age)} before the send time, timing not judged"
-        )
+        return None, reasons.NOTE_CLOCK_SKEW.text(seconds=_seconds(-age))
     age = max(age, 0.0)
     is_open = hit.type == EventType.OPEN
     limit = thresholds.min_open_s if is_open else thresholds.min_click_s
     if age < limit:
-        verb = "opened" if is_open else "clicked"
-        return f"{verb} {_seconds(age)} after sending: faster than a person", ""
+        too_fast = reasons.OPENED_TOO_FAST if is_open else reasons.CLICKED_TOO_FAST
+        return too_fast.text(seconds=_seconds(age)), ""
     return None, ""
 
 
@@ -335,9 +332,7 @@ def _with_burst(
     if len(links) < thresholds.burst_links:
         return decision
     times = [c.at for c in clicks] + [hit.at]
-    reason = (
-        f"{len(links)} links clicked within {_seconds(max(times) - min(times))} from one address"
-    )
+    reason = reasons.BURST.text(count=len(links), seconds=_seconds(max(times) - min(times)))
     revisions = decision.revisions + _revise(window, reason)
     if decision.verdict is Verdict.BOT:
         return replace(decision, revisions=revisions)
@@ -402,9 +397,9 @@ def _agent_reason(hit: Hit, context: Context) -> str:
     live = [a for a in context.agent_addresses if a not in left and host_key(a) == key]
     gone = [at for address, at in left.items() if host_key(address) == key]
     if live or not gone:
-        return "the rep's address (agent connected)"
+        return reasons.SELF_AGENT.text()
     until = datetime.fromtimestamp(max(gone), UTC).strftime("%H:%M")
-    return f"the rep's address (agent connected until {until} UTC)"
+    return reasons.SELF_AGENT_UNTIL.text(until=until)
 
 
 @lru_cache(maxsize=256)

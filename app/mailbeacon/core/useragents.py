@@ -48,6 +48,7 @@ from functools import lru_cache
 
 from crawlerdetect import CrawlerDetect
 
+from mailbeacon.core import reasons
 from mailbeacon.core.botlists import AGENT_RULES, AgentKind, AgentRule, Category
 
 try:
@@ -112,7 +113,7 @@ class AgentMatcher:
             return AgentMatch(
                 AgentKind.BOT,
                 matched,
-                f"automated agent (CrawlerDetect list: {matched!r})",
+                reasons.UA_CRAWLER.text(name=repr(matched)),
                 None,
                 Category.CRAWLER,
             )

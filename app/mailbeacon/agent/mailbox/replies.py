@@ -51,6 +51,7 @@ from mailbeacon.agent.records.model import (
 from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.settings.secrets import Secret, SecretStore
 from mailbeacon.agent.settings.store import Settings
+from mailbeacon.core import reasons
 from mailbeacon.core.events import EventType, Verdict
 from mailbeacon.core.extract import extract_for_log
 from mailbeacon.core.inbound import (
@@ -210,7 +211,7 @@ class ReplyRecorder:
                 email_id=email.id,
                 contact=None if anonymous else sender,
                 local_key=f"inferred-open:{identity}",
-                reason="inferred from a reply",
+                reason=reasons.INFERRED_FROM_REPLY.text(),
                 inferred=True,
                 anonymous=anonymous,
             )
@@ -302,7 +303,7 @@ class ReplyRecorder:
                 contact=None if anonymous else sender,
                 local_key=f"reply:{incoming.identity}",
                 verdict=Verdict.BOT,
-                reason=f"automatic reply ({incoming.reason})"[:300],
+                reason=reasons.AUTO_REPLY.text(why=incoming.reason)[:300],
                 anonymous=anonymous,
                 details={"auto": True, "subject": incoming.subject[:300]},
             )

@@ -28,6 +28,7 @@ from mailbeacon.agent.mailbox.sent_copies import (
 )
 from mailbeacon.agent.mailbox.sent_spool import KeptOriginal
 from mailbeacon.agent.mailbox.sent_status import CleanupConfig
+from mailbeacon.core.language import Phrase, mark
 
 HEADER_ITEMS = "(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
 SEEN = "\\Seen"
@@ -120,9 +121,11 @@ class SentFolder:
         await self.client.uid_store(uids, "+FLAGS.SILENT", DELETED)
         if await expunge(self.client, uids):
             return len(uids)
-        entry.note = (
-            "its copies with a pixel are marked deleted but still in Sent, because other "
-            "messages there are marked deleted too and this server cannot remove one alone"
+        entry.note = Phrase(
+            mark(
+                "its copies with a pixel are marked deleted but still in Sent, because other "
+                "messages there are marked deleted too and this server cannot remove one alone"
+            )
         )
         return 0
 
@@ -136,7 +139,9 @@ class SentFolder:
             moved = await client.uid_copy(uids, trash.name)
             await client.uid_store(uids, "+FLAGS.SILENT", DELETED)
             if not await expunge(client, uids):
-                entry.note = "its copies with a pixel were copied to Trash but are still in Sent"
+                entry.note = Phrase(
+                    mark("its copies with a pixel were copied to Trash but are still in Sent")
+                )
                 return 0
         if moved:
             await client.select(trash.name)

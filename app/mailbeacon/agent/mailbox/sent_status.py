@@ -16,6 +16,7 @@ from mailbeacon.agent.mailbox.imap_client import ClientStats
 from mailbeacon.agent.mailbox.sent_spool import KeptOriginal
 from mailbeacon.agent.mailbox.session import SessionFailure, Trouble
 from mailbeacon.core.backoff import Backoff
+from mailbeacon.core.language import PHRASES, Phrase, mark
 
 MiB = 1024 * 1024
 PROBLEM_PREFIX = "Sent folder not tidied"
@@ -53,7 +54,7 @@ class CleanupStatus:
         """A sentence for the rep's status list, or None when all is well."""
         if self.state in _FINE:
             return None
-        return f"{PROBLEM_PREFIX}: {self.detail}"
+        return Phrase(mark("Sent folder not tidied: {detail}"), detail=self.detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +110,15 @@ def account_trouble(failure: SessionFailure) -> CleanupStatus:
     if failure.trouble is Trouble.WRONG_PASSWORD:
         return CleanupStatus(CleanupState.WRONG_PASSWORD, failure.detail)
     if failure.trouble is Trouble.UNREACHABLE:
-        return CleanupStatus(CleanupState.UNREACHABLE, f"{failure.detail}; will try again")
+        return CleanupStatus(
+            CleanupState.UNREACHABLE,
+            Phrase(mark("{detail}; will try again"), detail=failure.detail),
+        )
     if failure.trouble is Trouble.REFUSED:
-        return CleanupStatus(CleanupState.ERROR, f"the mail server said: {failure.detail}")
+        return CleanupStatus(
+            CleanupState.ERROR,
+            Phrase(mark("the mail server said: {detail}"), detail=failure.detail),
+        )
     return CleanupStatus(CleanupState.ERROR, failure.detail)
 
 
@@ -124,8 +131,14 @@ def no_sent_folder(entry: KeptOriginal, host: str) -> CleanupStatus:
     return _about(
         entry,
         CleanupState.NO_SENT_FOLDER,
-        f"no Sent folder was found on {host}, so the copy of "
-        f"{entry.label} with a pixel may still be in your sent mail",
+        Phrase(
+            mark(
+                "no Sent folder was found on {host}, so the copy of {email} with a pixel may "
+                "still be in your sent mail"
+            ),
+            host=host,
+            email=entry.label,
+        ),
     )
 
 
@@ -134,8 +147,15 @@ def gave_up(entry: KeptOriginal, days: float, why: str) -> CleanupStatus:
     return _about(
         entry,
         CleanupState.GAVE_UP,
-        f"gave up after {days:g} days on putting {entry.label} right in Sent "
-        f"({why}); the copy with a pixel may still be there",
+        Phrase(
+            mark(
+                "gave up after {days} days on putting {email} right in Sent ({reason}); the "
+                "copy with a pixel may still be there"
+            ),
+            days=f"{days:g}",
+            email=entry.label,
+            reason=why,
+        ),
     )
 
 
@@ -144,7 +164,11 @@ def change_refused(entry: KeptOriginal, exc: Exception) -> CleanupStatus:
     return _about(
         entry,
         CleanupState.ERROR,
-        f"the mail server refused a change for {entry.label}: {exc}",
+        Phrase(
+            mark("the mail server refused a change for {email}: {reply}"),
+            email=entry.label,
+            reply=str(exc),
+        ),
     )
 
 
@@ -153,7 +177,10 @@ def unsearchable(entry: KeptOriginal) -> CleanupStatus:
     return _about(
         entry,
         CleanupState.NOT_FOUND,
-        f"the Message-ID of {entry.label} cannot be searched for; nothing was changed",
+        Phrase(
+            mark("the Message-ID of {email} cannot be searched for; nothing was changed"),
+            email=entry.label,
+        ),
     )
 
 
@@ -162,8 +189,13 @@ def read_only(entry: KeptOriginal) -> CleanupStatus:
     return _about(
         entry,
         CleanupState.READ_ONLY,
-        f"your Sent folder is read-only, so the copy of {entry.label} with a pixel "
-        "stays there (opening it may count as an open); nothing was changed",
+        Phrase(
+            mark(
+                "your Sent folder is read-only, so the copy of {email} with a pixel stays there "
+                "(opening it may count as an open); nothing was changed"
+            ),
+            email=entry.label,
+        ),
     )
 
 
@@ -172,8 +204,13 @@ def merged(entry: KeptOriginal) -> CleanupStatus:
     return _about(
         entry,
         CleanupState.INCOMPLETE,
-        f"the mail server keeps one message per Message-ID, so the copy of "
-        f"{entry.label} with a pixel could not be replaced; it was left alone",
+        Phrase(
+            mark(
+                "the mail server keeps one message per Message-ID, so the copy of {email} with "
+                "a pixel could not be replaced; it was left alone"
+            ),
+            email=entry.label,
+        ),
     )
 
 
@@ -182,32 +219,55 @@ def waiting(entry: KeptOriginal) -> CleanupStatus:
     return _about(
         entry,
         CleanupState.WAITING,
-        f"{entry.removed} of {entry.delivered} copies of {entry.label} put right "
-        "so far; looking again for the provider's copy",
+        PHRASES.n(
+            "{done} of {count} copy of {email} put right so far; looking again for the "
+            "provider's copy",
+            "{done} of {count} copies of {email} put right so far; looking again for the "
+            "provider's copy",
+            entry.delivered,
+            done=entry.removed,
+            email=entry.label,
+        ),
     )
 
 
 def outcome(entry: KeptOriginal, complete: bool) -> CleanupStatus:
     """How the email's cleanup ended, after its last search."""
     if entry.note:
-        return _about(entry, CleanupState.INCOMPLETE, f"{entry.label}: {entry.note}")
+        note = Phrase(mark("{email}: {note}"), email=entry.label, note=entry.note)
+        return _about(entry, CleanupState.INCOMPLETE, note)
     if complete or (entry.clean_seen and not entry.unproven):
         what = (
-            f"removed {entry.removed} cop{'y' if entry.removed == 1 else 'ies'} "
-            "with a pixel; the untracked email is in Sent"
-            if entry.removed else "nothing with a pixel was in Sent"
+            PHRASES.n(
+                "{email}: removed {count} copy with a pixel; the untracked email is in Sent",
+                "{email}: removed {count} copies with a pixel; the untracked email is in Sent",
+                entry.removed,
+                email=entry.label,
+            )
+            if entry.removed
+            else Phrase(mark("{email}: nothing with a pixel was in Sent"), email=entry.label)
         )
-        return _about(entry, CleanupState.DONE, f"{entry.label}: {what}")
+        return _about(entry, CleanupState.DONE, what)
     if entry.unproven:
         return _about(
             entry,
             CleanupState.NOT_FOUND,
-            f"copies of {entry.label} in Sent carry tracking that MailBeacon "
-            "cannot prove is yours; they were left alone",
+            Phrase(
+                mark(
+                    "copies of {email} in Sent carry tracking that MailBeacon cannot prove is "
+                    "yours; they were left alone"
+                ),
+                email=entry.label,
+            ),
         )
     return _about(
         entry,
         CleanupState.NOT_FOUND,
-        f"no copy of {entry.label} with your pixel was found in Sent (the provider "
-        "may have changed its Message-ID); nothing was changed",
+        Phrase(
+            mark(
+                "no copy of {email} with your pixel was found in Sent (the provider may have "
+                "changed its Message-ID); nothing was changed"
+            ),
+            email=entry.label,
+        ),
     )

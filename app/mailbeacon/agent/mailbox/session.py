@@ -37,6 +37,7 @@ from mailbeacon.agent.mailbox.imap_client import (
 from mailbeacon.agent.settings.errors import SettingError
 from mailbeacon.agent.settings.mail_urls import MailServerUrl, is_loopback, parse_mail_url
 from mailbeacon.core import sasl
+from mailbeacon.core.language import Phrase, mark
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,11 @@ def account_url(text: str) -> MailServerUrl:
     """The ``imap.url`` setting parsed; SettingError when it cannot be used (no user name)."""
     url = parse_mail_url(text, "imap")
     if not url.user:
-        raise SettingError(f"put the IMAP user name in the URL, like imaps://you@{url.host}")
+        raise SettingError(
+            Phrase(
+                mark("put the IMAP user name in the URL, like imaps://you@{host}"), host=url.host
+            )
+        )
     return url
 
 
@@ -83,13 +88,20 @@ async def read_password(account: ImapAccount) -> str:
     """The password, after the plain-text check; raises CannotLogIn or AuthenticationFailed."""
     if account.plain_refused:
         raise CannotLogIn(
-            f"{account.url.host} would receive your password unencrypted; use "
-            "imaps:// or imap+starttls://, or set imap.allow_plain"
+            Phrase(
+                mark(
+                    "{host} would receive your password unencrypted; use imaps:// or "
+                    "imap+starttls://, or set imap.allow_plain"
+                ),
+                host=account.url.host,
+            )
         )
     try:
         password = await asyncio.to_thread(account.password)
     except Exception as exc:  # e.g. a locked keyring; its message says what to do
-        raise CannotLogIn(f"the IMAP password cannot be read: {exc}") from exc
+        raise CannotLogIn(
+            Phrase(mark("the IMAP password cannot be read: {error}"), error=said(exc))
+        ) from exc
     if not password:
         raise AuthenticationFailed("no IMAP password is set")
     return password
@@ -104,8 +116,13 @@ async def imap_session(
     password = None if account.bearer is not None else await read_password(account)
     if account.bearer is not None and account.plain_refused:
         raise CannotLogIn(
-            f"{account.url.host} would receive your sign-in token unencrypted; use "
-            "imaps:// or imap+starttls://, or set imap.allow_plain"
+            Phrase(
+                mark(
+                    "{host} would receive your sign-in token unencrypted; use imaps:// or "
+                    "imap+starttls://, or set imap.allow_plain"
+                ),
+                host=account.url.host,
+            )
         )
     url = account.url
     client = await ImapClient.connect(
@@ -134,8 +151,13 @@ async def log_in_with_token(
     )
     if mechanism is None:
         raise CannotLogIn(
-            f"{url.host} does not offer a sign-in with a token (XOAUTH2 or OAUTHBEARER); "
-            "use a password for this server instead"
+            Phrase(
+                mark(
+                    "{host} does not offer a sign-in with a token (XOAUTH2 or OAUTHBEARER); "
+                    "use a password for this server instead"
+                ),
+                host=url.host,
+            )
         )
     for attempt in (1, 2):
         token = await _token(source, time_limit)
@@ -144,7 +166,13 @@ async def log_in_with_token(
             return
         except ValueError as exc:  # the source handed out something no token can be
             raise CannotLogIn(
-                f"the sign-in for {source.user} cannot be used ({exc}); sign in again in Settings"
+                Phrase(
+                    mark(
+                        "the sign-in for {user} cannot be used ({error}); sign in again in Settings"
+                    ),
+                    user=source.user,
+                    error=str(exc),
+                )
             ) from None
         except TokenRefused as exc:
             # Expired or revoked: the source fetches a fresh one next time.
@@ -166,18 +194,42 @@ async def _token(source: BearerSource, time_limit: float) -> str:
     except TimeoutError:
         # Not the rep's to fix: an ImapError, so the caller retries soon.
         raise ImapError(
-            f"no sign-in token for {source.user} within {time_limit:g}s "
-            "(the sign-in provider did not answer)"
+            Phrase(
+                mark(
+                    "no sign-in token for {user} within {seconds}s (the sign-in provider did "
+                    "not answer)"
+                ),
+                user=source.user,
+                seconds=f"{time_limit:g}",
+            )
         ) from None
 
 
 def sign_in_again_message(user: str, exc: Exception) -> str:
     """What the rep reads when the provider no longer accepts the saved sign-in."""
-    why = f" ({exc})" if str(exc) else ""
-    return (
-        f"Sign in again with the account {user} in Settings: the saved sign-in is no "
-        f"longer accepted{why}"
+    if str(exc):
+        return Phrase(
+            mark(
+                "Sign in again with the account {user} in Settings: the saved sign-in is no "
+                "longer accepted ({reason})"
+            ),
+            user=user,
+            reason=said(exc),
+        )
+    return Phrase(
+        mark(
+            "Sign in again with the account {user} in Settings: the saved sign-in is no "
+            "longer accepted"
+        ),
+        user=user,
     )
+
+
+def said(exc: BaseException) -> str:
+    """An exception's message, still a :class:`Phrase` when it was raised with one (``str``
+    of an exception gives plain English)."""
+    first = exc.args[0] if len(exc.args) == 1 else None
+    return first if isinstance(first, str) else str(exc)
 
 
 # ---------------------------------------------------------------- failures
@@ -214,29 +266,40 @@ def describe_failure(exc: Exception, url: MailServerUrl) -> SessionFailure:
     if isinstance(exc, AuthenticationFailed):
         return SessionFailure(Trouble.WRONG_PASSWORD, wrong_password_message(exc))
     if isinstance(exc, CannotLogIn):
-        return SessionFailure(Trouble.CANNOT_LOG_IN, str(exc))
+        return SessionFailure(Trouble.CANNOT_LOG_IN, said(exc))
     if isinstance(exc, ssl.SSLError):
-        return SessionFailure(Trouble.INSECURE, f"secure connection failed: {exc}")
+        return SessionFailure(
+            Trouble.INSECURE, Phrase(mark("secure connection failed: {error}"), error=str(exc))
+        )
     if isinstance(exc, OSError | TimeoutError | ConnectionClosed):
         return SessionFailure(Trouble.UNREACHABLE, unreachable_message(url, exc))
     if isinstance(exc, ImapError):
-        return SessionFailure(Trouble.REFUSED, str(exc))
-    return SessionFailure(Trouble.BUG, f"internal error: {exc}")
+        return SessionFailure(Trouble.REFUSED, said(exc))
+    return SessionFailure(Trouble.BUG, Phrase(mark("internal error: {error}"), error=str(exc)))
 
 
 def wrong_password_message(exc: Exception) -> str:
     """What the rep reads when the IMAP login failed."""
     if isinstance(exc, TokenRefused):  # a fresh token too: the sign-in itself is wrong
-        return (
-            f"the mail server refused the sign-in ({exc.refusal.describe()}); sign in "
-            "again in Settings with the account this mailbox belongs to"
+        return Phrase(
+            mark(
+                "the mail server refused the sign-in ({reason}); sign in again in Settings "
+                "with the account this mailbox belongs to"
+            ),
+            reason=exc.refusal.describe(),
         )
     if "no IMAP password" in str(exc):
-        return "no IMAP password is set; enter it in Settings (imap.password)"
-    return f"the mail server refused the IMAP user name or password ({exc})"
+        return Phrase(mark("no IMAP password is set; enter it in Settings (imap.password)"))
+    return Phrase(
+        mark("the mail server refused the IMAP user name or password ({reply})"), reply=str(exc)
+    )
 
 
 def unreachable_message(url: MailServerUrl, exc: BaseException) -> str:
     """What the rep reads when the IMAP server cannot be reached."""
     why = str(exc) or type(exc).__name__
-    return f"cannot reach the mail server {url.host}:{url.port} ({why})"
+    return Phrase(
+        mark("cannot reach the mail server {where} ({reason})"),
+        where=f"{url.host}:{url.port}",
+        reason=why,
+    )

@@ -50,6 +50,7 @@ from mailbeacon.agent.mailbox.session import (
 from mailbeacon.agent.settings.mail_urls import MailServerUrl
 from mailbeacon.core.backoff import Backoff, Retry
 from mailbeacon.core.durable import atomic_write
+from mailbeacon.core.language import Phrase, mark
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class ImapStatus:
         """A sentence for the rep's status list, or None when all is well."""
         if self.state in (ImapState.CONNECTED, ImapState.CONNECTING, ImapState.STOPPED):
             return None
-        return f"Replies are not being watched: {self.detail}"
+        return Phrase(mark("Replies are not being watched: {detail}"), detail=self.detail)
 
 
 @dataclass(frozen=True, slots=True)

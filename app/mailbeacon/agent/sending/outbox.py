@@ -54,6 +54,7 @@ from mailbeacon.agent.sending.outbox_spool import (
     header_line,
     unlink_quietly,
 )
+from mailbeacon.core.language import Phrase, mark
 
 __all__ = ["Outbox"]
 
@@ -353,7 +354,11 @@ class Outbox:
         ):
             days = self._policy.give_up_after / 86400
             error = DeliveryError(
-                f"gave up after {days:g} days of temporary failures: {error.reply}",
+                Phrase(
+                    mark("gave up after {days} days of temporary failures: {reply}"),
+                    days=f"{days:g}",
+                    reply=error.reply,
+                ),
                 code=error.code,
                 permanent=True,
             )

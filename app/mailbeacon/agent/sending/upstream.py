@@ -131,7 +131,9 @@ class Upstream:
         except DeliveryError as error:
             return UpstreamCheck(False, error.reply)
         await _goodbye(client)
-        return UpstreamCheck(True, f"Connected to {self._url} and logged in.")
+        return UpstreamCheck(
+            True, Phrase(mark("Connected to {server} and logged in."), server=str(self._url))
+        )
 
     async def send(
         self, mail_from: str, recipients: Sequence[str], message: MessageSource | bytes
@@ -147,16 +149,14 @@ class Upstream:
             except aiosmtplib.SMTPServerDisconnected:
                 await self._drop()
                 if not reused:
-                    raise DeliveryError(
-                        f"{self._url} closed the connection", connection=True
-                    ) from None
+                    raise DeliveryError(self._closed(), connection=True) from None
             # A reused connection the server had closed while idle: once more, fresh.
             client = await self._client_for_send()
             try:
                 return await self._transaction(client, mail)
             except aiosmtplib.SMTPServerDisconnected:
                 await self._drop()
-                raise DeliveryError(f"{self._url} closed the connection", connection=True) from None
+                raise DeliveryError(self._closed(), connection=True) from None
 
     async def close(self) -> None:
         """Say goodbye to the upstream, if connected."""
@@ -165,6 +165,9 @@ class Upstream:
             if client is None:
                 return
             await _goodbye(client)
+
+    def _closed(self) -> str:
+        return Phrase(mark("{server} closed the connection"), server=str(self._url))
 
     def _fresh(self) -> bool:
         return self._clock() - self._last_used < self._idle_close
@@ -192,8 +195,7 @@ class Upstream:
             # "Log in first" is our configuration, not the message: keep it and retry.
             login_problem = error.code in _AUTH_CODES
             raise DeliveryError(
-                f"{error.code} {error.message}"
-                + (" (check the upstream user and password)" if login_problem else ""),
+                _refused(error.code, error.message, login_problem),
                 code=error.code,
                 permanent=error.code >= 500 and not login_problem,
                 connection=error.code == 421 or login_problem,
@@ -201,12 +203,21 @@ class Upstream:
         except aiosmtplib.SMTPNotSupported as error:
             await self._reset(client, None)
             raise DeliveryError(
-                f"{self._url} cannot take this message: {error}", permanent=True
+                Phrase(
+                    mark("{server} cannot take this message: {error}"),
+                    server=str(self._url),
+                    error=getattr(error, "message", None) or str(error),
+                ),
+                permanent=True,
             ) from error
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
             await self._drop()
             raise DeliveryError(
-                f"sending to {self._url} failed: {error or type(error).__name__}",
+                Phrase(
+                    mark("Sending to {server} failed: {error}"),
+                    server=str(self._url),
+                    error=str(error) or type(error).__name__,
+                ),
                 connection=True,
             ) from error
         self._last_used = self._clock()
@@ -218,7 +229,7 @@ class Upstream:
         encoding = "utf-8" if utf8 else "ascii"
         if utf8 and not client.supports_extension("smtputf8"):
             raise aiosmtplib.SMTPNotSupported(
-                "the server does not accept non-ASCII addresses (SMTPUTF8)"
+                Phrase(mark("the server does not accept non-ASCII addresses (SMTPUTF8)"))
             )
         options = ["SMTPUTF8"] if utf8 else []
         if client.supports_extension("size"):
@@ -365,15 +376,16 @@ class Upstream:
                 )
             return
         if not client.supports_extension("auth"):
-            raise DeliveryError(
-                f"{self._url.host}:{self._url.port} does not offer a login (SMTP AUTH)"
-                + (
-                    " before STARTTLS; use smtp+starttls:// or smtps://."
-                    if self._url.security == "plain"
-                    else "."
-                ),
-                connection=True,
+            where = f"{self._url.host}:{self._url.port}"
+            no_login = (
+                mark(
+                    "{where} does not offer a login (SMTP AUTH) before STARTTLS; use "
+                    "smtp+starttls:// or smtps://."
+                )
+                if self._url.security == "plain"
+                else mark("{where} does not offer a login (SMTP AUTH).")
             )
+            raise DeliveryError(Phrase(no_login, where=where), connection=True)
         await client.login(user or "", creds.password)
 
 
@@ -551,6 +563,15 @@ async def _goodbye(client: aiosmtplib.SMTP) -> None:
     if isinstance(transport, asyncio.WriteTransport):
         transport.abort()
     await asyncio.sleep(0)
+
+
+def _refused(code: int, reply: str, login_problem: bool) -> str:
+    """The upstream's refusal as it came; with what to check when it asks for a login."""
+    if not login_problem:
+        return f"{code} {reply}"
+    return Phrase(
+        mark("{code} {reply} (check the upstream user and password)"), code=code, reply=reply
+    )
 
 
 def _tls_problem(where: str, error: Exception) -> str:

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from mailbeacon.agent.notifications.model import AgentStatus, ConnectionState
 from mailbeacon.agent.status import Level
-from mailbeacon.core.language import ENGLISH, Language, mark
+from mailbeacon.core.language import ENGLISH, Language, in_language, mark
 from mailbeacon.tray.assets import IconSet
 from mailbeacon.tray.icon.menu import TrayMenu
 
@@ -138,9 +138,11 @@ class TrayIcon(QSystemTrayIcon):
         label, others = status_lines(self.status, tr)
         lines = [tr.t("MailBeacon — {state}", state=label)]
         lines.extend(others)
+        # The agent words these once, in English (status file, log) and as phrases the
+        # tray says again in the rep's language.
         if self.status.detail:
-            lines.append(self.status.detail)
-        lines.extend(self.status.problems[:3])
+            lines.append(in_language(self.status.detail, tr))
+        lines.extend(in_language(problem, tr) for problem in self.status.problems[:3])
         if self.paused_until:
             lines.append(tr.t("Notifications paused until {time}", time=self.paused_until))
         if self.last_event:

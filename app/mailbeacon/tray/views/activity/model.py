@@ -50,6 +50,7 @@ from PySide6.QtGui import QFont, QGuiApplication
 from mailbeacon.agent.records.model import ActivityFilter, ActivityRow
 from mailbeacon.core.events import HIT_TYPES, EventType, Verdict
 from mailbeacon.core.language import ENGLISH, Language, mark
+from mailbeacon.core.reasons import say as say_reason
 from mailbeacon.core.uainfo import describe
 from mailbeacon.core.uainfo import label as device_label
 from mailbeacon.tray.threads.workers import Worker
@@ -243,7 +244,8 @@ def _subject(row: ActivityRow, tr: Language) -> str:
     return row.subject if row.subject is not None else tr.t(UNKNOWN_EMAIL)
 
 
-# The reason is the classifier's own words (docs/rules.md), shown as stored.
+# The reason is the classifier's own words (docs/rules.md), stored in English and read
+# back here in the rep's language (as stored when it fits no known wording).
 _CELLS: dict[int, Callable[[ActivityRow, Language], str]] = {
     Column.WHEN: lambda row, tr: when_text(row.event.at, tr),  # the model shows it relative
     Column.TYPE: type_text,
@@ -251,7 +253,7 @@ _CELLS: dict[int, Callable[[ActivityRow, Language], str]] = {
     Column.EMAIL: _subject,
     Column.DETAIL: detail_text,
     Column.VERDICT: verdict_text,
-    Column.REASON: lambda row, _tr: row.event.reason,
+    Column.REASON: lambda row, tr: say_reason(row.event.reason, tr),
     Column.IP: lambda row, _tr: row.event.ip or "",
     Column.USER_AGENT: lambda row, _tr: row.event.user_agent,
 }

@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
 from mailbeacon.agent.records.model import Contact, ContactRecord, EventEntry, SentEntry
 from mailbeacon.core.events import HIT_TYPES, EventType, Verdict
 from mailbeacon.core.language import ENGLISH, Language, mark
+from mailbeacon.core.reasons import say as say_reason
 from mailbeacon.core.uainfo import describe
 from mailbeacon.core.uainfo import label as device_label
 from mailbeacon.tray.threads.workers import Worker
@@ -184,7 +185,7 @@ def _event_row(entry: EventEntry, tr: Language) -> TimelineRow:
         email_id=event.email_id,
         logged=False,
         human=event.verdict == Verdict.HUMAN,
-        reason=event.reason,
+        reason=say_reason(event.reason, tr),
         ip=event.ip or "",
         user_agent=event.user_agent,
         event_id=event.id,

@@ -21,6 +21,7 @@ from mailbeacon.agent.records.email_view import RecipientActivity
 from mailbeacon.agent.records.model import ActivityRow
 from mailbeacon.core.events import EventType, Verdict
 from mailbeacon.core.language import ENGLISH, Language, mark
+from mailbeacon.core.reasons import say as say_reason
 from mailbeacon.core.uainfo import describe
 from mailbeacon.core.uainfo import label as device_label
 from mailbeacon.tray.views.activity.when import full_when as feed_full_when
@@ -206,7 +207,9 @@ def details_text(row: ActivityRow, tr: Language = ENGLISH) -> str:
     if event.verdict != Verdict.HUMAN:
         verdict = (tr.t(VERDICT_WORDS[event.verdict]) if event.verdict in VERDICT_WORDS
                    else event.verdict.capitalize())
-        parts.append(f"{verdict}: {event.reason}" if event.reason else verdict)
+        reason = say_reason(event.reason, tr)
+        said = tr.t("{verdict}: {reason}", verdict=verdict, reason=reason) if reason else verdict
+        parts.append(said)
     if event.type in (EventType.OPEN, EventType.CLICK) and event.user_agent:
         parts.append(device_label(describe(event.user_agent), tr))
     via = event.details.get("via")
