@@ -150,3 +150,9 @@ def test_the_console_hands_pages_no_unmarked_literal(module: str) -> None:
         if keyword.arg in SHOWN_FIELDS and _words(keyword.value)
     ]
     assert not wrong, "words a page shows, not marked:\n" + "\n".join(wrong)
+
+
+def test_the_command_checks_one_domain_or_both(capsys: pytest.CaptureFixture[str]) -> None:
+    assert catalogs.main(["check", "console"]) == 0
+    assert capsys.readouterr().out == ""
+    assert catalogs.main(["check", "no-such-domain"]) == 2
