@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 from mailbeacon.agent.records.model import ActivityRow
 from mailbeacon.core.events import NOT_HUMAN, EventType, Verdict
 from mailbeacon.core.language import ENGLISH, Language, mark
+from mailbeacon.core.reasons import say as say_reason
 from mailbeacon.tray.views.activity.model import (
     DETAIL_COLUMNS,
     PAGE_SIZE,
@@ -322,7 +323,7 @@ def details_text(row: ActivityRow, tr: Language = ENGLISH) -> str:
         tr.t("Email: {subject}",
              subject=row.subject if row.subject is not None else tr.t("(unknown)")),
         tr.t("Verdict: {verdict}", verdict=verdict)
-        + (f" — {event.reason}" if event.reason else ""),
+        + (f" — {say_reason(event.reason, tr)}" if event.reason else ""),
     ]
     if event.url:
         lines.append(tr.t("URL: {url}", url=event.url))

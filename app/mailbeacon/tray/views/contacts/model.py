@@ -30,6 +30,7 @@ from mailbeacon.agent.sending.compose_message import format_address
 from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.tray.threads.workers import Worker
 from mailbeacon.tray.views.activity.when import full_when, relative_when, utc_now
+from mailbeacon.tray.views.contacts.lawful import basis_label
 from mailbeacon.tray.views.tables import ROW_ROLE, SORT_ROLE, AnyIndex, RowTableModel
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,6 @@ _CELLS: dict[int, Callable[[Contact], str]] = {
     Column.NAME: lambda c: c.name,
     Column.EMAIL: lambda c: c.email,
     Column.COMPANY: lambda c: c.company,
-    Column.LAWFUL_BASIS: lambda c: c.lawful_basis or NO_BASIS,
 }
 _TIMES: dict[int, Callable[[Contact], str | None]] = {
     Column.LAST_OPEN: lambda c: c.last_open,
@@ -207,6 +207,12 @@ class ContactsModel(RowTableModel[Contact]):
 
     # ------------------------------------------------------------ Qt model
 
+    def _display(self, row: Contact, column: int) -> str | None:
+        if column == Column.LAWFUL_BASIS:  # a known basis in the rep's words
+            return basis_label(row.lawful_basis, self._tr) if row.lawful_basis else NO_BASIS
+        cell = _CELLS.get(column)
+        return cell(row) if cell is not None else None
+
     def cell_data(self, row: Contact, column: int, role: int) -> Any:
         time = _TIMES.get(column)
         if time is not None and role == Qt.ItemDataRole.DisplayRole:
@@ -214,8 +220,7 @@ class ContactsModel(RowTableModel[Contact]):
         if time is not None and role == Qt.ItemDataRole.ToolTipRole:
             return full_when(time(row), self._tz, self._tr) or None  # our own text
         if role == Qt.ItemDataRole.DisplayRole:
-            cell = _CELLS.get(column)
-            return cell(row) if cell is not None else None
+            return self._display(row, column)
         if role == SORT_ROLE:  # times as stored, text case-folded
             sort = _SORTS.get(column)
             return sort(row) if sort is not None else None

@@ -50,6 +50,7 @@ from mailbeacon.core.uainfo import label as device_label
 from mailbeacon.tray.threads.workers import Worker
 from mailbeacon.tray.views.activity.model import VERDICT_LABELS
 from mailbeacon.tray.views.activity.when import full_when, relative_when, utc_now
+from mailbeacon.tray.views.contacts.lawful import LAWFUL_BASES, basis_code, basis_label
 from mailbeacon.tray.views.email_viewer import (
     EmailViewer,
     LoggedEmailSource,
@@ -67,8 +68,6 @@ from mailbeacon.tray.views.tables import (
 
 log = logging.getLogger(__name__)
 
-LAWFUL_BASES = ("consent", "contract", "legal-obligation", "vital-interests", "public-task",
-                "legitimate-interest")
 TYPE_LABELS: dict[str, str] = {
     EventType.OPEN: mark("Opened"),
     EventType.CLICK: mark("Clicked"),
@@ -382,7 +381,7 @@ class RecordView(QWidget):
 
     def properties(self) -> tuple[str, str, str | None]:
         """Name, company and lawful basis (None: none) as typed."""
-        basis = self.basis_box.currentText().strip()
+        basis = basis_code(self.basis_box.currentText().strip(), self._tr)
         return self.name_edit.text().strip(), self.company_edit.text().strip(), basis or None
 
     def is_dirty(self) -> bool:
@@ -444,7 +443,7 @@ class RecordView(QWidget):
     def _properties_box(self) -> QGroupBox:
         self.basis_box.setEditable(True)
         self.basis_box.addItem("")
-        self.basis_box.addItems(LAWFUL_BASES)
+        self.basis_box.addItems([basis_label(code, self._tr) for code in LAWFUL_BASES])
         line = self.basis_box.lineEdit()
         if line is not None:
             line.setPlaceholderText(
@@ -540,7 +539,7 @@ class RecordView(QWidget):
         if not keep_edits:  # a reload must not throw away what the rep is typing
             self.name_edit.setText(contact.name)
             self.company_edit.setText(contact.company)
-            self.basis_box.setCurrentText(contact.lawful_basis or "")
+            self.basis_box.setCurrentText(basis_label(contact.lawful_basis or "", self._tr))
         now = self._now()
         for label, at in ((self.last_open, contact.last_open),
                           (self.last_click, contact.last_click),
