@@ -25,9 +25,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from mailbeacon.core import tokens
-from mailbeacon.core.pixel import GIF
 from mailbeacon.core.tokens import Kind
 from mailbeacon.server import claim
+from mailbeacon.server.answers import (
+    COMMON,
+    NOT_ALLOWED,
+    NOT_FOUND,
+    PIXEL,
+    Answer,
+    html_page,
+    with_headers,
+)
 from mailbeacon.server.reader import Reader
 from mailbeacon.server.tracker import Tracker
 from mailbeacon.server.users import hash_token
@@ -38,30 +46,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-NO_CACHE = b"no-store, no-cache, must-revalidate, max-age=0, private"
-_COMMON = [
-    (b"cache-control", NO_CACHE),
-    (b"pragma", b"no-cache"),
-    (b"expires", b"Thu, 01 Jan 1970 00:00:00 GMT"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"x-content-type-options", b"nosniff"),
-]
-# Kept short: the pixel is the hot path and every header costs (uvicorn checks each).
-# Cache-Control covers HTTP/1.1 caches and browsers; Pragma the HTTP/1.0 ones.
-GIF_HEADERS = [
-    (b"content-type", b"image/gif"),
-    (b"content-length", str(len(GIF)).encode("ascii")),
-    (b"cache-control", NO_CACHE),
-    (b"pragma", b"no-cache"),
-]
-_HTML_HEADERS = [
-    (b"content-type", b"text/html; charset=utf-8"),
-    (b"content-security-policy", b"default-src 'none'"),
-    *_COMMON,
-]
 _TRACKING_METHODS = ("GET", "HEAD")
-_NOT_FOUND = b"Not found\n"
-_NOT_ALLOWED = b"Method not allowed\n"
 _CLAIM_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>MailBeacon: browser claimed</title></head>
 <body><h1>This browser is now marked as yours</h1>
@@ -79,21 +64,10 @@ CLOSE_REVOKED = 1008  # policy violation: the user was removed or their key rota
 _MAX_TOKEN_CHARS = 512
 
 
-async def _respond(
-    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b""
-) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _plain(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:
-    headers = [
-        (b"content-type", b"text/plain; charset=utf-8"),
-        (b"content-length", str(len(body)).encode("ascii")),
-        (b"cache-control", NO_CACHE),
-        *extra,
-    ]
-    await _respond(send, status, headers, body)
+async def _respond(send: Send, answer: Answer) -> None:
+    await send({"type": "http.response.start", "status": answer.status,
+                "headers": answer.headers})
+    await send({"type": "http.response.body", "body": answer.body})
 
 
 class TrackingApp:
@@ -144,33 +118,40 @@ class TrackingApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            path: str = scope["path"]
-            if path.startswith("/o/"):
-                await self._pixel(scope, path, send)
-                return
-            if path.startswith("/c/"):
-                await self._click(scope, path, send)
-                return
-            if path.startswith("/claim/"):
-                await self._claim(scope, path, send)
+            client = scope.get("client")
+            answer = await self.answer(
+                scope["method"], scope["path"], client[0] if client else "", scope["headers"]
+            )
+            if answer is not None:
+                await _respond(send, answer)
                 return
         await self._rest(scope, receive, send)
 
-    async def _pixel(self, scope: Scope, path: str, send: Send) -> None:
-        method: str = scope["method"]
+    async def answer(
+        self, method: str, path: str, peer: str, headers: list[tuple[bytes, bytes]]
+    ) -> Answer | None:
+        """The answer to a tracking request (/o/, /c/, /claim/), or None for any other
+        path (Starlette's). Both HTTP paths call this (answers.py)."""
+        if path.startswith("/o/"):
+            return await self._pixel(method, path, peer, headers)
+        if path.startswith("/c/"):
+            return await self._click(method, path, peer, headers)
+        if path.startswith("/claim/"):
+            return await self._claim(method, path)
+        return None
+
+    async def _pixel(
+        self, method: str, path: str, peer: str, headers: list[tuple[bytes, bytes]]
+    ) -> Answer:
         if method not in _TRACKING_METHODS:
-            await _not_allowed(send)
-            return
-        headers = GIF_HEADERS
-        if path.endswith(".gif"):
-            client = scope.get("client")
-            peer = client[0] if client else ""
-            await self._tracker.open(path[3:-4], method, peer, scope["headers"])
-            renewed = self._renewal(path[3:-4], scope["headers"])
-            if renewed is not None:
-                headers = [*GIF_HEADERS, (b"set-cookie", renewed)]
-        # Always the image, whatever the token: a broken-image icon helps nobody.
-        await _respond(send, 200, headers, GIF)
+            return NOT_ALLOWED
+        if not path.endswith(".gif"):
+            # Always the image, whatever the token: a broken-image icon helps nobody.
+            return PIXEL
+        token = path[3:-4]
+        await self._tracker.open(token, method, peer, headers)
+        renewed = self._renewal(token, headers)
+        return PIXEL if renewed is None else with_headers(PIXEL, [(b"set-cookie", renewed)])
 
     def _renewal(self, token: str, request_headers: list[tuple[bytes, bytes]]) -> bytes | None:
         """A renewed claim cookie when the request carries a valid one for the token's
@@ -186,46 +167,33 @@ class TrackingApp:
             return None
         return claim.renewal(self._secret, user_id, cookie, self._secure, self._clock())
 
-    async def _click(self, scope: Scope, path: str, send: Send) -> None:
-        method: str = scope["method"]
+    async def _click(
+        self, method: str, path: str, peer: str, headers: list[tuple[bytes, bytes]]
+    ) -> Answer:
         if method not in _TRACKING_METHODS:
-            await _not_allowed(send)
-            return
-        client = scope.get("client")
-        peer = client[0] if client else ""
-        location = await self._tracker.click(path[3:], method, peer, scope["headers"])
+            return NOT_ALLOWED
+        location = await self._tracker.click(path[3:], method, peer, headers)
         if location is None:
-            await _plain(send, 404, _NOT_FOUND, [])
-            return
-        headers = [(b"location", location), (b"content-length", b"0"), *_COMMON]
-        renewed = self._renewal(path[3:], scope["headers"])
+            return NOT_FOUND
+        extra = [(b"location", location), (b"content-length", b"0"), *COMMON]
+        renewed = self._renewal(path[3:], headers)
         if renewed is not None:
-            headers.append((b"set-cookie", renewed))
-        await _respond(send, 302, headers)
+            extra.append((b"set-cookie", renewed))
+        return Answer(302, extra)
 
-    async def _claim(self, scope: Scope, path: str, send: Send) -> None:
-        method: str = scope["method"]
+    async def _claim(self, method: str, path: str) -> Answer:
         if method not in _TRACKING_METHODS:
-            await _not_allowed(send)
-            return
+            return NOT_ALLOWED
         token = path[len("/claim/") :]
         claims = await self._tracker.verified(token, Kind.CLAIM)
         now = self._clock()
         # Once, and only soon after minting (claim.py): a leaked link claims nothing.
         if claims is None or not self._used_claims.use(token, claims.minted_at, now):
-            body = _CLAIM_FAILED.encode("utf-8")
-            headers = [*_HTML_HEADERS, (b"content-length", str(len(body)).encode("ascii"))]
-            await _respond(send, 404, headers, body)
-            return
+            return html_page(404, _CLAIM_FAILED)
         user_id = claims.user_id
-        body = _CLAIM_PAGE.format(user=html.escape(str(user_id))).encode("utf-8")
         cookie = claim.set_cookie_header(self._secret, user_id, self._secure, now)
-        headers = [
-            *_HTML_HEADERS,
-            (b"content-length", str(len(body)).encode("ascii")),
-            (b"set-cookie", cookie),
-        ]
-        await _respond(send, 200, headers, body)
+        page = _CLAIM_PAGE.format(user=html.escape(str(user_id)))
+        return html_page(200, page, [(b"set-cookie", cookie)])
 
 
 class RevocableStream:
@@ -310,10 +278,6 @@ class RevocableStream:
                 user = await self._reader.user_by_token_hash(hash_token(token))
                 return None if user is None else user.id
         return None
-
-
-async def _not_allowed(send: Send) -> None:
-    await _plain(send, 405, _NOT_ALLOWED, [(b"allow", b"GET, HEAD")])
 
 
 async def _healthz_body(database_health: Callable[[], Awaitable[bool]] | None) -> dict[str, str]:

@@ -33,6 +33,15 @@ class CoalescingTransport(asyncio.Transport):
         for data in list_of_data:
             self.write(data)
 
+    def write_now(self, data: bytes) -> None:
+        """Send ``data`` now, after anything queued (one write to the real transport):
+        for a response that is whole, waiting for the end of the turn gains nothing."""
+        if self._pending:
+            self._pending.append(data)
+            self.flush()
+        elif not self._transport.is_closing():
+            self._transport.write(data)
+
     def flush(self) -> None:
         """Send what is queued now (one write to the real transport)."""
         pending = self._pending

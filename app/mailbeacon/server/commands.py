@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib
 import json
 import logging
@@ -55,6 +56,8 @@ from mailbeacon.server.users import UserAdmin, create_user, signing_key
 log = logging.getLogger(__name__)
 
 SPOOL_DIR = "spool"  # in the profile's data dir, unless --spool-dir says otherwise
+# The youngest generation of the garbage collector, for `server serve` (_tune_collector).
+COLLECT_AFTER_ALLOCATIONS = 20_000
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add this package's sub-commands."""
@@ -297,6 +300,7 @@ async def _serve_until_signalled(config: ServerConfig) -> int:
     except OPEN_ERRORS as exc:
         log.debug("could not start the tracking server", exc_info=True)
         return fail(f"could not open the database {config.db_path}: {exc}", EXIT_FAILURE)
+    _tune_collector()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -313,6 +317,21 @@ async def _serve_until_signalled(config: ServerConfig) -> int:
             loop.remove_signal_handler(sig)
         await server.stop()
     return 0
+
+
+def _tune_collector() -> None:
+    """Fewer garbage collections for a long-running server (docs/performance.md).
+
+    The profile of a loaded server showed ~11% of its CPU in the cyclic collector,
+    walking again and again the objects that live as long as the process (the bot
+    lists and address ranges loaded at start, the recent-hits window, the verified
+    tokens). Those loaded at start are frozen out of every collection, and the
+    youngest generation is collected after 20,000 allocations instead of 700 (a few
+    hundred hits), so the older generations, whose collections walk everything, run
+    about thirty times less often. Reference cycles are still collected, later.
+    """
+    gc.freeze()
+    gc.set_threshold(COLLECT_AFTER_ALLOCATIONS, 10, 10)
 
 
 def _add_user(args: argparse.Namespace, profile: Profile) -> int:

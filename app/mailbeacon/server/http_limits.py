@@ -111,15 +111,23 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        self._mb_head_complete()
+        super().on_headers_complete()
+
+    def _mb_head_complete(self) -> None:
+        """The head is whole: stop its timer, count the next head from zero."""
         self._mb_in_head = False
         self._mb_disarm()
         self._mb_in_body = True
         self._mb_head_bytes = 0
-        super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._mb_in_body = False
+        self._mb_message_complete()
         super().on_message_complete()
+
+    def _mb_message_complete(self) -> None:
+        """The request is whole: the next bytes are the next request's head."""
+        self._mb_in_body = False
 
     def send_400_response(self, msg: str) -> None:
         if self._mb_status:
@@ -145,7 +153,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
 def bounded_protocol(
     max_url: int, max_head: int, max_headers: int, head_timeout: float = 10.0
-) -> type[HttpToolsProtocol]:
+) -> type[BoundedHttpToolsProtocol]:
     """A protocol class with these limits (uvicorn takes a class, not an instance)."""
     return type(
         "MailBeaconHttpProtocol",

@@ -25,6 +25,7 @@ from mailbeacon.server.addresses import AgentAddresses
 from mailbeacon.server.app import ASGIApp, RevocableStream, TrackingApp
 from mailbeacon.server.config import PostgresUrl, ServerConfig, base_url
 from mailbeacon.server.fanout import Fanout
+from mailbeacon.server.fastpath import tracking_protocol
 from mailbeacon.server.http_limits import bounded_protocol
 from mailbeacon.server.meta import PUBLIC_URL_KEY, serving_secret
 from mailbeacon.server.pg_feed import Feed, Listener
@@ -369,8 +370,12 @@ class TrackingServer:
         config = self.config
         uv = uvicorn.Config(
             app,
-            http=bounded_protocol(config.max_url_bytes, config.max_header_bytes,
-                                  config.max_headers, config.head_timeout),
+            # The hot path answers pixels, links and claims without ASGI (fastpath.py).
+            http=tracking_protocol(
+                bounded_protocol(config.max_url_bytes, config.max_header_bytes,
+                                 config.max_headers, config.head_timeout),
+                app,
+            ),
             ws="websockets-sansio",
             lifespan="off",
             # Never trust X-Forwarded-For on uvicorn's say-so (by default it trusts

@@ -1,0 +1,167 @@
+"""The hot path: pixel, link and claim requests answered without ASGI.
+
+Every open of every tracked email is a request here, and most of what uvicorn does
+for a request (a RequestResponseCycle, ASGI message dicts, header validation, a
+response built header by header) cost more than deciding and storing the hit
+(docs/performance.md has the profile). This protocol is uvicorn's httptools
+protocol with our limits (http_limits.py) and one shortcut: a GET or HEAD for
+/o/, /c/ or /claim/ with a plain path, arriving when no other request on the
+connection is in flight, is answered by :meth:`TrackingApp.answer` directly, and
+its answer's bytes are written in one call. Everything else, and every such
+request in any unusual form (a query string, percent-escapes, non-ASCII, an
+Upgrade, a request pipelined behind another), takes uvicorn's full ASGI path to
+the same :meth:`TrackingApp.answer`, so the two paths cannot answer differently.
+
+What it keeps of uvicorn: parsing (httptools), the head limits and slow-head timer
+(our subclass), keep-alive and its timeout, pipelining order (a request that
+arrives while a fast one is in flight queues behind it exactly as uvicorn queues
+its own), graceful shutdown (the fast request's task is one of the server's tasks,
+so stopping waits for it: a hit being committed is answered), and flow control
+(a client that does not read pauses us).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar, Protocol
+
+from mailbeacon.server.answers import FAILED, Answer
+from mailbeacon.server.coalesce import CoalescingTransport
+from mailbeacon.server.http_limits import BoundedHttpToolsProtocol
+
+log = logging.getLogger(__name__)
+
+
+
+class Answering(Protocol):
+    """What answers tracking requests (app.TrackingApp)."""
+
+    async def answer(
+        self, method: str, path: str, peer: str, headers: list[tuple[bytes, bytes]]
+    ) -> Answer | None:
+        """The answer to a tracking request, or None for a path that is not one."""
+
+_FAST_PREFIXES = (b"/o/", b"/c/", b"/claim/")
+_FAST_METHODS = {b"GET": "GET", b"HEAD": "HEAD"}
+
+
+class _Never:
+    """Stands in for uvicorn's per-request event: nothing waits on a fast request's."""
+
+    def set(self) -> None:
+        """Nothing to wake."""
+
+
+_NEVER = _Never()
+
+
+class FastCycle:
+    """The fast request in flight: what uvicorn's connection code reads of a cycle."""
+
+    __slots__ = ("disconnected", "keep_alive", "method", "path", "response_complete")
+
+    message_event = _NEVER  # connection_lost sets it
+
+    def __init__(self, method: str, path: str, keep_alive: bool) -> None:
+        self.method = method
+        self.path = path
+        self.keep_alive = keep_alive
+        self.response_complete = False
+        self.disconnected = False
+
+
+class TrackingHttpProtocol(BoundedHttpToolsProtocol):
+    """uvicorn's bounded protocol, answering tracking requests on the hot path."""
+
+    answering: ClassVar[Answering | None] = None
+
+    def on_headers_complete(self) -> None:
+        fast = self._fast_cycle()
+        if fast is None:
+            super().on_headers_complete()
+            return
+        self._mb_head_complete()
+        self.cycle = fast  # type: ignore[assignment]  # read as a cycle by uvicorn
+
+    def _fast_cycle(self) -> FastCycle | None:
+        """A fast cycle for this request, or None when it takes the ASGI path."""
+        method = _FAST_METHODS.get(self.parser.get_method())
+        url = self.url
+        if (
+            method is None
+            or self.answering is None
+            or not url.startswith(_FAST_PREFIXES)
+            or not url.isascii()
+            or b"?" in url
+            or b"%" in url
+            or b"#" in url
+            or self.parser.should_upgrade()
+            or not (self.cycle is None or self.cycle.response_complete)
+        ):
+            return None
+        keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+        return FastCycle(method, url.decode("ascii"), keep_alive)
+
+    def on_body(self, body: bytes) -> None:
+        cycle: object = self.cycle  # uvicorn's cycle, or ours
+        if isinstance(cycle, FastCycle):
+            return  # a tracking request's body means nothing; it is read and dropped
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        cycle: object = self.cycle
+        if not isinstance(cycle, FastCycle):
+            super().on_message_complete()
+            return
+        self._mb_message_complete()
+        task = self.loop.create_task(self._answer(cycle, self.headers))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+
+    async def _answer(self, cycle: FastCycle, headers: list[tuple[bytes, bytes]]) -> None:
+        assert self.answering is not None
+        peer = self.client[0] if self.client else ""
+        try:
+            answer = await self.answering.answer(cycle.method, cycle.path, peer, headers)
+            answer = answer or FAILED
+        except Exception:
+            # Never expected (the tracker keeps every error to itself): the client gets
+            # a 500 rather than a hung connection, the operator the traceback.
+            log.exception("a tracking request failed")
+            answer = FAILED
+        if self.flow.write_paused and not cycle.disconnected:
+            await self.flow.drain()  # a client that does not read waits for its answers
+        if cycle.disconnected:
+            return  # the client left; the hit is stored all the same
+        raw = answer.encode(
+            self.server_state.default_headers,
+            head=cycle.method == "HEAD",
+            close=not cycle.keep_alive,
+        )
+        transport = self.transport
+        if isinstance(transport, CoalescingTransport):
+            transport.write_now(raw)
+        else:  # pragma: no cover - connection_made always wraps it
+            transport.write(raw)
+        cycle.response_complete = True
+        if not cycle.keep_alive:
+            transport.close()
+        self.on_response_complete()
+
+
+def tracking_protocol(
+    base: type[BoundedHttpToolsProtocol], answering: Answering
+) -> type[TrackingHttpProtocol]:
+    """The protocol class uvicorn instantiates per connection: ``base``'s limits, with
+    tracking requests answered by ``answering`` on the hot path."""
+    return type(
+        "MailBeaconTrackingProtocol",
+        (TrackingHttpProtocol,),
+        {
+            "max_url": base.max_url,
+            "max_head": base.max_head,
+            "max_headers": base.max_headers,
+            "head_timeout": base.head_timeout,
+            "answering": answering,
+        },
+    )
