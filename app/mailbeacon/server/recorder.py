@@ -32,7 +32,6 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -46,6 +45,7 @@ from mailbeacon.server.config import (
     DEFAULT_FLOOD_WINDOW_SECONDS,
     DEFAULT_MAX_EVENTS_PER_TOKEN_HOUR,
 )
+from mailbeacon.server.handoff import BlockingThread
 from mailbeacon.server.recent import RecentHits
 from mailbeacon.server.store import UNSTORED, NewEvent, Store
 
@@ -309,13 +309,13 @@ class Recorder:
         self._wakeup = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
-        self._thread: ThreadPoolExecutor | None = None
+        self._thread: BlockingThread | None = None
         self.batches = 0
         self.largest_batch = 0
 
     def start(self) -> None:
         """Start the writer (on the running event loop)."""
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailbeacon-commit")
+        self._thread = BlockingThread(asyncio.get_running_loop(), "mailbeacon-commit")
         self._task = asyncio.create_task(self._write_loop(), name="mailbeacon-writer")
 
     async def record(self, request: HitRequest) -> Recorded:
@@ -337,7 +337,7 @@ class Recorder:
         if self._task is not None:
             await self._task
         if self._thread is not None:
-            self._thread.shutdown(wait=True)
+            self._thread.stop()
 
     def _future(self) -> asyncio.Future[Any]:
         if self._closing or self._task is None:
@@ -350,7 +350,8 @@ class Recorder:
         return await job.future
 
     async def _blocking(self, call: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
+        assert self._thread is not None  # started
+        return await self._thread.call(call)
 
     def _spooling(self) -> bool:
         """Whether hits go to the spool: the database is down, or the spool still
