@@ -75,6 +75,7 @@ from mailbeacon.agent.settings.secrets import Secret, SecretStore
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.agent.tracking.check import TrackingCheck, public_result
 from mailbeacon.agent.tracking.reach import ANSWER_STEP, NAME_STEP, TLS_STEP, CheckStep, Outcome
+from mailbeacon.core import reasons
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.language import LANGUAGES, Language
 from mailbeacon.core.profile import Profile
@@ -392,7 +393,8 @@ def _older_mail(mail: _Mail) -> None:
     flowers = mail.send("Zamówienie kwiatów na konferencję 24.06", NOW - 12 * DAY - 4 * HOUR,
                         (MALGORZATA,))
     mail.event("open", flowers, 9 * MINUTE, MALGORZATA, verdict="proxy",
-               reason="Google image proxy: the reader is not known", user_agent=GMAIL_PROXY)
+               reason="opened in Gmail (fetched through Google's image proxy)",
+               user_agent=GMAIL_PROXY)
     mail.event("open", flowers, 2 * DAY + 3 * HOUR, MALGORZATA, user_agent=ANDROID)
     mail.event("click", flowers, 2 * DAY + 3 * HOUR + 2 * MINUTE, MALGORZATA,
                user_agent=ANDROID, url="https://mojafirma.pl/konferencja/program")
@@ -408,7 +410,7 @@ def _offer(mail: _Mail, pdf: bytes) -> int:
                      Attachment("logo.png", "image/png", _logo())),
     ))
     mail.event("open", offer, timedelta(seconds=4), ALICJA, verdict="bot",
-               reason="known scanner: Barracuda", user_agent="Barracuda Sentinel (EE)")
+               reason="Barracuda email security scanner", user_agent="Barracuda Sentinel (EE)")
     mail.event("open", offer, 38 * MINUTE, ALICJA, user_agent=OUTLOOK)
     mail.event("click", offer, 41 * MINUTE, ALICJA, user_agent=CHROME,
                url="https://mojafirma.pl/oferta/q2")
@@ -423,7 +425,7 @@ def _recent_mail(mail: _Mail) -> None:
     proposal = mail.send("Proposal: website redesign for Whitfield & Partners",
                          NOW - 6 * DAY - 3 * HOUR, (JAMES,), (SARAH,), per_recipient=True)
     mail.event("open", proposal, 2 * MINUTE, JAMES, verdict="proxy",
-               reason="Apple Mail Privacy Protection: opened by Apple, not the reader",
+               reason="Apple Mail Privacy Protection prefetch: may not be a real open",
                user_agent="Mozilla/5.0")
     mail.event("open", proposal, 3 * HOUR, JAMES, user_agent=IPHONE)
     mail.event("click", proposal, 3 * HOUR + 4 * MINUTE, JAMES, user_agent=SAFARI,
@@ -434,11 +436,11 @@ def _recent_mail(mail: _Mail) -> None:
 
     meeting = mail.send("Spotkanie w przyszłym tygodniu", NOW - 4 * DAY - 6 * HOUR, (ZBIGNIEW,))
     mail.event("click", meeting, timedelta(seconds=1.2), ZBIGNIEW, verdict="bot",
-               reason="clicked 1.2 s after sending (link scanner)", user_agent=CHROME,
+               reason=reasons.CLICKED_TOO_FAST.text(seconds="1.2 s"), user_agent=CHROME,
                url="https://mojafirma.pl/kalendarz")
     mail.event("open", meeting, 5 * HOUR, ZBIGNIEW, user_agent=THUNDERBIRD)
     mail.event("open", meeting, 5 * HOUR + 3 * MINUTE, ZBIGNIEW, verdict="self",
-               reason="your own machine", user_agent=THUNDERBIRD)
+               reason=reasons.SELF_AGENT.text(), user_agent=THUNDERBIRD)
     mail.event("reply", meeting, DAY, ZBIGNIEW)
 
     call = mail.send("Follow-up: our call on Tuesday", NOW - 3 * DAY - 2 * HOUR, (GRZEGORZ,))
@@ -588,14 +590,16 @@ def settings_tabs(out: Path, data: Sample, tr: Language) -> None:
 
 def settings_test_tracking(out: Path, secrets: SecretStore, tr: Language) -> None:
     """"Test tracking" for a public address: what each step found (the check's words)."""
+    # The check's own words (agent/tracking/reach.py), in the language shown.
     steps = (
-        CheckStep(NAME_STEP, Outcome.YES, "yes (203.0.113.5)"),
+        CheckStep(NAME_STEP, Outcome.YES, tr.t("yes ({addresses})", addresses="203.0.113.5")),
         CheckStep(TLS_STEP, Outcome.YES,
-                  "yes, the certificate for track.mojafirma.pl is valid until 2025-08-30 "
-                  "11:02 UTC"),
-        CheckStep(ANSWER_STEP, Outcome.YES, "the pixel came back in 42 ms"),
+                  tr.t("yes, the certificate for {host} is valid until {until}",
+                       host="track.mojafirma.pl", until="2025-08-30 11:02 UTC")),
+        CheckStep(ANSWER_STEP, Outcome.YES,
+                  tr.t("the pixel came back in {ms} ms", ms=tr.number(42))),
     )
-    answer = public_result("https://track.mojafirma.pl", steps, [])
+    answer = public_result("https://track.mojafirma.pl", steps, [], tr)
 
     async def canned(_enrollment: Enrollment) -> TrackingCheck:
         return answer
@@ -647,10 +651,12 @@ def account_flow(out: Path, tr: Language) -> None:
 
     def wrong_password(dialog: AccountDialog) -> None:
         dialog.flow.show_found(own)
-        dialog.flow.show_failure(
-            "The outgoing server refused the password for anna.kowalska@mojafirma.pl: "
-            "check it, or use an app password."
-        )
+        # What the outgoing server's refusal reads as (agent/sending/upstream.py).
+        dialog.flow.show_failure(tr.t(
+            "{where} refused the user name or password ({code} {reply}). Check the "
+            "upstream user and password in the settings.",
+            where="smtp.mojafirma.pl:465", code=535, reply="5.7.8 Authentication failed",
+        ))
 
     steps: list[tuple[str, Callable[[AccountDialog], None]]] = [
         ("email", lambda _dialog: None),

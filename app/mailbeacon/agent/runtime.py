@@ -28,7 +28,6 @@ from mailbeacon.agent.followup.store import FollowupError, FollowupStore
 from mailbeacon.agent.mailbox.replies import build_reply_watcher
 from mailbeacon.agent.mailbox.sent_cleanup import SentCleanup, build_sent_cleanup
 from mailbeacon.agent.mailbox.sent_status import PROBLEM_PREFIX, CleanupStatus
-from mailbeacon.agent.mailbox.session import said
 from mailbeacon.agent.mailbox.watch import ImapStatus, ImapWatcher
 from mailbeacon.agent.notifications.geo import CountryLookup
 from mailbeacon.agent.notifications.model import (
@@ -38,6 +37,7 @@ from mailbeacon.agent.notifications.model import (
     Notification,
 )
 from mailbeacon.agent.notifications.policy import Notifier, PolicyConfig
+from mailbeacon.agent.phrased import said
 from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.sending.accept import Sender
 from mailbeacon.agent.sending.outbox import Outbox
@@ -630,7 +630,9 @@ class AgentRuntime:
         if news is None or self.notifier is None:
             return
         if news.began:
-            self.notifier.delivery_delayed(news.server, news.detail, news.count)
+            # Decided on the English report; told in the rep's words (the tray's report).
+            shown = self._shown.sending.detail if self._shown is not None else news.detail
+            self.notifier.delivery_delayed(news.server, shown, news.count)
         else:
             self.notifier.delivery_resumed(news.server, news.count)
 

@@ -40,6 +40,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 
 from mailbeacon.agent.account.loopback import LoopbackRedirect
+from mailbeacon.core.language import PHRASES, Phrase, mark
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ class _ProviderSaid(Exception):
 async def discover(issuer: str, http: httpx.AsyncClient) -> ProviderMetadata:
     """The provider's endpoints from its OpenID configuration document."""
     issuer = issuer.rstrip("/")
-    _require_secure(issuer, "The sign-in provider's address")
+    _require_secure(issuer, Phrase(mark("The sign-in provider's address")))
     url = f"{issuer}/.well-known/openid-configuration"
     try:
         response = await http.get(url, headers={"Accept": "application/json"})
@@ -130,8 +131,14 @@ async def discover(issuer: str, http: httpx.AsyncClient) -> ProviderMetadata:
     if response.status_code != 200:
         log.warning("OpenID discovery at %s answered HTTP %s", url, response.status_code)
         raise OAuthError(
-            f"{issuer} does not publish an OpenID configuration (HTTP "
-            f"{response.status_code}). Check the sign-in provider's address."
+            Phrase(
+                mark(
+                    "{issuer} does not publish an OpenID configuration (HTTP {status}). Check "
+                    "the sign-in provider's address."
+                ),
+                issuer=issuer,
+                status=response.status_code,
+            )
         )
     return _metadata(issuer, _json_object(response, issuer))
 
@@ -140,14 +147,24 @@ def _metadata(issuer: str, document: Mapping[str, Any]) -> ProviderMetadata:
     if str(document.get("issuer", "")).rstrip("/") != issuer:
         log.warning("OpenID configuration of %s names issuer %r", issuer, document.get("issuer"))
         raise OAuthError(
-            f"The OpenID configuration at {issuer} belongs to another issuer, so "
-            "MailBeacon does not trust it. Check the sign-in provider's address."
+            Phrase(
+                mark(
+                    "The OpenID configuration at {issuer} belongs to another issuer, so "
+                    "MailBeacon does not trust it. Check the sign-in provider's address."
+                ),
+                issuer=issuer,
+            )
         )
     methods = document.get("code_challenge_methods_supported")
     if isinstance(methods, list) and "S256" not in methods:
         raise OAuthError(
-            f"{issuer} does not offer PKCE with S256, which MailBeacon needs for a safe "
-            "sign-in. Ask the provider's administrator to enable it."
+            Phrase(
+                mark(
+                    "{issuer} does not offer PKCE with S256, which MailBeacon needs for a safe "
+                    "sign-in. Ask the provider's administrator to enable it."
+                ),
+                issuer=issuer,
+            )
         )
     return ProviderMetadata(
         issuer=issuer,
@@ -163,7 +180,13 @@ def _metadata(issuer: str, document: Mapping[str, Any]) -> ProviderMetadata:
 def _endpoint(document: Mapping[str, Any], name: str, issuer: str) -> str:
     url = _optional_endpoint(document, name)
     if url is None:
-        raise OAuthError(f"The OpenID configuration at {issuer} names no {name}.")
+        raise OAuthError(
+            Phrase(
+                mark("The OpenID configuration at {issuer} names no {endpoint}."),
+                issuer=issuer,
+                endpoint=name,
+            )
+        )
     return url
 
 
@@ -171,7 +194,7 @@ def _optional_endpoint(document: Mapping[str, Any], name: str) -> str | None:
     url = document.get(name)
     if not isinstance(url, str) or not url:
         return None
-    _require_secure(url, f"The provider's {name}")
+    _require_secure(url, Phrase(mark("The provider's {endpoint}"), endpoint=name))
     return url
 
 
@@ -183,8 +206,14 @@ def _require_secure(url: str, what: str) -> None:
     if parts.scheme == "http" and _is_loopback(parts.hostname or ""):
         return
     raise OAuthError(
-        f"{what} ({url}) must start with https:// (plain http:// is allowed only "
-        "for 127.0.0.1 or localhost), or sign-in tokens would cross the network in clear."
+        Phrase(
+            mark(
+                "{what} ({url}) must start with https:// (plain http:// is allowed only for "
+                "127.0.0.1 or localhost), or sign-in tokens would cross the network in clear."
+            ),
+            what=what,
+            url=url,
+        )
     )
 
 
@@ -278,17 +307,27 @@ class OAuthClient:
                 if not waiting.done() and not _opened(opened):
                     log.warning("no web browser could be opened for the sign-in at %s", self.issuer)
                     raise OAuthError(
-                        "MailBeacon could not open a web browser for the sign-in. Set a "
-                        "default browser (or the BROWSER environment variable), or sign "
-                        "in with a code instead."
+                        Phrase(
+                            mark(
+                                "MailBeacon could not open a web browser for the sign-in. Set "
+                                "a default browser (or the BROWSER environment variable), or "
+                                "sign in with a code instead."
+                            )
+                        )
                     )
                 return await waiting
         except TimeoutError:
             seconds = self._sign_in_seconds
             log.warning("browser sign-in at %s timed out after %.0f s", self.issuer, seconds)
             raise SignInExpired(
-                f"The sign-in at {self.issuer} was not completed within "
-                f"{_duration(seconds)}. Start it again."
+                Phrase(
+                    mark(
+                        "The sign-in at {issuer} was not completed within {duration}. Start it "
+                        "again."
+                    ),
+                    issuer=self.issuer,
+                    duration=_duration(seconds),
+                )
             ) from None
         finally:
             waiting.cancel()
@@ -298,7 +337,10 @@ class OAuthClient:
         endpoint = self.metadata.device_authorization_endpoint
         if endpoint is None:
             raise OAuthError(
-                f"{self.issuer} does not offer sign-in with a code. Sign in with the browser."
+                Phrase(
+                    mark("{issuer} does not offer sign-in with a code. Sign in with the browser."),
+                    issuer=self.issuer,
+                )
             )
         body = await self._form(endpoint, {"scope": " ".join(self._scopes)})
         device_code, code, interval = _device_code(body, self.issuer)
@@ -393,22 +435,37 @@ def _code_from_redirect(params: Mapping[str, str], state: str, issuer: str) -> s
     if not hmac.compare_digest(params.get("state", ""), state):
         log.warning("sign-in redirect with a state that is not ours; ignored")
         raise OAuthError(
-            "The answer that reached MailBeacon does not belong to this sign-in (its state "
-            "does not match), so it was ignored. Start the sign-in again; if this repeats, "
-            "another program on this computer may be interfering."
+            Phrase(
+                mark(
+                    "The answer that reached MailBeacon does not belong to this sign-in (its "
+                    "state does not match), so it was ignored. Start the sign-in again; if this "
+                    "repeats, another program on this computer may be interfering."
+                )
+            )
         )
     if "iss" in params and params["iss"].rstrip("/") != issuer:
         log.warning("sign-in redirect from issuer %r, expected %s", params["iss"], issuer)
         raise OAuthError(
-            f"The sign-in answer came from {_plain(params['iss'])}, not from {issuer}, so "
-            "it was ignored. Start the sign-in again."
+            Phrase(
+                mark(
+                    "The sign-in answer came from {other}, not from {issuer}, so it was "
+                    "ignored. Start the sign-in again."
+                ),
+                other=_plain(params["iss"]),
+                issuer=issuer,
+            )
         )
     if "error" in params:
         raise _refusal(issuer, _ProviderSaid(
             _plain(params["error"]), _plain(params.get("error_description", ""))))  # fmt: skip
     code = params.get("code", "")
     if not code:
-        raise OAuthError(f"{issuer} sent the browser back without a sign-in code. Try again.")
+        raise OAuthError(
+            Phrase(
+                mark("{issuer} sent the browser back without a sign-in code. Try again."),
+                issuer=issuer,
+            )
+        )
     return code
 
 
@@ -418,26 +475,49 @@ def _refusal(issuer: str, said: _ProviderSaid) -> OAuthError:
     if said.code == "access_denied":
         log.info("access declined at %s (%s)", issuer, detail)
         return AccessDenied(
-            f"The sign-in at {issuer} was declined ({detail}), so MailBeacon cannot use "
-            "the mailbox. Start the sign-in again and allow access."
+            Phrase(
+                mark(
+                    "The sign-in at {issuer} was declined ({detail}), so MailBeacon cannot use "
+                    "the mailbox. Start the sign-in again and allow access."
+                ),
+                issuer=issuer,
+                detail=detail,
+            )
         )
     log.warning("%s refused a token request (%s)", issuer, detail)
     if said.code == "invalid_grant":
         return InvalidGrant(
-            f"the provider no longer accepts MailBeacon's sign-in ({detail}); it was "
-            "revoked, expired or replaced."
+            Phrase(
+                mark(
+                    "the provider no longer accepts MailBeacon's sign-in ({detail}); it was "
+                    "revoked, expired or replaced."
+                ),
+                detail=detail,
+            )
         )
     return OAuthError(
-        f"{issuer} refused the sign-in ({detail}). Check the account settings, or ask "
-        "the provider's administrator whether MailBeacon may sign in."
+        Phrase(
+            mark(
+                "{issuer} refused the sign-in ({detail}). Check the account settings, or ask "
+                "the provider's administrator whether MailBeacon may sign in."
+            ),
+            issuer=issuer,
+            detail=detail,
+        )
     )
 
 
 def _code_expired(issuer: str, code: DeviceCode) -> SignInExpired:
     log.warning("the sign-in code for %s expired before it was confirmed", issuer)
     return SignInExpired(
-        f"The sign-in code {code.user_code} expired before it was confirmed at "
-        f"{code.verification_uri}. Start the sign-in again and enter the new code."
+        Phrase(
+            mark(
+                "The sign-in code {code} expired before it was confirmed at {address}. Start "
+                "the sign-in again and enter the new code."
+            ),
+            code=code.user_code,
+            address=code.verification_uri,
+        )
     )
 
 
@@ -445,8 +525,14 @@ def _unavailable(issuer: str, cause: BaseException | str) -> ProviderUnavailable
     reason = str(cause) or type(cause).__name__
     log.warning("sign-in provider %s did not answer: %s", issuer, reason)
     return ProviderUnavailable(
-        f"The sign-in provider at {issuer} did not answer ({reason}). Check the "
-        "network connection and try again in a few minutes."
+        Phrase(
+            mark(
+                "The sign-in provider at {issuer} did not answer ({reason}). Check the network "
+                "connection and try again in a few minutes."
+            ),
+            issuer=issuer,
+            reason=reason,
+        )
     )
 
 
@@ -462,7 +548,9 @@ def _device_code(body: Mapping[str, Any], issuer: str) -> tuple[str, DeviceCode,
         interval = float(body.get("interval") or DEFAULT_INTERVAL)
     except (KeyError, TypeError, ValueError) as exc:
         log.warning("device authorization answer from %s lacks %s", issuer, exc)
-        raise OAuthError(f"{issuer} gave an incomplete sign-in code. Try again.") from exc
+        raise OAuthError(
+            Phrase(mark("{issuer} gave an incomplete sign-in code. Try again."), issuer=issuer)
+        ) from exc
     return device_code, code, interval
 
 
@@ -474,9 +562,16 @@ def _token_set(body: Mapping[str, Any]) -> TokenSet:
         expires_in = float(expires) if expires is not None else None
     except (KeyError, TypeError, ValueError) as exc:
         log.warning("token answer without a usable %s", exc)
-        raise OAuthError("The provider's answer held no usable access token. Try again.") from exc
+        raise OAuthError(
+            Phrase(mark("The provider's answer held no usable access token. Try again."))
+        ) from exc
     if token_type.lower() != "bearer":
-        raise OAuthError(f"The provider handed out a {_plain(token_type)} token, not a bearer one.")
+        raise OAuthError(
+            Phrase(
+                mark("The provider handed out a {kind} token, not a bearer one."),
+                kind=_plain(token_type),
+            )
+        )
     return TokenSet(
         access_token=access_token,
         expires_in=expires_in,
@@ -502,8 +597,14 @@ def _json_object(response: httpx.Response, issuer: str) -> dict[str, Any]:
         log.warning("%s answered %s with HTTP %s and no JSON object",
                     issuer, response.request.url, response.status_code)  # fmt: skip
         raise OAuthError(
-            f"{issuer} answered with something that is not an OAuth response (HTTP "
-            f"{response.status_code}). Check the sign-in provider's address."
+            Phrase(
+                mark(
+                    "{issuer} answered with something that is not an OAuth response (HTTP "
+                    "{status}). Check the sign-in provider's address."
+                ),
+                issuer=issuer,
+                status=response.status_code,
+            )
         )
     return body
 
@@ -515,7 +616,9 @@ def _plain(value: object) -> str:
 
 
 def _duration(seconds: float) -> str:
-    return f"{seconds / 60:.0f} minutes" if seconds >= 120 else f"{seconds:g} seconds"
+    if seconds >= 120:
+        return PHRASES.n("{count} minute", "{count} minutes", round(seconds / 60))
+    return Phrase(mark("{seconds} seconds"), seconds=f"{seconds:g}")
 
 
 def _b64url(raw: bytes) -> str:

@@ -29,11 +29,12 @@ from mailbeacon.agent.account.model import (
 )
 from mailbeacon.agent.account.oauth import DeviceCode, OAuthClient, OAuthError, TokenSet
 from mailbeacon.agent.mailbox.check import check_imap
+from mailbeacon.agent.phrased import said
 from mailbeacon.agent.sending.check import UpstreamProbe, check_upstream
 from mailbeacon.agent.settings.errors import SettingError
 from mailbeacon.agent.settings.secrets import Secret, SecretStore
 from mailbeacon.agent.settings.store import Settings
-from mailbeacon.core.language import ENGLISH, Language
+from mailbeacon.core.language import ENGLISH, Language, in_language
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ class AccountSetup:
                 return await client.sign_in_with_code(self._show_code or _ignore)
             return await client.sign_in_with_browser(login_hint=servers.email)
         except OAuthError as exc:
-            raise SetupError(str(exc)) from exc
+            raise SetupError(in_language(said(exc), self._tr)) from exc
 
     async def _try_smtp(
         self, servers: Discovered, login: str, password: str, bearer: StaticBearer | None
@@ -250,7 +251,7 @@ class AccountSetup:
         try:
             _apply(trial, request, servers, method)
         except SettingError as exc:
-            raise SetupError(str(exc)) from exc
+            raise SetupError(in_language(said(exc), self._tr)) from exc
         before = {name: self._secrets.get(name) for name in _ACCOUNT_SECRETS}
         try:
             for name, value in _secrets_for(method, password, tokens).items():

@@ -23,8 +23,10 @@ from mailbeacon.agent.account import oauth
 from mailbeacon.agent.account.bearer import SignInRequired
 from mailbeacon.agent.account.oauth import OAuthClient, OAuthError, ProviderUnavailable
 from mailbeacon.agent.account.tokens import AccessTokens
+from mailbeacon.agent.phrased import said
 from mailbeacon.agent.settings.secrets import Secret, SecretStore
 from mailbeacon.agent.settings.store import Settings
+from mailbeacon.core.language import Phrase, mark
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ class AgentSignIn:
             tokens = await self._access_tokens()
             return await tokens.token()
         except SignInRequired as exc:
-            self._required(str(exc))
+            self._required(said(exc))
             raise
 
     def invalidate(self, token: str) -> None:
@@ -91,7 +93,12 @@ class AgentSignIn:
         issuer = self._settings.oauth.issuer
         if not issuer or not self._settings.oauth.client_id:
             raise SignInRequired(
-                "Sign in again: no sign-in provider or client ID is set (Settings → Account)."
+                Phrase(
+                    mark(
+                        "Sign in again: no sign-in provider or client ID is set (Settings → "
+                        "Account)."
+                    )
+                )
             )
         try:
             metadata = await oauth.discover(issuer, self._http)
@@ -99,7 +106,7 @@ class AgentSignIn:
             raise  # a ConnectionError: the provider is away, mail waits and is retried
         except OAuthError as exc:
             # A wrong issuer or a provider that refuses PKCE: only the set-up can fix it.
-            raise SignInRequired(f"Sign in again: {exc}") from exc
+            raise SignInRequired(Phrase(mark("Sign in again: {reason}"), reason=said(exc))) from exc
         return OAuthClient(
             metadata,
             self._settings.oauth.client_id,

@@ -34,7 +34,9 @@ from mailbeacon.agent.account.oauth import (
     ProviderUnavailable,
     TokenSet,
 )
+from mailbeacon.agent.phrased import said
 from mailbeacon.agent.settings.secrets import Secret, SecretStore
+from mailbeacon.core.language import Phrase, mark
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +130,11 @@ class AccessTokens:
         refresh_token = self._secrets.get(Secret.OAUTH_REFRESH_TOKEN)
         if refresh_token is None:
             raise SignInRequired(
-                f"Sign in again to {self._provider}: MailBeacon holds no sign-in for "
-                f"{self._user}."
+                Phrase(
+                    mark("Sign in again to {provider}: MailBeacon holds no sign-in for {user}."),
+                    provider=self._provider,
+                    user=self._user,
+                )
             )
         try:
             tokens = await self._client.refresh(refresh_token)
@@ -148,7 +153,13 @@ class AccessTokens:
 
     def _sign_in_required(self, exc: OAuthError) -> SignInRequired:
         log.warning("the sign-in of %s at %s needs renewing: %s", self._user, self._provider, exc)
-        return SignInRequired(f"Sign in again to {self._provider}: {exc}")
+        return SignInRequired(
+            Phrase(
+                mark("Sign in again to {provider}: {reason}"),
+                provider=self._provider,
+                reason=said(exc),
+            )
+        )
 
     def _keep(self, tokens: TokenSet) -> str:
         lifetime = tokens.expires_in if tokens.expires_in is not None else ASSUMED_LIFETIME

@@ -40,6 +40,7 @@ from mailbeacon.agent.mailbox.imap_parse import (
     uid_set,
 )
 from mailbeacon.core import sasl
+from mailbeacon.core.language import Phrase, mark
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ MAX_LITERAL = 80 * 1024 * 1024
 # One response's literals together: three 80 MiB literals once grew memory by 600 MiB.
 MAX_RESPONSE = 100 * 1024 * 1024
 COMMAND_TIMEOUT = 60.0
+CLOSED = Phrase(mark("the server closed the connection"))
 
 _LITERAL = re.compile(rb"\{(\d{1,10})\+?\}\r?\n$")
 _TAGGED = re.compile(rb"^(\S+) (OK|NO|BAD)(?: \[([^\]]*)\])? ?(.*)$", re.IGNORECASE | re.S)
@@ -155,7 +157,9 @@ class ImapClient:
 
     async def _starttls(self, context: ssl.SSLContext, time_limit: float) -> None:
         if "STARTTLS" not in self.capabilities:
-            raise ImapError("the server does not offer STARTTLS; use imaps:// instead")
+            raise ImapError(
+                Phrase(mark("the server does not offer STARTTLS; use imaps:// instead"))
+            )
         await self.command("STARTTLS", time_limit=time_limit)
         await asyncio.wait_for(
             self._writer.start_tls(context, server_hostname=self._host), time_limit
@@ -179,7 +183,9 @@ class ImapClient:
     async def login(self, user: str, password: str) -> None:
         """Log in (AUTHENTICATE PLAIN where offered, else LOGIN); raises AuthenticationFailed."""
         if "LOGINDISABLED" in self.capabilities and "AUTH=PLAIN" not in self.capabilities:
-            raise ImapError("the server does not allow logging in over this connection")
+            raise ImapError(
+                Phrase(mark("the server does not allow logging in over this connection"))
+            )
         try:
             if "AUTH=PLAIN" in self.capabilities:
                 token = base64.b64encode(f"\0{user}\0{password}".encode()).decode("ascii")
@@ -213,7 +219,9 @@ class ImapClient:
         answered so that it ends the exchange. Raises TokenRefused on NO.
         """
         if f"AUTH={mechanism}" not in self.capabilities:
-            raise ImapError(f"the server does not offer a sign-in with {mechanism}")
+            raise ImapError(
+                Phrase(mark("the server does not offer a sign-in with {method}"), method=mechanism)
+            )
         initial = sasl.encode(sasl.initial_response(mechanism, user, token, host, port))
         tag = self._next_tag()
         self._count("AUTHENTICATE")
@@ -284,7 +292,9 @@ class ImapClient:
             if number and number.group(2).upper() == b"EXISTS":
                 exists = int(number.group(1))
         if uidvalidity is None:
-            raise ImapError(f"the server did not say the UIDVALIDITY of {mailbox}")
+            raise ImapError(
+                Phrase(mark("the server did not say the UIDVALIDITY of {folder}"), folder=mailbox)
+            )
         self.new_mail = False
         read_only = verb == "EXAMINE" or b"READ-ONLY" in response_codes(responses[-1:])
         return Mailbox(mailbox, uidvalidity, uidnext, exists, read_only)
@@ -310,7 +320,9 @@ class ImapClient:
     async def uid_expunge(self, uids: Sequence[int]) -> None:
         """Remove those of ``uids`` that are marked \\Deleted, nothing else (UIDPLUS)."""
         if "UIDPLUS" not in self.capabilities:
-            raise ImapError("the server cannot expunge single messages (no UIDPLUS)")
+            raise ImapError(
+                Phrase(mark("the server cannot expunge single messages (no UIDPLUS)"))
+            )
         if uids:
             await self.command("UID", "EXPUNGE", uid_set(uids))
 
@@ -345,7 +357,7 @@ class ImapClient:
     async def uid_move(self, uids: Sequence[int], mailbox: str) -> dict[int, int]:
         """Move ``uids`` to ``mailbox`` (needs MOVE); old UID to new UID where the server says."""
         if "MOVE" not in self.capabilities:
-            raise ImapError("the server cannot move messages (no MOVE)")
+            raise ImapError(Phrase(mark("the server cannot move messages (no MOVE)")))
         if not uids:
             return {}
         return copyuid(await self.command("UID", "MOVE", uid_set(uids), quote(mailbox)))
@@ -415,7 +427,9 @@ class ImapClient:
             while True:  # untagged news may come before the server's "+"
                 first = await self._read_response()
                 if first.tag == tag:
-                    raise ImapError(f"the server refused IDLE: {first.text[:200]}")
+                    raise ImapError(
+                        Phrase(mark("the server refused IDLE: {reply}"), reply=first.text[:200])
+                    )
                 if first.tag == "+":
                     break
                 self._note(first)
@@ -502,13 +516,23 @@ class ImapClient:
         match = _TAGGED.match(tagged.data)
         status = match.group(2).upper() if match else b""
         if status != b"OK":
-            raise ImapError(f"{name} failed: {tagged.text.partition(' ')[2][:300]}")
+            raise ImapError(
+                Phrase(
+                    mark("{command} failed: {reply}"),
+                    command=name,
+                    reply=tagged.text.partition(" ")[2][:300],
+                )
+            )
         return responses
 
     def _note(self, response: Response) -> None:
         upper = response.data[:64].upper()
         if upper.startswith(b"* BYE"):
-            raise ConnectionClosed(f"the server closed the connection: {response.text[:200]}")
+            raise ConnectionClosed(
+                Phrase(
+                    mark("the server closed the connection: {reply}"), reply=response.text[:200]
+                )
+            )
         if upper.startswith((b"* NO", b"* BAD")):
             log.info("the IMAP server warns: %s", response.text[:200])
             self.alert = True
@@ -528,9 +552,9 @@ class ImapClient:
         try:
             line = await self._reader.readuntil(b"\n")
         except asyncio.IncompleteReadError as exc:
-            raise ConnectionClosed("the server closed the connection") from exc
+            raise ConnectionClosed(CLOSED) from exc
         except asyncio.LimitOverrunError as exc:
-            raise ImapError("the server sent an over-long line") from exc
+            raise ImapError(Phrase(mark("the server sent an over-long line"))) from exc
         except (ConnectionError, OSError) as exc:
             raise ConnectionClosed(f"the connection was lost: {exc}") from exc
         return line
@@ -554,7 +578,7 @@ class ImapClient:
             try:
                 data = await self._reader.readexactly(size)
             except asyncio.IncompleteReadError as exc:
-                raise ConnectionClosed("the server closed the connection") from exc
+                raise ConnectionClosed(CLOSED) from exc
             self.stats.fetched_bytes += size
             chunks.append(data)
         data = b"".join(chunks)

@@ -34,6 +34,7 @@ from mailbeacon.agent.mailbox.imap_client import (
     ImapError,
     TokenRefused,
 )
+from mailbeacon.agent.phrased import said
 from mailbeacon.agent.settings.errors import SettingError
 from mailbeacon.agent.settings.mail_urls import MailServerUrl, is_loopback, parse_mail_url
 from mailbeacon.core import sasl
@@ -225,12 +226,6 @@ def sign_in_again_message(user: str, exc: Exception) -> str:
     )
 
 
-def said(exc: BaseException) -> str:
-    """An exception's message, still a :class:`Phrase` when it was raised with one (``str``
-    of an exception gives plain English)."""
-    first = exc.args[0] if len(exc.args) == 1 else None
-    return first if isinstance(first, str) else str(exc)
-
 
 # ---------------------------------------------------------------- failures
 
@@ -297,7 +292,7 @@ def wrong_password_message(exc: Exception) -> str:
 
 def unreachable_message(url: MailServerUrl, exc: BaseException) -> str:
     """What the rep reads when the IMAP server cannot be reached."""
-    why = str(exc) or type(exc).__name__
+    why = said(exc) or type(exc).__name__
     return Phrase(
         mark("cannot reach the mail server {where} ({reason})"),
         where=f"{url.host}:{url.port}",

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from mailbeacon.agent.records.model import Contact, EmailRecord
 from mailbeacon.core.events import EventType
-from mailbeacon.core.language import ENGLISH, Language
+from mailbeacon.core.language import ENGLISH, Language, in_language
 
 SOMEONE = "Someone"
 
@@ -264,7 +264,9 @@ def sign_in_title(tr: Language = ENGLISH) -> str:
 
 def sign_in_body(why: str, tr: Language = ENGLISH) -> str:
     """Why, and that mail waits (``why`` comes worded by the sign-in)."""
-    return tr.t("{why} Your emails wait in the outbox until you sign in.", why=why)
+    return tr.t(
+        "{why} Your emails wait in the outbox until you sign in.", why=in_language(why, tr)
+    )
 
 
 def undelivered_title(subject: str, recipients: str, tr: Language = ENGLISH) -> str:
