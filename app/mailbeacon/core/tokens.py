@@ -163,10 +163,17 @@ def parse_unverified(token: str) -> Claims | None:
 
 def peek_user(token: str) -> int | None:
     """The user id a token claims, before verification (to pick the key)."""
+    opened = peek(token)
+    return None if opened is None else opened[0]
+
+
+def peek(token: str) -> tuple[int, bytes] | None:
+    """(the user id a token claims, its decoded bytes for :func:`verify_decoded`), or
+    None when it is no token: the server decodes each token once (the pixel path)."""
     raw = _decode(token)
     if raw is None:
         return None
-    return int(_HEADER.unpack_from(raw)[2])
+    return int(_HEADER.unpack_from(raw)[2]), raw
 
 
 def _decode(token: str) -> bytes | None:
@@ -181,8 +188,11 @@ def _decode(token: str) -> bytes | None:
 def verify(token: str, key: bytes) -> Claims | None:
     """The token's claims if ``key`` signed it, else None. Never raises."""
     raw = _decode(token)
-    if raw is None:
-        return None
+    return None if raw is None else verify_decoded(raw, key)
+
+
+def verify_decoded(raw: bytes, key: bytes) -> Claims | None:
+    """:func:`verify` for a token already decoded by :func:`peek`."""
     body, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
     if not hmac.compare_digest(mac, _mac(key, body)):
         return None

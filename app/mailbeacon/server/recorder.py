@@ -554,7 +554,8 @@ class Recorder:
             repeated = self.flood.over_bound(key[0], hit.at)
         # False when the event is gone (retention): the hit is then stored anew.
         if repeated is not None and self._store.add_repeat(request.user_id, repeated.id):
-            return [], replace(repeated, revisions=(), repeat=True)
+            # Built directly: dataclasses.replace costs more than the rest of a repeat.
+            return [], Recorded(repeated.id, repeated.stored, (), True, repeated.spooled)
         counts = decision.counts_as_human
         done: list[Recorded] = []
         if counts and hit.type == EventType.CLICK:

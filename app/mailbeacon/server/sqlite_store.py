@@ -50,6 +50,9 @@ class SqliteStore:
         self.where = str(path)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a batch is exactly
         # one transaction and one fsync.
+        # Repeats counted in this transaction beyond the first per event (add_repeat),
+        # written as one UPDATE each before anything reads them and at COMMIT.
+        self._repeats: dict[tuple[int, int], int] = {}
         self._db = sqlite3.connect(
             str(path),
             isolation_level=None,
@@ -152,6 +155,7 @@ class SqliteStore:
 
     def begin(self) -> None:
         """BEGIN IMMEDIATE: take the write lock now, not at the first write."""
+        self._repeats.clear()  # a transaction SQLite ended itself (disk full) left them
         self._db.execute("BEGIN IMMEDIATE")
 
     def try_begin(self) -> bool:
@@ -159,6 +163,7 @@ class SqliteStore:
 
         Cheap enough for the event loop (no fsync, no wait); :meth:`begin` waits.
         """
+        self._repeats.clear()
         self._db.execute("PRAGMA busy_timeout = 0")
         try:
             self._db.execute("BEGIN IMMEDIATE")
@@ -172,12 +177,23 @@ class SqliteStore:
 
     def commit(self) -> None:
         """COMMIT (with synchronous=FULL it returns after the WAL is fsync'd)."""
+        self._flush_repeats()
         self._db.execute("COMMIT")
 
     def rollback(self) -> None:
         """ROLLBACK, if a transaction is open."""
+        self._repeats.clear()
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
+
+    def _flush_repeats(self) -> None:
+        repeats, self._repeats = self._repeats, {}
+        for (user_id, event_id), more in repeats.items():
+            if more:
+                self._db.execute(
+                    "UPDATE events SET repeats = repeats + ? WHERE id = ? AND user_id = ?",
+                    (more, event_id, user_id),
+                )
 
     @property
     def in_transaction(self) -> bool:
@@ -300,12 +316,27 @@ class SqliteStore:
         return True
 
     def add_repeat(self, user_id: int, event_id: int) -> bool:
-        """Count one more repeat of a stored event; False when it is not there."""
+        """Count one more repeat of a stored event; False when it is not there.
+
+        A flood repeats one event many times a group: the first repeat updates the
+        row (and learns whether it is there), the others of the same transaction are
+        counted here and added by one UPDATE at COMMIT (the write lock is held, so
+        the row cannot go meanwhile).
+        """
+        key = (user_id, event_id)
+        counted = self._repeats.get(key)
+        if counted is not None and self._db.in_transaction:
+            self._repeats[key] = counted + 1
+            return True
         cursor = self._db.execute(
             "UPDATE events SET repeats = repeats + 1 WHERE id = ? AND user_id = ?",
             (event_id, user_id),
         )
-        return cursor.rowcount == 1
+        if cursor.rowcount != 1:
+            return False
+        if self._db.in_transaction:
+            self._repeats[key] = 0
+        return True
 
     def has_counting_open(self, user_id: int, message: str, recipient: str | None) -> bool:
         """Whether this recipient (None: the shared pixel) has an open that counts."""
@@ -414,10 +445,12 @@ class SqliteStore:
 
     def rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         """Rows of a query (``?`` placeholders)."""
+        self._flush_repeats()
         return [tuple(row) for row in self._db.execute(sql, params).fetchall()]
 
     def write(self, sql: str, params: tuple[object, ...] = ()) -> int:
         """Run one statement (``?`` placeholders); the rows it changed."""
+        self._flush_repeats()
         return self._db.execute(sql, params).rowcount
 
     def close(self) -> None:

@@ -96,6 +96,16 @@ class Tracker:
         self._truncate_ips = truncate_ips
         self._click_max_age = click_token_max_age
         self._verified: dict[str, Claims] = {}  # insertion-ordered: oldest dropped first
+        self._policy_seen: tuple[TeamPolicy, bool, bool] | None = None
+
+    def _decided(self, policy: TeamPolicy) -> tuple[bool, bool]:
+        """(tracking allowed, addresses truncated) under ``policy``: worked out once per
+        policy, not per hit (the pixel path; a new policy is a new object)."""
+        seen = self._policy_seen
+        if seen is None or seen[0] is not policy:
+            truncate = self._truncate_ips or policy.value("privacy.truncate_ip") == "true"
+            seen = self._policy_seen = (policy, policy.tracking_allowed, truncate)
+        return seen[1], seen[2]
 
     async def verified(self, token: str, kind: Kind) -> Claims | None:
         """The token's claims if it is genuine, of ``kind``, and its user exists."""
@@ -111,15 +121,16 @@ class Tracker:
         return claims
 
     async def _verify(self, token: str, kind: Kind) -> Claims | None:
-        user_id = tokens.peek_user(token)
-        if user_id is None:
+        opened = tokens.peek(token)
+        if opened is None:
             return None
+        user_id, raw = opened
         key = self._users.known(user_id)
         if key is None:
             key = await self._lookup(user_id)
             if key is None:
                 return None
-        claims = tokens.verify(token, key)
+        claims = tokens.verify_decoded(raw, key)
         if claims is None or claims.kind is not kind or claims.user_id != user_id:
             return None
         return claims
@@ -174,8 +185,8 @@ class Tracker:
     async def _record(
         self, claims: Claims, type_: EventType, method: str, peer: str, headers: Headers
     ) -> None:
-        policy = self._policy()
-        if not policy.tracking_allowed:
+        allowed, truncate = self._decided(self._policy())
+        if not allowed:
             return
         user_agent = b""
         cookie: bytes | None = None
@@ -204,7 +215,6 @@ class Tracker:
             claimed_browser=claim.is_claimed(self._secret, claims.user_id, cookie),
         )
         # Classified with the full address; only the truncated one is stored (rule 8).
-        truncate = self._truncate_ips or policy.value("privacy.truncate_ip") == "true"
         stored_ip = truncate_ip(ip) if truncate else None
         request = HitRequest(claims.user_id, hit, iso_utc(at), ua, claims.target, stored_ip)
         try:

@@ -116,3 +116,43 @@ def test_agent_addresses_remember_the_latest_sighting(store: SqliteStore) -> Non
     store.touch_agent_address(1, "192.0.2.1", 50.0)
     store.touch_agent_address(1, "192.0.2.2", 10.0)
     assert sorted(store.agent_addresses(since=20.0)) == [(1, "192.0.2.1", 100.0)]
+
+
+def _repeats(store: SqliteStore, event_id: int) -> int:
+    return int(str(store.rows("SELECT repeats FROM events WHERE id = ?", (event_id,))[0][0]))
+
+
+def test_a_floods_repeats_in_one_transaction_are_all_counted(store: SqliteStore) -> None:
+    with store.transaction():
+        event_id = store.insert_event(_event(1))
+    with store.transaction():
+        assert all(store.add_repeat(1, event_id) for _ in range(5))
+        assert _repeats(store, event_id) == 5  # a read inside the transaction sees them
+        assert all(store.add_repeat(1, event_id) for _ in range(2))
+    with store.transaction():
+        assert store.add_repeat(1, event_id)
+    assert _repeats(store, event_id) == 8
+
+
+def test_a_repeat_of_a_missing_or_foreign_event_is_refused(store: SqliteStore) -> None:
+    with store.transaction():
+        event_id = store.insert_event(_event(1))
+    with store.transaction():
+        assert not store.add_repeat(2, event_id)  # another user's event
+        assert not store.add_repeat(1, event_id + 1)  # no such event
+        assert store.add_repeat(1, event_id)
+        assert not store.add_repeat(2, event_id)  # still not theirs
+    assert _repeats(store, event_id) == 1
+
+
+def test_repeats_of_a_rolled_back_transaction_are_not_counted(store: SqliteStore) -> None:
+    with store.transaction():
+        event_id = store.insert_event(_event(1))
+    store.begin()
+    for _ in range(3):
+        store.add_repeat(1, event_id)
+    store.rollback()
+    with store.transaction():
+        store.add_repeat(1, event_id)
+        store.add_repeat(1, event_id)
+    assert _repeats(store, event_id) == 2
