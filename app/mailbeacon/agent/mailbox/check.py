@@ -24,9 +24,10 @@ from mailbeacon.agent.mailbox.imap_client import (
     ImapError,
 )
 from mailbeacon.agent.mailbox.session import ImapAccount, imap_session, plain_refused
+from mailbeacon.agent.phrased import said
 from mailbeacon.agent.settings.errors import SettingError
 from mailbeacon.agent.settings.mail_urls import MailServerUrl, parse_mail_url
-from mailbeacon.core.language import ENGLISH, Language, mark
+from mailbeacon.core.language import ENGLISH, Language, in_language, mark
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,10 @@ def _usable_url(
     try:
         server = parse_mail_url(url, "imap")
     except SettingError as exc:
-        return ImapCheck(False, tr.t("The inbox URL cannot be used: {error}.", error=exc))
+        return ImapCheck(
+            False,
+            tr.t("The inbox URL cannot be used: {error}.", error=in_language(said(exc), tr)),
+        )
     if not server.user:
         return ImapCheck(
             False,

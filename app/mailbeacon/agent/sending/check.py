@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailbeacon.agent.account.bearer import BearerSource
+from mailbeacon.agent.phrased import said
 from mailbeacon.agent.sending.upstream import Credentials, Upstream, UpstreamCheck
 from mailbeacon.agent.settings.mail_urls import UpstreamConfigError, parse_upstream
 from mailbeacon.core.language import ENGLISH, Language, in_language
@@ -38,7 +39,7 @@ async def check_upstream(
     try:
         url = parse_upstream(probe.url, allow_plain=probe.allow_plain)
     except UpstreamConfigError as exc:
-        return UpstreamCheck(False, str(exc))
+        return UpstreamCheck(False, in_language(said(exc), tr))
     user = url.user or probe.user
     if probe.bearer is not None:
         user = probe.bearer.user

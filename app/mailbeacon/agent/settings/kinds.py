@@ -19,6 +19,7 @@ from mailbeacon.agent.settings.mail_urls import (
     parse_host_port,
     parse_mail_url,
 )
+from mailbeacon.core.language import PHRASES, Phrase, mark
 
 __all__ = [
     "BoolKind",
@@ -40,6 +41,12 @@ __all__ = [
 
 
 # ---------------------------------------------------------------- value kinds
+
+
+def _too_long(limit: int) -> str:
+    return PHRASES.n(
+        "must be at most {count} character", "must be at most {count} characters", limit
+    )
 
 
 class Kind:
@@ -82,7 +89,9 @@ class BoolKind(Kind):
             return True
         if word in self._FALSE:
             return False
-        raise SettingError(f"expected true or false (or yes/no, 1/0), not {text!r}")
+        raise SettingError(
+            Phrase(mark("expected true or false (or yes/no, 1/0), not {value}"), value=repr(text))
+        )
 
     def from_json(self, raw: object) -> bool:
         if isinstance(raw, bool):
@@ -114,7 +123,9 @@ class IntKind(Kind):
         try:
             value = int(text.strip().replace("_", ""))
         except ValueError:
-            raise SettingError(f"expected a whole number, not {text!r}") from None
+            raise SettingError(
+                Phrase(mark("expected a whole number, not {value}"), value=repr(text))
+            ) from None
         return self.check(value)
 
     def from_json(self, raw: object) -> int:
@@ -126,7 +137,14 @@ class IntKind(Kind):
         if isinstance(value, bool) or not isinstance(value, int):
             raise SettingError(f"expected a whole number, found {value!r}")
         if not self.low <= value <= self.high:
-            raise SettingError(f"must be between {self.low} and {self.high}, not {value}")
+            raise SettingError(
+                Phrase(
+                    mark("must be between {low} and {high}, not {value}"),
+                    low=self.low,
+                    high=self.high,
+                    value=value,
+                )
+            )
         return value
 
     def describe(self) -> str:
@@ -144,7 +162,9 @@ class FloatKind(Kind):
         try:
             value = float(text.strip())
         except ValueError:
-            raise SettingError(f"expected a number, not {text!r}") from None
+            raise SettingError(
+                Phrase(mark("expected a number, not {value}"), value=repr(text))
+            ) from None
         return self.check(value)
 
     def from_json(self, raw: object) -> float:
@@ -158,7 +178,14 @@ class FloatKind(Kind):
         number = float(value)
         # NaN fails both comparisons, so it is refused here too.
         if not self.low <= number <= self.high:
-            raise SettingError(f"must be between {self.low:g} and {self.high:g}, not {value}")
+            raise SettingError(
+                Phrase(
+                    mark("must be between {low} and {high}, not {value}"),
+                    low=f"{self.low:g}",
+                    high=f"{self.high:g}",
+                    value=value,
+                )
+            )
         return number
 
     def render(self, value: Any) -> str:
@@ -179,7 +206,13 @@ class ChoiceKind(Kind):
 
     def check(self, value: Any) -> str:
         if value not in self.options:
-            raise SettingError(f"must be one of {', '.join(self.options)}, not {value!r}")
+            raise SettingError(
+                Phrase(
+                    mark("must be one of {choices}, not {value}"),
+                    choices=", ".join(self.options),
+                    value=repr(value),
+                )
+            )
         return str(value)
 
     def describe(self) -> str:
@@ -196,11 +229,11 @@ class NameKind(Kind):
     def check(self, value: Any) -> str:
         text = str(value)
         if not text and not self.allow_empty:
-            raise SettingError("must not be empty")
+            raise SettingError(Phrase(mark("must not be empty")))
         if len(text) > self.max_length:
-            raise SettingError(f"must be at most {self.max_length} characters")
+            raise SettingError(_too_long(self.max_length))
         if any(ch.isspace() or ord(ch) < 32 for ch in text):
-            raise SettingError("must not contain spaces or control characters")
+            raise SettingError(Phrase(mark("must not contain spaces or control characters")))
         return text
 
     def describe(self) -> str:
@@ -216,9 +249,9 @@ class TextKind(Kind):
     def check(self, value: Any) -> str:
         text = str(value).strip()
         if len(text) > self.max_length:
-            raise SettingError(f"must be at most {self.max_length} characters")
+            raise SettingError(_too_long(self.max_length))
         if any(ord(ch) < 32 for ch in text):
-            raise SettingError("must be one line without control characters")
+            raise SettingError(Phrase(mark("must be one line without control characters")))
         return text
 
     def describe(self) -> str:
@@ -235,7 +268,9 @@ class NetworksKind(Kind):
             try:
                 ipaddress.ip_network(word, strict=False)
             except ValueError:
-                raise SettingError(f"{word!r} is not an IP address or network") from None
+                raise SettingError(
+                    Phrase(mark("{value} is not an IP address or network"), value=repr(word))
+                ) from None
         return " ".join(words)
 
     def describe(self) -> str:
@@ -257,7 +292,12 @@ class EmailKind(Kind):
             return ""
         local, at, domain = text.rpartition("@")
         if not at or not local or "." not in domain or any(ch.isspace() for ch in text):
-            raise SettingError(f"expected an email address such as ewa@example.com, not {text!r}")
+            raise SettingError(
+                Phrase(
+                    mark("expected an email address such as ewa@example.com, not {value}"),
+                    value=repr(text),
+                )
+            )
         return text
 
     def describe(self) -> str:
@@ -275,8 +315,13 @@ class HostKind(Kind):
         check_host(host)
         if self.loopback_only and not is_loopback(host):
             raise SettingError(
-                f"must be a loopback address (127.0.0.1, ::1 or localhost), not {host!r}: "
-                "the relay accepts mail only from this machine"
+                Phrase(
+                    mark(
+                        "must be a loopback address (127.0.0.1, ::1 or localhost), not {value}: "
+                        "the relay accepts mail only from this machine"
+                    ),
+                    value=repr(host),
+                )
             )
         return host
 
@@ -306,9 +351,11 @@ class HttpUrlKind(Kind):
             return ""
         parts = urlsplit(text)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise SettingError(f"expected an http:// or https:// URL, not {value!r}")
+            raise SettingError(
+                Phrase(mark("expected an http:// or https:// URL, not {value}"), value=repr(value))
+            )
         if parts.query or parts.fragment or parts.username or parts.password:
-            raise SettingError("the URL must have no user, query or fragment")
+            raise SettingError(Phrase(mark("the URL must have no user, query or fragment")))
         return text
 
     def describe(self) -> str:
@@ -344,10 +391,15 @@ class TimestampKind(Kind):
             moment = datetime.fromisoformat(text)
         except ValueError:
             raise SettingError(
-                f"expected a time like 2030-01-31T17:00:00Z, or empty, not {text!r}"
+                Phrase(
+                    mark("expected a time like 2030-01-31T17:00:00Z, or empty, not {value}"),
+                    value=repr(text),
+                )
             ) from None
         if moment.tzinfo is None:
-            raise SettingError("the time needs a zone: end it with Z or an offset like +01:00")
+            raise SettingError(
+                Phrase(mark("the time needs a zone: end it with Z or an offset like +01:00"))
+            )
         return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def describe(self) -> str:

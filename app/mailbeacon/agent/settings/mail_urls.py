@@ -20,6 +20,7 @@ from typing import Literal
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from mailbeacon.agent.settings.errors import SettingError
+from mailbeacon.core.language import Phrase, mark
 
 
 class UpstreamConfigError(ValueError):
@@ -48,7 +49,7 @@ def plain_refused(plain: bool, host: str, allow_plain: bool) -> bool:
 def check_host(host: str) -> None:
     """Raise SettingError unless ``host`` is an IP address or a valid host name."""
     if not host:
-        raise SettingError("the host must not be empty")
+        raise SettingError(Phrase(mark("the host must not be empty")))
     bare = host.strip("[]")
     try:
         ipaddress.ip_address(bare)
@@ -60,26 +61,39 @@ def check_host(host: str) -> None:
         label and len(label) <= 63 and all(ch.isalnum() or ch == "-" for ch in label)
         for label in labels
     ):
-        raise SettingError(f"{host!r} is not a valid host name or address")
+        raise SettingError(
+            Phrase(mark("{value} is not a valid host name or address"), value=repr(host))
+        )
 
 
 def parse_host_port(text: str, allow_zero: bool = False) -> tuple[str, int]:
     """``host:port`` or ``[v6]:port`` into (host, port); raises SettingError."""
     host, sep, port_text = text.strip().rpartition(":")
     if not sep or not host:
-        raise SettingError(f"expected host:port (e.g. 127.0.0.1:2525), not {text!r}")
+        raise SettingError(
+            Phrase(mark("expected host:port (e.g. 127.0.0.1:2525), not {value}"), value=repr(text))
+        )
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     elif ":" in host:
-        raise SettingError(f"write an IPv6 address in brackets, like [::1]:2525, not {text!r}")
+        raise SettingError(
+            Phrase(
+                mark("write an IPv6 address in brackets, like [::1]:2525, not {value}"),
+                value=repr(text),
+            )
+        )
     check_host(host)
     try:
         port = int(port_text)
     except ValueError:
-        raise SettingError(f"the port in {text!r} is not a number") from None
+        raise SettingError(
+            Phrase(mark("the port in {value} is not a number"), value=repr(text))
+        ) from None
     low = 0 if allow_zero else 1
     if not low <= port <= 65535:
-        raise SettingError(f"the port must be between {low} and 65535, not {port}")
+        raise SettingError(
+            Phrase(mark("the port must be between {low} and 65535, not {port}"), low=low, port=port)
+        )
     return host, port
 
 
@@ -126,24 +140,37 @@ def parse_mail_url(text: str, protocol: str) -> MailServerUrl:
     parts = urlsplit(text.strip())
     if parts.scheme not in schemes:
         raise SettingError(
-            f"the URL must start with {', '.join(s + '://' for s in schemes)}, not {text!r}"
+            Phrase(
+                mark("the URL must start with {schemes}, not {value}"),
+                schemes=", ".join(s + "://" for s in schemes),
+                value=repr(text),
+            )
         )
     if parts.password is not None:
         raise SettingError(
-            f"do not put a password in the URL; set {protocol_key(protocol)}.password "
-            "instead (it goes to the keyring)"
+            Phrase(
+                mark(
+                    "do not put a password in the URL; set {section}.password instead (it goes "
+                    "to the keyring)"
+                ),
+                section=protocol_key(protocol),
+            )
         )
     if _has_extra_parts(parts):
-        raise SettingError(f"the URL must be just scheme://host:port, not {text!r}")
+        raise SettingError(
+            Phrase(mark("the URL must be just scheme://host:port, not {value}"), value=repr(text))
+        )
     host = parts.hostname or ""
     check_host(host)
     try:
         port = parts.port
     except ValueError:
-        raise SettingError(f"the port in {text!r} must be between 1 and 65535") from None
+        raise SettingError(
+            Phrase(mark("the port in {value} must be between 1 and 65535"), value=repr(text))
+        ) from None
     security, default_port = schemes[parts.scheme]
     if port == 0:
-        raise SettingError("the port must be between 1 and 65535, not 0")
+        raise SettingError(Phrase(mark("the port must be between 1 and 65535, not 0")))
     return MailServerUrl(parts.scheme, host, port or default_port, _user(parts), security)
 
 
@@ -178,29 +205,50 @@ def parse_upstream(url: str, *, allow_plain: bool = False) -> UpstreamURL:
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError as error:
-        raise UpstreamConfigError(f"The upstream URL {url!r} is not valid: {error}.") from error
+        raise UpstreamConfigError(
+            Phrase(
+                mark("The upstream URL {url} is not valid: {error}."), url=repr(url), error=error
+            )
+        ) from error
     schemes = _MAIL_SCHEMES["smtp"]
     if parts.scheme not in schemes:
         raise UpstreamConfigError(
-            f"The upstream URL {url!r} must start with smtps://, smtp+starttls:// or smtp://."
+            Phrase(
+                mark("The upstream URL {url} must start with smtps://, smtp+starttls:// or smtp://."),
+                url=repr(url),
+            )
         )
     host = parts.hostname
     if not host:
-        raise UpstreamConfigError(f"The upstream URL {url!r} names no server.")
+        raise UpstreamConfigError(
+            Phrase(mark("The upstream URL {url} names no server."), url=repr(url))
+        )
     if parts.password is not None:
         raise UpstreamConfigError(
-            "Do not put the upstream password in the URL: it would end up in settings and "
-            "logs. Store it in the keyring (settings dialog) or MAILBEACON_UPSTREAM_PASSWORD."
+            Phrase(
+                mark(
+                    "Do not put the upstream password in the URL: it would end up in settings "
+                    "and logs. Store it in the keyring (settings dialog) or "
+                    "MAILBEACON_UPSTREAM_PASSWORD."
+                )
+            )
         )
     if _has_extra_parts(parts):
-        raise UpstreamConfigError(f"The upstream URL {url!r} has extra parts after host:port.")
+        raise UpstreamConfigError(
+            Phrase(mark("The upstream URL {url} has extra parts after host:port."), url=repr(url))
+        )
     security, default_port = schemes[parts.scheme]
     if plain_refused(security == "none", host, allow_plain):
         raise UpstreamConfigError(
-            f"smtp://{host} would send your password and mail unencrypted over the network. "
-            f"Use smtps://{host} or smtp+starttls://{host}, or, if this server really is "
-            "on a trusted local network, allow it with "
-            "`mailbeacon config set upstream.allow_plain true`."
+            Phrase(
+                mark(
+                    "smtp://{host} would send your password and mail unencrypted over the "
+                    "network. Use smtps://{host} or smtp+starttls://{host}, or, if this server "
+                    "really is on a trusted local network, allow it with `mailbeacon config set "
+                    "upstream.allow_plain true`."
+                ),
+                host=host,
+            )
         )
     user = _user(parts) or None
     return UpstreamURL(_UPSTREAM_SECURITY[security], host, port or default_port, user)

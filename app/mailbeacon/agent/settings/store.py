@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mailbeacon.agent.settings.errors import SettingError
+from mailbeacon.agent.settings.errors import SettingError, refused
 from mailbeacon.agent.settings.kinds import (
     BoolKind,
     ChoiceKind,
@@ -53,7 +53,7 @@ from mailbeacon.agent.settings.kinds import (
 )
 from mailbeacon.agent.settings.mail_urls import is_loopback, parse_mail_url, protocol_key
 from mailbeacon.core.durable import atomic_write
-from mailbeacon.core.language import SETTING_CHOICES, mark
+from mailbeacon.core.language import SETTING_CHOICES, Phrase, mark
 
 __all__ = [
     "KEYS",
@@ -374,14 +374,14 @@ class Settings:
         try:
             parsed = spec(key).kind.parse(text)
         except SettingError as exc:
-            raise SettingError(f"{key}: {exc}") from None
+            raise refused(key, exc) from None
         trial = dataclasses.replace(self, **{_split(key)[0]: _copy_section(self, key)})
         section, name = _split(key)
         setattr(getattr(trial, section), name, parsed)
         try:
             trial.validate()
         except SettingError as exc:
-            raise SettingError(f"{key}: {exc}") from None
+            raise refused(key, exc) from None
         setattr(getattr(self, section), name, parsed)
 
     def items(self) -> Iterator[tuple[str, str]]:
@@ -395,7 +395,7 @@ class Settings:
             try:
                 entry.kind.check(self.value(key))
             except SettingError as exc:
-                raise SettingError(f"{key}: {exc}") from None
+                raise refused(key, exc) from None
         self._check_plain("smtp", self.upstream.url, self.upstream.allow_plain)
         self._check_plain("imap", self.imap.url, self.imap.allow_plain)
         self._check_issuer(self.oauth.issuer)
@@ -406,7 +406,10 @@ class Settings:
         host = urlsplit(issuer).hostname or ""
         if issuer.startswith("http://") and not is_loopback(host):
             raise SettingError(
-                f"{issuer} is not encrypted; use the provider's https:// issuer"
+                Phrase(
+                    mark("{issuer} is not encrypted; use the provider's https:// issuer"),
+                    issuer=issuer,
+                )
             )
 
     @staticmethod
@@ -416,12 +419,22 @@ class Settings:
         parsed = parse_mail_url(url, protocol)
         if parsed.plain and not is_loopback(parsed.host):
             section = protocol_key(protocol)
-            secure = "smtp+starttls:// or smtps://" if protocol == "smtp" else (
-                "imap+starttls:// or imaps://")
+            secure = Phrase(
+                mark("{first} or {second}"),
+                first=f"{protocol}+starttls://",
+                second=f"{protocol}s://",
+            )
             raise SettingError(
-                f"{url} is unencrypted and not on this machine, so your password would "
-                f"cross the network in clear. Use {secure}, or set "
-                f"{section}.allow_plain true if you trust that network"
+                Phrase(
+                    mark(
+                        "{url} is unencrypted and not on this machine, so your password would "
+                        "cross the network in clear. Use {secure}, or set {section}.allow_plain "
+                        "true if you trust that network"
+                    ),
+                    url=url,
+                    secure=secure,
+                    section=section,
+                )
             )
 
     # ------------------------------------------------------------ files

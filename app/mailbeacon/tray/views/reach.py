@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from mailbeacon.agent.settings.secrets import SecretStore
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.enrollment import Enrollment
-from mailbeacon.core.language import ENGLISH, Language, mark
+from mailbeacon.core.language import ENGLISH, Language, in_language, mark
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray.views.labels import ERROR_STYLE, OK_STYLE, plain_label
 from mailbeacon.tray.views.settings.saving import (
@@ -83,7 +83,7 @@ def team_link_saver(
             settings, {"server.url": enrollment.server_url, "server.mode": "remote"}
         )
         if problems:
-            raise Refused(" ".join(problems.values()))
+            raise Refused(" ".join(in_language(p, tr) for p in problems.values()))
         secrets = SecretStore(profile.keyring_service, dict(os.environ))
         write_all(secrets, lambda new: new.save(profile.config_file), trial, values, tr)
         after()

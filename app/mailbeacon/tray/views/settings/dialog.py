@@ -55,7 +55,7 @@ from mailbeacon.agent.settings.team import LOCKED_NOTE, locked_keys, overlay
 from mailbeacon.agent.status import Reachable, tracking_status, tracking_url_from
 from mailbeacon.agent.tracking.check import TrackingCheck, check_tracking
 from mailbeacon.core.enrollment import Enrollment
-from mailbeacon.core.language import ENGLISH, Language, mark
+from mailbeacon.core.language import ENGLISH, Language, in_language, mark
 from mailbeacon.core.policy import TeamPolicy
 from mailbeacon.core.urls import TrackingUrls
 from mailbeacon.tray.threads.workers import Worker
@@ -500,7 +500,7 @@ class SettingsDialog(QDialog):
 
     def _show_errors(self, errors: dict[str, str]) -> None:
         for key, message in errors.items():
-            self.fields[key].show_error(message)
+            self.fields[key].show_error(in_language(message, self._tr))
         self.show_field(next(iter(errors)))
         tr = self._tr
         names = ", ".join(f"{label_for(key, tr)} ({key})" for key in errors)

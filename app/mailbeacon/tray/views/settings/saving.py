@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 
-from mailbeacon.agent.settings.errors import SettingError
+from mailbeacon.agent.settings.errors import SettingError, reason_of
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
 from mailbeacon.agent.settings.store import KEYS, SECRET_KEYS, Settings
 from mailbeacon.core.enrollment import Enrollment
@@ -132,9 +132,7 @@ def _restore(secrets: SecretStore, before: dict[Secret, str | None]) -> None:
 
 
 def _reason(key: str, error: SettingError) -> str:
-    text = str(error)
-    prefix = f"{key}: "
-    return text[len(prefix) :] if text.startswith(prefix) else text
+    return reason_of(error, key)
 
 
 def _affected(values: Iterable[Secret]) -> list[Secret]:
