@@ -24,6 +24,7 @@ from typing import Any
 
 from mailbeacon.core.botlists import Thresholds
 from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.core.language import LANGUAGES
 from mailbeacon.core.profile import Profile
 from mailbeacon.server import meta, operator_commands, team_commands
 from mailbeacon.server.cli_support import (
@@ -102,6 +103,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="DAYS",
         help="a tracked link minted longer ago than this answers 404, like a forged one "
         "(docs/rules.md rule 4; default %(default)s)",
+    )
+    serve.add_argument(
+        "--console-language",
+        choices=("auto", *LANGUAGES),
+        default="auto",
+        help="the admin console's language: auto (each browser's Accept-Language, "
+        "English when it asks for none of ours) or one for every browser",
     )
     serve.add_argument(
         "--flood-window-seconds",
@@ -253,6 +261,7 @@ def serve_config(args: argparse.Namespace, profile: Profile) -> ServerConfig:
         min_click_seconds=args.min_click_seconds,
         truncate_ips=args.truncate_ips,
         click_token_max_days=args.click_token_max_days,
+        console_language=args.console_language,
         flood_window_seconds=args.flood_window_seconds,
         max_events_per_token_hour=args.max_events_per_token_hour,
         apple_ranges=args.proxy_ranges or operator_commands.default_apple_ranges(profile),

@@ -90,6 +90,8 @@ class ServerConfig:
     # A click token minted longer ago than this gets the same 404 as a forged one
     # (docs/rules.md rule 4): quoted and forwarded links do not redirect forever.
     click_token_max_days: int = DEFAULT_CLICK_TOKEN_MAX_DAYS
+    # The admin console's language: "auto" (each browser's Accept-Language), "en", "pl".
+    console_language: str = "auto"
     # Pixel floods (docs/promises.md, "No event lost or doubled"): identical hits (same
     # token, address and user agent) within this many seconds of the stored one are
     # counted on it (``repeats``), not stored or streamed again; and past this many

@@ -59,9 +59,11 @@ class TeamService:
         public_url: str,
         fanout: Fanout,
         client_ip: Callable[[str, list[tuple[bytes, bytes]]], str],
+        language: str = "auto",
     ) -> ConsoleContext:
         """What the console needs of this server: its database, secret, public URL,
-        connected agents and how it tells a client's address (trusted proxies)."""
+        connected agents, how it tells a client's address (trusted proxies) and which
+        language it speaks ("auto": each browser's)."""
         return ConsoleContext(
             open_store=lambda: open_store(db, role="mailbeacon-console"),
             secret=secret,
@@ -69,6 +71,7 @@ class TeamService:
             connected=fanout.count,
             instances=_instances,
             client_ip=client_ip,
+            language=language,
         )
 
     def start(self, fanout: Fanout) -> None:

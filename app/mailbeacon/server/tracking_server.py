@@ -312,7 +312,8 @@ class TrackingServer:
             clock=self._clock, database_health=health,
             routes=self._team.routes(
                 reader, recorder,
-                self._team.console(config.db_path, secret, public, fanout, tracker.client_ip),
+                self._team.console(config.db_path, secret, public, fanout, tracker.client_ip,
+                                   config.console_language),
             ),
         )
         return app, streams, public

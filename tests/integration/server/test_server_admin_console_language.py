@@ -18,7 +18,7 @@ from mailbeacon.server.config import Database
 from mailbeacon.server.stores import open_store
 from mailbeacon.server.tracker import iso_utc
 from mailbeacon.server.tracking_server import TrackingServer
-from tests.helpers.server import WAIT, running_server
+from tests.helpers.server import WAIT, running_server, serving_process
 
 PASSWORD = "a long enough password"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -234,3 +234,27 @@ async def test_setting_up_a_password_in_polish(tmp_path: Path) -> None:
         accounts.check_password("short")
     # The command line (and any str use) reads English.
     assert str(raised.value) == "Choose a password of at least 12 characters."
+
+
+async def test_the_operator_can_set_one_language_for_every_browser(tmp_path: Path) -> None:
+    db = tmp_path / "server.db"
+    _admin(db)
+    async with (
+        running_server(db, console_language="pl") as server,
+        httpx.AsyncClient(timeout=WAIT, base_url=server.url) as client,
+    ):
+        for header in ({}, {"Accept-Language": "en-GB,en;q=0.9"}):
+            page = await client.get("/admin/login", headers=header)
+            assert '<html lang="pl">' in page.text, header
+            assert page.headers["content-language"] == "pl"
+
+
+async def test_server_serve_takes_the_console_language_from_its_option(tmp_path: Path) -> None:
+    db = tmp_path / "server.db"
+    _admin(db)
+    async with (
+        serving_process(tmp_path / "profile", db, "--console-language", "pl") as (_, base),
+        httpx.AsyncClient(timeout=WAIT, base_url=base) as client,
+    ):
+        page = await client.get("/admin/login", headers={"Accept-Language": "en"})
+    assert '<html lang="pl">' in page.text
