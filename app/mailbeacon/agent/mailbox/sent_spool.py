@@ -24,6 +24,7 @@ from typing import Any
 
 from mailbeacon.agent.mailbox.sent_copies import CopyKind
 from mailbeacon.core.durable import atomic_write, fsync_dir
+from mailbeacon.core.language import Phrase, mark
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,9 @@ class KeptOriginal:
     @property
     def label(self) -> str:
         """How the rep knows this email."""
-        return f"“{self.subject}”" if self.subject else self.message_id
+        if not self.subject:
+            return self.message_id
+        return Phrase(mark("“{subject}”"), subject=self.subject)
 
     def header(self) -> dict[str, Any]:
         """What never changes (the .eml file's first line)."""

@@ -110,12 +110,12 @@ def test_sent_cleanup_problems_in_polish(pl: Language) -> None:
     assert read_only.problem.startswith(sent_status.PROBLEM_PREFIX)  # the agent filters by it
     assert in_language(read_only.problem, pl) == (
         "Folder wysłanych nieuporządkowany: folder wysłanych jest tylko do odczytu, więc kopia "
-        "wiadomości “Oferta” z pikselem tam zostaje (jej otwarcie może się liczyć jako "
+        "wiadomości „Oferta” z pikselem tam zostaje (jej otwarcie może się liczyć jako "
         "otwarcie); nic nie zmieniono"
     )
     gave_up = sent_status.gave_up(_entry(), 3, "cannot reach the mail server")
     assert in_language(gave_up.detail, pl) == (
-        "po 3 dniach porzucono porządkowanie wiadomości “Oferta” w wysłanych (cannot reach the "
+        "po 3 dniach porzucono porządkowanie wiadomości „Oferta” w wysłanych (cannot reach the "
         "mail server); kopia z pikselem może tam nadal być"
     )
 
@@ -134,5 +134,5 @@ def test_what_the_cleanup_removed_has_real_plural_forms(
     done = sent_status.outcome(_entry(removed=removed, clean_seen=True), complete=True)
     assert done.detail == f"“Oferta”: {english}; the untracked email is in Sent"
     assert in_language(done.detail, pl) == (
-        f"“Oferta”: {polish}; wiadomość bez śledzenia jest w wysłanych"
+        f"„Oferta”: {polish}; wiadomość bez śledzenia jest w wysłanych"
     )
