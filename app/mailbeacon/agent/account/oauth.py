@@ -40,7 +40,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 
 from mailbeacon.agent.account.loopback import LoopbackRedirect
-from mailbeacon.core.language import PHRASES, Phrase, mark
+from mailbeacon.core.language import ENGLISH, PHRASES, Language, Phrase, mark
 
 log = logging.getLogger(__name__)
 
@@ -241,10 +241,13 @@ class OAuthClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         sign_in_seconds: float = SIGN_IN_SECONDS,
+        tr: Language = ENGLISH,
     ) -> None:
         """``client_secret`` only for providers that give installed apps one (it is
         not secret there, RFC 8252 section 8.5); ``opener`` shows a URL in a browser;
-        a browser sign-in not completed within ``sign_in_seconds`` is given up."""
+        a browser sign-in not completed within ``sign_in_seconds`` is given up; ``tr``
+        words the page the browser shows once it is sent back."""
+        self._tr = tr
         self.metadata = metadata
         self._client_id = client_id
         self._http = http
@@ -264,7 +267,7 @@ class OAuthClient:
         """Open the provider's sign-in page in the browser; tokens once the rep agreed."""
         state = secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(64)  # 86 characters: RFC 7636 wants 43 to 128
-        async with LoopbackRedirect(_redirect_answer(state, self.issuer)) as listener:
+        async with LoopbackRedirect(_redirect_answer(state, self.issuer, self._tr)) as listener:
             url = self._authorization_url(listener.redirect_uri, state, verifier, login_hint)
             params = await self._await_redirect(listener, url)
             redirect_uri = listener.redirect_uri
@@ -415,17 +418,24 @@ class OAuthClient:
         return body
 
 
-def _redirect_answer(state: str, issuer: str) -> Callable[[Mapping[str, str]], tuple[int, str]]:
-    """The page the browser shows after the provider sent it back."""
+def _redirect_answer(
+    state: str, issuer: str, tr: Language = ENGLISH
+) -> Callable[[Mapping[str, str]], tuple[int, str]]:
+    """The page the browser shows after the provider sent it back, in ``tr``."""
 
     def answer(params: Mapping[str, str]) -> tuple[int, str]:
         if not hmac.compare_digest(params.get("state", ""), state):
-            return 400, ("This answer does not belong to MailBeacon's sign-in. Close this "
-                         "window and start the sign-in again from MailBeacon.")  # fmt: skip
+            return 400, tr.t(
+                "This answer does not belong to MailBeacon's sign-in. Close this window and "
+                "start the sign-in again from MailBeacon."
+            )
         if "error" in params:
-            return 200, (f"The sign-in at {issuer} was not completed. You can close this "
-                         "window and return to MailBeacon.")  # fmt: skip
-        return 200, "You are signed in. You can close this window and return to MailBeacon."
+            return 200, tr.t(
+                "The sign-in at {issuer} was not completed. You can close this window and "
+                "return to MailBeacon.",
+                issuer=issuer,
+            )
+        return 200, tr.t("You are signed in. You can close this window and return to MailBeacon.")
 
     return answer
 

@@ -179,6 +179,7 @@ class AccountSetup:
             scopes=scopes,
             client_secret=self._secrets.get(Secret.OAUTH_CLIENT_SECRET),
             opener=self._opener or webbrowser.open,
+            tr=self._tr,
         )
 
     async def _sign_in(self, servers: Discovered, request: AccountRequest) -> TokenSet:

@@ -59,3 +59,15 @@ def test_the_sign_in_again_notification_says_why_in_polish(pl: Language) -> None
     body = wording.sign_in_body(said(why), pl)
     assert body.startswith("Dostawca logowania pod https://id.firma.pl nie odpowiedział")
     assert body.endswith("do czasu zalogowania.")
+
+
+def test_the_browser_page_after_the_sign_in_is_in_polish(pl: Language) -> None:
+    answer = oauth._redirect_answer("s1", ISSUER, pl)
+    assert answer({"state": "s1", "code": "c"}) == (
+        200,
+        "Zalogowano. Możesz zamknąć to okno i wrócić do MailBeacon.",
+    )
+    assert answer({"state": "other"})[0] == 400
+    assert oauth._redirect_answer("s1", ISSUER)({"state": "s1", "code": "c"})[1].startswith(
+        "You are signed in."
+    )
