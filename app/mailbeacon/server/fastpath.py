@@ -22,6 +22,7 @@ so stopping waits for it: a hit being committed is answered), and flow control
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import ClassVar, Protocol
 
@@ -74,6 +75,53 @@ class TrackingHttpProtocol(BoundedHttpToolsProtocol):
     """uvicorn's bounded protocol, answering tracking requests on the hot path."""
 
     answering: ClassVar[Answering | None] = None
+    # Keep-alive, lazily: uvicorn schedules a timer after every response and cancels
+    # it at the next request (a timer heap push and removal per hit). Here a response
+    # notes when the connection went idle, one timer per connection checks that
+    # note when it fires and comes back for the rest of the time; the connection is
+    # closed after ``timeout_keep_alive`` idle seconds all the same.
+    _mb_idle_since: float | None = None
+    _mb_keepalive: asyncio.TimerHandle | None = None
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._mb_idle_since = None  # busy: the timer, if armed, finds out when it fires
+
+    def on_response_complete(self) -> None:
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            self._mb_idle_since = None
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._mb_idle_since = self.loop.time()
+        if self._mb_keepalive is None:
+            self._mb_keepalive = self.loop.call_later(
+                self.timeout_keep_alive, self._mb_keepalive_check
+            )
+
+    def _mb_keepalive_check(self) -> None:
+        self._mb_keepalive = None
+        if self.transport.is_closing():
+            return
+        idle_since = self._mb_idle_since
+        now = self.loop.time()
+        if idle_since is not None and now - idle_since >= self.timeout_keep_alive:
+            self.transport.close()
+            return
+        # Busy now (the next response arms it again) or idle for less than the timeout.
+        if idle_since is not None:
+            self._mb_keepalive = self.loop.call_at(
+                idle_since + self.timeout_keep_alive, self._mb_keepalive_check
+            )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._mb_keepalive is not None:
+            self._mb_keepalive.cancel()
+            self._mb_keepalive = None
+        super().connection_lost(exc)
 
     def on_headers_complete(self) -> None:
         fast = self._fast_cycle()

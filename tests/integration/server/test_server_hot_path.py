@@ -12,6 +12,7 @@ compare, byte for byte, what the hot path and the ASGI path answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from tests.helpers.server import CHROME, RECIPIENT, WAIT, claim_url, new_mail, q
 
 Message = MutableMapping[str, Any]
 DEFAULTS = [(b"date", b"Mon, 07 Dec 2026 04:00:00 GMT")]
+KEEP_ALIVE = 1  # seconds an idle connection is kept (uvicorn's timeout_keep_alive)
 
 
 @dataclass
@@ -98,7 +100,7 @@ async def served() -> AsyncIterator[Served]:
     """The hot-path protocol on a free port, as uvicorn would instantiate it."""
     answering, asgi = Answering(), AsgiApp()
     config = uvicorn.Config(asgi, lifespan="off", log_config=None, access_log=False,
-                            timeout_keep_alive=5)
+                            timeout_keep_alive=KEEP_ALIVE)
     config.load()
     state = ServerState()
     state.default_headers = DEFAULTS
@@ -278,6 +280,32 @@ async def test_a_stop_waits_for_the_hit_in_flight_and_then_closes(served: Served
         everything = await reader.read()
     writer.close()
     assert everything == PIXEL.encode(DEFAULTS, close=True)
+
+
+async def test_an_idle_connection_is_closed_after_the_keep_alive_time(served: Served) -> None:
+    reader, writer = await served.connect()
+    writer.write(b"GET /o/abc.gif HTTP/1.1\r\nHost: t\r\n\r\n")
+    await _response(reader)
+    started = asyncio.get_running_loop().time()
+    async with asyncio.timeout(KEEP_ALIVE + WAIT):
+        assert await reader.read() == b""  # closed by the server, nothing more sent
+    writer.close()
+    assert asyncio.get_running_loop().time() - started >= KEEP_ALIVE * 0.9
+
+
+async def test_a_connection_in_use_is_kept_past_the_keep_alive_time(served: Served) -> None:
+    reader, writer = await served.connect()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for _ in range(4):  # a request every 0.6 s: never idle for a whole second
+        writer.write(b"GET /o/abc.gif HTTP/1.1\r\nHost: t\r\n\r\n")
+        _, body = await _response(reader)
+        assert body == GIF
+        with contextlib.suppress(TimeoutError):
+            closed = await asyncio.wait_for(reader.read(1), timeout=0.6)
+            raise AssertionError(f"closed while in use: {closed!r}")
+    assert loop.time() - started > 2 * KEEP_ALIVE
+    writer.close()
 
 
 # -- the real server: both paths answer alike -------------------------------------
