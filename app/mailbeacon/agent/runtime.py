@@ -334,7 +334,7 @@ class AgentRuntime:
         try:
             return await self._chosen_enrollment()
         except PlainServerRefused as exc:
-            raise AgentStartError(str(exc)) from None
+            raise AgentStartError(said(exc)) from None
 
     async def _chosen_enrollment(self) -> Enrollment:
         if self._options.enroll:
@@ -345,8 +345,13 @@ class AgentRuntime:
             stored = self._stored_enrollment()
             if stored is None:
                 raise AgentStartError(
-                    "No enrollment key is stored for the remote tracking server: paste the "
-                    "key from `mailbeacon server add-user` into Settings, or pass --enroll."
+                    Phrase(
+                        mark(
+                            "No enrollment key is stored for the remote tracking server: paste "
+                            "the key from `mailbeacon server add-user` into Settings, or pass "
+                            "--enroll."
+                        )
+                    )
                 )
             return checked_remote(stored, self.settings)
         return await self._embedded()
@@ -357,9 +362,15 @@ class AgentRuntime:
             return await self._start_embedded(db_path)
         except sqlite3.DatabaseError as exc:
             raise AgentStartError(
-                f"The embedded tracking server's database {db_path} is damaged ({exc}). "
-                "Restore it from a backup, or move it aside to start afresh (opens of mail "
-                "sent before are then not recognised)."
+                Phrase(
+                    mark(
+                        "The embedded tracking server's database {path} is damaged ({error}). "
+                        "Restore it from a backup, or move it aside to start afresh (opens of "
+                        "mail sent before are then not recognised)."
+                    ),
+                    path=str(db_path),
+                    error=str(exc),
+                )
             ) from exc
 
     async def _start_embedded(self, db_path: Path) -> Enrollment:
@@ -410,7 +421,9 @@ class AgentRuntime:
         try:
             return self.secrets.ensure_relay_password()
         except SecretStoreUnavailable as exc:
-            raise AgentStartError(f"{exc} (or pass --relay-password)") from exc
+            raise AgentStartError(
+                Phrase(mark("{error} (or pass --relay-password)"), error=said(exc))
+            ) from exc
 
     def _upstream(self) -> Transport:
         upstream = self.settings.upstream
@@ -442,7 +455,7 @@ class AgentRuntime:
         try:
             self.followup_store = FollowupStore.in_dir(self._profile.data_dir)
         except FollowupError as exc:
-            raise AgentStartError(str(exc)) from exc
+            raise AgentStartError(said(exc)) from exc
         sequences = SequenceRunner(
             self.followup_store, self.records, sender.accept_recorded, self.current_settings,
             self._clock, local_zone, templates=self._profile.config_dir / "templates.json",

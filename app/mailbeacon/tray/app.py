@@ -20,7 +20,8 @@ from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from mailbeacon.agent.notifications.model import AgentStatus, ConnectionState, Notification
-from mailbeacon.core.language import ENGLISH, Language
+from mailbeacon.agent.phrased import said
+from mailbeacon.core.language import ENGLISH, Language, in_language
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray.assets import IconSet, detect_panel_theme
 from mailbeacon.tray.desktop.notifiers import DesktopNotifier, choose_notifier
@@ -163,7 +164,9 @@ class TrayApp(QObject):
         if self.quitting:
             return
         tr = self.language
-        reason = (str(error) or type(error).__name__) if error is not None else tr.t("it stopped")
+        # The agent's own words (a phrase) in the rep's language; others as they came.
+        said_by = (said(error) or type(error).__name__) if error is not None else None
+        reason = in_language(said_by, tr) if said_by is not None else tr.t("it stopped")
         detail = tr.t("MailBeacon is not tracking: {reason}", reason=reason)
         self.tray.show_status(AgentStatus(ConnectionState.OFFLINE, detail=detail))
         self._notify(tr.t("MailBeacon stopped tracking"), detail, None)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mailbeacon.core.durable import private_file
+from mailbeacon.core.language import Phrase, mark
 
 log = logging.getLogger(__name__)
 
@@ -254,8 +255,14 @@ class FollowupStore:
             self._conn.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise FollowupError(
-                f"cannot open the follow-up file {path}: {exc}; move it aside to start "
-                "without scheduled mail and sequences"
+                Phrase(
+                    mark(
+                        "cannot open the follow-up file {path}: {error}; move it aside to start "
+                        "without scheduled mail and sequences"
+                    ),
+                    path=str(path),
+                    error=str(exc),
+                )
             ) from exc
 
     @classmethod

@@ -41,6 +41,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, sy
 from mailbeacon.agent.settings.mail_urls import is_loopback
 from mailbeacon.core.control import control_of, decide, is_control_address
 from mailbeacon.core.followup_time import Delay
+from mailbeacon.core.language import Phrase, mark
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +115,14 @@ class Relay:
     ) -> None:
         if not is_loopback(host) and tls_context is None:
             raise RelayStartError(
-                f"The relay listens only on a loopback address (127.0.0.1), not {host!r}, "
-                "unless it is given a TLS certificate. Change relay.host or --smtp-listen."
+                Phrase(
+                    mark(
+                        "The relay listens only on a loopback address (127.0.0.1), not {host}, "
+                        "unless it is given a TLS certificate. Change relay.host or "
+                        "--smtp-listen."
+                    ),
+                    host=repr(host),
+                )
             )
         limits = _LoginLimits(max_auth_failures, max_auth_failures_per_minute, clock)
         self._handler = _RelayHandler(accept, user, password, limits)
@@ -193,17 +200,28 @@ class Relay:
     def _bind_problem(self, error: OSError) -> str:
         where = f"{self._host}:{self._port}"
         if error.errno == errno.EADDRINUSE:
-            return (
-                f"The relay cannot listen on {where}: port {self._port} is already in use. "
-                "Choose another port with `mailbeacon config set relay.port PORT` "
-                "(or --smtp-listen HOST:PORT) and point the mail client at it."
+            return Phrase(
+                mark(
+                    "The relay cannot listen on {where}: port {port} is already in use. Choose "
+                    "another port with `mailbeacon config set relay.port PORT` (or "
+                    "--smtp-listen HOST:PORT) and point the mail client at it."
+                ),
+                where=where,
+                port=self._port,
             )
         if error.errno == errno.EACCES:
-            return (
-                f"The relay is not allowed to listen on {where} (ports below 1024 need "
-                "privileges). Choose a port above 1024 with relay.port."
+            return Phrase(
+                mark(
+                    "The relay is not allowed to listen on {where} (ports below 1024 need "
+                    "privileges). Choose a port above 1024 with relay.port."
+                ),
+                where=where,
             )
-        return f"The relay cannot listen on {where}: {error.strerror or error}."
+        return Phrase(
+            mark("The relay cannot listen on {where}: {error}."),
+            where=where,
+            error=error.strerror or str(error),
+        )
 
     def _new_session(self) -> _RelaySMTP:
         loopback = is_loopback(self._host)

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from mailbeacon.agent.settings.mail_urls import is_loopback
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.core.language import Phrase, mark
 
 
 class PlainServerRefused(RuntimeError):
@@ -20,8 +21,13 @@ def checked_remote(enrollment: Enrollment, settings: Settings) -> Enrollment:
     plain = parts.scheme == "http" and not is_loopback(parts.hostname or "")
     if plain and not settings.server.allow_plain:
         raise PlainServerRefused(
-            f"The tracking server {enrollment.server_url} is not encrypted (http://), so "
-            "MailBeacon's access token would cross the network in clear. Ask for its "
-            "https:// address, or set server.allow_plain true if you trust that network."
+            Phrase(
+                mark(
+                    "The tracking server {url} is not encrypted (http://), so MailBeacon's "
+                    "access token would cross the network in clear. Ask for its https:// "
+                    "address, or set server.allow_plain true if you trust that network."
+                ),
+                url=enrollment.server_url,
+            )
         )
     return enrollment
