@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mailbeacon.agent.sending.relay import IncomingMessage
+from mailbeacon.core.language import Phrase, mark
 
 TRACK_HEADER = b"X-MailBeacon-Track"
 LOG_HEADER = b"X-MailBeacon-Log"
@@ -60,25 +61,39 @@ class RelaySubmitter:
         """Send; returns the relay's answer (with its queue id). Raises SubmitError."""
         password = self.password()
         if not password:
-            raise SubmitError("the relay password is not available (keyring locked?)")
+            raise SubmitError(
+                Phrase(mark("the relay password is not available (keyring locked?)"))
+            )
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as client:
                 client.login(self.user, password)
                 code, reply = client.mail(message.mail_from)
-                _check(code, reply, f"the relay refused the sender {message.mail_from}")
+                _check(
+                    code,
+                    reply,
+                    Phrase(
+                        mark("the relay refused the sender {address}"), address=message.mail_from
+                    ),
+                )
                 for rcpt in message.recipients:
                     code, reply = client.rcpt(rcpt)
-                    _check(code, reply, f"the relay refused {rcpt}")
+                    _check(code, reply, Phrase(mark("the relay refused {address}"), address=rcpt))
                 code, reply = client.data(with_controls(message))
         except smtplib.SMTPAuthenticationError as exc:
-            raise SubmitError("the relay refused the relay password") from exc
+            raise SubmitError(Phrase(mark("the relay refused the relay password"))) from exc
         except (smtplib.SMTPException, OSError) as exc:
             raise SubmitError(
-                f"MailBeacon's relay at {self.host}:{self.port} did not take the message: {exc}"
+                Phrase(
+                    mark("MailBeacon's relay at {where} did not take the message: {error}"),
+                    where=f"{self.host}:{self.port}",
+                    error=str(exc),
+                )
             ) from exc
         return reply.decode(errors="replace")
 
 
 def _check(code: int, reply: bytes, what: str) -> None:
     if code >= 400:
-        raise SubmitError(f"{what}: {reply.decode(errors='replace')}")
+        raise SubmitError(
+            Phrase(mark("{what}: {reply}"), what=what, reply=reply.decode(errors="replace"))
+        )

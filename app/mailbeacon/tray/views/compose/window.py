@@ -49,9 +49,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from mailbeacon.agent.phrased import said
 from mailbeacon.agent.sending.compose_message import Draft, DraftError, check_draft, parse_address
 from mailbeacon.agent.settings.store import Settings
-from mailbeacon.core.language import ENGLISH, Language
+from mailbeacon.core.language import ENGLISH, Language, in_language
 from mailbeacon.tray.threads.workers import Worker
 from mailbeacon.tray.views.compose.document import (
     click_note,
@@ -645,7 +646,8 @@ class ComposeWindow(QWidget):
 
     def _send_failed(self, error: BaseException) -> None:
         self._set_sending(False)
-        message = str(error) or type(error).__name__
+        # The agent's own words (a phrase) in the rep's language; others as they came.
+        message = in_language(said(error), self._tr) or type(error).__name__
         if not isinstance(error, DraftError):
             log.error("sending from the compose window failed: %s", message)
             message = self._tr.t("Not sent: {error}", error=message)
