@@ -404,7 +404,7 @@ class AgentRuntime:
         try:
             return self.secrets.enrollment()
         except SecretStoreUnavailable as exc:
-            self._problem(str(exc))
+            self._problem(said(exc))
             return None
 
     def _remember(self, enrollment: Enrollment) -> None:
@@ -439,7 +439,7 @@ class AgentRuntime:
             try:
                 password = self.secrets.get(Secret.UPSTREAM_PASSWORD)
             except SecretStoreUnavailable as exc:
-                self._problem(str(exc))
+                self._problem(said(exc))
                 return None
             return Credentials(user, password or "")
 

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 from mailbeacon.agent.followup.sequences import template_lookup
 from mailbeacon.agent.followup.store import FollowupStore, ScheduledMail
 from mailbeacon.agent.notifications.model import Notification, NotificationType
+from mailbeacon.agent.phrased import said
 from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.sending.submit import RelaySubmitter
 from mailbeacon.agent.settings.mail_urls import parse_host_port
@@ -24,7 +25,7 @@ from mailbeacon.agent.settings.store import ConfigError, Settings
 from mailbeacon.agent.settings.team import TeamPolicyFile, overlay
 from mailbeacon.agent.status import Reachable, SendingState, StatusReport
 from mailbeacon.core.extract import extract_for_log, header_value
-from mailbeacon.core.language import ENGLISH, Language, mark
+from mailbeacon.core.language import ENGLISH, Language, in_language, mark
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray.desktop.autostart import (
     AutostartError,
@@ -480,7 +481,7 @@ def keyring_problem(profile: Profile) -> str | None:
     try:
         SecretStore(profile.keyring_service).get(Secret.RELAY_PASSWORD)
     except SecretStoreUnavailable as exc:
-        return str(exc)
+        return said(exc)  # a phrase: the dialog says it in the rep's language
     return None
 
 
@@ -499,7 +500,7 @@ def ask_session_only(problem: str, tr: Language = ENGLISH) -> bool:
     box = QMessageBox(
         QMessageBox.Icon.Warning,
         tr.t("MailBeacon: no keyring"),
-        problem,
+        in_language(problem, tr),
         QMessageBox.StandardButton.NoButton,
     )
     box.setTextFormat(Qt.TextFormat.PlainText)

@@ -25,6 +25,7 @@ from keyring.backend import KeyringBackend
 from keyring.errors import KeyringError, NoKeyringError
 
 from mailbeacon.core.enrollment import Enrollment
+from mailbeacon.core.language import Phrase, mark
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +59,27 @@ class SecretStoreUnavailable(RuntimeError):
     """The OS keyring cannot be used; the message says how to fix it."""
 
     def __init__(self, action: str, cause: BaseException) -> None:
-        problem = "no keyring service was found" if isinstance(cause, NoKeyringError) else (
-            f"{type(cause).__name__}: {cause}")
+        problem = (
+            Phrase(mark("no keyring service was found"))
+            if isinstance(cause, NoKeyringError)
+            else f"{type(cause).__name__}: {cause}"
+        )
+        # A phrase: the tray's no-keyring dialog says it in the rep's language.
         super().__init__(
-            f"The OS keyring is unavailable ({problem}), so MailBeacon cannot {action}. "
-            "MailBeacon keeps passwords and keys only in the keyring, never in a file. "
-            "Install and unlock one (GNOME Keyring or KWallet on Linux, the login "
-            "keychain on macOS, Credential Manager on Windows) and try again. For "
-            f"headless use, pass the upstream password in {ENV_UPSTREAM_PASSWORD} and "
-            f"the IMAP password in {ENV_IMAP_PASSWORD}."
+            Phrase(
+                mark(
+                    "The OS keyring is unavailable ({problem}), so MailBeacon cannot {action}. "
+                    "MailBeacon keeps passwords and keys only in the keyring, never in a file. "
+                    "Install and unlock one (GNOME Keyring or KWallet on Linux, the login "
+                    "keychain on macOS, Credential Manager on Windows) and try again. For "
+                    "headless use, pass the upstream password in {upstream} and the IMAP "
+                    "password in {imap}."
+                ),
+                problem=problem,
+                action=action,
+                upstream=ENV_UPSTREAM_PASSWORD,
+                imap=ENV_IMAP_PASSWORD,
+            )
         )
 
 
@@ -102,7 +115,9 @@ class SecretStore:
             value: str | None = self._keyring().get_password(self.service, str(name))
         except (KeyringError, OSError) as exc:
             log.info("keyring read of %s failed: %s", name, exc)
-            raise SecretStoreUnavailable(f"read the {_label(name)}", exc) from exc
+            raise SecretStoreUnavailable(
+                Phrase(mark("read the {secret}"), secret=_label(name)), exc
+            ) from exc
         return value
 
     def is_set(self, name: Secret) -> bool:
@@ -112,12 +127,14 @@ class SecretStore:
     def set(self, name: Secret, value: str) -> None:
         """Store the secret in the keyring."""
         if not value:
-            raise ValueError(f"the {_label(name)} must not be empty")
+            raise ValueError(Phrase(mark("the {secret} must not be empty"), secret=_label(name)))
         try:
             self._keyring().set_password(self.service, str(name), value)
         except (KeyringError, OSError) as exc:
             log.info("keyring write of %s failed: %s", name, exc)
-            raise SecretStoreUnavailable(f"store the {_label(name)}", exc) from exc
+            raise SecretStoreUnavailable(
+                Phrase(mark("store the {secret}"), secret=_label(name)), exc
+            ) from exc
 
     def delete(self, name: Secret) -> bool:
         """Remove the secret from the keyring; False if it was not there."""
@@ -128,7 +145,9 @@ class SecretStore:
             backend.delete_password(self.service, str(name))
         except (KeyringError, OSError) as exc:
             log.info("keyring delete of %s failed: %s", name, exc)
-            raise SecretStoreUnavailable(f"delete the {_label(name)}", exc) from exc
+            raise SecretStoreUnavailable(
+                Phrase(mark("delete the {secret}"), secret=_label(name)), exc
+            ) from exc
         return True
 
     def ensure_relay_password(self) -> str:
@@ -187,5 +206,18 @@ def decode_key(text: str) -> bytes:
         raise ValueError("not a key") from exc
 
 
+_LABELS = {
+    Secret.RELAY_PASSWORD: mark("relay password"),
+    Secret.UPSTREAM_PASSWORD: mark("upstream password"),
+    Secret.IMAP_PASSWORD: mark("imap password"),
+    Secret.API_TOKEN: mark("api token"),
+    Secret.SIGNING_KEY: mark("signing key"),
+    Secret.ENROLLMENT: mark("enrollment"),
+    Secret.OAUTH_REFRESH_TOKEN: mark("oauth refresh token"),
+    Secret.OAUTH_CLIENT_SECRET: mark("oauth client secret"),
+    Secret.SERVER_SECRET: mark("server secret"),
+}
+
+
 def _label(name: Secret) -> str:
-    return str(name).replace("_", " ")
+    return Phrase(_LABELS[name]) if name in _LABELS else str(name).replace("_", " ")

@@ -29,9 +29,10 @@ from mailbeacon.agent.account.discovery import DiscoveryFailed, NameserverInvali
 from mailbeacon.agent.account.model import Discovered
 from mailbeacon.agent.account.probe import Probe
 from mailbeacon.agent.account.setup import AccountRequest, AccountResult, AccountSetup, SetupError
+from mailbeacon.agent.phrased import said
 from mailbeacon.agent.settings.secrets import SecretStore, SecretStoreUnavailable
 from mailbeacon.agent.settings.store import ConfigError, Settings
-from mailbeacon.core.language import ENGLISH, Language
+from mailbeacon.core.language import ENGLISH, Language, in_language
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray.threads.workers import Job, Worker
 
@@ -221,7 +222,7 @@ async def _until_stopped(call: Callable[[], Awaitable[object]], stop: threading.
 def sentence_for(error: BaseException, tr: Language = ENGLISH) -> str:
     """What to tell the rep about a step that failed."""
     if isinstance(error, SAID_FOR_THE_REP):
-        return str(error)
+        return in_language(said(error), tr)  # the agent's phrases in the rep's language
     # Not one of the agent's worded failures: a bug or an odd environment; keep the trace.
     log.error("account set-up failed unexpectedly", exc_info=error)
     return tr.t("MailBeacon could not finish this step: {error}", error=error)

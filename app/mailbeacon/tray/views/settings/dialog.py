@@ -47,6 +47,7 @@ from PySide6.QtWidgets import (
 )
 
 from mailbeacon.agent.mailbox.check import ImapCheck, check_imap
+from mailbeacon.agent.phrased import said
 from mailbeacon.agent.sending.check import UpstreamProbe, check_upstream
 from mailbeacon.agent.sending.upstream import UpstreamCheck
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
@@ -406,7 +407,7 @@ class SettingsDialog(QDialog):
             try:
                 stored[Secret(name)] = self._secrets.is_set(Secret(name))
             except SecretStoreUnavailable as exc:
-                self._show_message(str(exc), error=True)
+                self._show_message(in_language(said(exc), self._tr), error=True)
                 stored[Secret(name)] = None
         return stored
 
@@ -604,7 +605,7 @@ class SettingsDialog(QDialog):
             show_result(report, False, self._tr.t(BAD_TEAM_LINK))
             return None
         except SecretStoreUnavailable as exc:
-            show_result(report, False, str(exc))
+            show_result(report, False, in_language(said(exc), self._tr))
             return None
         if enrollment is None:
             show_result(report, False, self._tr.t(NO_ENROLLMENT))

@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 
+from mailbeacon.agent.phrased import said
 from mailbeacon.agent.settings.errors import SettingError, reason_of
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
 from mailbeacon.agent.settings.store import KEYS, SECRET_KEYS, Settings
 from mailbeacon.core.enrollment import Enrollment
-from mailbeacon.core.language import ENGLISH, Language, mark
+from mailbeacon.core.language import ENGLISH, Language, in_language, mark
 from mailbeacon.tray.views.settings.wording import BAD_TEAM_LINK
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ def write_all(
         before = {name: secrets.get(name) for name in names}
     except SecretStoreUnavailable as exc:
         log.warning("settings not saved: %s", exc)
-        raise Refused(tr.t("Nothing was saved. {error}", error=exc)) from exc
+        raise Refused(tr.t("Nothing was saved. {error}", error=in_language(said(exc), tr))) from exc
     try:
         for name, value in values.items():
             if name is Secret.ENROLLMENT:
@@ -107,7 +108,7 @@ def write_all(
     except SecretStoreUnavailable as exc:
         _restore(secrets, before)
         log.warning("settings not saved: %s", exc)
-        raise Refused(tr.t("Nothing was saved. {error}", error=exc)) from exc
+        raise Refused(tr.t("Nothing was saved. {error}", error=in_language(said(exc), tr))) from exc
     except (OSError, SettingError) as exc:
         _restore(secrets, before)
         log.error("saving the settings failed: %s", exc)
