@@ -13,8 +13,10 @@ changes them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from mailbeacon.core.pixel import GIF
 
@@ -108,3 +110,12 @@ FAILED = plain(500, b"Internal server error\n")
 def with_headers(answer: Answer, extra: Sequence[tuple[bytes, bytes]]) -> Answer:
     """``answer`` with more headers (a fresh record: the shared ones stay as they are)."""
     return Answer(answer.status, [*answer.headers, *extra], answer.body)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An answer to send once its hit is committed ("answered" implies "on disk")."""
+
+    committed: asyncio.Future[Any]
+    answer: Answer
+

@@ -25,7 +25,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from mailbeacon.core import tokens
-from mailbeacon.core.tokens import Kind
+from mailbeacon.core.events import EventType
+from mailbeacon.core.tokens import Claims, Kind
 from mailbeacon.server import claim
 from mailbeacon.server.answers import (
     COMMON,
@@ -33,11 +34,12 @@ from mailbeacon.server.answers import (
     NOT_FOUND,
     PIXEL,
     Answer,
+    Pending,
     html_page,
     with_headers,
 )
 from mailbeacon.server.reader import Reader
-from mailbeacon.server.tracker import Tracker
+from mailbeacon.server.tracker import LOOKUP, Lookup, Tracker
 from mailbeacon.server.users import hash_token
 
 Scope = MutableMapping[str, Any]
@@ -47,6 +49,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _TRACKING_METHODS = ("GET", "HEAD")
+# How a route learns a token's claims: at once (Tracker.verified_now), or as awaited.
+Verify = Callable[[str, Kind], Claims | Lookup | None]
 _CLAIM_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>MailBeacon: browser claimed</title></head>
 <body><h1>This browser is now marked as yours</h1>
@@ -127,31 +131,60 @@ class TrackingApp:
                 return
         await self._rest(scope, receive, send)
 
+    def answer_now(
+        self, method: str, path: str, peer: str, headers: list[tuple[bytes, bytes]]
+    ) -> Answer | Pending | Lookup | None:
+        """The answer to a pixel or link request, decided without waiting: an Answer
+        to send now, a Pending one to send once its hit is committed, ``LOOKUP`` when
+        the token's user must be looked up first (use :meth:`answer`), or None for
+        any other path. The hot path (fastpath.py) calls this."""
+        if path.startswith("/o/"):
+            return self._pixel(method, path, peer, headers, self._tracker.verified_now)
+        if path.startswith("/c/"):
+            return self._click(method, path, peer, headers, self._tracker.verified_now)
+        return None
+
     async def answer(
         self, method: str, path: str, peer: str, headers: list[tuple[bytes, bytes]]
     ) -> Answer | None:
-        """The answer to a tracking request (/o/, /c/, /claim/), or None for any other
-        path (Starlette's). Both HTTP paths call this (answers.py)."""
-        if path.startswith("/o/"):
-            return await self._pixel(method, path, peer, headers)
-        if path.startswith("/c/"):
-            return await self._click(method, path, peer, headers)
+        """The answer to a tracking request (/o/, /c/, /claim/) once its hit is
+        committed, or None for any other path (Starlette's). Both HTTP paths come
+        here or to :meth:`answer_now`, which decides the same (answers.py)."""
         if path.startswith("/claim/"):
             return await self._claim(method, path)
-        return None
+        now = self.answer_now(method, path, peer, headers)
+        if now is LOOKUP:
+            pixel = path.startswith("/o/")
+            kind = Kind.OPEN if pixel else Kind.CLICK
+            claims = await self._tracker.verified(path[3:-4] if pixel else path[3:], kind)
+            decide = self._pixel if pixel else self._click
+            now = decide(method, path, peer, headers, lambda _token, _kind: claims)
+        if isinstance(now, Pending):
+            with contextlib.suppress(Exception):  # logged where the hit failed (tracker.py)
+                await now.committed
+            return now.answer
+        assert now is not LOOKUP  # the claims were given
+        return now
 
-    async def _pixel(
-        self, method: str, path: str, peer: str, headers: list[tuple[bytes, bytes]]
-    ) -> Answer:
+    def _pixel(
+        self, method: str, path: str, peer: str, headers: list[tuple[bytes, bytes]],
+        verify: Verify,
+    ) -> Answer | Pending | Lookup:
         if method not in _TRACKING_METHODS:
             return NOT_ALLOWED
         if not path.endswith(".gif"):
             # Always the image, whatever the token: a broken-image icon helps nobody.
             return PIXEL
         token = path[3:-4]
-        await self._tracker.open(token, method, peer, headers)
+        claims = verify(token, Kind.OPEN)
+        if claims is LOOKUP:
+            return LOOKUP
         renewed = self._renewal(token, headers)
-        return PIXEL if renewed is None else with_headers(PIXEL, [(b"set-cookie", renewed)])
+        answer = PIXEL if renewed is None else with_headers(PIXEL, [(b"set-cookie", renewed)])
+        if claims is None:
+            return answer
+        committed = self._tracker.record(claims, EventType.OPEN, method, peer, headers)
+        return answer if committed is None else Pending(committed, answer)
 
     def _renewal(self, token: str, request_headers: list[tuple[bytes, bytes]]) -> bytes | None:
         """A renewed claim cookie when the request carries a valid one for the token's
@@ -167,19 +200,26 @@ class TrackingApp:
             return None
         return claim.renewal(self._secret, user_id, cookie, self._secure, self._clock())
 
-    async def _click(
-        self, method: str, path: str, peer: str, headers: list[tuple[bytes, bytes]]
-    ) -> Answer:
+    def _click(
+        self, method: str, path: str, peer: str, headers: list[tuple[bytes, bytes]],
+        verify: Verify,
+    ) -> Answer | Pending | Lookup:
         if method not in _TRACKING_METHODS:
             return NOT_ALLOWED
-        location = await self._tracker.click(path[3:], method, peer, headers)
-        if location is None:
+        token = path[3:]
+        claims = verify(token, Kind.CLICK)
+        if claims is LOOKUP:
+            return LOOKUP
+        location = None if claims is None else self._tracker.location(claims)
+        if claims is None or location is None:
             return NOT_FOUND
         extra = [(b"location", location), (b"content-length", b"0"), *COMMON]
-        renewed = self._renewal(path[3:], headers)
+        renewed = self._renewal(token, headers)
         if renewed is not None:
             extra.append((b"set-cookie", renewed))
-        return Answer(302, extra)
+        answer = Answer(302, extra)
+        committed = self._tracker.record(claims, EventType.CLICK, method, peer, headers)
+        return answer if committed is None else Pending(committed, answer)
 
     async def _claim(self, method: str, path: str) -> Answer:
         if method not in _TRACKING_METHODS:

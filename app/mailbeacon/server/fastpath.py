@@ -12,12 +12,16 @@ request in any unusual form (a query string, percent-escapes, non-ASCII, an
 Upgrade, a request pipelined behind another), takes uvicorn's full ASGI path to
 the same :meth:`TrackingApp.answer`, so the two paths cannot answer differently.
 
+Most hits are decided without waiting (:meth:`TrackingApp.answer_now`) and answered
+by a callback when their group commits, with no task or coroutine per request; a
+token whose user must first be looked up takes a task to :meth:`TrackingApp.answer`.
+
 What it keeps of uvicorn: parsing (httptools), the head limits and slow-head timer
 (our subclass), keep-alive and its timeout, pipelining order (a request that
 arrives while a fast one is in flight queues behind it exactly as uvicorn queues
-its own), graceful shutdown (the fast request's task is one of the server's tasks,
-so stopping waits for it: a hit being committed is answered), and flow control
-(a client that does not read pauses us).
+its own), graceful shutdown (a connection with a hit in flight stays open until
+it is answered, and uvicorn's stop waits for open connections while the recorder
+still commits), and flow control (a client that does not read pauses us).
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ import asyncio
 import logging
 from typing import ClassVar, Protocol
 
-from mailbeacon.server.answers import FAILED, Answer
+from mailbeacon.server.answers import FAILED, Answer, Pending
 from mailbeacon.server.coalesce import CoalescingTransport
 from mailbeacon.server.http_limits import BoundedHttpToolsProtocol
+from mailbeacon.server.tracker import Lookup
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +41,12 @@ log = logging.getLogger(__name__)
 
 class Answering(Protocol):
     """What answers tracking requests (app.TrackingApp)."""
+
+    def answer_now(
+        self, method: str, path: str, peer: str, headers: list[tuple[bytes, bytes]]
+    ) -> Answer | Pending | Lookup | None:
+        """The answer decided without waiting (an Answer, or a Pending one), or
+        something :meth:`answer` must finish (LOOKUP, None)."""
 
     async def answer(
         self, method: str, path: str, peer: str, headers: list[tuple[bytes, bytes]]
@@ -162,13 +173,28 @@ class TrackingHttpProtocol(BoundedHttpToolsProtocol):
             super().on_message_complete()
             return
         self._mb_message_complete()
-        task = self.loop.create_task(self._answer(cycle, self.headers))
-        task.add_done_callback(self.tasks.discard)
-        self.tasks.add(task)
-
-    async def _answer(self, cycle: FastCycle, headers: list[tuple[bytes, bytes]]) -> None:
         assert self.answering is not None
         peer = self.client[0] if self.client else ""
+        try:
+            # Most hits are decided at once and answered by a callback when their group
+            # commits: no task, no coroutine (a task measured ~6 µs of CPU per request).
+            now = self.answering.answer_now(cycle.method, cycle.path, peer, self.headers)
+        except Exception:
+            log.exception("a tracking request failed")
+            now = FAILED
+        if isinstance(now, Answer):
+            self._send(cycle, now)
+        elif isinstance(now, Pending):
+            now.committed.add_done_callback(lambda _done: self._send(cycle, now.answer))
+        else:  # the token's user must be looked up first: the waiting path
+            task = self.loop.create_task(self._answer(cycle, self.headers, peer))
+            task.add_done_callback(self.tasks.discard)
+            self.tasks.add(task)
+
+    async def _answer(
+        self, cycle: FastCycle, headers: list[tuple[bytes, bytes]], peer: str
+    ) -> None:
+        assert self.answering is not None
         try:
             answer = await self.answering.answer(cycle.method, cycle.path, peer, headers)
             answer = answer or FAILED
@@ -177,10 +203,18 @@ class TrackingHttpProtocol(BoundedHttpToolsProtocol):
             # a 500 rather than a hung connection, the operator the traceback.
             log.exception("a tracking request failed")
             answer = FAILED
-        if self.flow.write_paused and not cycle.disconnected:
-            await self.flow.drain()  # a client that does not read waits for its answers
+        self._send(cycle, answer)
+
+    def _send(self, cycle: FastCycle, answer: Answer) -> None:
+        """Write ``answer`` and finish the request (keep-alive, or close)."""
         if cycle.disconnected:
             return  # the client left; the hit is stored all the same
+        if self.flow.write_paused:
+            # A client that does not read waits for its answers (rare: off the hot path).
+            task = self.loop.create_task(self._send_drained(cycle, answer))
+            task.add_done_callback(self.tasks.discard)
+            self.tasks.add(task)
+            return
         raw = answer.encode(
             self.server_state.default_headers,
             head=cycle.method == "HEAD",
@@ -195,6 +229,10 @@ class TrackingHttpProtocol(BoundedHttpToolsProtocol):
         if not cycle.keep_alive:
             transport.close()
         self.on_response_complete()
+
+    async def _send_drained(self, cycle: FastCycle, answer: Answer) -> None:
+        await self.flow.drain()
+        self._send(cycle, answer)
 
 
 def tracking_protocol(

@@ -320,8 +320,17 @@ class Recorder:
 
     async def record(self, request: HitRequest) -> Recorded:
         """Classify and store a hit; returns once it is committed."""
-        result: Recorded = await self._submit(_Job(self._future(), hit=request))
-        return result
+        return await self.submit(request)
+
+    def submit(self, request: HitRequest) -> asyncio.Future[Recorded]:
+        """Classify and store a hit; the future is done once it is committed.
+
+        Without a coroutine: the pixel path waits on the future by a callback.
+        """
+        future: asyncio.Future[Recorded] = self._future()
+        self._pending.append(_Job(future, hit=request))
+        self._wakeup.set()
+        return future
 
     async def run(self, call: Callable[[Store], T]) -> T:
         """Run ``call`` in the writer's next transaction; returns once committed."""

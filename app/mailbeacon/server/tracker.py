@@ -8,11 +8,13 @@ or copied for years stays a signed redirect on the tracking domain only so long
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from enum import Enum
 from functools import lru_cache
 from urllib.parse import quote
 
@@ -25,7 +27,7 @@ from mailbeacon.core.tokens import Claims, Kind
 from mailbeacon.server import claim
 from mailbeacon.server.proxies import TrustedProxies
 from mailbeacon.server.reader import Reader
-from mailbeacon.server.recorder import HitRequest, Recorder, RecorderStopped
+from mailbeacon.server.recorder import HitRequest, Recorded, Recorder, RecorderStopped
 from mailbeacon.server.users import UserKeys
 
 log = logging.getLogger(__name__)
@@ -107,32 +109,44 @@ class Tracker:
             seen = self._policy_seen = (policy, policy.tracking_allowed, truncate)
         return seen[1], seen[2]
 
-    async def verified(self, token: str, kind: Kind) -> Claims | None:
-        """The token's claims if it is genuine, of ``kind``, and its user exists."""
+    def verified_now(self, token: str, kind: Kind) -> Claims | Lookup | None:
+        """The token's claims if it is genuine, of ``kind``, and its user exists; or
+        ``LOOKUP`` when its user must first be looked up in the database (await
+        :meth:`verified`). Without waiting: the pixel path answers most hits with it."""
         cached = self._verified.get(token)
         if cached is not None:
             return cached if cached.kind is kind else None
-        claims = await self._verify(token, kind)
-        if claims is not None and len(token) <= _CACHED_TOKEN_CHARS:
-            # Opens repeat (preview panes, proxies, reloads): skip the HMAC next time.
-            self._verified[token] = claims
-            if len(self._verified) > _CACHED_TOKENS:
-                del self._verified[next(iter(self._verified))]
-        return claims
-
-    async def _verify(self, token: str, kind: Kind) -> Claims | None:
         opened = tokens.peek(token)
         if opened is None:
             return None
         user_id, raw = opened
         key = self._users.known(user_id)
         if key is None:
-            key = await self._lookup(user_id)
-            if key is None:
-                return None
+            return None if self._users.recently_missing(user_id) else LOOKUP
+        return self._checked(token, raw, key, user_id, kind)
+
+    async def verified(self, token: str, kind: Kind) -> Claims | None:
+        """The token's claims if it is genuine, of ``kind``, and its user exists."""
+        claims = self.verified_now(token, kind)
+        if claims is not LOOKUP:
+            return claims
+        opened = tokens.peek(token)
+        assert opened is not None  # verified_now decoded it
+        user_id, raw = opened
+        key = await self._lookup(user_id)
+        return None if key is None else self._checked(token, raw, key, user_id, kind)
+
+    def _checked(
+        self, token: str, raw: bytes, key: bytes, user_id: int, kind: Kind
+    ) -> Claims | None:
         claims = tokens.verify_decoded(raw, key)
         if claims is None or claims.kind is not kind or claims.user_id != user_id:
             return None
+        if len(token) <= _CACHED_TOKEN_CHARS:
+            # Opens repeat (preview panes, proxies, reloads): skip the HMAC next time.
+            self._verified[token] = claims
+            if len(self._verified) > _CACHED_TOKENS:
+                del self._verified[next(iter(self._verified))]
         return claims
 
     async def _lookup(self, user_id: int) -> bytes | None:
@@ -158,36 +172,41 @@ class Tracker:
         forwarded = [v for k, v in headers if k == b"x-forwarded-for"]
         return self._proxies.client_ip(peer, forwarded)
 
-    async def open(self, token: str, method: str, peer: str, headers: Headers) -> None:
-        """A pixel request: record an open if the token is genuine."""
-        claims = await self.verified(token, Kind.OPEN)
-        if claims is not None:
-            await self._record(claims, EventType.OPEN, method, peer, headers)
+    def location(self, claims: Claims) -> bytes | None:
+        """A click's Location header, or None (404) when the token is no click, has
+        expired, or its target is no web link: answered exactly like a forged one."""
+        if claims.target is None or self._clock() - claims.minted_at > self._click_max_age:
+            return None
+        return location_for(claims.target)
 
-    async def click(self, token: str, method: str, peer: str, headers: Headers) -> bytes | None:
-        """A link request: record a click and return the Location, or None (404)."""
-        claims = await self.verified(token, Kind.CLICK)
-        if claims is None or claims.target is None:
+    def record(
+        self, claims: Claims, type_: EventType, method: str, peer: str, headers: Headers
+    ) -> asyncio.Future[Recorded] | None:
+        """Hand the hit to the recorder; the future is done once it is committed (or
+        could not be: the failure is logged, the visitor is answered all the same).
+        None when nothing is recorded (tracking off for the account, or stopping)."""
+        request = self._request(claims, type_, method, peer, headers)
+        if request is None:
             return None
-        if self._clock() - claims.minted_at > self._click_max_age:
-            return None  # expired: answered exactly like a forged token
-        location = location_for(claims.target)
-        if location is None:
+        try:
+            future = self._recorder.submit(request)
+        except RecorderStopped:
+            log.warning("hit arrived while stopping; not recorded")
             return None
-        await self._record(claims, EventType.CLICK, method, peer, headers)
-        return location
+        future.add_done_callback(_say_if_failed)
+        return future
 
     async def claim(self, token: str) -> int | None:
         """A browser-claim request: the user to set the cookie for, or None."""
         claims = await self.verified(token, Kind.CLAIM)
         return None if claims is None else claims.user_id
 
-    async def _record(
+    def _request(
         self, claims: Claims, type_: EventType, method: str, peer: str, headers: Headers
-    ) -> None:
+    ) -> HitRequest | None:
         allowed, truncate = self._decided(self._policy())
         if not allowed:
-            return
+            return None
         user_agent = b""
         cookie: bytes | None = None
         forwarded: list[bytes] = []
@@ -216,11 +235,22 @@ class Tracker:
         )
         # Classified with the full address; only the truncated one is stored (rule 8).
         stored_ip = truncate_ip(ip) if truncate else None
-        request = HitRequest(claims.user_id, hit, iso_utc(at), ua, claims.target, stored_ip)
-        try:
-            await self._recorder.record(request)
-        except RecorderStopped:
-            log.warning("hit arrived while stopping; not recorded")
-        except Exception:
-            # Already logged by the recorder; the visitor still gets the pixel/redirect.
-            log.debug("hit not recorded", exc_info=True)
+        return HitRequest(claims.user_id, hit, iso_utc(at), ua, claims.target, stored_ip)
+
+
+def _say_if_failed(future: asyncio.Future[Recorded]) -> None:
+    if future.cancelled():
+        return
+    error = future.exception()
+    if error is not None:
+        # Already logged by the recorder; the visitor still gets the pixel/redirect.
+        log.debug("hit not recorded", exc_info=error)
+
+
+class Lookup(Enum):
+    """A token whose user is not known yet: :meth:`Tracker.verified` looks it up."""
+
+    NEEDED = "lookup"
+
+
+LOOKUP = Lookup.NEEDED

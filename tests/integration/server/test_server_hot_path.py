@@ -24,10 +24,11 @@ from uvicorn.server import ServerState
 
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.pixel import GIF
-from mailbeacon.server.answers import PIXEL, Answer
+from mailbeacon.server.answers import NOT_FOUND, PIXEL, Answer, Pending
 from mailbeacon.server.config import Database
 from mailbeacon.server.fastpath import tracking_protocol
 from mailbeacon.server.http_limits import bounded_protocol
+from mailbeacon.server.tracker import LOOKUP, Lookup
 from mailbeacon.server.tracking_server import TrackingServer
 from tests.helpers.server import CHROME, RECIPIENT, WAIT, claim_url, new_mail, query
 
@@ -48,15 +49,27 @@ class Answering:
     def __post_init__(self) -> None:
         self.gate.set()
 
+    def answer_now(
+        self, method: str, path: str, peer: str, headers: list[tuple[bytes, bytes]]
+    ) -> Answer | Pending | Lookup | None:
+        """Pixels as the tracker decides them: pending until the hit is "committed"
+        (the gate opens); /c/lookup/… as a token whose user must be looked up."""
+        if path.startswith("/c/lookup/"):
+            return LOOKUP
+        self.calls.append((method, path, peer))
+        self.called.set()
+        if self.fail:
+            raise RuntimeError("the store is on fire")
+        committed = asyncio.ensure_future(self.gate.wait())
+        return Pending(committed, PIXEL)
+
     async def answer(
         self, method: str, path: str, peer: str, headers: list[tuple[bytes, bytes]]
     ) -> Answer | None:
         self.calls.append((method, path, peer))
         self.called.set()
         await self.gate.wait()
-        if self.fail:
-            raise RuntimeError("the store is on fire")
-        return PIXEL
+        return NOT_FOUND
 
 
 @dataclass
@@ -249,8 +262,23 @@ async def test_a_client_that_leaves_still_has_its_hit_recorded(served: Served) -
     await writer.wait_closed()
     await _until(lambda: not served.state.connections)  # the server saw it leave
     served.answering.gate.set()
-    await _until(lambda: not served.state.tasks)  # answered: nothing written, nothing raised
+    await asyncio.sleep(0)  # the commit's callback runs: it writes nothing, raises nothing
+    await _until(lambda: not served.state.tasks)
     assert served.answering.calls == [("GET", "/o/abc.gif", RECIPIENT)]
+
+
+async def test_a_token_whose_user_must_be_looked_up_is_answered_by_the_waiting_path(
+    served: Served,
+) -> None:
+    reader, writer = await served.connect()
+    writer.write(b"GET /c/lookup/xyz HTTP/1.1\r\nHost: t\r\n\r\n")
+    async with asyncio.timeout(WAIT):
+        await served.answering.called.wait()
+    head, body = await _response(reader)
+    writer.close()
+    assert head + body == NOT_FOUND.encode(DEFAULTS)
+    assert served.answering.calls == [("GET", "/c/lookup/xyz", RECIPIENT)]
+    assert served.asgi.paths == []
 
 
 @pytest.mark.expect_log("a tracking request failed")
@@ -274,7 +302,11 @@ async def test_a_stop_waits_for_the_hit_in_flight_and_then_closes(served: Served
         await served.answering.called.wait()
     for connection in list(served.state.connections):
         connection.shutdown()  # what uvicorn does to every connection when it stops
-    assert served.state.tasks  # the hit's task is one uvicorn waits for
+    # Kept open while the hit is committed (uvicorn's stop waits for open connections).
+    assert served.state.connections
+    with contextlib.suppress(TimeoutError):
+        early = await asyncio.wait_for(reader.read(1), timeout=0.2)
+        raise AssertionError(f"answered or closed before the hit was committed: {early!r}")
     served.answering.gate.set()
     async with asyncio.timeout(WAIT):
         everything = await reader.read()
