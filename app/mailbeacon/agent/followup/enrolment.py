@@ -13,6 +13,7 @@ from mailbeacon.agent.followup.sequences import sender_of
 from mailbeacon.agent.followup.store import FollowupStore
 from mailbeacon.agent.records.model import Contact
 from mailbeacon.agent.settings.store import Settings
+from mailbeacon.core.language import Phrase, mark
 from mailbeacon.core.sequence_spec import (
     ContactRow,
     Sequence,
@@ -37,11 +38,19 @@ def create_sequence(
     sequence = parse_sequence(source)
     problems = missing_templates(sequence, templates)
     if sender_of(sequence, settings) is None:
-        problems.append("no 'from' in the file and no account address (config set account.email)")
+        problems.append(
+            Phrase(
+                mark(
+                    "no 'from' in the file and no account address (config set account.email)"
+                )
+            )
+        )
     if problems:
         raise SequenceError(problems)
     if not store.add_sequence(sequence.name, source, now):
-        raise SequenceError([f"a sequence named {sequence.name!r} exists already"])
+        raise SequenceError(
+            [Phrase(mark("a sequence named {name} exists already"), name=repr(sequence.name))]
+        )
     return sequence
 
 
@@ -56,7 +65,7 @@ def enroll_rows(
     SequenceError for an unknown sequence or rows lacking a value (each named)."""
     row = store.sequence(name)
     if row is None:
-        raise SequenceError([f"there is no sequence {name!r}"])
+        raise SequenceError([Phrase(mark("there is no sequence {name}"), name=repr(name))])
     sequence = parse_sequence(row.source)
     problems = missing_fields(sequence, rows, templates)
     if problems:

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QInputDialog, QWidget
 from mailbeacon.agent.followup.enrolment import contact_row, enroll_rows
 from mailbeacon.agent.followup.store import FollowupStore
 from mailbeacon.agent.records.model import Contact
-from mailbeacon.core.language import ENGLISH, Language, mark
+from mailbeacon.core.language import ENGLISH, Language, in_language, mark
 from mailbeacon.core.sequence_spec import SequenceError, TemplateLookup
 
 # Asks which sequence (None: the rep cancelled).
@@ -81,7 +81,8 @@ class SequenceEnroller:
             already = enroll_rows(store, name, rows, self._templates, self._clock())
         except SequenceError as exc:
             return Enrolled(False, tr.t("Nobody was enrolled: {problems}",
-                                        problems="; ".join(exc.problems[:5])))
+                                        problems="; ".join(in_language(p, tr)
+                                                           for p in exc.problems[:5])))
         added = len(rows) - len(already)
         if already:
             return Enrolled(True, tr.n(

@@ -33,7 +33,7 @@ from mailbeacon.agent.followup.status import SequenceStatus, sequence_status
 from mailbeacon.agent.followup.store import FollowupStore
 from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.settings.store import Settings
-from mailbeacon.core.language import ENGLISH, Language, mark
+from mailbeacon.core.language import ENGLISH, Language, in_language, mark
 from mailbeacon.core.sequence_spec import SequenceError, TemplateLookup, parse_contacts_csv
 from mailbeacon.tray.views.compose.later import local_zone
 from mailbeacon.tray.views.compose.widgets import Confirm, confirm_dialog
@@ -269,7 +269,7 @@ class SequencesWindow(QWidget):
         self.reload()
 
     def _refused(self, headline: str, error: SequenceError) -> None:
-        lines = "\n".join(f"• {p}" for p in error.problems[:8])
+        lines = "\n".join(f"• {in_language(p, self._tr)}" for p in error.problems[:8])
         more = len(error.problems) - 8
         tail = ""
         if more > 0:
