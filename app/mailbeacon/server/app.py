@@ -1,8 +1,11 @@
-"""The ASGI application: raw fast paths for tracking, Starlette for the rest.
+"""The tracking routes' decisions, and the ASGI application around them.
 
-The pixel is the hot path (every open of every tracked email), so /o/, /c/ and
-/claim/ are answered by plain ASGI code in front of Starlette; health and the event
-stream go through Starlette routing.
+The pixel is the hot path (every open of every tracked email). What /o/, /c/ and
+/claim/ answer is decided here once (:meth:`TrackingApp.answer_now` without
+waiting, :meth:`TrackingApp.answer` when a user must be looked up) as an
+:class:`~mailbeacon.server.answers.Answer`; the hot path (fastpath.py) writes it
+straight to the socket, the ASGI path below sends it as messages. Health, the event
+stream and the team's routes go through Starlette.
 
 A claim link works once and for ``claim.LINK_SECONDS`` after minting; a valid claim
 cookie on a tracking request is renewed in the answer (sliding expiry, claim.py).
