@@ -41,6 +41,8 @@ PARTS = (
       "reasons.py")),
     ("the writer: records, flood guard, inserts (recorder.py, sqlite_store.py)",
      ("recorder.py", "sqlite_store.py", "store.py", "events.py")),
+    ("PostgreSQL's client (pg_store.py, pg_feed.py, psycopg)",
+     ("pg_store.py", "pg_feed.py", "psycopg/")),
     ("commit hand-off (handoff.py, threads)", ("handoff.py", "threading.py", "thread.py")),
     ("fan-out (fanout.py)", ("fanout.py", "stream.py")),
 )
