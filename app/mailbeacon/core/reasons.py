@@ -27,8 +27,6 @@ from mailbeacon.core.language import Language, mark
 _FIELD = re.compile(r"\{(\w+)\}")
 _SECONDS = re.compile(r"^(\d+(?:\.\d+)?) s$")
 _NUMBER = re.compile(r"^\d{1,3}(?:,\d{3})*$")
-# Fields that hold another reason, a note (or notes) on it, or why a reply was automatic.
-_NESTED = frozenset({"reason", "note", "notes", "why"})
 _TIMES = frozenset({"seconds", "gap"})
 _NUMBERS = frozenset({"count", "length"})
 NOTE_SEPARATOR = "; "
@@ -193,8 +191,8 @@ REASONS = (
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """A stored reason read back: its template, the message it was worded from, and its
-    values (another :class:`Reading` for a nested reason or note, a tuple for notes)."""
+    """A stored reason read back: its template and its values (another :class:`Reading`
+    for a nested reason or note, a tuple of them for notes, else the text as stored)."""
 
     template: Template
     values: tuple[tuple[str, str | Reading | tuple[Reading, ...]], ...] = ()
