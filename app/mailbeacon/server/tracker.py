@@ -12,6 +12,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from enum import Enum
@@ -97,7 +98,9 @@ class Tracker:
         self._ua_limit = user_agent_limit
         self._truncate_ips = truncate_ips
         self._click_max_age = click_token_max_age
-        self._verified: dict[str, Claims] = {}  # insertion-ordered: oldest dropped first
+        # Oldest dropped first. An OrderedDict, not a dict: a dict's first key, once
+        # many have been deleted before it, is found by walking past their holes.
+        self._verified: OrderedDict[str, Claims] = OrderedDict()
         self._policy_seen: tuple[TeamPolicy, bool, bool] | None = None
 
     def _decided(self, policy: TeamPolicy) -> tuple[bool, bool]:
@@ -146,7 +149,7 @@ class Tracker:
             # Opens repeat (preview panes, proxies, reloads): skip the HMAC next time.
             self._verified[token] = claims
             if len(self._verified) > _CACHED_TOKENS:
-                del self._verified[next(iter(self._verified))]
+                self._verified.popitem(last=False)
         return claims
 
     async def _lookup(self, user_id: int) -> bytes | None:
