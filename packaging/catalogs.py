@@ -50,6 +50,7 @@ SOURCES = (
     "core/uainfo.py",
     "core/tracking_domain.py",
     "core/rewrite.py",
+    "core/reasons.py",
 )
 KEYWORDS: dict[str, tuple[int, ...] | None] = {"t": None, "n": (1, 2), "mark": None}
 _GETTEXT: dict[str, tuple[int, ...] | None] = {"_": None, "gettext": None, "ngettext": (1, 2)}
