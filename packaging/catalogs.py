@@ -51,6 +51,7 @@ SOURCES = (
     "core/tracking_domain.py",
     "core/rewrite.py",
     "core/reasons.py",
+    "core/sequence_spec.py",
 )
 KEYWORDS: dict[str, tuple[int, ...] | None] = {"t": None, "n": (1, 2), "mark": None}
 _GETTEXT: dict[str, tuple[int, ...] | None] = {"_": None, "gettext": None, "ngettext": (1, 2)}

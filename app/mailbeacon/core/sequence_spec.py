@@ -44,6 +44,7 @@ from typing import Any
 
 from mailbeacon.core.followup_time import Delay, TimeRuleError, Window, parse_delay, parse_window
 from mailbeacon.core.html_text import visible_text
+from mailbeacon.core.language import PHRASES
 
 MIN_STEPS, MAX_STEPS = 2, 5
 MAX_NAME = 120
@@ -100,23 +101,30 @@ def parse_sequence(source: str) -> Sequence:
     try:
         data = tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
-        raise SequenceError([f"the file is not valid TOML: {exc}"]) from None
+        problem = PHRASES.t("the file is not valid TOML: {error}", error=str(exc))
+        raise SequenceError([problem]) from None
     problems: list[str] = []
-    problems += [f"unknown key {k!r}" for k in sorted(set(data) - _TOP_KEYS)]
+    problems += [PHRASES.t("unknown key {key}", key=repr(k)) for k in sorted(set(data) - _TOP_KEYS)]
     name = data.get("name")
     if not isinstance(name, str) or not _NAME.match(name) or len(name) > MAX_NAME:
         problems.append(
-            "name must be letters, digits, spaces, '.', '_' or '-' (at most 120), e.g. "
-            'name = "q2-follow-up"'
+            PHRASES.t(
+                "name must be letters, digits, spaces, '.', '_' or '-' (at most 120), e.g. "
+                'name = "q2-follow-up"'
+            )
         )
     sender = data.get("from")
     if sender is not None and (not isinstance(sender, str) or "@" not in sender):
-        problems.append('from must be an address, e.g. from = "Anna <anna@example.com>"')
+        problems.append(PHRASES.t('from must be an address, e.g. from = "Anna <anna@example.com>"'))
     window = _window(data.get("window"), problems)
     raw_steps = data.get("step")
     steps: list[Step] = []
     if not isinstance(raw_steps, list) or not MIN_STEPS <= len(raw_steps) <= MAX_STEPS:
-        problems.append(f"a sequence has {MIN_STEPS} to {MAX_STEPS} [[step]] tables")
+        problems.append(
+            PHRASES.t(
+                "a sequence has {low} to {high} [[step]] tables", low=MIN_STEPS, high=MAX_STEPS
+            )
+        )
     else:
         for number, raw in enumerate(raw_steps, 1):
             step = _step(number, raw, problems)
@@ -132,35 +140,41 @@ def _window(raw: Any, problems: list[str]) -> Window:
     if raw is None:
         return Window()
     if not isinstance(raw, dict):
-        problems.append("[window] must be a table")
+        problems.append(PHRASES.t("[window] must be a table"))
         return Window()
-    problems += [f"[window]: unknown key {k!r}" for k in sorted(set(raw) - _WINDOW_KEYS)]
+    problems += [
+        PHRASES.t("[window]: unknown key {key}", key=repr(k))
+        for k in sorted(set(raw) - _WINDOW_KEYS)
+    ]
     days, hours, zone, cap = (raw.get(k) for k in ("days", "hours", "timezone", "daily_cap"))
     if days is not None and not (isinstance(days, list) and all(isinstance(d, str) for d in days)):
-        problems.append('[window]: days is a list such as ["mon", "tue"]')
+        problems.append(PHRASES.t('[window]: days is a list such as ["mon", "tue"]'))
         days = None
     if hours is not None and not isinstance(hours, str):
-        problems.append('[window]: hours is text such as "08:00-18:00"')
+        problems.append(PHRASES.t('[window]: hours is text such as "08:00-18:00"'))
         hours = None
     if zone is not None and not isinstance(zone, str):
-        problems.append('[window]: timezone is text such as "Europe/Warsaw"')
+        problems.append(PHRASES.t('[window]: timezone is text such as "Europe/Warsaw"'))
         zone = None
     if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool)):
-        problems.append("[window]: daily_cap is a whole number")
+        problems.append(PHRASES.t("[window]: daily_cap is a whole number"))
         cap = None
     try:
         return parse_window(days, hours, zone, cap)
     except TimeRuleError as exc:
-        problems.append(f"[window]: {exc}")
+        problems.append(PHRASES.t("[window]: {problem}", problem=str(exc)))
         return Window()
 
 
 def _step(number: int, raw: Any, problems: list[str]) -> Step | None:
-    where = f"step {number}"
+    where = PHRASES.t("step {number}", number=number)
     if not isinstance(raw, dict):
-        problems.append(f"{where} must be a table")
+        problems.append(PHRASES.t("{where} must be a table", where=where))
         return None
-    problems += [f"{where}: unknown key {k!r}" for k in sorted(set(raw) - _STEP_KEYS)]
+    problems += [
+        PHRASES.t("{where}: unknown key {key}", where=where, key=repr(k))
+        for k in sorted(set(raw) - _STEP_KEYS)
+    ]
     try:
         delay = parse_delay(str(raw.get("delay", "0s")), what=f"{where}: delay")
     except TimeRuleError as exc:
@@ -168,19 +182,23 @@ def _step(number: int, raw: Any, problems: list[str]) -> Step | None:
         delay = Delay(0, "s")
     bodies = [k for k in ("html", "text", "template") if k in raw]
     if len(bodies) != 1:
-        problems.append(f"{where}: give exactly one of html, text or template")
+        problems.append(
+            PHRASES.t("{where}: give exactly one of html, text or template", where=where)
+        )
     for key in ("subject", "html", "text", "template"):
         if key in raw and not isinstance(raw[key], str):
-            problems.append(f"{where}: {key} must be text")
+            problems.append(PHRASES.t("{where}: {key} must be text", where=where, key=key))
     thread = raw.get("thread", True)
     if not isinstance(thread, bool):
-        problems.append(f"{where}: thread is true or false")
+        problems.append(PHRASES.t("{where}: thread is true or false", where=where))
         thread = True
     subject = raw.get("subject")
     needs_subject = number == 1 or not thread
     if needs_subject and not subject and "template" not in raw:
         problems.append(
-            f"{where}: needs a subject" + ("" if number == 1 else " (it is not threaded)")
+            PHRASES.t("{where}: needs a subject", where=where)
+            if number == 1
+            else PHRASES.t("{where}: needs a subject (it is not threaded)", where=where)
         )
     return Step(delay, subject, raw.get("html"), raw.get("text"), raw.get("template"), thread)
 
@@ -236,7 +254,8 @@ def step_texts(step: Step, templates: TemplateLookup) -> tuple[str | None, str |
 def missing_templates(sequence: Sequence, templates: TemplateLookup) -> list[str]:
     """Problems with the saved templates the steps name."""
     return [
-        f"step {n}: there is no saved template {step.template!r}"
+        PHRASES.t("step {number}: there is no saved template {name}", number=n,
+           name=repr(step.template))
         for n, step in enumerate(sequence.steps, 1)
         if step.template is not None and templates(step.template) is None
     ]
@@ -254,9 +273,13 @@ def missing_fields(
         values = contact_values(row.email, row.fields)
         lacking = sorted(needed - set(values))
         if lacking:
-            where = f"line {row.line} ({row.email})" if row.line else row.email
+            where = (
+                PHRASES.t("line {line} ({email})", line=row.line, email=row.email)
+                if row.line
+                else row.email
+            )
             names = ", ".join("{" + name + "}" for name in lacking)
-            problems.append(f"{where}: no value for {names}")
+            problems.append(PHRASES.t("{where}: no value for {names}", where=where, names=names))
     return problems
 
 
@@ -267,7 +290,7 @@ def parse_contacts_csv(text: str) -> list[ContactRow]:
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     columns = [c.strip().lower() for c in (reader.fieldnames or [])]
     if "email" not in columns:
-        raise SequenceError(["the CSV needs a header row with an 'email' column"])
+        raise SequenceError([PHRASES.t("the CSV needs a header row with an 'email' column")])
     rows: list[ContactRow] = []
     problems: list[str] = []
     seen: set[str] = set()
@@ -280,17 +303,22 @@ def parse_contacts_csv(text: str) -> list[ContactRow]:
         }
         email = values.pop("email", "").lower()
         if not _ADDRESS.match(email):
-            problems.append(f"line {line}: {email or '(empty)'!r} is not an email address")
+            problems.append(
+                PHRASES.t("line {line}: {email} is not an email address", line=line,
+                   email=repr(email or "(empty)"))
+            )
             continue
         if email in seen:
-            problems.append(f"line {line}: {email} is listed twice")
+            problems.append(
+                PHRASES.t("line {line}: {email} is listed twice", line=line, email=email)
+            )
             continue
         seen.add(email)
         rows.append(ContactRow(email, values, line))
     if problems:
         raise SequenceError(problems)
     if not rows:
-        raise SequenceError(["the CSV lists no contacts"])
+        raise SequenceError([PHRASES.t("the CSV lists no contacts")])
     return rows
 
 
