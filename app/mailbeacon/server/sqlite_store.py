@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import sqlite3
 import time
@@ -20,6 +21,8 @@ from mailbeacon.server.sqlite_schema import (
     refuse_if_newer,
 )
 from mailbeacon.server.store import NewEvent, StreamItem, UserRecord
+
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -188,12 +191,16 @@ class SqliteStore:
 
     def _flush_repeats(self) -> None:
         repeats, self._repeats = self._repeats, {}
-        for (user_id, event_id), more in repeats.items():
-            if more:
-                self._db.execute(
-                    "UPDATE events SET repeats = repeats + ? WHERE id = ? AND user_id = ?",
-                    (more, event_id, user_id),
-                )
+        if not repeats:
+            return
+        cursor = self._db.executemany(
+            "UPDATE events SET repeats = repeats + ? WHERE id = ? AND user_id = ?",
+            [(more, event_id, user_id) for (user_id, event_id), more in repeats.items()],
+        )
+        if cursor.rowcount != len(repeats):
+            # Gone since they were stored (a user removed meanwhile): only counts lost.
+            log.warning("%d repeated events not counted: the events are gone",
+                        len(repeats) - max(cursor.rowcount, 0))
 
     @property
     def in_transaction(self) -> bool:
@@ -316,26 +323,22 @@ class SqliteStore:
         return True
 
     def add_repeat(self, user_id: int, event_id: int) -> bool:
-        """Count one more repeat of a stored event; False when it is not there.
+        """Count one more repeat of a stored event (False, outside a transaction, when
+        it is not there).
 
-        A flood repeats one event many times a group: the first repeat updates the
-        row (and learns whether it is there), the others of the same transaction are
-        counted here and added by one UPDATE at COMMIT (the write lock is held, so
-        the row cannot go meanwhile).
+        Inside the writer's group the repeats are counted here and added by one
+        statement before anything reads them and at COMMIT, as on PostgreSQL: a
+        flood's repeats are events stored within the flood window (or its token's
+        hour), which retention, counting in days, has not removed.
         """
+        if not self._db.in_transaction:
+            cursor = self._db.execute(
+                "UPDATE events SET repeats = repeats + 1 WHERE id = ? AND user_id = ?",
+                (event_id, user_id),
+            )
+            return cursor.rowcount == 1
         key = (user_id, event_id)
-        counted = self._repeats.get(key)
-        if counted is not None and self._db.in_transaction:
-            self._repeats[key] = counted + 1
-            return True
-        cursor = self._db.execute(
-            "UPDATE events SET repeats = repeats + 1 WHERE id = ? AND user_id = ?",
-            (event_id, user_id),
-        )
-        if cursor.rowcount != 1:
-            return False
-        if self._db.in_transaction:
-            self._repeats[key] = 0
+        self._repeats[key] = self._repeats.get(key, 0) + 1
         return True
 
     def has_counting_open(self, user_id: int, message: str, recipient: str | None) -> bool:

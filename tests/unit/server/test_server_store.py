@@ -134,15 +134,28 @@ def test_a_floods_repeats_in_one_transaction_are_all_counted(store: SqliteStore)
     assert _repeats(store, event_id) == 8
 
 
-def test_a_repeat_of_a_missing_or_foreign_event_is_refused(store: SqliteStore) -> None:
+def test_a_repeat_outside_a_group_of_a_missing_or_foreign_event_is_refused(
+    store: SqliteStore,
+) -> None:
     with store.transaction():
         event_id = store.insert_event(_event(1))
-    with store.transaction():
-        assert not store.add_repeat(2, event_id)  # another user's event
-        assert not store.add_repeat(1, event_id + 1)  # no such event
-        assert store.add_repeat(1, event_id)
-        assert not store.add_repeat(2, event_id)  # still not theirs
+    assert not store.add_repeat(2, event_id)  # another user's event
+    assert not store.add_repeat(1, event_id + 1)  # no such event
+    assert store.add_repeat(1, event_id)
     assert _repeats(store, event_id) == 1
+
+
+@pytest.mark.expect_log("repeated events not counted")
+def test_repeats_in_a_group_land_on_their_own_event_only(store: SqliteStore) -> None:
+    with store.transaction():
+        event_id = store.insert_event(_event(1))
+        other = store.insert_event(_event(2))
+    with store.transaction():
+        store.add_repeat(1, event_id)
+        store.add_repeat(1, event_id)
+        store.add_repeat(2, event_id)  # not user 2's: counted nowhere (and said)
+        store.add_repeat(2, other)
+    assert (_repeats(store, event_id), _repeats(store, other)) == (2, 1)
 
 
 def test_repeats_of_a_rolled_back_transaction_are_not_counted(store: SqliteStore) -> None:
