@@ -115,7 +115,7 @@ class LoopbackRedirect:
 def page(text: str) -> str:
     """The small HTML page the browser shows: one plain sentence (``text`` escaped)."""
     return (
-        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>MailBeacon sign-in</title>'
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>MailBeacon</title>'
         "</head><body><h1>MailBeacon</h1>"
         f'<p id="message">{html.escape(text, quote=False)}</p></body></html>'
     )
