@@ -107,6 +107,15 @@ class Served:
             "127.0.0.1", self.port, local_addr=(RECIPIENT, 0)
         )
 
+    async def hit_in_flight(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection whose pixel hit is decided but not yet committed."""
+        self.answering.gate.clear()
+        reader, writer = await self.connect()
+        writer.write(b"GET /o/abc.gif HTTP/1.1\r\nHost: t\r\n\r\n")
+        async with asyncio.timeout(WAIT):
+            await self.answering.called.wait()
+        return reader, writer
+
 
 @pytest.fixture
 async def served() -> AsyncIterator[Served]:
@@ -253,11 +262,7 @@ async def test_a_body_on_a_tracking_request_is_read_and_dropped(served: Served) 
 
 
 async def test_a_client_that_leaves_still_has_its_hit_recorded(served: Served) -> None:
-    served.answering.gate.clear()
-    _, writer = await served.connect()
-    writer.write(b"GET /o/abc.gif HTTP/1.1\r\nHost: t\r\n\r\n")
-    async with asyncio.timeout(WAIT):
-        await served.answering.called.wait()
+    _, writer = await served.hit_in_flight()
     writer.close()
     await writer.wait_closed()
     await _until(lambda: not served.state.connections)  # the server saw it leave
@@ -295,11 +300,7 @@ async def test_an_unexpected_error_is_a_500_and_a_log_line_never_a_hung_connecti
 
 
 async def test_a_stop_waits_for_the_hit_in_flight_and_then_closes(served: Served) -> None:
-    served.answering.gate.clear()
-    reader, writer = await served.connect()
-    writer.write(b"GET /o/abc.gif HTTP/1.1\r\nHost: t\r\n\r\n")
-    async with asyncio.timeout(WAIT):
-        await served.answering.called.wait()
+    reader, writer = await served.hit_in_flight()
     for connection in list(served.state.connections):
         connection.shutdown()  # what uvicorn does to every connection when it stops
     # Kept open while the hit is committed (uvicorn's stop waits for open connections).
