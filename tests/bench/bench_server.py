@@ -152,9 +152,11 @@ def throughput(root: Path) -> list[Row]:
         root / "rotate.lua", [_pixel_path(enrollment) for _ in range(ROTATING_EMAILS)]
     )
     rounds: list[tuple[float | None, float | None, float, float]] = []
+    cpu: list[tuple[float, float]] = []  # server CPU µs per request: one email, rotating
     answered = 0
     with _server(root, db) as port, _nginx(root) as nginx_port:
         base = f"http://127.0.0.1:{port}"
+        pid = _pid(port)
         for _ in range(ROUNDS):
             nginx = nginx_rotating = None
             if nginx_port is not None:
@@ -162,9 +164,14 @@ def throughput(root: Path) -> list[Row]:
                 # which costs the load generator too): like for like.
                 nginx = _wrk(f"http://127.0.0.1:{nginx_port}{one}")[0]
                 nginx_rotating = _wrk(f"http://127.0.0.1:{nginx_port}{one}", script)[0]
+            started = _cpu_seconds(pid)
             single, single_done = _wrk(base + one)
+            middle = _cpu_seconds(pid)
             rotating, rotating_done = _wrk(base + one, script)
+            ended = _cpu_seconds(pid)
             rounds.append((nginx, nginx_rotating, single, rotating))
+            cpu.append((1e6 * (middle - started) / single_done,
+                        1e6 * (ended - middle) / rotating_done))
             answered += single_done + rotating_done
     stored = _stored(db)
     each = "; ".join(
@@ -178,6 +185,12 @@ def throughput(root: Path) -> list[Row]:
          f"req/s, median of {ROUNDS} rounds (one/rotating vs nginx's: {each})"),
         ("hits stored / answered", stored / answered,
          f"{stored} stored, {answered} answered (>= 1: none lost)"),
+        # Less sensitive than req/s to what else the machine runs: compare these
+        # between runs (docs/performance.md, "The pixel path").
+        ("server CPU per request, one email", median(one for one, _ in cpu),
+         "µs (user + system, /proc), median of the rounds"),
+        ("server CPU per request, 20k emails rotating", median(rot for _, rot in cpu),
+         "µs (user + system, /proc), median of the rounds"),
     ]
     if any(n is None or nr is None for n, nr, _, _ in rounds):
         rows.append(("nginx static GIF req/s", float("nan"), "nginx not installed"))
@@ -193,6 +206,19 @@ def throughput(root: Path) -> list[Row]:
                  median(r / (nr or 1) for _, nr, _, r in rounds),
                  f"ratio to nginx under the same script, median (target >= {TARGET_ROTATING})"))
     return rows
+
+
+def _pid(port: int) -> int:
+    """The process of the server listening on ``port``."""
+    found = subprocess.run(["pgrep", "-f", f"127.0.0.1:{port}"], capture_output=True,
+                           text=True, check=True).stdout.split()
+    return int(found[0])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def median(values: Iterator[float]) -> float:

@@ -23,7 +23,9 @@ from pathlib import Path
 
 from tests.bench.bench_server import (
     ROTATING_EMAILS,
+    _cpu_seconds,
     _enroll,
+    _pid,
     _pixel_path,
     _rotation_script,
     _server,
@@ -48,9 +50,6 @@ PARTS = (
 )
 
 
-def _cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # user + system, clock ticks of 10 ms
 
 
 def _part(frames: list[str]) -> str:
@@ -100,9 +99,7 @@ def main(argv: list[str]) -> int:
             script = _rotation_script(root / "rotate.lua", paths)
         raw = root / "samples.txt"
         with _server(root, db) as port:
-            found = subprocess.run(["pgrep", "-f", f"127.0.0.1:{port}"], capture_output=True,
-                                   text=True, check=True).stdout.split()
-            pid = int(found[0])
+            pid = _pid(port)
             args = [spy, "record", "-p", str(pid), "-d", "6", "-r", "500", "-f", "raw",
                     "-o", str(raw), "--nonblocking"]
             if "--all-threads" not in argv:
@@ -110,9 +107,9 @@ def main(argv: list[str]) -> int:
             sampler = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL)
             time.sleep(0.5)  # py-spy attaches
-            before = _cpu(pid)
+            before = _cpu_seconds(pid)
             rate, done = _wrk(f"http://127.0.0.1:{port}{one}", script)
-            used = _cpu(pid) - before
+            used = _cpu_seconds(pid) - before
             sampler.wait(timeout=30)
         print(f"{'20k emails rotating' if rotating else 'one email'}: {rate:,.0f} req/s, "
               f"server CPU {1e6 * used / done:.0f} µs per request")
