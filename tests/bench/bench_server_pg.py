@@ -18,11 +18,7 @@ one monotonic clock.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,20 +26,17 @@ from pathlib import Path
 import psycopg
 
 from tests.bench.bench_server import (
-    LATENCY_HITS,
-    RATE,
     ROTATING_EMAILS,
     TARGET_ROTATING,
-    WARMUP_HITS,
     Row,
     _enroll,
     _nginx_rate,
-    _paced_hits,
     _pixel_path,
     _rotation_script,
     _server,
     _stored,
     _wrk,
+    hit_to_subscriber,
 )
 from tests.helpers.postgres import running_cluster
 from tests.integration.server.balancer import running_balancer
@@ -105,38 +98,7 @@ def latency(root: Path, url: str) -> list[Row]:
     """A hit on instance A to the subscriber on instance B, p50/p99, at RATE hits/s."""
     enrollment = _enroll(root, url)  # type: ignore[arg-type]
     with _server(root, url) as port_a, _server(root, url) as port_b:  # type: ignore[arg-type]
-        subscriber = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.bench.bench_server",
-                "--subscribe",
-                str(port_b),
-                enrollment.api_token,
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert subscriber.stdout is not None
-            if subscriber.stdout.readline().strip() != "ready":
-                raise RuntimeError("subscriber did not connect")
-            sent = asyncio.run(_paced_hits(port_a, enrollment, WARMUP_HITS + LATENCY_HITS))
-            arrived: dict[str, int] = {}
-            expected = set(list(sent)[WARMUP_HITS:])
-            for line in subscriber.stdout:  # bounded: the subscriber stops by itself
-                message, _, at = line.strip().partition(" ")
-                arrived[message] = int(at)
-                if expected <= arrived.keys():
-                    break
-        finally:
-            subscriber.terminate()
-            subscriber.wait(timeout=15)
-    delays = sorted((arrived[m] - sent[m]) / 1e6 for m in expected if m in arrived)
-    missing = len(expected) - len(delays)
-    p50 = statistics.median(delays)
-    p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
-    note = f"{len(delays)} hits at {RATE}/s" + (f", {missing} MISSING" if missing else "")
+        p50, p99, note = hit_to_subscriber(port_a, port_b, enrollment)
     return [
         ("hit on A -> subscriber on B p50", p50, f"ms (target < 10; {note})"),
         ("hit on A -> subscriber on B p99", p99, f"ms (target < 50; {note})"),

@@ -238,16 +238,9 @@ class TrackingHttpProtocol(BoundedHttpToolsProtocol):
 def tracking_protocol(
     base: type[BoundedHttpToolsProtocol], answering: Answering
 ) -> type[TrackingHttpProtocol]:
-    """The protocol class uvicorn instantiates per connection: ``base``'s limits, with
-    tracking requests answered by ``answering`` on the hot path."""
+    """The protocol class uvicorn instantiates per connection: ``base``'s limits (it
+    comes after the hot path in the MRO), with tracking requests answered by
+    ``answering``."""
     return type(
-        "MailBeaconTrackingProtocol",
-        (TrackingHttpProtocol,),
-        {
-            "max_url": base.max_url,
-            "max_head": base.max_head,
-            "max_headers": base.max_headers,
-            "head_timeout": base.head_timeout,
-            "answering": answering,
-        },
+        "MailBeaconTrackingProtocol", (TrackingHttpProtocol, base), {"answering": answering}
     )

@@ -199,11 +199,6 @@ class Tracker:
         future.add_done_callback(_say_if_failed)
         return future
 
-    async def claim(self, token: str) -> int | None:
-        """A browser-claim request: the user to set the cookie for, or None."""
-        claims = await self.verified(token, Kind.CLAIM)
-        return None if claims is None else claims.user_id
-
     def _request(
         self, claims: Claims, type_: EventType, method: str, peer: str, headers: Headers
     ) -> HitRequest | None:
