@@ -41,7 +41,6 @@ from jinja2 import Environment
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "app" / "mailbeacon"
 LOCALE = PACKAGE / "data" / "locale"
-TEMPLATE = LOCALE / "mailbeacon.pot"
 # The packages that word things for the rep (the command line and logs stay English).
 SOURCES = (
     "agent",

@@ -37,7 +37,6 @@ from mailbeacon.agent.notifications.model import (
     Notification,
 )
 from mailbeacon.agent.notifications.policy import Notifier, PolicyConfig
-from mailbeacon.agent.phrased import said
 from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.sending.accept import Sender
 from mailbeacon.agent.sending.outbox import Outbox
@@ -75,7 +74,7 @@ from mailbeacon.agent.tracking.watch import TrackingWatch
 from mailbeacon.core import uainfo
 from mailbeacon.core.durable import make_private, private_dir
 from mailbeacon.core.enrollment import Enrollment
-from mailbeacon.core.language import ENGLISH, PHRASES, Language, Phrase, mark
+from mailbeacon.core.language import ENGLISH, PHRASES, Language, Phrase, mark, said
 from mailbeacon.core.profile import Profile
 from mailbeacon.core.urls import TrackingUrls
 

@@ -160,6 +160,13 @@ def _english(message: str, plural: tuple[str, int] | None, values: Mapping[str, 
     return (message if count == 1 else many).format(count=count, **values)
 
 
+def said(exc: BaseException) -> str:
+    """The message ``exc`` was raised with: still a :class:`Phrase` when it was worded
+    with one (``str(exc)`` gives plain English, the phrase lost), else its ``str``."""
+    first = exc.args[0] if len(exc.args) == 1 else None
+    return first if isinstance(first, str) else str(exc)
+
+
 def in_language(text: str, tr: Language) -> str:
     """``text`` in ``tr`` when it is a :class:`Phrase` (or :class:`Joined` ones, or has
     them in its fields), else as it came (a server's own words, for example)."""

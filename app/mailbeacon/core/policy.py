@@ -28,7 +28,7 @@ CLICKS = "tracking.clicks"
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
-_MAX_TEXT = 300
+MAX_TEXT = 300  # the longest text value an item takes (the console's field says it too)
 
 
 class PolicyError(ValueError):
@@ -94,8 +94,8 @@ def parse_value(key: str, text: str) -> str:
         if lowered in _FALSE:
             return "false"
         raise PolicyError(f"{key} takes true or false, not {text!r}")
-    if len(value) > _MAX_TEXT or any(ord(c) < 32 for c in value):
-        raise PolicyError(f"{key}: at most {_MAX_TEXT} printable characters")
+    if len(value) > MAX_TEXT or any(ord(c) < 32 for c in value):
+        raise PolicyError(f"{key}: at most {MAX_TEXT} printable characters")
     if spec.kind == "url" and value:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:

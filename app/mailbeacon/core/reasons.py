@@ -277,8 +277,11 @@ def _field(name: str, value: str) -> str | Reading | tuple[Reading, ...] | None:
     return value
 
 
+@lru_cache(maxsize=4096)
 def say(text: str, tr: Language) -> str:
-    """A stored reason in ``tr``'s language; as stored when it fits no template."""
+    """A stored reason in ``tr``'s language; as stored when it fits no template.
+
+    Remembered: the activity window asks again at every repaint of the column."""
     reading = read(text)
     return text if reading is None else _said(reading, tr)
 
@@ -287,7 +290,7 @@ def _said(reading: Reading, tr: Language) -> str:
     values = {name: _value(name, value, tr) for name, value in reading.values}
     template = reading.template
     if template.plural is not None:
-        count = int(str(values.pop("count")).replace(",", "").replace("\u00a0", ""))
+        count = int(str(values.pop("count")).replace(",", ""))  # stored as written
         return tr.n(template.message, template.plural, count, **values)
     return tr.t(template.message, **values)
 

@@ -20,8 +20,7 @@ from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from mailbeacon.agent.notifications.model import AgentStatus, ConnectionState, Notification
-from mailbeacon.agent.phrased import said
-from mailbeacon.core.language import ENGLISH, Language, in_language
+from mailbeacon.core.language import ENGLISH, Language, in_language, said
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray.assets import IconSet, detect_panel_theme
 from mailbeacon.tray.desktop.notifiers import DesktopNotifier, choose_notifier

@@ -16,7 +16,6 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 from mailbeacon.agent.followup.sequences import template_lookup
 from mailbeacon.agent.followup.store import FollowupStore, ScheduledMail
 from mailbeacon.agent.notifications.model import Notification, NotificationType
-from mailbeacon.agent.phrased import said
 from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.sending.submit import RelaySubmitter
 from mailbeacon.agent.settings.mail_urls import parse_host_port
@@ -25,7 +24,7 @@ from mailbeacon.agent.settings.store import ConfigError, Settings
 from mailbeacon.agent.settings.team import TeamPolicyFile, overlay
 from mailbeacon.agent.status import Reachable, SendingState, StatusReport
 from mailbeacon.core.extract import extract_for_log, header_value
-from mailbeacon.core.language import ENGLISH, Language, in_language, mark
+from mailbeacon.core.language import ENGLISH, Language, in_language, mark, said
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray.desktop.autostart import (
     AutostartError,

@@ -29,12 +29,11 @@ from mailbeacon.agent.account.model import (
 )
 from mailbeacon.agent.account.oauth import DeviceCode, OAuthClient, OAuthError, TokenSet
 from mailbeacon.agent.mailbox.check import check_imap
-from mailbeacon.agent.phrased import said
 from mailbeacon.agent.sending.check import UpstreamProbe, check_upstream
 from mailbeacon.agent.settings.errors import SettingError
 from mailbeacon.agent.settings.secrets import Secret, SecretStore
 from mailbeacon.agent.settings.store import Settings
-from mailbeacon.core.language import ENGLISH, Language, in_language
+from mailbeacon.core.language import ENGLISH, Language, in_language, said
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,9 @@ from mailbeacon.agent.account import oauth
 from mailbeacon.agent.account.bearer import SignInRequired
 from mailbeacon.agent.account.oauth import OAuthClient, OAuthError, ProviderUnavailable
 from mailbeacon.agent.account.tokens import AccessTokens
-from mailbeacon.agent.phrased import said
 from mailbeacon.agent.settings.secrets import Secret, SecretStore
 from mailbeacon.agent.settings.store import Settings
-from mailbeacon.core.language import Phrase, mark
+from mailbeacon.core.language import Phrase, mark, said
 
 log = logging.getLogger(__name__)
 

@@ -34,9 +34,8 @@ from mailbeacon.agent.account.oauth import (
     ProviderUnavailable,
     TokenSet,
 )
-from mailbeacon.agent.phrased import said
 from mailbeacon.agent.settings.secrets import Secret, SecretStore
-from mailbeacon.core.language import Phrase, mark
+from mailbeacon.core.language import Phrase, mark, said
 
 log = logging.getLogger(__name__)
 

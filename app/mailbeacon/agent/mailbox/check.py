@@ -24,10 +24,9 @@ from mailbeacon.agent.mailbox.imap_client import (
     ImapError,
 )
 from mailbeacon.agent.mailbox.session import ImapAccount, imap_session, plain_refused
-from mailbeacon.agent.phrased import said
 from mailbeacon.agent.settings.errors import SettingError
 from mailbeacon.agent.settings.mail_urls import MailServerUrl, parse_mail_url
-from mailbeacon.core.language import ENGLISH, Language, in_language, mark
+from mailbeacon.core.language import ENGLISH, Language, in_language, mark, said
 
 log = logging.getLogger(__name__)
 

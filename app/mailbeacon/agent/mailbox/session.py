@@ -34,11 +34,10 @@ from mailbeacon.agent.mailbox.imap_client import (
     ImapError,
     TokenRefused,
 )
-from mailbeacon.agent.phrased import said
 from mailbeacon.agent.settings.errors import SettingError
 from mailbeacon.agent.settings.mail_urls import MailServerUrl, is_loopback, parse_mail_url
 from mailbeacon.core import sasl
-from mailbeacon.core.language import Phrase, mark
+from mailbeacon.core.language import Phrase, mark, said
 
 log = logging.getLogger(__name__)
 

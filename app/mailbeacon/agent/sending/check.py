@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailbeacon.agent.account.bearer import BearerSource
-from mailbeacon.agent.phrased import said
 from mailbeacon.agent.sending.upstream import Credentials, Upstream, UpstreamCheck
 from mailbeacon.agent.settings.mail_urls import UpstreamConfigError, parse_upstream
-from mailbeacon.core.language import ENGLISH, Language, in_language
+from mailbeacon.core.language import ENGLISH, Language, in_language, said
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,10 @@ A module of its own because both :mod:`.mail_urls` (the host and URL parsers) an
 
 from __future__ import annotations
 
-from mailbeacon.agent.phrased import said
-from mailbeacon.core.language import Phrase, mark
+from mailbeacon.core.language import Phrase, mark, said
+
+# "key: why", as the command line reads a refused setting.
+REFUSED = mark("{key}: {reason}")
 
 
 class SettingError(ValueError):
@@ -17,13 +19,13 @@ class SettingError(ValueError):
 def refused(key: str, error: SettingError) -> SettingError:
     """``error`` about setting ``key``: "key: why", the why still a phrase (the settings
     dialog shows it in the rep's language beside the field)."""
-    return SettingError(Phrase(mark("{key}: {reason}"), key=key, reason=said(error)))
+    return SettingError(Phrase(REFUSED, key=key, reason=said(error)))
 
 
 def reason_of(error: SettingError, key: str) -> str:
     """Why ``key`` was refused, without the "key: " the command line reads."""
     text = said(error)
-    if isinstance(text, Phrase) and text.message == "{key}: {reason}":
+    if isinstance(text, Phrase) and text.message == REFUSED:
         reason = text.values.get("reason")
         if isinstance(reason, str):
             return reason

@@ -36,8 +36,8 @@ from starlette.templating import Jinja2Templates
 
 from mailbeacon import __version__
 from mailbeacon.core.enrollment import Enrollment
-from mailbeacon.core.language import Language, in_language
-from mailbeacon.core.policy import POLICY_KEYS, PolicyError
+from mailbeacon.core.language import Language, in_language, said
+from mailbeacon.core.policy import MAX_TEXT, POLICY_KEYS, PolicyError
 from mailbeacon.server.admin import accounts
 from mailbeacon.server.admin.language import ConsoleLanguages, template_words
 from mailbeacon.server.admin.limits import LoginLimiter
@@ -72,7 +72,6 @@ ENROLL_SCHEME = "mailbeacon://enroll?key="
 REPORT_WEEKS = 8
 _SORTS = ("week", "rep", "tracked", "opens", "clicks", "replies", "filtered")
 _MODES = ("enforced", "default", "rep")
-MAX_TEXT = 300  # the longest text value mailbeacon.core.policy takes
 
 
 def enrollment_link(key: str) -> str:
@@ -328,8 +327,8 @@ class AdminConsole:
         try:
             name = await self._db(lambda s: accounts.complete_setup(s, token, password, now))
         except accounts.AdminError as exc:
-            said = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
-            return self._page(request, "setup.html", 400, error=in_language(said, tr), **again)
+            error = in_language(said(exc), tr)
+            return self._page(request, "setup.html", 400, error=error, **again)
         log.info("admin console: %s chose a password", name)
         return self._page(
             request, "message.html", title=tr.t("Password set"),
@@ -446,6 +445,7 @@ class AdminConsole:
         return self._page(
             request, "policy.html", 400 if error else 200, session=guarded, rows=rows,
             version=policy.version, page="policy", error=error, notice=notice,
+            max_text=MAX_TEXT,
         )  # fmt: skip
 
     async def _set_policy(self, request: Request) -> Response:

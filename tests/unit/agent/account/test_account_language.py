@@ -9,8 +9,7 @@ import pytest
 
 from mailbeacon.agent.account import oauth
 from mailbeacon.agent.notifications import wording
-from mailbeacon.agent.phrased import said
-from mailbeacon.core.language import Language, in_language
+from mailbeacon.core.language import Language, in_language, said
 
 ISSUER = "https://id.firma.pl"
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from mailbeacon.agent.phrased import said
 from mailbeacon.agent.sending.relay import IncomingMessage
 from mailbeacon.agent.sending.submit import RelaySubmitter, SubmitError
-from mailbeacon.core.language import Language, in_language
+from mailbeacon.core.language import Language, in_language, said
 
 
 def test_a_locked_keyring_is_said_in_polish() -> None:

@@ -7,9 +7,8 @@ from __future__ import annotations
 import pytest
 from keyring.errors import NoKeyringError
 
-from mailbeacon.agent.phrased import said
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
-from mailbeacon.core.language import Language, in_language
+from mailbeacon.core.language import Language, in_language, said
 from tests.helpers.fakes import MemoryKeyring
 
 

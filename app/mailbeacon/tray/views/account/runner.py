@@ -29,10 +29,9 @@ from mailbeacon.agent.account.discovery import DiscoveryFailed, NameserverInvali
 from mailbeacon.agent.account.model import Discovered
 from mailbeacon.agent.account.probe import Probe
 from mailbeacon.agent.account.setup import AccountRequest, AccountResult, AccountSetup, SetupError
-from mailbeacon.agent.phrased import said
 from mailbeacon.agent.settings.secrets import SecretStore, SecretStoreUnavailable
 from mailbeacon.agent.settings.store import ConfigError, Settings
-from mailbeacon.core.language import ENGLISH, Language, in_language
+from mailbeacon.core.language import ENGLISH, Language, in_language, said
 from mailbeacon.core.profile import Profile
 from mailbeacon.tray.threads.workers import Job, Worker
 

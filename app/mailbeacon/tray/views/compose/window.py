@@ -49,10 +49,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mailbeacon.agent.phrased import said
 from mailbeacon.agent.sending.compose_message import Draft, DraftError, check_draft, parse_address
 from mailbeacon.agent.settings.store import Settings
-from mailbeacon.core.language import ENGLISH, Language, in_language
+from mailbeacon.core.language import ENGLISH, Language, in_language, said
 from mailbeacon.tray.threads.workers import Worker
 from mailbeacon.tray.views.compose.document import (
     click_note,

@@ -47,7 +47,6 @@ from PySide6.QtWidgets import (
 )
 
 from mailbeacon.agent.mailbox.check import ImapCheck, check_imap
-from mailbeacon.agent.phrased import said
 from mailbeacon.agent.sending.check import UpstreamProbe, check_upstream
 from mailbeacon.agent.sending.upstream import UpstreamCheck
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
@@ -56,7 +55,7 @@ from mailbeacon.agent.settings.team import LOCKED_NOTE, locked_keys, overlay
 from mailbeacon.agent.status import Reachable, tracking_status, tracking_url_from
 from mailbeacon.agent.tracking.check import TrackingCheck, check_tracking
 from mailbeacon.core.enrollment import Enrollment
-from mailbeacon.core.language import ENGLISH, Language, in_language, mark
+from mailbeacon.core.language import ENGLISH, Language, in_language, mark, said
 from mailbeacon.core.policy import TeamPolicy
 from mailbeacon.core.urls import TrackingUrls
 from mailbeacon.tray.threads.workers import Worker

@@ -14,12 +14,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 
-from mailbeacon.agent.phrased import said
 from mailbeacon.agent.settings.errors import SettingError, reason_of
 from mailbeacon.agent.settings.secrets import Secret, SecretStore, SecretStoreUnavailable
 from mailbeacon.agent.settings.store import KEYS, SECRET_KEYS, Settings
 from mailbeacon.core.enrollment import Enrollment
-from mailbeacon.core.language import ENGLISH, Language, in_language, mark
+from mailbeacon.core.language import ENGLISH, Language, in_language, mark, said
 from mailbeacon.tray.views.settings.wording import BAD_TEAM_LINK
 
 log = logging.getLogger(__name__)
