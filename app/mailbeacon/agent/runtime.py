@@ -592,26 +592,26 @@ class AgentRuntime:
     def status_report(self, tr: Language = ENGLISH) -> StatusReport:
         """What works and what does not, decided now (agent/status.py), worded in ``tr``
         (English for the status file; the rep's language for the tray)."""
+        return decide(self._status_inputs(), tr)
+
+    def _status_inputs(self) -> StatusInputs:
         settings = self.current_settings()
         outbox = self.outbox
         sign_in = next((p for p in self._problems if p.startswith(SIGN_IN_PROBLEM)), None)
         tracking_url = (
             self.enrollment.server_url if self.enrollment else tracking_url_of(settings)
         )
-        return decide(
-            StatusInputs(
-                upstream_url=self.settings.upstream.url,
-                upstream_configured=NO_UPSTREAM not in self._problems,
-                blocked_reason=outbox.blocked_reason if outbox else None,
-                waiting=len(outbox.pending()) if outbox else 0,
-                tracking_url=tracking_url,
-                stream_connected=self._connection == ConnectionState.CONNECTED,
-                stream_detail=self._detail,
-                paused_until=paused_until(settings, self._clock()),
-                tracking_tested=self.tracking_tested,
-                sign_in_problem=sign_in,
-            ),
-            tr,
+        return StatusInputs(
+            upstream_url=self.settings.upstream.url,
+            upstream_configured=NO_UPSTREAM not in self._problems,
+            blocked_reason=outbox.blocked_reason if outbox else None,
+            waiting=len(outbox.pending()) if outbox else 0,
+            tracking_url=tracking_url,
+            stream_connected=self._connection == ConnectionState.CONNECTED,
+            stream_detail=self._detail,
+            paused_until=paused_until(settings, self._clock()),
+            tracking_tested=self.tracking_tested,
+            sign_in_problem=sign_in,
         )
 
     def _tracking_watch(self) -> TrackingWatch:
@@ -632,8 +632,9 @@ class AgentRuntime:
         )
 
     def _publish(self) -> None:
-        self._report = self.status_report()
-        self._shown = self.status_report(self.language())
+        inputs = self._status_inputs()  # gathered once, worded twice
+        self._report = decide(inputs)
+        self._shown = decide(inputs, self.language())
         self._tell_outage(self._outage.observe(self._report.sending, self._clock()))
         self._listener.status(self.status())
         self._status_wake.set()

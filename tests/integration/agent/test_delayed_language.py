@@ -7,40 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
-from mailbeacon.agent.notifications.model import AgentStatus, Notification
 from mailbeacon.agent.runtime import AgentOptions, AgentRuntime
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.profile import Profile
+from tests.helpers.agent_listener import Listener
 from tests.helpers.net import free_port
 
 RELAY_PASSWORD = "relay-secret"
-
-
-class Listener:
-    """What the runtime tells the tray."""
-
-    def __init__(self) -> None:
-        self.notifications: list[Notification] = []
-        self.statuses: list[AgentStatus] = []
-        self.changed = asyncio.Event()
-
-    def notification(self, notification: Notification) -> None:
-        self.notifications.append(notification)
-        self.changed.set()
-
-    def status(self, status: AgentStatus) -> None:
-        self.statuses.append(status)
-        self.changed.set()
-
-    async def until(self, test: Callable[[], bool], within: float = 15.0) -> None:
-        async with asyncio.timeout(within):
-            while not test():
-                self.changed.clear()
-                await self.changed.wait()
 
 
 def polish_profile(tmp_path: Path) -> Profile:

@@ -14,10 +14,10 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from mailbeacon.agent.notifications.model import AgentStatus, Notification
 from mailbeacon.agent.runtime import AgentOptions, AgentRuntime
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.profile import Profile
+from tests.helpers.agent_listener import Listener
 from tests.helpers.agent_process import AgentProcess, run_cli
 from tests.helpers.net import free_port
 from tests.helpers.smtp import SmtpSink
@@ -163,32 +163,6 @@ async def test_ok_with_a_real_sink(tmp_path: Path) -> None:
             assert out.startswith("Tracking is not reachable by recipients")
         finally:
             await process.stop()
-
-
-class Listener:
-    """Collects what an in-process agent says."""
-
-    def __init__(self) -> None:
-        self.notifications: list[Notification] = []
-        self.statuses: list[AgentStatus] = []
-        self.changed = asyncio.Event()
-
-    def notification(self, notification: Notification) -> None:
-        self.notifications.append(notification)
-        self.changed.set()
-
-    def status(self, status: AgentStatus) -> None:
-        self.statuses.append(status)
-        self.changed.set()
-
-    async def until(self, test: Callable[[], bool], within: float = 15.0) -> None:
-        async with asyncio.timeout(within):
-            while not test():
-                self.changed.clear()
-                await self.changed.wait()
-
-    def delayed(self) -> list[Notification]:
-        return [n for n in self.notifications if n.type == "delivery_delayed"]
 
 
 async def test_delivery_delayed_once_per_outage_and_once_on_recovery(tmp_path: Path) -> None:
