@@ -44,7 +44,7 @@ from mailbeacon.agent.settings.mail_urls import (
     UpstreamURL,
 )
 from mailbeacon.core import sasl
-from mailbeacon.core.language import Phrase, mark
+from mailbeacon.core.language import Phrase, mark, said
 
 __all__ = [
     "Credentials",
@@ -527,7 +527,7 @@ def sign_in_again(user: str, error: SignInRequired) -> str:
                 "no longer accepted ({reason}). Mail waits in the outbox until then."
             ),
             user=user,
-            reason=error,
+            reason=said(error),  # still a phrase when the sign-in worded one
         )
     return Phrase(
         mark(
