@@ -59,7 +59,7 @@ _NOT_JUDGED = (Verdict.BOT, Verdict.SELF)
 _V6_HOSTS = 1 << 32  # IPv6 host keys start past every IPv4 address
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed once built; not frozen (docs/performance.md#records)
 class Hit:
     """One request for a pixel or a tracked link, as the server saw it."""
 
@@ -76,7 +76,7 @@ class Hit:
     claimed_browser: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed once built; not frozen (docs/performance.md#records)
 class PriorHit:
     """A recent, already stored hit on the same message (for bursts), with its current verdict.
 
@@ -90,10 +90,10 @@ class PriorHit:
     host: int | None = field(init=False, default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "host", host_key(self.hit.ip))
+        self.host = host_key(self.hit.ip)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed once built; not frozen (docs/performance.md#records)
 class Context:
     """What the server knows beyond the hit itself.
 
@@ -110,7 +110,7 @@ class Context:
     agents: AgentMatcher = field(default_factory=default_matcher)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed once built; not frozen (docs/performance.md#records)
 class Revision:
     """A new verdict for an earlier event."""
 
@@ -119,7 +119,7 @@ class Revision:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed once built; not frozen (docs/performance.md#records)
 class Decision:
     """The verdict for a hit, and any earlier verdicts it changes.
 

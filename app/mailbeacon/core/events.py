@@ -37,7 +37,7 @@ class Verdict(StrEnum):
 NOT_HUMAN = (Verdict.BOT, Verdict.PROXY, Verdict.SELF)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed once built; not frozen (docs/performance.md#records)
 class ServerEvent:
     """One stored hit as the stream carries it."""
 

@@ -63,7 +63,7 @@ INFERRED_REASON = "inferred from a click"
 HOUR = 3600.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed once built; not frozen (docs/performance.md#records)
 class HitRequest:
     """A verified hit to classify and store."""
 
@@ -82,7 +82,7 @@ class HitRequest:
         return self.hit.ip if self.store_ip is None else self.store_ip
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed once built; not frozen (docs/performance.md#records)
 class Recorded:
     """A stored hit: its id, what was stored, and the verdicts it changed."""
 

@@ -26,7 +26,7 @@ class UserRecord:
 UNSTORED = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed once built; not frozen (docs/performance.md#records)
 class NewEvent:
     """An event about to be stored: whose it is, and the event itself.
 
