@@ -13,12 +13,11 @@ changes them.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from mailbeacon.core.pixel import GIF
+from mailbeacon.server.recorder import Commit
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -116,6 +115,6 @@ def with_headers(answer: Answer, extra: Sequence[tuple[bytes, bytes]]) -> Answer
 class Pending:
     """An answer to send once its hit is committed ("answered" implies "on disk")."""
 
-    committed: asyncio.Future[Any]
+    committed: Commit
     answer: Answer
 

@@ -163,8 +163,7 @@ class TrackingApp:
             decide = self._pixel if pixel else self._click
             now = decide(method, path, peer, headers, lambda _token, _kind: claims)
         if isinstance(now, Pending):
-            with contextlib.suppress(Exception):  # logged where the hit failed (tracker.py)
-                await now.committed
+            await now.committed.wait()  # a failure is the recorder's to log
             return now.answer
         assert now is not LOOKUP  # the claims were given
         return now

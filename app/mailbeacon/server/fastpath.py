@@ -185,7 +185,7 @@ class TrackingHttpProtocol(BoundedHttpToolsProtocol):
         if isinstance(now, Answer):
             self._send(cycle, now)
         elif isinstance(now, Pending):
-            now.committed.add_done_callback(lambda _done: self._send(cycle, now.answer))
+            now.committed.then(lambda: self._send(cycle, now.answer))
         else:  # the token's user must be looked up first: the waiting path
             task = self.loop.create_task(self._answer(cycle, self.headers, peer))
             task.add_done_callback(self.tasks.discard)

@@ -33,7 +33,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from mailbeacon.core.botlists import Thresholds
 from mailbeacon.core.classify import Context, Decision, Hit, PriorHit, classify
@@ -263,14 +263,83 @@ class DatabaseDown(RuntimeError):
     """The database does not answer: hits go to the spool, other writes wait."""
 
 
+class Waiter(Protocol):
+    """What the writer finishes a job by: an asyncio future, or a :class:`Commit`."""
+
+    def done(self) -> bool:
+        """Whether it is finished (a future's requester may have gone away)."""
+
+    def set_result(self, result: Any, /) -> None:
+        """Finished: committed (or spooled), with this result."""
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        """Finished: it failed (already logged by the writer)."""
+
+
+class Commit:
+    """One hit's commit, for a caller that answers by callback (the pixel path).
+
+    A future costs the loop a scheduled callback per hit (and one more to retrieve a
+    failure nobody awaits); this calls back at once, from the writer, when the hit
+    is committed, spooled, or failed (the writer logs failures: the visitor is
+    answered all the same). docs/performance.md, "The pixel path".
+    """
+
+    __slots__ = ("_done", "_then", "error", "result")
+
+    def __init__(self) -> None:
+        self._done = False
+        self._then: list[Callable[[], None]] = []
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def done(self) -> bool:
+        """Whether the writer has finished with the hit."""
+        return self._done
+
+    def set_result(self, result: Any, /) -> None:
+        """Committed (or spooled): call back."""
+        self.result = result
+        self._finish()
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        """Not stored (logged by the writer): call back all the same."""
+        self.error = exception
+        self._finish()
+
+    def then(self, call: Callable[[], None]) -> None:
+        """Call ``call`` once finished (at once if it is)."""
+        if self._done:
+            call()
+        else:
+            self._then.append(call)
+
+    async def wait(self) -> None:
+        """Until the writer has finished with the hit (the waiting path)."""
+        if self._done:
+            return
+        finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.then(lambda: None if finished.done() else finished.set_result(None))
+        await finished
+
+    def _finish(self) -> None:
+        self._done = True
+        calls, self._then = self._then, []
+        for call in calls:
+            try:
+                call()
+            except Exception:  # one answer's failure must not stop the group's others
+                log.exception("answering a recorded hit failed")
+
+
 @dataclass(slots=True)
 class _Job:
-    future: asyncio.Future[Any]
+    future: Waiter
     hit: HitRequest | None = None
     call: Callable[[Store], Any] | None = None
 
 
-_Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
+_Outcome = tuple[Waiter, Any, BaseException | None]
 
 
 class Recorder:
@@ -332,9 +401,21 @@ class Recorder:
         self._wakeup.set()
         return future
 
+    def commit_later(self, request: HitRequest) -> Commit:
+        """:meth:`submit` for a caller that answers by callback (:class:`Commit`)."""
+        if self._closing or self._task is None:
+            raise RecorderStopped("the tracking server is stopping")
+        commit = Commit()
+        self._pending.append(_Job(commit, hit=request))
+        self._wakeup.set()
+        return commit
+
     async def run(self, call: Callable[[Store], T]) -> T:
         """Run ``call`` in the writer's next transaction; returns once committed."""
-        result: T = await self._submit(_Job(self._future(), call=call))
+        future = self._future()
+        self._pending.append(_Job(future, call=call))
+        self._wakeup.set()
+        result: T = await future
         return result
 
     async def stop(self) -> None:
@@ -352,11 +433,6 @@ class Recorder:
         if self._closing or self._task is None:
             raise RecorderStopped("the tracking server is stopping")
         return asyncio.get_running_loop().create_future()
-
-    async def _submit(self, job: _Job) -> Any:
-        self._pending.append(job)
-        self._wakeup.set()
-        return await job.future
 
     async def _blocking(self, call: Callable[[], T]) -> T:
         assert self._thread is not None  # started

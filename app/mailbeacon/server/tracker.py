@@ -8,7 +8,6 @@ or copied for years stays a signed redirect on the tracking domain only so long
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -28,7 +27,7 @@ from mailbeacon.core.tokens import Claims, Kind
 from mailbeacon.server import claim
 from mailbeacon.server.proxies import TrustedProxies
 from mailbeacon.server.reader import Reader
-from mailbeacon.server.recorder import HitRequest, Recorded, Recorder, RecorderStopped
+from mailbeacon.server.recorder import Commit, HitRequest, Recorder, RecorderStopped
 from mailbeacon.server.users import UserKeys
 
 log = logging.getLogger(__name__)
@@ -184,20 +183,18 @@ class Tracker:
 
     def record(
         self, claims: Claims, type_: EventType, method: str, peer: str, headers: Headers
-    ) -> asyncio.Future[Recorded] | None:
-        """Hand the hit to the recorder; the future is done once it is committed (or
-        could not be: the failure is logged, the visitor is answered all the same).
+    ) -> Commit | None:
+        """Hand the hit to the recorder; the commit is done once the hit is committed
+        (or could not be: the recorder logs why, the visitor is answered all the same).
         None when nothing is recorded (tracking off for the account, or stopping)."""
         request = self._request(claims, type_, method, peer, headers)
         if request is None:
             return None
         try:
-            future = self._recorder.submit(request)
+            return self._recorder.commit_later(request)
         except RecorderStopped:
             log.warning("hit arrived while stopping; not recorded")
             return None
-        future.add_done_callback(_say_if_failed)
-        return future
 
     def _request(
         self, claims: Claims, type_: EventType, method: str, peer: str, headers: Headers
@@ -234,15 +231,6 @@ class Tracker:
         # Classified with the full address; only the truncated one is stored (rule 8).
         stored_ip = truncate_ip(ip) if truncate else None
         return HitRequest(claims.user_id, hit, iso_utc(at), ua, claims.target, stored_ip)
-
-
-def _say_if_failed(future: asyncio.Future[Recorded]) -> None:
-    if future.cancelled():
-        return
-    error = future.exception()
-    if error is not None:
-        # Already logged by the recorder; the visitor still gets the pixel/redirect.
-        log.debug("hit not recorded", exc_info=error)
 
 
 class Lookup(Enum):

@@ -28,6 +28,7 @@ from mailbeacon.server.answers import NOT_FOUND, PIXEL, Answer, Pending
 from mailbeacon.server.config import Database
 from mailbeacon.server.fastpath import tracking_protocol
 from mailbeacon.server.http_limits import bounded_protocol
+from mailbeacon.server.recorder import Commit
 from mailbeacon.server.tracker import LOOKUP, Lookup
 from mailbeacon.server.tracking_server import TrackingServer
 from tests.helpers.server import CHROME, RECIPIENT, WAIT, claim_url, new_mail, query
@@ -60,8 +61,10 @@ class Answering:
         self.called.set()
         if self.fail:
             raise RuntimeError("the store is on fire")
-        committed = asyncio.ensure_future(self.gate.wait())
-        return Pending(committed, PIXEL)
+        commit = Commit()
+        opened = asyncio.ensure_future(self.gate.wait())
+        opened.add_done_callback(lambda _opened: commit.set_result(None))
+        return Pending(commit, PIXEL)
 
     async def answer(
         self, method: str, path: str, peer: str, headers: list[tuple[bytes, bytes]]

@@ -129,6 +129,71 @@ async def test_a_hit_is_answered_only_after_its_commit(
     await recorder.stop()
 
 
+async def test_a_commit_calls_its_answer_back_only_after_the_commit(
+    store: GatedStore, published: Published
+) -> None:
+    # The pixel path answers by callback (no future per hit): the same promise.
+    recorder = await _recorder(store, published)
+    store.release.clear()
+    answered = asyncio.Event()
+    commit = recorder.commit_later(_request())
+    commit.then(answered.set)
+    assert await asyncio.to_thread(store.committing.wait, WAIT)
+    await asyncio.sleep(0)
+    assert not commit.done() and not answered.is_set()
+    assert _stored(store.path) == []
+    store.release.set()
+    async with asyncio.timeout(WAIT):
+        await answered.wait()
+    recorded = commit.result
+    assert isinstance(recorded, Recorded)
+    assert _stored(store.path) == [(recorded.event.id, "human", recorded.event.reason)]
+    await commit.wait()  # finished: returns at once
+    await recorder.stop()
+
+
+@pytest.mark.expect_log("answering a recorded hit failed")
+async def test_an_answer_that_fails_does_not_keep_the_group_s_others_unanswered(
+    store: GatedStore, published: Published, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = await _recorder(store, published)
+    store.release.clear()
+    answered: list[int] = []
+
+    def broken() -> None:
+        raise ConnectionResetError("the visitor left")
+
+    commits = [recorder.commit_later(_request(hit=_hit(message=f"{i:02d}" * 12)))
+               for i in range(3)]
+    commits[0].then(broken)
+    commits[1].then(lambda: answered.append(1))
+    commits[2].then(lambda: answered.append(2))
+    store.release.set()
+    async with asyncio.timeout(WAIT):
+        await commits[2].wait()
+    assert answered == [1, 2]
+    assert len(_stored(store.path)) == 3
+    assert "the visitor left" in caplog.text
+    await recorder.stop()
+
+
+@pytest.mark.expect_log("could not commit")
+async def test_a_failed_commit_still_calls_its_answer_back(
+    store: GatedStore, published: Published, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The visitor gets the pixel all the same; the operator gets the log line.
+    recorder = await _recorder(store, published)
+    store.fail_next_commit = True
+    commit = recorder.commit_later(_request())
+    async with asyncio.timeout(WAIT):
+        await commit.wait()
+    assert isinstance(commit.error, sqlite3.OperationalError)
+    assert _stored(store.path) == []
+    await recorder.stop()
+    with pytest.raises(RecorderStopped):
+        recorder.commit_later(_request())
+
+
 async def test_hits_that_arrive_during_a_commit_share_the_next_one(
     store: GatedStore, published: Published
 ) -> None:
