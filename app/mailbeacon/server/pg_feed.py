@@ -31,6 +31,7 @@ import psycopg
 
 from mailbeacon.server.fanout import Fanout
 from mailbeacon.server.pg_store import CHANNEL, CONNECT_TIMEOUT, PgStore
+from mailbeacon.server.threads import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +100,11 @@ class Feed:
             if not self._fanout.count():
                 # Nobody listens: skip the events, not read them. Safe only if nobody
                 # subscribed while the query ran (their live part starts after it).
-                latest = await asyncio.to_thread(self._store.max_event_id)
+                latest = await in_thread(self._store.max_event_id)
                 if self._fanout.subscribed == generation:
                     self._cursor = max(self._cursor, latest)
                     return
-            page = await asyncio.to_thread(self._store.events_after, self._cursor, PAGE)
+            page = await in_thread(self._store.events_after, self._cursor, PAGE)
             self.reads += 1
             if not page:
                 return

@@ -27,6 +27,7 @@ from mailbeacon.server.stores import open_store
 from mailbeacon.server.stream import policy_text
 from mailbeacon.server.team import PolicyWatch
 from mailbeacon.server.team_api import TeamApi
+from mailbeacon.server.threads import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class TeamService:
         while True:
             await asyncio.sleep(self._check_seconds)
             try:
-                changed = await asyncio.to_thread(self._watch.poll)
+                changed = await in_thread(self._watch.poll)
             except Exception:
                 if not failing:
                     log.warning("could not read the team policy; trying again", exc_info=True)

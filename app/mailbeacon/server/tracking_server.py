@@ -40,6 +40,7 @@ from mailbeacon.server.store import Store
 from mailbeacon.server.stores import open_postgres, open_store
 from mailbeacon.server.stream import StreamEndpoint
 from mailbeacon.server.team_service import TeamService
+from mailbeacon.server.threads import in_thread
 from mailbeacon.server.tracker import Tracker, iso_utc
 from mailbeacon.server.users import UserAdmin, UserKeys, UsersWatch, create_user, hash_token
 
@@ -349,7 +350,7 @@ class TrackingServer:
             await asyncio.sleep(self.config.users_check_seconds)
             candidates = self._users.known_ids() | streams.users()
             try:
-                change = await asyncio.to_thread(watch.poll, candidates)
+                change = await in_thread(watch.poll, candidates)
             except Exception:
                 if not failing:  # once per outage, not four times a second
                     log.warning("could not check the users table for removals and "
