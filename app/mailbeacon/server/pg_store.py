@@ -249,9 +249,14 @@ class PgStore:
             cursor.execute(_INSERT_REVISIONS, columns)
         if self._repeats:
             keys = list(self._repeats)
+            # Planned each time, never prepared: a plan cached while the table was
+            # nearly empty (a fresh server's first groups) joins by scanning every
+            # event, group after group, until autovacuum next analyzes the table
+            # (docs/performance.md, "PostgreSQL").
             repeats.execute(
                 _ADD_REPEATS,
                 ([k[1] for k in keys], [k[0] for k in keys], list(self._repeats.values())),
+                prepare=False,
             )
         if self._next_id != self._counter_start:
             # One statement: the counter, and the NOTIFY that wakes every instance's

@@ -182,6 +182,53 @@ def test_concurrent_writers_never_open_a_gap_a_reader_skips(postgres_url: str) -
     assert seen == sorted(committed), "the reader skipped or repeated an event"
 
 
+# psycopg prepares a statement on its sixth run; PostgreSQL plans its first five
+# executions as they come and may keep one generic plan from then on.
+EARLY_GROUPS = 16
+
+
+def _scans_of_events(url: str) -> tuple[int, int]:
+    """(sequential scans, index scans) of the events table so far."""
+    with psycopg.connect(url) as db:
+        row = db.execute(
+            "SELECT seq_scan, coalesce(idx_scan, 0) FROM pg_stat_user_tables "
+            "WHERE relname = 'events'"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def test_repeats_find_their_events_by_index_after_the_table_has_grown(
+    postgres_url: str,
+) -> None:
+    """A fresh server's first groups count repeats while the table is nearly empty; a
+    plan cached then would scan the
+    whole table for every later group until autovacuum next analyzed it: 2 ms a group
+    at 12,000 events in the benchmark, growing with the table (pg_store.py)."""
+    store = PgStore(postgres_url)
+    try:
+        for group in range(EARLY_GROUPS):
+            with store.transaction():
+                first = store.insert_event(_event(f"early{group}"))
+            with store.transaction():
+                assert store.add_repeat(1, first)
+        with store.transaction():
+            grown = [store.insert_event(_event(f"later{i}")) for i in range(5_000)]
+        store.rows("SELECT pg_stat_force_next_flush()")
+        seq_before, index_before = _scans_of_events(postgres_url)
+        with store.transaction():
+            for event_id in grown[:16]:
+                assert store.add_repeat(1, event_id)
+        store.rows("SELECT pg_stat_force_next_flush()")
+        seq_after, index_after = _scans_of_events(postgres_url)
+        counted = store.rows("SELECT sum(repeats) FROM events")
+    finally:
+        store.close()
+    assert counted == [(EARLY_GROUPS + 16,)]
+    assert seq_after == seq_before, "the repeats scanned the whole events table"
+    assert index_after > index_before
+
+
 async def test_two_servers_started_at_once_share_one_database(postgres_url: str) -> None:
     db = PostgresUrl(postgres_url)
     async with running_server(db) as one, running_server(db) as two:
