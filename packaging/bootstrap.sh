@@ -85,7 +85,7 @@ case "$mode" in
         export QT_QPA_PLATFORM=${QT_QPA_PLATFORM:-offscreen}
         # The desktop bundle is built and started once per run (about 40 s).
         export MAILBEACON_BUNDLE=${MAILBEACON_BUNDLE:-1}
-        say "ruff"; .venv/bin/ruff check app tests
+        say "ruff"; .venv/bin/ruff check app tests packaging
         say "mypy"; .venv/bin/mypy
         say "import contract (pyproject.toml [tool.importlinter])"; .venv/bin/lint-imports
         say "pytest"

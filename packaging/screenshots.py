@@ -63,7 +63,6 @@ from mailbeacon.agent.account.model import AuthMethod, Discovered, Security, Ser
 from mailbeacon.agent.account.setup import AccountRequest, AccountResult
 from mailbeacon.agent.notifications import wording
 from mailbeacon.agent.notifications.model import AgentStatus, ConnectionState
-from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.records.model import (
     Attachment,
     EventRecord,
@@ -71,6 +70,7 @@ from mailbeacon.agent.records.model import (
     Recipient,
     SentEmail,
 )
+from mailbeacon.agent.records.store import RecordsStore
 from mailbeacon.agent.settings.secrets import Secret, SecretStore
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.agent.tracking.check import TrackingCheck, public_result
@@ -80,26 +80,26 @@ from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.core.language import LANGUAGES, Language
 from mailbeacon.core.profile import Profile
 from mailbeacon.core.tokens import new_message_key, new_recipient_key
+from mailbeacon.tray.app import TrayApp
+from mailbeacon.tray.assets import IconSet, PanelTheme
+from mailbeacon.tray.desktop.toast import Toast
+from mailbeacon.tray.icon.menu import Windows
+from mailbeacon.tray.icon.pause import PauseState
+from mailbeacon.tray.language import QtLanguage
+from mailbeacon.tray.threads.workers import Worker
 from mailbeacon.tray.views.account.flow import AccountDialog
 from mailbeacon.tray.views.account.runner import AccountRunner
 from mailbeacon.tray.views.account.wording import CHECKING, IN_BROWSER, LOOKING_UP, SIGNING_IN
 from mailbeacon.tray.views.activity.window import ActivityWindow
-from mailbeacon.tray.app import TrayApp
-from mailbeacon.tray.language import QtLanguage
-from mailbeacon.tray.assets import IconSet, PanelTheme
+from mailbeacon.tray.views.compose.templates import Template, TemplateStore
 from mailbeacon.tray.views.compose.window import ComposeDefaults, ComposeWindow
 from mailbeacon.tray.views.contacts.model import ContactsModel
+from mailbeacon.tray.views.contacts.record import RecordView
 from mailbeacon.tray.views.contacts.window import ContactsWindow
 from mailbeacon.tray.views.email_viewer import EmailViewer, load_viewer_data
 from mailbeacon.tray.views.first_run import FirstRunDialog, MailClientSettings
-from mailbeacon.tray.icon.menu import Windows
-from mailbeacon.tray.icon.pause import PauseState
-from mailbeacon.tray.views.contacts.record import RecordView
 from mailbeacon.tray.views.reports.window import ReportsWindow
 from mailbeacon.tray.views.settings.dialog import TABS, SettingsDialog
-from mailbeacon.tray.views.compose.templates import Template, TemplateStore
-from mailbeacon.tray.desktop.toast import Toast
-from mailbeacon.tray.threads.workers import Worker
 
 ICON_SIZES = (16, 22, 24, 48)
 PANELS = {PanelTheme.LIGHT: "#eceff1", PanelTheme.DARK: "#2e3440"}

@@ -157,8 +157,13 @@ class AdminConsole:
         return await asyncio.to_thread(run)
 
     def _tr(self, request: Request) -> Language:
-        """The language of the administrator who sent ``request``."""
-        return self._languages.for_header(request.headers.get("accept-language", ""))
+        """The language of the administrator who sent ``request`` (negotiated once per
+        request: a handler and the page it renders ask for it separately)."""
+        language = getattr(request.state, "language", None)
+        if not isinstance(language, Language):
+            language = self._languages.for_header(request.headers.get("accept-language", ""))
+            request.state.language = language
+        return language
 
     def _page(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
         context.setdefault("session", None)
