@@ -51,6 +51,7 @@ SOURCES = (
     "core/rewrite.py",
     "core/reasons.py",
     "core/sequence_spec.py",
+    "core/followup_time.py",
 )
 KEYWORDS: dict[str, tuple[int, ...] | None] = {"t": None, "n": (1, 2), "mark": None}
 _GETTEXT: dict[str, tuple[int, ...] | None] = {"_": None, "gettext": None, "ngettext": (1, 2)}

@@ -23,6 +23,8 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from mailbeacon.core.language import PHRASES
+
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DELAY = re.compile(r"^\s*(\d{1,6})\s*([smhd])\s*$", re.IGNORECASE)
@@ -32,7 +34,8 @@ _SEARCH_DAYS = 370
 
 
 class TimeRuleError(ValueError):
-    """A time, delay or window that cannot be used; the message says what to write."""
+    """A time, delay or window that cannot be used; the message says what to write (a
+    phrase: the tray says it in the rep's language, ``mailbeacon.core.language.said``)."""
 
 
 def parse_send_at(text: str) -> datetime:
@@ -40,12 +43,15 @@ def parse_send_at(text: str) -> datetime:
     a zone); raises TimeRuleError naming the accepted forms."""
     value = " ".join(text.split())
     if not value:
-        raise TimeRuleError("X-MailBeacon-Send-At is empty")
+        raise TimeRuleError(PHRASES.t("X-MailBeacon-Send-At is empty"))
     parsed = _rfc5322(value) or _iso(value)
     if parsed is None:
         raise TimeRuleError(
-            f"X-MailBeacon-Send-At {value[:60]!r} is not a date with a time zone; write "
-            "e.g. 'Tue, 08 Dec 2026 09:00:00 +0100' or '2026-12-08T09:00:00+01:00'"
+            PHRASES.t(
+                "X-MailBeacon-Send-At {value} is not a date with a time zone; write e.g. "
+                "'Tue, 08 Dec 2026 09:00:00 +0100' or '2026-12-08T09:00:00+01:00'",
+                value=repr(value[:60]),
+            )
         )
     return parsed.astimezone(UTC)
 
@@ -91,8 +97,12 @@ def parse_delay(text: str, *, what: str = "delay") -> Delay:
     found = _DELAY.match(value)
     if found is None:
         raise TimeRuleError(
-            f"{what} {text.strip()[:40]!r} is not a number followed by s, m, h or d "
-            "(e.g. '3d', '4h', '30s')"
+            PHRASES.t(
+                "{what} {value} is not a number followed by s, m, h or d "
+                "(e.g. '3d', '4h', '30s')",
+                what=what,
+                value=repr(text.strip()[:40]),
+            )
         )
     return Delay(int(found.group(1)), found.group(2).lower())
 
@@ -102,7 +112,9 @@ def zone_named(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise TimeRuleError(f"unknown time zone {name!r} (use e.g. 'Europe/Warsaw')") from None
+        raise TimeRuleError(
+            PHRASES.t("unknown time zone {name} (use e.g. 'Europe/Warsaw')", name=repr(name))
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +170,7 @@ class Window:
                 return opening.astimezone(UTC)
             if not self.whole_day and at < _local_instant(day, self.end, zone):
                 return at.astimezone(UTC)
-        raise TimeRuleError("the send window has no day in it")
+        raise TimeRuleError(PHRASES.t("the send window has no day in it"))
 
     def day_of(self, at: datetime, rep_zone: tzinfo) -> date:
         """The window's local day of ``at`` (the daily cap counts per such day)."""
@@ -190,19 +202,31 @@ def parse_window(
     if days is not None:
         wrong = [d for d in days if str(d).lower()[:3] not in DAY_NAMES]
         if wrong or not days:
-            raise TimeRuleError(f"window days must be among {', '.join(DAY_NAMES)}: {wrong}")
+            raise TimeRuleError(
+                PHRASES.t(
+                    "window days must be among {days}: {wrong}",
+                    days=", ".join(DAY_NAMES),
+                    wrong=str(wrong),
+                )
+            )
         chosen = frozenset(DAY_NAMES.index(str(d).lower()[:3]) for d in days)
     start = end = time(0, 0)
     if hours:
         found = _HOURS.match(hours)
         if found is None:
-            raise TimeRuleError(f"window hours {hours!r} are not 'HH:MM-HH:MM'")
+            raise TimeRuleError(
+                PHRASES.t("window hours {hours} are not 'HH:MM-HH:MM'", hours=repr(hours))
+            )
         h1, m1, h2, m2 = (int(g) for g in found.groups())
         if not (h1 < 24 and h2 <= 24 and m1 < 60 and m2 < 60):
-            raise TimeRuleError(f"window hours {hours!r} are not times of day")
+            raise TimeRuleError(
+                PHRASES.t("window hours {hours} are not times of day", hours=repr(hours))
+            )
         start, end = time(h1, m1), (time(0, 0) if h2 == 24 else time(h2, m2))
         if end != time(0, 0) and end <= start:
-            raise TimeRuleError(f"window hours {hours!r} end before they start")
+            raise TimeRuleError(
+                PHRASES.t("window hours {hours} end before they start", hours=repr(hours))
+            )
         if h2 == 24 and start == time(0, 0):
             end = start  # the whole day
         elif h2 == 24:

@@ -44,7 +44,7 @@ from typing import Any
 
 from mailbeacon.core.followup_time import Delay, TimeRuleError, Window, parse_delay, parse_window
 from mailbeacon.core.html_text import visible_text
-from mailbeacon.core.language import PHRASES
+from mailbeacon.core.language import PHRASES, said
 
 MIN_STEPS, MAX_STEPS = 2, 5
 MAX_NAME = 120
@@ -162,7 +162,7 @@ def _window(raw: Any, problems: list[str]) -> Window:
     try:
         return parse_window(days, hours, zone, cap)
     except TimeRuleError as exc:
-        problems.append(PHRASES.t("[window]: {problem}", problem=str(exc)))
+        problems.append(PHRASES.t("[window]: {problem}", problem=said(exc)))
         return Window()
 
 
@@ -176,9 +176,11 @@ def _step(number: int, raw: Any, problems: list[str]) -> Step | None:
         for k in sorted(set(raw) - _STEP_KEYS)
     ]
     try:
-        delay = parse_delay(str(raw.get("delay", "0s")), what=f"{where}: delay")
+        delay = parse_delay(
+            str(raw.get("delay", "0s")), what=PHRASES.t("{where}: delay", where=where)
+        )
     except TimeRuleError as exc:
-        problems.append(str(exc))
+        problems.append(said(exc))
         delay = Delay(0, "s")
     bodies = [k for k in ("html", "text", "template") if k in raw]
     if len(bodies) != 1:

@@ -66,3 +66,37 @@ def test_a_contact_lists_problems_say_polish(pl: Language) -> None:
     assert [in_language(p, pl) for p in no_header.value.problems] == [
         "plik CSV potrzebuje wiersza nagłówka z kolumną 'email'"
     ]
+
+
+BAD_TIMES = """
+name = "q3"
+
+[window]
+days = ["mon", "someday"]
+timezone = "Mars/Olympus"
+
+[[step]]
+delay = "soon"
+subject = "Hi"
+text = "Hello"
+
+[[step]]
+delay = "3d"
+text = "Again"
+"""
+
+
+def test_a_sequence_files_time_problems_say_polish(pl: Language) -> None:
+    # The window's and the delay's problems come from followup_time.py's rules.
+    with pytest.raises(SequenceError) as refused:
+        parse_sequence(BAD_TIMES)
+    problems = refused.value.problems
+    assert list(problems) == [
+        "[window]: window days must be among mon, tue, wed, thu, fri, sat, sun: ['someday']",
+        "step 1: delay 'soon' is not a number followed by s, m, h or d (e.g. '3d', '4h', '30s')",
+    ]
+    assert [in_language(p, pl) for p in problems] == [
+        "[window]: dni okna muszą należeć do mon, tue, wed, thu, fri, sat, sun: ['someday']",
+        "krok 1: opóźnienie 'soon' nie jest liczbą, po której stoi s, m, h albo d "
+        "(np. '3d', '4h', '30s')",
+    ]
