@@ -27,7 +27,7 @@ from mailbeacon.agent.followup.sequences import SequenceRunner
 from mailbeacon.agent.followup.store import FollowupError, FollowupStore
 from mailbeacon.agent.mailbox.replies import build_reply_watcher
 from mailbeacon.agent.mailbox.sent_cleanup import SentCleanup, build_sent_cleanup
-from mailbeacon.agent.mailbox.sent_status import PROBLEM_PREFIX, CleanupStatus
+from mailbeacon.agent.mailbox.sent_status import CleanupStatus
 from mailbeacon.agent.mailbox.watch import ImapStatus, ImapWatcher
 from mailbeacon.agent.notifications.geo import CountryLookup
 from mailbeacon.agent.notifications.model import (
@@ -84,7 +84,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ENV_UPSTREAM_USER = "MAILBEACON_UPSTREAM_USER"
-SIGN_IN_PROBLEM = "Sign in again"
+# The parts of the agent that report problems: a part's news replaces its own problem
+# and nothing else's (never matched by its English words, which a phrase may not start
+# with in every wording).
+_START = "start"
+_SIGN_IN = "sign-in"
+_REPLIES = "replies"
+_SENT_CLEANUP = "sent-cleanup"
 SIGN_IN_HTTP_SECONDS = 15.0
 # The outbox and the pause change without telling anyone: the status is looked at this
 # often (cheap; status.json is written only when something changed).
@@ -194,7 +200,7 @@ class AgentRuntime:
         self.enrollment: Enrollment | None = None
         self._connection = ConnectionState.CONNECTING
         self._detail = ""
-        self._problems: list[str] = []
+        self._problems: list[tuple[str, str]] = []  # (part, problem), oldest first
         self._report: StatusReport | None = None  # in English: the status file
         self._shown: StatusReport | None = None  # the same in the rep's language: the tray
         self._status_wake = asyncio.Event()
@@ -492,12 +498,13 @@ class AgentRuntime:
         )
 
     def _on_sign_in_required(self, why: str) -> None:
-        self._problem(Phrase(mark("Sign in again: {reason}"), reason=why))
+        self._clear_problems(_SIGN_IN)
+        self._problem(why, _SIGN_IN)  # says "Sign in again …" itself (account/)
         if self.notifier is not None:
             self.notifier.sign_in_required(why)
 
     def _on_signed_in_again(self) -> None:
-        self._problems = [p for p in self._problems if not p.startswith(SIGN_IN_PROBLEM)]
+        self._clear_problems(_SIGN_IN)
         if self.outbox is not None:
             self.outbox.retry_now()
         self._publish()
@@ -511,7 +518,9 @@ class AgentRuntime:
                 bearer=self.sign_in, language=self.language,
             )
         except SettingError as exc:
-            self._problem(Phrase(mark("Replies are not watched: {error}"), error=said(exc)))
+            self._problem(
+                Phrase(mark("Replies are not watched: {error}"), error=said(exc)), _REPLIES
+            )
         if self.imap is not None:
             self.imap.start()
 
@@ -524,14 +533,17 @@ class AgentRuntime:
                 bearer=self.sign_in,
             )
         except SettingError as exc:
-            self._problem(Phrase(mark("Sent folder not tidied: {detail}"), detail=said(exc)))
+            self._problem(
+                Phrase(mark("Sent folder not tidied: {detail}"), detail=said(exc)),
+                _SENT_CLEANUP,
+            )
         if self.sent_cleanup is not None:
             await self.sent_cleanup.start()
 
     def _on_cleanup_status(self, status: CleanupStatus) -> None:
-        self._problems = [p for p in self._problems if not p.startswith(PROBLEM_PREFIX)]
+        self._clear_problems(_SENT_CLEANUP)
         if status.problem is not None:
-            self._problem(status.problem)
+            self._problem(status.problem, _SENT_CLEANUP)
         self._publish()
 
     async def _on_delivered(self, item: QueuedItem) -> None:
@@ -543,9 +555,9 @@ class AgentRuntime:
             self.notifier.deliver(notification)
 
     def _on_imap_status(self, status: ImapStatus) -> None:
-        self._problems = [p for p in self._problems if not p.startswith("Replies are not")]
+        self._clear_problems(_REPLIES)
         if status.problem is not None:
-            self._problem(status.problem)
+            self._problem(status.problem, _REPLIES)
         self._publish()
 
     async def _on_failed(self, item: QueuedItem, failure: DeliveryFailure) -> None:
@@ -571,10 +583,16 @@ class AgentRuntime:
         self._detail = detail
         self._publish()
 
-    def _problem(self, text: str) -> None:
+    def _problem(self, text: str, part: str = _START) -> None:
         log.warning("%s", text)
-        if text not in self._problems:
-            self._problems.append(text)
+        if (part, text) not in self._problems:
+            self._problems.append((part, text))
+
+    def _clear_problems(self, part: str) -> None:
+        self._problems = [(p, text) for p, text in self._problems if p != part]
+
+    def _problem_texts(self) -> tuple[str, ...]:
+        return tuple(text for _part, text in self._problems)
 
     def status(self) -> AgentStatus:
         """Where the agent stands now."""
@@ -585,7 +603,7 @@ class AgentRuntime:
             relay_host=self.relay.host if self.relay else "",
             relay_port=self.relay.port if self.relay else 0,
             relay_user=self.settings.relay.user,
-            problems=tuple(self._problems),
+            problems=self._problem_texts(),
             report=self._shown,
         )
 
@@ -597,13 +615,13 @@ class AgentRuntime:
     def _status_inputs(self) -> StatusInputs:
         settings = self.current_settings()
         outbox = self.outbox
-        sign_in = next((p for p in self._problems if p.startswith(SIGN_IN_PROBLEM)), None)
+        sign_in = next((text for part, text in self._problems if part == _SIGN_IN), None)
         tracking_url = (
             self.enrollment.server_url if self.enrollment else tracking_url_of(settings)
         )
         return StatusInputs(
             upstream_url=self.settings.upstream.url,
-            upstream_configured=NO_UPSTREAM not in self._problems,
+            upstream_configured=NO_UPSTREAM not in self._problem_texts(),
             blocked_reason=outbox.blocked_reason if outbox else None,
             waiting=len(outbox.pending()) if outbox else 0,
             tracking_url=tracking_url,

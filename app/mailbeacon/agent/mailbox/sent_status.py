@@ -4,7 +4,8 @@ Every sentence the rep may see about an email's Sent folder is written here, so
 the wording stays consistent: it names the email (its subject, else its
 Message-ID), says what happened to the copy with a pixel, and whether anything
 was changed. A state outside ``IDLE``/``WAITING``/``DONE`` is a problem, shown
-in the rep's status list under :data:`PROBLEM_PREFIX`.
+in the rep's status list (the agent keeps it under the cleanup's name and replaces
+it with the cleanup's next news).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from mailbeacon.core.backoff import Backoff
 from mailbeacon.core.language import PHRASES, Phrase, mark
 
 MiB = 1024 * 1024
-PROBLEM_PREFIX = "Sent folder not tidied"
 
 
 class CleanupState(StrEnum):

@@ -8,6 +8,7 @@ the provider's device flow (tests/helpers/oidc_login.py).
 from __future__ import annotations
 
 import asyncio
+import smtplib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,12 +16,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mailbeacon.agent.runtime import AgentOptions, AgentRuntime
 from mailbeacon.agent.sending import upstream as upstream_module
 from mailbeacon.agent.sending.outbox import Outbox
 from mailbeacon.agent.sending.outbox_items import DeliveryError, OutboxItem, RetryPolicy
 from mailbeacon.agent.sending.upstream import Credentials, Upstream
 from mailbeacon.agent.settings.mail_urls import parse_upstream
+from mailbeacon.agent.settings.store import Settings
+from mailbeacon.core.profile import Profile
+from tests.helpers.agent_listener import Listener
 from tests.helpers.mailhost import PASSWORD, PASSWORD_USER, MailHost, running_mailhost
+from tests.helpers.net import free_port
 from tests.helpers.oidc import USER, Provider, running_provider
 from tests.helpers.oidc_login import ProviderTokens, revoke, sign_in
 from tests.helpers.smtp import SmtpSink
@@ -226,3 +232,46 @@ def _until_inactive(provider: Provider, token: str, within: float = 15.0) -> Non
             return
         time.sleep(0.2)  # bounded: waiting for the provider's clock to pass the expiry
     raise AssertionError("the access token did not expire in time")
+
+
+@pytest.mark.expect_log("Sign in again")
+async def test_the_agent_s_status_says_sign_in_again_once(both: MailHost, tmp_path: Path) -> None:
+    """The sign-in's own sentence already says "Sign in again …": the status shows it
+    as it is, not wrapped in another "Sign in again: …" (the rep read it twice)."""
+    profile = Profile.at(tmp_path / "agent")
+    settings = Settings()
+    settings.set("server.listen", "127.0.0.1:0")
+    settings.set("account.auth", "oauth2")  # and no sign-in provider set up
+    settings.set("account.email", USER)
+    settings.save(profile.config_file)
+    relay_port = free_port()
+    listener = Listener()
+    runtime = AgentRuntime(
+        profile,
+        AgentOptions(smtp_listen=f"127.0.0.1:{relay_port}",
+                     upstream=f"smtp://127.0.0.1:{both.submission_port}",
+                     relay_password=RELAY_PASSWORD),
+        listener,
+    )  # fmt: skip
+    await runtime.start()
+    try:
+        await asyncio.to_thread(_send_through_relay, relay_port)
+        await listener.until(
+            lambda: any(n.type == "sign_in_required" for n in listener.notifications)
+        )
+        detail = runtime.status_report().sending.detail
+    finally:
+        await runtime.stop()
+    assert detail == (
+        f"127.0.0.1:{both.submission_port} is not taking mail: Sign in again: no sign-in "
+        "provider or client ID is set (Settings → Account)."
+    )
+
+
+RELAY_PASSWORD = "relay-secret"
+
+
+def _send_through_relay(port: int) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.login("mailbeacon", RELAY_PASSWORD)
+        client.sendmail(USER, ["b@y.example"], MESSAGE)
