@@ -8,9 +8,9 @@ the provider's device flow (tests/helpers/oidc_login.py).
 from __future__ import annotations
 
 import asyncio
-import smtplib
 import time
 from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
@@ -25,6 +25,7 @@ from mailbeacon.agent.settings.mail_urls import parse_upstream
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.profile import Profile
 from tests.helpers.agent_listener import Listener
+from tests.helpers.agent_process import RELAY_PASSWORD, send_through_relay
 from tests.helpers.mailhost import PASSWORD, PASSWORD_USER, MailHost, running_mailhost
 from tests.helpers.net import free_port
 from tests.helpers.oidc import USER, Provider, running_provider
@@ -255,7 +256,10 @@ async def test_the_agent_s_status_says_sign_in_again_once(both: MailHost, tmp_pa
     )  # fmt: skip
     await runtime.start()
     try:
-        await asyncio.to_thread(_send_through_relay, relay_port)
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = USER, "b@y.example", "Hi"
+        message.set_content("Hello.\n")
+        await asyncio.to_thread(send_through_relay, relay_port, message)
         await listener.until(
             lambda: any(n.type == "sign_in_required" for n in listener.notifications)
         )
@@ -266,12 +270,3 @@ async def test_the_agent_s_status_says_sign_in_again_once(both: MailHost, tmp_pa
         f"127.0.0.1:{both.submission_port} is not taking mail: Sign in again: no sign-in "
         "provider or client ID is set (Settings → Account)."
     )
-
-
-RELAY_PASSWORD = "relay-secret"
-
-
-def _send_through_relay(port: int) -> None:
-    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
-        client.login("mailbeacon", RELAY_PASSWORD)
-        client.sendmail(USER, ["b@y.example"], MESSAGE)
