@@ -6,6 +6,9 @@ import asyncio
 from collections.abc import Callable
 
 from mailbeacon.agent.notifications.model import AgentStatus, Notification
+from mailbeacon.agent.runtime import AgentOptions, AgentRuntime
+from mailbeacon.core.profile import Profile
+from tests.helpers.agent_process import RELAY_PASSWORD
 
 
 class Listener:
@@ -34,3 +37,16 @@ class Listener:
     def delayed(self) -> list[Notification]:
         """The "emails are waiting" notifications so far."""
         return [n for n in self.notifications if n.type == "delivery_delayed"]
+
+
+def relay_runtime(
+    profile: Profile, relay_port: int, upstream: str, listener: Listener
+) -> AgentRuntime:
+    """An in-process agent (not started) whose relay listens on ``relay_port`` with the
+    tests' relay password and delivers to ``upstream``, telling ``listener``."""
+    return AgentRuntime(
+        profile,
+        AgentOptions(smtp_listen=f"127.0.0.1:{relay_port}", upstream=upstream,
+                     relay_password=RELAY_PASSWORD),
+        listener,
+    )  # fmt: skip

@@ -26,7 +26,12 @@ async def in_thread(call: Callable[..., T], /, *args: object) -> T:
     try:
         return await asyncio.shield(running)
     except asyncio.CancelledError:
-        # Its outcome no longer matters, only that the thread is done with it.
-        with contextlib.suppress(Exception):
-            await running
+        # Its outcome no longer matters, only that the thread is done with it; a second
+        # cancellation must not end the wait either (awaiting ``running`` itself would
+        # pass it on to ``running`` and return at once).
+        while not running.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({running})
+        if not running.cancelled():
+            running.exception()  # retrieved: a failure here is nobody's news any more
         raise

@@ -10,13 +10,11 @@ import smtplib
 from email.message import EmailMessage
 from pathlib import Path
 
-from mailbeacon.agent.runtime import AgentOptions, AgentRuntime
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.profile import Profile
-from tests.helpers.agent_listener import Listener
+from tests.helpers.agent_listener import Listener, relay_runtime
+from tests.helpers.agent_process import RELAY_PASSWORD
 from tests.helpers.net import free_port
-
-RELAY_PASSWORD = "relay-secret"
 
 
 def polish_profile(tmp_path: Path) -> Profile:
@@ -42,13 +40,9 @@ def send(port: int) -> None:
 async def test_emails_are_waiting_says_why_in_polish(tmp_path: Path) -> None:
     relay_port, upstream_port = free_port(), free_port()
     listener = Listener()
-    runtime = AgentRuntime(
-        polish_profile(tmp_path),
-        AgentOptions(smtp_listen=f"127.0.0.1:{relay_port}",
-                     upstream=f"smtp://127.0.0.1:{upstream_port}",
-                     relay_password=RELAY_PASSWORD),
-        listener,
-    )  # fmt: skip
+    runtime = relay_runtime(
+        polish_profile(tmp_path), relay_port, f"smtp://127.0.0.1:{upstream_port}", listener
+    )
     await runtime.start()
     try:
         await asyncio.to_thread(send, relay_port)  # nothing listens upstream: it waits

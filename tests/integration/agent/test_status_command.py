@@ -14,15 +14,13 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from mailbeacon.agent.runtime import AgentOptions, AgentRuntime
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.profile import Profile
-from tests.helpers.agent_listener import Listener
-from tests.helpers.agent_process import AgentProcess, run_cli
+from tests.helpers.agent_listener import Listener, relay_runtime
+from tests.helpers.agent_process import RELAY_PASSWORD, AgentProcess, run_cli
 from tests.helpers.net import free_port
 from tests.helpers.smtp import SmtpSink
 
-RELAY_PASSWORD = "relay-secret"
 LOOPBACK_SENTENCE = "127.0.0.1 is this computer"
 
 Status = dict[str, Any]
@@ -168,11 +166,8 @@ async def test_ok_with_a_real_sink(tmp_path: Path) -> None:
 async def test_delivery_delayed_once_per_outage_and_once_on_recovery(tmp_path: Path) -> None:
     relay_port, upstream_port = free_port(), free_port()
     listener = Listener()
-    runtime = AgentRuntime(
-        Profile.at(profile_at(tmp_path)),
-        AgentOptions(smtp_listen=f"127.0.0.1:{relay_port}",
-                     upstream=f"smtp://127.0.0.1:{upstream_port}",
-                     relay_password=RELAY_PASSWORD),
+    runtime = relay_runtime(
+        Profile.at(profile_at(tmp_path)), relay_port, f"smtp://127.0.0.1:{upstream_port}",
         listener,
     )
     await runtime.start()

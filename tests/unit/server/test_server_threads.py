@@ -33,6 +33,9 @@ async def test_a_cancelled_wait_ends_only_after_the_call_has_returned() -> None:
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=0.1)
     assert not done  # still waiting for the thread
+    task.cancel()  # and a second cancellation does not end the wait either
+    done, _ = await asyncio.wait({task}, timeout=0.1)
+    assert not done
     gate.set()
     with pytest.raises(asyncio.CancelledError):
         await task

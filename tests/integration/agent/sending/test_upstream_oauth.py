@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mailbeacon.agent.runtime import AgentOptions, AgentRuntime
 from mailbeacon.agent.sending import upstream as upstream_module
 from mailbeacon.agent.sending.outbox import Outbox
 from mailbeacon.agent.sending.outbox_items import DeliveryError, OutboxItem, RetryPolicy
@@ -24,8 +23,8 @@ from mailbeacon.agent.sending.upstream import Credentials, Upstream
 from mailbeacon.agent.settings.mail_urls import parse_upstream
 from mailbeacon.agent.settings.store import Settings
 from mailbeacon.core.profile import Profile
-from tests.helpers.agent_listener import Listener
-from tests.helpers.agent_process import RELAY_PASSWORD, send_through_relay
+from tests.helpers.agent_listener import Listener, relay_runtime
+from tests.helpers.agent_process import send_through_relay
 from tests.helpers.mailhost import PASSWORD, PASSWORD_USER, MailHost, running_mailhost
 from tests.helpers.net import free_port
 from tests.helpers.oidc import USER, Provider, running_provider
@@ -247,13 +246,9 @@ async def test_the_agent_s_status_says_sign_in_again_once(both: MailHost, tmp_pa
     settings.save(profile.config_file)
     relay_port = free_port()
     listener = Listener()
-    runtime = AgentRuntime(
-        profile,
-        AgentOptions(smtp_listen=f"127.0.0.1:{relay_port}",
-                     upstream=f"smtp://127.0.0.1:{both.submission_port}",
-                     relay_password=RELAY_PASSWORD),
-        listener,
-    )  # fmt: skip
+    runtime = relay_runtime(
+        profile, relay_port, f"smtp://127.0.0.1:{both.submission_port}", listener
+    )
     await runtime.start()
     try:
         message = EmailMessage()
