@@ -120,7 +120,9 @@ class ProviderTokens:
     async def token(self) -> str:
         """The current token; a fresh one after :meth:`invalidate`."""
         if self.signed_out:
-            raise SignInRequired("the provider no longer accepts the saved sign-in")
+            # Worded as AccessTokens words it: the advice, and the why on its own.
+            why = "the provider no longer accepts the saved sign-in"
+            raise SignInRequired(f"Sign in again to the provider: {why}", reason=why)
         if self._current is None:
             self._current = self._queued.pop(0) if self._queued else await self._fetch()
         self.handed_out.append(self._current)

@@ -9,7 +9,14 @@ class SignInRequired(Exception):
     """The provider no longer accepts the stored sign-in: the rep must sign in again.
 
     Mail waits in the outbox meanwhile (a connection problem, never a bounce).
+    ``str()`` is the whole sentence for the rep ("Sign in again to …: why");
+    :attr:`reason` is the why alone, for a caller that words its own advice around
+    it (the outbox, the mailbox) and would otherwise say "sign in again" twice.
     """
+
+    def __init__(self, sentence: str = "", reason: str = "") -> None:
+        super().__init__(sentence)
+        self.reason = reason
 
 
 class BearerSource(Protocol):

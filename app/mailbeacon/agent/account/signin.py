@@ -97,7 +97,10 @@ class AgentSignIn:
                         "Sign in again: no sign-in provider or client ID is set (Settings → "
                         "Account)."
                     )
-                )
+                ),
+                reason=Phrase(
+                    mark("no sign-in provider or client ID is set (Settings → Account)")
+                ),
             )
         try:
             metadata = await oauth.discover(issuer, self._http)
@@ -105,7 +108,9 @@ class AgentSignIn:
             raise  # a ConnectionError: the provider is away, mail waits and is retried
         except OAuthError as exc:
             # A wrong issuer or a provider that refuses PKCE: only the set-up can fix it.
-            raise SignInRequired(Phrase(mark("Sign in again: {reason}"), reason=said(exc))) from exc
+            raise SignInRequired(
+                Phrase(mark("Sign in again: {reason}"), reason=said(exc)), reason=said(exc)
+            ) from exc
         return OAuthClient(
             metadata,
             self._settings.oauth.client_id,

@@ -133,7 +133,8 @@ class AccessTokens:
                     mark("Sign in again to {provider}: MailBeacon holds no sign-in for {user}."),
                     provider=self._provider,
                     user=self._user,
-                )
+                ),
+                reason=Phrase(mark("MailBeacon holds no sign-in for {user}"), user=self._user),
             )
         try:
             tokens = await self._client.refresh(refresh_token)
@@ -157,7 +158,8 @@ class AccessTokens:
                 mark("Sign in again to {provider}: {reason}"),
                 provider=self._provider,
                 reason=said(exc),
-            )
+            ),
+            reason=said(exc),
         )
 
     def _keep(self, tokens: TokenSet) -> str:

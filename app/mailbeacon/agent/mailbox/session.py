@@ -205,16 +205,16 @@ async def _token(source: BearerSource, time_limit: float) -> str:
         ) from None
 
 
-def sign_in_again_message(user: str, exc: Exception) -> str:
+def sign_in_again_message(user: str, exc: SignInRequired) -> str:
     """What the rep reads when the provider no longer accepts the saved sign-in."""
-    if str(exc):
+    if exc.reason:
         return Phrase(
             mark(
                 "Sign in again with the account {user} in Settings: the saved sign-in is no "
                 "longer accepted ({reason})"
             ),
             user=user,
-            reason=said(exc),
+            reason=exc.reason,  # the why alone: this sentence already says sign in again
         )
     return Phrase(
         mark(

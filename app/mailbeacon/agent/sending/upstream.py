@@ -44,7 +44,7 @@ from mailbeacon.agent.settings.mail_urls import (
     UpstreamURL,
 )
 from mailbeacon.core import sasl
-from mailbeacon.core.language import Phrase, mark, said
+from mailbeacon.core.language import Phrase, mark
 
 __all__ = [
     "Credentials",
@@ -520,14 +520,14 @@ class _TokenLogin:
 
 def sign_in_again(user: str, error: SignInRequired) -> str:
     """What the rep reads when the provider no longer accepts the saved sign-in."""
-    if str(error):
+    if error.reason:
         return Phrase(
             mark(
                 "Sign in again with the account {user} in the settings: the saved sign-in is "
                 "no longer accepted ({reason}). Mail waits in the outbox until then."
             ),
             user=user,
-            reason=said(error),  # still a phrase when the sign-in worded one
+            reason=error.reason,  # the why alone: this sentence already says sign in again
         )
     return Phrase(
         mark(

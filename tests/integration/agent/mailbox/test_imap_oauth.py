@@ -149,6 +149,7 @@ async def test_signed_out_asks_the_rep_to_sign_in_again(
     failure = describe_failure(caught.value, account.url)
     assert failure.trouble is Trouble.CANNOT_LOG_IN
     assert failure.detail.startswith(f"Sign in again with the account {USER} in Settings")
+    assert failure.detail.lower().count("sign in again") == 1
 
 
 async def test_a_password_user_still_logs_in_with_plain(host: MailHost) -> None:

@@ -190,6 +190,8 @@ async def test_signed_out_mail_waits_in_the_outbox_then_goes(
         assert [item.state.attempts for item in box.pending()] == [1]
         assert box.blocked_reason is not None
         assert box.blocked_reason.startswith(f"Sign in again with the account {USER}")
+        assert box.blocked_reason.lower().count("sign in again") == 1
+        assert "(the provider no longer accepts the saved sign-in)" in box.blocked_reason
         assert box.failed() == [] and both.sink.received == []
         tokens.signed_out = False  # the rep signed in again
         box.retry_now()
@@ -207,6 +209,7 @@ async def test_signed_out_is_a_connection_error_not_a_bounce(
         both, Credentials(USER, bearer=ProviderTokens(provider, signed_out=True))
     ).test_connection()
     assert not check.ok and check.message.startswith("Sign in again")
+    assert check.message.lower().count("sign in again") == 1
 
 
 @pytest.mark.expect_log("refused the")

@@ -23,6 +23,8 @@ from mailbeacon.agent.account.oauth import (
     TokenSet,
 )
 from mailbeacon.agent.account.tokens import AccessTokens
+from mailbeacon.agent.mailbox.session import sign_in_again_message
+from mailbeacon.agent.sending.upstream import sign_in_again
 from mailbeacon.agent.settings.secrets import Secret, SecretStore
 from mailbeacon.core.profile import Profile
 from tests.helpers.fakes import FakeClock, MemoryKeyring
@@ -206,6 +208,10 @@ async def test_a_refused_refresh_token_asks_the_rep_to_sign_in_again(
     )
     assert secrets.get(Secret.OAUTH_REFRESH_TOKEN) is None
     assert not tokens.is_signed_in()
+    # Where the outbox and the mailbox word their own advice around it, once.
+    for advice in (sign_in_again(USER, raised.value), sign_in_again_message(USER, raised.value)):
+        assert advice.lower().count("sign in again") == 1
+        assert "(the provider no longer accepts MailBeacon's sign-in (invalid_grant" in advice
 
 
 @pytest.mark.expect_log("needs renewing", "refused a token request")
@@ -232,6 +238,11 @@ async def test_without_a_stored_sign_in_the_rep_is_asked_to_sign_in(
         await tokens.token()
     assert str(raised.value) == (
         f"Sign in again to {ISSUER}: MailBeacon holds no sign-in for {USER}."
+    )
+    assert sign_in_again(USER, raised.value) == (
+        f"Sign in again with the account {USER} in the settings: the saved sign-in is no "
+        f"longer accepted (MailBeacon holds no sign-in for {USER}). Mail waits in the outbox "
+        "until then."
     )
 
 

@@ -8,6 +8,7 @@ import ssl
 
 import pytest
 
+from mailbeacon.agent.account.bearer import SignInRequired
 from mailbeacon.agent.mailbox import sent_status
 from mailbeacon.agent.mailbox.imap_client import AuthenticationFailed, ConnectionClosed
 from mailbeacon.agent.mailbox.sent_spool import KeptOriginal
@@ -93,7 +94,8 @@ async def test_a_plain_password_refusal_keeps_its_phrase_through_the_exception(
 
 
 def test_sign_in_again_in_polish(pl: Language) -> None:
-    said = sign_in_again_message("jan@firma.pl", RuntimeError("invalid_grant"))
+    refused = SignInRequired("Sign in again to Firma: invalid_grant", reason="invalid_grant")
+    said = sign_in_again_message("jan@firma.pl", refused)
     assert said == (
         "Sign in again with the account jan@firma.pl in Settings: the saved sign-in is no "
         "longer accepted (invalid_grant)"
