@@ -5,10 +5,16 @@ is connected to one of them, and a recipient's hit lands on any. The feed reads 
 events table by id, in id order, from where it last was (``events_after``), and
 hands what it read to the local fan-out. It reads:
 
-* when this instance committed events (the recorder wakes it);
+* when this instance committed events that do not directly follow what it has read
+  (another instance committed in between): the recorder wakes it. When they do
+  directly follow it, and no read is in flight, they are published as committed
+  without reading them back (one instance's usual case);
 * when another instance did: a ``NOTIFY`` on :data:`~pg_store.CHANNEL`, sent inside
   the writer's transaction, wakes it. The payload is never trusted: the feed reads
-  the database by id, so a forged or duplicated NOTIFY costs one read, no event;
+  the database by id, so a forged or duplicated NOTIFY costs one read, no event.
+  The NOTIFYs of this instance's own writer are skipped (told by the sending
+  backend's process id, which the database sets): the recorder's hook has seen
+  those commits already;
 * every ``poll_seconds`` anyway: a NOTIFY lost while the listening connection was
   down costs at most that much latency, never an event. The listener reconnects by
   itself, LISTENs again and wakes the feed to catch up.
@@ -25,13 +31,17 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from mailbeacon.server.fanout import Fanout
 from mailbeacon.server.pg_store import CHANNEL, CONNECT_TIMEOUT, PgStore
 from mailbeacon.server.threads import in_thread
+
+if TYPE_CHECKING:
+    from mailbeacon.server.recorder import Recorded
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +60,9 @@ class Feed:
         self._cursor = 0
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        self._reading = False  # a read is in flight: what it returns moves the cursor
         self.reads = 0
+        self.published_directly = 0  # groups published without reading them back
 
     async def start(self) -> None:
         """Start after the events stored so far (subscribers get those as backlog)."""
@@ -61,8 +73,20 @@ class Feed:
         """Read now (on the event loop's thread)."""
         self._wakeup.set()
 
-    def wake_after(self, _recorded: object) -> None:
-        """The recorder's hook: this instance committed events; read them."""
+    def wake_after(self, recorded: Sequence[Recorded]) -> None:
+        """The recorder's hook: this instance committed ``recorded``.
+
+        Ids are gap-free for readers, so events whose ids directly follow the cursor
+        are all there is to read up to their last: publish them as committed (the
+        same messages the SQLite server sends) instead of reading them back. Anything
+        else (another instance's ids in between, a read in flight that will move the
+        cursor) is read from the database, in id order.
+        """
+        if not self._reading and _directly_after(self._cursor, recorded):
+            self._fanout.publish(list(recorded))
+            self._cursor = recorded[-1].id
+            self.published_directly += 1
+            return
         self._wakeup.set()
 
     async def stop(self) -> None:
@@ -79,6 +103,7 @@ class Feed:
                 async with asyncio.timeout(self._poll):
                     await self._wakeup.wait()
             self._wakeup.clear()
+            self._reading = True
             try:
                 await self._drain()
             except Exception as exc:
@@ -90,6 +115,8 @@ class Feed:
                     )
                 self._failing = True
                 continue
+            finally:
+                self._reading = False
             if self._failing:
                 log.info("reading new events from the database again")
                 self._failing = False
@@ -109,21 +136,37 @@ class Feed:
             if not page:
                 return
             self._fanout.publish_items(page)
-            self._cursor = max(item.seq for _user, item in page)
+            self._cursor = max(self._cursor, *(item.seq for _user, item in page))
             if sum(1 for _user, item in page if item.event is not None) < PAGE:
                 return
+
+
+def _directly_after(cursor: int, recorded: Sequence[Recorded]) -> bool:
+    """Whether ``recorded`` are exactly the events with ids cursor+1, cursor+2, …"""
+    if not recorded:
+        return False
+    expected = cursor
+    for item in recorded:
+        expected += 1
+        if item.id != expected or item.repeat or item.spooled:
+            return False
+    return True
 
 
 class Listener:
     """LISTENs on its own connection, in a thread; each NOTIFY wakes the feed.
 
     A dropped connection is reopened (with back-off) and LISTENed on again, and the
-    feed is woken to catch up on what was notified meanwhile.
+    feed is woken to catch up on what was notified meanwhile. ``own_pid`` gives the
+    process id of this instance's writer connection: its NOTIFYs wake nothing.
     """
 
-    def __init__(self, url: str, wake: Callable[[], None]) -> None:
+    def __init__(
+        self, url: str, wake: Callable[[], None], own_pid: Callable[[], int | None] = lambda: None
+    ) -> None:
         self._url = url
         self._wake = wake
+        self._own_pid = own_pid
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._connection: psycopg.Connection[tuple[object, ...]] | None = None
@@ -155,8 +198,9 @@ class Listener:
                     failures = 0
                     self._wake()  # catch up on whatever was notified while away
                     while not self._stopping.is_set():
-                        for _ in connection.notifies(timeout=0.5):
-                            self._wake()
+                        for notify in connection.notifies(timeout=0.5):
+                            if notify.pid != self._own_pid():
+                                self._wake()
             except psycopg.Error as exc:
                 if failures == 0:
                     log.warning(

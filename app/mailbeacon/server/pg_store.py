@@ -150,12 +150,15 @@ class PgStore:
         self._repeats: dict[tuple[int, int], int] = {}
 
     def _connect(self) -> psycopg.Connection[Row]:
-        return psycopg.connect(
+        connection = psycopg.connect(
             self.url,
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT,
             application_name=self._application_name,
         )
+        # Kept as a plain attribute: other threads read it (pg_feed.Listener).
+        self.backend_pid: int | None = connection.info.backend_pid
+        return connection
 
     @property
     def _db(self) -> psycopg.Connection[Row]:

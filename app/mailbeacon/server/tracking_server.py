@@ -193,7 +193,7 @@ class TrackingServer:
             )
             addresses.load(store.agent_addresses(self._clock() - config.agent_address_ttl))
             fanout = Fanout()
-            shared = await self._shared_stream(fanout)
+            shared = await self._shared_stream(fanout, store)
             if shared is not None:
                 cleanup.push_async_callback(shared.stop)
             recent = RecentHits(
@@ -250,7 +250,7 @@ class TrackingServer:
             return None
         return Spool(config.spool_dir)
 
-    async def _shared_stream(self, fanout: Fanout) -> _SharedStream | None:
+    async def _shared_stream(self, fanout: Fanout, writer: Store) -> _SharedStream | None:
         """On PostgreSQL: the feed of every instance's events and its NOTIFY listener."""
         db = self.config.db_path
         if not isinstance(db, PostgresUrl):
@@ -267,7 +267,9 @@ class TrackingServer:
         def wake() -> None:  # on the listener's thread
             loop.call_soon_threadsafe(feed.wake)
 
-        listener = Listener(db.url, wake)
+        # The writer's own NOTIFYs wake nothing: the recorder's hook saw those commits.
+        own_pid = (lambda: writer.backend_pid) if isinstance(writer, PgStore) else (lambda: None)
+        listener = Listener(db.url, wake, own_pid)
         listener.start()
         return _SharedStream(feed, listener, store)
 
