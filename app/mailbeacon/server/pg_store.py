@@ -6,13 +6,22 @@ parts (taking the lock, COMMIT) already run on a thread of their own, and reads 
 on worker threads (reader.py). It measured faster than asyncpg for this use
 (README, "Dependencies").
 
-Event ids (docs/architecture.md, "Event ids on PostgreSQL"): a write transaction
-starts by locking the one row of ``event_counter`` (``SELECT ... FOR UPDATE``) and
-holds it until COMMIT. Ids are handed out from that row while the lock is held, so
-transactions that store events commit one after the other in id order: a reader that
-sees id N sees every smaller id that will ever exist. A subscriber resuming with
-``after=N`` on any instance therefore never misses an event that commits later
-with a smaller id.
+Event ids (docs/architecture.md, "Event ids on PostgreSQL"): ids come from the one
+row of ``event_counter``, locked (``SELECT ... FOR UPDATE``) until COMMIT by every
+transaction that stores events, so such transactions commit one after the other in
+id order: a reader that sees id N sees every smaller id that will ever exist. A
+subscriber resuming with ``after=N`` on any instance therefore never misses an
+event that commits later with a smaller id.
+
+The recorder's groups (:meth:`begin`, :meth:`try_begin`) take the lock only inside
+the COMMIT's pipeline, so it is held for as long as PostgreSQL runs the group's
+statements and never across a round trip to this process: the group is decided
+with provisional ids (-1, -2, … in insertion order), the pipeline computes the
+stored ids from the counter it has just locked (``next_id + position``) and
+advances it, and :meth:`resolver` maps provisional ids to stored ones afterwards.
+Several instances then decide their groups at the same time instead of taking
+turns (docs/performance.md, "PostgreSQL"). :meth:`transaction` (everything else)
+locks the counter at BEGIN and hands out stored ids at once.
 
 The writer's statements are gathered and sent at COMMIT (one COPY for the events):
 the recorder calls :meth:`insert_event` on the event loop, which must not wait for a
@@ -28,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
-from psycopg import errors, pq
+from psycopg import pq
 
 from mailbeacon.core.events import EventType, Revision, ServerEvent, Verdict
 from mailbeacon.server.pg_schema import migrate, refuse_if_newer
@@ -83,6 +92,32 @@ _ADVANCE = (
     b"WITH advanced AS (UPDATE event_counter SET next_id = %s RETURNING next_id) "
     b"SELECT pg_notify(%s, %s) FROM advanced"
 )
+# A recorder's group: the counter locked in the COMMIT's pipeline, ids computed from
+# it. A provisional id p (-1, -2, ...) is stored as next_id - p - 1.
+_LOCK_COUNTER = b"SELECT next_id FROM event_counter FOR UPDATE"
+_ALIASES = [f"c{i}" for i in range(len(_TYPES))]
+_INSERT_PROVISIONAL_EVENTS = (
+    f"INSERT INTO events ({', '.join(_COLUMNS)}) "  # noqa: S608
+    f"SELECT n.next_id - v.c0 - 1, {', '.join('v.' + a for a in _ALIASES[1:])} "
+    "FROM event_counter n, unnest("
+    + ", ".join(f"%s::{t}[]" for t in _TYPES)
+    + f") AS v({', '.join(_ALIASES)})"
+).encode()
+_INSERT_PROVISIONAL_REVISIONS = (
+    b"INSERT INTO revisions (user_id, cause_id, event_id, verdict, reason, counts) "
+    b"SELECT v.u, CASE WHEN v.c < 0 THEN n.next_id - v.c - 1 ELSE v.c END, "
+    b"CASE WHEN v.e < 0 THEN n.next_id - v.e - 1 ELSE v.e END, v.verdict, v.reason, v.counts "
+    b"FROM event_counter n, unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], "
+    b"%s::text[], %s::int[]) AS v(u, c, e, verdict, reason, counts)"
+)
+_ADVANCE_BY = (
+    b"WITH advanced AS (UPDATE event_counter SET next_id = next_id + %s RETURNING next_id) "
+    b"SELECT pg_notify(%s, (next_id - 1)::text) FROM advanced"
+)
+_HIT_STORED = (
+    "SELECT 1 FROM events WHERE user_id = %s AND message = %s AND at = %s "
+    "AND ip = %s AND type = %s LIMIT 1"
+)
 _COUNTING_OPEN = (
     "SELECT 1 FROM events WHERE user_id = %s AND message = %s "
     "AND recipient IS NOT DISTINCT FROM %s AND type = %s "
@@ -91,7 +126,6 @@ _COUNTING_OPEN = (
 
 # One round trip each: psycopg sends both statements in one simple query.
 _BEGIN_LOCKED = b"BEGIN; SELECT next_id FROM event_counter FOR UPDATE"
-_BEGIN_LOCKED_NOWAIT = b"BEGIN; SELECT next_id FROM event_counter FOR UPDATE NOWAIT"
 
 Row = tuple[object, ...]
 _EVENTS_AFTER = (
@@ -145,6 +179,9 @@ class PgStore:
             raise
         self._next_id = 0  # valid while a write transaction holds the counter
         self._counter_start = 0
+        # A recorder's group: ids are provisional until its COMMIT (module docstring).
+        self._provisional = False
+        self._base: int | None = None  # the last group's first stored id
         self._events: dict[int, _Pending] = {}
         self._revisions: list[tuple[int, int, int, str, str, int]] = []
         self._repeats: dict[tuple[int, int], int] = {}
@@ -183,8 +220,9 @@ class PgStore:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One write transaction (rolled back on error)."""
-        self.begin()
+        """One write transaction with the counter locked from the start: ids are
+        stored ids at once (rolled back on error)."""
+        self._start(_BEGIN_LOCKED)
         try:
             yield
         except BaseException:
@@ -193,21 +231,26 @@ class PgStore:
         self.commit()
 
     def begin(self) -> None:
-        """BEGIN and lock the event counter (waits for another writer's COMMIT)."""
-        self._start(_BEGIN_LOCKED)
+        """BEGIN a recorder's group: provisional ids, the counter locked at COMMIT."""
+        self._clear()
+        self._db.execute(b"BEGIN")
+        self._provisional = True
 
     def try_begin(self) -> bool:
-        """BEGIN and lock the counter without waiting; False when another writer has it,
-        or when the connection must be made again (not on the event loop: :meth:`begin`
-        does it, on the writer's thread)."""
-        if self._conn.broken:
+        """:meth:`begin`, unless the connection must be made again (not on the event
+        loop: :meth:`begin` does it, on the writer's thread)."""
+        if self._conn.broken or self._conn.closed:
             return False
-        try:
-            self._start(_BEGIN_LOCKED_NOWAIT)
-        except errors.LockNotAvailable:
-            self._db.execute("ROLLBACK")
-            return False
+        self.begin()
         return True
+
+    def resolver(self) -> Callable[[int], int] | None:
+        """How the last committed group's provisional ids map to stored ones (None
+        when it had none)."""
+        base = self._base
+        if base is None:
+            return None
+        return lambda event_id: base - event_id - 1 if event_id < 0 else event_id
 
     def _start(self, begin: bytes) -> None:
         self._clear()
@@ -228,28 +271,43 @@ class PgStore:
         pipeline, a fraction of that.
         """
         db = self._db
+        provisional = self._provisional and bool(self._events)
+        self._base = None
         try:
-            with db.cursor() as cursor, db.cursor() as repeats:
+            with db.cursor() as cursor, db.cursor() as repeats, db.cursor() as counter:
                 with db.pipeline():
-                    self._send(cursor, repeats)
+                    if provisional:
+                        counter.execute(_LOCK_COUNTER)
+                    self._send(cursor, repeats, provisional)
                     cursor.execute(b"COMMIT")
                 if self._repeats:
                     self._check_repeats({int(str(row[0])) for row in repeats.fetchall()})
+                if provisional:
+                    row = counter.fetchone()
+                    if row is None:
+                        raise RuntimeError(
+                            "the event_counter row is missing; the schema is damaged"
+                        )
+                    self._base = int(str(row[0]))
         except BaseException:
             self.rollback()
             raise
         finally:
             self._clear()
 
-    def _send(self, cursor: psycopg.Cursor[Row], repeats: psycopg.Cursor[Row]) -> None:
+    def _send(
+        self, cursor: psycopg.Cursor[Row], repeats: psycopg.Cursor[Row], provisional: bool
+    ) -> None:
         """Queue the gathered statements in the pipeline."""
         if self._events:
             rows = (pending.row for pending in self._events.values())
             # Lists: psycopg sends a list as an array (a tuple would be a record).
-            cursor.execute(_INSERT_EVENTS, [list(c) for c in zip(*rows, strict=True)])
+            insert = _INSERT_PROVISIONAL_EVENTS if provisional else _INSERT_EVENTS
+            cursor.execute(insert, [list(c) for c in zip(*rows, strict=True)])
         if self._revisions:
             columns = [list(c) for c in zip(*self._revisions, strict=True)]
-            cursor.execute(_INSERT_REVISIONS, columns)
+            revise = _INSERT_PROVISIONAL_REVISIONS if provisional else _INSERT_REVISIONS
+            cursor.execute(revise, columns)
         if self._repeats:
             keys = list(self._repeats)
             # Planned each time, never prepared: a plan cached while the table was
@@ -261,9 +319,11 @@ class PgStore:
                 ([k[1] for k in keys], [k[0] for k in keys], list(self._repeats.values())),
                 prepare=False,
             )
-        if self._next_id != self._counter_start:
-            # One statement: the counter, and the NOTIFY that wakes every instance's
-            # stream (they read by id; the payload is only a hint).
+        # One statement: the counter, and the NOTIFY that wakes every instance's
+        # stream (they read by id; the payload is only a hint).
+        if provisional:
+            cursor.execute(_ADVANCE_BY, (len(self._events), CHANNEL))
+        elif self._next_id != self._counter_start:
             cursor.execute(_ADVANCE, (self._next_id, CHANNEL, str(self._next_id - 1)))
 
     def _check_repeats(self, found: set[int]) -> None:
@@ -281,6 +341,7 @@ class PgStore:
             self._conn.execute("ROLLBACK")
 
     def _clear(self) -> None:
+        self._provisional = False
         self._events.clear()
         self._revisions.clear()
         self._repeats.clear()
@@ -380,9 +441,13 @@ class PgStore:
     # -- events -----------------------------------------------------------------------
 
     def insert_event(self, new: NewEvent) -> int:
-        """Store an event (sent at COMMIT); returns its id."""
-        event_id = self._next_id
-        self._next_id += 1
+        """Store an event (sent at COMMIT); returns its id (in a recorder's group, a
+        provisional one: :meth:`resolver`)."""
+        if self._provisional:
+            event_id = -len(self._events) - 1
+        else:
+            event_id = self._next_id
+            self._next_id += 1
         event = new.event
         self._events[event_id] = _Pending(
             [
@@ -580,8 +645,16 @@ class PgStore:
         row = self._db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
         return 0 if row is None else int(str(row[0]))
 
-    def has_event(self, event_id: int, user_id: int, message: str, at: str) -> bool:
-        """Whether this exact event is stored."""
+    def has_event(
+        self, event_id: int, user_id: int, message: str, at: str, ip: str, type_: str
+    ) -> bool:
+        """Whether this exact event is stored. A provisional id (negative: a group cut
+        off while committing) says nothing of the stored one, so the event is looked
+        for by what it holds: its message, time to the millisecond, address and type
+        (two such hits would be one hit repeated, stored once)."""
+        if event_id < 0:
+            params: tuple[object, ...] = (user_id, message, at, ip, type_)
+            return self._db.execute(_HIT_STORED, params).fetchone() is not None
         row = self._db.execute(
             "SELECT 1 FROM events WHERE id = %s AND user_id = %s AND message = %s AND at = %s",
             (event_id, user_id, message, at),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from mailbeacon.core.classify import PriorHit
 from mailbeacon.core.events import Verdict
@@ -66,6 +66,17 @@ class RecentHits:
             if prior.id == event_id:
                 window[i] = PriorHit(prior.id, prior.hit, verdict)
                 return
+
+    def resolve(self, refs: Iterable[MessageRef], resolve: Callable[[int], int]) -> None:
+        """Give the provisional ids (negative) of these messages' hits their stored
+        ones, once their group has committed (pg_store.py)."""
+        for ref in refs:
+            window = self._messages.get(ref)
+            if window is None:
+                continue
+            for i, prior in enumerate(window):
+                if prior.id < 0:
+                    window[i] = PriorHit(resolve(prior.id), prior.hit, prior.verdict)
 
     def forget(self, refs: Iterable[MessageRef]) -> None:
         """Drop whole messages (after a failed commit their window is unreliable)."""

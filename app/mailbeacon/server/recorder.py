@@ -489,6 +489,7 @@ class Recorder:
                 log.exception("could not commit %d hits/writes to the store", len(batch))
                 self._fail(batch, exc)
                 continue
+            self._settle_ids(_refs(batch), recorded, [value for _w, value, _e in outcomes])
             self._deliver(recorded, outcomes)
 
     def _went_down(self, exc: BaseException) -> None:
@@ -546,10 +547,7 @@ class Recorder:
                 recorded = await self._replay_group(key, entries)
             except Exception as exc:
                 await self._blocking(self._rollback)
-                self._recent.forget({(e.request.user_id, e.request.hit.message)
-                                     for e in entries})
-                self.flood.forget({(e.request.user_id, e.request.hit.message)
-                                   for e in entries})
+                self._forget_refs({_ref(e.request) for e in entries})
                 if not self._store.unreachable():
                     log.exception("could not replay the spool; trying again")
                 self._went_down(exc)
@@ -568,13 +566,15 @@ class Recorder:
                 continue  # replayed before a crash, with its progress
             request = entry.request
             if entry.maybe_id is not None and store.has_event(
-                entry.maybe_id, request.user_id, request.hit.message, request.at
-            ):
+                entry.maybe_id, request.user_id, request.hit.message, request.at,
+                request.stored_ip, str(request.hit.type),
+            ):  # fmt: skip
                 continue  # its COMMIT did happen, though the answer was lost
             stored, _ = self._record(request)
             recorded.extend(stored)
         store.set_meta(key, str(entries[-1].seq))
         await self._blocking(store.commit)
+        self._settle_ids({_ref(e.request) for e in entries}, recorded, [])
         return recorded
 
     def _commit_and_continue(self) -> bool:
@@ -697,9 +697,29 @@ class Recorder:
             return Decision(Verdict.BOT, "HEAD request (never a person)", decision.revisions)
         return decision
 
+    def _settle_ids(
+        self, refs: set[tuple[int, str]], recorded: list[Recorded], values: list[object]
+    ) -> None:
+        """After a commit that stored provisional ids (PostgreSQL, pg_store.py): give
+        every record the group made its stored id, before anything reads them: the
+        fan-out, the answers, the flood guard (it holds these records) and the recent
+        window (revisions of later hits refer to its ids)."""
+        resolve = self._store.resolver()
+        if resolve is None:
+            return
+        for item in recorded:
+            _resolve(item, resolve)
+        for value in values:
+            if isinstance(value, Recorded):
+                _resolve(value, resolve)  # a repeat's record copies its event's id
+        self._recent.resolve(refs, resolve)
+
     def _forget(self, batch: list[_Job]) -> None:
-        # The window may hold ids that were rolled back: forget those messages.
-        refs = {(j.hit.user_id, j.hit.hit.message) for j in batch if j.hit}
+        self._forget_refs(_refs(batch))
+
+    def _forget_refs(self, refs: set[tuple[int, str]]) -> None:
+        # The window may hold ids that were rolled back (or provisional ones that
+        # will never be stored): forget those messages.
         self._recent.forget(refs)
         self.flood.forget(refs)
 
@@ -724,9 +744,30 @@ class Recorder:
                 future.set_exception(error)
 
 
+def _ref(request: HitRequest) -> tuple[int, str]:
+    """The message a hit is about, as the recent window and the flood guard key it."""
+    return request.user_id, request.hit.message
+
+
+def _refs(batch: list[_Job]) -> set[tuple[int, str]]:
+    return {_ref(job.hit) for job in batch if job.hit is not None}
+
+
+def _resolve(item: Recorded, resolve: Callable[[int], int]) -> None:
+    """Give a record, and the revisions it caused, their stored ids."""
+    if item.id < 0:
+        item.id = resolve(item.id)
+    if any(revision.id < 0 for revision in item.revisions):
+        item.revisions = tuple(
+            replace(revision, id=resolve(revision.id)) if revision.id < 0 else revision
+            for revision in item.revisions
+        )
+
+
 def _given_ids(batch: list[_Job], outcomes: list[_Outcome]) -> dict[int, int]:
     """The id each hit of the batch was given (by index in the batch): if the COMMIT is
-    cut off, the spool's replay checks whether it happened after all."""
+    cut off, the spool's replay checks whether it happened after all (a provisional
+    id: by the event's fields, ``Store.has_event``)."""
     given: dict[int, int] = {}
     for index, (job, (_future, value, _error)) in enumerate(zip(batch, outcomes, strict=True)):
         if job.hit is not None and isinstance(value, Recorded) and not value.repeat:

@@ -13,7 +13,9 @@ same transaction as its events, and entries at or below that number are skipped.
 A crash between that COMMIT and the file's removal replays nothing twice. A group
 whose COMMIT was cut off (the connection dropped while committing) may or may not
 have been stored: its entries carry the id each hit was given, and the replay skips
-an entry whose event is there.
+an entry whose event is there. The recorder's ids are provisional until its group
+commits (negative, pg_store.py); for such an entry the replay looks for the event by
+what it holds (message, time to the millisecond, address, type) instead.
 
 One file per outage and process (``spool-<time>-<random>.jsonl``), written by one
 process only, which holds an exclusive ``flock`` on it: instances may share the
@@ -46,7 +48,8 @@ PROGRESS_PREFIX = "spool:"
 @dataclass(frozen=True, slots=True)
 class Spooled:
     """One spooled hit: its number in its file, the hit, and the id it was given by a
-    COMMIT whose outcome is unknown (None: it was never committed)."""
+    COMMIT whose outcome is unknown (None: it was never committed; negative: a
+    provisional id, which says nothing of the stored one)."""
 
     seq: int
     request: HitRequest

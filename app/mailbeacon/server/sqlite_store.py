@@ -434,13 +434,19 @@ class SqliteStore:
         row = self._db.execute("SELECT max(id) FROM events").fetchone()
         return int(row[0] or 0)
 
-    def has_event(self, event_id: int, user_id: int, message: str, at: str) -> bool:
-        """Whether this exact event is stored."""
+    def has_event(
+        self, event_id: int, user_id: int, message: str, at: str, ip: str, type_: str
+    ) -> bool:
+        """Whether this exact event is stored (ids are never provisional here)."""
         row = self._db.execute(
             "SELECT 1 FROM events WHERE id = ? AND user_id = ? AND message = ? AND at = ?",
             (event_id, user_id, message, at),
         ).fetchone()
         return row is not None
+
+    def resolver(self) -> Callable[[int], int] | None:
+        """Ids handed out here are stored ids: nothing to map."""
+        return None
 
     def unreachable(self) -> bool:
         """A file is never out of reach the way a database server is."""

@@ -197,8 +197,16 @@ class Store(Protocol):
         """The highest event id so far (0 for none)."""
         ...
 
-    def has_event(self, event_id: int, user_id: int, message: str, at: str) -> bool:
-        """Whether this exact event is stored (the spool's check after a cut-off COMMIT)."""
+    def has_event(
+        self, event_id: int, user_id: int, message: str, at: str, ip: str, type_: str
+    ) -> bool:
+        """Whether this exact event is stored (the spool's check after a cut-off COMMIT;
+        a provisional id, negative, means: look for it by what it holds)."""
+        ...
+
+    def resolver(self) -> Callable[[int], int] | None:
+        """After a commit: how that group's provisional ids (negative) map to stored
+        ones; None when every id handed out was a stored one (SQLite, always)."""
         ...
 
     def unreachable(self) -> bool:
