@@ -8,7 +8,8 @@ tests/helpers/postgres.py, fsync on). In the same run, with ``wrk -t2 -c64 -d5s`
 
 * SQLite, one instance (the default back end);
 * PostgreSQL, one instance;
-* PostgreSQL, two instances behind nginx (round robin, as balancer.py configures it);
+* PostgreSQL, two instances behind nginx (round robin, configured as the shipped
+  packaging/server/nginx.conf is: connections to the instances kept open);
 * nginx serving the 43-byte GIF itself (the baseline).
 
 Latency: a paced sender (1,000 hits/s) to instance A, the subscriber (another
@@ -78,7 +79,9 @@ def throughput(root: Path, cluster_url: str, second_url: str) -> list[Row]:
             else:
                 with (
                     _server(root, url) as second,  # type: ignore[arg-type]
-                    running_balancer(root / "nginx-lb", [first, second]) as balancer,
+                    running_balancer(
+                        root / "nginx-lb", [first, second], as_shipped=True
+                    ) as balancer,
                 ):
                     rate, done = _wrk(f"{balancer.url}{paths[0]}", script)
         rows.append((label, rate, WRK_NOTE))
