@@ -341,6 +341,9 @@ class PgStore:
             self._conn.execute("ROLLBACK")
 
     def _clear(self) -> None:
+        # A recorder's group never reads these: left from a locked transaction, they
+        # would advance the counter to a stale value at its COMMIT.
+        self._next_id = self._counter_start = 0
         self._provisional = False
         self._events.clear()
         self._revisions.clear()

@@ -16,11 +16,12 @@ import psycopg
 import pytest
 
 from mailbeacon.core.classify import Context, Decision, Hit, Revision
-from mailbeacon.core.events import EventType, Verdict
+from mailbeacon.core.events import EventType, ServerEvent, Verdict
 from mailbeacon.server.addresses import AgentAddresses
 from mailbeacon.server.pg_store import PgStore
 from mailbeacon.server.recent import RecentHits
 from mailbeacon.server.recorder import HitRequest, Recorded, Recorder
+from mailbeacon.server.store import UNSTORED, NewEvent
 from mailbeacon.server.tracker import iso_utc
 
 MESSAGE = "ab" * 12
@@ -107,3 +108,29 @@ async def test_a_hit_s_event_is_found_by_what_it_holds_when_its_id_was_provision
     assert not store.has_event(-1, *args, "192.0.2.8", "open")
     assert not store.has_event(-1, *args, "192.0.2.7", "click")
     assert not store.has_event(-1, 1, hit.message, iso_utc(hit.at + 1), "192.0.2.7", "open")
+
+
+def _event(message: str) -> NewEvent:
+    event = ServerEvent(UNSTORED, EventType.OPEN, message, None, "2026-01-01T00:00:00.000Z",
+                        "192.0.2.1", "UA", Verdict.HUMAN, "person")  # fmt: skip
+    return NewEvent(1, event)
+
+
+def test_a_group_without_new_events_leaves_the_counter_alone(
+    postgres_url: str, store: PgStore
+) -> None:
+    """A group that only counts repeats takes no ids, whatever an earlier locked
+    transaction on the same connection handed out."""
+    with store.transaction():
+        first = store.insert_event(_event("a" * 24))
+    other = PgStore(postgres_url)  # another instance stores meanwhile
+    try:
+        with other.transaction():
+            second = other.insert_event(_event("b" * 24))
+    finally:
+        other.close()
+    store.begin()
+    assert store.add_repeat(1, first)
+    store.commit()
+    assert store.resolver() is None
+    assert _rows(postgres_url, "SELECT next_id FROM event_counter") == [(second + 1,)]
