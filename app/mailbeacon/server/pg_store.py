@@ -13,15 +13,16 @@ id order: a reader that sees id N sees every smaller id that will ever exist. A
 subscriber resuming with ``after=N`` on any instance therefore never misses an
 event that commits later with a smaller id.
 
-The recorder's groups (:meth:`begin`, :meth:`try_begin`) take the lock only inside
-the COMMIT's pipeline, so it is held for as long as PostgreSQL runs the group's
-statements and never across a round trip to this process: the group is decided
-with provisional ids (-1, -2, … in insertion order), the pipeline computes the
-stored ids from the counter it has just locked (``next_id + position``) and
-advances it, and :meth:`resolver` maps provisional ids to stored ones afterwards.
-Several instances then decide their groups at the same time instead of taking
-turns (docs/performance.md, "PostgreSQL"). :meth:`transaction` (everything else)
-locks the counter at BEGIN and hands out stored ids at once.
+A recorder's group (:meth:`begin`, :meth:`try_begin`) takes the lock at BEGIN when
+it is free (one instance: always) and hands out stored ids at once. When another
+instance holds it, the group does not wait: it is decided with provisional ids
+(-1, -2, … in insertion order) and takes the lock inside its COMMIT's pipeline,
+which computes the stored ids from the counter it has just locked
+(``next_id + position``) and advances it; :meth:`resolver` maps provisional ids to
+stored ones afterwards. Several instances then decide their groups at the same
+time instead of taking turns, and the lock is held by a waiting group only while
+PostgreSQL runs its statements (docs/performance.md, "PostgreSQL").
+:meth:`transaction` (everything else) locks the counter at BEGIN, waiting for it.
 
 The writer's statements are gathered and sent at COMMIT (one COPY for the events):
 the recorder calls :meth:`insert_event` on the event loop, which must not wait for a
@@ -37,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
-from psycopg import pq
+from psycopg import errors, pq
 
 from mailbeacon.core.events import EventType, Revision, ServerEvent, Verdict
 from mailbeacon.server.pg_schema import migrate, refuse_if_newer
@@ -126,6 +127,7 @@ _COUNTING_OPEN = (
 
 # One round trip each: psycopg sends both statements in one simple query.
 _BEGIN_LOCKED = b"BEGIN; SELECT next_id FROM event_counter FOR UPDATE"
+_BEGIN_LOCKED_NOWAIT = b"BEGIN; SELECT next_id FROM event_counter FOR UPDATE NOWAIT"
 
 Row = tuple[object, ...]
 _EVENTS_AFTER = (
@@ -231,10 +233,15 @@ class PgStore:
         self.commit()
 
     def begin(self) -> None:
-        """BEGIN a recorder's group: provisional ids, the counter locked at COMMIT."""
-        self._clear()
-        self._db.execute(b"BEGIN")
-        self._provisional = True
+        """BEGIN a recorder's group: the counter locked now if it is free (stored ids
+        at once, as one instance always finds it), else provisional ids and the
+        counter locked inside the COMMIT's pipeline (another instance has it)."""
+        try:
+            self._start(_BEGIN_LOCKED_NOWAIT)
+        except errors.LockNotAvailable:
+            self._clear()
+            self._db.execute(b"ROLLBACK; BEGIN")
+            self._provisional = True
 
     def try_begin(self) -> bool:
         """:meth:`begin`, unless the connection must be made again (not on the event

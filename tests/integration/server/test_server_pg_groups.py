@@ -1,14 +1,16 @@
-"""A recorder's group on PostgreSQL: decided with provisional ids, stored with real ones.
+"""A recorder's group on PostgreSQL while another instance holds the id counter.
 
-The counter row is locked only inside the COMMIT's pipeline (pg_store.py), so a group
-is decided without knowing its ids. Everything the recorder keeps or hands out must
-carry the stored ids once the group has committed: the fanned-out events and the
-revisions they caused, the answers, the recent window that later hits are classified
-against. A real PostgreSQL (tests/helpers/postgres.py), a fresh database per test.
+Such a group does not wait for the counter: it is decided with provisional ids and
+locks the counter inside its COMMIT's pipeline (pg_store.py). Everything the recorder
+keeps or hands out must carry the stored ids once the group has committed: the
+fanned-out events and the revisions they caused, the answers, the recent window that
+later hits are classified against. A real PostgreSQL (tests/helpers/postgres.py), a
+fresh database per test; "another instance" is another connection.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -62,6 +64,17 @@ async def recorder(store: PgStore) -> AsyncIterator[tuple[Recorder, list[Recorde
     await running.stop()
 
 
+async def _waiting_for_the_counter(url: str) -> None:
+    """Until a connection of the server waits for a lock (the counter's row)."""
+    waiting = (
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND application_name = 'mailbeacon-server'"
+    )
+    async with asyncio.timeout(10):
+        while _rows(url, waiting) != [(1,)]:  # noqa: ASYNC110 - another process's state
+            await asyncio.sleep(0.01)
+
+
 def _rows(url: str, sql: str) -> list[tuple[object, ...]]:
     with psycopg.connect(url) as db:
         return list(db.execute(sql).fetchall())
@@ -71,8 +84,15 @@ async def test_a_group_s_records_carry_the_ids_it_was_stored_with(
     postgres_url: str, recorder: tuple[Recorder, list[Recorded], RecentHits]
 ) -> None:
     running, published, recent = recorder
+    holder = PgStore(postgres_url)
+    holder.begin()  # another instance's group, holding the counter
+    assert holder.resolver() is None
     # Submitted together: one group, decided before any of its ids exists.
     first = [running.submit(_request(n)) for n in (1, 2, 3)]
+    await _waiting_for_the_counter(postgres_url)  # decided; its COMMIT waits
+    assert not any(future.done() for future in first)
+    holder.commit()
+    holder.close()
     answers = [await future for future in first]
 
     stored = _rows(postgres_url, "SELECT id, ip FROM events ORDER BY id")
@@ -123,13 +143,14 @@ def test_a_group_without_new_events_leaves_the_counter_alone(
     transaction on the same connection handed out."""
     with store.transaction():
         first = store.insert_event(_event("a" * 24))
-    other = PgStore(postgres_url)  # another instance stores meanwhile
+    other = PgStore(postgres_url)  # another instance, holding the counter
     try:
-        with other.transaction():
-            second = other.insert_event(_event("b" * 24))
+        other.begin()
+        store.begin()  # provisional: the counter is taken
+        second = other.insert_event(_event("b" * 24))
+        other.commit()
     finally:
         other.close()
-    store.begin()
     assert store.add_repeat(1, first)
     store.commit()
     assert store.resolver() is None
