@@ -13,7 +13,10 @@ slower under load than doing the few microseconds of work here. Only the blockin
 parts (taking the write lock, COMMIT) go to the thread, two hand-offs per group.
 
 Classifying in commit order also means each hit sees every earlier hit on its
-message, with its stored id, in the recent window; revisions refer to stored ids.
+message, with its id, in the recent window; revisions refer to those ids. (On
+PostgreSQL a group that found the id counter taken by another instance holds
+provisional ids until its COMMIT; :meth:`Recorder._settle_ids` then gives everything
+kept or handed out the stored ones, pg_store.py.)
 
 Floods (one pixel or link fetched thousands of times) are stored once: a hit
 identical to one stored less than ``flood_window_seconds`` before it (same token,
