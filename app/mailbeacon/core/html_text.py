@@ -117,7 +117,9 @@ def looks_like_url(text: str) -> bool:
 
 def trackable_target(url: str) -> bool:
     """Whether a link target may be tracked: http(s), not already tracked, fits a token."""
-    if not _HTTP.match(url):
+    if not _HTTP.match(url) or "\x00" in url:
+        # A NUL is no part of a URL, and PostgreSQL stores no text with one in it: a
+        # click on such a link would fail the server's whole group of hits.
         return False
     if ("/o/" in url or "/c/" in url) and tracking_claims(url) is not None:
         return False

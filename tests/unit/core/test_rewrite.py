@@ -110,6 +110,17 @@ def test_an_html_email_gets_one_pixel_and_its_links_are_tracked() -> None:
     assert minter.pixels == [(result.message_key, copy.recipient_key)]
 
 
+def test_a_link_with_a_nul_character_is_left_alone() -> None:
+    # No URL has one, and the server's PostgreSQL could not store its clicks.
+    raw = html_mail(
+        '<p><a href="https://example.com/a\x00b">x</a> <a href="https://example.com/ok">y</a></p>'
+    )
+    result = rewrite(raw)
+    assert [link.target for link in result.links] == ["https://example.com/ok"]
+    (copy,) = result.copies
+    assert b'href="https://example.com/a\x00b"' in copy.data
+
+
 def test_multipart_alternative_tracks_the_html_and_leaves_a_plain_text_without_links_alone() -> (
     None
 ):
