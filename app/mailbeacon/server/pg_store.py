@@ -24,7 +24,7 @@ time instead of taking turns, and the lock is held by a waiting group only while
 PostgreSQL runs its statements (docs/performance.md, "PostgreSQL").
 :meth:`transaction` (everything else) locks the counter at BEGIN, waiting for it.
 
-The writer's statements are gathered and sent at COMMIT (one COPY for the events):
+The writer's statements are gathered and sent at COMMIT (one INSERT for the events):
 the recorder calls :meth:`insert_event` on the event loop, which must not wait for a
 network round trip per hit. The few calls that must read (an inferred open's check,
 a revision of an event already committed) do, and see the gathered rows first.
@@ -78,9 +78,9 @@ _TYPES = (
 # a fraction of psycopg dumping a column array per parameter (a Python loop, with a
 # regular expression per text element): 350 against 620 µs of client CPU for a
 # group of 16 (docs/performance.md, "PostgreSQL").
-_FROM_JSON = ", ".join(f"(e->>{i})::{t}" for i, t in enumerate(_TYPES))
+_JSON_VALUES = [f"(e->>{i})::{t}" for i, t in enumerate(_TYPES)]  # id first
 _INSERT_EVENTS = (
-    f"INSERT INTO events ({', '.join(_COLUMNS)}) SELECT {_FROM_JSON} "  # noqa: S608
+    f"INSERT INTO events ({', '.join(_COLUMNS)}) SELECT {', '.join(_JSON_VALUES)} "  # noqa: S608
     "FROM json_array_elements(%s::json) AS r(e)"
 ).encode()
 _INSERT_REVISIONS = (
@@ -102,7 +102,7 @@ _ADVANCE = (
 _LOCK_COUNTER = b"SELECT next_id FROM event_counter FOR UPDATE"
 _INSERT_PROVISIONAL_EVENTS = (
     f"INSERT INTO events ({', '.join(_COLUMNS)}) "  # noqa: S608
-    f"SELECT n.next_id - (e->>0)::bigint - 1, {_FROM_JSON.split(', ', 1)[1]} "
+    f"SELECT n.next_id - (e->>0)::bigint - 1, {', '.join(_JSON_VALUES[1:])} "
     "FROM event_counter n, json_array_elements(%s::json) AS r(e)"
 ).encode()
 _INSERT_PROVISIONAL_REVISIONS = (

@@ -492,7 +492,9 @@ class Recorder:
                 log.exception("could not commit %d hits/writes to the store", len(batch))
                 self._fail(batch, exc)
                 continue
-            self._settle_ids(_refs(batch), recorded, [value for _w, value, _e in outcomes])
+            if (resolve := self._store.resolver()) is not None:  # never on SQLite
+                values = [value for _w, value, _e in outcomes]
+                self._settle_ids(resolve, _refs(batch), recorded, values)
             self._deliver(recorded, outcomes)
 
     def _went_down(self, exc: BaseException) -> None:
@@ -577,7 +579,8 @@ class Recorder:
             recorded.extend(stored)
         store.set_meta(key, str(entries[-1].seq))
         await self._blocking(store.commit)
-        self._settle_ids({_ref(e.request) for e in entries}, recorded, [])
+        if (resolve := store.resolver()) is not None:
+            self._settle_ids(resolve, {_ref(e.request) for e in entries}, recorded, [])
         return recorded
 
     def _commit_and_continue(self) -> bool:
@@ -701,15 +704,16 @@ class Recorder:
         return decision
 
     def _settle_ids(
-        self, refs: set[tuple[int, str]], recorded: list[Recorded], values: list[object]
+        self,
+        resolve: Callable[[int], int],
+        refs: set[tuple[int, str]],
+        recorded: list[Recorded],
+        values: list[object],
     ) -> None:
         """After a commit that stored provisional ids (PostgreSQL, pg_store.py): give
         every record the group made its stored id, before anything reads them: the
         fan-out, the answers, the flood guard (it holds these records) and the recent
         window (revisions of later hits refer to its ids)."""
-        resolve = self._store.resolver()
-        if resolve is None:
-            return
         for item in recorded:
             _resolve(item, resolve)
         for value in values:
