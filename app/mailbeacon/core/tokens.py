@@ -232,4 +232,10 @@ def _parse(body: bytes) -> Claims | None:
     target = body[pos + _LINK.size :].decode("utf-8")
     if not target:
         return None
+    if "\x00" in target:
+        # Agents before 0.3.1 minted links holding a NUL, which PostgreSQL cannot
+        # store (the whole group of hits would fail). "%00" is what the Location
+        # header says for it anyway (server/tracker.py location_for), so the
+        # redirect is unchanged and the stored URL is the one the visitor was sent to.
+        target = target.replace("\x00", "%00")
     return Claims(kind, user_id, mkey.hex(), recipient, minted_at, index, target)

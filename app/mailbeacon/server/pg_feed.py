@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import psycopg
 
 from mailbeacon.server.fanout import Fanout
-from mailbeacon.server.pg_store import CHANNEL, CONNECT_TIMEOUT, PgStore
+from mailbeacon.server.pg_store import CHANNEL, PgStore, conninfo
 from mailbeacon.server.threads import in_thread
 
 if TYPE_CHECKING:
@@ -187,9 +187,8 @@ class Listener:
         while not self._stopping.is_set():
             try:
                 with psycopg.connect(
-                    self._url,
+                    conninfo(self._url),
                     autocommit=True,
-                    connect_timeout=CONNECT_TIMEOUT,
                     application_name="mailbeacon-listen",
                 ) as connection:
                     connection.execute(f"LISTEN {CHANNEL}".encode())

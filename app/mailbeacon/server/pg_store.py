@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import psycopg
 from psycopg import errors, pq
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from mailbeacon.core.events import EventType, Revision, ServerEvent, Verdict
 from mailbeacon.server.pg_schema import migrate, refuse_if_newer
@@ -49,6 +50,28 @@ from mailbeacon.server.store import NewEvent, StreamItem, UserRecord
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10  # seconds: an unreachable database is said so, not waited on forever
+# libpq's TCP settings for every connection to the database. Without them a database
+# host that vanishes mid-statement (a network cut, not a refused connection) leaves
+# the statement waiting until the kernel gives up (~15 minutes of retransmissions):
+# the commit thread, and a graceful stop behind it, would wait as long. Keepalives
+# find a silent peer of an idle connection (the listener's) within about a minute;
+# tcp_user_timeout fails a statement whose bytes go unacknowledged for 30 s. Neither
+# applies to a Unix socket, nor limits how long a statement may run.
+_CONNECTION_OPTIONS: dict[str, int] = {
+    "connect_timeout": CONNECT_TIMEOUT,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # milliseconds
+}
+
+
+def conninfo(url: str) -> str:
+    """``url`` with the TCP settings above, where the URL does not set its own."""
+    return make_conninfo("", **{**_CONNECTION_OPTIONS, **conninfo_to_dict(url)})
+
+
 # The channel every instance LISTENs on; the payload is a hint, never trusted.
 CHANNEL = "mailbeacon_events"
 _COLUMNS = EVENT_ROW
@@ -191,9 +214,8 @@ class PgStore:
 
     def _connect(self) -> psycopg.Connection[Row]:
         connection = psycopg.connect(
-            self.url,
+            conninfo(self.url),
             autocommit=True,
-            connect_timeout=CONNECT_TIMEOUT,
             application_name=self._application_name,
         )
         # Kept as a plain attribute: other threads read it (pg_feed.Listener).

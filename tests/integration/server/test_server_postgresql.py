@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
 import shlex
+import socket
 import threading
 import time
 from pathlib import Path
@@ -213,6 +215,23 @@ def _scans_of_events(url: str) -> tuple[int, int]:
         ).fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
+
+
+def test_a_vanished_database_host_is_noticed_not_waited_on(postgres_url: str) -> None:
+    # A network cut mid-statement would otherwise hold the commit thread (and a
+    # stop) for the kernel's ~15 minutes of retransmissions: the store's socket
+    # carries keepalives and a user timeout, unless the operator's URL says otherwise.
+    store = PgStore(postgres_url + "?keepalives_idle=45")
+    try:
+        with socket.socket(fileno=os.dup(store.connection.pgconn.socket)) as sock:
+            assert sock.family in (socket.AF_INET, socket.AF_INET6)
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 45
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 10
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 30_000
+    finally:
+        store.close()
 
 
 def test_repeats_find_their_events_by_index_after_the_table_has_grown(

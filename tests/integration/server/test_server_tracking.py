@@ -236,6 +236,20 @@ async def test_a_target_with_line_breaks_cannot_inject_headers(
     assert "set-cookie" not in response.headers
 
 
+async def test_a_target_with_a_nul_from_an_older_agent_is_redirected_and_stored(
+    server: TrackingServer, alice: Enrollment
+) -> None:
+    # Agents before 0.3.1 minted such links; PostgreSQL stores no text with a NUL.
+    mail = new_mail(alice)
+    async with subscribed(server, alice.api_token) as stream, recipient() as client:
+        response = await client.get(mail.click("https://example.com/a\x00b", link=1))
+        opened, event = await next_event(stream), await next_event(stream)
+    assert response.status_code == 302
+    assert response.headers["location"] == "https://example.com/a%00b"
+    assert (opened["type"], event["type"]) == ("open", "click")
+    assert event["url"] == "https://example.com/a%00b"
+
+
 async def test_head_is_answered_and_stored_as_a_bot(
     server: TrackingServer, alice: Enrollment
 ) -> None:
