@@ -45,11 +45,14 @@ async def running_server(db: Database, **options: Any) -> AsyncIterator[Tracking
 
 @asynccontextmanager
 async def serving_process(
-    profile: Path, db: Database, *options: str
+    profile: Path, db: Database, *options: str, log: list[str] | None = None
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
     """``mailbeacon server serve`` as a child process on a free port: (process, base URL).
 
-    Killed afterwards if it is still running.
+    Its log (stderr) is read all along, so a server that logs a lot (an outage) never
+    blocks writing it, and waiting for its exit never hangs on an unread pipe (asyncio
+    reports the exit only once every pipe has closed); its lines go to ``log`` when
+    given. Killed afterwards if it is still running.
     """
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mailbeacon", "--profile", str(profile),
@@ -57,16 +60,33 @@ async def serving_process(
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    drain: asyncio.Task[None] | None = None
     try:
         assert process.stderr is not None
         async with asyncio.timeout(3 * WAIT):
             line = (await process.stderr.readline()).decode()
         assert "listening on " in line, line
+        drain = asyncio.create_task(_drained(process.stderr, [] if log is None else log))
         yield process, line.split("listening on ", 1)[1].split(" ", 1)[0]
     finally:
         if process.returncode is None:
             process.kill()
-        await process.wait()
+        async with asyncio.timeout(3 * WAIT):
+            await process.wait()
+            if drain is not None:
+                await drain
+
+
+async def _drained(stream: asyncio.StreamReader, lines: list[str]) -> None:
+    """Read ``stream`` to its end, a line at a time, into ``lines``."""
+    while True:
+        try:
+            line = await stream.readline()
+        except ValueError:  # a line longer than the reader's limit: read on
+            line = await stream.read(65536)
+        if not line:
+            return
+        lines.append(line.decode("utf-8", "replace").rstrip("\n"))
 
 
 def db_option(db: Database) -> str:

@@ -38,6 +38,7 @@ import psycopg
 
 from mailbeacon.server.fanout import Fanout
 from mailbeacon.server.pg_store import CHANNEL, PgStore, conninfo
+from mailbeacon.server.stores import first_line
 from mailbeacon.server.threads import in_thread
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ class Feed:
                 if not self._failing:
                     log.warning(
                         "could not read new events from the database (%s); retrying every %g s",
-                        exc,
+                        first_line(exc),
                         self._poll,
                     )
                 self._failing = True
@@ -205,7 +206,7 @@ class Listener:
                     log.warning(
                         "lost the connection that listens for other instances' "
                         "events (%s); reconnecting (events still arrive by polling)",
-                        exc,
+                        first_line(exc),
                     )
                 delay = RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)]
                 failures += 1

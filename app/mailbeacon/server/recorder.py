@@ -51,6 +51,7 @@ from mailbeacon.server.config import (
 from mailbeacon.server.handoff import BlockingThread
 from mailbeacon.server.recent import RecentHits
 from mailbeacon.server.store import UNSTORED, NewEvent, Store
+from mailbeacon.server.stores import first_line
 
 if TYPE_CHECKING:
     from mailbeacon.server.spool import Spool, Spooled
@@ -499,9 +500,8 @@ class Recorder:
 
     def _went_down(self, exc: BaseException) -> None:
         if not self._db_down:
-            reason = str(exc).strip().splitlines()[-1:] or [type(exc).__name__]
             log.warning("the database does not answer (%s): hits are stored in the local "
-                        "spool and replayed when it answers again", reason[0])
+                        "spool and replayed when it answers again", first_line(exc))
         self._db_down = True
 
     async def _to_spool(self, batch: list[_Job], given: dict[int, int]) -> None:

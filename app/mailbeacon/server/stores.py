@@ -36,9 +36,10 @@ def open_postgres(db: PostgresUrl, role: str = "mailbeacon-server") -> PgStore:
 
 
 def first_line(exc: BaseException) -> str:
-    """The gist of a driver's error message (its last line names the cause)."""
+    """The gist of a driver's error message, for one log line: libpq says what failed
+    on the first line and adds hints on the next ones ("Is the server running…")."""
     lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else type(exc).__name__
+    return lines[0].strip() if lines else type(exc).__name__
 
 
 # What a database (not a bug of ours) raises: for the commands' messages.

@@ -23,7 +23,7 @@ from mailbeacon.server.fanout import Fanout
 from mailbeacon.server.reader import Reader
 from mailbeacon.server.recorder import Recorder
 from mailbeacon.server.store import Store
-from mailbeacon.server.stores import open_store
+from mailbeacon.server.stores import DATABASE_ERRORS, first_line, open_store
 from mailbeacon.server.stream import policy_text
 from mailbeacon.server.team import PolicyWatch
 from mailbeacon.server.team_api import TeamApi
@@ -85,9 +85,13 @@ class TeamService:
             await asyncio.sleep(self._check_seconds)
             try:
                 changed = await in_thread(self._watch.poll)
-            except Exception:
+            except Exception as exc:
                 if not failing:
-                    log.warning("could not read the team policy; trying again", exc_info=True)
+                    log.warning(
+                        "could not read the team policy (%s); trying again",
+                        first_line(exc),
+                        exc_info=not isinstance(exc, DATABASE_ERRORS),  # a bug: its traceback
+                    )
                 failing = True
                 continue
             failing = False

@@ -194,9 +194,10 @@ async def test_postgresql_down_for_ten_seconds_loses_and_doubles_nothing(tmp_pat
         profile, db = tmp_path / "profile", PostgresUrl(url)
         rep = await add_user_process(profile, db, "alice")
         spools = [("--spool-dir", str(tmp_path / f"spool{n}")) for n in (1, 2)]
+        logs: tuple[list[str], list[str]] = ([], [])
         async with (
-            serving_process(profile, db, *PROXIED, *spools[0]) as (_, one_url),
-            serving_process(profile, db, *PROXIED, *spools[1]) as (_, two_url),
+            serving_process(profile, db, *PROXIED, *spools[0], log=logs[0]) as (_, one_url),
+            serving_process(profile, db, *PROXIED, *spools[1], log=logs[1]) as (_, two_url),
         ):
             ports = [int(u.rsplit(":", 1)[1]) for u in (one_url, two_url)]
             with running_balancer(tmp_path / "nginx", ports) as balancer:
@@ -260,3 +261,8 @@ async def test_postgresql_down_for_ten_seconds_loses_and_doubles_nothing(tmp_pat
     assert set(answered) <= set(messages)
     assert len(messages) == len(set(messages)), "a hit was streamed twice"
     assert spooled_left == []  # replayed, and the spool files gone
+    for log in logs:  # what the operator reads: the outage, said in one line each
+        said = [line for line in log if "the database does not answer (" in line]
+        assert said, log
+        assert not any(line.startswith("Traceback") for line in log), "\n".join(log)
+        assert not any("(\t" in line or "( " in line for line in said), said
