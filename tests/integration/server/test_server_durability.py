@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,11 +18,9 @@ from websockets.exceptions import ConnectionClosed
 from mailbeacon.core.enrollment import Enrollment
 from mailbeacon.server.config import Database, ServerConfig
 from mailbeacon.server.tracking_server import TrackingServer
-from tests.helpers.net import free_port
 from tests.helpers.server import (
     WAIT,
     add_user_process,
-    db_option,
     new_mail,
     query,
     recipient,
@@ -41,34 +37,8 @@ MAX_PER_WORKER = 2000
 async def _serving(
     profile: Path, db: Database
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mailbeacon", "--profile", str(profile),
-        "server", "serve", "--listen", f"127.0.0.1:{port}", "--db", db_option(db),
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert process.stderr is not None
-        async with asyncio.timeout(3 * WAIT):
-            line = await process.stderr.readline()
-        assert b"listening on" in line, line
-        yield process, port
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
-
-
-async def _add_user(profile: Path, db: Database) -> Enrollment:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mailbeacon", "--profile", str(profile),
-        "server", "add-user", "alice", "--db", db_option(db), "--json",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )
-    out, _ = await process.communicate()
-    assert process.returncode == 0
-    return Enrollment.decode(json.loads(out)["enrollment_key"])
+    async with serving_process(profile, db) as (process, url):
+        yield process, int(url.rsplit(":", 1)[1])
 
 
 def _at(enrollment: Enrollment, port: int) -> Enrollment:
@@ -95,7 +65,7 @@ async def test_every_answered_hit_survives_kill_9_and_ids_continue(
     tmp_path: Path, database: Database
 ) -> None:
     profile, db = tmp_path / "profile", database
-    user = await _add_user(profile, db)
+    user = await add_user_process(profile, db)
     answered: list[str] = []
     streamed: list[dict[str, Any]] = []
     enough = asyncio.Event()
