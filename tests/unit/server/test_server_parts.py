@@ -1,4 +1,5 @@
-"""Small server parts: options, client address, claim cookie, recent window, agent addresses."""
+"""Small server parts: options, client address, claim cookie, recent window, agent addresses,
+the gist of a database error."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from mailbeacon.server.config import (
 )
 from mailbeacon.server.proxies import TrustedProxies
 from mailbeacon.server.recent import RecentHits
+from mailbeacon.server.stores import first_line
 from mailbeacon.server.tracker import iso_utc, location_for
 
 DEFAULT = Path("/data/server.db")
@@ -222,3 +224,28 @@ def test_truncating_twice_changes_nothing_more(address: ipaddress._BaseAddress) 
     assert ipaddress.ip_address(once) in ipaddress.ip_network(
         f"{once}/{24 if ipaddress.ip_address(once).version == 4 else 48}"
     )
+
+
+@pytest.mark.parametrize(
+    ("message", "gist"),
+    [
+        (
+            "consuming input failed: server closed the connection unexpectedly\n"
+            "\tThis probably means the server terminated abnormally\n"
+            "\tbefore or while processing the request.",
+            "consuming input failed: server closed the connection unexpectedly",
+        ),
+        (
+            'connection failed: connection to server at "127.0.0.1", port 1 failed: '
+            "Connection refused\n\tIs the server running on that host and accepting "
+            "TCP/IP connections?",
+            'connection failed: connection to server at "127.0.0.1", port 1 failed: '
+            "Connection refused",
+        ),
+        ("terminating connection due to administrator command", None),
+        ("  \n ", "OSError"),
+    ],
+)
+def test_a_database_error_is_said_by_its_first_line(message: str, gist: str | None) -> None:
+    # libpq puts what failed first and its hints after: a log line keeps the former.
+    assert first_line(OSError(message)) == (message if gist is None else gist)
