@@ -270,10 +270,16 @@ async def _upstream_421(tmp_path: Path, refusals: int, within: float) -> None:
         assert stack.agent.proc is not None and stack.agent.proc.returncode is None
 
 
+@pytest.mark.slow
 async def test_upstream_421_then_accepting_delivers_everything_once(tmp_path: Path) -> None:
     """The upstream answers 421 (a connection-level "try later"); the outbox backs off
     (the first retry is ~30 s later: real life, no shortcut from outside) and then
-    delivers every queued message exactly once."""
+    delivers every queued message exactly once.
+
+    A soak: half a minute of waiting kept the CI run near its 20-minute limit. In CI
+    the same refusals are retried and delivered once through the real outbox and a
+    real sink with a short backoff
+    (tests/integration/agent/sending/test_outbox.py::test_temporary_refusals_are_retried_and_delivered_once)."""
     await _upstream_421(tmp_path, refusals=1, within=60)
 
 
