@@ -13,7 +13,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import re
 import secrets
 import struct
 from dataclasses import dataclass
@@ -29,13 +28,18 @@ SIGNING_KEY_BYTES = 32
 
 _HEADER = struct.Struct(">BBIQ")  # version, kind, user id, mint time (unix seconds)
 _LINK = struct.Struct(">H")
-_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
+# The URL-safe alphabet decoded by binascii's strict standard decoder: "-" and "_"
+# become "+" and "/", and the standard alphabet's own "+", "/" and "=" become "!",
+# which the strict decoder refuses like any other character outside the alphabet
+# (one C call instead of a regular expression and base64's Python wrapper: the pixel
+# path decodes a token per hit).
+_TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/!!!")
 _DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # Unpadded base64's last character carries 4 (length % 4 == 2) or 2 (== 3) bits that
 # are not data; the canonical encoding has them zero. Checked by this table instead of
 # encoding the bytes again (the pixel path decodes a token per hit).
 _CANONICAL_LAST = {0: None, 2: frozenset(_DIGITS[::16]), 3: frozenset(_DIGITS[::4])}
-_PADDING = {0: "", 2: "==", 3: "="}
+_PADDING = {0: b"", 2: b"==", 3: b"="}
 # Shortest possible token: header, message key, recipient-length byte, MAC.
 _MIN_RAW = _HEADER.size + MESSAGE_KEY_BYTES + 1 + MAC_BYTES
 _MAX_TOKEN_CHARS = ((_MIN_RAW + 255 + _LINK.size + MAX_TARGET_BYTES) * 4) // 3 + 4
@@ -47,6 +51,11 @@ class Kind(IntEnum):
     OPEN = 0
     CLICK = 1
     CLAIM = 2
+
+
+# Kind by its byte: an index, where calling Kind(byte) costs a third of a
+# microsecond per token (the pixel path).
+_KINDS = tuple(Kind)
 
 
 # The link index of the hidden honeypot link: people never see it, scanners follow it.
@@ -87,15 +96,16 @@ def _b64(raw: bytes) -> str:
 
 def _unb64(text: str) -> bytes | None:
     rest = len(text) % 4
-    if rest == 1 or not _ALPHABET.fullmatch(text):
+    if rest == 1 or not text.isascii():
         return None
     # Only the canonical encoding is accepted, so no two strings name one token.
     last = _CANONICAL_LAST[rest]
     if last is not None and text[-1] not in last:
         return None
+    standard = text.encode("ascii").translate(_TO_STANDARD) + _PADDING[rest]
     try:
-        return base64.urlsafe_b64decode(text + _PADDING[rest])
-    except (binascii.Error, ValueError):
+        return binascii.a2b_base64(standard, strict_mode=True)
+    except binascii.Error:
         return None
 
 
@@ -166,7 +176,7 @@ def parse_unverified(token: str) -> Claims | None:
         return None
     try:
         return _parse(raw[:-MAC_BYTES])
-    except (ValueError, struct.error, UnicodeDecodeError):
+    except (ValueError, IndexError, struct.error, UnicodeDecodeError):
         return None
 
 
@@ -182,7 +192,7 @@ def peek(token: str) -> tuple[int, bytes] | None:
     raw = _decode(token)
     if raw is None:
         return None
-    return int(_HEADER.unpack_from(raw)[2]), raw
+    return _HEADER.unpack_from(raw)[2], raw
 
 
 def _decode(token: str) -> bytes | None:
@@ -207,7 +217,7 @@ def verify_decoded(raw: bytes, key: bytes) -> Claims | None:
         return None
     try:
         return _parse(body)
-    except (ValueError, struct.error, UnicodeDecodeError):
+    except (ValueError, IndexError, struct.error, UnicodeDecodeError):
         return None
 
 
@@ -222,7 +232,7 @@ def _parse(body: bytes) -> Claims | None:
     if len(rkey) != rlen:
         return None
     pos += rlen
-    kind = Kind(kind_byte)
+    kind = _KINDS[kind_byte]  # IndexError for an unknown kind
     recipient = rkey.hex() if rkey else None
     if kind is not Kind.CLICK:
         if pos != len(body):

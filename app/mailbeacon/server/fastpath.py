@@ -30,6 +30,8 @@ import asyncio
 import logging
 from typing import ClassVar, Protocol
 
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
 from mailbeacon.server.answers import FAILED, Answer, Pending
 from mailbeacon.server.coalesce import CoalescingTransport
 from mailbeacon.server.http_limits import BoundedHttpToolsProtocol
@@ -134,9 +136,26 @@ class TrackingHttpProtocol(BoundedHttpToolsProtocol):
             self._mb_keepalive = None
         super().connection_lost(exc)
 
+    def on_message_begin(self) -> None:
+        # uvicorn builds the request's ASGI scope here (a dict holding a copy of the
+        # app's state): only a request that takes the ASGI path needs one, so it is
+        # built when the head is whole and the request is known not to be fast.
+        self._mb_message_begin()
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+
+    def _mb_scope(self) -> None:
+        """The ASGI scope uvicorn's on_message_begin would have built, for this head."""
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        HttpToolsProtocol.on_message_begin(self)  # the scope, and empty url and headers
+        self.url, self.expect_100_continue = url, expect
+        self.headers.extend(headers)  # the list the scope holds
+
     def on_headers_complete(self) -> None:
         fast = self._fast_cycle()
         if fast is None:
+            self._mb_scope()
             super().on_headers_complete()
             return
         self._mb_head_complete()

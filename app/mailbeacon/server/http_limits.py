@@ -93,9 +93,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         return end == -1 or end > self.max_url
 
     def on_message_begin(self) -> None:
+        self._mb_message_begin()
+        super().on_message_begin()
+
+    def _mb_message_begin(self) -> None:
+        """A request head begins: count its headers and time it from here."""
         self._mb_header_count = 0
         self._mb_in_head = True
-        super().on_message_begin()
 
     def on_url(self, url: bytes) -> None:
         if len(self.url) + len(url) > self.max_url:

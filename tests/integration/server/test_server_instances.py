@@ -242,7 +242,18 @@ async def test_postgresql_down_for_ten_seconds_loses_and_doubles_nothing(tmp_pat
                 stop.set()
                 await asyncio.gather(*senders)
                 wanted = set(answered)
-                await progress.until(lambda: {e["message"] for e in received} >= wanted)
+                try:
+                    await progress.until(lambda: {e["message"] for e in received} >= wanted)
+                except TimeoutError:
+                    missing = wanted - {e["message"] for e in received}
+                    pytest.fail(
+                        f"{len(missing)} of {len(wanted)} answered hits never streamed"
+                        f" (subscriber {'gone' if subscriber.done() else 'connected'},"
+                        f" {len(received)} received; spool files left:"
+                        f" {[p.name for n in (1, 2) for p in (tmp_path / f'spool{n}').glob('*')]})"
+                        "\n--- first instance ---\n" + "\n".join(logs[0][-40:])
+                        + "\n--- second instance ---\n" + "\n".join(logs[1][-40:])
+                    )
                 async with httpx.AsyncClient(timeout=WAIT) as probe:
                     for base in (one_url, two_url):
                         health = (await probe.get(f"{base}/healthz")).json()

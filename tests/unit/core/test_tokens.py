@@ -138,3 +138,22 @@ def test_only_the_canonical_encoding_decodes_whatever_the_last_character(length:
         if expected is not None and tokens._b64(expected) != text:
             expected = None
         assert raw == expected, text
+
+
+def test_only_the_url_safe_alphabet_unpadded_names_a_token() -> None:
+    # Standard base64's "+" and "/" decode to the same bytes as "-" and "_", and
+    # padding or whitespace changes nothing for a lax decoder: each would let a second
+    # string name the same genuine token.
+    key = tokens.derive_signing_key(SECRET, 3)
+    found = {"-": False, "_": False}
+    for n in range(400):
+        token = tokens.mint_open(key, 3, "%024x" % n, "%016x" % n, 1_800_000_000)
+        assert tokens.verify(token, key) is not None
+        for safe, standard in (("-", "+"), ("_", "/")):
+            if safe in token:
+                found[safe] = True
+                assert tokens.verify(token.replace(safe, standard), key) is None
+        assert tokens.verify(token + "=" * (-len(token) % 4 or 4), key) is None
+        assert tokens.verify(token[:8] + "\n" + token[8:], key) is None
+        assert tokens.verify(token[:8] + " " + token[8:], key) is None
+    assert all(found.values())  # both letters were put to the test
