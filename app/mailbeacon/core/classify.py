@@ -231,7 +231,9 @@ def _malformed_agent(agent: str, limit: int) -> Decision | None:
             reasons.UA_EMPTY.text(),
             rule="ua-empty",
         )
-    if _UNREADABLE.search(agent):
+    # Printable ASCII holds none of them: the usual agent is cleared without the
+    # regular expression's scan (the pixel path classifies every hit).
+    if not (agent.isascii() and agent.isprintable()) and _UNREADABLE.search(agent):
         return Decision(Verdict.BOT, reasons.UA_BINARY.text(), rule="ua-binary")
     return None
 

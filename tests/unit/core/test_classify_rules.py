@@ -422,6 +422,27 @@ def test_bad_user_agents_get_a_verdict_and_a_reason(
     assert reason in decision.reason
 
 
+@pytest.mark.parametrize(
+    "char", [chr(c) for c in [*range(0x09), *range(0x0A, 0x20), 0x7F, 0xFFFD]]
+)
+def test_every_control_character_makes_an_agent_unreadable_ascii_or_not(
+    sender: Sender, clock: FakeClock, char: str
+) -> None:
+    clock.advance(3600)
+    for agent in (f"Mozilla/5.0 {char}", f"Mozilla/5.0 (Linux; \u00e9){char}"):
+        decision = classify(sender.open(agent=agent), Context())
+        assert decision.rule == "ua-binary", agent
+
+
+@pytest.mark.parametrize("agent", ["Mozilla/5.0\t(tab)", "Mozilla/5.0 (\u00e9t\u00e9)",
+                                   "Mozilla/5.0\u00a0(no-break space)"])
+def test_tabs_and_printable_non_ascii_are_readable(
+    sender: Sender, clock: FakeClock, agent: str
+) -> None:
+    clock.advance(3600)
+    assert classify(sender.open(agent=agent), Context()).rule != "ua-binary"
+
+
 def test_a_missing_user_agent_is_a_bot_not_an_error(sender: Sender, clock: FakeClock) -> None:
     clock.advance(3600)
     hit = dataclasses.replace(sender.open(), user_agent=None)  # type: ignore[arg-type]

@@ -42,7 +42,10 @@ def test_click_token_round_trips_to_exact_target(
     token = _click(user, mkey, rkey, at, target)
     claims = tokens.verify(token, tokens.derive_signing_key(SECRET, user))
     assert claims is not None
-    assert (claims.kind, claims.target, claims.link_index) == (Kind.CLICK, target, 3)
+    # A NUL (only in tokens from agents before 0.3.1: the rewriter refuses such links
+    # now) is read as "%00", what the redirect says for it (tokens._parse).
+    exact = target.replace("\x00", "%00")
+    assert (claims.kind, claims.target, claims.link_index) == (Kind.CLICK, exact, 3)
     assert set(token) <= set(ALPHABET)
 
 
@@ -147,7 +150,7 @@ def test_only_the_url_safe_alphabet_unpadded_names_a_token() -> None:
     key = tokens.derive_signing_key(SECRET, 3)
     found = {"-": False, "_": False}
     for n in range(400):
-        token = tokens.mint_open(key, 3, "%024x" % n, "%016x" % n, 1_800_000_000)
+        token = tokens.mint_open(key, 3, f"{n:024x}", f"{n:016x}", 1_800_000_000)
         assert tokens.verify(token, key) is not None
         for safe, standard in (("-", "+"), ("_", "/")):
             if safe in token:
