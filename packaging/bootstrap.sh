@@ -17,7 +17,7 @@ qt_libs=(libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-ke
 # Real programs the tests drive (SMTP client, X server, tray, notification daemon, ...).
 test_tools=(swaks xvfb xauth trayer dunst dbus-x11 x11-utils imagemagick xdotool
             nginx-light wrk iproute2 dovecot-imapd dovecot-submissiond chromium desktop-file-utils
-            caddy systemd dnsmasq nodejs spamassassin rspamd strace postgresql)
+            caddy systemd dnsmasq nodejs spamassassin rspamd strace postgresql valgrind)
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 
