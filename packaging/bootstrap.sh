@@ -92,8 +92,8 @@ case "$mode" in
         # One worker by default. MAILBEACON_TEST_WORKERS=2 runs the suite on two (it
         # mostly waits on the programs it drives: 15:47 on one worker, 10:06 on two,
         # 2-core machine), but the timing tests then share the cores with another
-        # worker, and one race surfaced that way in three runs: two is not the
-        # default until runs on two are seen to be steady. A module's tests stay on
+        # worker, and two of four clean runs on two failed (a race, mended; two
+        # load-sensitive tests): two is not the default until runs on two are steady. A module's tests stay on
         # one worker (--dist loadscope), so a module-wide fixture (the bundle, the
         # deliverability corpus) is built once; each worker starts its own
         # PostgreSQL. Arguments given replace these.
