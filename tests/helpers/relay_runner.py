@@ -30,8 +30,16 @@ def say(line: str) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
+    # A predecessor's queue starts going out as soon as the outbox starts, before the
+    # relay listens: those lines wait, so READY is always the first line.
+    early: list[str] | None = []
+
     async def delivered(item: QueuedItem) -> None:
-        say(f"DELIVERED {item.id}")
+        line = f"DELIVERED {item.id}"
+        if early is None:
+            say(line)
+        else:
+            early.append(line)
 
     upstream = Upstream(parse_upstream(args.upstream), lambda: None, timeout=5)
     policy = RetryPolicy(base=args.retry, cap=args.retry * 4, jitter=0.1)
@@ -44,6 +52,9 @@ async def main(args: argparse.Namespace) -> None:
     await outbox.start()
     await relay.start()
     say(f"READY {relay.port}")
+    for line in early:
+        say(line)
+    early = None
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
 
