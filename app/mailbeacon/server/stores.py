@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 
@@ -46,3 +47,14 @@ def first_line(exc: BaseException) -> str:
 DATABASE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error, DatabaseUnavailable)
 # ... and what opening one may raise besides (a folder that cannot be written).
 OPEN_ERRORS: tuple[type[Exception], ...] = (OSError, *DATABASE_ERRORS)
+
+
+def warn_retrying(logger: logging.Logger, failed: str, exc: BaseException) -> None:
+    """One warning for a periodic database read that failed and will be tried again:
+    the driver's gist for an outage, the traceback only for anything else (a bug)."""
+    logger.warning(
+        "%s (%s); trying again",
+        failed,
+        first_line(exc),
+        exc_info=not isinstance(exc, DATABASE_ERRORS),
+    )

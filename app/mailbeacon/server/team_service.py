@@ -23,7 +23,7 @@ from mailbeacon.server.fanout import Fanout
 from mailbeacon.server.reader import Reader
 from mailbeacon.server.recorder import Recorder
 from mailbeacon.server.store import Store
-from mailbeacon.server.stores import DATABASE_ERRORS, first_line, open_store
+from mailbeacon.server.stores import open_store, warn_retrying
 from mailbeacon.server.stream import policy_text
 from mailbeacon.server.team import PolicyWatch
 from mailbeacon.server.team_api import TeamApi
@@ -87,11 +87,7 @@ class TeamService:
                 changed = await in_thread(self._watch.poll)
             except Exception as exc:
                 if not failing:
-                    log.warning(
-                        "could not read the team policy (%s); trying again",
-                        first_line(exc),
-                        exc_info=not isinstance(exc, DATABASE_ERRORS),  # a bug: its traceback
-                    )
+                    warn_retrying(log, "could not read the team policy", exc)
                 failing = True
                 continue
             failing = False

@@ -37,7 +37,7 @@ from mailbeacon.server.recent import RecentHits
 from mailbeacon.server.recorder import Classifier, FloodLimits, Recorder
 from mailbeacon.server.spool import Spool
 from mailbeacon.server.store import Store
-from mailbeacon.server.stores import DATABASE_ERRORS, first_line, open_postgres, open_store
+from mailbeacon.server.stores import open_postgres, open_store, warn_retrying
 from mailbeacon.server.stream import StreamEndpoint
 from mailbeacon.server.team_service import TeamService
 from mailbeacon.server.threads import in_thread
@@ -355,11 +355,8 @@ class TrackingServer:
                 change = await in_thread(watch.poll, candidates)
             except Exception as exc:
                 if not failing:  # once per outage, not four times a second
-                    log.warning(
-                        "could not check the users table for removals and rotations (%s); "
-                        "trying again",
-                        first_line(exc),
-                        exc_info=not isinstance(exc, DATABASE_ERRORS),  # a bug: its traceback
+                    warn_retrying(
+                        log, "could not check the users table for removals and rotations", exc
                     )
                 failing = True
                 continue

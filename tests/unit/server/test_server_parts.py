@@ -4,6 +4,8 @@ the gist of a database error."""
 from __future__ import annotations
 
 import ipaddress
+import logging
+import sqlite3
 import time
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from mailbeacon.server.config import (
 )
 from mailbeacon.server.proxies import TrustedProxies
 from mailbeacon.server.recent import RecentHits
-from mailbeacon.server.stores import first_line
+from mailbeacon.server.stores import first_line, warn_retrying
 from mailbeacon.server.tracker import iso_utc, location_for
 
 DEFAULT = Path("/data/server.db")
@@ -249,3 +251,22 @@ def test_truncating_twice_changes_nothing_more(address: ipaddress._BaseAddress) 
 def test_a_database_error_is_said_by_its_first_line(message: str, gist: str | None) -> None:
     # libpq puts what failed first and its hints after: a log line keeps the former.
     assert first_line(OSError(message)) == (message if gist is None else gist)
+
+
+@pytest.mark.parametrize(
+    ("error", "traceback"),
+    [(sqlite3.OperationalError("database is locked\nhint"), False), (KeyError("bug"), True)],
+)
+def test_a_failed_periodic_read_warns_with_a_traceback_only_for_a_bug(
+    caplog: pytest.LogCaptureFixture, error: Exception, traceback: bool
+) -> None:
+    logger = logging.getLogger("tests.warn_retrying")
+    with caplog.at_level(logging.WARNING, logger=logger.name):
+        try:
+            raise error
+        except Exception as exc:
+            warn_retrying(logger, "could not read the team policy", exc)
+    [record] = caplog.records
+    gist = "database is locked" if not traceback else "'bug'"
+    assert record.getMessage() == f"could not read the team policy ({gist}); trying again"
+    assert bool(record.exc_info) is traceback
