@@ -38,7 +38,7 @@ import psycopg
 
 from mailbeacon.server.fanout import Fanout
 from mailbeacon.server.pg_store import CHANNEL, PgStore, conninfo
-from mailbeacon.server.stores import first_line
+from mailbeacon.server.store import first_line
 from mailbeacon.server.threads import in_thread
 
 if TYPE_CHECKING:

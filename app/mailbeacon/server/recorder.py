@@ -50,8 +50,7 @@ from mailbeacon.server.config import (
 )
 from mailbeacon.server.handoff import BlockingThread
 from mailbeacon.server.recent import RecentHits
-from mailbeacon.server.store import UNSTORED, NewEvent, Store
-from mailbeacon.server.stores import first_line
+from mailbeacon.server.store import UNSTORED, NewEvent, Store, first_line
 
 if TYPE_CHECKING:
     from mailbeacon.server.spool import Spool, Spooled

@@ -227,3 +227,10 @@ class Store(Protocol):
     def close(self) -> None:
         """Release the connection."""
         ...
+
+
+def first_line(exc: BaseException) -> str:
+    """The gist of a driver's error message, for one log line: libpq says what failed
+    on the first line and adds hints on the next ones ("Is the server running…")."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0].strip() if lines else type(exc).__name__

@@ -11,7 +11,7 @@ import psycopg
 from mailbeacon.server.config import Database, PostgresUrl
 from mailbeacon.server.pg_store import PgStore
 from mailbeacon.server.sqlite_store import SqliteStore
-from mailbeacon.server.store import Store
+from mailbeacon.server.store import Store, first_line
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -34,13 +34,6 @@ def open_postgres(db: PostgresUrl, role: str = "mailbeacon-server") -> PgStore:
         return PgStore(db.url, application_name=role)
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"could not connect to {db}: {first_line(exc)}") from exc
-
-
-def first_line(exc: BaseException) -> str:
-    """The gist of a driver's error message, for one log line: libpq says what failed
-    on the first line and adds hints on the next ones ("Is the server running…")."""
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0].strip() if lines else type(exc).__name__
 
 
 # What a database (not a bug of ours) raises: for the commands' messages.

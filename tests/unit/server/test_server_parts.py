@@ -27,7 +27,8 @@ from mailbeacon.server.config import (
 )
 from mailbeacon.server.proxies import TrustedProxies
 from mailbeacon.server.recent import RecentHits
-from mailbeacon.server.stores import first_line, warn_retrying
+from mailbeacon.server.store import first_line
+from mailbeacon.server.stores import warn_retrying
 from mailbeacon.server.tracker import iso_utc, location_for
 
 DEFAULT = Path("/data/server.db")
