@@ -71,6 +71,11 @@ ensure_venv() {
     fi
     # The translation catalogs as .mo (the app compiles a missing or stale one itself).
     .venv/bin/python packaging/catalogs.py compile
+    # Our modules' bytecode, written here because a machine with PYTHONDONTWRITEBYTECODE
+    # set (some CI images) would otherwise compile ~120 modules from source at every
+    # start of every command: `mailbeacon --help` took 1.3 s instead of 0.55 s. Only
+    # changed files are compiled again; a stale .pyc is never used.
+    .venv/bin/python -m compileall -q app >/dev/null
 }
 
 case "$mode" in

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -29,9 +30,14 @@ MIN_PASSWORD = 12
 MAX_PASSWORD = 1024
 MAX_NAME = 64
 _HASHER = PasswordHasher()
-# Verified against when the name is unknown, so a wrong name costs as long as a wrong
-# password (no telling which names exist by timing).
-_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the name is unknown, so a wrong name costs as long as a
+    wrong password (no telling which names exist by timing). Made at the first log-in,
+    not at import: hashing takes ~0.1 s, and every command line imports this module."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
 
 
 class AdminError(ValueError):
@@ -114,11 +120,14 @@ def complete_setup(store: Store, token: str, password: str, now: float) -> str:
 
 def verify_login(store: Store, name: str, password: str) -> int | None:
     """The administrator's id when the password is theirs, else None."""
+    # Made (once) before the name is looked up: the first log-in costs the same
+    # whether or not the name exists.
+    dummy = _dummy_hash()
     rows = store.rows(
         "SELECT id, password_hash FROM admins WHERE name = ? AND password_hash IS NOT NULL",
         (name.strip(),),
     )
-    stored = str(rows[0][1]) if rows else _DUMMY_HASH
+    stored = str(rows[0][1]) if rows else dummy
     try:
         _HASHER.verify(stored, password[:MAX_PASSWORD])
     except (VerificationError, InvalidHashError):
