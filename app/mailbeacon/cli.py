@@ -13,21 +13,35 @@ from mailbeacon.core.profile import Profile
 from mailbeacon.core.redact import RedactSecrets
 
 # Each module has ``register(subparsers)``, which adds its sub-commands and sets
-# ``func(args, profile) -> int`` on them. Packages own their commands.
-_COMMAND_MODULES: tuple[str, ...] = (
-    "mailbeacon.server.commands",
-    "mailbeacon.agent.commands",
-    "mailbeacon.agent.enroll_commands",
-    "mailbeacon.agent.status_commands",
-    "mailbeacon.agent.records.commands",
-    "mailbeacon.agent.account.commands",
-    "mailbeacon.agent.followup.commands",
-    "mailbeacon.tray.commands",
-)
+# ``func(args, profile) -> int`` on them. Packages own their commands. A command
+# imports only the module that registers it (the others cost ~0.4 s together, which
+# every start of the desktop app paid): this table says which one, and a test checks
+# it against what the modules register.
+_COMMANDS: dict[str, str] = {
+    "server": "mailbeacon.server.commands",
+    "agent": "mailbeacon.agent.commands",
+    "mint": "mailbeacon.agent.commands",
+    "enroll": "mailbeacon.agent.enroll_commands",
+    "status": "mailbeacon.agent.status_commands",
+    "activity": "mailbeacon.agent.records.commands",
+    "record": "mailbeacon.agent.records.commands",
+    "contact": "mailbeacon.agent.records.commands",
+    "config": "mailbeacon.agent.records.commands",
+    "account": "mailbeacon.agent.account.commands",
+    "schedule": "mailbeacon.agent.followup.commands",
+    "sequence": "mailbeacon.agent.followup.commands",
+    "tray": "mailbeacon.tray.commands",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser."""
+def command_modules() -> tuple[str, ...]:
+    """Every module that registers commands, in the order ``--help`` lists them."""
+    return tuple(dict.fromkeys(_COMMANDS.values()))
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser: with only ``command``'s module when it names one, else
+    with every command (``--help``, a mistyped command)."""
     parser = argparse.ArgumentParser(
         prog="mailbeacon", description="Email open and click tracking for the desktop."
     )
@@ -37,16 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default="WARNING", help="operator log level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMAND_MODULES:
+    one = _COMMANDS.get(command or "")
+    for name in (one,) if one is not None else command_modules():
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and ``python -m mailbeacon``."""
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(with_default_command(args_list))
+    args_list = with_default_command(list(sys.argv[1:] if argv is None else argv))
+    rest = _rest(args_list)
+    args = build_parser(rest[0] if rest else None).parse_args(args_list)
     logging.basicConfig(
         level=str(args.log_level).upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
