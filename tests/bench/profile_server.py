@@ -1,18 +1,20 @@
 """Where a pixel hit's time goes: py-spy over the server while wrk loads it.
 
-Run: ``.venv/bin/python -m tests.bench.profile_server [one|rotating] [--all-threads]``
+Run: ``.venv/bin/python -m tests.bench.profile_server [one|rotating] [--all-threads] [--pg]``
 
 Starts ``mailbeacon server serve`` on a temp SQLite database exactly as
 ``bench_server`` does, samples it with py-spy (500 Hz, only the thread holding the
 interpreter lock unless ``--all-threads``) while ``wrk -t2 -c64 -d5s`` sends pixel
 hits (one email, or 20,000 rotating), and prints the server's CPU per request (from
-/proc) with the hottest lines and the share of each part of the path. The summary
+/proc) with the hottest lines and the share of each part of the path. ``--pg``: the
+server on a PostgreSQL the run starts (tests/helpers/postgres.py), fsync on. The summary
 in docs/performance.md ("The pixel path") was made with it.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import re
 import shutil
 import subprocess
@@ -20,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 from tests.bench.bench_server import (
     ROTATING_EMAILS,
@@ -31,6 +34,7 @@ from tests.bench.bench_server import (
     _server,
     _wrk,
 )
+from tests.helpers.postgres import running_cluster
 
 # Parts of the path, by where a sample's innermost frame of ours is.
 PARTS = (
@@ -88,9 +92,12 @@ def main(argv: list[str]) -> int:
     if shutil.which("wrk") is None or not Path(spy).exists():
         print("needs wrk and py-spy (the test bootstrap installs both)", file=sys.stderr)
         return 1
-    with tempfile.TemporaryDirectory(prefix="mb-profile-") as tmp:
-        root = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mb-profile-")))
         db = root / "profile.db"
+        if "--pg" in argv:
+            # A URL where the helpers take a path: they pass it to --db as text.
+            db = cast(Path, stack.enter_context(running_cluster()).new_database("profile"))
         enrollment = _enroll(root, db)
         one = _pixel_path(enrollment)
         script = None

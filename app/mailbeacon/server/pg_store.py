@@ -227,10 +227,26 @@ class PgStore:
         """The connection; a new one when the last was lost (the database restarted,
         a network blip): the statement that met the loss failed, the next one works
         once the database answers again."""
-        if self._conn.broken and not self._closed:
+        if self._lost() and not self._closed:
+            if not (self._conn.broken or self._conn.closed):
+                log.warning("%s: a commit cut off by an outage left its connection unusable "
+                            "(still in pipeline mode); connecting again", self.where)
             self._conn.close()
             self._conn = self._connect()
         return self._conn
+
+    def _lost(self) -> bool:
+        """Whether the connection can take no more statements: lost, closed, or left in
+        pipeline mode. psycopg leaves it so when a COMMIT's pipeline is cut off while
+        results are pending ("cannot exit pipeline mode while busy"); the connection
+        itself may still be up, and every later statement would fail with "PQsendQuery
+        not allowed in pipeline mode" for as long as the server runs."""
+        conn = self._conn
+        return (
+            conn.broken
+            or conn.closed
+            or conn.pgconn.pipeline_status != pq.PipelineStatus.OFF
+        )
 
     @property
     def connection(self) -> psycopg.Connection[Row]:
@@ -269,7 +285,7 @@ class PgStore:
     def try_begin(self) -> bool:
         """:meth:`begin`, unless the connection must be made again (not on the event
         loop: :meth:`begin` does it, on the writer's thread)."""
-        if self._conn.broken or self._conn.closed:
+        if self._lost():
             return False
         self.begin()
         return True
@@ -364,8 +380,8 @@ class PgStore:
     def rollback(self) -> None:
         """ROLLBACK, if a transaction is open (nothing to do on a lost connection)."""
         self._clear()
-        if self._conn.closed or self._conn.broken:
-            return
+        if self._lost():
+            return  # the server ends a lost connection's transaction; _db replaces it
         if self._conn.info.transaction_status != pq.TransactionStatus.IDLE:
             self._conn.execute("ROLLBACK")
 
@@ -381,7 +397,7 @@ class PgStore:
     @property
     def in_transaction(self) -> bool:
         """Whether a write transaction is open and usable (a failed statement ends it)."""
-        if self._conn.broken or self._conn.closed:
+        if self._lost():
             return False
         return self._conn.info.transaction_status == pq.TransactionStatus.INTRANS
 
@@ -694,8 +710,9 @@ class PgStore:
         return row is not None
 
     def unreachable(self) -> bool:
-        """Whether the connection is lost (the database is down or out of reach)."""
-        return bool(self._conn.broken or self._conn.closed)
+        """Whether the connection is lost (the database is down or out of reach) or
+        otherwise unusable until it is made again."""
+        return self._lost()
 
     def rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         """Rows of a query (``?`` placeholders, as on SQLite)."""

@@ -234,6 +234,32 @@ def test_a_vanished_database_host_is_noticed_not_waited_on(postgres_url: str) ->
         store.close()
 
 
+@pytest.mark.expect_log("pipeline mode")
+def test_a_connection_left_in_pipeline_mode_is_made_again(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An outage that cuts a COMMIT's pipeline off with a result pending leaves
+    psycopg's connection in pipeline mode ("cannot exit pipeline mode while busy")
+    while the connection itself may be up again: every later statement failed with
+    "PQsendQuery not allowed in pipeline mode" for as long as the server ran, and the
+    recorder, seeing a database that answered, failed its groups instead of spooling
+    them (the outage test's rare "answered hits never streamed"; pg_store.py,
+    PgStore._lost)."""
+    store = PgStore(postgres_url)
+    try:
+        stuck = store.connection.pgconn
+        stuck.enter_pipeline_mode()
+        stuck.send_query_params(b"SELECT 1", None)  # pending, as when the cut came
+        assert store.unreachable()  # so the recorder spools, and replays later
+        with caplog.at_level(logging.WARNING, logger="mailbeacon.server.pg_store"):
+            with store.transaction():
+                stored = store.insert_event(_event("after the outage"))
+            assert store.rows("SELECT count(*) FROM events WHERE id = ?", (stored,)) == [(1,)]
+    finally:
+        store.close()
+    assert "still in pipeline mode" in caplog.text
+
+
 def test_repeats_find_their_events_by_index_after_the_table_has_grown(
     postgres_url: str,
 ) -> None:
