@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from mailbeacon.core.classify import PriorHit
@@ -24,7 +24,9 @@ class RecentHits:
         self._max_age = max_age
         self._total_limit = total
         self._total = 0
-        self._messages: OrderedDict[MessageRef, deque[PriorHit]] = OrderedDict()
+        # Lists, not deques: most messages have one or two hits in the window, and a
+        # deque allocates room for 64 at once (docs/performance.md, "The pixel path").
+        self._messages: OrderedDict[MessageRef, list[PriorHit]] = OrderedDict()
 
     def __len__(self) -> int:
         return self._total
@@ -34,9 +36,14 @@ class RecentHits:
         window = self._messages.get(ref)
         if window is None:
             return ()
-        while window and now - window[0].hit.at > self._max_age:
-            window.popleft()
-            self._total -= 1
+        expired = 0
+        for prior in window:
+            if now - prior.hit.at <= self._max_age:
+                break
+            expired += 1
+        if expired:
+            del window[:expired]
+            self._total -= expired
         if not window:
             del self._messages[ref]
             return ()
@@ -46,12 +53,13 @@ class RecentHits:
         """Remember a stored hit."""
         window = self._messages.get(ref)
         if window is None:
-            window = self._messages[ref] = deque(maxlen=self._per_message)
+            self._messages[ref] = [prior]
         else:
             self._messages.move_to_end(ref)
-        if len(window) == self._per_message:
-            self._total -= 1  # the deque drops its oldest
-        window.append(prior)
+            if len(window) == self._per_message:
+                del window[0]
+                self._total -= 1
+            window.append(prior)
         self._total += 1
         while self._total > self._total_limit:
             _, oldest = self._messages.popitem(last=False)

@@ -177,6 +177,19 @@ def test_the_recent_window_is_bounded_per_message_in_age_and_in_total() -> None:
     assert len(recent) <= 3
 
 
+def test_only_the_expired_front_of_a_window_is_dropped() -> None:
+    recent = RecentHits(per_message=4, max_age=60, total=100)
+    now = time.time()
+    for event_id, age in ((1, 100), (2, 61), (3, 50), (4, 0)):
+        recent.add((1, "m"), _prior(event_id, now - age))
+    assert len(recent) == 4
+    assert [p.id for p in recent.get((1, "m"), now)] == [3, 4]
+    assert len(recent) == 2
+    recent.add((1, "m"), _prior(5, now))
+    assert [p.id for p in recent.get((1, "m"), now + 55)] == [4, 5]  # 3 is 105 s old now
+    assert len(recent) == 2
+
+
 def test_a_revised_verdict_shows_in_the_window() -> None:
     recent = RecentHits()
     now = time.time()
