@@ -95,10 +95,11 @@ case "$mode" in
         say "import contract (pyproject.toml [tool.importlinter])"; .venv/bin/lint-imports
         say "pytest"
         # One worker by default. MAILBEACON_TEST_WORKERS=2 runs the suite on two (it
-        # mostly waits on the programs it drives: 15:47 on one worker, 10:06 on two,
-        # 2-core machine), but the timing tests then share the cores with another
-        # worker, and two of four clean runs on two failed (a race, mended; two
-        # load-sensitive tests): two is not the default until runs on two are steady. A module's tests stay on
+        # mostly waits on the programs it drives: 14:24 on one worker, 7:41–8:35 on
+        # two, 2-core machine), but the timing tests then share the cores with another
+        # worker, and two of six clean runs on two failed (a race, mended; an Rspamd
+        # score and the PostgreSQL outage test, the latter a real bug since fixed): two
+        # is not the default until runs on two are steady. A module's tests stay on
         # one worker (--dist loadscope), so a module-wide fixture (the bundle, the
         # deliverability corpus) is built once; each worker starts its own
         # PostgreSQL. Arguments given replace these.
