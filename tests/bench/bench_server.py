@@ -153,8 +153,8 @@ def throughput(root: Path) -> list[Row]:
     times in five seconds, so a round's first pass stores a new event per email and
     the later passes are repeats within the flood window (counted on their event,
     recorder.py). Reusing one set of emails made the rounds unlike one another (the
-    second round almost all repeats, the third partly new again as the window
-    expired); the share of hits stored as new events is printed.
+    rounds after the first almost all repeats); the share of rotating hits stored as
+    new events is printed.
     """
     if shutil.which("wrk") is None:
         return [("pixel throughput", float("nan"), "wrk not installed")]
