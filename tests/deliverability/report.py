@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from tests.deliverability.filters import Rspamd, Score, SpamAssassin
 from tests.deliverability.pipeline import MODES, Sent, send_corpus
@@ -53,10 +54,36 @@ def score_sent(sent: list[Sent], sa: SpamAssassin | None, rspamd: Rspamd | None)
             per = dict(zip(MODES, scores[i * len(MODES) : (i + 1) * len(MODES)], strict=True))
             rows.append(Row(s.name, "SpamAssassin", per))
     if rspamd is not None:
-        for s in sent:
-            per = {m: rspamd.score(s.delivered[m], s.mail_from, s.rcpt) for m in MODES}
-            rows.append(Row(s.name, "Rspamd", per))
+        rows += [rspamd_row(rspamd, s) for s in sent]
     return rows
+
+
+# Rspamd now and then scores an unchanged message differently: R_MIXED_CHARSET
+# (+1.2) on the corpus's Polish email, once on the tracked copy only, once on the
+# untracked and tracked copies but not the clicks-only one, in two of some fifteen
+# full runs, and never when the same delivered messages were scored some 1,500 times
+# over eight fresh daemons. So a difference between the ways is scored again, all
+# three ways, and only one that stays counts: a rule tracking adds is in the
+# message, and fires every time the same message is scored.
+RESCORES = 2
+
+
+class Scorer(Protocol):
+    """What scores one delivered message (filters.Rspamd)."""
+
+    def score(self, message: bytes, mail_from: str, rcpt: str) -> Score:
+        """The message's score."""
+        ...
+
+
+def rspamd_row(rspamd: Scorer, sent: Sent) -> Row:
+    """One email scored each way, again (up to RESCORES times) while the ways differ."""
+    for _attempt in range(1 + RESCORES):
+        per = {m: rspamd.score(sent.delivered[m], sent.mail_from, sent.rcpt) for m in MODES}
+        row = Row(sent.name, "Rspamd", per)
+        if not any(row.added(m) or row.removed(m) for m in MODES if m != "untracked"):
+            break
+    return row
 
 
 def score_all(workdir: Path) -> list[Row]:
