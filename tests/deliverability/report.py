@@ -61,10 +61,11 @@ def score_sent(sent: list[Sent], sa: SpamAssassin | None, rspamd: Rspamd | None)
 # Rspamd now and then scores an unchanged message differently: R_MIXED_CHARSET
 # (+1.2) on the corpus's Polish email, once on the tracked copy only, once on the
 # untracked and tracked copies but not the clicks-only one, in two of some fifteen
-# full runs, and never when the same delivered messages were scored some 860 times
-# over eight fresh daemons (nor in 1,300 scores of raw and freshly rewritten copies). So a difference between the ways is scored again, all
-# three ways, and only one that stays counts: a rule tracking adds is in the
-# message, and fires every time the same message is scored.
+# full runs; never when the same delivered messages were scored some 860 times over
+# eight fresh daemons, nor in 1,300 scores of raw and freshly rewritten copies. So a
+# difference between the ways is scored again, all three ways, and only one that
+# stays counts: a rule tracking adds is in the message, and fires every time the
+# same message is scored.
 RESCORES = 2
 
 
