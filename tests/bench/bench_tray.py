@@ -3,11 +3,11 @@
 Run: ``.venv/bin/python -m tests.bench.bench_tray``. Each run starts a fresh Python
 process (offscreen) that parses ``tray`` with the real command line (as the desktop
 entry's ``mailbeacon tray`` does) and runs the real ``tray.app.main`` with an idle
-fake agent. The
-parent notes ``time.monotonic()`` (system-wide on Linux) just before starting it; the
-child reports the same clock right after the tray icon's ``show()`` returned, and after
-its imports. It then stays idle for a while and reports the CPU time it used meanwhile
-(agent thread included), which should be about zero: nothing polls.
+fake agent. The parent notes ``time.monotonic()`` (system-wide on Linux) just before
+starting it; the child reports the same clock right after the tray icon's ``show()``
+returned, and after its imports. It then stays idle for a while and reports the CPU
+time it used meanwhile (agent thread included), which should be about zero: nothing
+polls.
 Each row: metric, value, unit and target.
 """
 
