@@ -103,9 +103,10 @@ def _pixel_path(enrollment: Enrollment) -> str:
     return f"/o/{token}.gif"
 
 
-def _wrk(url: str, script: Path | None = None) -> tuple[float, int]:
-    """Requests/s and completed requests reported by wrk."""
-    args = ["wrk", *WRK_ARGS, "-H", f"User-Agent: {CHROME}"]
+def _wrk(url: str, script: Path | None = None, load: list[str] = WRK_ARGS) -> tuple[float, int]:
+    """Requests/s and completed requests reported by wrk (``load``: threads, connections
+    and duration)."""
+    args = ["wrk", *load, "-H", f"User-Agent: {CHROME}"]
     if script is not None:
         args += ["-s", str(script)]
     out = subprocess.run([*args, url], check=True, capture_output=True, text=True).stdout

@@ -102,6 +102,21 @@ def test_fresh_keys_are_random_and_wide_enough() -> None:
     assert len(bytes.fromhex(tokens.new_message_key())) * 8 >= 96
 
 
+def test_keys_minted_in_one_millisecond_differ_in_their_random_half() -> None:
+    keys = {tokens.new_message_key(lambda: 1_800_000_000.0004) for _ in range(1000)}
+    assert len(keys) == 1000
+    assert {key[:12] for key in keys} == {(1_800_000_000_000).to_bytes(6, "big").hex()}
+
+
+def test_keys_minted_later_sort_later() -> None:
+    """Time-ordered keys put a new email's events at the end of the server's index
+    by message (docs/performance.md, "Message keys in mint order")."""
+    moments = [1_800_000_000.0 + step / 1000 for step in range(0, 5000, 7)]
+    keys = [tokens.new_message_key(lambda moment=moment: moment) for moment in moments]
+    assert keys == sorted(keys)
+    assert len(set(keys)) == len(keys)
+
+
 def test_claim_token_verifies_as_claim() -> None:
     key = tokens.derive_signing_key(SECRET, 5)
     claims = tokens.verify(tokens.mint_claim(key, 5, 100), key)
