@@ -9,6 +9,9 @@ Run: ``.venv/bin/python -m tests.bench.bench_server``. ``run()`` returns rows of
   once rotating over 20,000 emails (closer to real traffic). nginx serving the same
   43-byte GIF is measured in the same run when installed, alternated with ours over
   three rounds (the median ratio: a shared machine's speed drifts between runs).
+* Host speed: a fixed pure-Python loop timed before each round and after the last,
+  so a run's ratios can be read with the host's speed beside them (a shared host's
+  speed for Python drifts by half from one minute to the next).
 * Latency: a paced sender (1,000 hits/s, from 127.0.0.9) and a subscriber in another
   process timestamping arrivals on the same monotonic clock.
 """
@@ -49,6 +52,7 @@ RECIPIENT = "127.0.0.9"
 TARGET_ONE = 0.25
 TARGET_ROTATING = 0.2
 ROUNDS = 3  # nginx / one email / rotating, alternated (throughput's docstring)
+HOST_LOOP = 5_000_000  # iterations of the host-speed loop (_host_loop)
 CHROME = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36"
@@ -169,6 +173,7 @@ def throughput(root: Path) -> list[Row]:
         for n in range(ROUNDS)
     ]
     rounds: list[tuple[float | None, float | None, float, float]] = []
+    host: list[float] = []  # seconds of the fixed loop, before each round and at the end
     cpu: list[tuple[float, float]] = []  # server CPU µs per request: one email, rotating
     new_share: list[float] = []  # rotating hits stored as new events, per round
     answered = 0
@@ -176,6 +181,7 @@ def throughput(root: Path) -> list[Row]:
         base = f"http://127.0.0.1:{port}"
         pid = _pid(port)
         for script in scripts:
+            host.append(_host_loop())
             nginx = nginx_rotating = None
             if nginx_port is not None:
                 # The same wrk commands as ours (the rotating one runs its Lua script,
@@ -193,6 +199,7 @@ def throughput(root: Path) -> list[Row]:
             cpu.append((1e6 * (middle - started) / single_done,
                         1e6 * (ended - middle) / rotating_done))
             answered += single_done + rotating_done
+        host.append(_host_loop())
     stored = _stored(db)
     each = "; ".join(
         f"{s:,.0f}/{r:,.0f}" + ("" if n is None else f" vs {n:,.0f}/{nr or 0:,.0f}")
@@ -211,6 +218,9 @@ def throughput(root: Path) -> list[Row]:
          "µs (user + system, /proc), median of the rounds"),
         ("server CPU per request, 20k emails rotating", median(rot for _, rot in cpu),
          "µs (user + system, /proc), median of the rounds"),
+        ("host speed: a fixed Python loop", median(iter(host)),
+         "s, median (before each round, then after: "
+         + ", ".join(f"{seconds:.2f}" for seconds in host) + "; lower is faster)"),
         ("rotating hits stored as new events", median(iter(new_share)),
          "share, median of the rounds (the rest: repeats within the flood window; "
          + ", ".join(f"{share:.2f}" for share in new_share) + ")"),
@@ -229,6 +239,15 @@ def throughput(root: Path) -> list[Row]:
                  median(r / (nr or 1) for _, nr, _, r in rounds),
                  f"ratio to nginx under the same script, median (target >= {TARGET_ROTATING})"))
     return rows
+
+
+def _host_loop() -> float:
+    """Seconds a fixed pure-Python loop takes now: the host's speed for Python."""
+    started = time.perf_counter()
+    total = 0
+    for number in range(HOST_LOOP):
+        total += number % 7
+    return time.perf_counter() - started
 
 
 def _pid(port: int) -> int:

@@ -55,7 +55,7 @@ def _child(profile_dir: str) -> int:
         show(icon)
         marks.setdefault("shown", time.monotonic())
 
-    tray_icon.TrayIcon.show = timed_show  # type: ignore[method-assign]
+    tray_icon.TrayIcon.show = timed_show  # type: ignore[method-assign,assignment]
 
     async def idle_agent(_listener: AgentListener, stop: asyncio.Event) -> None:
         await stop.wait()

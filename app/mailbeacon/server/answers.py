@@ -111,7 +111,7 @@ def with_headers(answer: Answer, extra: Sequence[tuple[bytes, bytes]]) -> Answer
     return Answer(answer.status, [*answer.headers, *extra], answer.body)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed once built; not frozen (docs/performance.md#records)
 class Pending:
     """An answer to send once its hit is committed ("answered" implies "on disk")."""
 

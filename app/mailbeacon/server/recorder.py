@@ -327,12 +327,13 @@ class Commit:
 
     def _finish(self) -> None:
         self._done = True
-        calls, self._then = self._then, []
-        for call in calls:
+        # Done: then() calls at once from now on, so nothing joins the list meanwhile.
+        for call in self._then:
             try:
                 call()
             except Exception:  # one answer's failure must not stop the group's others
                 log.exception("answering a recorded hit failed")
+        self._then.clear()
 
 
 @dataclass(slots=True)
