@@ -28,6 +28,7 @@ from mailbeacon.core import tokens
 from mailbeacon.core.enrollment import Enrollment
 from tests.bench.bench_server import (
     ROTATING_EMAILS,
+    WRK_THREADS,
     _cpu_seconds,
     _enroll,
     _events,
@@ -37,7 +38,7 @@ from tests.bench.bench_server import (
     _wrk,
 )
 
-LOAD = ["-t2", "-c64", "-d1s"]
+LOAD = [f"-t{WRK_THREADS}", "-c64", "-d1s"]
 KINDS: dict[str, Callable[[], str]] = {
     "random": lambda: secrets.token_hex(tokens.MESSAGE_KEY_BYTES),
     "mint order": tokens.new_message_key,
