@@ -1,8 +1,8 @@
 """Tracking tokens: minted by the agent, verified by the server.
 
 A token is ``base64url(body || mac)`` where ``body`` packs the user, a
-time-ordered message key, the recipient key, the mint time and, for links, the link index and
-target. ``mac`` is HMAC-SHA256 (truncated to 128 bits) under the user's signing
+time-ordered message key, the recipient key, the mint time and, for links, the link
+index and target. ``mac`` is HMAC-SHA256 (truncated to 128 bits) under the user's signing
 key, which the server derives from its own secret, so the agent can mint while
 the server is down and no user can mint another user's tokens.
 """
