@@ -1,4 +1,5 @@
-"""Labels for text from outside, and the one-line status and result texts of the windows.
+"""Labels for text from outside, the one-line status and result texts of the windows,
+and the message a list window shows in place of an empty list.
 
 Subjects, names, addresses and servers' answers are shown as plain text, never
 as rich text (CONTRIBUTING.md, "Code style"): ``<b>x</b>`` shows those
@@ -9,7 +10,7 @@ green or red once the test answered.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QLabel, QStackedWidget, QWidget
 
 ERROR_STYLE = "color: #b00020;"
 OK_STYLE = "color: #1b5e20;"
@@ -34,3 +35,15 @@ def show_result(label: QLabel, ok: bool | None, text: str) -> None:
     """Put a test's answer in ``label``: green if it passed, red if not, plain while running."""
     label.setText(text)
     label.setStyleSheet("" if ok is None else OK_STYLE if ok else ERROR_STYLE)
+
+
+def empty_state(content: QWidget) -> tuple[QStackedWidget, QLabel]:
+    """A stack showing ``content``, and the centred label to show in its place when
+    there is nothing to list (``stack.setCurrentWidget`` switches between them)."""
+    empty = plain_label(wrap=True)
+    empty.setObjectName("empty")
+    empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    stack = QStackedWidget()
+    stack.addWidget(content)
+    stack.addWidget(empty)
+    return stack, empty

@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
-    QStackedWidget,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -51,7 +50,7 @@ from mailbeacon.tray.views.activity.model import (
     who_text,
 )
 from mailbeacon.tray.views.activity.when import CLOCK_MS, full_when, utc_now
-from mailbeacon.tray.views.labels import plain_label
+from mailbeacon.tray.views.labels import empty_state
 from mailbeacon.tray.views.tables import setup_read_only_table
 
 SEARCH_DELAY_MS = 250  # typing pauses this long before the search runs
@@ -143,12 +142,7 @@ class ActivityWindow(QWidget):
         self.table = QTableView()
         self.table.setModel(self.model)
         self._setup_table()
-        self.empty = plain_label(wrap=True)
-        self.empty.setObjectName("empty")
-        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.table)
-        self.stack.addWidget(self.empty)
+        self.stack, self.empty = empty_state(self.table)
 
         self.details = QPlainTextEdit()
         self.details.setReadOnly(True)

@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QStackedWidget,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -44,7 +43,7 @@ from mailbeacon.tray.views.contacts.model import (
     ContactsSource,
 )
 from mailbeacon.tray.views.contacts.record import RecordSource, RecordView
-from mailbeacon.tray.views.labels import plain_label
+from mailbeacon.tray.views.labels import empty_state, plain_label
 from mailbeacon.tray.views.seen import SeenWatcher
 from mailbeacon.tray.views.sequences.enroll import Enrolled
 from mailbeacon.tray.views.tables import SORT_ROLE, setup_read_only_table
@@ -139,12 +138,7 @@ class ContactsWindow(QWidget):
         self.table = QTableView()
         self.table.setModel(self.proxy)
         self._setup_table()
-        self.empty = plain_label(wrap=True)
-        self.empty.setObjectName("empty")
-        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.table)
-        self.stack.addWidget(self.empty)
+        self.stack, self.empty = empty_state(self.table)
         self.sequence_button = QPushButton(tr.t("Add to &sequence…"))
         self.sequence_button.setVisible(add_to_sequence is not None)
         self.sequence_button.setEnabled(False)

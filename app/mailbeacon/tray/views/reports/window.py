@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSplitter,
-    QStackedWidget,
     QTableView,
     QTabWidget,
     QVBoxLayout,
@@ -52,7 +51,7 @@ from mailbeacon.agent.records.reports import (
 from mailbeacon.core.language import ENGLISH, Language, mark
 from mailbeacon.tray.threads.workers import Worker
 from mailbeacon.tray.views.activity.when import CLOCK_MS, full_when, relative_when, utc_now
-from mailbeacon.tray.views.labels import plain_label, show_status
+from mailbeacon.tray.views.labels import empty_state, show_status
 from mailbeacon.tray.views.reports.chart import BarChart, Series
 from mailbeacon.tray.views.tables import (
     SORT_ROLE,
@@ -271,12 +270,7 @@ class ReportsWindow(QWidget):
         self.days_tab = _TableTab("days", now=now, tz=tz, tr=tr)
         self.chart = BarChart(tr.t("No human opens or clicks in this period."))
         self.tabs = QTabWidget()
-        self.empty = plain_label(wrap=True)
-        self.empty.setObjectName("empty")
-        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.tabs)
-        self.stack.addWidget(self.empty)
+        self.stack, self.empty = empty_state(self.tabs)
         self._lay_out()
 
         self._refresh_timer = QTimer(self)
