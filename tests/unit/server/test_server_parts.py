@@ -216,6 +216,30 @@ def test_agent_addresses_live_ones_and_recent_ones() -> None:
     assert addresses.of(3, 1000) == frozenset()
 
 
+def test_agent_addresses_are_worked_out_again_only_when_they_can_have_changed() -> None:
+    """The writer asks at every hit: the answer is kept until a stream opens or closes
+    or a left address's window ends, and is right at every moment all the same."""
+    addresses = AgentAddresses(ttl=3600, window=900)
+    nobody = addresses.own(1, 1000)
+    assert addresses.own(1, 1001) is nobody and nobody.all == frozenset()
+    addresses.connected(1, "198.51.100.7", 1002)
+    live = addresses.own(1, 1003)
+    assert live.all == {"198.51.100.7"} and live.left == {}
+    assert addresses.own(1, 5000) is live  # still connected: nothing ends
+    addresses.disconnected(1, "198.51.100.7", 5000)
+    left = addresses.own(1, 5001)
+    assert left.live == frozenset() and left.left == {"198.51.100.7": 5000}
+    assert addresses.own(1, 5899) is left
+    assert addresses.own(1, 5900).all == {"198.51.100.7"}  # the window's last moment
+    assert addresses.own(1, 5900.5).all == frozenset()  # past it: a person's again
+    # A hit stamped before the answer kept (the clock stepped back) is answered anew.
+    assert addresses.own(1, 5500).all == {"198.51.100.7"}
+    # Another user's streams change nothing of this one's, yet are seen at once.
+    addresses.connected(2, "192.0.2.1", 5501)
+    assert addresses.own(2, 5502).all == {"192.0.2.1"}
+    assert addresses.own(1, 5503).all == {"198.51.100.7"}
+
+
 @pytest.mark.parametrize(
     ("address", "truncated"),
     [
