@@ -6,8 +6,8 @@ One ``mailbeacon server serve`` (SQLite, as ``bench_server``); each pair of runs
 mints 20,000 fresh emails with random 96-bit message keys and 20,000 with keys in
 mint order (``tokens.new_message_key``), and loads each set with ``wrk -t2 -c64
 -d1s`` under ``bench_server``'s rotation script, the two kinds alternating which goes
-first. One second is less than a pass over the set, so most hits are first hits
-(an INSERT into ``events_by_message``); the rest are the second wrk thread's repeats.
+first. One second is less than a pass over the set (each wrk thread walks its own
+half), so every hit is a first hit: an INSERT into ``events_by_message``.
 Prints each run's requests/s and server CPU per request and the medians.
 ``--shuffled`` hits each set in random order instead of mint order (the index then
 costs what random keys cost). docs/performance.md, "Message keys in mint order".
