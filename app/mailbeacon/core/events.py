@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -65,7 +65,25 @@ class ServerEvent:
 
     def to_json(self) -> dict[str, Any]:
         """The stream message for this event."""
-        return asdict(self)
+        # What dataclasses.asdict makes (every field is a plain value), without its deep
+        # copy of each: 16 µs against 1 µs, and the stream encodes every new event and
+        # every event a resuming agent catches up on (docs/performance.md).
+        return {
+            "id": self.id,
+            "type": self.type,
+            "message": self.message,
+            "recipient": self.recipient,
+            "at": self.at,
+            "ip": self.ip,
+            "user_agent": self.user_agent,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "inferred": self.inferred,
+            "link": self.link,
+            "url": self.url,
+            "counts": self.counts,
+            "via": self.via,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ServerEvent:

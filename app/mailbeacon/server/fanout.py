@@ -110,7 +110,7 @@ class Fanout:
             subscribers = self._subscribers.get(item.user_id)
             if not subscribers:
                 continue  # nobody listening: skip the serialization
-            messages = [Message(item.id, encode(item.event.to_json()))]
+            messages = [Message(item.id, encode(item.event_json()))]
             messages.extend(Message(item.id, encode(r.to_json())) for r in item.revisions)
             self._offer(item.user_id, subscribers, messages)
 

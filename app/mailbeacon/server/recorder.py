@@ -110,6 +110,13 @@ class Recorded:
         subscriber listening at that moment)."""
         return self.stored.with_id(self.id)
 
+    def event_json(self) -> dict[str, Any]:
+        """:attr:`event`'s stream message, without copying the event first (the fan-out
+        encodes one for every new event while the rep's agent listens)."""
+        message = self.stored.event.to_json()
+        message["id"] = self.id
+        return message
+
 
 def _new_event(
     request: HitRequest,
