@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -99,18 +99,23 @@ def _enroll(root: Path, db: Path) -> Enrollment:
     return Enrollment.decode(json.loads(out)["enrollment_key"])
 
 
-def _pixel_path(enrollment: Enrollment) -> str:
+def _pixel_path(
+    enrollment: Enrollment, new_key: Callable[[], str] = tokens.new_message_key
+) -> str:
+    """A valid pixel URL's path for a fresh email (its message key from ``new_key``)."""
     token = tokens.mint_open(
         enrollment.signing_key,
         enrollment.user_id,
-        tokens.new_message_key(),
+        new_key(),
         tokens.new_recipient_key(),
         int(time.time()) - 3600,
     )
     return f"/o/{token}.gif"
 
 
-def _wrk(url: str, script: Path | None = None, load: list[str] = WRK_ARGS) -> tuple[float, int]:
+def _wrk(
+    url: str, script: Path | None = None, load: Sequence[str] = WRK_ARGS
+) -> tuple[float, int]:
     """Requests/s and completed requests reported by wrk (``load``: threads, connections
     and duration)."""
     args = ["wrk", *load, "-H", f"User-Agent: {CHROME}"]
@@ -150,15 +155,18 @@ def _rotation_script(path: Path, paths: list[str]) -> Path:
 
 def _events(db: Path) -> int:
     """Events stored so far (the server commits each answered hit before answering)."""
-    with sqlite3.connect(db) as connection:
-        return int(connection.execute("SELECT count(*) FROM events").fetchone()[0])
+    return _count(db, "SELECT count(*) FROM events")
 
 
 def _stored(db: Path) -> int:
+    """Hits stored so far: the events, and the repeats within the flood window that
+    were committed as a count on their event."""
+    return _count(db, "SELECT count(*) + coalesce(sum(repeats), 0) FROM events")
+
+
+def _count(db: Path, query: str) -> int:
     with sqlite3.connect(db) as connection:
-        # A repeat within the flood window is committed as a count on its event.
-        row = connection.execute("SELECT count(*) + coalesce(sum(repeats), 0) FROM events")
-        return int(row.fetchone()[0])
+        return int(connection.execute(query).fetchone()[0])
 
 
 def throughput(root: Path) -> list[Row]:

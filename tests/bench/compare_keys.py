@@ -20,7 +20,6 @@ import secrets
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from tests.bench.bench_server import (
     _enroll,
     _events,
     _pid,
+    _pixel_path,
     _rotation_script,
     _server,
     _wrk,
@@ -46,12 +46,7 @@ KINDS: dict[str, Callable[[], str]] = {
 
 
 def _paths(enrollment: Enrollment, new_key: Callable[[], str], shuffled: bool) -> list[str]:
-    minted = int(time.time()) - 3600
-    paths = [
-        "/o/" + tokens.mint_open(enrollment.signing_key, enrollment.user_id, new_key(),
-                                 tokens.new_recipient_key(), minted) + ".gif"
-        for _ in range(ROTATING_EMAILS)
-    ]
+    paths = [_pixel_path(enrollment, new_key) for _ in range(ROTATING_EMAILS)]
     if shuffled:
         random.shuffle(paths)
     return paths
